@@ -1,0 +1,243 @@
+"""Message schemas: the contract between services. Every MQTT payload is one of these, as JSON.
+
+All models forbid unknown fields and reject NaN/inf. Timestamps are timezone-aware UTC; inputs may
+give ISO-8601 strings or Unix epoch numbers (seconds, or milliseconds when the value is too large to
+be seconds).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from shared.topics import ASSET_ID_PATTERN
+
+AssetId = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
+
+# Physical bounds for simple readings (rejects sensor garbage, not unusual-but-real values).
+VOLTAGE_MAX_V = 35_000.0  # up to medium-voltage motors
+CURRENT_MAX_A = 20_000.0
+VIBRATION_MAX_G = 500.0  # range of industrial accelerometers
+MIN_WINDOW = 16
+MAX_WINDOW = 65_536
+FS_MIN_HZ = 1.0
+FS_MAX_HZ = 200_000.0
+DEFAULT_FS_HZ = 500.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def to_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def ts_ns(value: datetime) -> int:
+    """Nanoseconds since the Unix epoch (exact for microsecond datetimes)."""
+    v = to_utc(value)
+    return (int(v.timestamp()) * 1_000_000 + v.microsecond) * 1000
+
+
+def from_ns(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1000 / 1_000_000, UTC)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+
+def _parse_epoch(v: Any) -> Any:
+    """Epoch numbers: seconds, or milliseconds above 1e11 (year 5138 in seconds)."""
+    if isinstance(v, bool):
+        raise ValueError("timestamp must be a number or ISO-8601 string")
+    if isinstance(v, int | float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("timestamp must be finite")
+        secs = v / 1000.0 if abs(v) > 1e11 else float(v)
+        if not (0 <= secs < 4_102_444_800):  # 1970 .. 2100
+            raise ValueError(f"timestamp {v} is outside 1970-2100")
+        return datetime.fromtimestamp(secs, UTC)
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw input (devices, gateway) -> ingest
+# ---------------------------------------------------------------------------------------------
+class SimpleReadingIn(Message):
+    """One electrical/vibration reading as a device or the REST API sends it."""
+
+    asset_id: AssetId
+    voltage_v: float = Field(ge=0, le=VOLTAGE_MAX_V, description="RMS line voltage, V")
+    current_a: float = Field(ge=0, le=CURRENT_MAX_A, description="RMS current, A")
+    power_factor: float = Field(ge=0, le=1, description="Power factor, dimensionless 0..1")
+    vibration_g: float = Field(ge=0, le=VIBRATION_MAX_G, description="Vibration amplitude, g")
+    is_faulty: bool | None = Field(default=None, description="Label from a test generator, if known")
+    timestamp: datetime | None = Field(default=None, description="Measurement time; default: arrival")
+    event_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+    _epoch = field_validator("timestamp", mode="before")(lambda v: _parse_epoch(v))
+
+
+class VibrationBatchIn(Message):
+    """A 3-axis (or single-axis: x only) accelerometer window in g, as an ESP32-class device sends it."""
+
+    motor_id: AssetId = Field(validation_alias="motor_id")
+    ts: datetime | None = Field(default=None, description="Time of the window's first sample")
+    x: list[float] = Field(min_length=MIN_WINDOW, max_length=MAX_WINDOW)
+    y: list[float] | None = Field(default=None, min_length=MIN_WINDOW, max_length=MAX_WINDOW)
+    z: list[float] | None = Field(default=None, min_length=MIN_WINDOW, max_length=MAX_WINDOW)
+    fs_hz: float = Field(default=DEFAULT_FS_HZ, ge=FS_MIN_HZ, le=FS_MAX_HZ, description="Sample rate, Hz")
+    event_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+    _epoch = field_validator("ts", mode="before")(lambda v: _parse_epoch(v))
+
+    @model_validator(mode="after")
+    def _check(self) -> VibrationBatchIn:
+        n = len(self.x)
+        for name in ("y", "z"):
+            arr = getattr(self, name)
+            if arr is not None and len(arr) != n:
+                raise ValueError(f"axis lengths differ: x has {n} samples, {name} has {len(arr)}")
+        if (self.y is None) != (self.z is None):
+            raise ValueError("give x alone (single-axis) or x, y and z together")
+        for name in ("x", "y", "z"):
+            arr = getattr(self, name)
+            if arr is not None and max(abs(min(arr)), abs(max(arr))) > VIBRATION_MAX_G:
+                raise ValueError(f"axis {name} exceeds ±{VIBRATION_MAX_G} g")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalised events (ingest ->)
+# ---------------------------------------------------------------------------------------------
+class Reading(Message):
+    event_id: str
+    asset_id: AssetId
+    ts: datetime
+    voltage_v: float
+    current_a: float
+    power_factor: float
+    vibration_g: float
+    is_faulty: bool | None = None
+
+
+class Window(Message):
+    event_id: str
+    asset_id: AssetId
+    ts: datetime
+    fs_hz: float
+    n: int
+    axes: list[Literal["x", "y", "z"]]
+    x: list[float]
+    y: list[float] | None = None
+    z: list[float] | None = None
+
+
+class DeadLetter(Message):
+    service: str
+    source_topic: str
+    reason: str
+    payload_excerpt: str
+    payload_bytes: int
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class ServiceStatus(Message):
+    service: str
+    state: Literal["online", "offline"]
+    pid: int | None = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features, scores, models, state (learning core)
+# ---------------------------------------------------------------------------------------------
+FeatureKind = Literal["legacy", "batch", "vibration"]
+ModelKind = Literal["legacy", "batch", "autoencoder"]
+Severity = Literal["NORMAL", "WARNING", "CRITICAL"]
+AssetState = Literal["IDLE", "CALIBRATING", "CALIBRATED", "MONITORING"]
+
+
+class FeatureVector(Message):
+    """Named features computed from one reading (legacy), a reading window (batch) or a vibration window."""
+
+    event_id: str
+    asset_id: AssetId
+    ts: datetime
+    kind: FeatureKind
+    names: list[str]
+    values: list[float]
+    # Extra (non-model) indicators, e.g. spectral/envelope values; may be empty.
+    extras: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> FeatureVector:
+        if len(self.names) != len(self.values):
+            raise ValueError(f"{len(self.names)} names but {len(self.values)} values")
+        return self
+
+
+class Score(Message):
+    event_id: str
+    asset_id: AssetId
+    ts: datetime
+    model: ModelKind
+    model_version: str
+    anomaly_score: float
+    raw_score: float
+    threshold: float
+    is_anomaly: bool
+    severity: Severity
+
+
+class ModelAnnouncement(Message):
+    """Retained on ``models/<asset>/<model>``: where the current version of a model lives."""
+
+    asset_id: AssetId
+    model: ModelKind
+    version: str
+    path: str
+    created_at: datetime
+
+
+class StateChange(Message):
+    """Retained on ``state/<asset>``."""
+
+    asset_id: AssetId
+    state: AssetState
+    previous: AssetState | None = None
+    reason: str = ""
+    models: dict[str, str] = Field(default_factory=dict)  # model kind -> version
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class CalibrationRequest(Message):
+    correlation_id: str
+    reply_to: str
+    asset_id: AssetId
+    lookback_minutes: float = Field(default=10.0, gt=0, le=60 * 24 * 30)
+
+
+class CalibrationReply(Message):
+    correlation_id: str
+    asset_id: AssetId
+    status: Literal["accepted", "completed", "failed", "rejected"]
+    data_points_collected: int = 0
+    message: str = ""
+    models: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,80 @@
+"""One place for configuration. Every service builds :class:`Settings` from the environment."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BrokerAddress(BaseModel):
+    """Parsed form of ``MQTT_URL`` (``mqtt://user:pass@host:1883``)."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+class Settings(BaseSettings):
+    """Environment configuration (names are the upper-case field names)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    mqtt_url: str | None = Field(default=None, description="Broker URL; unset means the embedded broker")
+    influx_url: str | None = Field(default=None, description="InfluxDB base URL; unset means SQLite")
+    influx_token: str | None = None
+    influx_org: str | None = None
+    influx_bucket: str = "sensor_data"
+    influx_username: str | None = None
+    influx_password: str | None = None
+    data_dir: Path = Path("var/data")
+    model_dir: Path | None = None
+    log_level: str = "INFO"
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    embedded_mqtt_port: int = 1883
+    # Extra topic filter(s) with raw 3-axis batches, comma separated (e.g. factory/+/vibration/raw).
+    vibration_topic_filter: str = ""
+    max_payload_bytes: int = 8 * 1024 * 1024
+    historian_batch_size: int = 500
+    historian_flush_seconds: float = 0.5
+    historian_buffer_points: int = 200_000
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "rotorwatch.db"
+
+    @cached_property
+    def broker(self) -> BrokerAddress:
+        return parse_mqtt_url(self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}")
+
+    @property
+    def extra_vibration_filters(self) -> list[str]:
+        return [f.strip() for f in self.vibration_topic_filter.split(",") if f.strip()]
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """Parse ``mqtt://[user[:pass]@]host[:port]`` (``mqtts://`` turns TLS on, default port 8883)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+        raise ValueError(f"MQTT_URL scheme must be mqtt:// or mqtts://, got {parts.scheme!r}")
+    if not parts.hostname:
+        raise ValueError(f"MQTT_URL has no host: {url!r}")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        host=parts.hostname,
+        port=parts.port or (8883 if tls else 1883),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
