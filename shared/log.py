@@ -11,7 +11,8 @@ import structlog
 def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:
     """Send JSON lines to stderr and return a logger bound to ``service``."""
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=lvl, force=True)
+    # Third-party libraries log through stdlib logging: keep them to warnings and above.
+    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=max(lvl, logging.WARNING), force=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -1,0 +1,39 @@
+# Rotorwatch: `make run` starts everything, `make test` runs every test (installing what it needs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-installed
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run test lint bench evaluate system-deps venv clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(STAMP)
+
+## Debian packages the tests need (real Mosquitto, real InfluxDB, Chromium, poppler); installed when missing.
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+run: venv
+	$(PY) -m deploy.run
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: system-deps venv lint
+	$(VENV)/bin/pytest -q -ra
+
+bench: system-deps venv
+	$(PY) -m benchmarks
+
+DATA ?= ../shared/datasets/cwru
+evaluate: venv
+	$(PY) scripts/evaluate.py --data $(DATA)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache test-output

@@ -1,0 +1,161 @@
+"""Start the whole system: embedded broker (unless ``MQTT_URL``), every service as its own process.
+
+``python -m deploy.run`` (what ``make run`` calls). The SQLite store is used unless ``INFLUX_URL`` is
+set. A service that exits unexpectedly is reported and restarted with backoff (1 s doubling to 30 s).
+Ctrl+C (or SIGTERM) stops every service, then the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.log import configure_logging
+from shared.settings import Settings
+from shared.topics import MODEL_KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    popen: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    backoff: float = 1.0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+
+def service_argvs() -> list[tuple[str, list[str]]]:
+    """Every service that exists in this checkout, in start order (gateway last)."""
+    py = sys.executable
+    order = ["ingest", "historian", "features", "calibrator", "scorer", "health", "reporter", "gateway"]
+    out: list[tuple[str, list[str]]] = []
+    for name in order:
+        if not (ROOT / "services" / name / "__main__.py").exists():
+            continue
+        if name == "scorer":
+            out += [(f"scorer-{m}", [py, "-m", "services.scorer", "--model", m]) for m in MODEL_KINDS]
+        else:
+            out.append((name, [py, "-m", f"services.{name}"]))
+    return out
+
+
+def wait_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--no-restart", action="store_true", help="report crashed services but do not restart")
+    args = p.parse_args()
+
+    settings = Settings()
+    log = configure_logging("run", settings.log_level)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["DATA_DIR"] = str(settings.data_dir.resolve())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    procs: list[Proc] = []
+    broker: Proc | None = None
+    if not settings.mqtt_url:
+        port = settings.embedded_mqtt_port
+        broker = Proc("broker", [sys.executable, "-m", "deploy.broker", "--port", str(port)])
+        broker.popen = subprocess.Popen(broker.argv, cwd=ROOT, env=env)
+        if not wait_port("127.0.0.1", port, 15):
+            log.error("broker_failed", port=port, hint="port in use? set EMBEDDED_MQTT_PORT or MQTT_URL")
+            broker.popen.terminate()
+            return 1
+        env["MQTT_URL"] = f"mqtt://127.0.0.1:{port}"
+    for name, argv in service_argvs():
+        procs.append(Proc(name, argv))
+
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    for pr in procs:
+        pr.popen = subprocess.Popen(pr.argv, cwd=ROOT, env=env)
+        pr.started_at = time.monotonic()
+    gw = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    store = settings.influx_url or f"sqlite:{settings.sqlite_path.resolve()}"
+    print(
+        f"\nRotorwatch is starting ({len(procs)} services).\n"
+        f"  Dashboard:  {gw}/\n  API docs:   {gw}/docs\n  Health:     {gw}/healthz\n"
+        f"  MQTT:       {env['MQTT_URL']}\n  Store:      {store}\n"
+        f"Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    log.info("started", services=[pr.name for pr in procs], mqtt=env["MQTT_URL"], store=store)
+
+    while not stopping:
+        now = time.monotonic()
+        for pr in procs:
+            if pr.popen is None:
+                if now >= pr.next_start:
+                    pr.popen = subprocess.Popen(pr.argv, cwd=ROOT, env=env)
+                    pr.started_at = now
+                    pr.restarts += 1
+                    log.warning("service_restarted", service=pr.name, restarts=pr.restarts)
+                continue
+            code = pr.popen.poll()
+            if code is None:
+                if now - pr.started_at > 60:
+                    pr.backoff = 1.0
+                continue
+            log.error("service_crashed", service=pr.name, exit_code=code, restart_in_s=pr.backoff)
+            pr.popen = None
+            if args.no_restart:
+                continue
+            pr.next_start = now + pr.backoff
+            pr.backoff = min(pr.backoff * 2, 30.0)
+        if broker and broker.popen and broker.popen.poll() is not None:
+            log.error("broker_crashed", exit_code=broker.popen.returncode)
+            broker.popen = subprocess.Popen(broker.argv, cwd=ROOT, env=env)
+        time.sleep(0.2)
+
+    log.info("stopping")
+    running = [pr.popen for pr in procs if pr.popen and pr.popen.poll() is None]
+    for po in running:
+        po.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for po in running:
+        try:
+            po.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            po.kill()
+    if broker and broker.popen and broker.popen.poll() is None:
+        broker.popen.send_signal(signal.SIGTERM)
+        try:
+            broker.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            broker.popen.kill()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
