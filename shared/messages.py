@@ -207,13 +207,16 @@ class Score(Message):
 
 
 class ModelAnnouncement(Message):
-    """Retained on ``models/<asset>/<model>``: where the current version of a model lives."""
+    """Retained on ``models/<asset>/<model>``: the current version of a model, carried whole (ONNX bytes,
+    base64, plus its manifest entry), so a worker that starts later or on another machine gets it."""
 
     asset_id: AssetId
     model: ModelKind
     version: str
     path: str
     created_at: datetime
+    manifest: dict[str, Any]
+    onnx_b64: str
 
 
 class StateChange(Message):
@@ -269,3 +272,18 @@ class AssetConfig(Message):
     foundation: Literal["rigid", "flexible"] = "rigid"
     bearing: BearingGeometry | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AssetCommand(Message):
+    """Request on ``cmd/purge`` or ``cmd/reload``: one asset, or every asset when ``asset_id`` is None."""
+
+    correlation_id: str
+    reply_to: str
+    asset_id: AssetId | None = None
+
+
+class CommandReply(Message):
+    correlation_id: str
+    status: Literal["ok", "failed"]
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
