@@ -1,0 +1,1 @@
+"""Gateway: the REST API (FastAPI). It publishes to MQTT and reads the store; it never calls services."""

@@ -1,0 +1,74 @@
+"""FastAPI dependencies: the gateway's settings, store, bus view and (connected) bus."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import aiomqtt
+from fastapi import Depends, HTTPException, Request
+from pydantic import BaseModel
+
+from services.gateway.view import BusView
+from shared.bus import Bus, ServeState
+from shared.settings import Settings
+from shared.store import Store
+
+#: Seconds to wait for the broker's PUBACK of a QoS 1 publish before answering 503.
+PUBLISH_TIMEOUT_S = 5.0
+
+
+@dataclass
+class GatewayContext:
+    """Everything a request handler may use; built by the app's lifespan."""
+
+    settings: Settings
+    store: Store
+    view: BusView
+    serve_state: ServeState
+
+    def bus(self) -> Bus:
+        """The connected bus, or HTTP 503 when the broker is not connected."""
+        st = self.serve_state
+        if not st.connected or st.bus is None:
+            b = self.settings.broker
+            raise HTTPException(503, f"MQTT broker not connected ({b.host}:{b.port}); retry later")
+        return st.bus
+
+    async def publish(self, topic: str, payload: BaseModel | dict[str, Any] | bytes) -> None:
+        """Publish QoS 1 and wait for the broker's acknowledgement; HTTP 503 if that fails."""
+        bus = self.bus()
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await bus.publish(topic, payload, qos=1)
+        except TimeoutError:
+            reason = f"MQTT broker did not acknowledge within {PUBLISH_TIMEOUT_S} s"
+            raise HTTPException(503, reason) from None
+        except aiomqtt.MqttError as exc:
+            raise HTTPException(503, f"MQTT publish failed: {exc}") from None
+
+
+def get_context(request: Request) -> GatewayContext:
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        raise HTTPException(503, "gateway is starting up")
+    return ctx  # type: ignore[no-any-return]
+
+
+def get_settings(ctx: Annotated[GatewayContext, Depends(get_context)]) -> Settings:
+    return ctx.settings
+
+
+def get_store(ctx: Annotated[GatewayContext, Depends(get_context)]) -> Store:
+    return ctx.store
+
+
+def get_view(ctx: Annotated[GatewayContext, Depends(get_context)]) -> BusView:
+    return ctx.view
+
+
+ContextDep = Annotated[GatewayContext, Depends(get_context)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+ViewDep = Annotated[BusView, Depends(get_view)]

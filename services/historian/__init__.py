@@ -1,0 +1,1 @@
+"""Historian service: stores every normalised event, feature vector, score and state change."""

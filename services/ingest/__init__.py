@@ -1,0 +1,1 @@
+"""Ingest service: raw device/API input -> validated, normalised events."""

@@ -1,0 +1,571 @@
+"""Gateway: FastAPI app on the real Mosquitto broker with the SQLite store (lifespan on), plus fast unit
+tests of the bus view (state, config, request/reply) on the in-memory bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from fastapi.testclient import TestClient
+
+from services.gateway.app import create_app, describe_validation
+from services.gateway.view import BusView, system_state
+from shared import records, topics
+from shared.bus import Incoming, MemoryBus, dispatch
+from shared.messages import (
+    AssetConfig,
+    CalibrationReply,
+    CalibrationRequest,
+    DeadLetter,
+    ModelAnnouncement,
+    Reading,
+    SimpleReadingIn,
+    StateChange,
+    VibrationBatchIn,
+)
+from shared.settings import Settings
+from shared.store import open_store
+from tests.support.servers import MosquittoServer, free_port
+
+GOOD: dict[str, Any] = {
+    "asset_id": "m1",
+    "voltage_v": 230.0,
+    "current_a": 12.5,
+    "power_factor": 0.9,
+    "vibration_g": 0.3,
+}
+JSON = {"content-type": "application/json"}
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(check: Any, timeout: float = 10.0) -> Any:
+    """Poll ``check()`` until it returns a truthy value (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def gw(
+    mosquitto: MosquittoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, Settings]]:
+    s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path_factory.mktemp("gw"))
+    with TestClient(create_app(s)) as client:
+        wait_until(lambda: client.get("/healthz").status_code == 200)
+        yield client, s
+
+
+@contextlib.asynccontextmanager
+async def subscriber(broker: MosquittoServer, *filters: str) -> AsyncIterator[aiomqtt.Client]:
+    async with aiomqtt.Client("127.0.0.1", broker.port) as c:
+        for f in filters:
+            await c.subscribe(f, qos=1)
+        yield c
+
+
+async def collect(client: aiomqtt.Client, n: int, timeout: float = 10.0) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+    async with asyncio.timeout(timeout):
+        async for m in client.messages:
+            if m.retain:
+                continue
+            out.append((m.topic.value, bytes(m.payload)))  # type: ignore[arg-type]
+            if len(out) == n:
+                break
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# POST /data/*
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.integration
+async def test_post_simple_publishes_raw_with_event_id(
+    gw: tuple[TestClient, Settings], mosquitto: MosquittoServer
+) -> None:
+    client, _ = gw
+    async with subscriber(mosquitto, topics.RAW_SIMPLE_FILTER) as sub:
+        r1 = client.post("/api/v1/data/simple", json={**GOOD, "is_faulty": False, "timestamp": 1_700_000_000})
+        given = "0123456789abcdef0123456789abcdef"
+        r2 = client.post("/api/v1/data/simple", json={**GOOD, "asset_id": "m2", "event_id": given})
+        got = await collect(sub, 2)
+    assert r1.status_code == 202, r1.text
+    body = r1.json()
+    assert body["status"] == "accepted" and len(body["event_id"]) == 32
+    assert r2.json() == {"status": "accepted", "event_id": given}
+    assert [t for t, _ in got] == [topics.raw_simple("m1"), topics.raw_simple("m2")]
+    sent = SimpleReadingIn.model_validate_json(got[0][1])
+    assert sent.event_id == body["event_id"]
+    assert (sent.voltage_v, sent.current_a, sent.power_factor, sent.vibration_g, sent.is_faulty) == (
+        230.0,
+        12.5,
+        0.9,
+        0.3,
+        False,
+    )
+    assert sent.timestamp == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert SimpleReadingIn.model_validate_json(got[1][1]).event_id == given
+
+
+@pytest.mark.integration
+async def test_post_batch_publishes_raw(gw: tuple[TestClient, Settings], mosquitto: MosquittoServer) -> None:
+    client, _ = gw
+    x = [i / 100 for i in range(16)]
+    async with subscriber(mosquitto, topics.RAW_VIBRATION_FILTER) as sub:
+        r = client.post("/api/v1/data/batch", json={"motor_id": "pump-1", "x": x, "fs_hz": 2000})
+        [(topic, payload)] = await collect(sub, 1)
+    assert r.status_code == 202, r.text
+    assert topic == topics.raw_vibration("pump-1")
+    sent = VibrationBatchIn.model_validate_json(payload)
+    assert (sent.x, sent.y, sent.fs_hz, sent.event_id) == (x, None, 2000.0, r.json()["event_id"])
+
+
+def simple_text(**over: Any) -> str:
+    return json.dumps({**GOOD, **over})
+
+
+BAD_POSTS = [
+    (
+        "nan",
+        "simple",
+        simple_text(voltage_v=1.5).replace("1.5", "NaN"),
+        "voltage_v: Input should be a finite number",
+    ),
+    (
+        "infinity",
+        "simple",
+        simple_text(current_a=2.5).replace("2.5", "Infinity"),
+        "current_a: Input should be a finite number",
+    ),
+    ("malformed", "simple", '{"asset_id": "m1", ', "malformed JSON"),
+    ("path id", "simple", simple_text(asset_id="../x"), "asset_id: String should match pattern"),
+    ("wildcard id", "simple", simple_text(asset_id="a+b"), "asset_id: String should match pattern"),
+    ("long id", "simple", simple_text(asset_id="a" * 65), "asset_id: String should match pattern"),
+    (
+        "too high",
+        "simple",
+        simple_text(voltage_v=40_000),
+        "voltage_v: Input should be less than or equal to 35000",
+    ),
+    (
+        "missing",
+        "simple",
+        json.dumps({k: v for k, v in GOOD.items() if k != "vibration_g"}),
+        "vibration_g: Field required",
+    ),
+    ("unknown field", "simple", simple_text(rpm=3000), "rpm: Extra inputs are not permitted"),
+    ("empty body", "simple", "", "body: Field required"),
+    (
+        "short axis",
+        "batch",
+        json.dumps({"motor_id": "m1", "x": [0.0] * 8}),
+        "x: List should have at least 16 items",
+    ),
+    (
+        "nan sample",
+        "batch",
+        json.dumps({"motor_id": "m1", "x": [0.0] * 3 + [7.5] + [0.0] * 12}).replace("7.5", "NaN"),
+        "x.3: Input should be a finite number",
+    ),
+    (
+        "unequal axes",
+        "batch",
+        json.dumps({"motor_id": "m1", "x": [0.0] * 16, "y": [0.0] * 17, "z": [0.0] * 16}),
+        "axis lengths differ: x has 16 samples, y has 17",
+    ),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("kind", "content", "reason"), [b[1:] for b in BAD_POSTS], ids=[b[0] for b in BAD_POSTS]
+)
+async def test_invalid_post_is_422_with_reason_and_publishes_nothing(
+    gw: tuple[TestClient, Settings], mosquitto: MosquittoServer, kind: str, content: str, reason: str
+) -> None:
+    client, _ = gw
+    async with subscriber(mosquitto, "rotorwatch/v1/raw/#") as sub:
+        r = client.post(f"/api/v1/data/{kind}", content=content, headers=JSON)
+        ok = client.post("/api/v1/data/simple", json={**GOOD, "asset_id": "after-bad"})
+        [(topic, _)] = await collect(sub, 1)
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["detail"]
+    assert ok.status_code == 202
+    assert topic == topics.raw_simple("after-bad")  # the bad request published nothing
+
+
+def test_describe_validation_names_fields() -> None:
+    errors = [
+        {"loc": ("body", "voltage_v"), "msg": "Input should be a finite number", "type": "finite_number"},
+        {
+            "loc": ("query", "minutes"),
+            "msg": "Input should be greater than or equal to 1",
+            "type": "greater_than_equal",
+        },
+        {
+            "loc": ("body", 12),
+            "msg": "JSON decode error",
+            "type": "json_invalid",
+            "ctx": {"error": "Expecting value"},
+        },
+    ]
+    assert describe_validation(errors) == (
+        "voltage_v: Input should be a finite number; "
+        "query.minutes: Input should be greater than or equal to 1; "
+        "malformed JSON: Expecting value at position 12"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Broker down, body limit, store down
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.integration
+def test_broker_down_gives_503_and_body_limit_413(tmp_path: Path) -> None:
+    s = Settings(mqtt_url=f"mqtt://127.0.0.1:{free_port()}", data_dir=tmp_path, max_payload_bytes=2000)
+    with TestClient(create_app(s)) as client:
+        r = client.post("/api/v1/data/simple", json=GOOD)
+        assert r.status_code == 503
+        assert r.json()["detail"].startswith("MQTT broker not connected (127.0.0.1:")
+        h = client.get("/healthz")
+        assert h.status_code == 503
+        assert h.json() == {"status": "unavailable", "broker": False, "store": True, "detail": "broker down"}
+        # Still validates first: a bad body is 422 even with the broker down.
+        assert client.post("/api/v1/data/simple", json={**GOOD, "power_factor": 2}).status_code == 422
+        big = json.dumps({"motor_id": "m1", "x": [0.123456] * 400})
+        assert len(big) > 2000
+        r = client.post("/api/v1/data/batch", content=big, headers=JSON)
+        assert r.status_code == 413
+        assert r.json() == {
+            "detail": f"request body too large: {len(big)} bytes > limit 2000 bytes (MAX_PAYLOAD_BYTES)"
+        }
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while streaming
+            for i in range(0, len(big), 500):
+                yield big[i : i + 500].encode()
+
+        r = client.post("/api/v1/data/batch", content=chunks(), headers=JSON)
+        assert r.status_code == 413
+        assert "request body too large: more than 2000 bytes" in r.json()["detail"]
+
+
+@pytest.mark.integration
+def test_store_down_gives_503(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+    s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path, influx_url=f"http://127.0.0.1:{free_port()}")
+    with TestClient(create_app(s)) as client:
+        h = wait_until(lambda: (r := client.get("/healthz")).json()["broker"] and r)
+        assert h.status_code == 503
+        assert h.json() == {"status": "unavailable", "broker": True, "store": False, "detail": "store down"}
+        r = client.get("/api/v1/assets")
+        assert r.status_code == 503
+        assert r.json()["detail"].startswith("store unavailable: InfluxDB at http://127.0.0.1:")
+        assert client.get("/api/v1/monitoring/status").status_code == 200  # answers from the bus view
+
+
+@pytest.mark.integration
+def test_healthz_ok_and_docs(gw: tuple[TestClient, Settings]) -> None:
+    client, _ = gw
+    assert client.get("/healthz").json() == {"status": "ok", "broker": True, "store": True}
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in (
+        "/api/v1/data/simple",
+        "/api/v1/data/batch",
+        "/api/v1/assets",
+        "/api/v1/assets/{asset_id}/readings",
+        "/api/v1/monitoring/status",
+        "/healthz",
+    ):
+        assert p in paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Readings from the store
+# ---------------------------------------------------------------------------------------------
+def reading(asset: str, minutes_ago: float, v: float) -> Reading:
+    ts = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).replace(microsecond=0)
+    return Reading(
+        event_id=uuid.uuid4().hex,
+        asset_id=asset,
+        ts=ts,
+        voltage_v=v,
+        current_a=1.0,
+        power_factor=0.8,
+        vibration_g=0.2,
+        is_faulty=v > 300,
+    )
+
+
+@pytest.mark.integration
+def test_readings_from_store(gw: tuple[TestClient, Settings]) -> None:
+    client, s = gw
+    asset, idle = uid("r"), uid("old")
+    rows = [
+        reading(asset, 90, 210.0),
+        reading(asset, 30, 220.0),
+        reading(asset, 5, 330.0),
+        reading(idle, 200, 1.0),
+    ]
+    store = open_store(s)
+    try:
+        store.write([records.reading_to_point(r) for r in rows])
+    finally:
+        store.close()
+
+    r = client.get(f"/api/v1/assets/{asset}/readings")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["asset_id"], body["minutes"], body["count"], body["truncated"]) == (asset, 60, 2, False)
+    got = [Reading.model_validate(x) for x in body["readings"]]
+    assert got == [rows[1], rows[2]]  # newest last, exact values round-trip
+
+    body = client.get(f"/api/v1/assets/{asset}/readings", params={"minutes": 120}).json()
+    assert [x["voltage_v"] for x in body["readings"]] == [210.0, 220.0, 330.0]
+    body = client.get(f"/api/v1/assets/{asset}/readings", params={"minutes": 120, "limit": 1}).json()
+    assert (body["count"], body["truncated"], body["readings"][0]["voltage_v"]) == (1, True, 330.0)
+
+    # Known (stored) asset without readings in the window: 200 and empty; unknown asset: 404.
+    assert client.get(f"/api/v1/assets/{idle}/readings").json()["count"] == 0
+    r = client.get(f"/api/v1/assets/{uid('nobody')}/readings")
+    assert r.status_code == 404 and "unknown asset" in r.json()["detail"]
+
+    listed = {a["asset_id"]: a for a in client.get("/api/v1/assets").json()["assets"]}
+    assert listed[asset] == {"asset_id": asset, "state": "IDLE", "name": "", "type": None, "has_data": True}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/api/v1/assets/a+b/readings", "path.asset_id: String should match pattern"),
+        (f"/api/v1/assets/{'a' * 65}/readings", "path.asset_id: String should match pattern"),
+        ("/api/v1/assets/bad$id/readings", "path.asset_id: String should match pattern"),
+        ("/api/v1/assets/m1/readings?minutes=0", "query.minutes: Input should be greater than or equal to 1"),
+        (
+            "/api/v1/assets/m1/readings?minutes=43201",
+            "query.minutes: Input should be less than or equal to 43200",
+        ),
+        ("/api/v1/assets/m1/readings?minutes=ten", "query.minutes: Input should be a valid integer"),
+    ],
+)
+def test_readings_bad_input_is_422(gw: tuple[TestClient, Settings], path: str, reason: str) -> None:
+    client, _ = gw
+    r = client.get(path)
+    assert r.status_code == 422
+    assert reason in r.json()["detail"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Retained state/config -> /assets and /monitoring/status; request/reply on the real broker
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.integration
+async def test_retained_state_and_config_reach_assets_and_status(
+    gw: tuple[TestClient, Settings], mosquitto: MosquittoServer
+) -> None:
+    client, _ = gw
+    mon, cal, cfg = uid("mon"), uid("cal"), uid("cfg")
+    retained = [
+        (
+            topics.state(mon),
+            StateChange(
+                asset_id=mon, state="MONITORING", previous="CALIBRATED", reason="go", models={"legacy": "v1"}
+            ),
+        ),
+        (topics.asset_config(cfg), AssetConfig(asset_id=cfg, name="Cooling fan", type="fan")),
+        (
+            topics.model_announce(mon, "batch"),
+            ModelAnnouncement(
+                asset_id=mon,
+                model="batch",
+                version="v7",
+                path="/m/b.onnx",
+                created_at=datetime.now(UTC),
+                manifest={},
+                onnx_b64="",
+            ),
+        ),
+    ]
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
+        try:
+            for t, m in retained:
+                await pub.publish(t, m.model_dump_json(), qos=1, retain=True)
+
+            def status() -> dict[str, Any] | None:
+                st = client.get("/api/v1/monitoring/status").json()
+                return (
+                    st
+                    if mon in st["assets"]
+                    and cfg in st["assets"]
+                    and st["assets"][mon]["models"].get("batch")
+                    else None
+                )
+
+            st = await asyncio.to_thread(wait_until, status)
+            a = st["assets"][mon]
+            assert (a["state"], a["previous"], a["reason"], a["models"]) == (
+                "MONITORING",
+                "CALIBRATED",
+                "go",
+                {"legacy": "v1", "batch": "v7"},
+            )
+            assert st["assets"][cfg]["state"] == "IDLE"
+            assert st["system_state"] == system_state(x["state"] for x in st["assets"].values())
+            assert st["system_state"] in ("MONITORING", "CALIBRATING")
+            assert st["services"]["gateway"] in ("online", "offline")  # other test gateways share the name
+
+            listed = {x["asset_id"]: x for x in client.get("/api/v1/assets").json()["assets"]}
+            assert listed[mon]["state"] == "MONITORING" and listed[mon]["has_data"] is False
+            assert listed[cfg] == {
+                "asset_id": cfg,
+                "state": "IDLE",
+                "name": "Cooling fan",
+                "type": "fan",
+                "has_data": False,
+            }
+            # An asset known only from the bus has readings endpoint 200 (empty), not 404.
+            assert client.get(f"/api/v1/assets/{cfg}/readings").json()["count"] == 0
+
+            await pub.publish(
+                topics.state(cal),
+                StateChange(asset_id=cal, state="CALIBRATING").model_dump_json(),
+                qos=1,
+                retain=True,
+            )
+            retained.append((topics.state(cal), None))  # type: ignore[arg-type]
+            st = await asyncio.to_thread(
+                wait_until,
+                lambda: (s := client.get("/api/v1/monitoring/status").json())["assets"].get(cal) and s,
+            )
+            assert st["system_state"] == "CALIBRATING"
+
+            await pub.publish(topics.state(cal), b"", qos=1, retain=True)  # clearing removes the state
+            st = await asyncio.to_thread(
+                wait_until,
+                lambda: cal not in (s := client.get("/api/v1/monitoring/status").json())["assets"] and s,
+            )
+        finally:
+            for t, _ in retained:
+                await pub.publish(t, b"", qos=1, retain=True)
+
+
+@pytest.mark.integration
+async def test_request_reply_over_real_broker(
+    gw: tuple[TestClient, Settings], mosquitto: MosquittoServer
+) -> None:
+    client, _ = gw
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    view: BusView = ctx.view
+    cmd = topics.command("calibrate")
+
+    async def responder(c: aiomqtt.Client) -> None:
+        async for m in c.messages:
+            req = CalibrationRequest.model_validate_json(bytes(m.payload))  # type: ignore[arg-type]
+            for status in ("accepted", "completed"):
+                rep = CalibrationReply(
+                    correlation_id=req.correlation_id,
+                    asset_id=req.asset_id,
+                    status=status,
+                    data_points_collected=42,
+                )
+                await c.publish(req.reply_to, rep.model_dump_json(), qos=1)
+
+    async with subscriber(mosquitto, cmd) as c:
+        task = asyncio.create_task(responder(c))
+        try:
+            cid, reply_to = view.new_correlation()
+            req = CalibrationRequest(correlation_id=cid, reply_to=reply_to, asset_id="m1")
+
+            async def ask() -> dict[str, Any]:
+                return await view.request(
+                    ctx.bus(), cmd, req, 10, accept=lambda r: r["status"] == "completed"
+                )
+
+            reply = await asyncio.to_thread(client.portal.call, ask)  # type: ignore[union-attr]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert CalibrationReply.model_validate(reply).status == "completed"
+    assert reply["correlation_id"] == cid and reply["data_points_collected"] == 42
+    assert view.pending() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Bus view units (in-memory bus)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ([], "IDLE"),
+        (["IDLE", "IDLE"], "IDLE"),
+        (["IDLE", "CALIBRATED"], "CALIBRATED"),
+        (["CALIBRATED", "MONITORING", "IDLE"], "MONITORING"),
+        (["MONITORING", "CALIBRATING", "CALIBRATED"], "CALIBRATING"),
+    ],
+)
+def test_system_state(states: list[Any], expected: str) -> None:
+    assert system_state(states) == expected
+
+
+async def test_view_tracks_state_and_rejects_mismatch() -> None:
+    view, bus = BusView("gw-test"), MemoryBus()
+    assert topics.reply_filter("gw-test") in view.subscriptions()
+
+    async def feed(topic: str, payload: bytes) -> None:
+        await dispatch("gateway", bus, view.handle, Incoming(topic, payload, True), max_payload_bytes=10_000)
+
+    await feed(topics.state("a1"), StateChange(asset_id="a1", state="CALIBRATED").model_dump_json().encode())
+    assert view.state_of("a1") == "CALIBRATED" and view.state_of("zz") == "IDLE"
+    await feed(topics.state("a2"), StateChange(asset_id="a1", state="MONITORING").model_dump_json().encode())
+    await feed(topics.health("a3"), b'{"score": NaN}')
+    await feed(topics.state("a4"), b'{"asset_id": "a4", "state": "BROKEN"}')
+    reasons = [
+        DeadLetter.model_validate_json(m.payload).reason for m in bus.on(topics.dead_letter("gateway"))
+    ]
+    assert reasons[0] == "topic asset 'a2' does not match payload asset_id 'a1'"
+    assert reasons[1].startswith("malformed JSON")
+    assert reasons[2].startswith("state: Input should be 'IDLE', 'CALIBRATING'")
+    assert view.known_assets() == {"a1"}
+    await feed(topics.state("a1"), b"")
+    assert view.known_assets() == set() and view.state_of("a1") == "IDLE"
+
+
+async def test_view_request_reply_and_timeout() -> None:
+    view, bus = BusView("gw-test"), MemoryBus()
+    commands = bus.subscribe(topics.command("purge"))
+
+    async def responder() -> None:
+        msg = await commands.get()
+        req = json.loads(msg.payload)
+        assert req["reply_to"] == topics.reply("gw-test", req["correlation_id"])
+        await view.handle(bus, Incoming(topics.reply("gw-test", "someone-else"), b'{"status": "ok"}'))
+        await view.handle(bus, Incoming(req["reply_to"], b'{"status": "working"}'))
+        await view.handle(bus, Incoming(req["reply_to"], json.dumps({**req, "status": "ok"}).encode()))
+
+    task = asyncio.create_task(responder())
+    reply = await view.request(
+        bus, topics.command("purge"), {"asset_id": "m1"}, 5, accept=lambda r: r["status"] == "ok"
+    )
+    await task
+    assert reply["status"] == "ok" and reply["asset_id"] == "m1"
+    assert view.pending() == 0
+
+    with pytest.raises(TimeoutError):
+        await view.request(bus, topics.command("purge"), {"asset_id": "m1"}, 0.05)
+    assert view.pending() == 0
+    with pytest.raises(ValueError, match="reply_to must be"):
+        await view.request(bus, "x", {"correlation_id": "abc", "reply_to": "elsewhere"}, 1)

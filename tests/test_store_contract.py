@@ -1,0 +1,340 @@
+"""One contract suite for both store adapters: SQLite in tmp_path, InfluxDB on the real influxd."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.settings import Settings
+from shared.store import Point, Store, StoreError, StoreUnavailable, open_store
+from shared.store.influx import InfluxStore, line_protocol
+from shared.store.sqlite import SqliteStore
+from tests.support.servers import InfluxServer
+
+T0 = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z in ns
+S = 1_000_000_000  # one second in ns
+
+HOSTILE = ['x" OR 1=1', "a/b", "'; DROP", 'a" OR "1"="1', "", "a b", "a\nb", "a+b", "#", "é"]
+
+
+def _fresh_db() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["sqlite", "influx"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "sub" / "dir" / "points.db")
+        yield s
+        s.close()
+    else:
+        srv: InfluxServer = request.getfixturevalue("influxd")
+        db = _fresh_db()
+        s = InfluxStore(srv.url, db)
+        yield s
+        s.close()
+        httpx.post(f"{srv.url}/query", data={"q": f'DROP DATABASE "{db}"'})
+
+
+def p(ts: int, asset: str = "m1", measurement: str = "readings", tags: dict | None = None, **fields) -> Point:
+    return Point(measurement, asset, ts, fields or {"v": 1.0}, tags or {})
+
+
+def test_round_trip_floats_bools_strings(store: Store) -> None:
+    text = 'he said "hi", a=b \\ c\nnext line'
+    store.write([p(T0, v=1.5, i=3, b=True, f=False, s=text, e="", tiny=-1.25e-7, big=1e300)])
+    [got] = store.query("readings", "m1")
+    assert got.measurement == "readings" and got.asset_id == "m1" and got.ts_ns == T0
+    assert dict(got.tags) == {}
+    assert dict(got.fields) == {
+        "v": 1.5,
+        "i": 3.0,
+        "b": True,
+        "f": False,
+        "s": text,
+        "e": "",
+        "tiny": -1.25e-7,
+        "big": 1e300,
+    }
+    assert type(got.fields["i"]) is float and type(got.fields["v"]) is float
+    assert type(got.fields["b"]) is bool and type(got.fields["f"]) is bool
+
+
+def test_whole_float_comes_back_as_float(store: Store) -> None:
+    store.write([p(T0, v=2.0)])
+    [got] = store.query("readings", "m1")
+    assert got.fields["v"] == 2.0 and type(got.fields["v"]) is float
+
+
+def test_oldest_first_whatever_the_write_order(store: Store) -> None:
+    store.write([p(T0 + 3 * S, v=3.0), p(T0 + 1 * S, v=1.0), p(T0 + 2 * S, v=2.0)])
+    got = store.query("readings", "m1")
+    assert [x.ts_ns for x in got] == [T0 + S, T0 + 2 * S, T0 + 3 * S]
+    assert [x.fields["v"] for x in got] == [1.0, 2.0, 3.0]
+
+
+def test_time_range_is_start_inclusive_end_exclusive(store: Store) -> None:
+    store.write([p(T0 + i, v=float(i)) for i in range(5)])  # 1 ns apart: exact bounds
+    got = store.query("readings", "m1", start_ns=T0 + 1, end_ns=T0 + 3)
+    assert [x.fields["v"] for x in got] == [1.0, 2.0]
+    assert [x.fields["v"] for x in store.query("readings", "m1", start_ns=T0 + 3)] == [3.0, 4.0]
+    assert [x.fields["v"] for x in store.query("readings", "m1", end_ns=T0 + 1)] == [0.0]
+    assert store.query("readings", "m1", start_ns=T0 + 2, end_ns=T0 + 2) == []
+
+
+def test_limit_and_newest(store: Store) -> None:
+    store.write([p(T0 + i * S, v=float(i)) for i in range(5)])
+    assert [x.fields["v"] for x in store.query("readings", "m1", limit=2)] == [0.0, 1.0]
+    newest = store.query("readings", "m1", limit=2, newest=True)
+    assert [x.fields["v"] for x in newest] == [3.0, 4.0]  # newest two, still oldest first
+    assert store.query("readings", "m1", limit=0) == []
+    assert len(store.query("readings", "m1", newest=True)) == 5
+    in_range = store.query("readings", "m1", start_ns=T0, end_ns=T0 + 3 * S, limit=1, newest=True)
+    assert [x.fields["v"] for x in in_range] == [2.0]
+
+
+def test_other_assets_and_measurements_are_not_mixed_in(store: Store) -> None:
+    store.write([p(T0, "m1", v=1.0), p(T0, "m2", v=2.0), p(T0, "m1", "scores", v=3.0)])
+    assert [x.fields["v"] for x in store.query("readings", "m1")] == [1.0]
+    assert [x.fields["v"] for x in store.query("readings", "m2")] == [2.0]
+    assert [x.fields["v"] for x in store.query("scores", "m1")] == [3.0]
+    assert store.query("nothing_here", "m1") == []
+    assert store.query("readings", "m3") == []
+
+
+def test_tags_are_part_of_identity(store: Store) -> None:
+    store.write(
+        [
+            p(T0, measurement="scores", tags={"model": "legacy"}, v=1.0),
+            p(T0, measurement="scores", tags={"model": "batch"}, v=2.0),
+            p(T0, measurement="scores", v=3.0),
+        ]
+    )
+    got = store.query("scores", "m1")
+    assert sorted((dict(x.tags).get("model", ""), x.fields["v"]) for x in got) == [
+        ("", 3.0),
+        ("batch", 2.0),
+        ("legacy", 1.0),
+    ]
+    assert store.count("scores", "m1") == 3
+    only = store.query("scores", "m1", tags={"model": "batch"})
+    assert [(dict(x.tags), x.fields["v"]) for x in only] == [({"model": "batch"}, 2.0)]
+    assert store.query("scores", "m1", tags={"model": "autoencoder"}) == []
+
+
+def test_newest_limit_across_tag_sets(store: Store) -> None:
+    pts = [p(T0 + i * S, measurement="scores", tags={"model": "legacy"}, v=float(i)) for i in range(0, 6, 2)]
+    pts += [p(T0 + i * S, measurement="scores", tags={"model": "batch"}, v=float(i)) for i in range(1, 6, 2)]
+    store.write(pts)
+    got = store.query("scores", "m1", limit=3, newest=True)
+    assert [x.fields["v"] for x in got] == [3.0, 4.0, 5.0]
+    assert [dict(x.tags)["model"] for x in got] == ["batch", "legacy", "batch"]
+    assert [x.fields["v"] for x in store.query("scores", "m1", limit=2)] == [0.0, 1.0]
+
+
+def test_rewriting_the_same_identity_replaces(store: Store) -> None:
+    point = p(T0, event_id="e1", v=1.0)
+    store.write([point])
+    store.write([point, point])
+    assert store.count("readings", "m1") == 1
+    store.write([p(T0, event_id="e1", v=9.0)])
+    [got] = store.query("readings", "m1")
+    assert dict(got.fields) == {"event_id": "e1", "v": 9.0}
+
+
+def test_count_with_range(store: Store) -> None:
+    assert store.count("readings", "m1") == 0
+    store.write([p(T0 + i * S, event_id=f"e{i}", v=float(i)) for i in range(10)])
+    store.write([p(T0, "m2", v=0.0)])
+    assert store.count("readings", "m1") == 10
+    assert store.count("readings", "m1", start_ns=T0 + 2 * S, end_ns=T0 + 5 * S) == 3
+    assert store.count("readings", "m1", start_ns=T0 + 10 * S) == 0
+    assert store.count("readings", "m2") == 1
+
+
+def test_assets_and_delete_asset(store: Store) -> None:
+    assert store.assets() == []
+    store.write(
+        [
+            p(T0, "pump-2.b_c"),
+            p(T0, "m1"),
+            p(T0, "m1", "scores", tags={"model": "legacy"}),
+            p(T0, "fan", "states", state="IDLE"),
+        ]
+    )
+    assert store.assets() == ["fan", "m1", "pump-2.b_c"]
+    store.delete_asset("m1")
+    assert store.assets() == ["fan", "pump-2.b_c"]
+    assert store.query("readings", "m1") == [] and store.query("scores", "m1") == []
+    assert store.count("readings", "pump-2.b_c") == 1
+    assert [x.fields["state"] for x in store.query("states", "fan")] == ["IDLE"]
+    store.delete_asset("never-existed")
+    store.write([p(T0 + S, "m1", v=5.0)])  # an asset can come back after a purge
+    assert store.assets() == ["fan", "m1", "pump-2.b_c"]
+    assert [x.fields["v"] for x in store.query("readings", "m1")] == [5.0]
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_hostile_asset_ids_are_rejected(store: Store, bad: str) -> None:
+    store.write([p(T0, "m1", v=1.0)])
+    with pytest.raises(StoreError):
+        store.query("readings", bad)
+    with pytest.raises(StoreError):
+        store.count("readings", bad)
+    with pytest.raises(StoreError):
+        store.delete_asset(bad)
+    with pytest.raises(StoreError):
+        store.write([p(T0, "m1", v=2.0), p(T0, bad, v=1.0)])
+    with pytest.raises(StoreError):
+        store.query("readings", "m1", tags={"model": bad})
+    # nothing was deleted and the valid point of the refused batch was not written either
+    assert [x.fields["v"] for x in store.query("readings", "m1")] == [1.0]
+    assert store.assets() == ["m1"]
+
+
+@pytest.mark.parametrize("bad", HOSTILE + ["1abc", "time;", 'readings" WHERE 1=1 --', "a" * 65])
+def test_hostile_measurement_and_key_names_are_rejected(store: Store, bad: str) -> None:
+    with pytest.raises(StoreError):
+        store.query(bad, "m1")
+    with pytest.raises(StoreError):
+        store.count(bad, "m1")
+    with pytest.raises(StoreError):
+        store.write([p(T0, "m1", bad)])
+    with pytest.raises(StoreError):
+        store.write([Point("readings", "m1", T0, {bad: 1.0})])
+    with pytest.raises(StoreError):
+        store.write([Point("readings", "m1", T0, {"v": 1.0}, {bad: "x"})])
+    with pytest.raises(StoreError):
+        store.query("readings", "m1", tags={bad: "x"})
+    assert store.assets() == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"v": float("nan")},
+        {"v": float("inf")},
+        {"v": None},
+        {"v": [1.0]},
+        {"time": 1.0},
+        {"asset_id": "x"},
+    ],
+)
+def test_bad_fields_are_rejected(store: Store, fields: dict) -> None:
+    with pytest.raises(StoreError):
+        store.write([Point("readings", "m1", T0, fields)])
+    assert store.count("readings", "m1") == 0
+
+
+def test_bad_query_arguments_are_rejected(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.query("readings", "m1", limit=-1)
+    with pytest.raises(StoreError):
+        store.query("readings", "m1", start_ns="0 OR 1=1")  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.write([Point("readings", "m1", 1.5, {"v": 1.0})])  # type: ignore[arg-type]
+    with pytest.raises(StoreError):
+        store.write([Point("readings", "m1", T0, {"model": 1.0}, {"model": "legacy"})])
+
+
+def test_empty_write_is_a_no_op_and_ping(store: Store) -> None:
+    store.write([])
+    assert store.ping() is True
+    assert store.assets() == []
+
+
+def test_large_write_is_complete(store: Store) -> None:
+    n = 12_345  # Influx: three 5,000-line requests
+    store.write([p(T0 + i * 1000, event_id=f"e{i}", v=float(i)) for i in range(n)])
+    assert store.count("readings", "m1") == n
+    last = store.query("readings", "m1", limit=2, newest=True)
+    assert [x.fields["event_id"] for x in last] == [f"e{n - 2}", f"e{n - 1}"]
+
+
+# --- adapter-specific -------------------------------------------------------------------------------
+def test_sqlite_two_connections_see_each_others_writes(tmp_path: Path) -> None:
+    a, b = SqliteStore(tmp_path / "x.db"), SqliteStore(tmp_path / "x.db")
+    a.write([p(T0, v=1.0)])
+    assert b.count("readings", "m1") == 1
+    b.delete_asset("m1")
+    assert a.assets() == []
+    assert a._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    a.close()
+    b.close()
+    assert a.ping() is False
+
+
+def test_open_store_picks_the_adapter(tmp_path: Path, influxd: InfluxServer) -> None:
+    s = open_store(Settings(data_dir=tmp_path / "data", influx_url=None))
+    assert isinstance(s, SqliteStore) and s.path == tmp_path / "data" / "rotorwatch.db"
+    s.close()
+    db = _fresh_db()
+    i = open_store(Settings(influx_url=influxd.url, influx_bucket=db))
+    assert isinstance(i, InfluxStore) and i.database == db
+    i.write([p(T0)])
+    assert i.count("readings", "m1") == 1
+    i.close()
+
+
+def test_line_protocol_escaping() -> None:
+    line = line_protocol(
+        Point("readings", "m1", 42, {"s": 'a "q" \\ b', "n": 2, "b": False}, {"model": "legacy"})
+    )
+    assert line == 'readings,asset_id=m1,model=legacy s="a \\"q\\" \\\\ b",n=2.0,b=false 42'
+
+
+def test_influx_rejects_bad_database_names() -> None:
+    for bad in ['x" ; DROP DATABASE "y', "a b", ""]:
+        with pytest.raises(StoreError):
+            InfluxStore("http://127.0.0.1:1", bad)
+
+
+def test_influx_4xx_is_store_error_with_influx_message(influxd: InfluxServer) -> None:
+    s = InfluxStore(influxd.url, _fresh_db())
+    s.write([p(T0, v=1.0)])
+    with pytest.raises(StoreError) as err:
+        s.write([p(T0 + 1, v="now a string")])
+    assert not isinstance(err.value, StoreUnavailable)
+    assert "field type conflict" in str(err.value)
+    s.close()
+
+
+def test_influx_unavailable_when_server_stopped(tmp_path: Path) -> None:
+    srv = InfluxServer(tmp_path / "influx").start()
+    try:
+        s = InfluxStore(srv.url, "sensor_data")
+        s.write([p(T0, v=1.0)])
+        srv.stop()
+        assert s.ping() is False
+        with pytest.raises(StoreUnavailable):
+            s.write([p(T0 + S, v=2.0)])
+        with pytest.raises(StoreUnavailable):
+            s.query("readings", "m1")
+        with pytest.raises(StoreUnavailable):
+            s.count("readings", "m1")
+        with pytest.raises(StoreUnavailable):
+            s.assets()
+        with pytest.raises(StoreUnavailable):
+            s.delete_asset("m1")
+        srv.start()
+        assert s.ping() is True
+        s.write([p(T0 + S, v=2.0)])
+        assert [x.fields["v"] for x in s.query("readings", "m1")] == [1.0, 2.0]
+        s.close()
+    finally:
+        srv.stop()
+
+
+def test_influx_unavailable_before_first_use() -> None:
+    from tests.support.servers import free_port
+
+    s = InfluxStore(f"http://127.0.0.1:{free_port()}", "sensor_data")
+    with pytest.raises(StoreUnavailable):
+        s.write([p(T0)])
+    assert s.ping() is False
+    s.close()
