@@ -71,8 +71,12 @@ class FeatureEngine:
         legacy = st.legacy.update(r.ts.timestamp(), r.voltage_v, r.current_a, r.power_factor, r.vibration_g)
         out = [
             FeatureVector(
-                event_id=r.event_id, asset_id=r.asset_id, ts=r.ts, kind="legacy",
-                names=list(LEGACY_FEATURE_NAMES), values=[float(v) for v in legacy],
+                event_id=r.event_id,
+                asset_id=r.asset_id,
+                ts=r.ts,
+                kind="legacy",
+                names=list(LEGACY_FEATURE_NAMES),
+                values=[float(v) for v in legacy],
             )
         ]
         st.buffer.append((r.voltage_v, r.current_a, r.power_factor, r.vibration_g))
@@ -83,8 +87,12 @@ class FeatureEngine:
             values = batch_features(window)
             out.append(
                 FeatureVector(
-                    event_id=r.event_id, asset_id=r.asset_id, ts=r.ts, kind="batch",
-                    names=list(BATCH_FEATURE_NAMES), values=[float(v) for v in values],
+                    event_id=r.event_id,
+                    asset_id=r.asset_id,
+                    ts=r.ts,
+                    kind="batch",
+                    names=list(BATCH_FEATURE_NAMES),
+                    values=[float(v) for v in values],
                 )
             )
         return out
@@ -93,27 +101,28 @@ class FeatureEngine:
         axes = [np.asarray(getattr(w, a), dtype=np.float64) for a in w.axes]
         names, values = window_features(*axes)
         cfg = self.configs.get(w.asset_id)
-        spec = spectral_features(
-            np.stack(axes), w.fs_hz, rpm=cfg.rpm if cfg else None, bearing_orders=config_bearing_orders(cfg)
-        )
+        signals = np.stack(axes)
+        orders = config_bearing_orders(cfg)
+        rpm = cfg.rpm if cfg else None
+        spec = spectral_features(signals, w.fs_hz, rpm=rpm, bearing_orders=orders if rpm else None)
+        axis_rms = np.sqrt(np.mean(signals**2, axis=-1))
         return FeatureVector(
-            event_id=w.event_id, asset_id=w.asset_id, ts=w.ts, kind="vibration",
-            names=list(names), values=[float(v) for v in values], extras=reduce_axes(spec),
+            event_id=w.event_id,
+            asset_id=w.asset_id,
+            ts=w.ts,
+            kind="vibration",
+            names=list(names),
+            values=[float(v) for v in values],
+            extras=reduce_axes(spec, axis_rms),
         )
 
 
-def reduce_axes(spec: dict[str, np.ndarray]) -> dict[str, float]:
-    """One number per indicator across axes: the maximum (ISO 20816 judges the largest direction);
-    the dominant frequency is taken from the axis with the most energy at it."""
+def reduce_axes(spec: dict[str, np.ndarray], axis_rms: np.ndarray) -> dict[str, float]:
+    """One number per indicator across axes: the maximum (ISO 20816 judges the direction with the
+    largest vibration), except the dominant frequency, taken from the axis with the largest RMS."""
+    loudest = int(np.argmax(axis_rms))
     out: dict[str, float] = {}
-    dom = spec.get("dominant_freq_hz")
     for name, arr in spec.items():
         a = np.atleast_1d(np.asarray(arr, dtype=np.float64))
-        if name == "dominant_freq_hz":
-            continue
-        out[name] = float(np.max(a))
-    if dom is not None:
-        d = np.atleast_1d(np.asarray(dom, dtype=np.float64))
-        energy = np.atleast_1d(np.asarray(spec.get("order1_amp_g", np.zeros_like(d))))
-        out["dominant_freq_hz"] = float(d[int(np.argmax(energy))] if energy.shape == d.shape else d[0])
+        out[name] = float(a[loudest] if name == "dominant_freq_hz" else np.max(a))
     return {k: v for k, v in out.items() if np.isfinite(v)}

@@ -103,9 +103,16 @@ class ScorerService:
         await bus.publish(
             topics.score(fv.asset_id, self.model_kind),
             Score(
-                event_id=fv.event_id, asset_id=fv.asset_id, ts=fv.ts, model=self.model_kind,  # type: ignore[arg-type]
-                model_version=slot.version, anomaly_score=anomaly, raw_score=raw,
-                threshold=slot.threshold, is_anomaly=anomaly > slot.threshold, severity=sev,
+                event_id=fv.event_id,
+                asset_id=fv.asset_id,
+                ts=fv.ts,
+                model=self.model_kind,  # type: ignore[arg-type]
+                model_version=slot.version,
+                anomaly_score=anomaly,
+                raw_score=raw,
+                threshold=slot.threshold,
+                is_anomaly=anomaly > slot.threshold,
+                severity=sev,
             ),
         )
         if self.states.get(fv.asset_id) == "CALIBRATED":
@@ -113,7 +120,9 @@ class ScorerService:
             await bus.publish(
                 topics.state(fv.asset_id),
                 StateChange(
-                    asset_id=fv.asset_id, state="MONITORING", previous="CALIBRATED",
+                    asset_id=fv.asset_id,
+                    state="MONITORING",
+                    previous="CALIBRATED",
                     reason=f"first data scored by the {self.model_kind} model",
                     models={self.model_kind: slot.version},
                 ),
