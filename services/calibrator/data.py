@@ -26,10 +26,12 @@ class Collected:
     counts: dict[str, int] = field(default_factory=dict)  # feature kind -> vectors found
     datasets: dict[str, tuple[NDArray[np.float64], list[str]]] = field(default_factory=dict)
     signal_baseline: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Raw readings [n, 4] (voltage V, current A, power factor, vibration g), for validation.
+    signals: NDArray[np.float64] | None = None
 
     @property
     def readings(self) -> int:
-        return self.counts.get("legacy", 0)
+        return self.counts.get("readings", 0)
 
     @property
     def windows(self) -> int:
@@ -52,7 +54,7 @@ def _matrix(points: list[Point]) -> tuple[NDArray[np.float64], list[str]] | None
 def newest_ns(store: Store, asset_id: str) -> int | None:
     latest = [
         pts[-1].ts_ns
-        for m in (features_measurement("legacy"), features_measurement("vibration"))
+        for m in ("readings", features_measurement("vibration"))
         if (pts := store.query(m, asset_id, limit=1, newest=True))
     ]
     return max(latest) if latest else None
@@ -71,14 +73,16 @@ def collect(store: Store, asset_id: str, lookback_minutes: float) -> Collected:
         if mat is not None:
             out.datasets[DATASET_FOR_KIND[kind]] = mat
     readings = store.query("readings", asset_id, start_ns=start, end_ns=end + 1)
-    if readings:
-        for s in SIGNALS:
-            v = np.asarray([float(p.fields[s]) for p in readings if s in p.fields])
-            if v.size:
-                out.signal_baseline[s] = {
-                    "mean": float(v.mean()),
-                    "std": float(v.std()),
-                    "min": float(v.min()),
-                    "max": float(v.max()),
-                }
+    out.counts["readings"] = len(readings)
+    rows = [[float(p.fields[s]) for s in SIGNALS] for p in readings if all(s in p.fields for s in SIGNALS)]
+    if rows:
+        out.signals = np.asarray(rows, dtype=np.float64)
+        for j, s in enumerate(SIGNALS):
+            v = out.signals[:, j]
+            out.signal_baseline[s] = {
+                "mean": float(v.mean()),
+                "std": float(v.std()),
+                "min": float(v.min()),
+                "max": float(v.max()),
+            }
     return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ import structlog
 from shared import topics
 from shared.bus import Bus, Incoming, topic_matches
 from shared.learning import registry
-from shared.learning.calibration import CalibrationConfig, CalibrationError, calibrate
+from shared.learning.baseline import validate_baseline
+from shared.learning.calibration import BaselineRejected, CalibrationConfig, CalibrationError, calibrate
 from shared.messages import (
     AssetCommand,
     CalibrationReply,
@@ -44,6 +45,9 @@ log = structlog.get_logger()
 
 MIN_READINGS = 100
 MIN_WINDOWS = 300
+#: Legacy vectors start after a 30-reading warm-up and batch vectors after a full 100-reading window,
+#: so 100 readings yield fewer rows; the models still need this many rows to train on.
+MIN_FEATURE_ROWS = 50
 
 
 def insufficient_message(c: Collected) -> str:
@@ -54,17 +58,38 @@ def insufficient_message(c: Collected) -> str:
     )
 
 
+def validate_data(c: Collected, datasets: dict[str, Any], config: CalibrationConfig) -> None:
+    """Reject contaminated calibration data before training (previous models stay active).
+
+    The check runs on the *data*, not on derived features: on the raw readings (voltage, current,
+    power factor, vibration — independent samples) when the legacy/batch models are trained, and on
+    the per-window vibration features for the autoencoder. Rolling features (1 h mean, 100-sample
+    windows) are autocorrelated and would make a fraction-beyond-3σ rule unreliable.
+    """
+    checks: list[tuple[str, Any, list[str]]] = []
+    if "legacy" in datasets and c.signals is not None:
+        checks.append(("legacy", c.signals, ["voltage_v", "current_a", "power_factor", "vibration_g"]))
+    if "autoencoder" in datasets:
+        checks.append(("autoencoder", *datasets["autoencoder"]))
+    for kind, X, names in checks:
+        res = validate_baseline(
+            X, names, sigma=config.sigma, max_outlier_fraction=config.max_outlier_fraction
+        )
+        if not res.ok:
+            raise BaselineRejected(kind, res)
+
+
 def select_datasets(c: Collected) -> tuple[dict[str, Any], list[str]]:
     """Datasets with enough rows to train on, and notes about the ones skipped."""
     chosen: dict[str, Any] = {}
     notes: list[str] = []
     if c.readings >= MIN_READINGS:
-        chosen["legacy"] = c.datasets["legacy"]
-        nb = c.counts.get("batch", 0)
-        if nb >= MIN_READINGS:
-            chosen["batch"] = c.datasets["batch"]
-        else:
-            notes.append(f"batch model skipped: {nb} reading windows (need {MIN_READINGS})")
+        for kind in ("legacy", "batch"):
+            n = c.counts.get(kind, 0)
+            if n >= MIN_FEATURE_ROWS:
+                chosen[kind] = c.datasets[kind]
+            else:
+                notes.append(f"{kind} model skipped: {n} feature vectors (need {MIN_FEATURE_ROWS})")
     if c.windows >= MIN_WINDOWS:
         chosen["autoencoder"] = c.datasets["autoencoder"]
     return chosen, notes
@@ -181,8 +206,10 @@ class Calibrator:
             if not datasets:
                 await fail("failed", insufficient_message(c), points)
                 return
-            progress("Training...")
-            result = await asyncio.to_thread(calibrate, datasets, self.config, progress)
+            await asyncio.to_thread(validate_data, c, datasets, self.config)
+            progress("Validated baseline; training...")
+            cfg = replace(self.config, validate=False, min_readings=MIN_FEATURE_ROWS)
+            result = await asyncio.to_thread(calibrate, datasets, cfg, progress)
             baseline_info = dict(result.baseline_info)
             baseline_info["signal_baseline"] = c.signal_baseline
             version = await asyncio.to_thread(

@@ -1,6 +1,7 @@
 """Per-asset feature state (pure: no I/O). Turns normalised events into feature vectors.
 
-- every reading → one *legacy* vector (6 features, time-aware over the data's own timestamps);
+- every reading → one *legacy* vector (6 features, time-aware over the data's own timestamps), once
+  ``legacy_warmup`` readings of the last hour are known;
 - every reading, once ``batch_window`` readings are buffered and every ``batch_step`` readings after
   that → one *batch* vector (mean, std, peak-to-peak, RMS of the 4 signals over the window = 16);
 - every vibration window → one *vibration* vector (11 time-domain features per axis) with the
@@ -49,9 +50,10 @@ class AssetFeatures:
 
 
 class FeatureEngine:
-    def __init__(self, batch_window: int = 100, batch_step: int = 1) -> None:
-        if batch_window < 2 or batch_step < 1:
-            raise ValueError("batch_window must be >= 2 and batch_step >= 1")
+    def __init__(self, batch_window: int = 100, batch_step: int = 1, legacy_warmup: int = 30) -> None:
+        if batch_window < 2 or batch_step < 1 or legacy_warmup < 0:
+            raise ValueError("batch_window must be >= 2, batch_step >= 1 and legacy_warmup >= 0")
+        self.legacy_warmup = legacy_warmup
         self.batch_window = batch_window
         self.batch_step = batch_step
         self.assets: dict[str, AssetFeatures] = {}
@@ -69,16 +71,20 @@ class FeatureEngine:
     def on_reading(self, r: Reading) -> list[FeatureVector]:
         st = self._asset(r.asset_id)
         legacy = st.legacy.update(r.ts.timestamp(), r.voltage_v, r.current_a, r.power_factor, r.vibration_g)
-        out = [
-            FeatureVector(
-                event_id=r.event_id,
-                asset_id=r.asset_id,
-                ts=r.ts,
-                kind="legacy",
-                names=list(LEGACY_FEATURE_NAMES),
-                values=[float(v) for v in legacy],
+        out: list[FeatureVector] = []
+        # The 1 h rolling mean and the 10-reading statistics are noisy until enough history exists
+        # (after a start or a gap of an hour); those vectors are not published.
+        if st.legacy.n_horizon >= self.legacy_warmup:
+            out.append(
+                FeatureVector(
+                    event_id=r.event_id,
+                    asset_id=r.asset_id,
+                    ts=r.ts,
+                    kind="legacy",
+                    names=list(LEGACY_FEATURE_NAMES),
+                    values=[float(v) for v in legacy],
+                )
             )
-        ]
         st.buffer.append((r.voltage_v, r.current_a, r.power_factor, r.vibration_g))
         st.since_batch += 1
         if len(st.buffer) == self.batch_window and st.since_batch >= self.batch_step:
