@@ -260,7 +260,6 @@ class Calibrator:
                 created_at=created,
                 manifest={
                     **entry,
-                    "baseline": baseline.get(kind),
                     "signal_baseline": baseline.get("signal_baseline") or {},
                 },
                 onnx_b64=base64.b64encode(data).decode(),
