@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import os
 import signal
@@ -217,13 +218,14 @@ async def serve(
             async with client:
                 bus = MqttBus(client)
                 backoff = 0.5
+                for f in subscriptions:
+                    await client.subscribe(f, qos=1)
+                # "online" only once subscribed: a publisher that waits for it loses nothing.
                 await bus.publish(
                     topics.service_status(service),
                     ServiceStatus(service=service, state="online", pid=os.getpid()),
                     retain=True,
                 )
-                for f in subscriptions:
-                    await client.subscribe(f, qos=1)
                 st.connected, st.bus = True, bus
                 st.ready.set()
                 log_.info("connected", broker=f"{settings.broker.host}:{settings.broker.port}")
@@ -260,6 +262,9 @@ async def serve(
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
     """Run ``main`` until it returns or SIGINT/SIGTERM arrives (then cancel it and exit 0)."""
+
+    # `kill -USR1 <pid>` prints every thread's stack to stderr (diagnosing a stuck service).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     async def runner() -> None:
         task = asyncio.ensure_future(main())

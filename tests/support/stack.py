@@ -75,12 +75,22 @@ class Stack:
                 raise RuntimeError(f"stack exited early:\n{self.tail()}")
             try:
                 r = httpx.get(f"{self.api}/healthz", timeout=1)
-                if r.status_code == 200:
+                if r.status_code == 200 and self.all_online():
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"stack not healthy after {timeout}s:\n{self.tail()}")
+
+    def all_online(self) -> bool:
+        """Every service of the launcher has announced itself online (i.e. it is subscribed)."""
+        from deploy.run import service_argvs
+
+        r = httpx.get(f"{self.api}/api/v1/monitoring/status", timeout=2)
+        if r.status_code != 200:
+            return False
+        services = r.json().get("services", {})
+        return all(services.get(name) == "online" for name, _ in service_argvs())
 
     def tail(self, n: int = 60) -> str:
         try:

@@ -1,0 +1,344 @@
+"""Vibration autoencoder: training in torch, export to ONNX with the scaler inside (pure: no I/O).
+
+Network: MLP d → 16 → 8 → 16 → d, ReLU after each hidden layer, linear output; d = 33 (3 axes × 11
+features) or 11 (single axis).
+
+Input scaling (inside the exported graph, so the ONNX input is the raw feature vector):
+
+    z = clip((x − mean) / max(std, min_std), −clip, +clip)
+
+``mean``/``std`` are the training mean and population std (ddof=0) per feature, in each feature's
+own unit (g, Hz, dimensionless, ...). ``min_std`` (default 0.1, same units) is a floor on the
+divisor: without it a feature that barely varies in healthy data (std 1e-4) would turn noise-level
+drift into z-scores of hundreds and dominate the error; with it the model cannot see relative changes
+in features whose natural spread is well below ``min_std`` units (a feature with std 0.01 must move by
+0.3 units, not 0.03, to reach 3 "σ"). ``clip`` (default 5) bounds each standardised input,
+|z_j| ≤ clip, so one wild feature (a saturated sensor, a unit mix-up) cannot swamp the others.
+
+Reconstruction error (the raw score, dimensionless, in standardised units²):
+``e = mean_j (ẑ_j − z_j)²`` per sample. Threshold = mean(e_train) + k·std(e_train), k = 3 by default.
+
+Training: Adam (lr 1e-3), MSE loss, ``epochs`` passes over shuffled mini-batches of
+``max(min_batch, ceil(n / max_steps_per_epoch))`` rows (64 and 8 by default: 300 rows → 5 steps per
+epoch, 10,000 rows → 8 steps of 1,250), so the number of optimiser steps (≤ 8 per epoch) and the
+cost stay bounded as n grows. Seeded and single-threaded by default (``threads=1``: the matrices
+are tiny, so more threads only add synchronisation, and calibration then leaves the second core to
+the other services), hence deterministic. The threshold is floored at 1e-6 so severity stays defined
+even for degenerate (constant) training data.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from ._checks import as_matrix, as_names, count, positive
+
+ONNX_INPUT = "input"
+AE_OUTPUT = "error"
+AE_OPSET = 17
+HIDDEN = (16, 8, 16)
+#: Smallest threshold written to a manifest (raw scores are ≥ 0 here; classify needs > 0), in
+#: standardised units²: far below any real reconstruction error, above float32 noise of a zero error.
+THRESHOLD_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Training hyper-parameters (see the module docstring for their meaning and units)."""
+
+    epochs: int = 200
+    lr: float = 1e-3
+    min_std: float = 0.1
+    clip: float = 5.0
+    k: float = 3.0
+    min_batch: int = 64
+    max_steps_per_epoch: int = 8
+    seed: int = 0
+    threads: int = 1
+
+    def check(self) -> AutoencoderConfig:
+        count(self.epochs, "epochs")
+        positive(self.lr, "lr")
+        positive(self.min_std, "min_std")
+        positive(self.clip, "clip")
+        positive(self.k, "k", allow_zero=True)
+        count(self.min_batch, "min_batch")
+        count(self.max_steps_per_epoch, "max_steps_per_epoch")
+        count(self.threads, "threads")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed: expected an integer, got {self.seed!r}")
+        return self
+
+
+class ScaledAutoencoder(torch.nn.Module):
+    """raw x [N, d] → per-sample reconstruction error [N] (scaler and clipping inside)."""
+
+    def __init__(self, mean: NDArray[np.float32], std: NDArray[np.float32], clip: float) -> None:
+        super().__init__()
+        d = int(mean.shape[0])
+        self.register_buffer("mean", torch.from_numpy(np.asarray(mean, dtype=np.float32).copy()))
+        self.register_buffer("std", torch.from_numpy(np.asarray(std, dtype=np.float32).copy()))
+        self.clip = float(clip)
+        layers: list[torch.nn.Module] = []
+        width = d
+        for h in HIDDEN:
+            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+            width = h
+        layers.append(torch.nn.Linear(width, d))
+        self.net = torch.nn.Sequential(*layers)
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp((x - self.mean) / self.std, -self.clip, self.clip)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.standardise(x)
+        return torch.mean((self.net(z) - z) ** 2, dim=1)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) exactly as ``torch.optim.Adam`` with default options, on ``params``.
+
+    m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·(m / (1−β₁ᵗ)) / (sqrt(v / (1−β₂ᵗ)) + ε).
+    Written out because constructing ``torch.optim.Adam`` imports ``torch._dynamo`` (≈1.6 s on this
+    machine), which alone would exceed the calibration time budget on a fresh process.
+    """
+
+    def __init__(
+        self,
+        params: list[torch.nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = params
+        self.lr = lr
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.t = 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        bc1 = 1.0 - self.b1**self.t
+        bc2_sqrt = math.sqrt(1.0 - self.b2**self.t)
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            g = p.grad
+            if g is None:
+                continue
+            m.mul_(self.b1).add_(g, alpha=1.0 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
+            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / bc1)
+
+
+class FlatMLP:
+    """The Linear/ReLU stack of ``net`` re-expressed over one flat parameter vector ``theta``.
+
+    Same maths as ``net`` (same initial weights), but the optimiser updates one tensor per step
+    instead of eight, which makes a training step ≈45 % cheaper for a network this small.
+    """
+
+    def __init__(self, net: torch.nn.Sequential) -> None:
+        self.linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        parts = [t.detach().reshape(-1) for lin in self.linears for t in (lin.weight, lin.bias)]
+        self.theta = torch.cat(parts).clone().requires_grad_(True)
+
+    def _views(self, theta: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = []
+        k = 0
+        for lin in self.linears:
+            w_n, b_n = lin.weight.numel(), lin.bias.numel()
+            out.append((theta[k : k + w_n].view(lin.weight.shape), theta[k + w_n : k + w_n + b_n]))
+            k += w_n + b_n
+        return out
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        h = z
+        views = self._views(self.theta)
+        for i, (w, b) in enumerate(views):
+            h = torch.nn.functional.linear(h, w, b)
+            if i < len(views) - 1:
+                h = torch.relu(h)
+        return h
+
+    @torch.no_grad()
+    def copy_to(self) -> None:
+        """Write ``theta`` back into the Linear layers it was taken from."""
+        for lin, (w, b) in zip(self.linears, self._views(self.theta.detach()), strict=True):
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (process-wide) and restore it afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class AutoencoderModel:
+    """A trained autoencoder with its scaler and threshold (all JSON-ready except ``module``)."""
+
+    module: ScaledAutoencoder
+    features: list[str]
+    mean: NDArray[np.float64]
+    std: NDArray[np.float64]  # floored: max(std, min_std)
+    config: AutoencoderConfig
+    threshold: float
+    error_mean: float
+    error_std: float
+    n_train: int
+    final_loss: float
+    train_seconds: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def raw_scores(self, X: Any) -> NDArray[np.float64]:
+        """Per-sample reconstruction error (standardised units²) of ``X[N, d]`` via torch, float32."""
+        A = as_matrix(X, n_features=len(self.features), dtype=np.float32)
+        with torch_threads(self.config.threads), torch.no_grad():
+            return self.module(torch.from_numpy(A)).numpy().astype(np.float64)
+
+    def entry(self) -> dict[str, Any]:
+        """Manifest entry (JSON-ready) without the baseline/training blocks added by calibration."""
+        c = self.config
+        return {
+            "algorithm": "autoencoder",
+            "features": list(self.features),
+            "n_features": len(self.features),
+            "input": ONNX_INPUT,
+            "output": AE_OUTPUT,
+            "scaler": {
+                "mean": [float(v) for v in self.mean],
+                "std": [float(v) for v in self.std],
+                "min_std": c.min_std,
+                "clip": c.clip,
+                "formula": "z = clip((x - mean) / std, -clip, clip); std already floored at min_std",
+            },
+            "raw_score": {"transform": "identity", "formula": "raw = mean_j (zhat_j - z_j)^2"},
+            "threshold": self.threshold,
+            "threshold_rule": {
+                "rule": "error_mean + k * error_std of the training reconstruction errors",
+                "k": c.k,
+                "error_mean": self.error_mean,
+                "error_std": self.error_std,
+            },
+            "params": dict(self.params),
+        }
+
+
+def batch_size(n: int, config: AutoencoderConfig) -> int:
+    """Rows per optimiser step: max(min_batch, ceil(n / max_steps_per_epoch)), at most n."""
+    return min(n, max(config.min_batch, math.ceil(n / config.max_steps_per_epoch)))
+
+
+def train_autoencoder(X: Any, names: Any, config: AutoencoderConfig | None = None) -> AutoencoderModel:
+    """Train the autoencoder on healthy windows ``X[n, d]`` (n ≥ 2) and set its threshold.
+
+    Returns the model; ``threshold`` = mean + k·std (population std) of the training errors computed
+    by the final network in eval mode, float32.
+    """
+    cfg = (config or AutoencoderConfig()).check()
+    A = as_matrix(X, min_rows=2, dtype=np.float64)
+    nm = as_names(names, A.shape[1])
+    n, d = A.shape
+    mean = A.mean(axis=0)
+    std = np.maximum(A.std(axis=0), cfg.min_std)
+    t0 = time.perf_counter()
+    with torch_threads(cfg.threads):
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        module = ScaledAutoencoder(mean.astype(np.float32), std.astype(np.float32), cfg.clip)
+        x = torch.from_numpy(A.astype(np.float32))
+        with torch.no_grad():
+            z = module.standardise(x)
+        flat = FlatMLP(module.net)
+        opt = Adam([flat.theta], lr=cfg.lr)
+        bs = batch_size(n, cfg)
+        loss_value = float("nan")
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, generator=gen)
+            total = 0.0
+            for start in range(0, n, bs):
+                zb = z[perm[start : start + bs]]
+                opt.zero_grad()
+                loss = torch.mean((flat(zb) - zb) ** 2)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * zb.shape[0]
+            loss_value = total / n
+        flat.copy_to()
+        module.eval()
+        with torch.no_grad():
+            errors = module(x).numpy().astype(np.float64)
+    seconds = time.perf_counter() - t0
+    e_mean = float(errors.mean())
+    e_std = float(errors.std())
+    return AutoencoderModel(
+        module=module,
+        features=nm,
+        mean=mean,
+        std=std,
+        config=cfg,
+        threshold=max(e_mean + cfg.k * e_std, THRESHOLD_FLOOR),
+        error_mean=e_mean,
+        error_std=e_std,
+        n_train=n,
+        final_loss=loss_value,
+        train_seconds=seconds,
+        params={
+            "hidden": list(HIDDEN),
+            "epochs": cfg.epochs,
+            "lr": cfg.lr,
+            "batch_size": bs,
+            "seed": cfg.seed,
+            "final_loss": loss_value,
+        },
+    )
+
+
+def export_autoencoder_onnx(model: AutoencoderModel) -> bytes:
+    """Serialised ONNX (opset 17): input ``input`` [N, d] raw float32 → output ``error`` [N] float32.
+
+    Uses torch's TorchScript-based exporter (``dynamo=False``: no onnxscript needed); its deprecation
+    warning is silenced here.
+    """
+    d = len(model.features)
+    buf = io.BytesIO()
+    module = model.module.eval()
+    with warnings.catch_warnings(), torch_threads(model.config.threads):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            module,
+            (torch.zeros(2, d, dtype=torch.float32),),
+            buf,
+            dynamo=False,
+            input_names=[ONNX_INPUT],
+            output_names=[AE_OUTPUT],
+            dynamic_axes={ONNX_INPUT: {0: "N"}, AE_OUTPUT: {0: "N"}},
+            opset_version=AE_OPSET,
+            do_constant_folding=True,
+        )
+    return buf.getvalue()
