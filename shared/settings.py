@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     historian_batch_size: int = 500
     historian_flush_seconds: float = 0.5
     historian_buffer_points: int = 200_000
+    # Features: readings per batch window (sliding, one vector per reading), and legacy warm-up.
+    batch_window: int = Field(default=100, ge=2, le=10_000)
+    legacy_warmup: int = Field(default=30, ge=0, le=10_000)
+    # Gateway: seconds to wait for the calibrator's final reply / for other command replies.
+    calibration_timeout_s: float = Field(default=300.0, gt=0)
+    command_timeout_s: float = Field(default=60.0, gt=0)
+    # Gateway live stream (SSE): per-client queue (oldest dropped when full), heartbeat period in s.
+    sse_queue_size: int = Field(default=2048, ge=1)
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
 
     @property
     def models_path(self) -> Path:

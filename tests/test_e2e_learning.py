@@ -31,7 +31,13 @@ T0 = time.time() - 6 * 3600  # data time starts six hours ago
 def stack(
     tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer, influxd: InfluxServer
 ) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack"), mqtt_url=mosquitto.url, influx_url=influxd.url).start()
+    # 5 minutes at 5 Hz = 1,500 readings: a 10-reading batch window gives 150 independent windows.
+    s = Stack(
+        tmp_path_factory.mktemp("stack"),
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        extra_env={"BATCH_WINDOW": "10"},
+    ).start()
     yield s
     s.stop()
 

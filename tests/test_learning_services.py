@@ -71,7 +71,7 @@ async def test_features_service_publishes_legacy_and_batch() -> None:
 
 
 def fill_store(store: SqliteStore, rs: list[Reading], engine: FeatureEngine | None = None) -> None:
-    eng = engine or FeatureEngine()
+    eng = engine or FeatureEngine(batch_window=10)
     pts = []
     for r in rs:
         pts.append(reading_to_point(r))
@@ -81,7 +81,7 @@ def fill_store(store: SqliteStore, rs: list[Reading], engine: FeatureEngine | No
 
 def make_calibrator(tmp_path: Path) -> tuple[Calibrator, SqliteStore]:
     store = SqliteStore(tmp_path / "db.sqlite")
-    return Calibrator(store, tmp_path / "models", FAST), store
+    return Calibrator(store, tmp_path / "models", FAST, batch_window=10), store
 
 
 async def calibrate_via_bus(cal: Calibrator, bus: MemoryBus, minutes: float = 10) -> dict:
@@ -159,7 +159,7 @@ async def test_purge_returns_to_idle_and_deletes(tmp_path: Path) -> None:
 
 async def test_scorer_scores_flags_faults_and_switches_to_monitoring(tmp_path: Path) -> None:
     cal, store = make_calibrator(tmp_path)
-    eng = FeatureEngine()  # the live features service keeps its state from calibration to scoring
+    eng = FeatureEngine(batch_window=10)  # the live features service keeps its state from calibration to scoring
     fill_store(store, readings(600), eng)
     bus = MemoryBus()
     assert (await calibrate_via_bus(cal, bus))["status"] == "completed"

@@ -13,7 +13,7 @@ from .service import Calibrator
 def main() -> None:
     settings = Settings()
     configure_logging("calibrator", settings.log_level)
-    cal = Calibrator(open_store(settings), settings.models_path)
+    cal = Calibrator(open_store(settings), settings.models_path, batch_window=settings.batch_window)
     run(lambda: serve("calibrator", settings, list(cal.subscriptions), cal.handle, tasks=[cal.startup]))
 
 

@@ -6,13 +6,14 @@ from shared.bus import run, serve
 from shared.log import configure_logging
 from shared.settings import Settings
 
+from .engine import FeatureEngine
 from .service import SUBSCRIPTIONS, FeaturesService
 
 
 def main() -> None:
     settings = Settings()
     configure_logging("features", settings.log_level)
-    svc = FeaturesService()
+    svc = FeaturesService(FeatureEngine(settings.batch_window, legacy_warmup=settings.legacy_warmup))
     run(lambda: serve("features", settings, SUBSCRIPTIONS, svc.handle))
 
 
