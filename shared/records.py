@@ -14,6 +14,15 @@ message                   measurement        fields (tags)
 ``Score``                 ``scores``         anomaly_score, raw_score, threshold, is_anomaly, severity,
                                              model_version, event_id (tag ``model``)
 ``StateChange``           ``states``         state, previous (when known), reason
+``HealthUpdate``          ``health``         health_score, risk_level, grade, degradation_index,
+                                             maintenance_window_days, maintenance_reason, active_alarms,
+                                             iso_zone / velocity_rms_mm_s (when known), insights and
+                                             model_ratios (JSON strings)
+``AlarmEvent``            ``alarms``         state, previous, source, severity, reason, opened_at (ISO),
+                                             who / note / action_code (when given), auto_cleared
+                                             (tags ``alarm_id``, ``state``: two transitions of one alarm
+                                             at the same data time are both kept)
+``OperatorLog``           ``oplogs``         event_type, severity, description, author (tag ``log_id``)
 ========================  =================  ==========================================================
 
 :data:`CONVERTERS` maps each topic filter to a ``(topic, payload bytes) -> list[Point]`` function. The
@@ -24,15 +33,29 @@ the store would refuse, so that a bad message is dead-lettered instead of poison
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from shared import topics
 from shared.bus import topic_matches
-from shared.messages import FeatureVector, Reading, Score, StateChange, Window, from_ns, ts_ns
+from shared.messages import (
+    AlarmEvent,
+    FeatureVector,
+    HealthUpdate,
+    OperatorLog,
+    Reading,
+    Score,
+    StateChange,
+    Window,
+    from_ns,
+    to_utc,
+    ts_ns,
+)
 from shared.store.base import FieldValue, Point, StoreError
 from shared.store.checks import normalise_fields
 
@@ -40,6 +63,9 @@ READINGS = "readings"
 WINDOWS = "windows"
 SCORES = "scores"
 STATES = "states"
+HEALTH = "health"
+ALARMS = "alarms"
+OPLOGS = "oplogs"
 FEATURES_PREFIX = "features_"
 EXTRA_PREFIX = "e_"
 #: Field holding a feature vector's names in order (fields themselves are unordered in InfluxDB).
@@ -139,6 +165,64 @@ def state_to_point(sc: StateChange) -> Point:
     return _checked(Point(STATES, sc.asset_id, ts_ns(sc.ts), fields))
 
 
+def health_to_point(h: HealthUpdate) -> Point:
+    """A ``health`` point; ``insights`` and ``model_ratios`` as compact JSON strings, optional values
+    only when known (a field never changes type between points)."""
+    fields: dict[str, FieldValue] = {
+        "health_score": float(h.health_score),
+        "risk_level": h.risk_level,
+        "grade": h.grade,
+        "degradation_index": float(h.degradation_index),
+        "maintenance_window_days": float(h.maintenance_window_days),
+        "maintenance_reason": h.maintenance_reason,
+        "active_alarms": float(h.active_alarms),
+        "insights": json.dumps(
+            [i.model_dump(mode="json") for i in h.insights], separators=(",", ":"), allow_nan=False
+        ),
+        "model_ratios": json.dumps(h.model_ratios, separators=(",", ":"), allow_nan=False),
+    }
+    if h.iso_zone is not None:
+        fields["iso_zone"] = h.iso_zone
+    if h.velocity_rms_mm_s is not None:
+        fields["velocity_rms_mm_s"] = float(h.velocity_rms_mm_s)
+    return _checked(Point(HEALTH, h.asset_id, ts_ns(h.ts), fields))
+
+
+def alarm_to_point(a: AlarmEvent) -> Point:
+    """An ``alarms`` point tagged ``alarm_id`` and ``transition`` (the new state), so transitions of
+    different alarms, and two transitions of one alarm, at the same data time are distinct points."""
+    if not topics.valid_asset_id(a.alarm_id):
+        raise ValueError(f"alarm_id {a.alarm_id!r} cannot be a tag: must match {topics.ASSET_ID_PATTERN}")
+    fields: dict[str, FieldValue] = {
+        "state": a.state,
+        "source": a.source,
+        "severity": a.severity,
+        "reason": a.reason,
+        "opened_at": to_utc(a.opened_at).isoformat(),
+        "auto_cleared": a.auto_cleared,
+    }
+    for name in ("previous", "who", "note", "action_code"):
+        value = getattr(a, name)
+        if value is not None:
+            fields[name] = value
+    tags = {"alarm_id": a.alarm_id, "transition": a.state}
+    return _checked(Point(ALARMS, a.asset_id, ts_ns(a.ts), fields, tags))
+
+
+def oplog_to_point(log: OperatorLog) -> Point:
+    """An ``oplogs`` point tagged ``log_id``."""
+    if not topics.valid_asset_id(log.log_id):
+        raise ValueError(f"log_id {log.log_id!r} cannot be a tag: must match {topics.ASSET_ID_PATTERN}")
+    fields: dict[str, FieldValue] = {
+        "event_type": log.event_type,
+        "severity": log.severity,
+        "description": log.description,
+    }
+    if log.author is not None:
+        fields["author"] = log.author
+    return _checked(Point(OPLOGS, log.asset_id, ts_ns(log.ts), fields, {"log_id": log.log_id}))
+
+
 # --- topic + payload -> points (the historian's registry) -------------------------------------------
 def _same_asset(topic: str, asset_id: str) -> None:
     from_topic = topics.asset_from_topic(topic)
@@ -182,6 +266,26 @@ def convert_state(topic: str, payload: bytes) -> list[Point]:
     return [state_to_point(sc)]
 
 
+def convert_health(topic: str, payload: bytes) -> list[Point]:
+    if not payload:  # a cleared retained message
+        return []
+    h = HealthUpdate.model_validate_json(payload)
+    _same_asset(topic, h.asset_id)
+    return [health_to_point(h)]
+
+
+def convert_alarm(topic: str, payload: bytes) -> list[Point]:
+    a = AlarmEvent.model_validate_json(payload)
+    _same_asset(topic, a.asset_id)
+    return [alarm_to_point(a)]
+
+
+def convert_oplog(topic: str, payload: bytes) -> list[Point]:
+    log = OperatorLog.model_validate_json(payload)
+    _same_asset(topic, log.asset_id)
+    return [oplog_to_point(log)]
+
+
 #: (topic filter, converter). Append an entry to store a new message family.
 CONVERTERS: list[tuple[str, Converter]] = [
     (topics.READING_FILTER, convert_reading),
@@ -189,6 +293,9 @@ CONVERTERS: list[tuple[str, Converter]] = [
     (topics.features_filter(), convert_features),
     (topics.SCORE_FILTER, convert_score),
     (topics.STATE_FILTER, convert_state),
+    (topics.HEALTH_FILTER, convert_health),
+    (topics.ALARM_FILTER, convert_alarm),
+    (topics.OPLOG_FILTER, convert_oplog),
 ]
 
 
@@ -253,6 +360,137 @@ def point_to_features(point: Point) -> tuple[list[str], list[float], dict[str, f
         if k.startswith(EXTRA_PREFIX) and k not in name_set and not isinstance(v, bool | str)
     }
     return names, values, extras
+
+
+def _expect(point: Point, measurement: str) -> None:
+    if point.measurement != measurement:
+        raise ValueError(f"expected a {measurement!r} point, got {point.measurement!r}")
+
+
+def _optional(point: Point, name: str) -> Any:
+    return point.fields.get(name)
+
+
+def _json_field(point: Point, name: str) -> Any:
+    raw = _field(point, name)
+    if not isinstance(raw, str):
+        raise ValueError(f"{point.measurement} field {name!r} must be a JSON string, got {raw!r}")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{point.measurement} field {name!r} is not valid JSON: {exc}") from None
+
+
+def _count(point: Point, name: str) -> int:
+    v = _field(point, name)
+    if isinstance(v, bool | str) or not math.isfinite(v) or v != int(v):
+        raise ValueError(f"{point.measurement} field {name!r} must be a whole number, got {v!r}")
+    return int(v)
+
+
+def point_to_score(point: Point) -> Score:
+    """The :class:`Score` a ``scores`` point was made from (the model is the point's ``model`` tag)."""
+    _expect(point, SCORES)
+    try:
+        model = point.tags["model"]
+    except KeyError:
+        raise ValueError(f"scores point at {point.ts_ns} has no 'model' tag") from None
+    return Score(
+        event_id=str(_field(point, "event_id")),
+        asset_id=point.asset_id,
+        ts=from_ns(point.ts_ns),
+        model=model,  # type: ignore[arg-type]
+        model_version=str(_field(point, "model_version")),
+        anomaly_score=_field(point, "anomaly_score"),
+        raw_score=_field(point, "raw_score"),
+        threshold=_field(point, "threshold"),
+        is_anomaly=bool(_field(point, "is_anomaly")),
+        severity=_field(point, "severity"),
+    )
+
+
+def point_to_health(point: Point) -> HealthUpdate:
+    """The :class:`HealthUpdate` a ``health`` point was made from."""
+    _expect(point, HEALTH)
+    return HealthUpdate(
+        asset_id=point.asset_id,
+        ts=from_ns(point.ts_ns),
+        health_score=_field(point, "health_score"),
+        risk_level=_field(point, "risk_level"),
+        grade=_field(point, "grade"),
+        degradation_index=_field(point, "degradation_index"),
+        maintenance_window_days=_field(point, "maintenance_window_days"),
+        maintenance_reason=str(_optional(point, "maintenance_reason") or ""),
+        iso_zone=_optional(point, "iso_zone"),
+        velocity_rms_mm_s=_optional(point, "velocity_rms_mm_s"),
+        insights=_json_field(point, "insights"),
+        model_ratios=_json_field(point, "model_ratios"),
+        active_alarms=_count(point, "active_alarms"),
+    )
+
+
+def point_to_alarm(point: Point) -> AlarmEvent:
+    """The :class:`AlarmEvent` an ``alarms`` point was made from."""
+    _expect(point, ALARMS)
+    try:
+        alarm_id = point.tags["alarm_id"]
+    except KeyError:
+        raise ValueError(f"alarms point at {point.ts_ns} has no 'alarm_id' tag") from None
+    opened = _field(point, "opened_at")
+    if not isinstance(opened, str):
+        raise ValueError(f"alarms field 'opened_at' must be an ISO-8601 string, got {opened!r}")
+    return AlarmEvent(
+        alarm_id=alarm_id,
+        asset_id=point.asset_id,
+        state=_field(point, "state"),
+        previous=_optional(point, "previous"),
+        source=str(_field(point, "source")),
+        severity=_field(point, "severity"),
+        reason=str(_field(point, "reason")),
+        opened_at=to_utc(datetime.fromisoformat(opened)),
+        ts=from_ns(point.ts_ns),
+        who=_optional(point, "who"),
+        note=_optional(point, "note"),
+        action_code=_optional(point, "action_code"),
+        auto_cleared=bool(_optional(point, "auto_cleared") or False),
+    )
+
+
+def point_to_oplog(point: Point) -> OperatorLog:
+    """The :class:`OperatorLog` an ``oplogs`` point was made from."""
+    _expect(point, OPLOGS)
+    try:
+        log_id = point.tags["log_id"]
+    except KeyError:
+        raise ValueError(f"oplogs point at {point.ts_ns} has no 'log_id' tag") from None
+    return OperatorLog(
+        log_id=log_id,
+        asset_id=point.asset_id,
+        event_type=_field(point, "event_type"),
+        severity=_field(point, "severity"),
+        description=str(_optional(point, "description") or ""),
+        ts=from_ns(point.ts_ns),
+        author=_optional(point, "author"),
+    )
+
+
+#: Order of alarm states within one data time (a later lifecycle step wins a tie).
+_ALARM_STATE_RANK = {"ACTIVE": 0, "ACKNOWLEDGED": 1, "RESOLVED": 2}
+
+
+def latest_alarms(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
+    """Reduce alarm transitions to the latest per ``alarm_id``, newest alarm first.
+
+    The latest transition of an alarm is the one with the greatest ``ts``; at equal ``ts`` the later
+    lifecycle state wins (ACTIVE < ACKNOWLEDGED < RESOLVED). Alarms are ordered by ``opened_at``, then
+    by the latest transition's ``ts``, both descending (ties by ``alarm_id`` for a stable order).
+    """
+    latest: dict[str, AlarmEvent] = {}
+    for e in events:
+        cur = latest.get(e.alarm_id)
+        if cur is None or (e.ts, _ALARM_STATE_RANK[e.state]) > (cur.ts, _ALARM_STATE_RANK[cur.state]):
+            latest[e.alarm_id] = e
+    return sorted(latest.values(), key=lambda a: (to_utc(a.opened_at), a.ts, a.alarm_id), reverse=True)
 
 
 def point_to_dict(point: Point) -> dict[str, Any]:

@@ -39,10 +39,22 @@ def stack(
 def test_generator_events_come_back_exactly_once(stack: Stack) -> None:
     out = subprocess.run(
         [
-            sys.executable, "scripts/generate_data.py", "--asset_id", "motor_01", "--duration", "30",
-            "--interval", "0.2", "--healthy", "--api", stack.api,
+            sys.executable,
+            "scripts/generate_data.py",
+            "--asset_id",
+            "motor_01",
+            "--duration",
+            "30",
+            "--interval",
+            "0.2",
+            "--healthy",
+            "--api",
+            stack.api,
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "[COMPLETE] Sent 150 events, 0 failed" in out.stdout

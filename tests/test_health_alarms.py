@@ -105,8 +105,14 @@ def test_invalid_transitions() -> None:
 
 def test_action_codes() -> None:
     assert set(ACTION_CODES) == {
-        "bearing_replaced", "realigned", "lubricated", "balanced", "tightened", "electrical_repair",
-        "false_alarm", "other",
+        "bearing_replaced",
+        "realigned",
+        "lubricated",
+        "balanced",
+        "tightened",
+        "electrical_repair",
+        "false_alarm",
+        "other",
     }
     assert "false_alarm" not in MAINTENANCE_ACTIONS and "other" not in MAINTENANCE_ACTIONS
     assert "lubricated" in MAINTENANCE_ACTIONS

@@ -182,8 +182,16 @@ def test_model_insight_and_generic_feature() -> None:
 
 def test_model_status_from_score() -> None:
     s = Score(
-        event_id="e" * 32, asset_id="m1", ts=1_700_000_000, model="batch", model_version="1",
-        anomaly_score=0.6, raw_score=0.7, threshold=0.2, is_anomaly=True, severity="CRITICAL",
+        event_id="e" * 32,
+        asset_id="m1",
+        ts=1_700_000_000,
+        model="batch",
+        model_version="1",
+        anomaly_score=0.6,
+        raw_score=0.7,
+        threshold=0.2,
+        is_anomaly=True,
+        severity="CRITICAL",
     )
     st = ModelStatus.from_score(s)
     assert st.ratio == pytest.approx(3.0) and st.is_anomaly and st.severity == "CRITICAL"
@@ -209,7 +217,14 @@ def test_bearing_orders_from_geometry() -> None:
 
 def test_helpers() -> None:
     assert [fmt_num(v) for v in (315.24, 12.345, 0.17, 0.02, 0.0234, 0.005, 0.0, -0.62)] == [
-        "315.2", "12.35", "0.17", "0.02", "0.023", "0.005", "0", "-0.62"
+        "315.2",
+        "12.35",
+        "0.17",
+        "0.02",
+        "0.023",
+        "0.005",
+        "0",
+        "-0.62",
     ]
     assert z_score(0.62, 0.92, 0.01) == pytest.approx(-30.0)
     assert z_score(1.0, 1.0, 0.0) == 0.0

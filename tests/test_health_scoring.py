@@ -18,8 +18,20 @@ from shared.health.scoring import (
 
 @pytest.mark.parametrize(
     ("ratio", "health"),
-    [(-3.0, 100.0), (0.0, 100.0), (0.5, 100.0), (0.75, 87.5), (1.0, 75.0), (1.5, 55.0), (2.0, 35.0),
-     (2.5, 25.0), (3.0, 15.0), (4.0, 7.5), (5.0, 0.0), (50.0, 0.0)],
+    [
+        (-3.0, 100.0),
+        (0.0, 100.0),
+        (0.5, 100.0),
+        (0.75, 87.5),
+        (1.0, 75.0),
+        (1.5, 55.0),
+        (2.0, 35.0),
+        (2.5, 25.0),
+        (3.0, 15.0),
+        (4.0, 7.5),
+        (5.0, 0.0),
+        (50.0, 0.0),
+    ],
 )
 def test_ratio_to_health_knots(ratio: float, health: float) -> None:
     assert float(ratio_to_health(ratio)) == pytest.approx(health)
@@ -77,8 +89,16 @@ def test_health_unknown_without_inputs() -> None:
 
 @pytest.mark.parametrize(
     ("health", "risk"),
-    [(100, "LOW"), (75, "LOW"), (74.999, "MODERATE"), (50, "MODERATE"), (49.99, "HIGH"), (25, "HIGH"),
-     (24.99, "CRITICAL"), (0, "CRITICAL")],
+    [
+        (100, "LOW"),
+        (75, "LOW"),
+        (74.999, "MODERATE"),
+        (50, "MODERATE"),
+        (49.99, "HIGH"),
+        (25, "HIGH"),
+        (24.99, "CRITICAL"),
+        (0, "CRITICAL"),
+    ],
 )
 def test_risk_boundaries(health: float, risk: str) -> None:
     assert risk_level(health) == risk
@@ -86,8 +106,18 @@ def test_risk_boundaries(health: float, risk: str) -> None:
 
 @pytest.mark.parametrize(
     ("health", "g"),
-    [(100, "A"), (90, "A"), (89.9, "B"), (75, "B"), (74.9, "C"), (50, "C"), (49.9, "D"), (25, "D"),
-     (24.9, "F"), (0, "F")],
+    [
+        (100, "A"),
+        (90, "A"),
+        (89.9, "B"),
+        (75, "B"),
+        (74.9, "C"),
+        (50, "C"),
+        (49.9, "D"),
+        (25, "D"),
+        (24.9, "F"),
+        (0, "F"),
+    ],
 )
 def test_grade_boundaries(health: float, g: str) -> None:
     assert grade(health) == g
@@ -106,14 +136,26 @@ def test_risk_and_grade_reject_out_of_range(bad: object) -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("group", "foundation", "limits"),
-    [(1, "rigid", (2.3, 4.5, 7.1)), (1, "flexible", (3.5, 7.1, 11.0)), (2, "rigid", (1.4, 2.8, 4.5)),
-     (2, "flexible", (2.3, 4.5, 7.1))],
+    [
+        (1, "rigid", (2.3, 4.5, 7.1)),
+        (1, "flexible", (3.5, 7.1, 11.0)),
+        (2, "rigid", (1.4, 2.8, 4.5)),
+        (2, "flexible", (2.3, 4.5, 7.1)),
+    ],
 )
 def test_iso_zone_boundaries(group: int, foundation: str, limits: tuple[float, float, float]) -> None:
     ab, bc, cd = limits
     assert zone_limits(group, foundation) == limits
-    cases = [(0.0, "A"), (ab, "A"), (ab + 0.01, "B"), (bc, "B"), (bc + 0.01, "C"), (cd, "C"),
-             (cd + 0.01, "D"), (100.0, "D")]
+    cases = [
+        (0.0, "A"),
+        (ab, "A"),
+        (ab + 0.01, "B"),
+        (bc, "B"),
+        (bc + 0.01, "C"),
+        (cd, "C"),
+        (cd + 0.01, "D"),
+        (100.0, "D"),
+    ]
     for v, zone in cases:
         res = iso_zone(v, group, foundation)
         assert res.zone == zone, (v, group, foundation)
@@ -134,8 +176,13 @@ def test_iso_zone_descriptions_follow_the_standard() -> None:
 
 @pytest.mark.parametrize(
     ("args", "match"),
-    [((-1.0, 2, "rigid"), "negative"), ((float("nan"), 2, "rigid"), "finite"), ((1.0, 3, "rigid"), "group"),
-     ((1.0, 2, "soft"), "foundation"), (("1", 2, "rigid"), "number")],
+    [
+        ((-1.0, 2, "rigid"), "negative"),
+        ((float("nan"), 2, "rigid"), "finite"),
+        ((1.0, 3, "rigid"), "group"),
+        ((1.0, 2, "soft"), "foundation"),
+        (("1", 2, "rigid"), "number"),
+    ],
 )
 def test_iso_zone_rejects_bad_input(args: tuple, match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -159,7 +159,9 @@ async def test_purge_returns_to_idle_and_deletes(tmp_path: Path) -> None:
 
 async def test_scorer_scores_flags_faults_and_switches_to_monitoring(tmp_path: Path) -> None:
     cal, store = make_calibrator(tmp_path)
-    eng = FeatureEngine(batch_window=10)  # the live features service keeps its state from calibration to scoring
+    eng = FeatureEngine(
+        batch_window=10
+    )  # the live features service keeps its state from calibration to scoring
     fill_store(store, readings(600), eng)
     bus = MemoryBus()
     assert (await calibrate_via_bus(cal, bus))["status"] == "completed"

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from shared import records, topics
-from shared.messages import FeatureVector, Reading, Score, StateChange, Window, ts_ns
+from shared.messages import (
+    AlarmEvent,
+    FeatureVector,
+    HealthUpdate,
+    InsightItem,
+    OperatorLog,
+    Reading,
+    Score,
+    StateChange,
+    Window,
+    ts_ns,
+)
 from shared.store.base import Point
+from shared.store.influx import InfluxStore
+from shared.store.sqlite import SqliteStore
 
 TS = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 TS_NS = 1_714_566_615_123_456_000  # 2024-05-01T12:30:15.123456Z
@@ -219,6 +233,9 @@ def test_registry_covers_every_family() -> None:
         topics.features_filter(),
         topics.SCORE_FILTER,
         topics.STATE_FILTER,
+        topics.HEALTH_FILTER,
+        topics.ALARM_FILTER,
+        topics.OPLOG_FILTER,
     ]
 
 
@@ -250,3 +267,232 @@ def test_convert_refuses_bad_input() -> None:
     f = fv(kind="batch").model_dump_json().encode()
     with pytest.raises(ValueError, match="kind"):
         records.convert(topics.features("m1", "legacy"), f)
+
+
+# --- health, alarms, operator logs, scores back ---------------------------------------------------
+AID = "fedcba9876543210fedcba9876543210"
+LID = "00112233445566778899aabbccddeeff"
+OPENED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def health(**kw) -> HealthUpdate:
+    base = dict(
+        asset_id="m1",
+        ts=TS,
+        health_score=72.5,
+        risk_level="MODERATE",
+        grade="C",
+        degradation_index=0.25,
+        maintenance_window_days=14.0,
+        maintenance_reason="bearing wear trend",
+        iso_zone="B",
+        velocity_rms_mm_s=2.8,
+        insights=[InsightItem(text="Vibration 2.1x baseline", severity="warning", signal="vib", value=2.1)],
+        model_ratios={"legacy": 1.5, "batch": 0.75},
+        active_alarms=2,
+    )
+    return HealthUpdate(**(base | kw))
+
+
+def alarm(**kw) -> AlarmEvent:
+    base = dict(
+        alarm_id=AID,
+        asset_id="m1",
+        state="ACKNOWLEDGED",
+        previous="ACTIVE",
+        source="batch",
+        severity="WARNING",
+        reason="3 of 5 windows above threshold",
+        opened_at=OPENED,
+        ts=TS,
+        who="ana",
+        note="checking",
+    )
+    return AlarmEvent(**(base | kw))
+
+
+def test_health_to_point_and_back() -> None:
+    h = health()
+    pt = records.health_to_point(h)
+    assert (pt.measurement, pt.asset_id, pt.ts_ns, dict(pt.tags)) == ("health", "m1", TS_NS, {})
+    assert dict(pt.fields) == {
+        "health_score": 72.5,
+        "risk_level": "MODERATE",
+        "grade": "C",
+        "degradation_index": 0.25,
+        "maintenance_window_days": 14.0,
+        "maintenance_reason": "bearing wear trend",
+        "active_alarms": 2.0,
+        "insights": '[{"text":"Vibration 2.1x baseline","severity":"warning","signal":"vib","value":2.1}]',
+        "model_ratios": '{"legacy":1.5,"batch":0.75}',
+        "iso_zone": "B",
+        "velocity_rms_mm_s": 2.8,
+    }
+    assert records.point_to_health(pt) == h
+    bare = health(iso_zone=None, velocity_rms_mm_s=None, insights=[], model_ratios={}, active_alarms=0)
+    pt = records.health_to_point(bare)
+    assert "iso_zone" not in pt.fields and "velocity_rms_mm_s" not in pt.fields
+    assert (pt.fields["insights"], pt.fields["model_ratios"]) == ("[]", "{}")
+    assert records.point_to_health(pt) == bare
+
+
+def test_alarm_to_point_and_back() -> None:
+    a = alarm()
+    pt = records.alarm_to_point(a)
+    assert (pt.measurement, pt.ts_ns) == ("alarms", TS_NS)
+    assert dict(pt.tags) == {"alarm_id": AID, "transition": "ACKNOWLEDGED"}
+    assert dict(pt.fields) == {
+        "state": "ACKNOWLEDGED",
+        "previous": "ACTIVE",
+        "source": "batch",
+        "severity": "WARNING",
+        "reason": "3 of 5 windows above threshold",
+        "opened_at": "2024-05-01T12:00:00+00:00",
+        "auto_cleared": False,
+        "who": "ana",
+        "note": "checking",
+    }
+    assert records.point_to_alarm(pt) == a
+    opened = alarm(state="ACTIVE", previous=None, who=None, note=None, ts=OPENED)
+    pt = records.alarm_to_point(opened)
+    assert {"previous", "who", "note", "action_code"}.isdisjoint(pt.fields)
+    assert records.point_to_alarm(pt) == opened
+    resolved = alarm(state="RESOLVED", action_code="bearing_replaced", auto_cleared=False)
+    assert records.point_to_alarm(records.alarm_to_point(resolved)) == resolved
+
+
+def test_alarm_transitions_at_one_time_are_distinct_points() -> None:
+    ack = records.alarm_to_point(alarm())
+    res = records.alarm_to_point(alarm(state="RESOLVED", previous="ACKNOWLEDGED", action_code="other"))
+    other = records.alarm_to_point(alarm(alarm_id=LID))
+    keys = {(p.ts_ns, tuple(sorted(p.tags.items()))) for p in (ack, res, other)}
+    assert len(keys) == 3
+
+
+def test_oplog_to_point_and_back() -> None:
+    log = OperatorLog(
+        log_id=LID,
+        asset_id="m1",
+        event_type="corrective_bearing_replacement",
+        severity="high",
+        description='replaced DE bearing "6205"\nline two',
+        ts=TS,
+        author="ana",
+    )
+    pt = records.oplog_to_point(log)
+    assert (pt.measurement, pt.ts_ns, dict(pt.tags)) == ("oplogs", TS_NS, {"log_id": LID})
+    assert dict(pt.fields) == {
+        "event_type": "corrective_bearing_replacement",
+        "severity": "high",
+        "description": 'replaced DE bearing "6205"\nline two',
+        "author": "ana",
+    }
+    assert records.point_to_oplog(pt) == log
+    anon = log.model_copy(update={"author": None, "description": ""})
+    assert "author" not in records.oplog_to_point(anon).fields
+    assert records.point_to_oplog(records.oplog_to_point(anon)) == anon
+
+
+def test_point_to_score_round_trip() -> None:
+    s = Score(
+        event_id=EID,
+        asset_id="m1",
+        ts=TS,
+        model="autoencoder",
+        model_version="v20240501T120000Z-abcdef",
+        anomaly_score=0.8,
+        raw_score=0.9,
+        threshold=0.5,
+        is_anomaly=True,
+        severity="WARNING",
+    )
+    assert records.point_to_score(records.score_to_point(s)) == s
+    with pytest.raises(ValueError, match="model"):
+        records.point_to_score(Point("scores", "m1", TS_NS, {"anomaly_score": 1.0}))
+
+
+def test_point_readers_refuse_other_points() -> None:
+    other = Point("readings", "m1", TS_NS, {"v": 1.0})
+    for fn, name in (
+        (records.point_to_health, "health"),
+        (records.point_to_alarm, "alarms"),
+        (records.point_to_oplog, "oplogs"),
+        (records.point_to_score, "scores"),
+    ):
+        with pytest.raises(ValueError, match=f"expected a '{name}' point"):
+            fn(other)
+    bad = records.health_to_point(health())
+    broken = Point("health", "m1", TS_NS, {**bad.fields, "insights": "[{"})
+    with pytest.raises(ValueError, match="insights"):
+        records.point_to_health(broken)
+    with pytest.raises(ValueError, match="alarm_id"):
+        records.point_to_alarm(Point("alarms", "m1", TS_NS, dict(records.alarm_to_point(alarm()).fields)))
+
+
+def test_convert_health_alarm_oplog_by_topic() -> None:
+    h = health()
+    assert records.convert(topics.health("m1"), h.model_dump_json().encode()) == [records.health_to_point(h)]
+    assert records.convert(topics.health("m1"), b"") == []  # a cleared retained health
+    a = alarm()
+    assert records.convert(topics.alarm("m1"), a.model_dump_json().encode()) == [records.alarm_to_point(a)]
+    log = OperatorLog(log_id=LID, asset_id="m1", event_type="observation", ts=TS)
+    assert records.convert(topics.oplog("m1"), log.model_dump_json().encode()) == [
+        records.oplog_to_point(log)
+    ]
+    with pytest.raises(ValueError, match="does not match topic"):
+        records.convert(topics.alarm("m2"), a.model_dump_json().encode())
+    with pytest.raises(ValueError, match="does not match topic"):
+        records.convert(topics.health("m2"), h.model_dump_json().encode())
+    with pytest.raises(ValueError, match="cannot be a tag"):
+        records.convert(topics.alarm("m1"), alarm(alarm_id="bad/id").model_dump_json().encode())
+    with pytest.raises(ValidationError):  # NaN is refused by the schema
+        records.convert(topics.health("m1"), h.model_dump_json().replace("72.5", "NaN").encode())
+
+
+def test_latest_alarms_reduces_to_the_latest_transition_newest_first() -> None:
+    t = [datetime(2024, 5, 1, 12, m, tzinfo=UTC) for m in range(6)]
+    a_id, b_id, c_id = "a" * 32, "b" * 32, "c" * 32
+    events = [
+        alarm(alarm_id=a_id, state="ACTIVE", previous=None, opened_at=t[0], ts=t[0]),
+        alarm(alarm_id=b_id, state="ACTIVE", previous=None, opened_at=t[2], ts=t[2]),
+        alarm(alarm_id=a_id, state="RESOLVED", opened_at=t[0], ts=t[3], action_code="realigned"),
+        alarm(alarm_id=a_id, state="ACKNOWLEDGED", opened_at=t[0], ts=t[1]),
+        # c: acknowledged and resolved at the same data time -> RESOLVED wins the tie
+        alarm(alarm_id=c_id, state="RESOLVED", opened_at=t[1], ts=t[4], action_code="other"),
+        alarm(alarm_id=c_id, state="ACKNOWLEDGED", opened_at=t[1], ts=t[4]),
+    ]
+    got = records.latest_alarms(events)
+    assert [(x.alarm_id, x.state) for x in got] == [
+        (b_id, "ACTIVE"),  # opened last
+        (c_id, "RESOLVED"),
+        (a_id, "RESOLVED"),
+    ]
+    assert got[2].action_code == "realigned"
+    assert records.latest_alarms([]) == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["sqlite", "influx"])
+def test_new_families_round_trip_through_the_store(backend: str, tmp_path, request) -> None:
+    if backend == "sqlite":
+        store = SqliteStore(tmp_path / "r.db")
+    else:
+        store = InfluxStore(request.getfixturevalue("influxd").url, f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        h = health()
+        a1 = alarm()
+        a2 = alarm(
+            state="RESOLVED", previous="ACKNOWLEDGED", action_code="lubricated", note='multi\nline "q"'
+        )
+        log = OperatorLog(
+            log_id=LID, asset_id="m1", event_type="observation", description='noisy, "loud"\nat DE', ts=TS
+        )
+        store.write([records.health_to_point(h), records.alarm_to_point(a1), records.alarm_to_point(a2)])
+        store.write([records.oplog_to_point(log)])
+        assert [records.point_to_health(p) for p in store.query(records.HEALTH, "m1")] == [h]
+        got = [records.point_to_alarm(p) for p in store.query(records.ALARMS, "m1")]
+        assert sorted(got, key=lambda x: x.state) == [a1, a2]
+        assert records.latest_alarms(got) == [a2]
+        assert [records.point_to_oplog(p) for p in store.query(records.OPLOGS, "m1")] == [log]
+    finally:
+        store.close()

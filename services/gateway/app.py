@@ -4,7 +4,6 @@ body limit and the lifespan (store + background bus loop)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,8 +14,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.gateway import configs
 from services.gateway.deps import GatewayContext
-from services.gateway.routers import assets, data, monitoring, system
+from services.gateway.routers import (
+    alarms,
+    assets,
+    calibration,
+    data,
+    logs,
+    models,
+    monitoring,
+    stream,
+    system,
+)
+from services.gateway.stream import StreamHub
 from services.gateway.view import BusView
 from shared.bus import ServeState, serve
 from shared.settings import Settings
@@ -111,6 +122,15 @@ class BodyLimitMiddleware:
 # ---------------------------------------------------------------------------------------------
 # The app
 # ---------------------------------------------------------------------------------------------
+async def _cancel(task: asyncio.Task[None], grace_s: float = 3.0) -> None:
+    """Cancel ``task`` and wait until it ends, cancelling again after each ``grace_s`` s: on Python 3.11
+    ``asyncio.wait_for`` (used by aiomqtt's publish) can swallow a cancellation that arrives just as the
+    awaited publish completes, and the bus loop would then run on."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=grace_s)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("bus_loop_failed", error=repr(task.exception()))
 def create_app(settings: Settings, *, view: BusView | None = None) -> FastAPI:
     """The gateway app. The lifespan opens the store and runs the bus loop in the background; HTTP
     handlers publish through it and answer from the store and the in-memory :class:`BusView`."""
@@ -118,10 +138,13 @@ def create_app(settings: Settings, *, view: BusView | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings)
-        bus_view = view or BusView()
+        bus_view = view or BusView(hub=StreamHub(settings.sse_queue_size))
         state = ServeState()
+        republish = configs.republish_task(configs.config_dir(settings.data_dir))
         task = asyncio.create_task(
-            serve(SERVICE, settings, bus_view.subscriptions(), bus_view.handle, state=state),
+            serve(
+                SERVICE, settings, bus_view.subscriptions(), bus_view.handle, state=state, tasks=[republish]
+            ),
             name="gateway-bus",
         )
         app.state.ctx = GatewayContext(settings=settings, store=store, view=bus_view, serve_state=state)
@@ -130,15 +153,16 @@ def create_app(settings: Settings, *, view: BusView | None = None) -> FastAPI:
             yield
         finally:
             app.state.ctx = None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel(task)
             store.close()
 
     app = FastAPI(
         title="Rotorwatch gateway",
         version="1",
-        description="REST API of Rotorwatch: data input, assets, readings, monitoring state.",
+        description=(
+            "REST API of Rotorwatch: data input, assets (readings, scores, health, configuration), "
+            "calibration, monitoring state and baselines, alarms, operator logs, live SSE stream."
+        ),
         lifespan=lifespan,
     )
     app.state.ctx = None
@@ -146,7 +170,37 @@ def create_app(settings: Settings, *, view: BusView | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(StoreError, _store_error)
-    for r in (data.router, assets.router, monitoring.router):
+    for r in (
+        data.router,
+        assets.router,
+        monitoring.router,
+        calibration.router,
+        alarms.router,
+        logs.router,
+        models.router,
+        system.api_router,
+        stream.router,
+    ):
         app.include_router(r, prefix=API_PREFIX)
     app.include_router(system.router)
+    _include_dashboard(app)
     return app
+
+
+def _include_dashboard(app: FastAPI) -> None:
+    """Serve the dashboard (``/`` and ``/static``) when its router and files are present; the API works
+    without it."""
+    try:
+        from services.gateway.routers import dashboard
+    except ImportError as exc:
+        log.warning("dashboard_unavailable", error=str(exc))
+        return
+    router = getattr(dashboard, "router", None)
+    if router is not None:
+        app.include_router(router)
+    mount = getattr(dashboard, "mount_static", None)
+    if mount is not None:
+        try:
+            mount(app)
+        except RuntimeError as exc:  # static files missing
+            log.warning("dashboard_static_unavailable", error=str(exc))

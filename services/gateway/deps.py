@@ -10,7 +10,7 @@ import aiomqtt
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
-from services.gateway.view import BusView
+from services.gateway.view import BusView, ReplyCheck
 from shared.bus import Bus, ServeState
 from shared.settings import Settings
 from shared.store import Store
@@ -36,15 +36,38 @@ class GatewayContext:
             raise HTTPException(503, f"MQTT broker not connected ({b.host}:{b.port}); retry later")
         return st.bus
 
-    async def publish(self, topic: str, payload: BaseModel | dict[str, Any] | bytes) -> None:
+    async def publish(
+        self, topic: str, payload: BaseModel | dict[str, Any] | bytes, *, retain: bool = False
+    ) -> None:
         """Publish QoS 1 and wait for the broker's acknowledgement; HTTP 503 if that fails."""
         bus = self.bus()
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await bus.publish(topic, payload, qos=1)
+                await bus.publish(topic, payload, qos=1, retain=retain)
         except TimeoutError:
             reason = f"MQTT broker did not acknowledge within {PUBLISH_TIMEOUT_S} s"
             raise HTTPException(503, reason) from None
+        except aiomqtt.MqttError as exc:
+            raise HTTPException(503, f"MQTT publish failed: {exc}") from None
+
+    async def request(
+        self,
+        topic: str,
+        payload: BaseModel,
+        timeout: float,
+        *,
+        responder: str,
+        accept: ReplyCheck | None = None,
+    ) -> dict[str, Any]:
+        """Request/reply over the bus (:meth:`BusView.request`), with HTTP errors: 503 when the broker
+        is not connected or the publish fails, 504 when ``responder`` sends no (accepted) reply within
+        ``timeout`` s."""
+        bus = self.bus()
+        try:
+            return await self.view.request(bus, topic, payload, timeout, accept=accept)
+        except TimeoutError:
+            reason = f"no reply from the {responder} within {timeout:g} s (is the {responder} running?)"
+            raise HTTPException(504, reason) from None
         except aiomqtt.MqttError as exc:
             raise HTTPException(503, f"MQTT publish failed: {exc}") from None
 

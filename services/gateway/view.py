@@ -1,9 +1,10 @@
 """The gateway's in-memory view of the bus, fed by :func:`shared.bus.serve`.
 
-It keeps the latest retained per-asset state, asset configuration, health, model announcements and
-service statuses, and the pending request/reply futures keyed by correlation id
-(:meth:`BusView.request`). Every HTTP read is answered from here or from the store; the gateway never
-calls another service directly.
+It keeps the latest retained per-asset state, asset configuration, health, model announcements (their
+manifest entries, not the ONNX bytes) and service statuses, and the pending request/reply futures keyed
+by correlation id (:meth:`BusView.request`). Live readings, scores, health, alarms and states are also
+fanned out to the SSE clients of :attr:`BusView.hub`. Every HTTP read is answered from here or from the
+store; the gateway never calls another service directly.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ import pydantic_core
 import structlog
 from pydantic import BaseModel
 
+from services.gateway.stream import StreamHub
 from shared import topics
 from shared.bus import Bus, Incoming, Rejected, topic_matches
-from shared.messages import AssetConfig, AssetState, ModelAnnouncement, ServiceStatus, StateChange
+from shared.messages import (
+    AssetConfig,
+    AssetState,
+    HealthUpdate,
+    ModelAnnouncement,
+    ServiceStatus,
+    StateChange,
+)
 
 log = structlog.get_logger()
 
@@ -63,13 +72,22 @@ def _same_asset(topic_asset: str, payload_asset: str) -> None:
         raise Rejected(f"topic asset {topic_asset!r} does not match payload asset_id {payload_asset!r}")
 
 
+def _one_line_json(payload: bytes) -> str:
+    """The payload as single-line JSON text for an SSE ``data:`` line (Rejected if not a JSON object)."""
+    obj = _json_object(payload)
+    if b"\n" in payload or b"\r" in payload:
+        return pydantic_core.to_json(obj).decode()
+    return payload.decode()
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the gateway keeps of a model announcement (not the ONNX bytes it carries)."""
+    """What the gateway keeps of a model announcement: its manifest entry, not the ONNX bytes."""
 
     version: str
     path: str
     created_at: datetime
+    manifest: dict[str, Any]
 
 
 @dataclass
@@ -81,7 +99,7 @@ class _Pending:
 class BusView:
     """Latest retained facts from the bus plus pending request/reply futures."""
 
-    def __init__(self, requester: str | None = None) -> None:
+    def __init__(self, requester: str | None = None, *, hub: StreamHub | None = None) -> None:
         #: Name in our reply topics ``reply/<requester>/<correlation id>``; unique per gateway process.
         self.requester = requester or f"gateway-{uuid.uuid4().hex[:8]}"
         if not topics.valid_asset_id(self.requester):
@@ -90,10 +108,12 @@ class BusView:
             )
         self.states: dict[str, StateChange] = {}
         self.configs: dict[str, AssetConfig] = {}
-        self.health: dict[str, dict[str, Any]] = {}
+        self.health: dict[str, HealthUpdate] = {}
         self.models: dict[str, dict[str, ModelInfo]] = {}
         self.services: dict[str, ServiceStatus] = {}
         self._pending: dict[str, _Pending] = {}
+        #: Live fan-out to SSE clients (``GET /stream``).
+        self.hub = hub or StreamHub()
 
     # -- subscriptions ---------------------------------------------------------------------------
     def subscriptions(self) -> list[str]:
@@ -104,12 +124,21 @@ class BusView:
             topics.SERVICE_STATUS_FILTER,
             topics.ASSET_CONFIG_FILTER,
             topics.reply_filter(self.requester),
+            topics.READING_FILTER,
+            topics.SCORE_FILTER,
+            topics.ALARM_FILTER,
         ]
 
     async def handle(self, bus: Bus, msg: Incoming) -> None:
         """Handler for :func:`shared.bus.serve`. An empty retained payload clears the entry."""
         t, p = msg.topic, msg.payload
-        if topic_matches(topics.STATE_FILTER, t):
+        if topic_matches(topics.READING_FILTER, t):
+            self._stream("reading", t, p)
+        elif topic_matches(topics.SCORE_FILTER, t):
+            self._stream("score", t, p)
+        elif topic_matches(topics.ALARM_FILTER, t):
+            self._stream("alarm", t, p)
+        elif topic_matches(topics.STATE_FILTER, t):
             asset = _asset_segment(t)
             if not p:
                 self.states.pop(asset, None)
@@ -117,6 +146,8 @@ class BusView:
             sc = StateChange.model_validate_json(p)
             _same_asset(asset, sc.asset_id)
             self.states[asset] = sc
+            if self.hub.active():
+                self.hub.publish("state", asset, _one_line_json(p))
         elif topic_matches(topics.ASSET_CONFIG_FILTER, t):
             asset = _asset_segment(t)
             if not p:
@@ -130,7 +161,11 @@ class BusView:
             if not p:
                 self.health.pop(asset, None)
                 return
-            self.health[asset] = _json_object(p)
+            hu = HealthUpdate.model_validate(_json_object(p))
+            _same_asset(asset, hu.asset_id)
+            self.health[asset] = hu
+            if self.hub.active():
+                self.hub.publish("health", asset, _one_line_json(p))
         elif topic_matches(topics.model_announce_filter(), t):
             asset = _asset_segment(t)
             kind = t.rsplit("/", 1)[-1]
@@ -141,7 +176,8 @@ class BusView:
             _same_asset(asset, ann.asset_id)
             if ann.model != kind:
                 raise Rejected(f"topic model {kind!r} does not match payload model {ann.model!r}")
-            self.models.setdefault(asset, {})[kind] = ModelInfo(ann.version, ann.path, ann.created_at)
+            info = ModelInfo(ann.version, ann.path, ann.created_at, ann.manifest)
+            self.models.setdefault(asset, {})[kind] = info
         elif topic_matches(topics.SERVICE_STATUS_FILTER, t):
             name = t.rsplit("/", 1)[-1]
             if not p:
@@ -152,6 +188,12 @@ class BusView:
             self._on_reply(t.rsplit("/", 1)[-1], p)
         else:
             raise Rejected(f"gateway has no route for topic {t!r}")
+
+    def _stream(self, event: str, topic: str, payload: bytes) -> None:
+        """Forward a live message to the SSE clients (nothing to do, and no parsing, without clients)."""
+        if not self.hub.active():
+            return
+        self.hub.publish(event, _asset_segment(topic), _one_line_json(payload))
 
     # -- queries ---------------------------------------------------------------------------------
     def known_assets(self) -> set[str]:

@@ -123,7 +123,11 @@ class HealthService:
     assessors: dict[str, HealthAssessor] = field(default_factory=dict)
     configs: dict[str, AssetConfig] = field(default_factory=dict)
     baselines: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+    #: Publish at most one health update per asset per this many seconds of data time (unless the
+    #: risk level changes or an alarm event happens): scores of every model arrive for each reading.
+    min_publish_interval_s: float = 1.0
     _last_save: dict[str, float] = field(default_factory=dict)
+    _last_pub: dict[str, tuple[float, str | None]] = field(default_factory=dict)
 
     subscriptions = (
         topics.SCORE_FILTER,
@@ -251,8 +255,11 @@ class HealthService:
             raise Rejected(f"health update refused: {exc}") from exc
         for ev in result.alarm_events:
             await bus.publish(topics.alarm(asset), to_alarm_message(asset, ev))
-        hu = to_health_message(asset, result) if publish or result.alarm_events else None
+        last_ts, last_risk = self._last_pub.get(asset, (float("-inf"), None))
+        due = ts - last_ts >= self.min_publish_interval_s - 1e-3 or result.risk_level != last_risk
+        hu = to_health_message(asset, result) if (publish and due) or result.alarm_events else None
         if hu is not None:
+            self._last_pub[asset] = (ts, result.risk_level)
             await bus.publish(topics.health(asset), hu, retain=True)
         self.save(asset, force=bool(result.alarm_events))
 

@@ -13,7 +13,11 @@
    (``anomaly_score / threshold``) and the ISO 20816-3 zone of the smoothed velocity RMS
    (``velocity_rms_mm_s``); None while neither is known. Risk and grade from health.
 4. **Persistence**: per model, the scorer's pointwise ``is_anomaly`` through k-of-n
-   (:class:`~shared.health.alarms.Persistence`, 3 of 5); for ISO, "raw velocity in zone C or D".
+   (:class:`~shared.health.alarms.Persistence`, 3 of 5) *and* either a smoothed ratio of at least
+   ``alarm_min_smoothed_ratio`` (1.0: the model's EWMA score is at its threshold) or a latest
+   ratio of at least ``alarm_fast_ratio`` (1.5). A brief marginal excursion of the scorers' 10-window mean on
+   healthy data therefore does not alarm, while a gross fault alarms after k windows; for ISO,
+   "raw velocity in zone C or D".
 5. **Degradation**: :class:`~shared.health.degradation.DegradationTracker` with
    ``persistent = any persistent model or ISO``, ``excess = max(smoothed ratio - 1 over persistent
    models, v_smoothed / (B/C boundary) - 1 if ISO persistent)``.
@@ -112,6 +116,12 @@ class AssessorParams:
     z_min: float = 3.0
     envelope_snr_min: float = 3.0
     max_insights: int = 4
+    # A model counts as persistently anomalous only while its smoothed ratio is also at least this
+    # (a lone excursion of the scorer's short rolling mean must not raise an alarm on healthy data).
+    alarm_min_smoothed_ratio: float = 1.0
+    # ... or while its latest (10-window mean) ratio is at least this: a clear fault alarms after k
+    # windows without waiting for the 30 s smoothing. Healthy data measured here peaks near 1.3.
+    alarm_fast_ratio: float = 1.5
     degradation: DegradationParams = field(default_factory=DegradationParams)
 
     def __post_init__(self) -> None:
@@ -254,11 +264,20 @@ class HealthAssessor:
         self.baseline = out
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _smooth(self, track: _Track | None, value: float, ts: float, flag: bool) -> _Track:
-        """EWMA over data time (module doc, step 1); returns the (possibly new) track."""
+    def _smooth(
+        self, track: _Track | None, value: float, ts: float, flag: bool, prior: float | None = None
+    ) -> _Track:
+        """EWMA over data time (module doc, step 1); returns the (possibly new) track.
+
+        A new track starts at its first value, or, with a ``prior``, at the prior moved one
+        second's worth towards the first value (model ratios start from 0, "as calibrated": a
+        single high first score of a freshly calibrated model must not dent the health)."""
         p = self.params
         if track is None or ts - track.last_ts > p.stale_after_s:
-            track = _Track(value, value, ts, Persistence(p.persistence_k, p.persistence_n))
+            start = value
+            if prior is not None:
+                start = prior + (1.0 - math.exp(-1.0 / p.smoothing_tau_s)) * (value - prior)
+            track = _Track(start, value, ts, Persistence(p.persistence_k, p.persistence_n))
         else:
             alpha = 1.0 - math.exp(-(ts - track.last_ts) / p.smoothing_tau_s)
             track.smoothed += alpha * (value - track.smoothed)
@@ -323,7 +342,7 @@ class HealthAssessor:
             if old is None or ts >= old[1]:
                 self._features[k] = (v, ts)
         for ms in new_scores:
-            track = self._smooth(self._models.get(ms.model), ms.ratio, ts, ms.is_anomaly)
+            track = self._smooth(self._models.get(ms.model), ms.ratio, ts, ms.is_anomaly, prior=0.0)
             track.severity = ms.severity
             self._models[ms.model] = track
         if velocity is not None:
@@ -339,7 +358,12 @@ class HealthAssessor:
         ratios = {m: t.smoothed for m, t in fresh_models.items()}
         health = health_from_scores(ratios, iso.zone if iso else None) if (ratios or iso) else None
 
-        persistent_models = sorted(m for m, t in fresh_models.items() if t.persistence.on)
+        persistent_models = sorted(
+            m
+            for m, t in fresh_models.items()
+            if t.persistence.on
+            and (t.smoothed >= self.params.alarm_min_smoothed_ratio or t.last >= self.params.alarm_fast_ratio)
+        )
         anomaly_on = bool(persistent_models)
         iso_on = vel is not None and vel.persistence.on
         excess = 0.0

@@ -1,33 +1,86 @@
-"""``/monitoring``: overall and per-asset monitoring state from the retained bus view."""
+"""``/monitoring``: overall and per-asset monitoring state from the retained bus view, and the learned
+baselines of an asset's current models."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import ContextDep
-from services.gateway.view import system_state
-from shared.messages import AssetState
+from services.gateway.view import BusView, ModelInfo, system_state
+from shared.messages import AssetState, InsightItem, RiskLevel
 from shared.store import StoreError
+from shared.topics import ASSET_ID_PATTERN, MODEL_KINDS
 
 router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 log = structlog.get_logger()
+
+#: ``baseline_summary`` name -> raw signal name in a manifest's ``signal_baseline``.
+SIGNALS = {
+    "voltage": "voltage_v",
+    "current": "current_a",
+    "power_factor": "power_factor",
+    "vibration": "vibration_g",
+}
+
+
+class MeanStd(BaseModel):
+    """Healthy-baseline mean and population standard deviation of one raw signal, in its unit."""
+
+    mean: float
+    std: float
+
+
+class BaselineSummary(BaseModel):
+    """Per signal (V, A, dimensionless, g); null when no model's manifest carries it."""
+
+    voltage: MeanStd | None = None
+    current: MeanStd | None = None
+    power_factor: MeanStd | None = None
+    vibration: MeanStd | None = None
+
+
+class ModelsLoaded(BaseModel):
+    """Which models are announced (retained) for the asset."""
+
+    legacy_model: bool = False
+    batch_model: bool = False
+    autoencoder: bool = False
 
 
 class AssetStatus(BaseModel):
     state: AssetState = "IDLE"
     previous: AssetState | None = None
+    #: State-change reason; while CALIBRATING, the calibrator's current step.
     reason: str = ""
     #: Time of the last state change (None: never changed, i.e. IDLE by default).
     since: datetime | None = None
     #: Model kind -> version currently announced for this asset.
     models: dict[str, str] = Field(default_factory=dict)
-    #: Latest retained health document, as published (None until one arrives).
+    calibration_active: bool = False
+    baseline_established: bool = False
+    models_loaded: ModelsLoaded = Field(default_factory=ModelsLoaded)
+    baseline_summary: BaselineSummary = Field(default_factory=BaselineSummary)
+    # From the latest retained health update (all None until one arrives).
+    health_score: float | None = None
+    risk_level: RiskLevel | None = None
+    grade: Literal["A", "B", "C", "D", "F"] | None = None
+    maintenance_window_days: float | None = None
+    maintenance_reason: str | None = None
+    degradation_index: float | None = None
+    iso_zone: Literal["A", "B", "C", "D"] | None = None
+    velocity_rms_mm_s: float | None = None
+    insights: list[InsightItem] = Field(default_factory=list)
+    active_alarms: int | None = None
+    #: Time (data time) of that health update.
+    health_ts: datetime | None = None
+    #: The latest retained health document, as published (None until one arrives).
     health: dict[str, Any] | None = None
 
 
@@ -36,6 +89,71 @@ class MonitoringStatus(BaseModel):
     assets: dict[str, AssetStatus]
     #: Service name -> ``online``/``offline`` from the retained status topics.
     services: dict[str, str] = Field(default_factory=dict)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _mean_std(stats: Any) -> MeanStd | None:
+    if not isinstance(stats, dict):
+        return None
+    m, s = stats.get("mean"), stats.get("std")
+    if not (_finite(m) and _finite(s)):
+        return None
+    return MeanStd(mean=float(m), std=float(s))
+
+
+def signal_baseline(models: dict[str, ModelInfo]) -> dict[str, Any] | None:
+    """The ``signal_baseline`` of the first announced model (legacy, batch, autoencoder) that has one."""
+    for kind in MODEL_KINDS:
+        info = models.get(kind)
+        sb = info.manifest.get("signal_baseline") if info is not None else None
+        if isinstance(sb, dict) and sb:
+            return sb
+    return None
+
+
+def baseline_summary(models: dict[str, ModelInfo]) -> BaselineSummary:
+    """Mean/std per raw signal from the models' ``signal_baseline`` (null when unknown)."""
+    sb = signal_baseline(models) or {}
+    return BaselineSummary(**{name: _mean_std(sb.get(signal)) for name, signal in SIGNALS.items()})
+
+
+def asset_status(view: BusView, asset_id: str) -> AssetStatus:
+    """Everything the view knows about one asset (IDLE defaults for an asset it has never heard of)."""
+    sc = view.states.get(asset_id)
+    models = view.models.get(asset_id, {})
+    versions = {k: info.version for k, info in models.items()}
+    out = AssetStatus(
+        models=versions,
+        baseline_established=bool(models),
+        models_loaded=ModelsLoaded(
+            legacy_model="legacy" in models,
+            batch_model="batch" in models,
+            autoencoder="autoencoder" in models,
+        ),
+        baseline_summary=baseline_summary(models),
+    )
+    if sc is not None:
+        out.state, out.previous, out.reason, out.since = sc.state, sc.previous, sc.reason, sc.ts
+        out.models = {**sc.models, **versions}
+    out.calibration_active = out.state == "CALIBRATING"
+    hu = view.health.get(asset_id)
+    if hu is not None:
+        out.health_score = hu.health_score
+        out.risk_level = hu.risk_level
+        out.grade = hu.grade
+        out.maintenance_window_days = hu.maintenance_window_days
+        out.maintenance_reason = hu.maintenance_reason
+        out.degradation_index = hu.degradation_index
+        out.iso_zone = hu.iso_zone
+        out.velocity_rms_mm_s = hu.velocity_rms_mm_s
+        out.insights = list(hu.insights)
+        out.active_alarms = hu.active_alarms
+        out.health_ts = hu.ts
+        out.health = hu.model_dump(mode="json")
+    return out
 
 
 @router.get("/status", response_model=MonitoringStatus)
@@ -48,23 +166,100 @@ async def monitoring_status(ctx: ContextDep) -> MonitoringStatus:
     except StoreError as exc:  # a status page must still answer while the store is down
         log.warning("store_unavailable", error=str(exc))
         stored = set()
-    assets: dict[str, AssetStatus] = {}
-    for a in sorted(stored | view.known_assets()):
-        sc = view.states.get(a)
-        models = {k: ann.version for k, ann in view.models.get(a, {}).items()}
-        if sc is None:
-            assets[a] = AssetStatus(models=models, health=view.health.get(a))
-        else:
-            assets[a] = AssetStatus(
-                state=sc.state,
-                previous=sc.previous,
-                reason=sc.reason,
-                since=sc.ts,
-                models={**sc.models, **models},
-                health=view.health.get(a),
-            )
+    assets = {a: asset_status(view, a) for a in sorted(stored | view.known_assets())}
     return MonitoringStatus(
         system_state=system_state(s.state for s in assets.values()),
         assets=assets,
         services={name: st.state for name, st in sorted(view.services.items())},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines
+# ---------------------------------------------------------------------------------------------
+FeatureStats = dict[str, dict[str, float]]
+
+
+class BaselineInfo(BaseModel):
+    asset_id: str
+    #: Version of the legacy model (else of the first model announced); every kind's in ``versions``.
+    version: str
+    versions: dict[str, str]
+    #: Legacy model's feature baseline: feature -> {mean, std, min, max, median, mad} (feature units).
+    baseline: FeatureStats | None = None
+    #: Batch model's feature baseline (same form).
+    batch_baseline: FeatureStats | None = None
+    #: Autoencoder's (vibration) feature baseline, when that model exists.
+    vibration_baseline: FeatureStats | None = None
+    #: Raw signal -> {mean, std, min, max} of the calibration readings (None for vibration-only assets).
+    signal_baseline: dict[str, dict[str, float]] | None = None
+    #: Model kind -> number of calibration samples its baseline was computed from.
+    samples: dict[str, int] = Field(default_factory=dict)
+
+
+def feature_stats(entry: dict[str, Any]) -> tuple[FeatureStats | None, int | None]:
+    """A manifest entry's feature baseline as ``{feature: {stat: value}}`` plus its sample count.
+
+    Accepts the registry form ``{"n", "features": [{"name", "mean", ...}]}`` and the already keyed form
+    ``{feature: {"mean", ...}}``; only finite numeric statistics are kept.
+    """
+    raw = entry.get("baseline")
+    if not isinstance(raw, dict):
+        return None, None
+    if isinstance(raw.get("features"), list):
+        feats = [f for f in raw["features"] if isinstance(f, dict)]
+        rows = {f["name"]: f for f in feats if isinstance(f.get("name"), str)}
+        n = raw.get("n")
+        count = int(n) if _finite(n) else None
+    else:
+        rows, count = raw, None
+    out: FeatureStats = {}
+    for name, stats in rows.items():
+        if not isinstance(stats, dict):
+            continue
+        out[str(name)] = {k: float(v) for k, v in stats.items() if k != "name" and _finite(v)}
+    return (out or None), count
+
+
+def _finite_stats(sb: dict[str, Any] | None) -> dict[str, dict[str, float]] | None:
+    if sb is None:
+        return None
+    out = {
+        str(sig): {k: float(v) for k, v in stats.items() if _finite(v)}
+        for sig, stats in sb.items()
+        if isinstance(stats, dict)
+    }
+    return out or None
+
+
+@router.get(
+    "/baseline",
+    response_model=BaselineInfo,
+    responses={404: {"description": "No models for this asset"}, 422: {"description": "Invalid asset id"}},
+)
+async def get_baseline(
+    ctx: ContextDep,
+    asset_id: Annotated[str, Query(pattern=ASSET_ID_PATTERN, description="Asset id")],
+) -> BaselineInfo:
+    """Feature and signal baselines stored in the manifests of the asset's announced models."""
+    models = ctx.view.models.get(asset_id, {})
+    if not models:
+        reason = f"no baseline for asset {asset_id!r}: no model announced (calibrate it first)"
+        raise HTTPException(404, reason)
+    first = next(k for k in (*MODEL_KINDS, *sorted(models)) if k in models)
+    stats: dict[str, FeatureStats | None] = {}
+    samples: dict[str, int] = {}
+    for kind, info in models.items():
+        stats[kind], n = feature_stats(info.manifest)
+        if n is not None:
+            samples[kind] = n
+    return BaselineInfo(
+        asset_id=asset_id,
+        version=models[first].version,
+        versions={k: info.version for k, info in sorted(models.items())},
+        baseline=stats.get("legacy"),
+        batch_baseline=stats.get("batch"),
+        vibration_baseline=stats.get("autoencoder"),
+        signal_baseline=_finite_stats(signal_baseline(models)),
+        samples=samples,
     )

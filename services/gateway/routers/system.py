@@ -1,17 +1,21 @@
-"""``/healthz`` (no prefix): is the broker connected and does the store answer?"""
+"""``/healthz`` (no prefix): is the broker connected and does the store answer? ``/system/purge``
+(under the API prefix, :data:`api_router`): delete stored data and models."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.gateway.commands import COMMAND_RESPONSES, CommandResult, asset_command
 from services.gateway.deps import ContextDep
+from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(tags=["system"])
+api_router = APIRouter(prefix="/system", tags=["system"])
 
 STORE_PING_TIMEOUT_S = 5.0
 
@@ -38,3 +42,15 @@ async def healthz(ctx: ContextDep) -> Health | JSONResponse:
     down = [name for name, ok in (("broker", broker), ("store", store)) if not ok]
     body = Health(status="unavailable", broker=broker, store=store, detail=" and ".join(down) + " down")
     return JSONResponse(body.model_dump(), status_code=503)
+
+
+@api_router.post("/purge", response_model=CommandResult, responses=COMMAND_RESPONSES)
+async def purge(
+    ctx: ContextDep,
+    asset_id: Annotated[
+        str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset (default: every asset)")
+    ] = None,
+) -> CommandResult:
+    """Delete stored data and models of one asset, or of every asset (``cmd/purge``, handled by the
+    calibrator); answers with what the calibrator reports it deleted."""
+    return await asset_command(ctx, "purge", asset_id, responder="calibrator")

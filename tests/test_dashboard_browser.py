@@ -1,0 +1,922 @@
+"""The live dashboard in a real browser (Debian's headless Chromium via Playwright).
+
+Three levels:
+
+* ``test_dashboard_against_fixture_api``: the real static dashboard (``routers/dashboard.py``) served
+  next to a small in-test API that answers with hand-written documents and pushes hand-written SSE
+  events. Every number asserted on the page is computed by hand from those documents.
+  ``test_dashboard_reconnects_after_gateway_restart``: the same, with the stream refused (polling
+  fallback) and the server stopped and restarted (reconnect with backoff).
+* ``test_dashboard_served_by_gateway_app``: the real gateway app (``create_app``) on a real Mosquitto and
+  an SQLite store serves the page; the fleet view renders with no console errors.
+* ``test_full_flow_*`` / ``test_twenty_assets_*``: the whole system (``python -m deploy.run``): healthy
+  data, calibration from the UI, a fault, an alarm acknowledged, a purge; then 20 assets streaming
+  at once with the update lag printed (no timing assertion).
+
+Console errors fail every test; screenshots go to ``test-output/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import queue
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiomqtt
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from playwright.sync_api import Browser, Page, expect
+
+from deploy.run import service_argvs
+from services.gateway.routers import dashboard
+from shared import synth, topics
+from shared.settings import parse_mqtt_url
+from tests.support.browser import ConsoleWatch, ThreadedServer, browser, output_path
+from tests.support.servers import MosquittoServer
+from tests.support.stack import ROOT, Stack
+
+pytestmark = pytest.mark.browser
+T = TypeVar("T")
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+ALARM_ID = "a1" * 16
+RING_C = 2 * math.pi * 52  # circumference of the health ring's arc (r = 52 in the SVG viewBox)
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with browser() as b:
+        yield b
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """A fresh 1366x900 page; closed before the servers of the test stop (its SSE stream ends first)."""
+    pg = chromium.new_page(viewport={"width": 1366, "height": 900})
+    yield pg
+    pg.close()
+
+
+# =============================================================================================
+# 1. Fixture API: exact, hand-checkable rendering
+# =============================================================================================
+BASELINE = {
+    "voltage": {"mean": 230.2, "std": 2.8},
+    "current": {"mean": 10.0, "std": 0.3},
+    "power_factor": {"mean": 0.9, "std": 0.01},
+    "vibration": {"mean": 0.3, "std": 0.03},
+}
+HEALTH_1 = {
+    "asset_id": "pump_a",
+    "ts": iso(T0 + timedelta(seconds=2)),
+    "health_score": 72.5,
+    "risk_level": "MODERATE",
+    "grade": "C",
+    "degradation_index": 0.31,
+    "maintenance_window_days": 21.0,
+    "maintenance_reason": "vibration trend +0.01 g/h",
+    "iso_zone": "B",
+    "velocity_rms_mm_s": 2.35,
+    "insights": [
+        {
+            "text": "Power factor 4.0σ below baseline",
+            "severity": "warning",
+            "signal": "power_factor",
+            "value": 0.86,
+        }
+    ],
+    "model_ratios": {"legacy": 1.2},
+    "active_alarms": 1,
+}
+READINGS = [  # t0, t0+1, t0+2; the last one is the "live" value of the status cards
+    {
+        "event_id": f"{i:032x}",
+        "asset_id": "pump_a",
+        "ts": iso(T0 + timedelta(seconds=i)),
+        "voltage_v": v,
+        "current_a": c,
+        "power_factor": pf,
+        "vibration_g": g,
+        "is_faulty": None,
+    }
+    for i, (v, c, pf, g) in enumerate(
+        [(230.0, 10.0, 0.9, 0.3), (231.0, 10.05, 0.88, 0.31), (236.0, 10.1, 0.86, 0.3)]
+    )
+]
+
+
+def _score(i: int, model: str, anomalous: bool) -> dict[str, Any]:
+    return {
+        "event_id": f"{i:032x}",
+        "asset_id": "pump_a",
+        "ts": iso(T0 + timedelta(seconds=i)),
+        "model": model,
+        "model_version": "v3",
+        "anomaly_score": 0.9 if anomalous else 0.3,
+        "raw_score": 0.5,
+        "threshold": 0.6,
+        "is_anomaly": anomalous,
+        "severity": "WARNING" if anomalous else "NORMAL",
+    }
+
+
+# legacy flags t0+1 and t0+2 (one run -> one span), batch flags t0+2 only (same instant):
+# 2 distinct flagged instants, 1 merged span.
+SCORES = [
+    _score(0, "legacy", False),
+    _score(1, "legacy", True),
+    _score(2, "legacy", True),
+    _score(2, "batch", True),
+]
+ALARM = {
+    "alarm_id": ALARM_ID,
+    "asset_id": "pump_a",
+    "state": "ACTIVE",
+    "source": "health",
+    "severity": "WARNING",
+    "reason": "power factor below baseline",
+    "opened_at": iso(T0 + timedelta(seconds=1)),
+    "ts": iso(T0 + timedelta(seconds=1)),
+    "who": None,
+    "note": None,
+    "action_code": None,
+    "auto_cleared": False,
+}
+LOG = {
+    "log_id": "l1",
+    "asset_id": "pump_a",
+    "event_type": "preventive_lubrication",
+    "severity": "info",
+    "description": "greased DE bearing",
+    "ts": iso(T0 + timedelta(seconds=1)),
+    "author": "ana",
+}
+
+
+class FixtureApi:
+    """In-test API: fixed documents, recorded POSTs, SSE events pushed by the test."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.alarm = dict(ALARM)
+        self.logs = [dict(LOG)]
+        self.calibration_calls = 0
+        self.health = dict(HEALTH_1)  # what /monitoring/status reports for pump_a
+        self.stream_down = False  # True: /api/v1/stream answers 503
+        self.purged = False  # after POST /system/purge pump_a is IDLE with nothing stored, as for real
+        self.servers: list[ThreadedServer] = []
+        self.app = self._build()
+
+    def push(self, event: str, data: dict[str, Any]) -> None:
+        self.events.put((event, data))
+
+    def _build(self) -> FastAPI:
+        app = FastAPI()
+        app.include_router(dashboard.router)
+        dashboard.mount_static(app)
+        fx = self
+
+        @app.get("/api/v1/assets")
+        def assets() -> dict[str, Any]:
+            return {
+                "assets": [
+                    {"asset_id": "pump_a", "state": "MONITORING"},
+                    {"asset_id": "fan_b", "state": "IDLE"},
+                ]
+            }
+
+        @app.get("/api/v1/monitoring/status")
+        def status() -> dict[str, Any]:
+            pump = {
+                "state": "MONITORING",
+                "calibration_active": False,
+                "baseline_established": True,
+                "models_loaded": {"legacy_model": True, "batch_model": True, "autoencoder": False},
+                "baseline_summary": BASELINE,
+                **{k: v for k, v in fx.health.items() if k not in ("asset_id", "model_ratios")},
+            }
+            fan = {
+                "state": "IDLE",
+                "calibration_active": False,
+                "baseline_established": False,
+                "models_loaded": {"legacy_model": False, "batch_model": False, "autoencoder": False},
+                "baseline_summary": None,
+                "health_score": None,
+                "risk_level": None,
+                "grade": None,
+                "maintenance_window_days": None,
+                "maintenance_reason": None,
+                "degradation_index": None,
+                "iso_zone": None,
+                "velocity_rms_mm_s": None,
+                "insights": [],
+                "active_alarms": 0,
+            }
+            if fx.purged:
+                return {"system_state": "IDLE", "assets": {"pump_a": fan, "fan_b": fan}}
+            return {"system_state": "MONITORING", "assets": {"pump_a": pump, "fan_b": fan}}
+
+        @app.get("/api/v1/assets/{asset_id}/readings")
+        def readings(asset_id: str, minutes: int = 10) -> dict[str, Any]:
+            rows = READINGS if asset_id == "pump_a" and not fx.purged else []
+            return {"asset_id": asset_id, "count": len(rows), "readings": rows}
+
+        @app.get("/api/v1/assets/{asset_id}/scores")
+        def scores(asset_id: str, minutes: int = 10) -> dict[str, Any]:
+            return {"scores": SCORES if asset_id == "pump_a" and not fx.purged else []}
+
+        @app.get("/api/v1/assets/{asset_id}/health")
+        def health(asset_id: str, minutes: int = 10) -> dict[str, Any]:
+            return {"history": [HEALTH_1] if asset_id == "pump_a" and not fx.purged else []}
+
+        @app.get("/api/v1/alarms")
+        def alarms(asset_id: str = "", state: str = "") -> dict[str, Any]:
+            return {"alarms": [fx.alarm] if asset_id in ("", "pump_a") and not fx.purged else []}
+
+        @app.post("/api/v1/alarms/{alarm_id}/{action}")
+        async def alarm_action(alarm_id: str, action: str, request: Request) -> Any:
+            body = await request.json()
+            fx.posts.append((f"/alarms/{alarm_id}/{action}", body))
+            if alarm_id != ALARM_ID:
+                return JSONResponse({"detail": f"unknown alarm {alarm_id}"}, status_code=404)
+            new_state = {"ack": "ACKNOWLEDGED", "resolve": "RESOLVED"}[action]
+            fx.alarm = {
+                **fx.alarm,
+                "state": new_state,
+                "who": body["who"],
+                "note": body.get("note"),
+                "action_code": body.get("action_code"),
+                "ts": iso(T0 + timedelta(seconds=5)),
+            }
+            return fx.alarm
+
+        @app.get("/api/v1/logs")
+        def logs(asset_id: str = "", hours: int = 24) -> dict[str, Any]:
+            return {"logs": [x for x in fx.logs if x["asset_id"] == asset_id]}
+
+        @app.post("/api/v1/logs")
+        async def add_log(request: Request) -> dict[str, Any]:
+            body = await request.json()
+            fx.posts.append(("/logs", body))
+            entry = {
+                "log_id": f"l{len(fx.logs) + 1}",
+                "ts": iso(T0 + timedelta(seconds=2)),
+                "author": None,
+                **body,
+            }
+            fx.logs.append(entry)
+            return entry
+
+        @app.post("/api/v1/calibration/start")
+        async def calibrate(request: Request) -> Any:
+            body = await request.json()
+            fx.posts.append(("/calibration/start", body))
+            fx.calibration_calls += 1
+            if fx.calibration_calls == 1:
+                return JSONResponse(
+                    {"detail": "Insufficient data for calibration: found 12 readings (need 100)"},
+                    status_code=400,
+                )
+            return {
+                "status": "completed",
+                "asset_id": body["asset_id"],
+                "data_points_collected": 3000,
+                "message": "baseline learned",
+                "models": {"legacy": "v7", "batch": "v7"},
+            }
+
+        @app.post("/api/v1/system/purge")
+        def purge(asset_id: str) -> dict[str, Any]:
+            fx.posts.append((f"/system/purge?asset_id={asset_id}", {}))
+            fx.purged = True
+            fx.logs = []
+            return {"status": "ok", "data": {"readings": 3, "models": ["legacy", "batch"]}}
+
+        @app.get("/api/v1/reports/{asset_id}/{name}")
+        def report(asset_id: str, name: str) -> JSONResponse:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+
+        @app.get("/api/v1/stream", response_model=None)
+        async def stream(request: Request) -> StreamingResponse | JSONResponse:
+            if fx.stream_down:
+                return JSONResponse({"detail": "stream unavailable"}, status_code=503)
+
+            async def frames() -> AsyncIterator[str]:
+                yield "retry: 1000\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        event, data = fx.events.get_nowait()
+                    except queue.Empty:
+                        await asyncio.sleep(0.05)
+                        continue
+                    yield f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+            return StreamingResponse(frames(), media_type="text/event-stream")
+
+        return app
+
+
+@pytest.fixture
+def fixture_api() -> Iterator[tuple[FixtureApi, ThreadedServer]]:
+    fx = FixtureApi()
+    servers = [ThreadedServer(fx.app).start()]
+    fx.servers = servers  # a test may restart the API on the same port; every server is stopped here
+    yield fx, servers[0]
+    for srv in servers:
+        srv.stop()
+
+
+def _screenshot(page: Page, name: str) -> None:
+    """Full-page screenshot into test-output/ (scrolled to the top so the sticky header sits at the top)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(100)
+    page.screenshot(path=str(output_path(name)), full_page=True)
+
+
+def _class(page: Page, testid: str) -> str:
+    return page.get_by_test_id(testid).get_attribute("class") or ""
+
+
+def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedServer], page: Page) -> None:
+    fx, srv = fixture_api
+    console = ConsoleWatch().attach(page)
+    page.goto(srv.url + "/")
+
+    # --- fleet view: one card per asset, numbers straight from /monitoring/status -------------------
+    pump = page.get_by_test_id("asset-card-pump_a")
+    fan = page.get_by_test_id("asset-card-fan_b")
+    expect(pump.get_by_test_id("card-health")).to_have_text("72.5")
+    expect(pump.get_by_test_id("card-risk")).to_have_text("Moderate risk")
+    expect(pump).to_have_class(re.compile(r"\brisk-moderate\b"))
+    expect(pump.get_by_test_id("card-state")).to_have_text("MONITORING")
+    expect(pump.get_by_test_id("card-alarms")).to_have_text("1 active alarm")
+    expect(fan.get_by_test_id("card-health")).to_have_text("—")  # uncalibrated: nothing invented
+    expect(fan.get_by_test_id("card-risk")).to_have_text("risk —")
+    expect(fan.get_by_test_id("card-state")).to_have_text("IDLE")
+    expect(page.get_by_test_id("connection")).to_have_text("Live")
+    body = page.locator("body").inner_text()
+    assert "NaN" not in body and "undefined" not in body and "null" not in body
+
+    # --- keyboard: the card is reachable and Enter opens the asset view ------------------------------
+    pump.focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#/asset/pump_a$"))
+    expect(page.get_by_test_id("asset-view")).to_be_visible()
+
+    # --- health ring ----------------------------------------------------------------------------------
+    expect(page.get_by_test_id("health-score")).to_have_text("72.5")
+    expect(page.get_by_test_id("risk-label")).to_have_text("Moderate")
+    assert "risk-moderate" in _class(page, "health-ring")
+    offset = float(page.locator("#ring-arc").get_attribute("stroke-dashoffset") or "nan")
+    assert offset == pytest.approx(RING_C * (1 - 0.725), abs=0.01)  # 89.85
+    expect(page.get_by_test_id("maintenance-window")).to_have_text("within 21 days")
+    expect(page.get_by_test_id("degradation-index")).to_have_text("0.31")
+    expect(page.get_by_test_id("iso-zone")).to_have_text("zone B (long-term OK)")
+    expect(page.get_by_test_id("state-label")).to_have_text("MONITORING")
+
+    # --- status cards: live value, baseline target, deviation colour ---------------------------------
+    volt = page.get_by_test_id("status-voltage")
+    expect(volt).to_contain_text("236.0 V")
+    expect(volt).to_contain_text("target 230.2V ±2.8V")
+    expect(volt).to_contain_text("+2.1σ")  # (236.0 - 230.2) / 2.8 = 2.07 -> amber
+    assert "dev-warn" in _class(page, "status-voltage")
+    assert "dev-ok" in _class(page, "status-current")  # (10.1 - 10.0) / 0.3 = 0.33
+    expect(page.get_by_test_id("status-power_factor")).to_contain_text("-4.0σ")  # (0.86 - 0.9) / 0.01
+    assert "dev-bad" in _class(page, "status-power_factor")
+    assert "dev-ok" in _class(page, "status-vibration")  # 0 σ
+    expect(page.get_by_test_id("status-velocity")).to_contain_text("2.35 mm/s")
+
+    # --- insights, charts and markers ---------------------------------------------------------------
+    expect(page.get_by_test_id("insight-item")).to_have_count(1)
+    expect(page.get_by_test_id("insights")).to_contain_text("Power factor 4.0σ below baseline")
+    chart = page.get_by_test_id("signal-chart")
+    expect(chart).to_have_attribute("data-anomaly-count", "2")
+    expect(chart).to_have_attribute("data-anomaly-spans", "1")
+    expect(chart).to_have_attribute("data-log-count", "1")
+    expect(page.locator("#signal-charts canvas")).to_have_count(4)
+    expect(page.locator("#score-chart canvas")).to_have_count(1)
+    expect(page.get_by_test_id("score-legend")).to_contain_text(
+        "legacy (v3): 0.9000 / threshold 0.6000 · WARNING"
+    )
+
+    # --- live stream: a health event and a reading update the page ----------------------------------
+    ts_health = T0 + timedelta(seconds=10)
+    fx.push(
+        "health",
+        {
+            **HEALTH_1,
+            "ts": iso(ts_health),
+            "health_score": 40.0,
+            "risk_level": "HIGH",
+            "insights": [
+                *HEALTH_1["insights"],
+                {
+                    "text": "Voltage 2.1σ above baseline",
+                    "severity": "info",
+                    "signal": "voltage",
+                    "value": 236.0,
+                },
+            ],
+        },
+    )
+    expect(page.get_by_test_id("health-score")).to_have_text("40.0")
+    expect(page.get_by_test_id("risk-label")).to_have_text("High")
+    expect(page.get_by_test_id("insight-item")).to_have_count(2)
+    fx.push(
+        "health",
+        {
+            **HEALTH_1,
+            "ts": iso(ts_health + timedelta(seconds=0.5)),
+            "health_score": 40.0,
+            "risk_level": "HIGH",
+            "insights": [],
+        },
+    )
+    expect(page.get_by_test_id("insights-empty")).to_contain_text("No anomalies detected")
+    expect(page.get_by_test_id("insight-item")).to_have_count(0)
+    ts_reading = T0 + timedelta(seconds=11)
+    fx.push("reading", {**READINGS[0], "event_id": "f" * 32, "ts": iso(ts_reading), "voltage_v": 230.2})
+    expect(volt).to_contain_text("230.2 V")
+    assert "dev-ok" in _class(page, "status-voltage")
+    rw = page.evaluate("window.__rw")
+    assert rw["eventsReceived"] == 3
+    assert rw["lastEventDataTs"] == int(ts_reading.timestamp() * 1000)
+    assert rw["lastEventAt"] >= rw["lastEventDataTs"]
+
+    # --- zoom and back to live with the keyboard-reachable chart buttons ----------------------------
+    live = page.locator("#live-button")
+    expect(live).to_have_attribute("aria-pressed", "true")
+    page.get_by_role("button", name="Zoom in").click()
+    expect(live).to_have_attribute("aria-pressed", "false")
+    page.get_by_role("button", name="Pan earlier").click()
+    expect(live).to_have_attribute("aria-pressed", "false")
+    live.focus()
+    page.keyboard.press("Enter")
+    expect(live).to_have_attribute("aria-pressed", "true")
+
+    # --- alarm: acknowledge (name required), then resolve with an action code -----------------------
+    page.get_by_test_id("ack-button").click()
+    expect(page.get_by_test_id("alarm-dialog")).to_be_visible()
+    page.get_by_test_id("alarm-who").fill("")
+    page.get_by_test_id("alarm-submit").click()
+    expect(page.get_by_test_id("alarm-error")).to_contain_text("Enter your name")
+    page.get_by_test_id("alarm-who").fill("Ana")
+    page.get_by_test_id("alarm-note").fill("bearing noise")
+    page.get_by_test_id("alarm-submit").click()
+    item = page.get_by_test_id("alarm-item")
+    expect(item).to_have_attribute("data-state", "ACKNOWLEDGED")
+    expect(item).to_contain_text("by Ana")
+    expect(page.get_by_test_id("ack-button")).to_have_count(0)
+    assert (f"/alarms/{ALARM_ID}/ack", {"who": "Ana", "note": "bearing noise"}) in fx.posts
+    page.get_by_test_id("resolve-button").click()
+    page.get_by_test_id("alarm-action-code").select_option("lubricated")
+    page.get_by_test_id("alarm-submit").click()
+    expect(item).to_have_attribute("data-state", "RESOLVED")
+    assert (
+        f"/alarms/{ALARM_ID}/resolve",
+        {"who": "Ana", "note": "", "action_code": "lubricated"},
+    ) in fx.posts
+
+    # --- reports: 404 is "not available yet" --------------------------------------------------------
+    page.get_by_test_id("report-executive").click()
+    expect(page.get_by_test_id("report-status")).to_have_text("Executive report: not available yet.")
+
+    # --- calibration: the API's error is shown as is, then a success with its numbers -------------
+    page.get_by_test_id("calibrate-minutes").fill("5")
+    page.get_by_test_id("calibrate-button").click()
+    status = page.get_by_test_id("calibration-status")
+    expect(status).to_have_text(
+        "Calibration failed: Insufficient data for calibration: found 12 readings (need 100)"
+    )
+    page.get_by_test_id("calibrate-button").click()
+    expect(status).to_contain_text("Calibration complete — 3000 data points; models: legacy v7, batch v7")
+    assert fx.posts.count(("/calibration/start", {"asset_id": "pump_a", "lookback_minutes": 5})) == 2
+
+    # --- operator log: posted, listed, and a second chart marker ------------------------------------
+    page.get_by_test_id("log-event-type").select_option("corrective_alignment")
+    page.get_by_test_id("log-severity").select_option("medium")
+    page.get_by_test_id("log-description").fill("laser alignment done")
+    page.get_by_test_id("log-author").fill("Ben")
+    page.get_by_test_id("log-submit").click()
+    expect(page.get_by_test_id("log-status")).to_have_text("Log entry saved.")
+    expect(page.get_by_test_id("log-list")).to_contain_text("laser alignment done")
+    expect(chart).to_have_attribute("data-log-count", "2")
+    assert (
+        "/logs",
+        {
+            "asset_id": "pump_a",
+            "event_type": "corrective_alignment",
+            "severity": "medium",
+            "description": "laser alignment done",
+            "author": "Ben",
+        },
+    ) in fx.posts
+
+    # --- tablet width: no horizontal scrolling ------------------------------------------------------
+    page.set_viewport_size({"width": 820, "height": 1180})
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 820
+    _screenshot(page, "dashboard-fixture-tablet.png")
+
+    # --- purge: the dialog names what goes; cancel does nothing; confirm calls the API -------------
+    page.get_by_test_id("purge-button").click()
+    dialog = page.get_by_test_id("purge-dialog")
+    expect(dialog).to_be_visible()
+    for words in ("pump_a", "readings", "trained models", "baselines", "IDLE"):
+        expect(dialog).to_contain_text(words)
+    page.locator("#purge-cancel").click()
+    expect(dialog).to_be_hidden()
+    assert not any(p.startswith("/system/purge") for p, _ in fx.posts)
+    page.get_by_test_id("purge-button").click()
+    page.get_by_test_id("purge-confirm").click()
+    expect(page.get_by_test_id("purge-status")).to_contain_text(
+        "Purged — readings: 3 · models: legacy, batch"
+    )
+    assert ("/system/purge?asset_id=pump_a", {}) in fx.posts
+    fx.push(
+        "state",
+        {
+            "asset_id": "pump_a",
+            "state": "IDLE",
+            "previous": "MONITORING",
+            "reason": "purged",
+            "models": {},
+            "ts": iso(T0 + timedelta(seconds=12)),
+        },
+    )
+    expect(page.get_by_test_id("state-label")).to_have_text("IDLE")
+    expect(page.get_by_test_id("health-score")).to_have_text("—")
+    # nothing left from before the purge is shown
+    expect(page.get_by_test_id("alarms-empty")).to_have_text("No alarms.")
+    expect(chart).to_have_attribute("data-anomaly-count", "0")
+    expect(chart).to_have_attribute("data-log-count", "0")
+    expect(volt.locator('[data-role="value"]')).to_have_text("—")
+    expect(page.get_by_test_id("insights-empty")).to_contain_text("No health assessment yet")
+    # back to the fleet (keyboard): the purged asset's card has no health left either
+    page.locator("#back-link").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("fleet-view")).to_be_visible()
+    expect(pump.get_by_test_id("card-health")).to_have_text("—")
+    expect(pump.get_by_test_id("card-state")).to_have_text("IDLE")
+
+    # the two provoked HTTP errors are the only console errors allowed
+    assert console.errors(expected=[("/api/v1/reports/", 404), ("/api/v1/calibration/start", 400)]) == []
+
+
+def test_dashboard_reconnects_after_gateway_restart(
+    fixture_api: tuple[FixtureApi, ThreadedServer], page: Page
+) -> None:
+    """Stream refused: the page polls the REST API. Gateway down: the page says so. Gateway back: the
+    stream reconnects and events flow again."""
+    fx, srv = fixture_api
+    console = ConsoleWatch().attach(page)
+    card_health = page.get_by_test_id("asset-card-pump_a").get_by_test_id("card-health")
+    fx.stream_down = True
+    page.goto(srv.url + "/")
+    conn = page.get_by_test_id("connection")
+    expect(conn).to_contain_text("Polling — stream retry")
+    expect(card_health).to_have_text("72.5")
+    fx.health = {**HEALTH_1, "ts": iso(T0 + timedelta(seconds=20)), "health_score": 66.0}
+    expect(card_health).to_have_text("66.0", timeout=10_000)  # came by polling (every 3 s)
+    assert page.evaluate("window.__rw.eventsReceived") == 0
+    fx.stream_down = False
+    expect(conn).to_have_text("Live", timeout=20_000)
+
+    srv.stop()
+    expect(conn).to_contain_text("stream retry", timeout=10_000)
+    expect(conn).to_contain_text("Gateway unreachable", timeout=10_000)  # the REST polls fail too
+    assert page.evaluate("window.__rw.streamOpen") is False
+    fx.servers.append(ThreadedServer(fx.app, port=srv.port).start())
+    expect(conn).to_have_text("Live", timeout=40_000)  # backoff 1, 2, 4, 8 ... s (+ up to 25 % jitter)
+    assert page.evaluate("window.__rw.reconnects") >= 1
+    fx.push(
+        "health",
+        {**HEALTH_1, "ts": iso(T0 + timedelta(seconds=30)), "health_score": 55.0, "risk_level": "HIGH"},
+    )
+    expect(card_health).to_have_text("55.0")
+    # only the refused stream, the cut stream and the refused connections while the gateway was down
+    ignore = (
+        "EventSource's response has a status 503",
+        "net::ERR_INCOMPLETE_CHUNKED_ENCODING",
+        "net::ERR_CONNECTION_REFUSED",
+    )
+    assert console.errors(expected=[("/api/v1/stream", 503)], ignore=ignore) == []
+
+
+# =============================================================================================
+# 2. The real gateway app serves the page
+# =============================================================================================
+@pytest.fixture
+def gateway_server(mosquitto: MosquittoServer, tmp_path: Path) -> Iterator[ThreadedServer]:
+    """The real gateway app (real Mosquitto, SQLite store in tmp_path) with the dashboard mounted."""
+    from services.gateway.app import create_app
+    from shared.settings import Settings
+
+    app = create_app(Settings(mqtt_url=mosquitto.url, data_dir=tmp_path / "data", influx_url=None))
+    paths = {getattr(r, "path", None) for r in app.routes}
+    if "/" not in paths:  # until the lead wires the dashboard into create_app
+        app.include_router(dashboard.router)
+    if "/static" not in paths:
+        dashboard.mount_static(app)
+    srv = ThreadedServer(app).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.integration
+def test_dashboard_served_by_gateway_app(gateway_server: ThreadedServer, page: Page) -> None:
+    console = ConsoleWatch().attach(page)
+    page.goto(gateway_server.url + "/")
+    expect(page.get_by_test_id("fleet-view")).to_be_visible()
+    expect(page.get_by_test_id("fleet-summary")).to_contain_text("0 assets")
+    expect(page.locator("#fleet-empty")).to_be_visible()
+    expect(page.get_by_test_id("connection")).to_have_text("Live")
+    assert console.errors() == []
+
+
+# =============================================================================================
+# 3. Full stack
+# =============================================================================================
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("dashboard-stack"))
+    s.start(timeout=90)
+    # /healthz answers as soon as the gateway is up; wait until every service has announced itself
+    # online, or data published now would reach no subscriber
+    expected = {name for name, _ in service_argvs()}
+    _wait_for(lambda: expected <= _online_services(s), 90, f"services online: {sorted(expected)}", s)
+    yield s
+    code = s.stop()
+    assert code == 0, f"launcher did not stop cleanly ({code}):\n{s.tail()}"
+
+
+def _online_services(stack: Stack) -> set[str]:
+    r = httpx.get(f"{stack.api}/api/v1/monitoring/status", timeout=10)
+    services = r.json().get("services", {}) if r.status_code == 200 else {}
+    return {name for name, state in services.items() if state == "online"}
+
+
+@contextmanager
+def _generating(stack: Stack, asset: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The generator in real time in the background, stopped (Ctrl+C) when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/generate_data.py", "--asset_id", asset, "--api", stack.api, *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # 0: ran to the end; 130: stopped by Ctrl+C; -SIGINT: stopped before it installed its handler
+    assert proc.returncode in (0, 130, -signal.SIGINT), f"generator failed ({proc.returncode})"
+
+
+def _health(page: Page) -> float | None:
+    text = page.get_by_test_id("health-score").inner_text()
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _wait_for(predicate: Any, timeout: float, what: str, stack: Stack, explain: Any = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    detail = f"\n{explain()}" if explain else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{detail}\n{stack.tail(20)}")
+
+
+def _asset_status(stack: Stack, asset: str) -> dict[str, Any]:
+    r = httpx.get(f"{stack.api}/api/v1/monitoring/status", timeout=10)
+    st = r.json().get("assets", {}).get(asset, {}) if r.status_code == 200 else {}
+    return {k: st.get(k) for k in ("state", "health_score", "risk_level", "active_alarms", "health_ts")}
+
+
+@pytest.mark.integration
+def test_full_flow_calibrate_fault_ack_purge(stack: Stack, page: Page) -> None:
+    asset = "motor_ui"
+    t0 = time.monotonic()
+    phases: list[str] = []
+
+    def mark(name: str) -> None:
+        nonlocal t0
+        phases.append(f"{name} {time.monotonic() - t0:.1f} s")
+        t0 = time.monotonic()
+
+    # 10 minutes of healthy history (1 reading/s, timestamps now-599 s .. now) for the calibration,
+    # published the way a device does (MQTT raw topic); then wait until all of it is stored
+    _run_async(_publish_history(stack.broker_url, asset, n=600, step_s=1.0, seed=1))
+    url = f"{stack.api}/api/v1/assets/{asset}/readings"
+    _wait_for(
+        lambda: httpx.get(url, params={"minutes": 15}, timeout=10).json().get("count", 0) >= 600,
+        60,
+        "600 stored readings",
+        stack,
+    )
+
+    mark("600 readings posted")
+    console = ConsoleWatch().attach(page)
+    page.goto(f"{stack.api}/#/asset/{asset}")
+    expect(page.get_by_test_id("asset-view")).to_be_visible()
+    expect(page.get_by_test_id("reading-ts")).to_contain_text("latest reading", timeout=30_000)
+
+    # calibrate from the UI
+    page.get_by_test_id("calibrate-minutes").fill("15")
+    page.get_by_test_id("calibrate-button").click()
+    status = page.get_by_test_id("calibration-status")
+    expect(status).to_contain_text("Calibration complete", timeout=180_000)
+    expect(page.get_by_test_id("state-label")).to_have_text(
+        re.compile("CALIBRATED|MONITORING"), timeout=30_000
+    )
+    expect(page.get_by_test_id("status-voltage")).to_contain_text("target ", timeout=30_000)
+    mark("calibration")
+
+    # live healthy data (5 Hz) until a health assessment shows
+    with _generating(stack, asset, "--healthy", "--duration", "60", "--interval", "0.2", "--seed", "2"):
+        _wait_for(lambda: _health(page) is not None, 60, "a health score after calibration", stack)
+        page.wait_for_timeout(2000)  # a few more assessments on healthy data
+    healthy_score = _health(page)
+    assert healthy_score is not None
+    mark("first health + 2 s")
+    _screenshot(page, "dashboard-healthy.png")
+
+    # inject a fault: the vibration jumps to 0.5-1.5 g (healthy 0.15 g ± 0.01 g)
+    chart = page.get_by_test_id("signal-chart")
+    healthy_markers = int(chart.get_attribute("data-anomaly-count") or "0")
+    vib_alarm = page.locator('[data-testid="alarm-item"][data-state="ACTIVE"]').filter(has_text="ibration")
+    fault = ("--fault", "vibration_jump", "--duration", "90", "--interval", "0.2", "--seed", "3")
+    with _generating(stack, asset, *fault):
+        # the faulty readings arrive: the live vibration card is red (|z| >= 3 against the baseline)
+        expect(page.get_by_test_id("status-vibration")).to_have_class(
+            re.compile(r"\bdev-bad\b"), timeout=30_000
+        )
+        _wait_for(
+            lambda: (_health(page) or 100.0) < healthy_score,
+            120,
+            f"the health score to drop below {healthy_score}",
+            stack,
+            lambda: f"page shows {_health(page)}; API status: {_asset_status(stack, asset)}",
+        )
+        _wait_for(
+            lambda: int(chart.get_attribute("data-anomaly-count") or "0") > healthy_markers,
+            30,
+            "new anomaly markers",
+            stack,
+        )
+        vib_insight = page.get_by_test_id("insight-item").filter(has_text="ibration")
+        expect(vib_insight.first).to_be_visible(timeout=60_000)
+        expect(vib_alarm.first).to_be_visible(timeout=60_000)
+    assert int(chart.get_attribute("data-anomaly-spans") or "0") >= 1
+    mark("fault shown (health drop, markers, insight, alarm)")
+    _screenshot(page, "dashboard-faulty.png")
+
+    # acknowledge the vibration alarm
+    vib_alarm.first.get_by_test_id("ack-button").click()
+    page.get_by_test_id("alarm-who").fill("pytest")
+    page.get_by_test_id("alarm-note").fill("seen in the browser test")
+    page.get_by_test_id("alarm-submit").click()
+    expect(page.locator('[data-testid="alarm-item"][data-state="ACKNOWLEDGED"]').first).to_be_visible(
+        timeout=30_000
+    )
+
+    # purge: back to IDLE, nothing left to show
+    page.get_by_test_id("purge-button").click()
+    page.get_by_test_id("purge-confirm").click()
+    expect(page.get_by_test_id("purge-status")).to_contain_text("Purged", timeout=60_000)
+    expect(page.get_by_test_id("state-label")).to_have_text("IDLE", timeout=60_000)
+    expect(page.get_by_test_id("health-score")).to_have_text("—")
+    mark("ack + purge")
+    print(f"\n[dashboard flow] healthy score {healthy_score}; " + "; ".join(phases))
+
+    assert console.errors() == [], stack.tail()
+
+
+N_ASSETS = 20
+RATE_HZ = 4.0  # readings per second per asset
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion; Playwright's sync API owns this thread's event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _publish_history(broker_url: str, asset: str, n: int, step_s: float, seed: int) -> None:
+    """``n`` healthy readings (:func:`shared.synth.simple_reading`) ending now, ``step_s`` apart, QoS 1."""
+    rng = np.random.default_rng(seed)
+    end = datetime.now(UTC)
+    b = parse_mqtt_url(broker_url)
+    async with aiomqtt.Client(b.host, b.port) as client:
+        for i in range(n):
+            r = synth.simple_reading(rng, False)
+            body = {k: r[k] for k in ("voltage_v", "current_a", "power_factor", "vibration_g", "is_faulty")}
+            ts = end - timedelta(seconds=(n - 1 - i) * step_s)
+            await client.publish(
+                topics.raw_simple(asset),
+                json.dumps({"asset_id": asset, **body, "timestamp": ts.isoformat()}),
+                qos=1,
+            )
+
+
+async def _publish_burst(broker_url: str, assets: list[str], seconds: float) -> int:
+    """Publish readings stamped with the wall clock to every asset's raw topic at RATE_HZ; returns count."""
+    b = parse_mqtt_url(broker_url)
+    sent = 0
+    async with aiomqtt.Client(b.host, b.port) as client:
+        t_end = time.monotonic() + seconds
+        k = 0
+        while time.monotonic() < t_end:
+            tick = time.monotonic()
+            for i, a in enumerate(assets):
+                body = {
+                    "asset_id": a,
+                    "voltage_v": 230.0 + (k % 7) * 0.1,
+                    "current_a": 15.0 + i * 0.01,
+                    "power_factor": 0.92,
+                    "vibration_g": 0.15,
+                    "timestamp": datetime.now(UTC).isoformat(),
+                }
+                await client.publish(topics.raw_simple(a), json.dumps(body), qos=1)
+                sent += 1
+            k += 1
+            await asyncio.sleep(max(0.0, 1 / RATE_HZ - (time.monotonic() - tick)))
+    return sent
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    v = sorted(values)
+    pct = lambda p: v[min(len(v) - 1, int(p * len(v)))]  # noqa: E731
+    return f"n={len(v)} median={pct(0.5):.0f} ms p95={pct(0.95):.0f} ms max={v[-1]:.0f} ms"
+
+
+@pytest.mark.integration
+def test_twenty_assets_stream_at_once(stack: Stack, page: Page) -> None:
+    assets = [f"fleet_{i:02d}" for i in range(N_ASSETS)]
+    console = ConsoleWatch().attach(page)
+    page.goto(stack.api + "/")
+    expect(page.get_by_test_id("connection")).to_have_text("Live", timeout=30_000)
+
+    for phase, url in (("fleet view", "/"), ("asset view", f"/#/asset/{assets[0]}")):
+        if url != "/":
+            page.goto(stack.api + url)
+            expect(page.get_by_test_id("connection")).to_have_text("Live", timeout=30_000)
+        page.evaluate(
+            "window.__rw.lagMs.length = 0; window.__rw.renderLagMs.length = 0; window.__rw.byType.reading = 0"
+        )
+        sent = _run_async(_publish_burst(stack.broker_url, assets, 5.0))
+        _wait_for(
+            lambda n=sent: page.evaluate("window.__rw.byType.reading || 0") >= n,
+            30,
+            f"{sent} readings",
+            stack,
+        )
+        rw = page.evaluate("window.__rw")
+        print(
+            f"\n[dashboard lag] {phase}: {N_ASSETS} assets x {RATE_HZ:g} Hz, {sent} readings sent, "
+            f"{rw['byType'].get('reading', 0)} received; receive lag (browser receive - data ts) "
+            f"{_stats(rw['lagMs'])}; render lag (frame built - data ts) {_stats(rw['renderLagMs'])}"
+        )
+        assert rw["byType"].get("reading", 0) == sent, "every reading must arrive exactly once"
+        if phase == "fleet view":  # every streaming asset has its card, updated live
+            for a in assets:
+                card = page.get_by_test_id(f"asset-card-{a}")
+                expect(card.get_by_test_id("card-last-data")).to_contain_text("last data")
+            _screenshot(page, "dashboard-fleet-20-assets.png")
+        else:
+            expect(page.get_by_test_id("reading-ts")).to_contain_text("latest reading")
+            assert page.locator("#signal-charts canvas").count() == 4
+
+    assert console.errors() == [], stack.tail()

@@ -1,0 +1,1092 @@
+"""Gateway, learning-core endpoints: calibration, purge/reload, monitoring status and baselines, score and
+health history, alarms, operator logs, asset configuration and the SSE stream.
+
+The app runs under a real uvicorn server (thread, free port) on the real Mosquitto broker with the SQLite
+store; fake calibrator / health responders answer on the real broker from the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from services.gateway import configs
+from services.gateway.app import create_app
+from services.gateway.stream import StreamClient, StreamHub, sse_event, sse_frames
+from services.gateway.view import BusView
+from shared import records, topics
+from shared.bus import Incoming, MemoryBus, dispatch
+from shared.messages import (
+    AlarmEvent,
+    AssetConfig,
+    HealthUpdate,
+    InsightItem,
+    ModelAnnouncement,
+    OperatorLog,
+    Reading,
+    Score,
+    StateChange,
+)
+from shared.settings import Settings
+from shared.store import Point, open_store
+from tests.support.servers import MosquittoServer, free_port
+
+API = "/api/v1"
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def hexid() -> str:
+    return uuid.uuid4().hex
+
+
+async def poll(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Await until ``check()`` (sync) returns a truthy value (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# A gateway under uvicorn in a thread
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Gateway:
+    url: str
+    app: FastAPI
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def view(self) -> BusView:
+        return self.app.state.ctx.view  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def start_gateway(settings: Settings) -> Gateway:
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", log_config=None)
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    gw = Gateway(f"http://127.0.0.1:{port}", app, settings, server, thread)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(gw.url + "/healthz", timeout=1).status_code == 200:
+                return gw
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    gw.stop()
+    raise AssertionError("gateway did not become healthy within 15 s")
+
+
+@pytest.fixture(scope="module")
+def gw(mosquitto: MosquittoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    s = Settings(
+        mqtt_url=mosquitto.url,
+        data_dir=tmp_path_factory.mktemp("gwm"),
+        calibration_timeout_s=20,
+        command_timeout_s=20,
+        sse_heartbeat_s=0.3,
+        sse_queue_size=4096,
+    )
+    g = start_gateway(s)
+    yield g
+    g.stop()
+
+
+@contextlib.asynccontextmanager
+async def api(gw: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gw.url + API, timeout=30) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def mqtt(broker: MosquittoServer) -> AsyncIterator[aiomqtt.Client]:
+    async with aiomqtt.Client("127.0.0.1", broker.port) as c:
+        yield c
+
+
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it, re-cancelling: on Python 3.11 a cancellation that arrives just as
+    an awaited aiomqtt publish completes can be swallowed (``asyncio.wait_for``), leaving the task
+    waiting for the next message forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.2)
+
+
+Replies = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def responder(
+    broker: MosquittoServer, name: str, replies: Replies
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """A fake service on ``cmd/<name>``: each request is recorded and answered with ``replies(req)``."""
+    seen: list[dict[str, Any]] = []
+    async with mqtt(broker) as c:
+        await c.subscribe(topics.command(name), qos=1)
+
+        async def loop() -> None:
+            async for m in c.messages:
+                req = json.loads(bytes(m.payload))  # type: ignore[arg-type]
+                seen.append(req)
+                for rep in replies(req):
+                    await c.publish(
+                        req["reply_to"], json.dumps({"correlation_id": req["correlation_id"], **rep}), qos=1
+                    )
+
+        task = asyncio.create_task(loop())
+        try:
+            yield seen
+        finally:
+            await stop_task(task)
+
+
+@contextlib.asynccontextmanager
+async def retained(broker: MosquittoServer, items: list[tuple[str, Any]]) -> AsyncIterator[aiomqtt.Client]:
+    """Publish retained messages and clear them afterwards."""
+    async with mqtt(broker) as c:
+        try:
+            for t, m in items:
+                await c.publish(t, m.model_dump_json(), qos=1, retain=True)
+            yield c
+        finally:
+            for t, _ in items:
+                await c.publish(t, b"", qos=1, retain=True)
+
+
+def write_points(settings: Settings, points: list[Point]) -> None:
+    store = open_store(settings)
+    try:
+        store.write(points)
+    finally:
+        store.close()
+
+
+def ago(**kw: float) -> datetime:
+    return (datetime.now(UTC) - timedelta(**kw)).replace(microsecond=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration
+# ---------------------------------------------------------------------------------------------
+def calibrator_replies(req: dict[str, Any]) -> list[dict[str, Any]]:
+    a = req["asset_id"]
+    if a.startswith("ok"):
+        return [
+            {"asset_id": a, "status": "accepted"},
+            {
+                "asset_id": a,
+                "status": "completed",
+                "data_points_collected": 600,
+                "message": "Calibrated on 600 readings",
+                "models": {"legacy": "v1", "batch": "v1"},
+            },
+        ]
+    if a.startswith("fail"):
+        msg = "Insufficient data for calibration: found 42 readings (need 100)"
+        return [{"asset_id": a, "status": "failed", "data_points_collected": 42, "message": msg}]
+    return [{"asset_id": a, "status": "rejected", "message": f"asset {a} is already calibrating"}]
+
+
+@pytest.mark.integration
+async def test_calibration_completed_failed_rejected(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    ok, fail, busy = uid("ok"), uid("fail"), uid("busy")
+    async with responder(mosquitto, "calibrate", calibrator_replies) as seen, api(gw) as c:
+        r_ok = await c.post("/calibration/start", json={"asset_id": ok, "lookback_minutes": 30})
+        r_fail = await c.post("/calibration/start", json={"asset_id": fail})
+        r_busy = await c.post("/calibration/start", json={"asset_id": busy})
+    assert r_ok.status_code == 200, r_ok.text
+    assert r_ok.json() == {
+        "status": "completed",
+        "asset_id": ok,
+        "data_points_collected": 600,
+        "message": "Calibrated on 600 readings",
+        "models": {"legacy": "v1", "batch": "v1"},
+    }
+    assert r_fail.status_code == 400
+    assert r_fail.json() == {
+        "detail": "Insufficient data for calibration: found 42 readings (need 100)",
+        "status": "failed",
+        "asset_id": fail,
+        "data_points_collected": 42,
+    }
+    assert r_busy.status_code == 409
+    assert r_busy.json()["detail"] == f"asset {busy} is already calibrating"
+    assert [(q["asset_id"], q["lookback_minutes"]) for q in seen] == [(ok, 30.0), (fail, 10.0), (busy, 10.0)]
+    assert all(q["reply_to"] == topics.reply(gw.view.requester, q["correlation_id"]) for q in seen)
+    assert gw.view.pending() == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"asset_id": "a+b"}, "asset_id: String should match pattern"),
+        ({"asset_id": "m1", "lookback_minutes": 0}, "lookback_minutes: Input should be greater than 0"),
+        ({"asset_id": "m1", "lookback_minutes": -5}, "lookback_minutes: Input should be greater than 0"),
+        ({"asset_id": "m1", "extra": 1}, "extra: Extra inputs are not permitted"),
+        ({}, "asset_id: Field required"),
+    ],
+)
+def test_calibration_bad_input_is_422(gw: Gateway, body: dict[str, Any], reason: str) -> None:
+    r = httpx.post(f"{gw.url}{API}/calibration/start", json=body)
+    assert r.status_code == 422
+    assert reason in r.json()["detail"]
+
+
+@pytest.mark.integration
+def test_no_reply_is_504(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+    s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path, calibration_timeout_s=0.3, command_timeout_s=0.3)
+    with TestClient(create_app(s)) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = client.post(f"{API}/calibration/start", json={"asset_id": uid("nobody")})
+        assert r.status_code == 504
+        assert r.json() == {
+            "detail": "no reply from the calibrator within 0.3 s (is the calibrator running?)"
+        }
+        r = client.post(f"{API}/system/purge")
+        assert r.status_code == 504 and "calibrator" in r.json()["detail"]
+        r = client.post(f"{API}/alarms/{hexid()}/ack", json={"who": "ana"})
+        assert r.status_code == 504 and "health service" in r.json()["detail"]
+        assert client.app.state.ctx.view.pending() == 0  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# Purge / reload
+# ---------------------------------------------------------------------------------------------
+def command_replies(req: dict[str, Any]) -> list[dict[str, Any]]:
+    a = req.get("asset_id")
+    if a == "nope":
+        return [{"status": "failed", "message": "asset 'nope' has no data and no models"}]
+    return [{"status": "ok", "message": "done", "data": {"asset_id": a, "deleted_models": 2}}]
+
+
+@pytest.mark.integration
+async def test_purge_and_reload_round_trips(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    async with (
+        responder(mosquitto, "purge", command_replies) as purges,
+        responder(mosquitto, "reload", command_replies) as reloads,
+        api(gw) as c,
+    ):
+        r_all = await c.post("/system/purge")
+        r_one = await c.post("/system/purge", params={"asset_id": "m7"})
+        r_bad = await c.post("/system/purge", params={"asset_id": "nope"})
+        r_reload = await c.post("/models/reload", params={"asset_id": "m7"})
+        r_invalid = await c.post("/models/reload", params={"asset_id": "a/b"})
+    assert r_all.status_code == 200, r_all.text
+    assert r_all.json() == {
+        "status": "ok",
+        "message": "done",
+        "data": {"asset_id": None, "deleted_models": 2},
+    }
+    assert r_one.json()["data"] == {"asset_id": "m7", "deleted_models": 2}
+    assert r_bad.status_code == 400
+    assert r_bad.json() == {"detail": "asset 'nope' has no data and no models"}
+    assert r_reload.status_code == 200 and r_reload.json()["data"]["asset_id"] == "m7"
+    assert r_invalid.status_code == 422 and "query.asset_id" in r_invalid.json()["detail"]
+    assert [q["asset_id"] for q in purges] == [None, "m7", "nope"]
+    assert [q["asset_id"] for q in reloads] == ["m7"]
+
+
+@pytest.mark.integration
+async def test_malformed_reply_is_502(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    async with responder(mosquitto, "reload", lambda req: [{"status": "maybe"}]), api(gw) as c:
+        r = await c.post("/models/reload")
+    assert r.status_code == 502
+    assert r.json()["detail"].startswith("malformed reply from the calibrator: status: Input should be 'ok'")
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring status and baselines from retained announcements / health
+# ---------------------------------------------------------------------------------------------
+def feature_baseline(names: list[str], n: int) -> dict[str, Any]:
+    """Registry form: ``{"n", "features": [{"name", mean, std, min, max, median, mad}]}``."""
+    return {
+        "n": n,
+        "features": [
+            {"name": f, "mean": i + 1.0, "std": 0.5, "min": i, "max": i + 2.0, "median": i + 1.0, "mad": 0.25}
+            for i, f in enumerate(names)
+        ],
+    }
+
+
+SIGNAL_BASELINE = {
+    "voltage_v": {"mean": 230.0, "std": 2.5, "min": 224.0, "max": 236.0},
+    "current_a": {"mean": 12.0, "std": 0.4, "min": 11.0, "max": 13.0},
+    "power_factor": {"mean": 0.88, "std": 0.01, "min": 0.85, "max": 0.9},
+    "vibration_g": {"mean": 0.3, "std": 0.05, "min": 0.2, "max": 0.45},
+}
+LEGACY_FEATURES = ["voltage_v", "current_a", "power_factor", "vibration_g", "apparent_power", "real_power"]
+BATCH_FEATURES = [f"f{i}" for i in range(16)]
+
+
+def announcement(asset: str, model: str, manifest: dict[str, Any]) -> ModelAnnouncement:
+    return ModelAnnouncement(
+        asset_id=asset,
+        model=model,  # type: ignore[arg-type]
+        version="v20240501T120000Z-abcdef",
+        path=f"/models/{asset}/{model}.onnx",
+        created_at=datetime(2024, 5, 1, 12, tzinfo=UTC),
+        manifest=manifest,
+        onnx_b64="AAAA" * 100,
+    )
+
+
+def health_update(asset: str, ts: datetime | None = None, score: float = 81.5) -> HealthUpdate:
+    return HealthUpdate(
+        asset_id=asset,
+        ts=ts or datetime(2024, 5, 1, 13, tzinfo=UTC),
+        health_score=score,
+        risk_level="MODERATE",
+        grade="B",
+        degradation_index=0.125,
+        maintenance_window_days=21.0,
+        maintenance_reason="slow vibration trend",
+        iso_zone="B",
+        velocity_rms_mm_s=2.2,
+        insights=[
+            InsightItem(text="Vibration 1.8x baseline", severity="warning", signal="vibration_g", value=1.8)
+        ],
+        model_ratios={"legacy": 0.5},
+        active_alarms=1,
+    )
+
+
+@pytest.mark.integration
+async def test_status_fields_and_baseline(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    asset, bare, vib = uid("st"), uid("bare"), uid("vib")
+    legacy = {
+        "threshold": 0.5,
+        "baseline": feature_baseline(LEGACY_FEATURES, 600),
+        "signal_baseline": SIGNAL_BASELINE,
+    }
+    batch = {
+        "threshold": 0.4,
+        "baseline": feature_baseline(BATCH_FEATURES, 59),
+        "signal_baseline": SIGNAL_BASELINE,
+    }
+    ae = {"threshold": 1.0, "baseline": feature_baseline(["rms_x", "kurtosis_x"], 120)}
+    items: list[tuple[str, Any]] = [
+        (topics.model_announce(asset, "legacy"), announcement(asset, "legacy", legacy)),
+        (topics.model_announce(asset, "batch"), announcement(asset, "batch", batch)),
+        (topics.health(asset), health_update(asset)),
+        (
+            topics.state(asset),
+            StateChange(asset_id=asset, state="CALIBRATING", reason="Training batch model..."),
+        ),
+        (topics.state(bare), StateChange(asset_id=bare, state="IDLE")),
+        (topics.model_announce(vib, "autoencoder"), announcement(vib, "autoencoder", ae)),
+    ]
+    async with retained(mosquitto, items), api(gw) as c:
+
+        def seen() -> bool:
+            v = gw.view
+            return (
+                len(v.models.get(asset, {})) == 2
+                and asset in v.health
+                and bare in v.states
+                and vib in v.models
+            )
+
+        await poll(seen)
+        st = (await c.get("/monitoring/status")).json()
+        a = st["assets"][asset]
+        assert st["system_state"] == "CALIBRATING"
+        assert (a["state"], a["reason"], a["calibration_active"], a["baseline_established"]) == (
+            "CALIBRATING",
+            "Training batch model...",
+            True,
+            True,
+        )
+        assert a["models_loaded"] == {"legacy_model": True, "batch_model": True, "autoencoder": False}
+        assert a["models"] == {"legacy": "v20240501T120000Z-abcdef", "batch": "v20240501T120000Z-abcdef"}
+        assert a["baseline_summary"] == {
+            "voltage": {"mean": 230.0, "std": 2.5},
+            "current": {"mean": 12.0, "std": 0.4},
+            "power_factor": {"mean": 0.88, "std": 0.01},
+            "vibration": {"mean": 0.3, "std": 0.05},
+        }
+        got = {k: a[k] for k in ("health_score", "risk_level", "grade", "maintenance_window_days")}
+        assert got == {
+            "health_score": 81.5,
+            "risk_level": "MODERATE",
+            "grade": "B",
+            "maintenance_window_days": 21.0,
+        }
+        assert (a["maintenance_reason"], a["degradation_index"], a["iso_zone"], a["velocity_rms_mm_s"]) == (
+            "slow vibration trend",
+            0.125,
+            "B",
+            2.2,
+        )
+        assert a["insights"] == [
+            {"text": "Vibration 1.8x baseline", "severity": "warning", "signal": "vibration_g", "value": 1.8}
+        ]
+        assert a["active_alarms"] == 1 and a["health"]["health_score"] == 81.5
+        b = st["assets"][bare]
+        assert (b["calibration_active"], b["baseline_established"], b["health_score"], b["grade"]) == (
+            False,
+            False,
+            None,
+            None,
+        )
+        assert b["models_loaded"] == {"legacy_model": False, "batch_model": False, "autoencoder": False}
+        assert b["baseline_summary"] == {
+            "voltage": None,
+            "current": None,
+            "power_factor": None,
+            "vibration": None,
+        }
+        v = st["assets"][vib]  # vibration-only: a model but no signal baseline
+        assert v["baseline_established"] is True and v["models_loaded"]["autoencoder"] is True
+        assert v["baseline_summary"]["vibration"] is None
+        # The view keeps the manifest, not the ONNX bytes.
+        info = gw.view.models[asset]["legacy"]
+        assert info.manifest == legacy and not hasattr(info, "onnx_b64")
+
+        r = await c.get("/monitoring/baseline", params={"asset_id": asset})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["asset_id"], body["version"]) == (asset, "v20240501T120000Z-abcdef")
+        assert list(body["baseline"]) == LEGACY_FEATURES
+        assert body["baseline"]["current_a"] == {
+            "mean": 2.0,
+            "std": 0.5,
+            "min": 1.0,
+            "max": 3.0,
+            "median": 2.0,
+            "mad": 0.25,
+        }
+        assert list(body["batch_baseline"]) == BATCH_FEATURES and len(body["batch_baseline"]) == 16
+        assert body["vibration_baseline"] is None
+        assert body["signal_baseline"] == SIGNAL_BASELINE
+        assert body["samples"] == {"legacy": 600, "batch": 59}
+
+        r = (await c.get("/monitoring/baseline", params={"asset_id": vib})).json()
+        assert (r["baseline"], r["batch_baseline"], r["signal_baseline"]) == (None, None, None)
+        assert list(r["vibration_baseline"]) == ["rms_x", "kurtosis_x"]
+
+        r = await c.get("/monitoring/baseline", params={"asset_id": bare})
+        assert r.status_code == 404 and "no model announced" in r.json()["detail"]
+        r = await c.get("/monitoring/baseline", params={"asset_id": "a b"})
+        assert r.status_code == 422
+        r = await c.get("/monitoring/baseline")
+        assert r.status_code == 422 and "query.asset_id: Field required" in r.json()["detail"]
+
+    # Cleared retained announcements and health remove what the view knew.
+    await poll(lambda: not gw.view.models.get(asset))
+    await poll(lambda: asset not in gw.view.health)
+
+
+# ---------------------------------------------------------------------------------------------
+# Score and health history from the store
+# ---------------------------------------------------------------------------------------------
+def score(asset: str, ts: datetime, model: str, value: float) -> Score:
+    return Score(
+        event_id=hexid(),
+        asset_id=asset,
+        ts=ts,
+        model=model,  # type: ignore[arg-type]
+        model_version="v1",
+        anomaly_score=value,
+        raw_score=value,
+        threshold=0.5,
+        is_anomaly=value > 0.5,
+        severity="WARNING" if value > 0.5 else "NORMAL",
+    )
+
+
+@pytest.mark.integration
+def test_scores_and_health_history(gw: Gateway) -> None:
+    asset = uid("hist")
+    scores = [
+        score(asset, ago(minutes=90), "legacy", 0.1),
+        score(asset, ago(minutes=30), "batch", 0.2),
+        score(asset, ago(minutes=20), "legacy", 0.7),
+        score(asset, ago(minutes=20), "autoencoder", 0.3),
+    ]
+    hist = [health_update(asset, ago(minutes=m), 100.0 - m / 2) for m in (120, 40, 10)]
+    write_points(
+        gw.settings, [records.score_to_point(s) for s in scores] + [records.health_to_point(h) for h in hist]
+    )
+    base = f"{gw.url}{API}/assets/{asset}"
+
+    body = httpx.get(f"{base}/scores").json()
+    assert (body["asset_id"], body["count"], body["truncated"]) == (asset, 3, False)
+    got = [Score.model_validate(x) for x in body["scores"]]
+    assert got == [scores[1], scores[3], scores[2]]  # merged, oldest first; same time ordered by model tag
+    body = httpx.get(f"{base}/scores", params={"minutes": 120, "model": "legacy"}).json()
+    assert [x["anomaly_score"] for x in body["scores"]] == [0.1, 0.7]
+    body = httpx.get(f"{base}/scores", params={"minutes": 120, "limit": 2}).json()
+    assert (body["count"], body["truncated"]) == (2, True)
+
+    body = httpx.get(f"{base}/health").json()
+    assert (body["asset_id"], body["count"]) == (asset, 2)
+    assert [HealthUpdate.model_validate(x) for x in body["history"]] == hist[1:]
+    assert httpx.get(f"{base}/health", params={"minutes": 180}).json()["count"] == 3
+
+    r = httpx.get(f"{gw.url}{API}/assets/{uid('nobody')}/scores")
+    assert r.status_code == 404 and "unknown asset" in r.json()["detail"]
+    assert httpx.get(f"{base}/scores", params={"model": "forest"}).status_code == 422
+    assert httpx.get(f"{gw.url}{API}/assets/a+b/health").status_code == 422
+
+
+# ---------------------------------------------------------------------------------------------
+# Alarms
+# ---------------------------------------------------------------------------------------------
+def alarm_event(
+    alarm_id: str, asset: str, state: str, minutes_ago: float, opened_ago: float, **kw: Any
+) -> AlarmEvent:
+    return AlarmEvent(
+        alarm_id=alarm_id,
+        asset_id=asset,
+        state=state,  # type: ignore[arg-type]
+        source="legacy",
+        severity="WARNING",
+        reason="3 of 5 windows anomalous",
+        opened_at=ago(minutes=opened_ago),
+        ts=ago(minutes=minutes_ago),
+        **kw,
+    )
+
+
+@pytest.mark.integration
+def test_alarm_list_reduces_transitions(gw: Gateway) -> None:
+    a1, a2 = uid("al"), uid("al")
+    x, y, z = hexid(), hexid(), hexid()
+    events = [
+        alarm_event(x, a1, "ACTIVE", 50, 50),
+        alarm_event(x, a1, "ACKNOWLEDGED", 40, 50, previous="ACTIVE", who="ana"),
+        alarm_event(x, a1, "RESOLVED", 30, 50, previous="ACKNOWLEDGED", who="ana", action_code="lubricated"),
+        alarm_event(y, a1, "ACTIVE", 20, 20),
+        alarm_event(z, a2, "ACTIVE", 35, 35),
+        alarm_event(z, a2, "ACKNOWLEDGED", 10, 35, previous="ACTIVE", who="bo"),
+    ]
+    write_points(gw.settings, [records.alarm_to_point(e) for e in events])
+    url = f"{gw.url}{API}/alarms"
+
+    body = httpx.get(url, params={"asset_id": a1}).json()
+    assert body["count"] == 2
+    assert [AlarmEvent.model_validate(e) for e in body["alarms"]] == [events[3], events[2]]  # newest first
+    body = httpx.get(url, params={"asset_id": a1, "state": "RESOLVED"}).json()
+    assert [(e["alarm_id"], e["action_code"]) for e in body["alarms"]] == [(x, "lubricated")]
+    every = httpx.get(url).json()["alarms"]
+    mine = [(e["alarm_id"], e["state"]) for e in every if e["alarm_id"] in (x, y, z)]
+    assert mine == [(y, "ACTIVE"), (z, "ACKNOWLEDGED"), (x, "RESOLVED")]
+    acked = httpx.get(url, params={"state": "ACKNOWLEDGED"}).json()["alarms"]
+    assert z in [e["alarm_id"] for e in acked] and all(e["state"] == "ACKNOWLEDGED" for e in acked)
+    assert httpx.get(url, params={"state": "OPEN"}).status_code == 422
+    assert httpx.get(url, params={"asset_id": "../x"}).status_code == 422
+
+
+@pytest.mark.integration
+async def test_alarm_ack_and_resolve(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    known = hexid()
+    book: dict[str, str] = {known: "ACTIVE"}
+    opened = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+    def health_service(req: dict[str, Any]) -> list[dict[str, Any]]:
+        aid = req["alarm_id"]
+        if aid not in book:
+            return [{"status": "failed", "message": f"unknown alarm id {aid!r}"}]
+        prev = book[aid]
+        new = "ACKNOWLEDGED" if req["action"] == "ack" else "RESOLVED"
+        if prev == "RESOLVED":
+            return [{"status": "failed", "message": f"alarm {aid} is already RESOLVED"}]
+        book[aid] = new
+        ev = AlarmEvent(
+            alarm_id=aid,
+            asset_id="m1",
+            state=new,  # type: ignore[arg-type]
+            previous=prev,  # type: ignore[arg-type]
+            source="batch",
+            severity="CRITICAL",
+            reason="persistent anomaly",
+            opened_at=opened,
+            ts=opened + timedelta(minutes=5),
+            who=req["who"],
+            note=req["note"],
+            action_code=req.get("action_code"),
+        )
+        return [{"status": "ok", "data": ev.model_dump(mode="json")}]
+
+    async with responder(mosquitto, "alarm_action", health_service) as seen, api(gw) as c:
+        r_ack = await c.post(f"/alarms/{known}/ack", json={"who": " ana ", "note": "on it"})
+        r_res = await c.post(
+            f"/alarms/{known}/resolve", json={"who": "ana", "note": "greased", "action_code": "lubricated"}
+        )
+        r_again = await c.post(f"/alarms/{known}/resolve", json={"who": "ana"})
+        r_unknown = await c.post(f"/alarms/{hexid()}/ack", json={"who": "ana"})
+        bad = [
+            await c.post("/alarms/not-hex/ack", json={"who": "ana"}),
+            await c.post(f"/alarms/{known.upper()}/ack", json={"who": "ana"}),
+            await c.post(f"/alarms/{known}/ack", json={}),
+            await c.post(f"/alarms/{known}/ack", json={"who": "   "}),
+            await c.post(f"/alarms/{known}/resolve", json={"who": "ana", "action_code": "kicked_it"}),
+            await c.post(f"/alarms/{known}/ack", json={"who": "ana", "action_code": "other"}),
+        ]
+    assert r_ack.status_code == 200, r_ack.text
+    ev = AlarmEvent.model_validate(r_ack.json())
+    assert (ev.alarm_id, ev.state, ev.previous, ev.who, ev.note) == (
+        known,
+        "ACKNOWLEDGED",
+        "ACTIVE",
+        "ana",
+        "on it",
+    )
+    assert r_res.status_code == 200
+    assert (r_res.json()["state"], r_res.json()["action_code"]) == ("RESOLVED", "lubricated")
+    assert r_again.status_code == 409 and r_again.json() == {"detail": f"alarm {known} is already RESOLVED"}
+    assert r_unknown.status_code == 404 and r_unknown.json()["detail"].startswith("unknown alarm id")
+    assert [r.status_code for r in bad] == [422] * 6
+    assert "path.alarm_id: String should match pattern" in bad[0].json()["detail"]
+    assert "who: Field required" in bad[2].json()["detail"]
+    assert "who: String should have at least 1 character" in bad[3].json()["detail"]
+    assert "action_code: Input should be 'bearing_replaced'" in bad[4].json()["detail"]
+    assert "action_code: Extra inputs are not permitted" in bad[5].json()["detail"]
+    # What the health service was asked: 4 requests; invalid ones never reached the bus.
+    assert [(q["action"], q["who"], q.get("action_code")) for q in seen] == [
+        ("ack", "ana", None),
+        ("resolve", "ana", "lubricated"),
+        ("resolve", "ana", None),
+        ("ack", "ana", None),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Operator logs
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.integration
+async def test_logs_post_store_get(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    asset = uid("log")
+    async with mqtt(mosquitto) as sub, api(gw) as c:
+        await sub.subscribe(topics.OPLOG_FILTER, qos=1)
+        r1 = await c.post(
+            "/logs",
+            json={
+                "asset_id": asset,
+                "event_type": "corrective_bearing_replacement",
+                "severity": "high",
+                "description": "replaced DE bearing",
+                "author": "ana",
+            },
+        )
+        old_ts = int((datetime.now(UTC) - timedelta(hours=30)).timestamp())
+        r2 = await c.post("/logs", json={"asset_id": asset, "event_type": "observation", "ts": old_ts})
+        got: list[tuple[str, bytes]] = []
+        async with asyncio.timeout(10):
+            async for m in sub.messages:
+                if topics.asset_from_topic(m.topic.value) == asset:
+                    got.append((m.topic.value, bytes(m.payload)))  # type: ignore[arg-type]
+                if len(got) == 2:
+                    break
+        # The historian's path: topic + payload -> records converter -> store.
+        write_points(gw.settings, [p for t, pl in got for p in records.convert(t, pl)])
+
+        assert r1.status_code == 202 and r2.status_code == 202
+        ids = [r1.json()["log_id"], r2.json()["log_id"]]
+        assert (r1.json()["status"], len(ids[0])) == ("accepted", 32)
+        assert [t for t, _ in got] == [topics.oplog(asset)] * 2
+        sent = [OperatorLog.model_validate_json(p) for _, p in got]
+        assert [s.log_id for s in sent] == ids
+        assert [OperatorLog.model_validate(r.json()["log"]) for r in (r1, r2)] == sent
+        assert (sent[0].event_type, sent[0].severity, sent[0].description, sent[0].author) == (
+            "corrective_bearing_replacement",
+            "high",
+            "replaced DE bearing",
+            "ana",
+        )
+        assert sent[1].ts == datetime.fromtimestamp(old_ts, UTC)
+
+        body = (await c.get("/logs", params={"asset_id": asset})).json()
+        assert (body["hours"], body["count"]) == (24, 1)
+        assert [OperatorLog.model_validate(x) for x in body["logs"]] == [sent[0]]
+        body = (await c.get("/logs", params={"asset_id": asset, "hours": 48})).json()
+        assert [x["log_id"] for x in body["logs"]] == ids  # newest first
+        every = (await c.get("/logs", params={"hours": 48})).json()["logs"]
+        assert [x["log_id"] for x in every if x["asset_id"] == asset] == ids
+
+        bad = [
+            await c.post("/logs", json={"asset_id": asset, "event_type": "party"}),
+            await c.post("/logs", json={"event_type": "observation"}),
+            await c.post("/logs", json={"asset_id": asset, "event_type": "observation", "severity": "meh"}),
+            await c.post("/logs", json={"asset_id": asset, "event_type": "observation", "log_id": hexid()}),
+            await c.get("/logs", params={"hours": 0}),
+        ]
+    assert [r.status_code for r in bad] == [422] * 5
+    assert "event_type: Input should be 'preventive_lubrication'" in bad[0].json()["detail"]
+    assert "log_id: Extra inputs are not permitted" in bad[3].json()["detail"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Asset configuration
+# ---------------------------------------------------------------------------------------------
+GOOD_CONFIG: dict[str, Any] = {
+    "name": "Cooling pump 3",
+    "type": "pump",
+    "rpm": 1480,
+    "iso_group": 2,
+    "foundation": "flexible",
+    "bearing": {"n_balls": 9, "ball_diameter_mm": 7.94, "pitch_diameter_mm": 39.04},
+}
+
+
+async def retained_config(broker: MosquittoServer, asset: str, timeout: float = 10.0) -> AssetConfig | None:
+    async with mqtt(broker) as sub:
+        await sub.subscribe(topics.asset_config(asset), qos=1)
+        try:
+            async with asyncio.timeout(timeout):
+                async for m in sub.messages:
+                    if m.payload:
+                        return AssetConfig.model_validate_json(bytes(m.payload))  # type: ignore[arg-type]
+        except TimeoutError:
+            return None
+    return None
+
+
+@pytest.mark.integration
+async def test_config_put_get_persisted_and_retained(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    asset = uid("cfg")
+    async with api(gw) as c:
+        assert (await c.get(f"/assets/{asset}/config")).status_code == 404
+        r = await c.put(f"/assets/{asset}/config", json=GOOD_CONFIG)
+        assert r.status_code == 200, r.text
+        cfg = AssetConfig.model_validate(r.json())
+        assert (cfg.asset_id, cfg.name, cfg.type, cfg.rpm, cfg.iso_group, cfg.foundation) == (
+            asset,
+            "Cooling pump 3",
+            "pump",
+            1480.0,
+            2,
+            "flexible",
+        )
+        assert cfg.bearing is not None and cfg.bearing.n_balls == 9
+        path = gw.settings.data_dir / "configs" / f"{asset}.json"
+        assert AssetConfig.model_validate_json(path.read_text()) == cfg
+        assert AssetConfig.model_validate((await c.get(f"/assets/{asset}/config")).json()) == cfg
+        assert await retained_config(mosquitto, asset) == cfg
+        await poll(lambda: gw.view.configs.get(asset) == cfg)
+        listed = {a["asset_id"]: a for a in (await c.get("/assets")).json()["assets"]}
+        assert (listed[asset]["name"], listed[asset]["type"]) == ("Cooling pump 3", "pump")
+        # A second PUT replaces it (minimal body: defaults).
+        r = await c.put(f"/assets/{asset}/config", json={"rpm": 2950})
+        assert (r.json()["rpm"], r.json()["type"], r.json()["bearing"]) == (2950.0, "motor", None)
+        assert AssetConfig.model_validate_json(path.read_text()).rpm == 2950.0
+    async with mqtt(mosquitto) as c:
+        await c.publish(topics.asset_config(asset), b"", qos=1, retain=True)
+
+
+@pytest.mark.integration
+async def test_config_get_falls_back_to_retained_and_reports_corrupt_file(
+    gw: Gateway, mosquitto: MosquittoServer
+) -> None:
+    asset, broken = uid("ret"), uid("corrupt")
+    cfg = AssetConfig(asset_id=asset, name="Retained only", rpm=1500)
+    async with retained(mosquitto, [(topics.asset_config(asset), cfg)]), api(gw) as c:
+        await poll(lambda: asset in gw.view.configs)
+        assert AssetConfig.model_validate((await c.get(f"/assets/{asset}/config")).json()) == cfg
+        path = configs.config_path(configs.config_dir(gw.settings.data_dir), broken)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"asset_id": "someone-else"}')
+        r = await c.get(f"/assets/{broken}/config")
+    assert r.status_code == 500
+    assert r.json()["detail"] == f"{path}: holds the config of asset 'someone-else'"
+    path.unlink()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("patch", "reason"),
+    [
+        ({"rpm": 0}, "rpm: Input should be greater than 0"),
+        ({"rpm": -1480}, "rpm: Input should be greater than 0"),
+        ({"iso_group": 3}, "iso_group: Input should be 1 or 2"),
+        ({"foundation": "soft"}, "foundation: Input should be 'rigid' or 'flexible'"),
+        ({"type": "turbine"}, "type: Input should be 'motor'"),
+        (
+            {"bearing": {"n_balls": 9, "ball_diameter_mm": 40, "pitch_diameter_mm": 39}},
+            "bearing pitch_diameter_mm (39) must be greater than ball_diameter_mm (40)",
+        ),
+        (
+            {"bearing": {"n_balls": 9, "ball_diameter_mm": 7.94}},
+            "bearing geometry is incomplete: n_balls, ball_diameter_mm given but pitch_diameter_mm missing",
+        ),
+        ({"bearing": {}}, "bearing needs its geometry"),
+        ({"bearing": {"n_balls": 2, "ball_diameter_mm": 1, "pitch_diameter_mm": 5}}, "bearing.n_balls"),
+        ({"asset_id": "other"}, "asset_id: Extra inputs are not permitted"),
+        ({"updated_at": "2024-01-01T00:00:00Z"}, "updated_at: Extra inputs are not permitted"),
+    ],
+)
+def test_config_validation_is_422(gw: Gateway, patch: dict[str, Any], reason: str) -> None:
+    asset = uid("badcfg")
+    r = httpx.put(f"{gw.url}{API}/assets/{asset}/config", json={**GOOD_CONFIG, **patch})
+    assert r.status_code == 422, r.text
+    assert reason in r.json()["detail"]
+    assert not (gw.settings.data_dir / "configs" / f"{asset}.json").exists()
+
+
+@pytest.mark.integration
+def test_config_bad_asset_id_is_422(gw: Gateway) -> None:
+    assert httpx.put(f"{gw.url}{API}/assets/a+b/config", json=GOOD_CONFIG).status_code == 422
+    assert httpx.get(f"{gw.url}{API}/assets/{'x' * 65}/config").status_code == 422
+
+
+@pytest.mark.integration
+async def test_persisted_configs_are_republished_on_startup(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    asset = uid("boot")
+    cfg = AssetConfig(asset_id=asset, name="Fan 9", type="fan", rpm=980, iso_group=1)
+    configs.save_config(configs.config_dir(tmp_path), cfg)
+    (configs.config_dir(tmp_path) / "broken.json").write_text("{not json")
+    assert await retained_config(mosquitto, asset, timeout=0.3) is None  # the broker does not know it yet
+    s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path)
+    try:
+        with TestClient(create_app(s)) as client:
+            got = await retained_config(mosquitto, asset)
+            assert got == cfg
+            assert client.get(f"{API}/assets/{asset}/config").json()["name"] == "Fan 9"
+    finally:
+        async with mqtt(mosquitto) as c:
+            await c.publish(topics.asset_config(asset), b"", qos=1, retain=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# SSE stream
+# ---------------------------------------------------------------------------------------------
+def reading_msg(asset: str, v: float) -> Reading:
+    return Reading(
+        event_id=hexid(),
+        asset_id=asset,
+        ts=datetime.now(UTC),
+        voltage_v=v,
+        current_a=1.0,
+        power_factor=0.9,
+        vibration_g=0.1,
+    )
+
+
+async def sse_events(
+    resp: httpx.Response, until: Callable[[list[tuple[str, str]]], bool]
+) -> list[tuple[str, str]]:
+    """Parse ``(event, data)`` frames (and ``("comment", text)`` lines) until ``until(events)``."""
+    events: list[tuple[str, str]] = []
+    event = ""
+    async with asyncio.timeout(15):
+        async for line in resp.aiter_lines():
+            if line.startswith(":"):
+                events.append(("comment", line[1:].strip()))
+            elif line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, line[6:]))
+            if until(events):
+                return events
+    raise AssertionError("stream ended")
+
+
+@pytest.mark.integration
+async def test_stream_delivers_filtered_events(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    mine, other = uid("sse"), uid("sse")
+    state = StateChange(asset_id=mine, state="MONITORING", previous="CALIBRATED")
+    items: list[tuple[str, Any]] = [(topics.state(mine), state)]
+    async with retained(mosquitto, items) as pub, httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
+        await poll(lambda: mine in gw.view.states)
+        async with c.stream("GET", f"{API}/stream", params={"asset_id": mine}) as resp:
+            assert resp.status_code == 200
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            r_mine, r_other = reading_msg(mine, 231.0), reading_msg(other, 1.0)
+            sc = score(mine, datetime.now(UTC), "batch", 0.9)
+            h = health_update(mine)
+            al = alarm_event(hexid(), mine, "ACTIVE", 0, 0)
+            msgs = [
+                (topics.reading(other), r_other),
+                (topics.reading(mine), r_mine),
+                (topics.score(mine, "batch"), sc),
+                (topics.score(other, "batch"), score(other, datetime.now(UTC), "batch", 0.1)),
+                (topics.health(mine), h),
+                (topics.alarm(mine), al),
+            ]
+            for t, m in msgs:
+                await pub.publish(t, m.model_dump_json(), qos=1)
+            events = await sse_events(resp, lambda ev: any(e == "alarm" for e, _ in ev))
+        await pub.publish(topics.health(mine), b"", qos=1, retain=True)
+    data = [(e, json.loads(d)) for e, d in events if e != "comment"]
+    assert data[0] == ("state", state.model_dump(mode="json"))  # the current state first
+    assert [e for e, _ in data] == ["state", "reading", "score", "health", "alarm"]
+    assert Reading.model_validate(data[1][1]) == r_mine
+    assert Score.model_validate(data[2][1]) == sc
+    assert HealthUpdate.model_validate(data[3][1]) == h
+    assert AlarmEvent.model_validate(data[4][1]) == al
+    assert all(d["asset_id"] == mine for _, d in data)
+    await poll(lambda: len(gw.view.hub) == 0)  # the disconnected client is gone
+
+
+@pytest.mark.integration
+async def test_stream_heartbeat_and_bad_filter(gw: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
+        r = await c.get(f"{API}/stream", params={"asset_id": "a+b"})
+        assert r.status_code == 422 and "query.asset_id" in r.json()["detail"]
+        async with c.stream("GET", f"{API}/stream", params={"asset_id": uid("quiet")}) as resp:
+            events = await sse_events(resp, lambda ev: any(e == "comment" for e, _ in ev))
+    assert events == [("comment", "heartbeat dropped=0")]
+
+
+@pytest.mark.integration
+async def test_stream_keeps_up_with_20_assets_at_10_hz(gw: Gateway, mosquitto: MosquittoServer) -> None:
+    """20 assets x 10 Hz for 2 s (400 readings) through the broker to one unfiltered SSE client."""
+    assets = [uid("load") for _ in range(20)]
+    n_per_asset = 20
+    async with mqtt(mosquitto) as pub, httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
+        async with c.stream("GET", f"{API}/stream") as resp:
+            t0 = time.perf_counter()
+
+            async def produce() -> None:
+                for i in range(n_per_asset):
+                    tick = time.perf_counter()
+                    for a in assets:
+                        await pub.publish(
+                            topics.reading(a), reading_msg(a, 200.0 + i).model_dump_json(), qos=1
+                        )
+                    await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - tick)))
+
+            prod = asyncio.create_task(produce())
+            wanted = set(assets)
+            events = await sse_events(
+                resp,
+                lambda ev: (
+                    sum(1 for e, d in ev if e == "reading" and json.loads(d)["asset_id"] in wanted)
+                    == len(assets) * n_per_asset
+                ),
+            )
+            elapsed = time.perf_counter() - t0
+            await prod
+            dropped = gw.view.hub.dropped()
+    got = [json.loads(d) for e, d in events if e == "reading" and json.loads(d)["asset_id"] in wanted]
+    per_asset = {a: [r["voltage_v"] for r in got if r["asset_id"] == a] for a in assets}
+    expected = [200.0 + i for i in range(n_per_asset)]
+    assert all(v == expected for v in per_asset.values())  # in order, none lost
+    assert dropped == 0
+    rate = len(got) / elapsed
+    print(f"\nSSE: {len(got)} readings from 20 assets in {elapsed:.2f} s ({rate:.0f}/s), dropped=0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream hub and view units (no servers)
+# ---------------------------------------------------------------------------------------------
+async def test_hub_drops_oldest_for_slow_clients_and_filters() -> None:
+    hub = StreamHub(queue_size=3)
+    slow, m2 = hub.connect(), hub.connect("m2")
+    for i in range(5):
+        hub.publish("reading", "m1", f'{{"i":{i}}}')
+    hub.publish("score", "m2", '{"s":1}')
+    assert (slow.dropped, slow.pending()) == (3, 3)
+    assert await slow.next_batch(1) == [("reading", '{"i":3}'), ("reading", '{"i":4}'), ("score", '{"s":1}')]
+    assert (m2.dropped, await m2.next_batch(1)) == (0, [("score", '{"s":1}')])
+    assert await m2.next_batch(0.01) == []  # nothing queued: empty after the timeout
+    assert hub.dropped() == 3
+    hub.disconnect(slow)
+    hub.disconnect(m2)
+    assert not hub.active()
+    with pytest.raises(ValueError, match="unknown stream event"):
+        hub.publish("gossip", "m1", "{}")
+    with pytest.raises(ValueError, match="single line"):
+        sse_event("reading", '{"a":\n1}')
+    with pytest.raises(ValueError):
+        StreamClient(0)
+
+
+async def test_sse_frames_batch_and_heartbeat() -> None:
+    client = StreamClient(10)
+    gen = sse_frames(client, 0.01, [("state", '{"s":"IDLE"}')])
+    assert await anext(gen) == "retry: 3000\n\n"
+    assert await anext(gen) == 'event: state\ndata: {"s":"IDLE"}\n\n'
+    client.push("reading", '{"a":1}')
+    client.push("alarm", '{"b":2}')
+    assert await anext(gen) == 'event: reading\ndata: {"a":1}\n\nevent: alarm\ndata: {"b":2}\n\n'
+    assert await anext(gen) == ": heartbeat dropped=0\n\n"
+    await gen.aclose()
+
+
+async def test_view_streams_validated_messages_only_with_clients() -> None:
+    view, bus = BusView("gw-unit"), MemoryBus()
+
+    async def feed(topic: str, payload: bytes) -> None:
+        await dispatch("gateway", bus, view.handle, Incoming(topic, payload), max_payload_bytes=100_000)
+
+    await feed(topics.reading("m1"), b'{"not": "checked without clients"}')
+    client = view.hub.connect()
+    await feed(topics.reading("m1"), b'{\n  "asset_id": "m1"\n}')  # re-serialised to one line
+    await feed(topics.score("m1", "legacy"), b"[1, 2]")
+    await feed(topics.alarm("m1"), b"{broken")
+    await feed(topics.health("m1"), b'{"asset_id": "m1"}')  # not a HealthUpdate
+    h = health_update("m1")
+    await feed(topics.health("m1"), h.model_dump_json().encode())
+    await feed(topics.health("m2"), h.model_dump_json().encode())  # topic/payload mismatch
+    batch = await client.next_batch(1)
+    assert batch == [("reading", '{"asset_id":"m1"}'), ("health", h.model_dump_json())]
+    assert view.health["m1"] == h and "m2" not in view.health
+    reasons = [json.loads(m.payload)["reason"] for m in bus.on(topics.dead_letter("gateway"))]
+    assert reasons[0] == "payload must be a JSON object, got list"
+    assert reasons[1].startswith("malformed JSON")
+    assert reasons[2].startswith("ts: Field required")
+    assert reasons[3] == "topic asset 'm2' does not match payload asset_id 'm1'"
+
+
+@pytest.mark.integration
+def test_openapi_lists_new_paths_and_dashboard_is_wired(gw: Gateway) -> None:
+    paths = httpx.get(f"{gw.url}/openapi.json").json()["paths"]
+    for p in (
+        "/calibration/start",
+        "/monitoring/status",
+        "/monitoring/baseline",
+        "/system/purge",
+        "/models/reload",
+        "/assets/{asset_id}/scores",
+        "/assets/{asset_id}/health",
+        "/assets/{asset_id}/config",
+        "/alarms",
+        "/alarms/{alarm_id}/ack",
+        "/alarms/{alarm_id}/resolve",
+        "/logs",
+        "/stream",
+    ):
+        assert API + p in paths, p
+    assert httpx.get(f"{gw.url}/").status_code == 200
+    assert httpx.get(f"{gw.url}/reports").status_code == 404
