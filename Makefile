@@ -32,8 +32,9 @@ bench: system-deps venv
 	$(PY) -m benchmarks
 
 DATA ?= ../shared/datasets/cwru
+EVAL_OUT ?= docs/EVALUATION.md
 evaluate: venv
-	$(PY) scripts/evaluate.py --data $(DATA)
+	$(PY) scripts/evaluate.py --data $(DATA) --out $(EVAL_OUT)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache test-output
