@@ -57,11 +57,19 @@ async def caught_up(col: Collector, data_ts: float, timeout: float = 120) -> Non
 async def test_health_alarm_lifecycle(stack: Stack) -> None:
     url, raw = stack.broker_url, topics.raw_simple(ASSET)
     t = time.time() - 3 * 3600
-    await publish(url, raw, simple_payloads(ASSET, 900, t, 1.0, seed=1))  # 15 min to calibrate on
-    t += 900
-    async with Collector(url, [topics.SCORE_FILTER]) as col:
-        await settle(col, topics.score(ASSET, "legacy"), 0, quiet=3)
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": ASSET, "lookback_minutes": 15})
+    # 65 minutes to calibrate on: the legacy model's 1 h rolling voltage mean must have settled
+    await publish(url, raw, simple_payloads(ASSET, 3900, t, 1.0, seed=1))
+    t += 3900
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = await asyncio.to_thread(
+            api, stack, "GET", f"/assets/{ASSET}/readings", params={"minutes": 400, "limit": 100000}
+        )
+        if r.status_code == 200 and r.json()["count"] >= 3900:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(2)  # features of the last readings in flight
+    r = api(stack, "POST", "/calibration/start", json={"asset_id": ASSET, "lookback_minutes": 65})
     assert r.status_code == 200, r.text
 
     async with Collector(url, [topics.health(ASSET), topics.alarm(ASSET), topics.SCORE_FILTER]) as col:

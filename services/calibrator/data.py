@@ -28,6 +28,8 @@ class Collected:
     signal_baseline: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Raw readings [n, 4] (voltage V, current A, power factor, vibration g), for validation.
     signals: NDArray[np.float64] | None = None
+    #: Data time covered by the readings, seconds.
+    reading_span_s: float = 0.0
 
     @property
     def readings(self) -> int:
@@ -74,6 +76,8 @@ def collect(store: Store, asset_id: str, lookback_minutes: float) -> Collected:
             out.datasets[DATASET_FOR_KIND[kind]] = mat
     readings = store.query("readings", asset_id, start_ns=start, end_ns=end + 1)
     out.counts["readings"] = len(readings)
+    if readings:
+        out.reading_span_s = (readings[-1].ts_ns - readings[0].ts_ns) / 1e9
     rows = [[float(p.fields[s]) for s in SIGNALS] for p in readings if all(s in p.fields for s in SIGNALS)]
     if rows:
         out.signals = np.asarray(rows, dtype=np.float64)

@@ -100,6 +100,11 @@ def select_datasets(c: Collected, batch_window: int = 100) -> tuple[dict[str, An
                 )
             else:
                 chosen[kind] = c.datasets[kind]
+    if "legacy" in chosen and c.reading_span_s < 3600:
+        notes.append(
+            f"legacy model: the data spans {c.reading_span_s / 60:.0f} min, less than the 1 h of the "
+            "rolling voltage mean, which is still settling; calibrate on 60+ minutes to avoid drift warnings"
+        )
     if c.windows >= MIN_WINDOWS:
         chosen["autoencoder"] = c.datasets["autoencoder"]
     return chosen, notes

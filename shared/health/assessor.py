@@ -61,6 +61,9 @@ from shared.messages import AssetConfig, Score
 from shared.topics import MODEL_KINDS, valid_asset_id
 
 SOURCE_MODELS = "anomaly"
+#: Pseudo-model: the raw readings' largest deviation from their calibrated baseline.
+SIGNAL_TRACK = "signals"
+READING_SIGNALS = ("voltage_v", "current_a", "power_factor", "vibration_g")
 SOURCE_ISO = "iso20816"
 VELOCITY_FEATURE = "velocity_rms_mm_s"
 STATE_VERSION = 1
@@ -122,6 +125,11 @@ class AssessorParams:
     # ... or while its latest (10-window mean) ratio is at least this: a clear fault alarms after k
     # windows without waiting for the 30 s smoothing. Healthy data measured here peaks near 1.3.
     alarm_fast_ratio: float = 1.5
+    # The "signals" track: ratio = max_j |x_j − mean_j| / std_j / signal_z_threshold over the raw
+    # readings (voltage, current, power factor, vibration) against their calibrated baseline. Forest
+    # scores saturate near twice their threshold however extreme a reading is; this keeps health
+    # proportional to how far the machine is from normal (4σ → ratio 1, 8σ → ratio 2).
+    signal_z_threshold: float = 4.0
     degradation: DegradationParams = field(default_factory=DegradationParams)
 
     def __post_init__(self) -> None:
@@ -335,6 +343,12 @@ class HealthAssessor:
             if self._velocity is not None and ts == self._velocity.last_ts:
                 velocity = None  # duplicate delivery
 
+        signal_ratio = self._signal_ratio(feats)
+        if signal_ratio is not None:
+            st = self._models.get(SIGNAL_TRACK)
+            if st is not None and ts <= st.last_ts:
+                signal_ratio = None  # duplicate or late reading: already counted
+
         # --- apply ---------------------------------------------------------------------------
         self._now = ts if self._now is None else max(self._now, ts)
         for k, v in feats.items():
@@ -345,10 +359,29 @@ class HealthAssessor:
             track = self._smooth(self._models.get(ms.model), ms.ratio, ts, ms.is_anomaly, prior=0.0)
             track.severity = ms.severity
             self._models[ms.model] = track
+        if signal_ratio is not None:
+            track = self._smooth(
+                self._models.get(SIGNAL_TRACK), signal_ratio, ts, signal_ratio >= 1.0, prior=0.0
+            )
+            track.severity = "CRITICAL" if signal_ratio >= 2 else "WARNING" if signal_ratio >= 1 else "NORMAL"
+            self._models[SIGNAL_TRACK] = track
         if velocity is not None:
             raw_zone = iso_zone(velocity, self.iso_group, self.foundation).zone
             self._velocity = self._smooth(self._velocity, velocity, ts, raw_zone in ("C", "D"))
-        return self._assess(ts, scored=bool(new_scores), velocity_seen=velocity is not None)
+        scored = bool(new_scores) or signal_ratio is not None
+        return self._assess(ts, scored=scored, velocity_seen=velocity is not None)
+
+    def _signal_ratio(self, feats: Mapping[str, float]) -> float | None:
+        """Largest |z| of the raw reading signals against the baseline, over ``signal_z_threshold``."""
+        if not self.baseline:
+            return None
+        zs = []
+        for name in READING_SIGNALS:
+            b = self.baseline.get(name)
+            if name in feats and b is not None:
+                scale = max(b["std"], 1e-3 * abs(b["mean"]), 1e-9)
+                zs.append(abs(feats[name] - b["mean"]) / scale)
+        return max(zs) / self.params.signal_z_threshold if zs else None
 
     def _assess(self, ts: float, scored: bool, velocity_seen: bool) -> Assessment:
         fresh_models = {m: t for m, t in self._models.items() if self._fresh(t.last_ts)}
@@ -379,6 +412,7 @@ class HealthAssessor:
         statuses = [
             ModelStatus(model=m, ratio=t.last, is_anomaly=t.persistence.on, severity=t.severity)
             for m, t in sorted(fresh_models.items())
+            if m != SIGNAL_TRACK  # its evidence is already in the per-signal insights
         ]
         insights = build_insights(
             current,
@@ -533,7 +567,7 @@ class HealthAssessor:
         a._now = d.get("now")
         a._models = {m: _Track.from_dict(t) for m, t in d.get("models", {}).items()}
         for m in a._models:
-            if m not in MODEL_KINDS:
+            if m not in MODEL_KINDS and m != SIGNAL_TRACK:
                 raise ValueError(f"unknown model {m!r} in assessor state")
         a._velocity = None if d.get("velocity") is None else _Track.from_dict(d["velocity"])
         a._features = {k: (float(v[0]), float(v[1])) for k, v in d.get("features", {}).items()}
