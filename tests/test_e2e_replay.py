@@ -99,7 +99,7 @@ def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stac
     run = recording(tmp_path / "run.npz", [(60, None), (80, "imbalance"), (150, None)], 2, healthy_s)
     replay(stack, run, fault_start)
     end = fault_start + timedelta(seconds=(60 + 80 + 150) * N / FS)
-    st = wait_health(stack, end - timedelta(seconds=1))
+    st = wait_health(stack, end - timedelta(seconds=2))
 
     alarms = httpx.get(f"{stack.api}/api/v1/alarms", params={"asset_id": ASSET}, timeout=10).json()["alarms"]
     assert alarms, "the replayed fault raised an alarm"
@@ -109,3 +109,4 @@ def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stac
     assert onset <= opened <= onset + timedelta(seconds=20 * N / FS), (opened, onset)
     assert alarms[-1]["state"] == "RESOLVED" and alarms[-1]["auto_cleared"]
     assert st["degradation_index"] > 0
+    assert st["health_score"] >= 75, "recovered after the fault (data time)"

@@ -61,6 +61,11 @@ from shared.messages import AssetConfig, Score
 from shared.topics import MODEL_KINDS, valid_asset_id
 
 SOURCE_MODELS = "anomaly"
+#: Values are capped before smoothing so one huge excursion cannot hold the smoothed value up long
+#: after the machine is back to normal: ratio 5 already means health 0, and 1.5 × the C/D velocity
+#: boundary is deep in zone D.
+SMOOTH_RATIO_CAP = 5.0
+VELOCITY_CAP_FACTOR = 1.5
 #: Pseudo-model: the raw readings' largest deviation from their calibrated baseline.
 SIGNAL_TRACK = "signals"
 READING_SIGNALS = ("voltage_v", "current_a", "power_factor", "vibration_g")
@@ -356,18 +361,24 @@ class HealthAssessor:
             if old is None or ts >= old[1]:
                 self._features[k] = (v, ts)
         for ms in new_scores:
-            track = self._smooth(self._models.get(ms.model), ms.ratio, ts, ms.is_anomaly, prior=0.0)
+            ratio = min(ms.ratio, SMOOTH_RATIO_CAP)
+            track = self._smooth(self._models.get(ms.model), ratio, ts, ms.is_anomaly, prior=0.0)
             track.severity = ms.severity
             self._models[ms.model] = track
         if signal_ratio is not None:
             track = self._smooth(
-                self._models.get(SIGNAL_TRACK), signal_ratio, ts, signal_ratio >= 1.0, prior=0.0
+                self._models.get(SIGNAL_TRACK),
+                min(signal_ratio, SMOOTH_RATIO_CAP),
+                ts,
+                signal_ratio >= 1.0,
+                prior=0.0,
             )
             track.severity = "CRITICAL" if signal_ratio >= 2 else "WARNING" if signal_ratio >= 1 else "NORMAL"
             self._models[SIGNAL_TRACK] = track
         if velocity is not None:
             raw_zone = iso_zone(velocity, self.iso_group, self.foundation).zone
-            self._velocity = self._smooth(self._velocity, velocity, ts, raw_zone in ("C", "D"))
+            capped = min(velocity, VELOCITY_CAP_FACTOR * zone_limits(self.iso_group, self.foundation)[2])
+            self._velocity = self._smooth(self._velocity, capped, ts, raw_zone in ("C", "D"))
         scored = bool(new_scores) or signal_ratio is not None
         return self._assess(ts, scored=scored, velocity_seen=velocity is not None)
 
