@@ -10,13 +10,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from shared import topics
 from tests.support.pipeline import Collector, publish, settle, simple_payloads
 from tests.support.servers import InfluxServer, MosquittoServer
-from tests.support.stack import Stack
+from tests.support.stack import Stack, api
 
 pytestmark = pytest.mark.integration
 ASSET = "e2e_health"
@@ -34,10 +33,6 @@ def stack(
     ).start()
     yield s
     s.stop()
-
-
-def api(stack: Stack, method: str, path: str, **kw: object) -> httpx.Response:
-    return httpx.request(method, f"{stack.api}/api/v1{path}", timeout=300, **kw)  # type: ignore[arg-type]
 
 
 async def caught_up(col: Collector, data_ts: float, timeout: float = 120) -> None:

@@ -14,13 +14,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from shared import topics
 from tests.support.pipeline import Collector, publish, settle, simple_payloads, window_payloads
 from tests.support.servers import InfluxServer, MosquittoServer
-from tests.support.stack import Stack
+from tests.support.stack import Stack, api
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +39,6 @@ def stack(
     ).start()
     yield s
     s.stop()
-
-
-def api(stack: Stack, method: str, path: str, **kw: object) -> httpx.Response:
-    return httpx.request(method, f"{stack.api}/api/v1{path}", timeout=300, **kw)  # type: ignore[arg-type]
 
 
 async def wait_readings(stack: Stack, asset: str, n: int, timeout: float = 60) -> None:

@@ -38,22 +38,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from shared.messages import ACTION_CODES
 from shared.topics import valid_asset_id
 
 AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
 AlarmSeverity = Literal["WARNING", "CRITICAL"]
 EventKind = Literal["opened", "escalated", "acknowledged", "resolved"]
 
-ACTION_CODES: tuple[str, ...] = (
-    "bearing_replaced",
-    "realigned",
-    "lubricated",
-    "balanced",
-    "tightened",
-    "electrical_repair",
-    "false_alarm",
-    "other",
-)
+# ACTION_CODES: the operator action codes of the message contract (shared.messages).
 #: Action codes that change the machine's condition (reset the degradation index).
 MAINTENANCE_ACTIONS: frozenset[str] = frozenset(ACTION_CODES) - {"false_alarm", "other"}
 SEVERITY_RANK = {"WARNING": 1, "CRITICAL": 2}

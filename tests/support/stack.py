@@ -107,3 +107,8 @@ class Stack:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode if self.proc else None
+
+
+def api(stack: Stack, method: str, path: str, **kw: object) -> httpx.Response:
+    """One request to the stack's ``/api/v1`` (long timeout: calibration answers when done)."""
+    return httpx.request(method, f"{stack.api}/api/v1{path}", timeout=300, **kw)  # type: ignore[arg-type]
