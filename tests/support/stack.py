@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,12 +63,17 @@ class Stack:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 60.0) -> Stack:
+    def start(self, timeout: float = 120.0) -> Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "stack.log"
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.run"], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+            [sys.executable, "-m", "deploy.run"],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its own process group: stop() can clean up every service
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -80,6 +86,8 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
+        # Never leave a half-started system behind: its services would answer other tests' messages.
+        self.stop()
         raise TimeoutError(f"stack not healthy after {timeout}s:\n{self.tail()}")
 
     def all_online(self) -> bool:
@@ -99,14 +107,19 @@ class Stack:
             return ""
 
     def stop(self) -> int | None:
-        if self.proc and self.proc.poll() is None:
+        """Ctrl+C the launcher (it stops its services); then kill whatever is left of its group."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.returncode
 
 
 def api(stack: Stack, method: str, path: str, **kw: object) -> httpx.Response:
