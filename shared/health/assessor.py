@@ -9,7 +9,8 @@
    moving the health score (the scorers' own rolling mean is short).
 2. **Staleness**: a model / feature / velocity not updated for ``stale_after_s`` (900 s) of data
    time no longer counts (a stopped scorer must not freeze the health or keep an alarm open).
-3. **Health** = :func:`shared.health.scoring.health_from_scores` of the smoothed ratios
+3. **Health** = :func:`shared.health.scoring.health_from_scores` of the smoothed ratios (a model in
+   an alarm-worthy condition, step 4/6, counts with its latest ratio when that is higher)
    (``anomaly_score / threshold``) and the ISO 20816-3 zone of the smoothed velocity RMS
    (``velocity_rms_mm_s``); None while neither is known. Risk and grade from health.
 4. **Persistence**: per model, the scorer's pointwise ``is_anomaly`` through k-of-n
@@ -399,15 +400,18 @@ class HealthAssessor:
         vel = self._velocity if self._velocity is not None and self._fresh(self._velocity.last_ts) else None
         iso = None if vel is None else iso_zone(vel.smoothed, self.iso_group, self.foundation)
 
-        ratios = {m: t.smoothed for m, t in fresh_models.items()}
-        health = health_from_scores(ratios, iso.zone if iso else None) if (ratios or iso) else None
-
         persistent_models = sorted(
             m
             for m, t in fresh_models.items()
             if t.persistence.on
             and (t.smoothed >= self.params.alarm_min_smoothed_ratio or t.last >= self.params.alarm_fast_ratio)
         )
+        # Health follows the smoothed ratios, except that a model in an alarm-worthy condition counts
+        # with its latest ratio when that is higher: the health and the alarm never disagree.
+        ratios = {m: t.smoothed for m, t in fresh_models.items()}
+        for m in persistent_models:
+            ratios[m] = max(ratios[m], min(fresh_models[m].last, SMOOTH_RATIO_CAP))
+        health = health_from_scores(ratios, iso.zone if iso else None) if (ratios or iso) else None
         anomaly_on = bool(persistent_models)
         iso_on = vel is not None and vel.persistence.on
         excess = 0.0
