@@ -30,10 +30,8 @@ N = 4096
 @pytest.fixture(scope="module")
 def records() -> dict[str, np.ndarray]:
     if not NPZ.is_file():
-        message = f"CWRU data not found at {NPZ}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI is set: this check must run)")
-        pytest.skip(message)
+        # The recordings always sit beside the checkout (../shared), for developers and CI alike.
+        pytest.fail(f"CWRU data not found at {NPZ} (expected beside the checkout, see its README)")
     with np.load(NPZ) as z:
         meta = json.loads(str(z["meta_json"]))
         assert meta["normal"]["fs_hz"] == 48_000
