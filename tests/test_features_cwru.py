@@ -1,8 +1,8 @@
 """Envelope features on real bearing data (CWRU, 0 HP, 1797 rpm, drive-end accelerometer).
 
 The data file is evaluation data kept outside the repository (``../shared/datasets/cwru/``, see its
-README; override with ``CWRU_NPZ``). Without it the test is skipped locally but FAILS when the
-environment variable ``CI`` is set, so CI cannot silently lose this check.
+README; override with ``CWRU_NPZ``). Without it the test fails: the recordings are always beside the
+checkout, so a missing file is a broken setup, never a reason to skip.
 """
 
 from __future__ import annotations
