@@ -797,7 +797,13 @@ def test_full_flow_calibrate_fault_ack_purge(stack: Stack, page: Page) -> None:
         vib_insight = page.get_by_test_id("insight-item").filter(has_text="ibration")
         expect(vib_insight.first).to_be_visible(timeout=60_000)
         expect(vib_alarm.first).to_be_visible(timeout=60_000)
-    assert int(chart.get_attribute("data-anomaly-spans") or "0") >= 1
+        # consecutive flagged points form a shaded span once a few more scores have arrived
+        _wait_for(
+            lambda: int(chart.get_attribute("data-anomaly-spans") or "0") >= 1,
+            60,
+            "a shaded anomalous span",
+            stack,
+        )
     mark("fault shown (health drop, markers, insight, alarm)")
     _screenshot(page, "dashboard-faulty.png")
 
