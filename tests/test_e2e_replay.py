@@ -101,8 +101,17 @@ def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stac
     end = fault_start + timedelta(seconds=(60 + 80 + 150) * N / FS)
     st = wait_health(stack, end - timedelta(seconds=2))
 
-    alarms = httpx.get(f"{stack.api}/api/v1/alarms", params={"asset_id": ASSET}, timeout=10).json()["alarms"]
+    # the alarm transitions reach the store through the historian's batches: give them a moment
+    deadline = time.monotonic() + 30
+    while True:
+        alarms = httpx.get(f"{stack.api}/api/v1/alarms", params={"asset_id": ASSET}, timeout=10).json()[
+            "alarms"
+        ]
+        if (alarms and all(a["state"] == "RESOLVED" for a in alarms)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert alarms, "the replayed fault raised an alarm"
+    print("replay alarms:", [(a["source"], a["state"], a["opened_at"], a["ts"]) for a in alarms])
     opened = datetime.fromisoformat(alarms[-1]["opened_at"])
     onset = fault_start + timedelta(seconds=60 * N / FS)
     # opened in recording time, within a few windows after the fault's onset — not at wall-clock time
