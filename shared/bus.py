@@ -307,6 +307,10 @@ class MemoryBus:
 
     def subscribe(self, filter_: str) -> asyncio.Queue[Incoming]:
         q: asyncio.Queue[Incoming] = asyncio.Queue()
+        return self.forward(filter_, q)
+
+    def forward(self, filter_: str, q: asyncio.Queue[Incoming]) -> asyncio.Queue[Incoming]:
+        """Put the retained messages matching ``filter_``, then every later match, into ``q``."""
         for t, m in self.retained.items():
             if topic_matches(filter_, t):
                 q.put_nowait(m)

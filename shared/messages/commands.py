@@ -1,0 +1,108 @@
+"""Commands (request/reply with a correlation id) and their typed replies.
+
+A request carries ``correlation_id`` and ``reply_to`` (``reply/<requester>/<correlation_id>``); the
+responder answers there with a :class:`Reply` subclass. A failed reply names an :data:`ErrorCode` so a
+requester maps it (e.g. to an HTTP status) without reading the message text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared.messages.assets import AssetConfig
+from shared.messages.base import AssetId, Message
+from shared.messages.health import ActionCode, AlarmEvent
+
+#: Why a command failed: ``invalid`` request, ``not_found`` (no such asset/alarm/model), ``conflict``
+#: with the current state (e.g. resolving a resolved alarm), ``busy`` (already running),
+#: ``insufficient_data`` / ``validation_failed`` (calibration), ``internal`` (a bug; see the logs).
+ErrorCode = Literal[
+    "invalid", "not_found", "conflict", "busy", "insufficient_data", "validation_failed", "internal"
+]
+
+
+class Reply(Message):
+    """Every reply: ``status`` ok or failed; ``code`` says why when failed."""
+
+    correlation_id: str
+    status: Literal["ok", "failed"]
+    code: ErrorCode | None = None
+    message: str = ""
+
+
+class CalibrationRequest(Message):
+    """Request on ``cmd/calibrate`` (gateway → calibrator)."""
+
+    correlation_id: str
+    reply_to: str
+    asset_id: AssetId
+    lookback_minutes: float = Field(default=10.0, gt=0, le=60 * 24 * 30)
+
+
+class CalibrationReply(Message):
+    correlation_id: str
+    asset_id: AssetId
+    status: Literal["accepted", "completed", "failed", "rejected"]
+    code: ErrorCode | None = None
+    data_points_collected: int = 0
+    message: str = ""
+    models: dict[str, str] = Field(default_factory=dict)
+
+
+class AssetCommand(Message):
+    """Request on ``cmd/purge`` or ``cmd/reload``: one asset, or every asset when ``asset_id`` is None."""
+
+    correlation_id: str
+    reply_to: str
+    asset_id: AssetId | None = None
+
+
+class PurgeDetail(Message):
+    models_deleted: bool
+    data_deleted: bool
+
+
+class PurgeReply(Reply):
+    """Reply to ``cmd/purge``: the assets purged and what was deleted for each."""
+
+    assets: list[str] = Field(default_factory=list)
+    deleted: dict[str, PurgeDetail] = Field(default_factory=dict)
+
+
+class ReloadReply(Reply):
+    """Reply to ``cmd/reload``: asset → model version re-announced from the registry."""
+
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class AlarmActionRequest(Message):
+    """Request on ``cmd/alarm_action`` (gateway → health)."""
+
+    correlation_id: str
+    reply_to: str
+    alarm_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    action: Literal["ack", "resolve"]
+    who: str = Field(min_length=1, max_length=100)
+    note: str = Field(default="", max_length=2000)
+    action_code: ActionCode | None = None
+
+
+class AlarmActionReply(Reply):
+    """Reply to ``cmd/alarm_action``: the alarm transition that was published."""
+
+    alarm: AlarmEvent | None = None
+
+
+class ConfigRequest(Message):
+    """Request on ``cmd/config`` (gateway → calibrator, which owns asset configuration): store and
+    publish (retained) ``config``."""
+
+    correlation_id: str
+    reply_to: str
+    config: AssetConfig
+
+
+class ConfigReply(Reply):
+    config: AssetConfig | None = None

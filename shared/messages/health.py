@@ -1,0 +1,92 @@
+"""Health, alarms and operator logs (health stage and gateway)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, get_args
+
+from pydantic import Field
+
+from shared.messages.base import AssetId, Message
+
+RiskLevel = Literal["LOW", "MODERATE", "HIGH", "CRITICAL"]
+AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
+ActionCode = Literal[
+    "bearing_replaced",
+    "realigned",
+    "lubricated",
+    "balanced",
+    "tightened",
+    "electrical_repair",
+    "false_alarm",
+    "other",
+]
+#: Operator action codes when resolving an alarm (one list: the Literal above).
+ACTION_CODES: tuple[str, ...] = get_args(ActionCode)
+LogEventType = Literal[
+    "preventive_lubrication",
+    "preventive_inspection",
+    "preventive_cleaning",
+    "corrective_bearing_replacement",
+    "corrective_alignment",
+    "corrective_balancing",
+    "corrective_electrical",
+    "observation",
+    "other",
+]
+LOG_EVENT_TYPES: tuple[str, ...] = get_args(LogEventType)
+
+
+class InsightItem(Message):
+    text: str
+    severity: Literal["info", "warning", "critical"]
+    signal: str
+    value: float | None = None
+
+
+class HealthUpdate(Message):
+    """Retained on ``health/<asset>``: the latest fused assessment (times are data times)."""
+
+    asset_id: AssetId
+    ts: datetime
+    health_score: float = Field(ge=0, le=100)
+    risk_level: RiskLevel
+    grade: Literal["A", "B", "C", "D", "F"]
+    degradation_index: float = Field(ge=0, le=1)
+    maintenance_window_days: float
+    maintenance_reason: str = ""
+    iso_zone: Literal["A", "B", "C", "D"] | None = None
+    velocity_rms_mm_s: float | None = None
+    insights: list[InsightItem] = Field(default_factory=list)
+    model_ratios: dict[str, float] = Field(default_factory=dict)
+    active_alarms: int = 0
+
+
+class AlarmEvent(Message):
+    """One alarm transition, published on ``alarms/<asset>`` and stored."""
+
+    alarm_id: str
+    asset_id: AssetId
+    state: AlarmState
+    previous: AlarmState | None = None
+    source: str
+    severity: Literal["WARNING", "CRITICAL"]
+    reason: str
+    opened_at: datetime
+    ts: datetime
+    who: str | None = None
+    note: str | None = None
+    action_code: ActionCode | None = None
+    auto_cleared: bool = False
+
+
+class OperatorLog(Message):
+    """A maintenance/operator log entry, published on ``logs/<asset>`` and stored."""
+
+    log_id: str
+    asset_id: AssetId
+    event_type: LogEventType
+    severity: Literal["info", "low", "medium", "high", "critical"] = "info"
+    description: str = Field(default="", max_length=4000)
+    ts: datetime
+    author: str | None = Field(default=None, max_length=100)

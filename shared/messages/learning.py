@@ -1,0 +1,187 @@
+"""Features, scores, models and per-asset state (the learning core's contract).
+
+Severity is defined here once: a score's ``anomaly_score / threshold`` ratio above
+:data:`WARNING_RATIO` is WARNING, above :data:`CRITICAL_RATIO` CRITICAL (see :func:`severity_of`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, JsonValue, model_validator
+
+from shared.messages.base import AssetId, Message, utcnow
+
+FeatureKind = Literal["legacy", "batch", "vibration"]
+ModelKind = Literal["legacy", "batch", "autoencoder"]
+Severity = Literal["NORMAL", "WARNING", "CRITICAL"]
+AssetState = Literal["IDLE", "CALIBRATING", "CALIBRATED", "MONITORING"]
+
+#: Ratio ``anomaly_score / threshold`` above which a score is WARNING (and ``is_anomaly``).
+WARNING_RATIO = 1.0
+#: Ratio ``anomaly_score / threshold`` above which a score is CRITICAL.
+CRITICAL_RATIO = 2.0
+
+
+def severity_of(anomaly_score: float, threshold: float) -> Severity:
+    """NORMAL ≤ 1× threshold < WARNING ≤ 2× threshold < CRITICAL (threshold > 0, same units)."""
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    ratio = anomaly_score / threshold
+    if ratio > CRITICAL_RATIO:
+        return "CRITICAL"
+    if ratio > WARNING_RATIO:
+        return "WARNING"
+    return "NORMAL"
+
+
+class FeatureVector(Message):
+    """Named features computed from one reading (legacy), a reading window (batch) or a vibration window."""
+
+    event_id: str
+    asset_id: AssetId
+    ts: datetime
+    kind: FeatureKind
+    names: list[str]
+    values: list[float]
+    # Extra (non-model) indicators, e.g. spectral/envelope values; may be empty.
+    extras: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> FeatureVector:
+        if len(self.names) != len(self.values):
+            raise ValueError(f"{len(self.names)} names but {len(self.values)} values")
+        return self
+
+
+class Score(Message):
+    event_id: str
+    asset_id: AssetId
+    ts: datetime
+    model: ModelKind
+    model_version: str
+    anomaly_score: float
+    raw_score: float
+    threshold: float
+    is_anomaly: bool
+    severity: Severity
+
+
+# ---------------------------------------------------------------------------------------------
+# Model manifests (the registry's manifest.json entries, carried in announcements)
+# ---------------------------------------------------------------------------------------------
+class FeatureStat(Message):
+    """Baseline statistics of one feature over the calibration data (feature units)."""
+
+    name: str
+    mean: float
+    std: float
+    min: float
+    max: float
+    median: float
+    mad: float
+
+
+class FeatureBaseline(Message):
+    n: int = Field(ge=0, description="calibration samples the statistics rest on")
+    features: list[FeatureStat]
+
+
+class SignalStat(Message):
+    """Baseline statistics of one raw signal (V, A, dimensionless power factor, g)."""
+
+    mean: float
+    std: float
+    min: float | None = None
+    max: float | None = None
+    n: int | None = None
+
+
+class RawScore(Message):
+    """How the ONNX output becomes the raw score (higher = more anomalous)."""
+
+    transform: Literal["identity", "median_minus_score"]
+    formula: str = ""
+    score_median: float | None = None
+    offset: float | None = None
+
+    @model_validator(mode="after")
+    def _median_needed(self) -> RawScore:
+        if self.transform == "median_minus_score" and self.score_median is None:
+            raise ValueError("raw_score.score_median is required for median_minus_score")
+        return self
+
+
+class ScalerInfo(Message):
+    """Standardisation inside the autoencoder graph: z = clip((x - mean) / std, -clip, clip)."""
+
+    mean: list[float]
+    std: list[float]
+    min_std: float
+    clip: float
+    formula: str = ""
+
+
+#: Free-form, JSON-only documentation blocks (threshold rule, validation verdict, training stats).
+Info = dict[str, JsonValue]
+
+
+class ModelManifest(Message):
+    """One model's manifest entry: what a scorer needs (features, tensors, raw-score rule, threshold)
+    and what the calibration rested on (baselines, validation, training statistics)."""
+
+    kind: Literal["legacy", "batch", "autoencoder"]
+    algorithm: Literal["isolation_forest", "autoencoder"]
+    features: list[str] = Field(min_length=1)
+    n_features: int = Field(ge=1)
+    input: str
+    output: str
+    scaler: ScalerInfo | None = None
+    raw_score: RawScore
+    threshold: float = Field(gt=0)
+    threshold_rule: Info = Field(default_factory=dict)
+    baseline: FeatureBaseline | None = None
+    validation: Info = Field(default_factory=dict)
+    training: Info = Field(default_factory=dict)
+    file: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    bytes: int | None = Field(default=None, ge=1)
+    #: Raw-signal baseline of the calibration data (voltage_v, current_a, power_factor, vibration_g).
+    signal_baseline: dict[str, SignalStat] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelManifest:
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("features: names must be distinct")
+        if self.n_features != len(self.features):
+            raise ValueError(f"n_features is {self.n_features} but {len(self.features)} features are named")
+        return self
+
+    def entry(self) -> dict[str, object]:
+        """The manifest entry as plain JSON data (what :mod:`shared.learning.scoring` reads)."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+class ModelAnnouncement(Message):
+    """Retained on ``models/<asset>/<model>``: the current version of a model, carried whole (ONNX bytes,
+    base64, plus its manifest entry), so a worker that starts later or on another machine gets it."""
+
+    asset_id: AssetId
+    model: ModelKind
+    version: str
+    path: str
+    created_at: datetime
+    manifest: ModelManifest
+    onnx_b64: str
+
+
+class StateChange(Message):
+    """Retained on ``state/<asset>``."""
+
+    asset_id: AssetId
+    state: AssetState
+    previous: AssetState | None = None
+    reason: str = ""
+    models: dict[str, str] = Field(default_factory=dict)  # model kind -> version
+    ts: datetime = Field(default_factory=utcnow)
