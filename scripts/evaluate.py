@@ -15,7 +15,7 @@ What it does (all numbers in the output are measured by this run; nothing is tun
 3. Features through the service code: :func:`shared.features.window_features` (11 time-domain
    features, single axis) and :func:`shared.features.spectral_features` with the asset's rpm and
    the SKF 6205 defect orders; a sample of windows is cross-checked against
-   ``services.features.engine.FeatureEngine.on_window`` (identical names and values required).
+   ``shared.features.engine.FeatureEngine.on_window`` (identical names and values required).
 4. Models, each trained on the training windows only and scored through ONNX Runtime
    (:class:`shared.learning.scoring.OnnxModel`), as the scorer service does: the vibration
    autoencoder via :func:`shared.learning.calibration.calibrate`, Isolation Forests via
@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services.features.engine import FeatureEngine  # noqa: E402
+from shared.features.engine import FeatureEngine  # noqa: E402
 from shared.evaluation import (  # noqa: E402
     Metrics,
     alarm_sequence,

@@ -89,8 +89,8 @@ class Route:
 
     ``model`` is a pydantic model class (the payload is validated with ``model_validate_json``) or a
     parser ``(Incoming) -> message`` for inputs with their own rules (raw device input). ``clears``:
-    an empty payload (a retained message cleared) reaches the handler as ``message=None``; otherwise it
-    is ignored. ``retained=False``: retained messages are ignored (e.g. stale raw input).
+    the topic is retained and an empty payload (the retained message cleared) reaches the handler as
+    ``message=None``; on other routes an empty payload is invalid input like any other. ``retained=False``: retained messages are ignored (e.g. stale raw input).
     """
 
     filter: str
@@ -152,12 +152,7 @@ class Service:
         if msg.retain and not route.retained:
             log.info("ignored_retained", service=self.name, topic=msg.topic)
             return
-        if not msg.payload:
-            if not route.clears:
-                return
-            message = None
-        else:
-            message = route.parse(msg)
+        message = None if route.clears and not msg.payload else route.parse(msg)
         out = await route.handler(
             Delivery(msg.topic, message, topics.asset_from_topic(msg.topic), msg.retain)
         )

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from services.calibrator.service import Calibrator
-from services.features.engine import FeatureEngine
-from services.features.service import FeaturesService
-from services.scorer.service import ScorerService
+from services.features.service import build as build_features
+from services.scorer.service import build as build_scorer
 from shared import topics
 from shared.bus import Incoming, MemoryBus
+from shared.features.engine import FeatureEngine
 from shared.learning import registry
 from shared.learning.autoencoder import AutoencoderConfig
 from shared.learning.calibration import CalibrationConfig
@@ -30,6 +30,8 @@ from shared.messages import (
     new_event_id,
 )
 from shared.records import features_to_point, reading_to_point
+from shared.service import deliver
+from shared.settings import Settings
 from shared.store.sqlite import SqliteStore
 from shared.synth import simple_reading
 
@@ -59,9 +61,9 @@ def readings(n: int, *, faulty: bool = False, fault: str | None = None, seed: in
 
 async def test_features_service_publishes_legacy_and_batch() -> None:
     bus = MemoryBus()
-    svc = FeaturesService(FeatureEngine(batch_window=10, legacy_warmup=5))
+    svc = build_features(Settings(), engine=FeatureEngine(batch_window=10, legacy_warmup=5))
     for r in readings(12):
-        await svc.handle(bus, Incoming(topics.reading("m1"), r.model_dump_json().encode()))
+        await deliver(svc, bus, topics.reading("m1"), r)
     legacy = bus.on(topics.features("m1", "legacy"))
     batch = bus.on(topics.features("m1", "batch"))
     assert len(legacy) == 8, "no legacy vector before 5 readings of history"
@@ -165,17 +167,16 @@ async def test_scorer_scores_flags_faults_and_switches_to_monitoring(tmp_path: P
     fill_store(store, readings(600), eng)
     bus = MemoryBus()
     assert (await calibrate_via_bus(cal, bus))["status"] == "completed"
-    scorer = ScorerService("legacy", window=10)
+    scorer = build_scorer(Settings(), ["--model", "legacy", "--window", "10"])
     for t in (topics.model_announce("m1", "legacy"), topics.state("m1")):
-        await scorer.handle(bus, bus.retained[t])
+        m = bus.retained[t]
+        await deliver(scorer, bus, m.topic, m.payload, retain=True)
     healthy = readings(200, seed=7, start=T0 + timedelta(seconds=120))
     faulty = readings(20, faulty=True, fault="voltage_spike", seed=8, start=T0 + timedelta(seconds=160))
     for r in healthy + faulty:
         for fv in eng.on_reading(r):
             if fv.kind == "legacy":
-                await scorer.handle(
-                    bus, Incoming(topics.features("m1", "legacy"), fv.model_dump_json().encode())
-                )
+                await deliver(scorer, bus, topics.features("m1", "legacy"), fv)
     scores = [Score.model_validate_json(m.payload) for m in bus.on(topics.score("m1", "legacy"))]
     assert len(scores) == 220
     healthy_flags = sum(s.is_anomaly for s in scores[:200])

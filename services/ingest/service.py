@@ -5,247 +5,64 @@
 device topic ``factory/+/vibration/raw``) -> :class:`VibrationBatchIn` -> :class:`Window` on
 ``events/<asset>/window``.
 
-Every check raises :class:`~shared.bus.Rejected` (or a pydantic ``ValidationError``) with a precise
-reason; :func:`shared.bus.dispatch` turns it into a dead letter and the service goes on with the next
-message. Retained raw messages are ignored (they are stale by definition).
+Parsing and its precise reasons live in :mod:`shared.raw`; a refused message becomes a dead letter and
+the service goes on with the next one. Retained raw messages are ignored (they are stale by definition).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
 
-import numpy as np
-import pydantic_core
-import structlog
-
-from shared import topics
-from shared.bus import Bus, Handler, Incoming, Rejected, ServeState, serve, topic_matches
-from shared.messages import (
-    MAX_WINDOW,
-    MIN_WINDOW,
-    VIBRATION_MAX_G,
-    Reading,
-    SimpleReadingIn,
-    VibrationBatchIn,
-    Window,
-    new_event_id,
-    to_utc,
-    utcnow,
-)
+from shared import raw, topics
+from shared.bus import Incoming
+from shared.messages import SimpleReadingIn, VibrationBatchIn, utcnow
+from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
 from shared.settings import Settings
 
 SERVICE = "ingest"
-SIMPLE_NUMBER_FIELDS = ("voltage_v", "current_a", "power_factor", "vibration_g")
-AXES = ("x", "y", "z")
-
-log = structlog.get_logger()
 
 
-# ---------------------------------------------------------------------------------------------
-# Pure parsing / validation (no I/O)
-# ---------------------------------------------------------------------------------------------
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type (for error messages)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+def parse_simple(msg: Incoming) -> SimpleReadingIn:
+    """A simple reading whose ``asset_id`` must equal the topic's asset segment."""
+    return raw.parse_simple(msg.payload, raw.topic_asset(msg.topic))
 
 
-def parse_json_object(payload: bytes) -> dict[str, Any]:
-    """Decode a JSON object. ``NaN``/``Infinity`` tokens are decoded (as floats) so that the field
-    checks can name the field that holds them; anything that is not a JSON object is rejected."""
-    if not payload.strip():
-        raise Rejected("malformed JSON: empty payload")
-    try:
-        obj = pydantic_core.from_json(payload, allow_inf_nan=True)
-    except ValueError as exc:
-        raise Rejected(f"malformed JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise Rejected(f"payload must be a JSON object, got {json_type(obj)}")
-    return obj
+def parse_vibration(msg: Incoming) -> VibrationBatchIn:
+    """A vibration batch whose ``motor_id`` must equal the topic's asset segment."""
+    return raw.parse_vibration(msg.payload, raw.topic_asset(msg.topic))
 
 
-def check_asset_field(obj: dict[str, Any], name: str) -> str:
-    """The asset id in field ``name``: a string matching ``topics.ASSET_ID_PATTERN``."""
-    if name not in obj:
-        raise Rejected(f"{name}: field required")
-    value = obj[name]
-    if not isinstance(value, str):
-        raise Rejected(f"{name}: must be a string, got {json_type(value)}")
-    if not topics.valid_asset_id(value):
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        raise Rejected(
-            f"{name}: invalid asset id {shown!r} ({len(value)} chars): must match {topics.ASSET_ID_PATTERN}"
-        )
-    return value
+def parse_device_vibration(msg: Incoming) -> VibrationBatchIn:
+    """A vibration batch on a device's own topic (``VIBRATION_TOPIC_FILTER``): the asset is ``motor_id``."""
+    return raw.parse_vibration(msg.payload)
 
 
-def check_number_field(obj: dict[str, Any], name: str) -> None:
-    """A present field ``name`` must be a JSON number (not a string or boolean) and finite."""
-    if name not in obj:
-        return
-    value = obj[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Rejected(f"{name}: must be a number, got {json_type(value)}")
-    if isinstance(value, float) and not np.isfinite(value):
-        raise Rejected(f"{name}: must be a finite number, got {value}")
+async def on_simple(d: Delivery[SimpleReadingIn]) -> Outbox:
+    reading = raw.normalise_simple(d.message, utcnow())
+    return [Publish(topics.reading(reading.asset_id), reading)]
 
 
-def check_axis(name: str, value: Any) -> int:
-    """Check one accelerometer axis (JSON array of g values) and return its length.
-
-    Rules: an array of ``MIN_WINDOW..MAX_WINDOW`` numbers (no strings, booleans, nulls), all finite,
-    each with ``|a| <= VIBRATION_MAX_G`` g. The finiteness and bound checks are vectorised with numpy
-    (a 65,536-sample axis takes about a millisecond).
-    """
-    if not isinstance(value, list):
-        raise Rejected(f"axis {name}: must be an array of numbers, got {json_type(value)}")
-    n = len(value)
-    if n < MIN_WINDOW or n > MAX_WINDOW:
-        raise Rejected(f"axis {name}: has {n} samples; a window needs {MIN_WINDOW}..{MAX_WINDOW}")
-    if not set(map(type, value)) <= {float, int}:
-        i = next(i for i, v in enumerate(value) if type(v) not in (float, int))
-        raise Rejected(f"axis {name}[{i}]: must be a number, got {json_type(value[i])}")
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (OverflowError, ValueError) as exc:
-        raise Rejected(f"axis {name}: not representable as 64-bit floats ({exc})") from None
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise Rejected(
-            f"axis {name}[{i}]: must be a finite number, got {arr[i]} "
-            f"({int(bad.sum())} non-finite samples in total)"
-        )
-    mag = np.abs(arr)
-    i = int(np.argmax(mag))
-    if mag[i] > VIBRATION_MAX_G:
-        raise Rejected(f"axis {name}[{i}]: {arr[i]} g is outside ±{VIBRATION_MAX_G} g")
-    return n
+async def on_vibration(d: Delivery[VibrationBatchIn]) -> Outbox:
+    window = raw.to_window(d.message, utcnow())
+    return [Publish(topics.window(window.asset_id), window)]
 
 
-def topic_asset(topic: str) -> str:
-    """The asset segment of ``rotorwatch/v1/raw/<asset>/...``; rejected when it is not a valid id."""
-    parts = topic.split("/")
-    seg = parts[3] if len(parts) > 3 else ""
-    if not topics.valid_asset_id(seg):
-        shown = seg if len(seg) <= 80 else seg[:77] + "..."
-        raise Rejected(f"invalid asset id {shown!r} in topic: must match {topics.ASSET_ID_PATTERN}")
-    return seg
-
-
-def _same_asset(in_topic: str | None, field: str, in_payload: str) -> None:
-    if in_topic is not None and in_topic != in_payload:
-        raise Rejected(f"topic asset {in_topic!r} does not match payload {field} {in_payload!r}")
-
-
-def parse_simple(payload: bytes, asset_in_topic: str | None = None) -> SimpleReadingIn:
-    """Validate a raw simple reading; ``asset_in_topic`` (when given) must equal its ``asset_id``."""
-    obj = parse_json_object(payload)
-    asset = check_asset_field(obj, "asset_id")
-    _same_asset(asset_in_topic, "asset_id", asset)
-    for name in SIMPLE_NUMBER_FIELDS:
-        check_number_field(obj, name)
-    faulty = obj.get("is_faulty")
-    if faulty is not None and not isinstance(faulty, bool):
-        raise Rejected(f"is_faulty: must be true, false or null, got {json_type(faulty)}")
-    return SimpleReadingIn.model_validate(obj)
-
-
-def parse_vibration(payload: bytes, asset_in_topic: str | None = None) -> VibrationBatchIn:
-    """Validate a raw vibration batch; ``asset_in_topic`` (when given) must equal its ``motor_id``."""
-    obj = parse_json_object(payload)
-    asset = check_asset_field(obj, "motor_id")
-    _same_asset(asset_in_topic, "motor_id", asset)
-    check_number_field(obj, "fs_hz")
-    if "x" not in obj:
-        raise Rejected("axis x: field required")
-    lengths = {name: check_axis(name, obj[name]) for name in AXES if obj.get(name) is not None}
-    if len(set(lengths.values())) > 1:
-        raise Rejected(
-            "axis lengths differ: " + ", ".join(f"{k} has {v} samples" for k, v in lengths.items())
-        )
-    return VibrationBatchIn.model_validate(obj)
-
-
-def normalise_simple(raw: SimpleReadingIn, arrival: datetime) -> Reading:
-    """Reading with the given event id (else a new one) and the measurement time (else ``arrival``)."""
-    return Reading(
-        event_id=raw.event_id or new_event_id(),
-        asset_id=raw.asset_id,
-        ts=to_utc(raw.timestamp) if raw.timestamp is not None else to_utc(arrival),
-        voltage_v=raw.voltage_v,
-        current_a=raw.current_a,
-        power_factor=raw.power_factor,
-        vibration_g=raw.vibration_g,
-        is_faulty=raw.is_faulty,
-    )
-
-
-def to_window(batch: VibrationBatchIn, arrival: datetime) -> Window:
-    """Window of ``n`` samples per axis at ``fs_hz`` Hz; ``axes`` is ``[x]`` or ``[x, y, z]``."""
-    axes: list[Any] = ["x"] if batch.y is None else ["x", "y", "z"]
-    return Window(
-        event_id=batch.event_id or new_event_id(),
-        asset_id=batch.motor_id,
-        ts=to_utc(batch.ts) if batch.ts is not None else to_utc(arrival),
-        fs_hz=batch.fs_hz,
-        n=len(batch.x),
-        axes=axes,
-        x=batch.x,
-        y=batch.y,
-        z=batch.z,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Service wiring
-# ---------------------------------------------------------------------------------------------
-def subscriptions(settings: Settings) -> list[str]:
+def routes(settings: Settings) -> list[Route]:
     """Our two raw filters plus every extra vibration filter (deduplicated, order kept)."""
-    subs = [topics.RAW_SIMPLE_FILTER, topics.RAW_VIBRATION_FILTER, *settings.extra_vibration_filters]
-    return list(dict.fromkeys(subs))
+    table = [
+        Route(topics.RAW_SIMPLE_FILTER, parse_simple, on_simple, retained=False),
+        Route(topics.RAW_VIBRATION_FILTER, parse_vibration, on_vibration, retained=False),
+    ]
+    for f in dict.fromkeys(settings.extra_vibration_filters):
+        if f not in (topics.RAW_SIMPLE_FILTER, topics.RAW_VIBRATION_FILTER):
+            table.append(Route(f, parse_device_vibration, on_vibration, retained=False))
+    return table
 
 
-def make_handler(settings: Settings) -> Handler:
-    """Handler for :func:`shared.bus.serve`: raw message in, normalised event out (QoS 1)."""
-    extra: Sequence[str] = settings.extra_vibration_filters
-
-    async def handle(bus: Bus, msg: Incoming) -> None:
-        if msg.retain:
-            log.info("ignored_retained", service=SERVICE, topic=msg.topic)
-            return
-        arrival = utcnow()
-        if topic_matches(topics.RAW_SIMPLE_FILTER, msg.topic):
-            raw = parse_simple(msg.payload, topic_asset(msg.topic))
-            reading = normalise_simple(raw, arrival)
-            await bus.publish(topics.reading(reading.asset_id), reading, qos=1)
-        elif topic_matches(topics.RAW_VIBRATION_FILTER, msg.topic):
-            batch = parse_vibration(msg.payload, topic_asset(msg.topic))
-            window = to_window(batch, arrival)
-            await bus.publish(topics.window(window.asset_id), window, qos=1)
-        elif any(topic_matches(f, msg.topic) for f in extra):
-            batch = parse_vibration(msg.payload)
-            window = to_window(batch, arrival)
-            await bus.publish(topics.window(window.asset_id), window, qos=1)
-        else:
-            raise Rejected(f"no ingest route for topic {msg.topic!r}")
-
-    return handle
-
-
-async def run_ingest(settings: Settings, state: ServeState | None = None) -> None:
-    """Serve until cancelled (reconnecting to the broker as needed)."""
-    await serve(SERVICE, settings, subscriptions(settings), make_handler(settings), state=state)
+def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
+    no_arguments(SERVICE, argv)
+    return Service(
+        name=SERVICE,
+        routes=routes(settings),
+        publishes=("events/<a>/reading", "events/<a>/window"),
+    )

@@ -1,24 +1,28 @@
-"""scorer service: one worker per model kind. Thin handlers around :mod:`shared.learning.scoring`.
+"""scorer service: one worker per model kind (``--model legacy|batch|autoencoder``).
 
-A worker keeps, per asset, the current model version (from the retained ``models/<a>/<model>``
-announcement, which carries the ONNX bytes and manifest entry) and a rolling mean of the last
-``window`` raw scores. Every feature vector of its kind becomes one ``Score``:
-``anomaly_score`` = rolling mean of raw scores, ``is_anomaly`` = anomaly_score > threshold,
-severity WARNING above the threshold and CRITICAL above twice the threshold.
+A worker keeps, per asset, the current model (from the retained ``models/<a>/<model>`` announcement,
+which carries the ONNX bytes and the typed manifest entry) and a rolling mean of the last ``window``
+raw scores. Every feature vector of its kind becomes one :class:`Score`: ``anomaly_score`` = rolling
+mean of raw scores, ``is_anomaly`` = anomaly_score > threshold, severity by the contract's ratios
+(:func:`shared.messages.severity_of`). The first score of a CALIBRATED asset moves it to MONITORING.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
 
 from shared import topics
-from shared.bus import Bus, Incoming, Rejected, topic_matches
+from shared.bus import Rejected
 from shared.learning.scoring import OnnxModel, RollingScore, classify
 from shared.messages import FeatureVector, ModelAnnouncement, Score, StateChange
+from shared.service import Delivery, Outbox, Publish, Route, Service
+from shared.settings import Settings
 
 log = structlog.get_logger()
 
@@ -27,15 +31,55 @@ FEATURE_KIND_FOR_MODEL = {"legacy": "legacy", "batch": "batch", "autoencoder": "
 
 @dataclass
 class Slot:
+    """One asset's loaded model and its rolling score."""
+
     version: str
     model: OnnxModel
     names: list[str]
     threshold: float
     rolling: RollingScore
 
+    @classmethod
+    def from_announcement(cls, ann: ModelAnnouncement, window: int) -> Slot:
+        entry = ann.manifest.entry()
+        return cls(
+            version=ann.version,
+            model=OnnxModel.from_bytes(base64.b64decode(ann.onnx_b64), entry),
+            names=list(ann.manifest.features),
+            threshold=ann.manifest.threshold,
+            rolling=RollingScore(window),
+        )
+
+    def score(self, fv: FeatureVector, model_kind: str) -> Score:
+        """Score one feature vector (its features picked by name, in the model's order)."""
+        index = {n: i for i, n in enumerate(fv.names)}
+        missing = [n for n in self.names if n not in index]
+        if missing:
+            raise Rejected(
+                f"feature vector lacks {len(missing)} feature(s) the {model_kind} model "
+                f"{self.version} needs, e.g. {missing[:3]}"
+            )
+        x = np.asarray([[fv.values[index[n]] for n in self.names]], dtype=np.float32)
+        raw = float(self.model.raw_scores(x)[0])
+        anomaly = self.rolling.update(raw)
+        return Score(
+            event_id=fv.event_id,
+            asset_id=fv.asset_id,
+            ts=fv.ts,
+            model=model_kind,  # type: ignore[arg-type]
+            model_version=self.version,
+            anomaly_score=anomaly,
+            raw_score=raw,
+            threshold=self.threshold,
+            is_anomaly=anomaly > self.threshold,
+            severity=classify(anomaly, self.threshold),
+        )
+
 
 @dataclass
-class ScorerService:
+class ScorerHandlers:
+    """Route handlers of one scorer worker."""
+
     model_kind: str
     window: int = 10
     slots: dict[str, Slot] = field(default_factory=dict)
@@ -47,84 +91,65 @@ class ScorerService:
             raise ValueError(f"unknown model kind {self.model_kind!r}")
         self.feature_kind = FEATURE_KIND_FOR_MODEL[self.model_kind]
 
-    @property
-    def subscriptions(self) -> list[str]:
-        return [
-            topics.model_announce_filter(self.model_kind),
-            topics.STATE_FILTER,
-            topics.features_filter(self.feature_kind),
-        ]
-
-    def load(self, ann: ModelAnnouncement) -> None:
-        entry = ann.manifest
-        model = OnnxModel.from_bytes(base64.b64decode(ann.onnx_b64), entry)
-        self.slots[ann.asset_id] = Slot(
-            version=ann.version,
-            model=model,
-            names=list(entry["features"]),
-            threshold=float(entry["threshold"]),
-            rolling=RollingScore(self.window),
-        )
+    async def on_model(self, d: Delivery[ModelAnnouncement | None]) -> Outbox:
+        if d.message is None:  # retained announcement cleared (purge)
+            if d.asset_id:
+                self.slots.pop(d.asset_id, None)
+            return None
+        ann = d.message
+        self.slots[ann.asset_id] = Slot.from_announcement(ann, self.window)
         log.info("model_loaded", asset_id=ann.asset_id, model=self.model_kind, version=ann.version)
+        return None
 
-    async def handle(self, bus: Bus, msg: Incoming) -> None:
-        asset = topics.asset_from_topic(msg.topic)
-        if topic_matches(topics.model_announce_filter(self.model_kind), msg.topic):
-            if not msg.payload:  # retained announcement cleared (purge)
-                if asset:
-                    self.slots.pop(asset, None)
-                return
-            self.load(ModelAnnouncement.model_validate_json(msg.payload))
-        elif topic_matches(topics.STATE_FILTER, msg.topic):
-            if asset:
-                if msg.payload:
-                    self.states[asset] = StateChange.model_validate_json(msg.payload).state
-                else:
-                    self.states.pop(asset, None)
-        elif topic_matches(topics.features_filter(self.feature_kind), msg.topic):
-            await self.score(bus, FeatureVector.model_validate_json(msg.payload))
+    async def on_state(self, d: Delivery[StateChange | None]) -> Outbox:
+        if d.asset_id:
+            if d.message is None:
+                self.states.pop(d.asset_id, None)
+            else:
+                self.states[d.asset_id] = d.message.state
+        return None
 
-    async def score(self, bus: Bus, fv: FeatureVector) -> None:
+    async def on_features(self, d: Delivery[FeatureVector]) -> Outbox:
+        fv = d.message
         slot = self.slots.get(fv.asset_id)
         if slot is None:
             self.unscored += 1
-            return
-        index = {n: i for i, n in enumerate(fv.names)}
-        missing = [n for n in slot.names if n not in index]
-        if missing:
-            raise Rejected(
-                f"feature vector lacks {len(missing)} feature(s) the {self.model_kind} model "
-                f"{slot.version} needs, e.g. {missing[:3]}"
-            )
-        x = np.asarray([[fv.values[index[n]] for n in slot.names]], dtype=np.float32)
-        raw = float(slot.model.raw_scores(x)[0])
-        anomaly = slot.rolling.update(raw)
-        sev = classify(anomaly, slot.threshold)
-        await bus.publish(
-            topics.score(fv.asset_id, self.model_kind),
-            Score(
-                event_id=fv.event_id,
-                asset_id=fv.asset_id,
-                ts=fv.ts,
-                model=self.model_kind,  # type: ignore[arg-type]
-                model_version=slot.version,
-                anomaly_score=anomaly,
-                raw_score=raw,
-                threshold=slot.threshold,
-                is_anomaly=anomaly > slot.threshold,
-                severity=sev,
-            ),
-        )
+            return None
+        out = [Publish(topics.score(fv.asset_id, self.model_kind), slot.score(fv, self.model_kind))]
         if self.states.get(fv.asset_id) == "CALIBRATED":
             self.states[fv.asset_id] = "MONITORING"
-            await bus.publish(
-                topics.state(fv.asset_id),
-                StateChange(
-                    asset_id=fv.asset_id,
-                    state="MONITORING",
-                    previous="CALIBRATED",
-                    reason=f"first data scored by the {self.model_kind} model",
-                    models={self.model_kind: slot.version},
-                ),
-                retain=True,
+            change = StateChange(
+                asset_id=fv.asset_id,
+                state="MONITORING",
+                previous="CALIBRATED",
+                reason=f"first data scored by the {self.model_kind} model",
+                models={self.model_kind: slot.version},
             )
+            out.append(Publish(topics.state(fv.asset_id), change, retain=True))
+        return out
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(
+                topics.model_announce_filter(self.model_kind), ModelAnnouncement, self.on_model, clears=True
+            ),
+            Route(topics.STATE_FILTER, StateChange, self.on_state, clears=True),
+            Route(topics.features_filter(self.feature_kind), FeatureVector, self.on_features),
+        ]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m services.scorer", description="One scorer worker per model.")
+    p.add_argument("--model", choices=topics.MODEL_KINDS, required=True)
+    p.add_argument("--window", type=int, default=10, help="rolling mean over this many windows")
+    return p.parse_args(list(argv))
+
+
+def build(settings: Settings, argv: Sequence[str] = ("--model", "legacy")) -> Service:
+    args = parse_args(argv)
+    handlers = ScorerHandlers(args.model, window=args.window)
+    return Service(
+        name=f"scorer-{args.model}",
+        routes=handlers.routes(),
+        publishes=(f"scores/<a>/{args.model}", "state/<a> (MONITORING)"),
+    )

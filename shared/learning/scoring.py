@@ -20,15 +20,16 @@ import hashlib
 import math
 from collections import deque
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from shared.messages.learning import Severity, severity_of
+
 from ._checks import as_matrix, as_names, count
 
-Severity = Literal["NORMAL", "WARNING", "CRITICAL"]
 TRANSFORMS = ("identity", "median_minus_score")
 
 
@@ -188,11 +189,6 @@ class RollingScore:
 
 
 def classify(anomaly_score: float, threshold: float) -> Severity:
-    """NORMAL if score ≤ threshold, WARNING if threshold < score ≤ 2·threshold, CRITICAL above 2·threshold."""
-    a = _finite(anomaly_score, "anomaly_score")
-    t = check_threshold(threshold)
-    if a > 2.0 * t:
-        return "CRITICAL"
-    if a > t:
-        return "WARNING"
-    return "NORMAL"
+    """Severity of a score by the contract's ratios (:func:`shared.messages.severity_of`): NORMAL up to
+    the threshold, WARNING above it, CRITICAL above ``CRITICAL_RATIO`` (2) × threshold."""
+    return severity_of(_finite(anomaly_score, "anomaly_score"), check_threshold(threshold))

@@ -141,6 +141,8 @@ class ModelManifest(Message):
     raw_score: RawScore
     threshold: float = Field(gt=0)
     threshold_rule: Info = Field(default_factory=dict)
+    #: Training hyper-parameters (trees, contamination, layer sizes, epochs, ...).
+    params: Info = Field(default_factory=dict)
     baseline: FeatureBaseline | None = None
     validation: Info = Field(default_factory=dict)
     training: Info = Field(default_factory=dict)
