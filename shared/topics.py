@@ -123,7 +123,7 @@ OPLOG_FILTER = f"{ROOT}/logs/+"
 
 # --- commands (request/reply with a correlation id) --------------------------------------------
 def command(name: str) -> str:
-    """Command topics: ``calibrate``, ``purge``, ``alarm_action``."""
+    """Command topics: ``calibrate``, ``purge``, ``reload``, ``config``, ``alarm_action``."""
     return f"{ROOT}/cmd/{name}"
 
 
@@ -141,6 +141,19 @@ def dead_letter(service: str) -> str:
 
 
 DEAD_LETTER_FILTER = f"{ROOT}/deadletter/+"
+
+
+def sync(service: str, token: str) -> str:
+    """A service's private marker topic: it publishes ``token`` here after subscribing and, since the
+    broker sends a subscription's retained messages before later publishes, knows once the marker
+    comes back that every retained message of its subscriptions has arrived."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", token):
+        raise ValueError(f"invalid sync token {token!r}")
+    return f"{ROOT}/sync/{service}/{token}"
+
+
+def sync_filter(service: str) -> str:
+    return f"{ROOT}/sync/{service}/+"
 
 
 def service_status(service: str) -> str:

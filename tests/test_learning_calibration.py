@@ -20,6 +20,7 @@ from shared.learning.calibration import (
 )
 from shared.learning.forest import export_forest_onnx, train_forest
 from shared.learning.scoring import OnnxModel, classify
+from shared.messages import ModelManifest
 
 FAST = CalibrationConfig(n_estimators=30, autoencoder=AutoencoderConfig(epochs=20))
 
@@ -89,9 +90,18 @@ def test_saved_models_score_like_training(result, datasets, tmp_path):
         raw = model.raw_scores(X)
         entry = manifest["models"][kind]
         assert np.mean(raw) == pytest.approx(entry["training"]["raw_score"]["mean"], rel=1e-6, abs=1e-9)
+        # every key calibration writes into a saved entry is declared by the typed contract
+        typed = ModelManifest.model_validate(entry)
+        assert typed.kind == kind and typed.file == f"{kind}.onnx" and typed.params
+        typed_model = OnnxModel.from_bytes(model_bytes(tmp_path, v, kind), typed.entry())
+        assert typed_model.threshold == model.threshold
         # a gross fault in every feature is CRITICAL for every model
         fault_raw = model.raw_scores(X[:5] + 20.0 * X.std(axis=0))
         assert {classify(float(r), model.threshold) for r in fault_raw} == {"CRITICAL"}
+
+
+def model_bytes(root, version: str, kind: str) -> bytes:
+    return registry.model_path(root, "pump-7", version, kind).read_bytes()
 
 
 def test_insufficient_data_names_the_count(datasets):

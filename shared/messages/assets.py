@@ -1,11 +1,16 @@
-"""Asset configuration (retained on ``config/<asset>``, owned by the calibrator)."""
+"""Asset configuration (retained on ``config/<asset>``, owned by the calibrator).
+
+A configured bearing is consistent (checked by :class:`AssetConfig`): either its whole geometry
+(``n_balls``, ``ball_diameter_mm``, ``pitch_diameter_mm``, with pitch diameter D > ball diameter d)
+or at least one defect frequency as an order of shaft speed.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.messages.base import AssetId, Message, utcnow
 
@@ -23,6 +28,35 @@ class BearingGeometry(Message):
     bsf_order: float | None = Field(default=None, gt=0, le=100)
     ftf_order: float | None = Field(default=None, gt=0, le=1)
 
+    def consistency_error(self) -> str | None:
+        """Why this geometry cannot give defect frequencies (``None`` when it can): the geometry is
+        partial, the pitch diameter is not greater than the ball diameter, or neither geometry nor
+        any ``*_order`` is given."""
+        geometry = {
+            "n_balls": self.n_balls,
+            "ball_diameter_mm": self.ball_diameter_mm,
+            "pitch_diameter_mm": self.pitch_diameter_mm,
+        }
+        given = [k for k, v in geometry.items() if v is not None]
+        if given and len(given) < len(geometry):
+            missing = [k for k in geometry if k not in given]
+            return (
+                f"bearing geometry is incomplete: {', '.join(given)} given but {', '.join(missing)} missing "
+                "(give n_balls, ball_diameter_mm and pitch_diameter_mm together)"
+            )
+        if given:
+            d, pd = self.ball_diameter_mm, self.pitch_diameter_mm
+            if d is not None and pd is not None and pd <= d:
+                return f"bearing pitch_diameter_mm ({pd:g}) must be greater than ball_diameter_mm ({d:g})"
+            return None
+        orders = (self.bpfo_order, self.bpfi_order, self.bsf_order, self.ftf_order)
+        if all(o is None for o in orders):
+            return (
+                "bearing needs its geometry (n_balls, ball_diameter_mm, pitch_diameter_mm) "
+                "or at least one defect order (bpfo_order, bpfi_order, bsf_order, ftf_order)"
+            )
+        return None
+
 
 class AssetConfig(Message):
     asset_id: AssetId
@@ -33,3 +67,10 @@ class AssetConfig(Message):
     foundation: Literal["rigid", "flexible"] = "rigid"
     bearing: BearingGeometry | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _bearing_consistent(self) -> AssetConfig:
+        error = self.bearing.consistency_error() if self.bearing is not None else None
+        if error:
+            raise ValueError(error)
+        return self
