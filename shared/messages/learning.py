@@ -146,8 +146,6 @@ class ModelManifest(Message):
     baseline: FeatureBaseline | None = None
     validation: Info = Field(default_factory=dict)
     training: Info = Field(default_factory=dict)
-    #: Training hyper-parameters (forest: n_estimators, contamination…; autoencoder: hidden, epochs…).
-    params: Info = Field(default_factory=dict)
     file: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     bytes: int | None = Field(default=None, ge=1)
