@@ -19,7 +19,6 @@ from pathlib import Path
 
 from shared.log import configure_logging
 from shared.settings import Settings
-from shared.topics import MODEL_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,19 +34,24 @@ class Proc:
     started_at: float = field(default=0.0)
 
 
+#: Every service process in start order (gateway last): (process name, module, arguments).
+#: Adding a service is one line here (and one in docker-compose.yml).
+SERVICES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("ingest", "services.ingest", ()),
+    ("historian", "services.historian", ()),
+    ("features", "services.features", ()),
+    ("calibrator", "services.calibrator", ()),
+    ("scorer-legacy", "services.scorer", ("--model", "legacy")),
+    ("scorer-batch", "services.scorer", ("--model", "batch")),
+    ("scorer-autoencoder", "services.scorer", ("--model", "autoencoder")),
+    ("health", "services.health", ()),
+    ("gateway", "services.gateway", ()),
+)
+
+
 def service_argvs() -> list[tuple[str, list[str]]]:
-    """Every service that exists in this checkout, in start order (gateway last)."""
-    py = sys.executable
-    order = ["ingest", "historian", "features", "calibrator", "scorer", "health", "reporter", "gateway"]
-    out: list[tuple[str, list[str]]] = []
-    for name in order:
-        if not (ROOT / "services" / name / "__main__.py").exists():
-            continue
-        if name == "scorer":
-            out += [(f"scorer-{m}", [py, "-m", "services.scorer", "--model", m]) for m in MODEL_KINDS]
-        else:
-            out.append((name, [py, "-m", f"services.{name}"]))
-    return out
+    """``(name, argv)`` of every process in :data:`SERVICES`, run with this interpreter."""
+    return [(name, [sys.executable, "-m", module, *args]) for name, module, args in SERVICES]
 
 
 def wait_port(host: str, port: int, timeout: float) -> bool:

@@ -90,7 +90,8 @@ class Route:
     ``model`` is a pydantic model class (the payload is validated with ``model_validate_json``) or a
     parser ``(Incoming) -> message`` for inputs with their own rules (raw device input). ``clears``:
     the topic is retained and an empty payload (the retained message cleared) reaches the handler as
-    ``message=None``; on other routes an empty payload is invalid input like any other. ``retained=False``: retained messages are ignored (e.g. stale raw input).
+    ``message=None``; on other routes an empty payload is invalid input like any other.
+    ``retained=False``: retained messages are ignored (e.g. stale raw input).
     """
 
     filter: str
@@ -136,6 +137,9 @@ class Service:
     client_id: str | None = None
     persistent: bool = False
     serve_state: ServeState = field(default_factory=ServeState)
+    #: How the process serves: by default :func:`serve_routes` on the broker; the gateway serves HTTP
+    #: (its bus side runs inside the web server's lifespan).
+    runner: Callable[[Service, Settings], Awaitable[None]] | None = None
 
     @property
     def subscriptions(self) -> list[str]:
@@ -161,6 +165,15 @@ class Service:
 
 
 async def run_service(service: Service, settings: Settings) -> None:
+    """Run the process until cancelled: ``service.runner`` when it declares one, else
+    :func:`serve_routes`."""
+    if service.runner is not None:
+        await service.runner(service, settings)
+    else:
+        await serve_routes(service, settings)
+
+
+async def serve_routes(service: Service, settings: Settings) -> None:
     """Open the state port, serve the routes on the broker until cancelled, then close the state port."""
     if service.state is not None:
         await service.state.open()

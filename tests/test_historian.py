@@ -19,10 +19,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from services.historian.service import Historian, serve_historian
+from services.historian.service import build
+from services.historian.writer import Historian
 from shared import records, topics
-from shared.bus import Incoming, MemoryBus, ServeState, dispatch
+from shared.bus import MemoryBus
 from shared.messages import DeadLetter, Reading
+from shared.service import deliver, run_service
 from shared.settings import Settings
 from shared.store import Point, Store, StoreError, StoreUnavailable
 from shared.store.influx import InfluxStore
@@ -214,26 +216,27 @@ def reading_msg(i: int, asset: str = "m1") -> Reading:
     )
 
 
-async def test_handle_converts_and_dead_letters_bad_payloads() -> None:
+async def test_routes_convert_and_dead_letter_bad_payloads() -> None:
     store = FakeStore()
     h = Historian(store)
+    svc = build(Settings(), historian=h)
     bus = MemoryBus()
-    assert set(h.subscriptions) == {f for f, _ in records.CONVERTERS}
-    good = Incoming(topics.reading("m1"), reading_msg(1).model_dump_json().encode())
-    for msg in (
-        good,
-        Incoming(topics.reading("m1"), b"{not json"),
-        Incoming(topics.reading("m1"), b'{"event_id": "x"}'),
-        Incoming(topics.reading("m2"), good.payload),  # asset mismatch
-        Incoming("rotorwatch/v1/unknown/m1", good.payload),
+    assert svc.subscriptions == [f.filter for f in records.FAMILIES]
+    good = reading_msg(1).model_dump_json().encode()
+    for topic, payload in (
+        (topics.reading("m1"), good),
+        (topics.reading("m1"), b"{not json"),
+        (topics.reading("m1"), b'{"event_id": "x"}'),
+        (topics.reading("m2"), good),  # asset mismatch
+        ("rotorwatch/v1/unknown/m1", good),
     ):
-        await dispatch("historian", bus, h.handle, msg, max_payload_bytes=1 << 20)
+        await deliver(svc, bus, topic, payload)
     assert h.buffered == 1 and h.stats.messages == 1
     dead = [DeadLetter.model_validate_json(m.payload) for m in bus.on(topics.dead_letter("historian"))]
     assert len(dead) == 4
     assert "Invalid JSON" in dead[0].reason
     assert "does not match topic" in dead[2].reason
-    assert "no converter" in dead[3].reason
+    assert "no historian route" in dead[3].reason
     await h.flush()
     [pt] = store.query("readings", "m1")
     assert records.point_to_reading(pt) == reading_msg(1)
@@ -263,8 +266,9 @@ async def test_influx_outage_mid_stream_loses_nothing_and_writes_nothing_twice(
     )
     store = InfluxStore.from_settings(settings)
     h = Historian.from_settings(store, settings)
-    state = ServeState()
-    task = asyncio.create_task(serve_historian(settings, historian=h, client_id=client_id, state=state))
+    svc = build(settings, historian=h, client_id=client_id)
+    state = svc.serve_state
+    task = asyncio.create_task(run_service(svc, settings))
     try:
         await asyncio.wait_for(state.ready.wait(), 15)
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier=f"pub-{asset}") as pub:
