@@ -19,7 +19,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiomqtt
 import structlog
@@ -216,48 +216,53 @@ async def serve(
         client = make_client(settings, client_id, persistent=persistent, will_service=service)
         try:
             async with client:
-                bus = MqttBus(client)
                 backoff = 0.5
-                for f in subscriptions:
-                    await client.subscribe(f, qos=1)
-                # "online" only once subscribed: a publisher that waits for it loses nothing.
-                await bus.publish(
-                    topics.service_status(service),
-                    ServiceStatus(service=service, state="online", pid=os.getpid()),
-                    retain=True,
-                )
-                st.connected, st.bus = True, bus
-                st.ready.set()
-                log_.info("connected", broker=f"{settings.broker.host}:{settings.broker.port}")
-                running = [asyncio.create_task(t(bus)) for t in tasks]
-                try:
-                    async for m in client.messages:
-                        incoming = Incoming(m.topic.value, bytes(m.payload or b""), bool(m.retain))
-                        await dispatch(
-                            service, bus, handler, incoming, max_payload_bytes=settings.max_payload_bytes
-                        )
-                except asyncio.CancelledError:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(
-                            bus.publish(
-                                topics.service_status(service),
-                                ServiceStatus(service=service, state="offline", pid=os.getpid()),
-                                retain=True,
-                            ),
-                            2,
-                        )
-                    raise
-                finally:
-                    st.connected, st.bus = False, None
-                    st.ready.clear()
-                    for t in running:
-                        t.cancel()
-                    await asyncio.gather(*running, return_exceptions=True)
+                await _session(service, settings, client, subscriptions, handler, tasks, st)
         except aiomqtt.MqttError as exc:
             st.reconnects += 1
             log_.warning("broker_unavailable", error=str(exc), retry_in_s=backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
+
+
+async def _announce(bus: Bus, service: str, state: Literal["online", "offline"]) -> None:
+    status = ServiceStatus(service=service, state=state, pid=os.getpid())
+    await bus.publish(topics.service_status(service), status, retain=True)
+
+
+async def _session(
+    service: str,
+    settings: Settings,
+    client: aiomqtt.Client,
+    subscriptions: Sequence[str],
+    handler: Handler,
+    tasks: Sequence[Task],
+    st: ServeState,
+) -> None:
+    """One broker connection: subscribe, announce ``online``, run tasks, dispatch until it drops."""
+    bus = MqttBus(client)
+    for f in subscriptions:
+        await client.subscribe(f, qos=1)
+    # "online" only once subscribed: a publisher that waits for it loses nothing.
+    await _announce(bus, service, "online")
+    st.connected, st.bus = True, bus
+    st.ready.set()
+    log.info("connected", service=service, broker=f"{settings.broker.host}:{settings.broker.port}")
+    running = [asyncio.create_task(t(bus)) for t in tasks]
+    try:
+        async for m in client.messages:
+            incoming = Incoming(m.topic.value, bytes(m.payload or b""), bool(m.retain))
+            await dispatch(service, bus, handler, incoming, max_payload_bytes=settings.max_payload_bytes)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(_announce(bus, service, "offline"), 2)
+        raise
+    finally:
+        st.connected, st.bus = False, None
+        st.ready.clear()
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
