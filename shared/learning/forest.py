@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from onnx import TensorProto, helper
+from onnx import GraphProto, NodeProto, TensorProto, helper
 from sklearn.ensemble import IsolationForest
 
 from ._checks import as_matrix, as_names, count, fraction
@@ -132,16 +132,17 @@ def train_forest(
 
     ``contamination`` ∈ (0, 0.5] is the fraction of training rows the threshold flags;
     ``max_samples`` "auto" = min(256, n). Single-threaded (n_jobs=1); deterministic for a given
-    ``random_state``.
+    ``random_state``. ``threshold`` = max(median_train(s) − cut, 1e-6) (dimensionless, see
+    :data:`THRESHOLD_FLOOR`), ``train_seconds`` the wall-clock seconds of the fit and the cut.
 
-    ``holdout_fraction`` h ∈ [0, 0.5) (default 0: the convention of the module docstring): for rows in
+    ``holdout_fraction`` h ∈ [0, 0.5] (default 0: the convention of the module docstring): for rows in
     time order whose features overlap heavily (e.g. sliding windows advanced by one reading), the
     in-sample cut is too tight — such rows carry few independent samples, and fresh healthy data
     falls outside the region they cover (measured: ≈10 % of fresh healthy batch windows above a
-    contamination-0.02 threshold). With h > 0 the forest is fitted on the oldest ⌈(1−h)·n⌉ rows and
-    the cut is the ``contamination`` percentile of ``score_samples`` on the newest rows it has not
-    seen, so the threshold is calibrated on data that behaves like future data (≈2 % on the same
-    measurement with h = 0.3). ``score_median`` stays the median over the fitted rows.
+    contamination-0.02 threshold). With h > 0 the forest is fitted on the oldest n − ⌊h·n⌋ rows and
+    the cut is the ``contamination`` percentile of ``score_samples`` on the ⌊h·n⌋ ≥ 10 newest rows
+    it has not seen, so the threshold is calibrated on data that behaves like future data (≈2 % on
+    the same measurement with h = 0.3). ``score_median`` stays the median over the fitted rows.
     """
     A_all = as_matrix(X, min_rows=2, dtype=np.float32)
     nm = as_names(names, A_all.shape[1])
@@ -149,28 +150,12 @@ def train_forest(
     n_estimators = count(n_estimators, "n_estimators")
     if max_samples != "auto":
         max_samples = count(max_samples, "max_samples", minimum=2)
-    h = fraction(holdout_fraction, "holdout_fraction", open_low=False, high=0.5)
-    n_hold = int(np.floor(h * A_all.shape[0]))
-    if h > 0 and (n_hold < 10 or A_all.shape[0] - n_hold < 2):
-        raise ValueError(
-            f"holdout_fraction={h} of {A_all.shape[0]} rows leaves {n_hold} held-out rows; need at least 10"
-        )
-    A = A_all[: A_all.shape[0] - n_hold]
+    h, n_hold = _holdout_rows(holdout_fraction, A_all.shape[0])
+    A, A_hold = A_all[: A_all.shape[0] - n_hold], A_all[A_all.shape[0] - n_hold :]
     t0 = time.perf_counter()
-    est = IsolationForest(
-        n_estimators=n_estimators,
-        contamination=contamination,
-        max_samples=max_samples,
-        max_features=1.0,
-        bootstrap=False,
-        n_jobs=1,
-        random_state=random_state,
-    ).fit(A)
-    s = est.score_samples(A)
-    median = float(np.median(s))
-    cut = float(est.offset_)
-    if n_hold:
-        cut = float(np.percentile(est.score_samples(A_all[A.shape[0] :]), 100.0 * contamination))
+    est = _fit_isolation_forest(A, n_estimators, contamination, max_samples, random_state)
+    median = float(np.median(est.score_samples(A)))
+    cut = _score_cut(est, A_hold, contamination)
     seconds = time.perf_counter() - t0
     return ForestModel(
         estimator=est,
@@ -191,6 +176,47 @@ def train_forest(
             "holdout_fraction": h,
         },
     )
+
+
+def _holdout_rows(holdout_fraction: Any, n: int) -> tuple[float, int]:
+    """Checked h ∈ [0, 0.5] and the number of held-out rows ⌊h·n⌋ (0, or ≥ 10 leaving ≥ 2 to fit)."""
+    h = fraction(holdout_fraction, "holdout_fraction", open_low=False, high=0.5)
+    n_hold = int(np.floor(h * n))
+    if h > 0 and (n_hold < 10 or n - n_hold < 2):
+        raise ValueError(f"holdout_fraction={h} of {n} rows leaves {n_hold} held-out rows; need at least 10")
+    return h, n_hold
+
+
+def _fit_isolation_forest(
+    A: NDArray[np.float32],
+    n_estimators: int,
+    contamination: float,
+    max_samples: int | Literal["auto"],
+    random_state: int,
+) -> IsolationForest:
+    """sklearn ``IsolationForest`` fitted on ``A[n, d]``: all features per tree (max_features=1.0, no
+    bootstrap, as :func:`export_forest_onnx` requires), one thread, seeded by ``random_state``."""
+    return IsolationForest(
+        n_estimators=n_estimators,
+        contamination=contamination,
+        max_samples=max_samples,
+        max_features=1.0,
+        bootstrap=False,
+        n_jobs=1,
+        random_state=random_state,
+    ).fit(A)
+
+
+def _score_cut(est: IsolationForest, A_hold: NDArray[np.float32], contamination: float) -> float:
+    """The cut on s = ``score_samples`` (dimensionless, < 0) below which a row is flagged.
+
+    Without held-out rows (``A_hold`` has 0 rows): sklearn's ``offset_``, the ``contamination``
+    percentile of s on the training rows. Otherwise the 100·``contamination``-th percentile of s on
+    ``A_hold`` (numpy's linear interpolation).
+    """
+    if A_hold.shape[0] == 0:
+        return float(est.offset_)
+    return float(np.percentile(est.score_samples(A_hold), 100.0 * contamination))
 
 
 def _node_depths(left: NDArray[np.intp], right: NDArray[np.intp]) -> NDArray[np.float64]:
@@ -217,51 +243,70 @@ def _floor_float32(t: NDArray[np.float64]) -> NDArray[np.float32]:
     return t32
 
 
-def _native_onnx(model: ForestModel) -> bytes:
-    """Single-node TreeEnsembleRegressor translation (see the module docstring)."""
-    est = model.estimator
-    d = len(model.features)
-    tree_ids: list[NDArray[np.int64]] = []
-    node_ids: list[NDArray[np.int64]] = []
-    feat_ids: list[NDArray[np.int64]] = []
-    values: list[NDArray[np.float32]] = []
-    modes: list[str] = []
-    true_ids: list[NDArray[np.int64]] = []
-    false_ids: list[NDArray[np.int64]] = []
-    t_tree: list[NDArray[np.int64]] = []
-    t_node: list[NDArray[np.int64]] = []
-    t_w: list[NDArray[np.float64]] = []
-    for t, (tree, feats) in enumerate(zip(est.estimators_, est.estimators_features_, strict=True)):
-        if len(feats) != d:  # max_features=1.0 and no feature bootstrap: trees see X unchanged
-            raise ValueError(
-                f"tree {t} uses {len(feats)} of {d} features; only max_features=1.0 is supported"
-            )
-        tr = tree.tree_
-        left = tr.children_left.astype(np.int64)
-        right = tr.children_right.astype(np.int64)
-        k = left.shape[0]
-        leaf = left < 0
-        ids = np.arange(k, dtype=np.int64)
-        tree_ids.append(np.full(k, t, dtype=np.int64))
-        node_ids.append(ids)
-        feat_ids.append(np.where(leaf, 0, tr.feature).astype(np.int64))
-        values.append(np.where(leaf, np.float32(0.0), _floor_float32(tr.threshold)))
-        modes.extend("LEAF" if lf else "BRANCH_LEQ" for lf in leaf)
-        true_ids.append(np.where(leaf, 0, left))
-        false_ids.append(np.where(leaf, 0, right))
-        # sklearn: nodes on the path (= edges + 1) + c(n_leaf) − 1 = edges + c(n_leaf).
-        path = _node_depths(left, right) + average_path_length(tr.n_node_samples)
-        t_tree.append(np.full(int(leaf.sum()), t, dtype=np.int64))
-        t_node.append(ids[leaf])
-        t_w.append(path[leaf])
-    denom = len(est.estimators_) * float(average_path_length([est.max_samples_])[0])
-    if denom <= 0:
-        raise ValueError("forest was trained on a single sample; cannot export")
+@dataclass(frozen=True)
+class _TreeNodes:
+    """One sklearn tree as ``TreeEnsembleRegressor`` attribute arrays: k nodes, m leaves.
 
-    def cat(parts: list[Any]) -> list[Any]:
-        return np.concatenate(parts).tolist()
+    Node arrays [k] (node i of tree t is sklearn's node i): a branch routes x to ``true_ids`` when
+    x[feature] ≤ value (``BRANCH_LEQ``) and to ``false_ids`` otherwise; leaves have mode ``LEAF`` and
+    0 in the feature/value/child slots. Target arrays [m]: one weight per leaf, its path length
+    h = edges(root→leaf) + c(n_leaf) (in edges), summed over the trees by the node.
+    """
 
-    ens = helper.make_node(
+    tree_ids: NDArray[np.int64]
+    node_ids: NDArray[np.int64]
+    feature_ids: NDArray[np.int64]
+    values: NDArray[np.float32]
+    modes: list[str]
+    true_ids: NDArray[np.int64]
+    false_ids: NDArray[np.int64]
+    target_tree_ids: NDArray[np.int64]
+    target_node_ids: NDArray[np.int64]
+    target_weights: NDArray[np.float64]
+
+
+def _tree_nodes(t: int, tree: Any, feats: Any, d: int) -> _TreeNodes:
+    """Arrays of tree number ``t`` (an ``ExtraTreeRegressor`` seeing features ``feats`` of ``d``)."""
+    if len(feats) != d:  # max_features=1.0 and no feature bootstrap: trees see X unchanged
+        raise ValueError(f"tree {t} uses {len(feats)} of {d} features; only max_features=1.0 is supported")
+    tr = tree.tree_
+    left = tr.children_left.astype(np.int64)
+    right = tr.children_right.astype(np.int64)
+    k = left.shape[0]
+    leaf = left < 0
+    ids = np.arange(k, dtype=np.int64)
+    # sklearn: nodes on the path (= edges + 1) + c(n_leaf) − 1 = edges + c(n_leaf).
+    path = _node_depths(left, right) + average_path_length(tr.n_node_samples)
+    return _TreeNodes(
+        tree_ids=np.full(k, t, dtype=np.int64),
+        node_ids=ids,
+        feature_ids=np.where(leaf, 0, tr.feature).astype(np.int64),
+        values=np.where(leaf, np.float32(0.0), _floor_float32(tr.threshold)),
+        modes=["LEAF" if lf else "BRANCH_LEQ" for lf in leaf],
+        true_ids=np.where(leaf, 0, left),
+        false_ids=np.where(leaf, 0, right),
+        target_tree_ids=np.full(int(leaf.sum()), t, dtype=np.int64),
+        target_node_ids=ids[leaf],
+        target_weights=path[leaf],
+    )
+
+
+def _ensemble_node(est: IsolationForest, d: int) -> NodeProto:
+    """The ``ai.onnx.ml.TreeEnsembleRegressor`` node: ``input`` [N, d] → ``path_sum`` [N, 1] = Σ_trees h.
+
+    Thresholds are float32 (floored, see :func:`_floor_float32`); leaf weights h are float32-rounded.
+    """
+    trees = [
+        _tree_nodes(t, tree, feats, d)
+        for t, (tree, feats) in enumerate(zip(est.estimators_, est.estimators_features_, strict=True))
+    ]
+
+    def cat(name: str) -> list[Any]:
+        return np.concatenate([getattr(tn, name) for tn in trees]).tolist()
+
+    modes = [m for tn in trees for m in tn.modes]
+    weights = np.concatenate([tn.target_weights for tn in trees])
+    return helper.make_node(
         "TreeEnsembleRegressor",
         [ONNX_INPUT],
         ["path_sum"],
@@ -270,39 +315,56 @@ def _native_onnx(model: ForestModel) -> bytes:
         n_targets=1,
         aggregate_function="SUM",
         post_transform="NONE",
-        nodes_treeids=cat(tree_ids),
-        nodes_nodeids=cat(node_ids),
-        nodes_featureids=cat(feat_ids),
-        nodes_values=cat(values),
+        nodes_treeids=cat("tree_ids"),
+        nodes_nodeids=cat("node_ids"),
+        nodes_featureids=cat("feature_ids"),
+        nodes_values=cat("values"),
         nodes_modes=modes,
-        nodes_truenodeids=cat(true_ids),
-        nodes_falsenodeids=cat(false_ids),
+        nodes_truenodeids=cat("true_ids"),
+        nodes_falsenodeids=cat("false_ids"),
         nodes_missing_value_tracks_true=[0] * len(modes),
         nodes_hitrates=[1.0] * len(modes),
-        target_treeids=cat(t_tree),
-        target_nodeids=cat(t_node),
-        target_ids=[0] * sum(len(w) for w in t_w),
-        target_weights=np.concatenate(t_w).astype(np.float32).tolist(),
+        target_treeids=cat("target_tree_ids"),
+        target_nodeids=cat("target_node_ids"),
+        target_ids=[0] * len(weights),
+        target_weights=weights.astype(np.float32).tolist(),
     )
+
+
+def _path_denominator(est: IsolationForest) -> float:
+    """T·c(max_samples): the normaliser of the summed path length (T trees; in edges, > 0)."""
+    denom = len(est.estimators_) * float(average_path_length([est.max_samples_])[0])
+    if denom <= 0:
+        raise ValueError("forest was trained on a single sample; cannot export")
+    return denom
+
+
+def _score_graph(ensemble: NodeProto, denom: float, d: int) -> GraphProto:
+    """Graph ``input`` [N, d] → ``score_samples`` [N] = −2^(−path_sum / denom), float32 throughout."""
     consts = [
         helper.make_tensor("flat_shape", TensorProto.INT64, [1], [-1]),
         helper.make_tensor("neg_inv_denom", TensorProto.FLOAT, [], [-1.0 / denom]),
         helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
     ]
     nodes = [
-        ens,
+        ensemble,
         helper.make_node("Reshape", ["path_sum", "flat_shape"], ["path_flat"]),
         helper.make_node("Mul", ["path_flat", "neg_inv_denom"], ["exponent"]),
         helper.make_node("Pow", ["two", "exponent"], ["anomaly_2pow"]),
         helper.make_node("Neg", ["anomaly_2pow"], [FOREST_OUTPUT]),
     ]
-    graph = helper.make_graph(
+    return helper.make_graph(
         nodes,
         "isolation_forest",
         [helper.make_tensor_value_info(ONNX_INPUT, TensorProto.FLOAT, ["N", d])],
         [helper.make_tensor_value_info(FOREST_OUTPUT, TensorProto.FLOAT, ["N"])],
         initializer=consts,
     )
+
+
+def _model_bytes(graph: GraphProto, features: list[str]) -> bytes:
+    """Serialised ModelProto around ``graph``: IR 8, :data:`FOREST_OPSET`, producer ``rotorwatch``,
+    metadata ``features`` (comma-joined names) and ``kind`` = ``isolation_forest``."""
     onx = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid(dom, v) for dom, v in FOREST_OPSET.items()],
@@ -310,8 +372,21 @@ def _native_onnx(model: ForestModel) -> bytes:
         doc_string="IsolationForest score_samples: -2^(-sum(path lengths)/(T*c(max_samples)))",
     )
     onx.ir_version = 8
-    helper.set_model_props(onx, {"features": ",".join(model.features), "kind": "isolation_forest"})
+    helper.set_model_props(onx, {"features": ",".join(features), "kind": "isolation_forest"})
     return onx.SerializeToString()
+
+
+def _native_onnx(model: ForestModel) -> bytes:
+    """Single-node TreeEnsembleRegressor translation (see the module docstring).
+
+    s(x) = −2^(−Σ_trees h_leaf(x) / (T·c(max_samples))): the node arrays come from the sklearn trees
+    (:func:`_ensemble_node`), the normaliser from :func:`_path_denominator`.
+    """
+    est = model.estimator
+    d = len(model.features)
+    ensemble = _ensemble_node(est, d)
+    denom = _path_denominator(est)
+    return _model_bytes(_score_graph(ensemble, denom, d), model.features)
 
 
 def _skl2onnx_onnx(model: ForestModel) -> bytes:
