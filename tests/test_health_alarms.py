@@ -8,12 +8,14 @@ import json
 import pytest
 
 from shared.health.alarms import (
-    ACTION_CODES,
     MAINTENANCE_ACTIONS,
     AlarmBook,
+    AlarmConflict,
+    AlarmNotFound,
     AlarmTransitionError,
-    Persistence,
 )
+from shared.health.persistence import Persistence
+from shared.messages import ACTION_CODES
 
 T0 = 1_700_000_000.0
 
@@ -185,3 +187,23 @@ def test_state_round_trip_and_history_limit() -> None:
     for bk in (b, restored):
         ev = bk.observe("m1", "anomaly", T0 + 21, False)
         assert ev[0].alarm["reason"] == "open one" and ev[0].auto_cleared
+
+
+def test_refusals_say_why_by_type() -> None:
+    """Unknown alarm -> AlarmNotFound; a transition the state forbids -> AlarmConflict; bad input ->
+    the base AlarmTransitionError (so a command handler maps them to not_found / conflict / invalid)."""
+    b = book()
+    aid = b.observe("m1", "anomaly", T0, True, "WARNING")[0].alarm_id
+    with pytest.raises(AlarmNotFound, match="unknown alarm"):
+        b.acknowledge("f" * 32, "alice")
+    with pytest.raises(AlarmTransitionError, match="who must not be empty") as bad:
+        b.acknowledge(aid, "   ")
+    assert not isinstance(bad.value, AlarmNotFound | AlarmConflict)
+    b.acknowledge(aid, "alice")
+    with pytest.raises(AlarmConflict, match="already ACKNOWLEDGED"):
+        b.acknowledge(aid, "bob")
+    b.resolve(aid, "alice", action_code="other")
+    with pytest.raises(AlarmConflict, match="already RESOLVED"):
+        b.resolve(aid, "alice", action_code="other")
+    with pytest.raises(AlarmConflict, match="RESOLVED and cannot be acknowledged"):
+        b.acknowledge(aid, "alice")

@@ -1,32 +1,44 @@
-"""Pure health-assessment logic: health score, risk, degradation, maintenance window, ISO 20816-3
-zones, insights and alarms. No I/O; all time is data time (seconds) passed in."""
+"""Pure health-assessment logic (no I/O; all time is data time in seconds, passed in).
+
+* evidence and smoothing: :mod:`.evidence` (tracks, staleness), :mod:`.persistence` (k-of-n);
+* alarm policy: :mod:`.policy` (what is alarm-worthy, severity, health), :mod:`.alarms` (the alarm
+  state machine);
+* degradation and maintenance window: :mod:`.degradation`;
+* presentation: :mod:`.insights`;
+* scales: :mod:`.scoring` (health, risk, grade), :mod:`.iso20816` (vibration zones);
+* :mod:`.assessor` composes them per asset; :mod:`.params` holds the tuning.
+"""
 
 from shared.health.alarms import (
-    ACTION_CODES,
     MAINTENANCE_ACTIONS,
     Alarm,
     AlarmBook,
-    AlarmEvent,
+    AlarmConflict,
+    AlarmNotFound,
+    AlarmTransition,
     AlarmTransitionError,
-    Persistence,
 )
-from shared.health.assessor import Assessment, AssessorParams, HealthAssessor, ModelScore
+from shared.health.assessor import Assessment, HealthAssessor
 from shared.health.degradation import (
     DegradationParams,
     DegradationState,
     DegradationTracker,
     maintenance_window_days,
 )
+from shared.health.evidence import ModelScore
 from shared.health.insights import Insight, MachineInfo, ModelStatus, bearing_orders, build_insights
 from shared.health.iso20816 import ZoneResult, iso_zone, iso_zone_index, zone_limits
+from shared.health.params import AssessorParams
+from shared.health.persistence import Persistence
 from shared.health.scoring import grade, health_from_scores, iso_health_cap, ratio_to_health, risk_level
 
 __all__ = [
-    "ACTION_CODES",
     "MAINTENANCE_ACTIONS",
     "Alarm",
     "AlarmBook",
-    "AlarmEvent",
+    "AlarmConflict",
+    "AlarmNotFound",
+    "AlarmTransition",
     "AlarmTransitionError",
     "Assessment",
     "AssessorParams",

@@ -1,11 +1,7 @@
-"""Alarm persistence and the alarm state machine (pure, JSON-serialisable, data time only).
+"""The alarm state machine (pure, JSON-serialisable, data time only).
 
-Pointwise anomaly flags are noisy; an alarm needs *persistence*: :class:`Persistence` is on when
-at least ``k`` of the last ``n`` windows were flagged (default 3 of 5). With independent pointwise
-false-positive probability ``p`` the chance of a persistent false flag per window is
-``sum_{j>=k} C(n,j) p^j (1-p)^(n-j)`` (p = 0.001 -> about 1e-8 for 3-of-5).
-
-:class:`AlarmBook` turns persistent conditions, one per ``(asset, source)``, into alarms::
+:class:`AlarmBook` turns persistent conditions (see :mod:`shared.health.persistence` and the alarm
+policy in :mod:`shared.health.policy`), one per ``(asset, source)``, into alarms::
 
               observe(active) rising edge, no open alarm
                           |
@@ -22,89 +18,54 @@ false-positive probability ``p`` the chance of a persistent false flag per windo
 * auto-resolved after ``clear_windows`` consecutive observations with the condition off;
 * resolved by an operator with an action code; a *maintenance* action (everything except
   ``false_alarm`` and ``other``) re-arms the source (the next persistent observation opens a new
-  alarm) and is flagged on the event (``maintenance=True``) so the degradation tracker can reset;
-  ``false_alarm``/``other`` need the condition to clear first before a new alarm can open.
+  alarm) and is flagged on the transition (``maintenance=True``) so the degradation tracker can
+  reset; ``false_alarm``/``other`` need the condition to clear first before a new alarm can open.
 
-Every transition returns an :class:`AlarmEvent` to publish. Invalid transitions raise
-:class:`AlarmTransitionError` with a precise message.
+Every transition returns an :class:`AlarmTransition` (published as the message
+:class:`shared.messages.AlarmEvent`). Refused operations raise :class:`AlarmTransitionError`:
+:class:`AlarmNotFound` for an unknown alarm, :class:`AlarmConflict` for a transition the alarm's
+state does not allow, the base class for invalid input (empty ``who``, unknown action code).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from shared.health.persistence import Persistence as Persistence  # re-exported (shared.evaluation)
 from shared.messages import ACTION_CODES
 from shared.topics import valid_asset_id
 
 AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
 AlarmSeverity = Literal["WARNING", "CRITICAL"]
-EventKind = Literal["opened", "escalated", "acknowledged", "resolved"]
+TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved"]
 
-# ACTION_CODES: the operator action codes of the message contract (shared.messages).
-#: Action codes that change the machine's condition (reset the degradation index).
+#: Action codes (of the message contract, :data:`shared.messages.ACTION_CODES`) that change the
+#: machine's condition: they reset the degradation index and re-arm the alarm source.
 MAINTENANCE_ACTIONS: frozenset[str] = frozenset(ACTION_CODES) - {"false_alarm", "other"}
 SEVERITY_RANK = {"WARNING": 1, "CRITICAL": 2}
 MAX_NOTE_CHARS = 2000
 MAX_WHO_CHARS = 200
+MAX_SOURCE_CHARS = 64
+#: Who resolves an alarm whose condition cleared by itself.
+SYSTEM = "system"
 
 
 class AlarmTransitionError(ValueError):
-    """An alarm operation that the state machine does not allow (message says why)."""
+    """An alarm operation that is not allowed (message says why); invalid input when not a subclass."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Persistence
-# ---------------------------------------------------------------------------------------------
-class Persistence:
-    """k-of-n persistence of a pointwise flag: on when ``sum(last n flags) >= k``."""
-
-    def __init__(self, k: int = 3, n: int = 5, flags: Iterable[bool] = ()) -> None:
-        if isinstance(k, bool) or isinstance(n, bool) or not isinstance(k, int) or not isinstance(n, int):
-            raise ValueError(f"persistence k and n must be integers, got k={k!r}, n={n!r}")
-        if not 1 <= k <= n:
-            raise ValueError(f"persistence needs 1 <= k <= n, got k={k}, n={n}")
-        self.k = k
-        self.n = n
-        self._flags: deque[bool] = deque(maxlen=n)
-        for f in flags:
-            if not isinstance(f, bool):
-                raise ValueError(f"persistence flags must be bools, got {f!r}")
-            self._flags.append(f)
-
-    def push(self, flag: bool) -> bool:
-        """Record one window's flag; return the persistent state ``sum(last n) >= k``."""
-        if not isinstance(flag, bool):
-            raise ValueError(f"flag must be a bool, got {flag!r}")
-        self._flags.append(flag)
-        return self.on
-
-    @property
-    def on(self) -> bool:
-        return sum(self._flags) >= self.k
-
-    @property
-    def count(self) -> int:
-        return sum(self._flags)
-
-    def clear(self) -> None:
-        self._flags.clear()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"k": self.k, "n": self.n, "flags": list(self._flags)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Persistence:
-        return cls(k=d["k"], n=d["n"], flags=d.get("flags", ()))
+class AlarmNotFound(AlarmTransitionError):
+    """No such alarm (or not one of this asset's)."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Alarms
-# ---------------------------------------------------------------------------------------------
+class AlarmConflict(AlarmTransitionError):
+    """The alarm's current state does not allow the transition (e.g. resolving a resolved alarm)."""
+
+
 @dataclass
 class Alarm:
     alarm_id: str
@@ -142,10 +103,10 @@ class Alarm:
 
 
 @dataclass(frozen=True)
-class AlarmEvent:
+class AlarmTransition:
     """One transition, ready to publish: ``kind`` and a snapshot of the alarm after it."""
 
-    kind: EventKind
+    kind: TransitionKind
     ts: float
     alarm: dict[str, Any]
     who: str | None = None
@@ -160,6 +121,34 @@ class AlarmEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One window's persistent condition of ``(asset_id, source)`` at data time ``ts`` (validated)."""
+
+    asset_id: str
+    source: str
+    ts: float
+    active: bool
+    severity: str
+    reason: str
+    models: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.asset_id, str) or not valid_asset_id(self.asset_id):
+            raise ValueError(f"invalid asset id {self.asset_id!r}")
+        src = self.source
+        if not isinstance(src, str) or not src or "/" in src or len(src) > MAX_SOURCE_CHARS:
+            raise ValueError(f"source must be a non-empty name without '/', got {src!r}")
+        object.__setattr__(self, "ts", _check_ts(self.ts))
+        if not isinstance(self.active, bool):
+            raise ValueError(f"active must be a bool, got {self.active!r}")
+        if self.active and self.severity not in SEVERITY_RANK:
+            raise ValueError(
+                f"severity of an active condition must be WARNING or CRITICAL, got {self.severity!r}"
+            )
+        object.__setattr__(self, "models", tuple(str(m) for m in self.models))
 
 
 @dataclass
@@ -217,9 +206,13 @@ class AlarmBook:
         return f"{asset_id}/{source}"
 
     def get(self, alarm_id: str) -> Alarm:
+        """The alarm ``alarm_id`` (:class:`AlarmNotFound` when it is not kept)."""
         if not isinstance(alarm_id, str) or alarm_id not in self._alarms:
-            raise AlarmTransitionError(f"unknown alarm id {alarm_id!r}")
+            raise AlarmNotFound(f"unknown alarm id {alarm_id!r}")
         return self._alarms[alarm_id]
+
+    def holds(self, alarm_id: str) -> bool:
+        return isinstance(alarm_id, str) and alarm_id in self._alarms
 
     def open_alarms(self, asset_id: str | None = None) -> list[Alarm]:
         """ACTIVE and ACKNOWLEDGED alarms (of one asset, or all), oldest first."""
@@ -239,107 +232,107 @@ class AlarmBook:
         severity: str = "WARNING",
         reason: str = "",
         models: Iterable[str] = (),
-    ) -> list[AlarmEvent]:
+    ) -> list[AlarmTransition]:
         """Feed one window's *persistent* condition of ``(asset_id, source)`` at data time ``ts``.
 
-        Returns the events caused: ``opened`` (rising edge, no open alarm), ``escalated``
+        Returns the transitions caused: ``opened`` (rising edge, no open alarm), ``escalated``
         (WARNING -> CRITICAL while open) or ``resolved`` with ``auto_cleared=True`` (condition
         off for ``clear_windows`` consecutive observations). ``severity`` (WARNING|CRITICAL) and
         ``reason`` matter only when ``active``.
         """
-        if not isinstance(asset_id, str) or not valid_asset_id(asset_id):
-            raise ValueError(f"invalid asset id {asset_id!r}")
-        if not isinstance(source, str) or not source or "/" in source or len(source) > 64:
-            raise ValueError(f"source must be a non-empty name without '/', got {source!r}")
-        ts = _check_ts(ts)
-        if not isinstance(active, bool):
-            raise ValueError(f"active must be a bool, got {active!r}")
-        if active and severity not in SEVERITY_RANK:
-            raise ValueError(f"severity of an active condition must be WARNING or CRITICAL, got {severity!r}")
-        models = [str(m) for m in models]
-        self._now = ts if self._now is None else max(self._now, ts)
-
-        key = self._keys.setdefault(self._key(asset_id, source), _KeyState())
+        obs = Observation(asset_id, source, ts, active, severity, reason, tuple(models))
+        self._now = obs.ts if self._now is None else max(self._now, obs.ts)
+        key = self._keys.setdefault(self._key(obs.asset_id, obs.source), _KeyState())
         alarm = self._alarms.get(key.open_alarm_id) if key.open_alarm_id else None
         if alarm is not None and not alarm.is_open:  # resolved by an operator meanwhile
             key.open_alarm_id, alarm = None, None
-        events: list[AlarmEvent] = []
-        if active:
+        if obs.active:
             key.clear_count = 0
             if alarm is None:
-                if not key.last_active:
-                    alarm = Alarm(
-                        alarm_id=self._new_id(),
-                        asset_id=asset_id,
-                        source=source,
-                        severity=severity,
-                        reason=reason,
-                        opened_at=ts,
-                        models=models,
-                        last_seen_at=ts,
-                    )
-                    self._alarms[alarm.alarm_id] = alarm
-                    key.open_alarm_id = alarm.alarm_id
-                    events.append(AlarmEvent(kind="opened", ts=ts, alarm=alarm.to_dict()))
+                done = None if key.last_active else self._open(key, obs)
             else:
-                alarm.last_seen_at = ts
-                for m in models:
-                    if m not in alarm.models:
-                        alarm.models.append(m)
-                if SEVERITY_RANK[severity] > SEVERITY_RANK[alarm.severity]:
-                    alarm.severity = severity
-                    alarm.state = "ACTIVE"
-                    if reason:
-                        alarm.reason = reason
-                    events.append(AlarmEvent(kind="escalated", ts=ts, alarm=alarm.to_dict()))
+                done = self._refresh(alarm, obs)
         else:
             key.clear_count += 1
-            if alarm is not None and key.clear_count >= self.clear_windows:
-                alarm.state = "RESOLVED"
-                alarm.resolved_at = ts
-                alarm.resolved_by = "system"
-                alarm.resolve_note = f"condition cleared for {key.clear_count} consecutive windows"
-                alarm.auto_cleared = True
-                key.open_alarm_id = None
-                events.append(
-                    AlarmEvent(
-                        kind="resolved",
-                        ts=ts,
-                        alarm=alarm.to_dict(),
-                        who="system",
-                        note=alarm.resolve_note,
-                        auto_cleared=True,
-                    )
-                )
-                self._trim()
-        key.last_active = active
-        return events
+            done = self._auto_clear(key, alarm, obs.ts)
+        key.last_active = obs.active
+        return [] if done is None else [done]
+
+    def _open(self, key: _KeyState, obs: Observation) -> AlarmTransition:
+        alarm = Alarm(
+            alarm_id=self._new_id(),
+            asset_id=obs.asset_id,
+            source=obs.source,
+            severity=obs.severity,
+            reason=obs.reason,
+            opened_at=obs.ts,
+            models=list(obs.models),
+            last_seen_at=obs.ts,
+        )
+        self._alarms[alarm.alarm_id] = alarm
+        key.open_alarm_id = alarm.alarm_id
+        return AlarmTransition(kind="opened", ts=obs.ts, alarm=alarm.to_dict())
+
+    @staticmethod
+    def _refresh(alarm: Alarm, obs: Observation) -> AlarmTransition | None:
+        """The condition is still on: note it, and escalate when it got worse."""
+        alarm.last_seen_at = obs.ts
+        for m in obs.models:
+            if m not in alarm.models:
+                alarm.models.append(m)
+        if SEVERITY_RANK[obs.severity] <= SEVERITY_RANK[alarm.severity]:
+            return None
+        alarm.severity = obs.severity
+        alarm.state = "ACTIVE"
+        if obs.reason:
+            alarm.reason = obs.reason
+        return AlarmTransition(kind="escalated", ts=obs.ts, alarm=alarm.to_dict())
+
+    def _auto_clear(self, key: _KeyState, alarm: Alarm | None, ts: float) -> AlarmTransition | None:
+        if alarm is None or key.clear_count < self.clear_windows:
+            return None
+        alarm.state = "RESOLVED"
+        alarm.resolved_at = ts
+        alarm.resolved_by = SYSTEM
+        alarm.resolve_note = f"condition cleared for {key.clear_count} consecutive windows"
+        alarm.auto_cleared = True
+        key.open_alarm_id = None
+        done = AlarmTransition(
+            kind="resolved",
+            ts=ts,
+            alarm=alarm.to_dict(),
+            who=SYSTEM,
+            note=alarm.resolve_note,
+            auto_cleared=True,
+        )
+        self._trim()
+        return done
 
     # -- operator actions ------------------------------------------------------------------
     def _op_ts(self, ts: float | None) -> float:
         if ts is not None:
             return _check_ts(ts)
         if self._now is None:
-            raise AlarmTransitionError("no data time known yet: pass ts explicitly")
+            raise AlarmConflict("no data time known yet: pass ts explicitly")
         return self._now
 
-    def acknowledge(self, alarm_id: str, who: str, note: str = "", ts: float | None = None) -> AlarmEvent:
+    def acknowledge(
+        self, alarm_id: str, who: str, note: str = "", ts: float | None = None
+    ) -> AlarmTransition:
         """ACTIVE -> ACKNOWLEDGED by ``who`` at data time ``ts`` (default: latest observed)."""
         alarm = self.get(alarm_id)
         who = _check_text("who", who, MAX_WHO_CHARS, required=True)
         note = _check_text("note", note, MAX_NOTE_CHARS, required=False)
         if alarm.state == "ACKNOWLEDGED":
-            raise AlarmTransitionError(
-                f"alarm {alarm_id} is already ACKNOWLEDGED (by {alarm.acknowledged_by})"
-            )
+            raise AlarmConflict(f"alarm {alarm_id} is already ACKNOWLEDGED (by {alarm.acknowledged_by})")
         if alarm.state == "RESOLVED":
-            raise AlarmTransitionError(f"alarm {alarm_id} is RESOLVED and cannot be acknowledged")
+            raise AlarmConflict(f"alarm {alarm_id} is RESOLVED and cannot be acknowledged")
         t = self._op_ts(ts)
         alarm.state = "ACKNOWLEDGED"
         alarm.acknowledged_at = t
         alarm.acknowledged_by = who
         alarm.ack_note = note
-        return AlarmEvent(kind="acknowledged", ts=t, alarm=alarm.to_dict(), who=who, note=note)
+        return AlarmTransition(kind="acknowledged", ts=t, alarm=alarm.to_dict(), who=who, note=note)
 
     def resolve(
         self,
@@ -348,9 +341,9 @@ class AlarmBook:
         note: str = "",
         action_code: str = "other",
         ts: float | None = None,
-    ) -> AlarmEvent:
+    ) -> AlarmTransition:
         """ACTIVE|ACKNOWLEDGED -> RESOLVED by ``who`` with ``action_code`` (one of
-        :data:`ACTION_CODES`). ``event.maintenance`` is True for :data:`MAINTENANCE_ACTIONS`."""
+        :data:`shared.messages.ACTION_CODES`); ``maintenance`` is True for :data:`MAINTENANCE_ACTIONS`."""
         alarm = self.get(alarm_id)
         who = _check_text("who", who, MAX_WHO_CHARS, required=True)
         note = _check_text("note", note, MAX_NOTE_CHARS, required=False)
@@ -360,7 +353,7 @@ class AlarmBook:
             )
         if alarm.state == "RESOLVED":
             by = "automatically" if alarm.auto_cleared else f"by {alarm.resolved_by}"
-            raise AlarmTransitionError(f"alarm {alarm_id} is already RESOLVED ({by})")
+            raise AlarmConflict(f"alarm {alarm_id} is already RESOLVED ({by})")
         t = self._op_ts(ts)
         alarm.state = "RESOLVED"
         alarm.resolved_at = t
@@ -374,7 +367,7 @@ class AlarmBook:
         if maintenance:
             key.last_active = False  # re-arm: a condition that persists after the repair re-alarms
             key.clear_count = 0
-        event = AlarmEvent(
+        done = AlarmTransition(
             kind="resolved",
             ts=t,
             alarm=alarm.to_dict(),
@@ -384,7 +377,7 @@ class AlarmBook:
             maintenance=maintenance,
         )
         self._trim()
-        return event
+        return done
 
     def _trim(self) -> None:
         resolved = [a.alarm_id for a in self._alarms.values() if not a.is_open]

@@ -49,7 +49,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from shared.health.scoring import RISK_LEVELS, risk_level
+from shared.health.scoring import RISK_BOUNDS, RISK_LEVELS, risk_level
 
 SECONDS_PER_DAY = 86_400.0
 #: Health points the latest sample must be away from the fast mean to clip the trend's sign.
@@ -209,6 +209,10 @@ MAX_WINDOW_DAYS = 90.0
 TREND_NOISE_PER_DAY = 0.5
 #: DI shortens the window by up to this fraction (at DI = 1).
 DI_SHORTENING = 0.5
+#: The explanation names the DI from this value.
+DI_REPORTED_FROM = 0.005
+#: Health below which the risk is CRITICAL (a falling trend's target): the lowest risk bound, 25.
+CRITICAL_HEALTH_BOUND = RISK_BOUNDS[-1][0]
 
 
 def maintenance_window_days(
@@ -232,6 +236,30 @@ def maintenance_window_days(
     The explanation lists the drivers, e.g.
     ``"CRITICAL risk: health 18/100; health falling 12.0 points/day; degradation index 0.42"``.
     """
+    h, expected, di, trend = _window_inputs(health, risk, degradation_index, trend_per_day)
+    days = _base_days(expected, h)
+    reasons = [f"{expected} risk: health {h:.0f}/100"]
+
+    if trend is not None and trend < -TREND_NOISE_PER_DAY:
+        target = 0.0 if expected == "CRITICAL" else CRITICAL_HEALTH_BOUND
+        to_target = (h - target) / -trend
+        if to_target < days:
+            days = to_target
+            reasons.append(f"health falling {-trend:.1f} points/day")
+
+    if di > 0.0:
+        days *= 1.0 - DI_SHORTENING * di
+        if di >= DI_REPORTED_FROM:
+            reasons.append(f"degradation index {di:.2f}")
+
+    days = min(max(days, MIN_WINDOW_DAYS), MAX_WINDOW_DAYS)
+    return days, "; ".join(reasons)
+
+
+def _window_inputs(
+    health: float, risk: str | None, degradation_index: float, trend_per_day: float | None
+) -> tuple[float, str, float, float | None]:
+    """Checked (health, its risk level, DI, trend) of :func:`maintenance_window_days`."""
     expected = risk_level(health)
     h = float(health)
     if risk is not None:
@@ -242,28 +270,14 @@ def maintenance_window_days(
     di = _finite("degradation_index", degradation_index)
     if not 0.0 <= di <= 1.0:
         raise ValueError(f"degradation_index must be within 0..1, got {di}")
-    if trend_per_day is not None:
-        trend_per_day = _finite("trend_per_day", trend_per_day)
+    trend = None if trend_per_day is None else _finite("trend_per_day", trend_per_day)
+    return h, expected, di, trend
 
-    if expected in BASE_DAYS:
-        days = BASE_DAYS[expected]
-    elif expected == "MODERATE":
-        days = 7.0 + 7.0 * (h - 50.0) / 25.0
-    else:
-        days = 14.0 + 16.0 * (h - 75.0) / 25.0
-    reasons = [f"{expected} risk: health {h:.0f}/100"]
 
-    if trend_per_day is not None and trend_per_day < -TREND_NOISE_PER_DAY:
-        target = 0.0 if expected == "CRITICAL" else 25.0
-        to_target = (h - target) / -trend_per_day
-        if to_target < days:
-            days = to_target
-            reasons.append(f"health falling {-trend_per_day:.1f} points/day")
-
-    if di > 0.0:
-        days *= 1.0 - DI_SHORTENING * di
-        if di >= 0.005:
-            reasons.append(f"degradation index {di:.2f}")
-
-    days = min(max(days, MIN_WINDOW_DAYS), MAX_WINDOW_DAYS)
-    return days, "; ".join(reasons)
+def _base_days(risk: str, h: float) -> float:
+    """Step 1 of :func:`maintenance_window_days`: days by risk level (LOW/MODERATE scale with health)."""
+    if risk in BASE_DAYS:
+        return BASE_DAYS[risk]
+    if risk == "MODERATE":
+        return 7.0 + 7.0 * (h - 50.0) / 25.0
+    return 14.0 + 16.0 * (h - 75.0) / 25.0

@@ -52,6 +52,12 @@ ZONE_LIMITS_MM_S: dict[tuple[int, str], tuple[float, float, float]] = {
 }
 
 ZONES: tuple[Zone, ...] = ("A", "B", "C", "D")
+#: Zones the standard calls unsatisfactory for long-term operation (C) or damaging (D).
+UNSATISFACTORY_ZONES: tuple[Zone, ...] = ("C", "D")
+#: The zone in which vibration is severe enough to cause damage.
+DAMAGE_ZONE: Zone = "D"
+#: Name of the feature carrying a window's broadband velocity RMS (mm/s).
+VELOCITY_FEATURE = "velocity_rms_mm_s"
 
 #: The standard's meaning of each zone (ISO 20816-3, clause 6.2.2).
 ZONE_DESCRIPTIONS: dict[str, str] = {

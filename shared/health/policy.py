@@ -1,0 +1,117 @@
+"""Alarm policy: which evidence is alarm-worthy, how bad it is, and what health it implies (pure).
+
+Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
+
+* **Persistent model** (:func:`persistent_models`): its k-of-n persistence is on *and* either its
+  smoothed ratio is at least ``alarm_min_smoothed_ratio`` (1.0: the EWMA is at its threshold) or
+  its latest ratio at least ``alarm_fast_ratio`` (1.5). A brief marginal excursion of the scorers'
+  10-window mean on healthy data therefore does not alarm, while a gross fault alarms after k
+  windows.
+* **Health** (:func:`health_of`): :func:`~shared.health.scoring.health_from_scores` of the fresh
+  smoothed ratios, except that a persistent model counts with its latest ratio (capped at
+  :data:`~shared.health.evidence.SMOOTH_RATIO_CAP`) when that is higher, so health and alarm never
+  disagree; with the ISO 20816-3 zone of the smoothed velocity. None while neither is known.
+* **Degradation excess** (:func:`degradation_excess`): ``max(smoothed ratio - 1 over persistent
+  models, v_smoothed / (B/C boundary) - 1 when the ISO condition is on)``.
+* **Anomaly alarm** (:func:`anomaly_condition`, source :data:`SOURCE_MODELS`): on while any fresh
+  model is persistent (one alarm per asset however many models agree; the models are listed).
+  CRITICAL when a persistent model's smoothed ratio is at least
+  :data:`shared.messages.CRITICAL_RATIO` or its latest score says CRITICAL; else WARNING. The
+  reason is the top :data:`REASON_INSIGHTS` insight texts.
+* **ISO alarm** (:func:`iso_condition`, source :data:`SOURCE_ISO`): on while the raw velocity was in
+  zone C or D in k of the last n windows; CRITICAL when the smoothed velocity is in zone D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from shared.health.evidence import SMOOTH_RATIO_CAP, Snapshot, Track
+from shared.health.insights import Insight
+from shared.health.iso20816 import DAMAGE_ZONE, ZoneResult, iso_zone
+from shared.health.params import AssessorParams
+from shared.health.scoring import health_from_scores
+from shared.messages import CRITICAL_RATIO, WARNING_RATIO
+
+#: Alarm source of the models (and the signals track).
+SOURCE_MODELS = "anomaly"
+#: Alarm source of the ISO 20816-3 velocity zone.
+SOURCE_ISO = "iso20816"
+#: Insight texts that make an alarm's reason.
+REASON_INSIGHTS = 2
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One alarm source's persistent condition at this update (see :meth:`AlarmBook.observe`)."""
+
+    source: str
+    active: bool
+    severity: str
+    reason: str
+    models: tuple[str, ...] = ()
+
+
+def persistent_models(models: Mapping[str, Track], params: AssessorParams) -> list[str]:
+    """The fresh models in an alarm-worthy condition (sorted by name)."""
+    return sorted(
+        m
+        for m, t in models.items()
+        if t.persistence.on
+        and (t.smoothed >= params.alarm_min_smoothed_ratio or t.last >= params.alarm_fast_ratio)
+    )
+
+
+def health_of(snap: Snapshot, persistent: Sequence[str]) -> float | None:
+    """Health 0..100 of the fresh evidence (module doc), None while nothing is known."""
+    ratios = {m: t.smoothed for m, t in snap.models.items()}
+    for m in persistent:
+        ratios[m] = max(ratios[m], min(snap.models[m].last, SMOOTH_RATIO_CAP))
+    if not ratios and snap.iso is None:
+        return None
+    return health_from_scores(ratios, snap.iso.zone if snap.iso else None)
+
+
+def iso_on(snap: Snapshot) -> bool:
+    """The ISO condition: the fresh velocity track's persistence (zone C/D in k of n windows)."""
+    return snap.velocity is not None and snap.velocity.persistence.on
+
+
+def degradation_excess(snap: Snapshot, persistent: Sequence[str]) -> float:
+    """Severity excess for :class:`~shared.health.degradation.DegradationTracker` (module doc); 0
+    when nothing is persistent."""
+    excess = max((snap.models[m].smoothed - WARNING_RATIO for m in persistent), default=0.0)
+    if iso_on(snap) and snap.iso is not None:
+        excess = max(excess, snap.iso.velocity_mm_s / snap.iso.limits[1] - 1.0)
+    return excess
+
+
+def anomaly_condition(
+    models: Mapping[str, Track], persistent: Sequence[str], insights: Sequence[Insight]
+) -> Condition:
+    """The anomaly alarm's condition (module doc)."""
+    if not persistent:
+        return Condition(SOURCE_MODELS, False, "WARNING", "", ())
+    critical = any(
+        models[m].smoothed >= CRITICAL_RATIO or models[m].severity == "CRITICAL" for m in persistent
+    )
+    if insights:
+        reason = "; ".join(i.text for i in insights[:REASON_INSIGHTS])
+    else:
+        reason = "Persistent anomaly on " + ", ".join(persistent)
+    return Condition(SOURCE_MODELS, True, "CRITICAL" if critical else "WARNING", reason, tuple(persistent))
+
+
+def iso_condition(
+    velocity: Track, smoothed: ZoneResult | None, active: bool, group: int, foundation: str
+) -> Condition:
+    """The ISO alarm's condition from the velocity track just updated (its latest raw value names the
+    zone in the reason) and the zone of the smoothed fresh velocity (severity)."""
+    raw = iso_zone(velocity.last, group, foundation)
+    reason = (
+        f"Vibration velocity {velocity.last:.1f} mm/s (ISO 20816 zone {raw.zone}); zone C or D in "
+        f"{velocity.persistence.count} of the last {velocity.persistence.n} windows"
+    )
+    severity = "CRITICAL" if smoothed is not None and smoothed.zone == DAMAGE_ZONE else "WARNING"
+    return Condition(SOURCE_ISO, active, severity, reason)
