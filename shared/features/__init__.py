@@ -1,4 +1,4 @@
-"""Pure feature maths (numpy, no I/O): vibration, batch, legacy and spectral/envelope features.
+"""Pure feature maths (numpy, no I/O): vibration, batch, legacy, spectral and envelope features.
 
 Every function works on the last axis of ``[..., n]`` arrays, computes in float64, checks its
 inputs first (``ValueError`` naming the argument) and never returns NaN or inf. Feature names are
@@ -7,7 +7,8 @@ a contract shared by the services:
 * vibration: :func:`vibration_feature_names` -> ``{axis}_{feature}`` (11 per axis, 33 for x/y/z);
 * batch: :data:`BATCH_FEATURE_NAMES` (16, ``{signal}_{stat}``);
 * legacy: :data:`LEGACY_FEATURE_NAMES` (6);
-* spectral: :func:`spectral_feature_names`.
+* spectral (:mod:`~shared.features.spectral`, with the bearing envelope part in
+  :mod:`~shared.features.envelope`): :func:`spectral_feature_names`.
 """
 
 from shared.features.batch import (
@@ -18,13 +19,11 @@ from shared.features.batch import (
     batch_features,
     sliding_windows,
 )
+from shared.features.envelope import BEARING_KEYS, bearing_orders, default_env_band
 from shared.features.legacy import LEGACY_FEATURE_NAMES, LEGACY_UNITS, LegacyFeatureState
 from shared.features.spectral import (
-    BEARING_KEYS,
     DEFAULT_N_BANDS,
     MIN_SPECTRAL_SAMPLES,
-    bearing_orders,
-    default_env_band,
     spectral_feature_names,
     spectral_features,
     spectral_units,
