@@ -68,6 +68,8 @@ class AutoencoderConfig:
     threads: int = 1
 
     def check(self) -> AutoencoderConfig:
+        """Return ``self`` if every field is in range (counts ≥ 1, lr/min_std/clip > 0, k ≥ 0, integer
+        seed); raise ``ValueError`` naming the first bad field otherwise."""
         count(self.epochs, "epochs")
         positive(self.lr, "lr")
         positive(self.min_std, "min_std")
@@ -99,9 +101,11 @@ class ScaledAutoencoder(torch.nn.Module):
         self.net = torch.nn.Sequential(*layers)
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """z = clip((x − mean) / std, −clip, +clip) of raw ``x`` [N, d] (std already floored)."""
         return torch.clamp((x - self.mean) / self.std, -self.clip, self.clip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """e = mean_j (net(z)_j − z_j)² per row of raw ``x`` [N, d] → [N] (standardised units²)."""
         z = self.standardise(x)
         return torch.mean((self.net(z) - z) ** 2, dim=1)
 
@@ -130,11 +134,13 @@ class Adam:
         self.v = [torch.zeros_like(p) for p in params]
 
     def zero_grad(self) -> None:
+        """Drop the gradients of ``params`` (set them to None, as torch's ``set_to_none=True``)."""
         for p in self.params:
             p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
+        """One update of every parameter with a gradient (the rule in the class docstring)."""
         self.t += 1
         bc1 = 1.0 - self.b1**self.t
         bc2_sqrt = math.sqrt(1.0 - self.b2**self.t)
@@ -256,40 +262,23 @@ def batch_size(n: int, config: AutoencoderConfig) -> int:
 def train_autoencoder(X: Any, names: Any, config: AutoencoderConfig | None = None) -> AutoencoderModel:
     """Train the autoencoder on healthy windows ``X[n, d]`` (n ≥ 2) and set its threshold.
 
-    Returns the model; ``threshold`` = mean + k·std (population std) of the training errors computed
-    by the final network in eval mode, float32.
+    Scaler: ``mean`` = column means, ``std`` = max(population std, ``min_std``) (feature units).
+    Returns the model; with e the training reconstruction errors (standardised units²) computed by
+    the final network in eval mode, float32: ``threshold`` = max(mean(e) + k·std(e), 1e-6),
+    std(e) the population std. ``final_loss`` is the last epoch's mean batch MSE (same units),
+    ``train_seconds`` the wall-clock seconds of the training and the error pass.
     """
     cfg = (config or AutoencoderConfig()).check()
     A = as_matrix(X, min_rows=2, dtype=np.float64)
     nm = as_names(names, A.shape[1])
-    n, d = A.shape
+    n = A.shape[0]
     mean = A.mean(axis=0)
     std = np.maximum(A.std(axis=0), cfg.min_std)
+    bs = batch_size(n, cfg)
     t0 = time.perf_counter()
     with torch_threads(cfg.threads):
-        torch.manual_seed(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        module = ScaledAutoencoder(mean.astype(np.float32), std.astype(np.float32), cfg.clip)
         x = torch.from_numpy(A.astype(np.float32))
-        with torch.no_grad():
-            z = module.standardise(x)
-        flat = FlatMLP(module.net)
-        opt = Adam([flat.theta], lr=cfg.lr)
-        bs = batch_size(n, cfg)
-        loss_value = float("nan")
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(n, generator=gen)
-            total = 0.0
-            for start in range(0, n, bs):
-                zb = z[perm[start : start + bs]]
-                opt.zero_grad()
-                loss = torch.mean((flat(zb) - zb) ** 2)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * zb.shape[0]
-            loss_value = total / n
-        flat.copy_to()
-        module.eval()
+        module, loss_value = _fit_module(x, mean, std, cfg, bs)
         with torch.no_grad():
             errors = module(x).numpy().astype(np.float64)
     seconds = time.perf_counter() - t0
@@ -316,6 +305,45 @@ def train_autoencoder(X: Any, names: Any, config: AutoencoderConfig | None = Non
             "final_loss": loss_value,
         },
     )
+
+
+def _fit_module(
+    x: torch.Tensor, mean: NDArray[np.float64], std: NDArray[np.float64], cfg: AutoencoderConfig, bs: int
+) -> tuple[ScaledAutoencoder, float]:
+    """Build the network (weights seeded by ``cfg.seed``) and train it on ``x`` [n, d] raw float32.
+
+    Inputs are standardised once, z = clip((x − mean) / std, ±clip); the weights are trained on z as
+    one flat vector (:class:`FlatMLP`) with :class:`Adam` and copied back. Returns the module in eval
+    mode and the final epoch's mean loss (standardised units²). Call inside :func:`torch_threads`.
+    """
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    module = ScaledAutoencoder(mean.astype(np.float32), std.astype(np.float32), cfg.clip)
+    with torch.no_grad():
+        z = module.standardise(x)
+    flat = FlatMLP(module.net)
+    opt = Adam([flat.theta], lr=cfg.lr)
+    loss_value = float("nan")
+    for _ in range(cfg.epochs):
+        loss_value = _epoch(flat, opt, z, torch.randperm(z.shape[0], generator=gen), bs)
+    flat.copy_to()
+    module.eval()
+    return module, loss_value
+
+
+def _epoch(flat: FlatMLP, opt: Adam, z: torch.Tensor, perm: torch.Tensor, bs: int) -> float:
+    """One pass over ``z`` [n, d] in mini-batches of ``bs`` rows in the order ``perm``, one Adam step
+    each on the loss mean_{i,j} (ẑ_ij − z_ij)²; returns the row-weighted mean of the batch losses."""
+    n = z.shape[0]
+    total = 0.0
+    for start in range(0, n, bs):
+        zb = z[perm[start : start + bs]]
+        opt.zero_grad()
+        loss = torch.mean((flat(zb) - zb) ** 2)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * zb.shape[0]
+    return total / n
 
 
 def export_autoencoder_onnx(model: AutoencoderModel) -> bytes:
