@@ -187,3 +187,6 @@ class StateChange(Message):
     reason: str = ""
     models: dict[str, str] = Field(default_factory=dict)  # model kind -> version
     ts: datetime = Field(default_factory=utcnow)
+    #: True on the IDLE state a purge leaves: the asset's data, models and baselines are gone, and
+    #: subscribers drop what they keep for it (the health stage: its assessor and saved state).
+    purged: bool = False
