@@ -133,20 +133,11 @@ def vibration_features(x: Any) -> NDArray[np.float64]:
     rms_u = np.sqrt(np.mean(u * u, axis=-1))  # >= 1/sqrt(n) on live windows
     mean_abs_u = np.mean(abs_u, axis=-1)  # >= 1/n on live windows
     mean_sqrt_u = np.mean(np.sqrt(abs_u), axis=-1)  # >= 1/n on live windows
-    d = u - np.mean(u, axis=-1, keepdims=True)
-    d2 = d * d
-    m2 = np.mean(d2, axis=-1)
-    m3 = np.mean(d2 * d, axis=-1)
-    m4 = np.mean(d2 * d2, axis=-1)
-
-    zeros = np.zeros_like(peak)
-    varying = m2 > CONSTANT_REL_STD**2
-    m2_safe = np.where(varying, m2, 1.0)
-    skewness = np.where(varying, m3 / m2_safe**1.5, 0.0)
-    kurtosis = np.where(varying, m4 / (m2_safe * m2_safe) - 3.0, 0.0)
+    m2, skewness, kurtosis = _shape_moments(u)
 
     def ratio(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.divide(num, den, out=zeros.copy(), where=live)
+        """``num / den`` on live windows, 0.0 on all-zero ones."""
+        return np.divide(num, den, out=np.zeros_like(peak), where=live)
 
     ones = np.ones_like(peak)
     feats = (
@@ -163,6 +154,27 @@ def vibration_features(x: Any) -> NDArray[np.float64]:
         ratio(ones, mean_sqrt_u * mean_sqrt_u),  # clearance = peak / mean(sqrt|x|)^2
     )
     return np.stack(feats, axis=-1)
+
+
+def _shape_moments(
+    u: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """``(m2, skewness, kurtosis)`` of peak-scaled windows ``u = x / peak`` on the last axis.
+
+    ``mk = mean((u - mean(u))**k)`` (population, ddof=0; ``m2`` in units of ``peak²``),
+    ``skewness = m3 / m2**1.5`` and ``kurtosis = m4 / m2**2 - 3`` (excess), both dimensionless and
+    scale-free; both 0.0 where ``m2 <= CONSTANT_REL_STD**2`` (a constant window up to rounding).
+    """
+    d = u - np.mean(u, axis=-1, keepdims=True)
+    d2 = d * d
+    m2 = np.mean(d2, axis=-1)
+    m3 = np.mean(d2 * d, axis=-1)
+    m4 = np.mean(d2 * d2, axis=-1)
+    varying = m2 > CONSTANT_REL_STD**2
+    m2_safe = np.where(varying, m2, 1.0)
+    skewness = np.where(varying, m3 / m2_safe**1.5, 0.0)
+    kurtosis = np.where(varying, m4 / (m2_safe * m2_safe) - 3.0, 0.0)
+    return m2, skewness, kurtosis
 
 
 def window_features(x: Any, y: Any = None, z: Any = None) -> tuple[list[str], NDArray[np.float64]]:
