@@ -140,6 +140,24 @@ class LegacyFeatureState:
         ``voltage_v`` (V, >= 0), ``current_a`` (A, >= 0), ``power_factor`` (0..1), ``vibration_g``
         (g, >= 0): finite. Raises ``ValueError`` naming the argument otherwise.
         """
+        ts, v, c, pf, g = self._checked(ts_seconds, voltage_v, current_a, power_factor, vibration_g)
+        self._push(ts, v, c, g)  # all inputs valid from here on
+        return np.array(
+            [
+                self._vsum / len(self._horizon),  # voltage_rolling_mean_1h
+                spike_count(_array(self._currents), self.spike_k),
+                100.0 * min(pf / self.nominal_pf, 1.0),  # power_factor_efficiency_score
+                rms(_array(self._vibrations)),
+                voltage_stability(_array(self._voltages)),
+                power_kw(v, c, pf, self.phases) / max(g, self.vibration_floor_g),
+            ],
+            dtype=np.float64,
+        )
+
+    def _checked(
+        self, ts_seconds: Any, voltage_v: Any, current_a: Any, power_factor: Any, vibration_g: Any
+    ) -> tuple[float, float, float, float, float]:
+        """The reading as floats ``(ts, V, A, PF, g)``, or ``ValueError`` naming the bad argument."""
         ts = as_finite_float(ts_seconds, "ts_seconds")
         if self._last_ts is not None and ts < self._last_ts:
             raise ValueError(
@@ -152,8 +170,14 @@ class LegacyFeatureState:
         if pf > 1.0:
             raise ValueError(f"power_factor: must be in [0, 1], got {pf}")
         g = _non_negative(vibration_g, "vibration_g")
+        return ts, v, c, pf, g
 
-        # --- state update (all inputs valid from here on) ---
+    def _push(self, ts: float, v: float, c: float, g: float) -> None:
+        """Store a valid reading in the horizon and the recent deques.
+
+        The horizon drops its oldest reading when full and every reading at or before
+        ``ts - horizon_s``; the running voltage sum follows.
+        """
         self._last_ts = ts
         if len(self._horizon) >= self.max_horizon_readings:
             self._evict()
@@ -164,36 +188,6 @@ class LegacyFeatureState:
         self._voltages.append(v)
         self._currents.append(c)
         self._vibrations.append(g)
-
-        # --- features ---
-        v_mean_1h = self._vsum / len(self._horizon)
-
-        cur = np.fromiter(self._currents, dtype=np.float64, count=len(self._currents))
-        mu_c = float(np.mean(cur))
-        sd_c = float(np.sqrt(np.mean((cur - mu_c) ** 2)))
-        if sd_c <= _FLAT_REL * float(np.max(np.abs(cur))):
-            spikes = 0.0
-        else:
-            spikes = float(np.count_nonzero(cur > mu_c + self.spike_k * sd_c))
-
-        pf_score = 100.0 * min(pf / self.nominal_pf, 1.0)
-
-        vib = np.fromiter(self._vibrations, dtype=np.float64, count=len(self._vibrations))
-        vib_rms = float(np.sqrt(np.mean(vib * vib)))
-
-        vol = np.fromiter(self._voltages, dtype=np.float64, count=len(self._voltages))
-        mu_v = float(np.mean(vol))
-        if mu_v > 0.0:
-            sd_v = float(np.sqrt(np.mean((vol - mu_v) ** 2)))
-            stability = min(max(1.0 - sd_v / mu_v, 0.0), 1.0)
-        else:
-            stability = 0.0
-
-        factor = math.sqrt(3.0) if self.phases == 3 else 1.0
-        power_kw = factor * v * c * pf / 1000.0
-        ratio = power_kw / max(g, self.vibration_floor_g)
-
-        return np.array([v_mean_1h, spikes, pf_score, vib_rms, stability, ratio], dtype=np.float64)
 
     def _evict(self) -> None:
         _, old_v = self._horizon.popleft()
@@ -213,3 +207,40 @@ def _non_negative(value: Any, name: str) -> float:
     if v < 0.0:
         raise ValueError(f"{name}: must be >= 0, got {v}")
     return v
+
+
+def spike_count(currents: NDArray[np.float64], k: float) -> float:
+    """Number of currents ``c_i > mu + k sigma`` (count; ``mu``, ``sigma`` of the same currents, ddof=0).
+
+    0 when ``sigma <= 1e-12 * max|c|``: a flat current has no spikes.
+    """
+    mu = float(np.mean(currents))
+    sd = float(np.sqrt(np.mean((currents - mu) ** 2)))
+    if sd <= _FLAT_REL * float(np.max(np.abs(currents))):
+        return 0.0
+    return float(np.count_nonzero(currents > mu + k * sd))
+
+
+def rms(values: NDArray[np.float64]) -> float:
+    """``sqrt(mean(v**2))``, same unit as ``values``."""
+    return float(np.sqrt(np.mean(values * values)))
+
+
+def voltage_stability(voltages: NDArray[np.float64]) -> float:
+    """``clip(1 - sigma_V / mu_V, 0, 1)`` (dimensionless, ddof=0); 0.0 when ``mu_V <= 0``."""
+    mu = float(np.mean(voltages))
+    if mu <= 0.0:
+        return 0.0
+    sd = float(np.sqrt(np.mean((voltages - mu) ** 2)))
+    return min(max(1.0 - sd / mu, 0.0), 1.0)
+
+
+def power_kw(voltage_v: float, current_a: float, power_factor: float, phases: int) -> float:
+    """Real power, kW: ``sqrt(3) V I PF / 1000`` (3-phase, V line-to-line) or ``V I PF / 1000``."""
+    factor = math.sqrt(3.0) if phases == 3 else 1.0
+    return factor * voltage_v * current_a * power_factor / 1000.0
+
+
+def _array(values: deque[float]) -> NDArray[np.float64]:
+    """The deque's values as a float64 array."""
+    return np.fromiter(values, dtype=np.float64, count=len(values))
