@@ -130,3 +130,24 @@ def test_delete_asset(tmp_path, legacy_model):
     assert registry.delete_asset(tmp_path, "a") is False
     assert registry.latest_version(tmp_path, "a") is None
     assert registry.list_assets(tmp_path) == ["b"]
+
+
+def test_model_entries_are_typed_with_the_signal_baseline(tmp_path, legacy_model):
+    _, model, blob = legacy_model
+    signals = {"voltage_v": {"mean": 230.0, "std": 1.5, "min": 225.0, "max": 235.0}}
+    v = registry.save_version(
+        tmp_path,
+        "m1",
+        {"legacy": (blob, {**model.entry(), "kind": "legacy"})},
+        {"legacy": {"ok": True}, "signal_baseline": signals},
+        {"n": 150},
+    )
+    manifest = registry.load_manifest(tmp_path, "m1", v)
+    entry = registry.model_entries(manifest)["legacy"]
+    assert entry.kind == "legacy" and entry.algorithm == "isolation_forest"
+    assert entry.sha256 == hashlib.sha256(blob).hexdigest() and entry.bytes == len(blob)
+    assert entry.params == model.entry()["params"] and entry.threshold == model.threshold
+    assert entry.signal_baseline["voltage_v"].mean == 230.0
+    manifest["models"]["legacy"]["colour"] = "red"
+    with pytest.raises(ValueError, match="colour"):
+        registry.model_entries(manifest)

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.calibrator.service import Calibrator
+from services.calibrator.service import build as build_calibrator
 from services.features.service import build as build_features
 from services.scorer.service import build as build_scorer
 from shared import topics
-from shared.bus import Incoming, MemoryBus
+from shared.bus import MemoryBus
 from shared.features.engine import FeatureEngine
 from shared.learning import registry
 from shared.learning.autoencoder import AutoencoderConfig
@@ -24,13 +24,14 @@ from shared.messages import (
     CalibrationRequest,
     FeatureVector,
     ModelAnnouncement,
+    PurgeReply,
     Reading,
     Score,
     StateChange,
     new_event_id,
 )
 from shared.records import features_to_point, reading_to_point
-from shared.service import deliver
+from shared.service import Service, deliver, running_in_memory
 from shared.settings import Settings
 from shared.store.sqlite import SqliteStore
 from shared.synth import simple_reading
@@ -81,17 +82,22 @@ def fill_store(store: SqliteStore, rs: list[Reading], engine: FeatureEngine | No
     store.write(pts)
 
 
-def make_calibrator(tmp_path: Path) -> tuple[Calibrator, SqliteStore]:
+def make_calibrator(tmp_path: Path) -> tuple[Service, SqliteStore]:
     store = SqliteStore(tmp_path / "db.sqlite")
-    return Calibrator(store, tmp_path / "models", FAST, batch_window=10), store
+    settings = Settings(data_dir=tmp_path, model_dir=tmp_path / "models", batch_window=10)
+    return build_calibrator(settings, store=store, config=FAST), store
 
 
-async def calibrate_via_bus(cal: Calibrator, bus: MemoryBus, minutes: float = 10) -> dict:
-    q = bus.subscribe(topics.reply("t", "c1"))
+async def calibrate_via_bus(cal: Service, bus: MemoryBus, minutes: float = 10, cid: str = "c1") -> dict:
+    """Request a calibration of m1 and wait for the reply (running the calibrator meanwhile if needed)."""
+    if not cal.serve_state.connected:
+        async with running_in_memory(cal, bus):
+            return await calibrate_via_bus(cal, bus, minutes, cid)
+    q = bus.subscribe(topics.reply("t", cid))
     req = CalibrationRequest(
-        correlation_id="c1", reply_to=topics.reply("t", "c1"), asset_id="m1", lookback_minutes=minutes
+        correlation_id=cid, reply_to=topics.reply("t", cid), asset_id="m1", lookback_minutes=minutes
     )
-    await cal.handle(bus, Incoming(topics.command("calibrate"), req.model_dump_json().encode()))
+    await bus.publish(topics.command("calibrate"), req)
     msg = await asyncio.wait_for(q.get(), 60)
     return json.loads(msg.payload)
 
@@ -107,7 +113,7 @@ async def test_calibration_success_announces_models_and_state(tmp_path: Path) ->
     version = registry.latest_version(tmp_path / "models", "m1")
     assert version and reply["models"]["legacy"] == version
     ann = ModelAnnouncement.model_validate_json(bus.retained[topics.model_announce("m1", "legacy")].payload)
-    assert ann.version == version and ann.manifest["signal_baseline"]["voltage_v"]["mean"] == pytest.approx(
+    assert ann.version == version and ann.manifest.signal_baseline["voltage_v"].mean == pytest.approx(
         230, abs=1
     )
     states = [StateChange.model_validate_json(m.payload) for m in bus.on(topics.state("m1"))]
@@ -119,7 +125,7 @@ async def test_insufficient_data_names_the_count(tmp_path: Path) -> None:
     cal, store = make_calibrator(tmp_path)
     fill_store(store, readings(42))
     reply = await calibrate_via_bus(cal, MemoryBus())
-    assert reply["status"] == "failed"
+    assert reply["status"] == "failed" and reply["code"] == "insufficient_data"
     assert reply["message"].startswith("Insufficient data for calibration: found 42 readings (need 100)")
 
 
@@ -127,17 +133,18 @@ async def test_contaminated_baseline_rejected_and_previous_models_kept(tmp_path:
     cal, store = make_calibrator(tmp_path)
     fill_store(store, readings(400))
     bus = MemoryBus()
-    assert (await calibrate_via_bus(cal, bus))["status"] == "completed"
-    first = registry.latest_version(tmp_path / "models", "m1")
-    # 12.5% faulty readings (voltage spikes) in the newest 2 minutes
-    later = T0 + timedelta(hours=1)
-    mixed = readings(350, start=later, seed=1) + readings(
-        50, faulty=True, fault="voltage_spike", seed=2, start=later + timedelta(seconds=30.1)
-    )
-    mixed.sort(key=lambda r: r.ts)
-    fill_store(store, mixed)
-    reply = await calibrate_via_bus(cal, bus, minutes=2)
-    assert reply["status"] == "failed"
+    async with running_in_memory(cal, bus):
+        assert (await calibrate_via_bus(cal, bus))["status"] == "completed"
+        first = registry.latest_version(tmp_path / "models", "m1")
+        # 12.5% faulty readings (voltage spikes) in the newest 2 minutes
+        later = T0 + timedelta(hours=1)
+        mixed = readings(350, start=later, seed=1) + readings(
+            50, faulty=True, fault="voltage_spike", seed=2, start=later + timedelta(seconds=30.1)
+        )
+        mixed.sort(key=lambda r: r.ts)
+        fill_store(store, mixed)
+        reply = await calibrate_via_bus(cal, bus, minutes=2, cid="c2")
+    assert reply["status"] == "failed" and reply["code"] == "validation_failed"
     assert reply["message"].startswith("Baseline validation failed:") and "% outliers" in reply["message"]
     assert registry.latest_version(tmp_path / "models", "m1") == first
     last = StateChange.model_validate_json(bus.on(topics.state("m1"))[-1].payload)
@@ -151,9 +158,9 @@ async def test_purge_returns_to_idle_and_deletes(tmp_path: Path) -> None:
     assert (await calibrate_via_bus(cal, bus))["status"] == "completed"
     q = bus.subscribe(topics.reply("t", "p1"))
     cmd = AssetCommand(correlation_id="p1", reply_to=topics.reply("t", "p1"), asset_id=None)
-    await cal.handle(bus, Incoming(topics.command("purge"), cmd.model_dump_json().encode()))
-    reply = json.loads((await q.get()).payload)
-    assert reply["status"] == "ok" and reply["data"]["assets"] == ["m1"]
+    await deliver(cal, bus, topics.command("purge"), cmd)
+    reply = PurgeReply.model_validate_json((await q.get()).payload)
+    assert reply.status == "ok" and reply.assets == ["m1"]
     assert store.assets() == [] and registry.list_versions(tmp_path / "models", "m1") == []
     assert topics.model_announce("m1", "legacy") not in bus.retained
     assert StateChange.model_validate_json(bus.retained[topics.state("m1")].payload).state == "IDLE"

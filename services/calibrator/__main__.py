@@ -1,21 +1,7 @@
-"""``python -m services.calibrator``"""
+"""``python -m services.calibrator``: calibration, model registry and asset configuration."""
 
-from __future__ import annotations
-
-from shared.bus import run, serve
-from shared.log import configure_logging
-from shared.settings import Settings
-from shared.store import open_store
-
-from .service import Calibrator
-
-
-def main() -> None:
-    settings = Settings()
-    configure_logging("calibrator", settings.log_level)
-    cal = Calibrator(open_store(settings), settings.models_path, batch_window=settings.batch_window)
-    run(lambda: serve("calibrator", settings, list(cal.subscriptions), cal.handle, tasks=[cal.startup]))
-
+from services.calibrator.service import build
+from shared.service import main
 
 if __name__ == "__main__":
-    main()
+    main(build)

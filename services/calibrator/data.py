@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.messages import SIGNALS
 from shared.records import features_measurement, point_to_features
 from shared.store import Point, Store
 
-SIGNALS = ("voltage_v", "current_a", "power_factor", "vibration_g")
 DATASET_FOR_KIND = {"legacy": "legacy", "batch": "batch", "vibration": "autoencoder"}
 
 

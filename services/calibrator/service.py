@@ -1,334 +1,312 @@
-"""calibrator service: thin handlers around :mod:`shared.learning` and :mod:`.data`.
+"""calibrator service: owns the asset lifecycle (configuration, models, state); thin command handlers.
 
 Commands (request/reply with a correlation id, see ``docs/ARCHITECTURE.md``):
 
-- ``cmd/calibrate`` (:class:`CalibrationRequest`): allowed from IDLE, CALIBRATED or MONITORING (re-calibration
-  keeps all data). Publishes retained ``state/<a>`` = CALIBRATING with progress text, collects the
-  lookback window, validates, trains, exports, saves a registry version, announces every model
-  (retained, ONNX bytes inside) and publishes CALIBRATED. On failure the previous models stay active
-  and the state returns to what it was, with the reason.
-- ``cmd/purge`` (:class:`AssetCommand`): deletes stored data, models and baselines; state → IDLE.
-- ``cmd/reload`` (:class:`AssetCommand`): re-reads the newest registry version from disk (hand-edited
-  thresholds take effect) and re-announces it. The same happens once at start-up.
+- ``cmd/calibrate`` (:class:`CalibrationRequest` → :class:`CalibrationReply`): runs the calibration use
+  case (:mod:`.job`) in the background; a second request for an asset being calibrated is rejected with
+  code ``busy``.
+- ``cmd/purge`` (:class:`AssetCommand` → :class:`PurgeReply`): deletes stored data, models and
+  configuration, clears the retained topics; state → IDLE (:mod:`.lifecycle`).
+- ``cmd/reload`` (:class:`AssetCommand` → :class:`ReloadReply`): re-reads the newest registry version
+  from disk (hand-edited thresholds take effect) and re-announces it.
+- ``cmd/config`` (:class:`ConfigRequest` → :class:`ConfigReply`): validates the configuration (an
+  invalid one is answered with code ``invalid``), persists it (:mod:`.configs`) and publishes it
+  retained on ``config/<asset>``.
+
+Once per broker connection: the registry is re-announced once the retained ``state/+`` messages have
+arrived (:mod:`.startup`: a marker round trip, not a fixed sleep), and every persisted configuration is
+re-published retained.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import time
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared import topics
-from shared.bus import Bus, Incoming, topic_matches
-from shared.learning import registry
-from shared.learning.baseline import validate_baseline
-from shared.learning.calibration import BaselineRejected, CalibrationConfig, CalibrationError, calibrate
+from shared.bus import Bus, Incoming
+from shared.learning.calibration import CalibrationConfig
 from shared.messages import (
     AssetCommand,
     CalibrationReply,
     CalibrationRequest,
-    CommandReply,
-    ModelAnnouncement,
+    ConfigReply,
+    ConfigRequest,
+    ErrorCode,
+    PurgeReply,
+    ReloadReply,
     StateChange,
 )
-from shared.store import Store
+from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
+from shared.settings import Settings
+from shared.store import Store, open_store
 
-from .data import Collected, collect
+from . import configs, lifecycle
+from .job import Calibration, default_config, run_calibration
+from .startup import SYNC_TIMEOUT_S, RetainedSync, sync_marker
 
 log = structlog.get_logger()
 
-MIN_READINGS = 100
-MIN_WINDOWS = 300
-#: The batch forest needs this many *non-overlapping* windows' worth of readings: sliding windows
-#: overlap, so 1,500 readings with BATCH_WINDOW=100 hold only 15 independent windows, far too few to
-#: learn 16 features from (measured: 15% of fresh healthy windows flagged).
-MIN_INDEPENDENT_BATCH_WINDOWS = 30
-#: Legacy vectors start after a 30-reading warm-up and batch vectors after a full 100-reading window,
-#: so 100 readings yield fewer rows; the models still need this many rows to train on.
-MIN_FEATURE_ROWS = 50
+SERVICE = "calibrator"
 
 
-def insufficient_message(c: Collected) -> str:
-    return (
-        f"Insufficient data for calibration: found {c.readings} readings (need {MIN_READINGS}) and "
-        f"{c.windows} vibration windows (need {MIN_WINDOWS}) in the last {c.lookback_minutes:g} minutes "
-        f"of data for asset {c.asset_id}"
-    )
+# ---------------------------------------------------------------------------------------------
+# cmd/config input: a request whose configuration is invalid is still answered (code "invalid")
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InvalidConfig:
+    """A ``cmd/config`` request whose envelope is fine but whose configuration is not."""
+
+    correlation_id: str
+    reply_to: str
+    reason: str
 
 
-def validate_data(c: Collected, datasets: dict[str, Any], config: CalibrationConfig) -> None:
-    """Reject contaminated calibration data before training (previous models stay active).
-
-    The check runs on the *data*, not on derived features: on the raw readings (voltage, current,
-    power factor, vibration — independent samples) when the legacy/batch models are trained, and on
-    the per-window vibration features for the autoencoder. Rolling features (1 h mean, 100-sample
-    windows) are autocorrelated and would make a fraction-beyond-3σ rule unreliable.
-    """
-    checks: list[tuple[str, Any, list[str]]] = []
-    if "legacy" in datasets and c.signals is not None:
-        checks.append(("legacy", c.signals, ["voltage_v", "current_a", "power_factor", "vibration_g"]))
-    if "autoencoder" in datasets:
-        checks.append(("autoencoder", *datasets["autoencoder"]))
-    for kind, X, names in checks:
-        res = validate_baseline(
-            X, names, sigma=config.sigma, max_outlier_fraction=config.max_outlier_fraction
-        )
-        if not res.ok:
-            raise BaselineRejected(kind, res)
+class _ReplyAddress(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    correlation_id: str
+    reply_to: str
 
 
-def select_datasets(c: Collected, batch_window: int = 100) -> tuple[dict[str, Any], list[str]]:
-    """Datasets with enough rows to train on, and notes about the ones skipped."""
-    chosen: dict[str, Any] = {}
-    notes: list[str] = []
-    if c.readings >= MIN_READINGS:
-        for kind in ("legacy", "batch"):
-            n = c.counts.get(kind, 0)
-            if n < MIN_FEATURE_ROWS:
-                notes.append(f"{kind} model skipped: {n} feature vectors (need {MIN_FEATURE_ROWS})")
-            elif kind == "batch" and c.readings // batch_window < MIN_INDEPENDENT_BATCH_WINDOWS:
-                notes.append(
-                    f"batch model skipped: {c.readings} readings hold {c.readings // batch_window} "
-                    f"non-overlapping windows of {batch_window} (need {MIN_INDEPENDENT_BATCH_WINDOWS}); "
-                    "calibrate on a longer look-back or set a shorter BATCH_WINDOW"
-                )
-            else:
-                chosen[kind] = c.datasets[kind]
-    if "legacy" in chosen and c.reading_span_s < 3600:
-        notes.append(
-            f"legacy model: the data spans {c.reading_span_s / 60:.0f} min, less than the 1 h of the "
-            "rolling voltage mean, which is still settling; calibrate on 60+ minutes to avoid drift warnings"
-        )
-    if c.windows >= MIN_WINDOWS:
-        chosen["autoencoder"] = c.datasets["autoencoder"]
-    return chosen, notes
+def _config_errors(exc: ValidationError) -> str:
+    """``field: problem`` per error (fields relative to the configuration), rule violations as stated."""
+    parts = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in e["loc"][1:])
+        error = (e.get("ctx") or {}).get("error")
+        text = str(error) if e["type"] == "value_error" and error is not None else e["msg"]
+        parts.append(f"{loc or 'config'}: {text}" if loc or error is None else text)
+    return "; ".join(parts)
+
+
+def config_request(msg: Incoming) -> ConfigRequest | InvalidConfig:
+    """Route parser for ``cmd/config``: a :class:`ConfigRequest`, or :class:`InvalidConfig` when only the
+    configuration is at fault (a broken envelope raises: dead letter, nobody to answer)."""
+    try:
+        return ConfigRequest.model_validate_json(msg.payload)
+    except ValidationError as exc:
+        if not all(e["loc"][:1] == ("config",) for e in exc.errors()):
+            raise
+        address = _ReplyAddress.model_validate_json(msg.payload)
+        return InvalidConfig(address.correlation_id, address.reply_to, _config_errors(exc))
+
+
+def error_code(exc: Exception) -> ErrorCode:
+    """``invalid`` for a refused value (e.g. an asset id that is no safe path), else ``internal``."""
+    return "invalid" if isinstance(exc, ValueError) else "internal"
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class StorePort:
+    """State port: opens the store (when given an opener) before the bus connects, closes it after."""
+
+    cal: Calibration
+    opener: Callable[[], Store] | None = None
+
+    async def open(self) -> None:
+        if self.opener is not None:
+            self.cal.store = await asyncio.to_thread(self.opener)
+
+    async def close(self) -> None:
+        store, opened = self.cal.store, self.opener is not None
+        if opened and store is not None:
+            self.cal.store = None
+            await asyncio.to_thread(store.close)
 
 
 @dataclass
-class Calibrator:
-    store: Store
-    model_dir: Path
-    # Batch vectors overlap by all but one reading (and the legacy ones share a 1 h mean), so their
-    # in-sample scores are optimistic; the forests' thresholds come from the newest 30% held out.
-    config: CalibrationConfig = field(
-        default_factory=lambda: CalibrationConfig(holdout={"legacy": 0.3, "batch": 0.3})
-    )
-    states: dict[str, str] = field(default_factory=dict)
-    running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    batch_window: int = 100
+class CalibratorHandlers:
+    """Route handlers and background tasks of the calibrator."""
 
-    subscriptions = (
-        topics.command("calibrate"),
-        topics.command("purge"),
-        topics.command("reload"),
-        topics.STATE_FILTER,
-    )
+    cal: Calibration
+    config_dir: Path
+    sync: RetainedSync
+    #: Accepted calibration requests, started by :meth:`run_jobs` (which has the bus).
+    jobs: asyncio.Queue[CalibrationRequest] = field(default_factory=asyncio.Queue)
+    #: Assets with a calibration queued or running.
+    running: set[str] = field(default_factory=set)
+    #: Serialises config files and their retained copies (save, purge, re-publish).
+    config_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def handle(self, bus: Bus, msg: Incoming) -> None:
-        if topic_matches(topics.STATE_FILTER, msg.topic):
-            asset = topics.asset_from_topic(msg.topic)
-            if asset:
-                if msg.payload:
-                    self.states[asset] = StateChange.model_validate_json(msg.payload).state
-                else:
-                    self.states.pop(asset, None)
-        elif msg.topic == topics.command("calibrate"):
-            req = CalibrationRequest.model_validate_json(msg.payload)
-            if req.asset_id in self.running:
-                await bus.publish(
-                    req.reply_to,
-                    CalibrationReply(
-                        correlation_id=req.correlation_id,
-                        asset_id=req.asset_id,
-                        status="rejected",
-                        message=f"calibration of {req.asset_id} is already running",
-                    ),
-                )
-                return
-            task = asyncio.create_task(self.run_calibration(bus, req))
-            self.running[req.asset_id] = task
-            task.add_done_callback(lambda _t, a=req.asset_id: self.running.pop(a, None))
-        elif msg.topic == topics.command("purge"):
-            req = AssetCommand.model_validate_json(msg.payload)
-            data = await self.purge(bus, req.asset_id)
-            await bus.publish(
-                req.reply_to,
-                CommandReply(
-                    correlation_id=req.correlation_id,
-                    status="ok",
-                    message=f"purged {len(data['assets'])} asset(s)",
-                    data=data,
-                ),
+    async def on_state(self, d: Delivery[StateChange | None]) -> Outbox:
+        if d.asset_id:
+            self.cal.states.observe(d.asset_id, d.message.state if d.message is not None else None)
+        return None
+
+    async def on_calibrate(self, d: Delivery[CalibrationRequest]) -> Outbox:
+        req = d.message
+        if req.asset_id in self.running:
+            busy = CalibrationReply(
+                correlation_id=req.correlation_id,
+                asset_id=req.asset_id,
+                status="rejected",
+                code="busy",
+                message=f"calibration of {req.asset_id} is already running",
             )
-        elif msg.topic == topics.command("reload"):
-            req = AssetCommand.model_validate_json(msg.payload)
-            reloaded = await self.announce_all(bus, req.asset_id)
-            await bus.publish(
-                req.reply_to,
-                CommandReply(
-                    correlation_id=req.correlation_id,
-                    status="ok",
-                    message=f"reloaded {len(reloaded)} asset(s)",
-                    data={"versions": reloaded},
-                ),
-            )
+            return [Publish(req.reply_to, busy)]
+        self.running.add(req.asset_id)
+        self.jobs.put_nowait(req)
+        return None
 
-    async def set_state(
-        self, bus: Bus, asset: str, state: str, reason: str, models: dict[str, str] | None = None
-    ) -> None:
-        prev = self.states.get(asset, "IDLE")
-        self.states[asset] = state
-        await bus.publish(
-            topics.state(asset),
-            StateChange(asset_id=asset, state=state, previous=prev, reason=reason, models=models or {}),  # type: ignore[arg-type]
-            retain=True,
-        )
-
-    async def run_calibration(self, bus: Bus, req: CalibrationRequest) -> None:
-        asset = req.asset_id
-        previous = self.states.get(asset, "IDLE")
-        loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
-
-        def progress(text: str) -> None:
-            log.info("calibration_progress", asset_id=asset, step=text)
-            asyncio.run_coroutine_threadsafe(self.set_state(bus, asset, "CALIBRATING", text), loop)
-
-        async def fail(status: str, message: str, points: int) -> None:
-            log.warning("calibration_failed", asset_id=asset, reason=message)
-            await self.set_state(bus, asset, previous, message)
-            await bus.publish(
-                req.reply_to,
-                CalibrationReply(
-                    correlation_id=req.correlation_id,
-                    asset_id=asset,
-                    status=status,  # type: ignore[arg-type]
-                    data_points_collected=points,
-                    message=message,
-                ),
-            )
-
+    async def on_purge(self, d: Delivery[AssetCommand]) -> Outbox:
+        req = d.message
         try:
-            await self.set_state(
-                bus, asset, "CALIBRATING", f"Collecting the last {req.lookback_minutes:g} minutes of data"
-            )
-            c = await asyncio.to_thread(collect, self.store, asset, req.lookback_minutes)
-            points = c.readings + c.windows
-            log.info("calibration_collected", asset_id=asset, readings=c.readings, windows=c.windows)
-            progress(f"Collected {points} data points")
-            datasets, notes = select_datasets(c, self.batch_window)
-            if not datasets:
-                await fail("failed", insufficient_message(c), points)
-                return
-            await asyncio.to_thread(validate_data, c, datasets, self.config)
-            progress("Validated baseline; training...")
-            cfg = replace(self.config, validate=False, min_readings=MIN_FEATURE_ROWS)
-            result = await asyncio.to_thread(calibrate, datasets, cfg, progress)
-            baseline_info = dict(result.baseline_info)
-            baseline_info["signal_baseline"] = c.signal_baseline
-            version = await asyncio.to_thread(
-                registry.save_version,
-                self.model_dir,
-                asset,
-                result.models,
-                baseline_info,
-                {**result.training_stats, "timings_s": result.timings, "data_points": result.data_points},
-            )
-            manifest = registry.load_manifest(self.model_dir, asset, version)
-            await self.announce(bus, asset, version, manifest)
-            elapsed = time.perf_counter() - t0
-            models = {k: version for k in manifest["models"]}
-            text = f"Calibrated from {points} data points in {elapsed:.1f} s"
-            if notes:
-                text += "; " + "; ".join(notes)
-            await self.set_state(bus, asset, "CALIBRATED", text, models)
-            log.info("calibration_done", asset_id=asset, version=version, seconds=round(elapsed, 3))
-            await bus.publish(
-                req.reply_to,
-                CalibrationReply(
-                    correlation_id=req.correlation_id,
-                    asset_id=asset,
-                    status="completed",
-                    data_points_collected=points,
-                    message=text,
-                    models=models,
-                ),
-            )
-        except (CalibrationError, ValueError) as exc:
-            await fail("failed", str(exc), locals().get("points", 0))
-        except Exception as exc:  # a calibration bug must not take the service down
-            log.exception("calibration_crashed", asset_id=asset)
-            await fail("failed", f"internal error: {type(exc).__name__}: {exc}", 0)
-
-    async def announce(self, bus: Bus, asset: str, version: str, manifest: dict[str, Any]) -> None:
-        created = datetime.fromisoformat(manifest["created_at"])
-        for kind, entry in manifest["models"].items():
-            path = registry.model_path(self.model_dir, asset, version, kind)
-            data = await asyncio.to_thread(path.read_bytes)
-            baseline = manifest.get("baseline") or {}
-            ann = ModelAnnouncement(
-                asset_id=asset,
-                model=kind,
-                version=version,
-                path=str(path),
-                created_at=created,
-                manifest={
-                    **entry,
-                    "signal_baseline": baseline.get("signal_baseline") or {},
-                },
-                onnx_b64=base64.b64encode(data).decode(),
-            )
-            await bus.publish(topics.model_announce(asset, kind), ann, retain=True)
-
-    async def announce_all(self, bus: Bus, only: str | None = None) -> dict[str, str]:
-        """Announce the newest registry version of every asset (or one); CALIBRATED where state is unknown."""
-        assets = [only] if only else await asyncio.to_thread(registry.list_assets, self.model_dir)
-        done: dict[str, str] = {}
-        for asset in assets:
-            version = await asyncio.to_thread(registry.latest_version, self.model_dir, asset)
-            if version is None:
-                continue
-            manifest = await asyncio.to_thread(registry.load_manifest, self.model_dir, asset, version)
-            await self.announce(bus, asset, version, manifest)
-            if self.states.get(asset, "IDLE") == "IDLE":
-                await self.set_state(
-                    bus,
-                    asset,
-                    "CALIBRATED",
-                    f"models {version} reloaded from the registry",
-                    {k: version for k in manifest["models"]},
+            async with self.config_lock:
+                done = await lifecycle.purge(
+                    self.cal.opened_store(),
+                    self.cal.model_dir,
+                    self.config_dir,
+                    self.cal.states,
+                    req.asset_id,
                 )
-            done[asset] = version
-        return done
+        except Exception as exc:
+            log.exception("purge_failed", asset_id=req.asset_id)
+            return [Publish(req.reply_to, _failed(PurgeReply, req.correlation_id, exc))]
+        reply = PurgeReply(
+            correlation_id=req.correlation_id,
+            status="ok",
+            message=f"purged {len(done.assets)} asset(s)",
+            assets=done.assets,
+            deleted=done.deleted,
+        )
+        return [*done.publishes, Publish(req.reply_to, reply)]
 
-    async def purge(self, bus: Bus, only: str | None) -> dict[str, Any]:
-        if only:
-            assets = {only}
-        else:
-            stored = await asyncio.to_thread(self.store.assets)
-            reg = await asyncio.to_thread(registry.list_assets, self.model_dir)
-            assets = set(stored) | set(reg) | set(self.states)
-        deleted: dict[str, Any] = {}
-        for asset in sorted(assets):
-            models = await asyncio.to_thread(registry.delete_asset, self.model_dir, asset)
-            await asyncio.to_thread(self.store.delete_asset, asset)
-            for kind in topics.MODEL_KINDS:
-                await bus.publish(topics.model_announce(asset, kind), b"", retain=True)
-            await bus.publish(topics.health(asset), b"", retain=True)
-            await self.set_state(bus, asset, "IDLE", "purged: stored data, models and baselines deleted")
-            deleted[asset] = {"models_deleted": bool(models), "data_deleted": True}
-        log.info("purged", assets=sorted(assets))
-        return {"assets": sorted(assets), "deleted": deleted}
+    async def on_reload(self, d: Delivery[AssetCommand]) -> Outbox:
+        req = d.message
+        try:
+            pubs, versions = await lifecycle.reload(self.cal.model_dir, self.cal.states, req.asset_id)
+        except Exception as exc:
+            log.exception("reload_failed", asset_id=req.asset_id)
+            return [Publish(req.reply_to, _failed(ReloadReply, req.correlation_id, exc))]
+        reply = ReloadReply(
+            correlation_id=req.correlation_id,
+            status="ok",
+            message=f"reloaded {len(versions)} asset(s)",
+            versions=versions,
+        )
+        return [*pubs, Publish(req.reply_to, reply)]
 
-    async def startup(self, bus: Bus) -> None:
-        """Once per connection: let retained states arrive, then re-announce the registry."""
-        await asyncio.sleep(1.0)
-        versions = await self.announce_all(bus)
+    async def on_config(self, d: Delivery[ConfigRequest | InvalidConfig]) -> Outbox:
+        req = d.message
+        if isinstance(req, InvalidConfig):
+            invalid = ConfigReply(
+                correlation_id=req.correlation_id, status="failed", code="invalid", message=req.reason
+            )
+            return [Publish(req.reply_to, invalid)]
+        cfg = req.config
+        try:
+            async with self.config_lock:
+                await asyncio.to_thread(configs.save_config, self.config_dir, cfg)
+        except Exception as exc:
+            log.exception("config_save_failed", asset_id=cfg.asset_id)
+            return [Publish(req.reply_to, _failed(ConfigReply, req.correlation_id, exc))]
+        log.info("config_saved", asset_id=cfg.asset_id)
+        ok = ConfigReply(
+            correlation_id=req.correlation_id,
+            status="ok",
+            message=f"configuration of {cfg.asset_id} saved",
+            config=cfg,
+        )
+        return [Publish(topics.asset_config(cfg.asset_id), cfg, retain=True), Publish(req.reply_to, ok)]
+
+    # -- background tasks (once per broker connection) ---------------------------------------------
+    async def run_jobs(self, bus: Bus) -> None:
+        """Start every accepted calibration; cancel the running ones when the connection drops."""
+        started: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                req = await self.jobs.get()
+                task = asyncio.create_task(self._calibrate(bus, req))
+                started.add(task)
+                task.add_done_callback(started.discard)
+        finally:
+            for task in started:
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+
+    async def _calibrate(self, bus: Bus, req: CalibrationRequest) -> None:
+        try:
+            await run_calibration(self.cal, bus, req)
+        finally:
+            self.running.discard(req.asset_id)
+
+    async def announce_registry(self, bus: Bus) -> None:
+        """Once the retained states have arrived, re-announce the newest version of every asset."""
+        await self.sync.wait(bus)
+        try:
+            pubs, versions = await lifecycle.reload(self.cal.model_dir, self.cal.states)
+            for p in pubs:
+                await bus.publish(p.topic, p.payload, retain=p.retain)
+        except Exception:
+            log.exception("registry_announce_failed")
+            raise
         if versions:
             log.info("registry_announced", versions=versions)
+
+    async def republish_configs(self, bus: Bus) -> None:
+        """Publish every persisted configuration retained (a fresh broker learns them again)."""
+        async with self.config_lock:
+            found, errors = await asyncio.to_thread(configs.load_all, self.config_dir)
+            for err in errors:
+                log.warning("config_unreadable", error=err)
+            for cfg in found:
+                await bus.publish(topics.asset_config(cfg.asset_id), cfg, retain=True)
+        log.info("configs_republished", count=len(found), unreadable=len(errors))
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(topics.STATE_FILTER, StateChange, self.on_state, clears=True),
+            Route(topics.command("calibrate"), CalibrationRequest, self.on_calibrate),
+            Route(topics.command("purge"), AssetCommand, self.on_purge),
+            Route(topics.command("reload"), AssetCommand, self.on_reload),
+            Route(topics.command("config"), config_request, self.on_config),
+            Route(self.sync.filter, sync_marker, self.sync.on_marker),
+        ]
+
+
+def _failed(cls: type[Any], correlation_id: str, exc: Exception) -> Any:
+    return cls(correlation_id=correlation_id, status="failed", code=error_code(exc), message=str(exc))
+
+
+def build(
+    settings: Settings,
+    argv: Sequence[str] = (),
+    *,
+    store: Store | None = None,
+    config: CalibrationConfig | None = None,
+    sync_timeout_s: float = SYNC_TIMEOUT_S,
+) -> Service:
+    """The calibrator; ``store`` (tests) replaces the configured store, which it then does not close."""
+    no_arguments(SERVICE, argv)
+    cal = Calibration(
+        settings.models_path,
+        config=config or default_config(),
+        batch_window=settings.batch_window,
+        store=store,
+    )
+    handlers = CalibratorHandlers(
+        cal, configs.config_dir(settings.data_dir), RetainedSync(SERVICE, sync_timeout_s)
+    )
+    return Service(
+        name=SERVICE,
+        routes=handlers.routes(),
+        publishes=(
+            "reply/<requester>/<id>",
+            "state/<a>",
+            "models/<a>/{legacy,batch,autoencoder}",
+            "config/<a>",
+            "health/<a> (cleared on purge)",
+            "sync/calibrator/<token>",
+        ),
+        tasks=(handlers.run_jobs, handlers.announce_registry, handlers.republish_configs),
+        state=StorePort(cal, None if store is not None else lambda: open_store(settings)),
+    )

@@ -35,6 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from shared.messages.learning import ModelManifest
 from shared.topics import MODEL_KINDS, valid_asset_id
 
 from .scoring import OnnxModel, check_entry
@@ -205,6 +206,18 @@ def load_manifest(model_dir: str | Path, asset_id: str, version: str) -> dict[st
         except ValueError as exc:
             raise ValueError(f"{path}: models.{kind}: {exc}") from exc
     return manifest
+
+
+def model_entries(manifest: dict[str, Any]) -> dict[str, ModelManifest]:
+    """The model entries of a loaded manifest, typed, each with the raw-signal baseline of the
+    calibration data (``baseline.signal_baseline``) attached; ``ValueError`` for an entry the
+    contract does not accept (e.g. a key it does not declare)."""
+    baseline = manifest.get("baseline") or {}
+    signals = baseline.get("signal_baseline") or {}
+    return {
+        kind: ModelManifest.model_validate({**entry, "signal_baseline": signals})
+        for kind, entry in manifest["models"].items()
+    }
 
 
 def _created_key(model_dir: str | Path, asset_id: str, version: str) -> str:

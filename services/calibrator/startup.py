@@ -1,0 +1,63 @@
+"""Knowing when the retained messages of a fresh subscription have arrived, without a fixed sleep.
+
+After subscribing, the service publishes a marker (a fresh token) to its private topic
+``sync/<service>/<token>``, which it also subscribes to. The broker sends a subscription's retained
+messages before any later publish, and delivers one client's messages in order, so when the marker
+comes back every retained message of the subscriptions made before it has been handled. A bounded
+timeout covers a broker that never echoes the marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import structlog
+
+from shared import topics
+from shared.bus import Bus, Incoming
+from shared.service import Delivery, Outbox
+
+log = structlog.get_logger()
+
+#: How long to wait for the marker before going on anyway (seconds).
+SYNC_TIMEOUT_S = 10.0
+
+
+def sync_marker(msg: Incoming) -> str:
+    """Route parser for ``sync/<service>/+``: the marker's token (its topic's last segment)."""
+    return msg.topic.rsplit("/", 1)[-1]
+
+
+@dataclass
+class RetainedSync:
+    """Marker round trips of one service; :meth:`on_marker` is its route handler."""
+
+    service: str
+    timeout_s: float = SYNC_TIMEOUT_S
+    pending: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    @property
+    def filter(self) -> str:
+        return topics.sync_filter(self.service)
+
+    async def wait(self, bus: Bus) -> bool:
+        """Publish a marker and wait until it comes back (``True``) or the timeout passes (``False``)."""
+        token = uuid.uuid4().hex
+        arrived = self.pending[token] = asyncio.Event()
+        try:
+            await bus.publish(topics.sync(self.service, token), token.encode(), qos=1)
+            await asyncio.wait_for(arrived.wait(), self.timeout_s)
+            return True
+        except TimeoutError:
+            log.warning("sync_marker_timeout", service=self.service, timeout_s=self.timeout_s)
+            return False
+        finally:
+            self.pending.pop(token, None)
+
+    async def on_marker(self, d: Delivery[str]) -> Outbox:
+        arrived = self.pending.get(d.message)
+        if arrived is not None:
+            arrived.set()
+        return None
