@@ -217,6 +217,7 @@ class ValidationResult:
     d: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; fractions 0..1, ``row_cutoff_sigma`` = ``row_cutoff`` (σ units)."""
         return {
             "ok": self.ok,
             "outlier_fraction": self.outlier_fraction,
@@ -279,15 +280,39 @@ def validate_baseline(
     max_outlier_fraction = fraction(max_outlier_fraction, "max_outlier_fraction", open_low=False)
     absz = robust_z(A, min_scale=min_scale)
     cutoff = familywise_cutoff(sigma, d)
+    row_fraction, per_feature = _outlier_fractions(absz, sigma, cutoff)
+    return _verdict(row_fraction, per_feature, nm, n, max_outlier_fraction, cutoff)
+
+
+def _outlier_fractions(
+    absz: NDArray[np.float64], sigma: float, cutoff: float
+) -> tuple[float, NDArray[np.float64]]:
+    """Outlier fractions (0..1) of the robust |z| matrix ``absz[n, d]`` (σ units).
+
+    Returns ``(row_fraction, per_feature[d])``: row_fraction = mean_i [max_j |z_ij| > cutoff], and
+    per_feature_j = mean_i [|z_ij| > sigma] (strict inequalities; see :func:`validate_baseline`).
+    """
     row_fraction = float(np.mean(absz.max(axis=1) > cutoff))
-    per_feature = np.mean(absz > sigma, axis=0)
+    return row_fraction, np.mean(absz > sigma, axis=0)
+
+
+def _verdict(
+    row_fraction: float,
+    per_feature: NDArray[np.float64],
+    names: list[str],
+    n: int,
+    limit: float,
+    cutoff: float,
+) -> ValidationResult:
+    """ok ⇔ outlier_fraction = max(row_fraction, max_j per_feature_j) ≤ ``limit`` (fractions 0..1);
+    the message gives the percentages to one decimal."""
     worst = int(np.argmax(per_feature))
     feature_fraction = float(per_feature[worst])
     frac = max(row_fraction, feature_fraction)
-    ok = frac <= max_outlier_fraction
+    ok = frac <= limit
     pct = f"{100.0 * frac:.1f}%"
     if ok:
-        message = f"Baseline validated: {pct} outliers (limit {100.0 * max_outlier_fraction:.1f}%)"
+        message = f"Baseline validated: {pct} outliers (limit {100.0 * limit:.1f}%)"
     else:
         message = f"Baseline validation failed: {pct} outliers"
     return ValidationResult(
@@ -296,8 +321,8 @@ def validate_baseline(
         message=message,
         row_fraction=row_fraction,
         feature_fraction=feature_fraction,
-        worst_feature=nm[worst],
+        worst_feature=names[worst],
         row_cutoff=cutoff,
         n=n,
-        d=d,
+        d=len(names),
     )
