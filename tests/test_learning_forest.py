@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from sklearn.ensemble import IsolationForest
 
 from shared.learning.forest import average_path_length, export_forest_onnx, train_forest
+from shared.learning.forest_onnx import native_forest_onnx
 from shared.learning.scoring import OnnxModel, classify
 
 
@@ -77,6 +79,23 @@ def test_exported_graph_is_valid_and_declares_opsets(fitted):
     onnx.checker.check_model(m)
     assert {o.domain: o.version for o in m.opset_import} == {"": 17, "ai.onnx.ml": 3}
     assert [o.name for o in m.graph.output] == ["score_samples"]
+
+
+def test_native_writer_is_one_tree_node_and_refuses_what_it_cannot_translate():
+    X = np.random.default_rng(5).normal(size=(100, 4)).astype(np.float32)
+    model = train_forest(X, names(4), n_estimators=3)
+    m = onnx.load_from_string(native_forest_onnx(model.estimator, model.features))
+    assert [n.op_type for n in m.graph.node] == ["TreeEnsembleRegressor", "Reshape", "Mul", "Pow", "Neg"]
+    assert {p.key: p.value for p in m.metadata_props} == {
+        "features": "f0,f1,f2,f3",
+        "kind": "isolation_forest",
+    }
+    subset = IsolationForest(n_estimators=3, max_features=0.5, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="max_features=1.0"):
+        native_forest_onnx(subset, names(4))
+    single = IsolationForest(n_estimators=3, max_samples=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="single sample"):
+        native_forest_onnx(single, names(4))
 
 
 def test_raw_score_convention_and_threshold_semantics(fitted):

@@ -6,6 +6,7 @@ scorer pulls in only numpy + onnxruntime, never torch or scikit-learn:
 
 * :mod:`.baseline` — ``Baseline``, ``validate_baseline`` (numpy/scipy)
 * :mod:`.forest` — ``train_forest``, ``export_forest_onnx`` (scikit-learn, onnx)
+* :mod:`.forest_onnx` — the forest's exact single-node ONNX writer (scikit-learn, onnx)
 * :mod:`.autoencoder` — ``train_autoencoder``, ``export_autoencoder_onnx`` (torch)
 * :mod:`.calibration` — ``calibrate`` and its errors (all of the above)
 * :mod:`.scoring` — ``OnnxModel``, ``RollingScore``, ``classify`` (onnxruntime)
