@@ -18,7 +18,9 @@ where the orders ``k`` are running-speed harmonics (and half orders for loosenes
 phase per order and ``θ_axis`` is 0 for ``x``, −90° for ``y`` (forward whirl: the radial orbit's ``y``
 lags ``x`` by a quarter turn) and +60° for ``z``. Because the phases refer to absolute time, windows
 generated with consecutive ``t0_s`` join without a phase jump. Tones at or above the Nyquist frequency
-``fs/2`` are left out, as a data-acquisition anti-alias filter would.
+``fs/2`` are left out, as a data-acquisition anti-alias filter would. The bearing impulses are modelled
+in :mod:`shared.synth_bearing` (``BearingOrders``, ``SKF_6205`` and ``bearing_resonance_hz`` are
+re-exported here).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from shared.messages import FS_MAX_HZ, FS_MIN_HZ
+from shared.synth_bearing import SKF_6205 as SKF_6205  # re-exported
+from shared.synth_bearing import BearingOrders, bearing_signal, resolve_orders
+from shared.synth_bearing import bearing_resonance_hz as bearing_resonance_hz  # re-exported
 
 # ---------------------------------------------------------------------------------------------
 # Simple readings
@@ -149,79 +153,12 @@ LOOSENESS_CLIP_FRACTION = 0.6
 #: ``jitter`` noise multiplier is ``1 + JITTER_NOISE_GAIN · severity scale`` (3×, 5×, 9×).
 JITTER_NOISE_GAIN = 4.0
 
-#: Bearing defects excite a structural resonance at ``min(3000 Hz, 0.35 · fs)`` with damping ratio ζ.
-BEARING_RESONANCE_MAX_HZ = 3000.0
-BEARING_RESONANCE_FS_FRACTION = 0.35
-BEARING_DAMPING_RATIO = 0.05
-#: Impulse-response peak amplitude (g) at ``medium`` severity for a 3000 Hz resonance; for other
-#: resonances it scales with √(α / α_3000) so that the impulse energy ∝ A²/α stays the same.
-BEARING_IMPULSE_G = 0.5
-BEARING_AXIS_GAIN: tuple[float, float, float] = (1.0, 0.8, 0.3)
-#: Inner-race defect: impulse amplitude × (floor + (1 − floor)·(1 + cos 2π f1 t_k)/2) (load zone).
-BEARING_INNER_MOD_FLOOR = 0.25
-_IMPULSE_TAIL = math.log(1e4)  # truncate each decaying response at e^{-α t} = 1e-4
-_IMPULSE_BLOCK = 4096  # impulses per vectorised block (bounds memory)
 MAX_SAMPLES = 1 << 22
-
-
-@dataclass(frozen=True)
-class BearingOrders:
-    """Rolling-element bearing defect frequencies as multiples (orders) of the shaft frequency.
-
-    ``bpfo``: ball pass frequency, outer race; ``bpfi``: inner race; ``bsf``: ball spin; ``ftf``:
-    fundamental train (cage) frequency. Defect frequency in Hz = order × rpm / 60.
-    """
-
-    bpfo: float
-    bpfi: float
-    bsf: float | None = None
-    ftf: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("bpfo", "bpfi", "bsf", "ftf"):
-            v = getattr(self, name)
-            if v is None and name in ("bsf", "ftf"):
-                continue
-            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"bearing order {name} must be a finite number > 0, got {v!r}")
-
-
-#: SKF 6205-2RS deep-groove ball bearing (9 balls, d = 7.94 mm, D = 39.04 mm), the drive-end bearing
-#: of the Case Western Reserve University bearing data set: BPFO = n/2·(1 − d/D) = 3.5848,
-#: BPFI = n/2·(1 + d/D) = 5.4152, FTF = ½·(1 − d/D) = 0.39828; BSF = 4.7135 is the CWRU tabulated
-#: value, i.e. D/d·(1 − (d/D)²) (twice the single-contact ball spin frequency).
-SKF_6205 = BearingOrders(bpfo=3.5848, bpfi=5.4152, bsf=4.7135, ftf=0.39828)
 
 
 def _order_phase(order: float) -> float:
     """Fixed phase φ_k (rad) of order k: golden-angle spacing, φ_k = (2k · 2.39996) mod 2π."""
     return (2.0 * order * 2.399963229728653) % (2.0 * math.pi)
-
-
-def bearing_resonance_hz(fs_hz: float) -> float:
-    """Structural resonance excited by bearing impulses: f_r = min(3000 Hz, 0.35 · fs) in Hz.
-
-    Below Nyquist for every ``fs`` so bearing faults still show at a 500 Hz sample rate (175 Hz).
-    """
-    return min(BEARING_RESONANCE_MAX_HZ, BEARING_RESONANCE_FS_FRACTION * float(fs_hz))
-
-
-def _resolve_orders(bearing_orders: BearingOrders | Mapping[str, float] | None) -> BearingOrders:
-    if bearing_orders is None:
-        return SKF_6205
-    if isinstance(bearing_orders, BearingOrders):
-        return bearing_orders
-    if isinstance(bearing_orders, Mapping):
-        unknown = set(bearing_orders) - {"bpfo", "bpfi", "bsf", "ftf"}
-        if unknown:
-            raise ValueError(f"unknown bearing order keys {sorted(unknown)}; use bpfo, bpfi, bsf, ftf")
-        missing = {"bpfo", "bpfi"} - set(bearing_orders)
-        if missing:
-            raise ValueError(f"bearing orders need {sorted(missing)}")
-        return BearingOrders(**{k: v for k, v in bearing_orders.items()})
-    raise ValueError(
-        f"bearing_orders must be BearingOrders, a mapping or None, got {type(bearing_orders).__name__}"
-    )
 
 
 def _tone_table(fault: str | None, scale: float) -> dict[float, np.ndarray]:
@@ -273,44 +210,6 @@ def _looseness_clip(f1: float, fs_hz: float, scale: float) -> tuple[tuple[float,
     return tuple(level.tolist()), tuple(dc.tolist())
 
 
-def _impulse_train(
-    t0_s: float, fs_hz: float, n: int, rate_hz: float, amp_g: float, f1: float, modulate: bool
-) -> np.ndarray:
-    """Decaying resonance responses to periodic impulses, shape (n,), g (axis gain not applied).
-
-    Impulse k hits at t_k = k / rate_hz (absolute time) and rings as
-    h(t) = A_k · e^{−α (t − t_k)} · sin(ω_d (t − t_k)) for t ≥ t_k, with ω_r = 2π f_r,
-    α = ζ ω_r (1/s), ω_d = ω_r √(1 − ζ²). A_k = A, or for an inner-race defect (``modulate``)
-    A_k = A · (floor + (1 − floor) · (1 + cos 2π f1 t_k) / 2). Tails of impulses before t0 are included
-    so consecutive windows join continuously.
-    """
-    fr = bearing_resonance_hz(fs_hz)
-    omega_r = 2.0 * math.pi * fr
-    alpha = BEARING_DAMPING_RATIO * omega_r
-    omega_d = omega_r * math.sqrt(1.0 - BEARING_DAMPING_RATIO**2)
-    t_tail = _IMPULSE_TAIL / alpha
-    length = int(math.ceil(t_tail * fs_hz)) + 1
-    t_end = t0_s + (n - 1) / fs_hz
-    k_first = math.ceil((t0_s - t_tail) * rate_hz)
-    k_last = math.floor(t_end * rate_hz)
-    out = np.zeros(n)
-    offsets = np.arange(length)
-    for start in range(k_first, k_last + 1, _IMPULSE_BLOCK):
-        k = np.arange(start, min(start + _IMPULSE_BLOCK, k_last + 1), dtype=float)
-        tk = k / rate_hz
-        first = np.ceil((tk - t0_s) * fs_hz - 1e-9).astype(np.int64)  # first sample at or after t_k
-        idx = first[:, None] + offsets[None, :]
-        dt = t0_s + idx / fs_hz - tk[:, None]
-        amp = np.full(tk.shape, amp_g)
-        if modulate:
-            floor = BEARING_INNER_MOD_FLOOR
-            amp = amp_g * (floor + (1.0 - floor) * 0.5 * (1.0 + np.cos(2.0 * np.pi * f1 * tk)))
-        resp = amp[:, None] * np.exp(-alpha * dt) * np.sin(omega_d * dt)
-        ok = (idx >= 0) & (idx < n) & (dt >= 0)
-        out += np.bincount(idx[ok], weights=resp[ok], minlength=n)
-    return out
-
-
 def vibration_window(
     rng: np.random.Generator,
     fs_hz: float,
@@ -346,50 +245,51 @@ def vibration_window(
     ``bearing_orders``: defect orders (default :data:`SKF_6205`). Raises ``ValueError`` for a bad
     argument, including a running speed whose 1x tone is at or above the Nyquist frequency fs/2.
     """
+    n, fs_hz, rpm, t0_s = _checked_window_args(rng, fs_hz, n, rpm, t0_s, fault, severity)
+    orders = resolve_orders(bearing_orders)
+    scale = SEVERITY_SCALE[severity]
+    f1 = rpm / 60.0
+    t = t0_s + np.arange(n) / fs_hz
+    sig = _tones(t, f1, _tone_table(fault, scale), fs_hz)
+    if fault == "looseness":
+        level, dc = (np.asarray(v)[:, None] for v in _looseness_clip(f1, fs_hz, scale))
+        sig = np.minimum(sig, level) - dc
+    elif fault in ("bearing_outer", "bearing_inner"):
+        sig = sig + bearing_signal(fault, orders, t0_s, fs_hz, n, f1, scale)
+    if noise:
+        factor = 1.0 + JITTER_NOISE_GAIN * scale if fault == "jitter" else 1.0
+        sig = sig + rng.normal(size=(3, n)) * (np.asarray(NOISE_SIGMA_G)[:, None] * factor)
+    return sig
+
+
+def _checked_window_args(
+    rng: Any, fs_hz: Any, n: Any, rpm: Any, t0_s: Any, fault: Any, severity: Any
+) -> tuple[int, float, float, float]:
+    """``(n, fs_hz, rpm, t0_s)`` of :func:`vibration_window` checked, or ``ValueError``."""
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_SAMPLES:
         raise ValueError(f"n must be an integer in 1..{MAX_SAMPLES}, got {n!r}")
-    n = int(n)
     for name, v in (("fs_hz", fs_hz), ("rpm", rpm), ("t0_s", t0_s)):
         number = isinstance(v, int | float | np.floating | np.integer) and not isinstance(v, bool)
         if not number or not math.isfinite(v):
             raise ValueError(f"{name} must be a finite number, got {v!r}")
-    fs_hz, rpm, t0_s = float(fs_hz), float(rpm), float(t0_s)
+    fs_hz, rpm = float(fs_hz), float(rpm)
     if not FS_MIN_HZ <= fs_hz <= FS_MAX_HZ:
         raise ValueError(f"fs_hz must be in {FS_MIN_HZ:g}..{FS_MAX_HZ:g} Hz, got {fs_hz:g}")
     if rpm <= 0:
         raise ValueError(f"rpm must be > 0, got {rpm:g}")
-    f1 = rpm / 60.0
-    if f1 >= fs_hz / 2.0:
-        raise ValueError(f"running speed {f1:g} Hz (rpm {rpm:g}) is at or above Nyquist {fs_hz / 2:g} Hz")
+    if rpm / 60.0 >= fs_hz / 2.0:
+        raise ValueError(
+            f"running speed {rpm / 60.0:g} Hz (rpm {rpm:g}) is at or above Nyquist {fs_hz / 2:g} Hz"
+        )
     if fault is not None and fault not in FAULT_KINDS_VIBRATION:
         raise ValueError(
             f"unknown vibration fault {fault!r}; expected one of {', '.join(FAULT_KINDS_VIBRATION)}"
         )
     if severity not in SEVERITY_SCALE:
         raise ValueError(f"unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)}")
-    orders = _resolve_orders(bearing_orders)
-    scale = SEVERITY_SCALE[severity]
-
-    t = t0_s + np.arange(n) / fs_hz
-    table = _tone_table(fault, scale)
-    sig = _tones(t, f1, table, fs_hz)
-    if fault == "looseness":
-        level, dc = (np.asarray(v)[:, None] for v in _looseness_clip(f1, fs_hz, scale))
-        sig = np.minimum(sig, level) - dc
-    elif fault in ("bearing_outer", "bearing_inner"):
-        alpha = BEARING_DAMPING_RATIO * 2.0 * math.pi * bearing_resonance_hz(fs_hz)
-        alpha_ref = BEARING_DAMPING_RATIO * 2.0 * math.pi * BEARING_RESONANCE_MAX_HZ
-        amp = BEARING_IMPULSE_G * scale * math.sqrt(alpha / alpha_ref)
-        rate = (orders.bpfo if fault == "bearing_outer" else orders.bpfi) * f1
-        train = _impulse_train(t0_s, fs_hz, n, rate, amp, f1, modulate=fault == "bearing_inner")
-        sig = sig + np.asarray(BEARING_AXIS_GAIN)[:, None] * train[None, :]
-
-    if noise:
-        factor = 1.0 + JITTER_NOISE_GAIN * scale if fault == "jitter" else 1.0
-        sig = sig + rng.normal(size=(3, n)) * (np.asarray(NOISE_SIGMA_G)[:, None] * factor)
-    return sig
+    return int(n), fs_hz, rpm, float(t0_s)
 
 
 def rms(x: np.ndarray) -> np.ndarray:
