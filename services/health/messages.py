@@ -1,0 +1,159 @@
+"""Pure translations between the contract (:mod:`shared.messages`) and the health core
+(:mod:`shared.health`): model manifests → baselines, assessments → :class:`HealthUpdate`, alarm
+transitions → :class:`AlarmEvent`, refused alarm actions → error codes, and the publish throttle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
+from shared.health.assessor import Assessment
+from shared.messages import (
+    SIGNALS,
+    AlarmEvent,
+    AlarmState,
+    ErrorCode,
+    FeatureVector,
+    HealthUpdate,
+    InsightItem,
+    ModelManifest,
+    Reading,
+)
+
+Baseline = dict[str, dict[str, float]]
+
+#: Alarm state after each kind of transition.
+STATE_AFTER: dict[str, AlarmState] = {
+    "opened": "ACTIVE",
+    "escalated": "ACTIVE",
+    "acknowledged": "ACKNOWLEDGED",
+    "resolved": "RESOLVED",
+}
+#: Statistics of a baseline entry the assessor reads (feature or signal units).
+BASELINE_STATS = ("mean", "std", "min", "max")
+ALARM_SEVERITIES = ("WARNING", "CRITICAL")
+#: At most one health update per asset per this many seconds of data time (unless the risk level
+#: changes or an alarm transition happens): scores of every model arrive for each reading.
+MIN_PUBLISH_INTERVAL_S = 1.0
+#: Slack on the interval (s): data times of consecutive readings are not exactly 1 s apart.
+PUBLISH_SLACK_S = 1e-3
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def baseline_from_manifest(manifest: ModelManifest) -> Baseline:
+    """Per-feature ``{mean, std, min, max}`` of a model's calibration, plus the raw-signal baseline
+    (``voltage_v``, ``current_a``, ``power_factor``, ``vibration_g``; absent statistics left out)."""
+    out: Baseline = {}
+    if manifest.baseline is not None:
+        for f in manifest.baseline.features:
+            out[f.name] = {k: float(getattr(f, k)) for k in BASELINE_STATS}
+    for name, stat in manifest.signal_baseline.items():
+        values = {k: getattr(stat, k) for k in BASELINE_STATS}
+        out[name] = {k: float(v) for k, v in values.items() if v is not None}
+    return out
+
+
+def merged_baseline(parts: dict[str, Baseline] | None) -> Baseline | None:
+    """One baseline from every model's (later models win on a shared name); None when none."""
+    if not parts:
+        return None
+    merged: Baseline = {}
+    for b in parts.values():
+        merged.update(b)
+    return merged
+
+
+def feature_values(fv: FeatureVector) -> dict[str, float]:
+    """A feature vector's model features and extras by name."""
+    return dict(zip(fv.names, fv.values, strict=True)) | fv.extras
+
+
+def reading_signals(r: Reading) -> dict[str, float]:
+    """The four raw signals of a reading by name (:data:`shared.messages.SIGNALS`)."""
+    return {k: float(getattr(r, k)) for k in SIGNALS}
+
+
+def previous_state(t: AlarmTransition) -> AlarmState | None:
+    """The alarm's state before an acknowledge (ACTIVE) or a resolve (ACKNOWLEDGED when it had been
+    acknowledged, else ACTIVE); None for opened and escalated."""
+    if t.kind == "acknowledged":
+        return "ACTIVE"
+    if t.kind == "resolved":
+        return "ACKNOWLEDGED" if t.alarm.get("acknowledged_at") is not None else "ACTIVE"
+    return None
+
+
+def to_alarm_message(asset_id: str, t: AlarmTransition) -> AlarmEvent:
+    a = t.alarm
+    severity = a.get("severity", "WARNING")
+    return AlarmEvent(
+        alarm_id=a["alarm_id"],
+        asset_id=asset_id,
+        state=STATE_AFTER[t.kind],
+        previous=previous_state(t),
+        source=a.get("source", ""),
+        severity=severity if severity in ALARM_SEVERITIES else "WARNING",
+        reason=a.get("reason", ""),
+        opened_at=_utc(a["opened_at"]),
+        ts=_utc(t.ts),
+        who=t.who,
+        note=t.note or None,
+        action_code=t.action_code,  # type: ignore[arg-type]  # checked against ACTION_CODES
+        auto_cleared=t.auto_cleared,
+    )
+
+
+def to_health_message(asset_id: str, a: Assessment) -> HealthUpdate | None:
+    """The retained health of an assessment; None while the health is unknown."""
+    if a.health_score is None or a.risk_level is None or a.grade is None:
+        return None
+    return HealthUpdate(
+        asset_id=asset_id,
+        ts=_utc(a.ts),
+        health_score=round(float(a.health_score), 2),
+        risk_level=a.risk_level,  # type: ignore[arg-type]
+        grade=a.grade,  # type: ignore[arg-type]
+        degradation_index=float(a.degradation_index),
+        maintenance_window_days=float(a.maintenance_window_days or 0.0),
+        maintenance_reason=a.maintenance_explanation,
+        iso_zone=a.iso.zone if a.iso else None,
+        velocity_rms_mm_s=a.iso.velocity_mm_s if a.iso else None,
+        insights=[
+            InsightItem(text=i.text, severity=i.severity.lower(), signal=i.signal, value=i.value)  # type: ignore[arg-type]
+            for i in a.insights
+        ],
+        model_ratios={m: float(v["ratio"]) for m, v in a.models.items() if "ratio" in v},
+        active_alarms=len(a.open_alarms),
+    )
+
+
+def error_code(exc: Exception) -> ErrorCode:
+    """``not_found`` (no such alarm), ``conflict`` (the alarm's state forbids it), else ``invalid``."""
+    if isinstance(exc, AlarmNotFound):
+        return "not_found"
+    if isinstance(exc, AlarmConflict):
+        return "conflict"
+    return "invalid"
+
+
+@dataclass
+class PublishThrottle:
+    """Whether an assessment's health is due for publishing (data time, per asset)."""
+
+    min_interval_s: float = MIN_PUBLISH_INTERVAL_S
+    _last: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+
+    def due(self, asset: str, ts: float, risk: str | None) -> bool:
+        """``min_interval_s`` of data time since the last publish, or a different risk level."""
+        last_ts, last_risk = self._last.get(asset, (float("-inf"), None))
+        return ts - last_ts >= self.min_interval_s - PUBLISH_SLACK_S or risk != last_risk
+
+    def published(self, asset: str, ts: float, risk: str | None) -> None:
+        self._last[asset] = (ts, risk)
+
+    def forget(self, asset: str) -> None:
+        self._last.pop(asset, None)
