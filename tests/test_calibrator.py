@@ -229,9 +229,10 @@ async def test_purge_deletes_models_data_and_config_and_clears_retained(
     assert list(configs.config_dir(tmp_path).glob("*.json")) == []
     for t in (topics.asset_config("m1"), topics.asset_config("cfg-only"), topics.health("m1")):
         assert t not in bus.retained
-    assert (state_of(bus, "m1").state, state_of(bus, "m1").reason) == (
+    assert (state_of(bus, "m1").state, state_of(bus, "m1").reason, state_of(bus, "m1").purged) == (
         "IDLE",
         "purged: stored data, models and baselines deleted",
+        True,
     )
 
 
@@ -240,6 +241,17 @@ async def test_purge_failure_is_answered(tmp_path: Path) -> None:
     cmd = AssetCommand(correlation_id="r1", reply_to=topics.reply("t", "r1"), asset_id="..")
     reply = PurgeReply.model_validate_json(await ask(svc, MemoryBus(), "purge", cmd))
     assert (reply.status, reply.code) == ("failed", "invalid") and "invalid asset id" in reply.message
+
+
+async def test_reload_of_a_corrupt_manifest_is_answered_internal(
+    tmp_path: Path, forest: tuple[Any, bytes]
+) -> None:
+    svc, _ = calibrator(tmp_path)
+    v = save_version(tmp_path / "models", "m1", forest)
+    (tmp_path / "models" / "m1" / v / "manifest.json").write_text("{broken")
+    cmd = AssetCommand(correlation_id="r1", reply_to=topics.reply("t", "r1"), asset_id="m1")
+    reply = ReloadReply.model_validate_json(await ask(svc, MemoryBus(), "reload", cmd))
+    assert (reply.status, reply.code) == ("failed", "internal") and "not valid JSON" in reply.message
 
 
 async def test_reload_reannounces_and_calibrates_idle_assets(

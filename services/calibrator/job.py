@@ -15,7 +15,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -176,11 +176,13 @@ class _Run:
         log.info("calibration_progress", asset_id=self.req.asset_id, step=text)
         asyncio.run_coroutine_threadsafe(self.state("CALIBRATING", text), self.loop)
 
-    async def reply(self, status: str, points: int, message: str, **fields: Any) -> None:
+    async def reply(
+        self, status: Literal["completed", "failed"], points: int, message: str, **fields: Any
+    ) -> None:
         r = CalibrationReply(
             correlation_id=self.req.correlation_id,
             asset_id=self.req.asset_id,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             data_points_collected=points,
             message=message,
             **fields,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -55,12 +54,21 @@ class AssetStates:
             self.states[asset] = state
 
     def change(
-        self, asset: str, state: AssetState, reason: str, models: dict[str, str] | None = None
+        self,
+        asset: str,
+        state: AssetState,
+        reason: str,
+        models: dict[str, str] | None = None,
+        *,
+        purged: bool = False,
     ) -> Publish:
-        """Record ``state`` and return its retained :class:`StateChange` publish."""
+        """Record ``state`` and return its retained :class:`StateChange` publish (``purged``: the IDLE
+        state a purge leaves, the explicit signal for subscribers to drop what they keep)."""
         previous = self.get(asset)
         self.states[asset] = state
-        msg = StateChange(asset_id=asset, state=state, previous=previous, reason=reason, models=models or {})
+        msg = StateChange(
+            asset_id=asset, state=state, previous=previous, reason=reason, models=models or {}, purged=purged
+        )
         return Publish(topics.state(asset), msg, retain=True)
 
 
@@ -153,10 +161,9 @@ async def purge(
     for asset in assets:
         models = await asyncio.to_thread(registry.delete_asset, model_dir, asset)
         await asyncio.to_thread(store.delete_asset, asset)
-        with contextlib.suppress(ValueError):  # an asset id that is no file name has no config file
-            await asyncio.to_thread(configs.delete_config, config_dir, asset)
+        await asyncio.to_thread(configs.delete_config, config_dir, asset)
         out += _cleared(asset)
-        out.append(states.change(asset, "IDLE", PURGED_REASON))
+        out.append(states.change(asset, "IDLE", PURGED_REASON, purged=True))
         deleted[asset] = PurgeDetail(models_deleted=bool(models), data_deleted=True)
     log.info("purged", assets=assets)
     return Purged(assets, deleted, out)

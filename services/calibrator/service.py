@@ -24,13 +24,14 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared import topics
 from shared.bus import Bus, Incoming
+from shared.learning import registry
 from shared.learning.calibration import CalibrationConfig
 from shared.messages import (
     AssetCommand,
@@ -41,6 +42,7 @@ from shared.messages import (
     ErrorCode,
     PurgeReply,
     ReloadReply,
+    Reply,
     StateChange,
 )
 from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
@@ -49,7 +51,7 @@ from shared.store import Store, open_store
 
 from . import configs, lifecycle
 from .job import Calibration, default_config, run_calibration
-from .startup import SYNC_TIMEOUT_S, RetainedSync, sync_marker
+from .startup import SYNC_TIMEOUT_S, RetainedSync, parse_sync_marker
 
 log = structlog.get_logger()
 
@@ -75,17 +77,20 @@ class _ReplyAddress(BaseModel):
 
 
 def _config_errors(exc: ValidationError) -> str:
-    """``field: problem`` per error (fields relative to the configuration), rule violations as stated."""
+    """``field: problem`` per error, fields relative to the configuration; a violated rule of the whole
+    configuration (e.g. bearing geometry) in its own words."""
     parts = []
     for e in exc.errors()[:5]:
         loc = ".".join(str(p) for p in e["loc"][1:])
-        error = (e.get("ctx") or {}).get("error")
-        text = str(error) if e["type"] == "value_error" and error is not None else e["msg"]
-        parts.append(f"{loc or 'config'}: {text}" if loc or error is None else text)
+        rule = (e.get("ctx") or {}).get("error") if e["type"] == "value_error" else None
+        if rule is not None and not loc:
+            parts.append(str(rule))
+        else:
+            parts.append(f"{loc or 'config'}: {rule if rule is not None else e['msg']}")
     return "; ".join(parts)
 
 
-def config_request(msg: Incoming) -> ConfigRequest | InvalidConfig:
+def parse_config_request(msg: Incoming) -> ConfigRequest | InvalidConfig:
     """Route parser for ``cmd/config``: a :class:`ConfigRequest`, or :class:`InvalidConfig` when only the
     configuration is at fault (a broken envelope raises: dead letter, nobody to answer)."""
     try:
@@ -97,9 +102,15 @@ def config_request(msg: Incoming) -> ConfigRequest | InvalidConfig:
         return InvalidConfig(address.correlation_id, address.reply_to, _config_errors(exc))
 
 
-def error_code(exc: Exception) -> ErrorCode:
-    """``invalid`` for a refused value (e.g. an asset id that is no safe path), else ``internal``."""
-    return "invalid" if isinstance(exc, ValueError) else "internal"
+def unsafe_asset(req: AssetCommand) -> str | None:
+    """Why the command's asset id cannot name registry files (``.``, ``..``); ``None`` when it can."""
+    if req.asset_id is None:
+        return None
+    try:
+        registry.check_asset_id(req.asset_id)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +170,8 @@ class CalibratorHandlers:
 
     async def on_purge(self, d: Delivery[AssetCommand]) -> Outbox:
         req = d.message
+        if refused := unsafe_asset(req):
+            return [Publish(req.reply_to, _failed(PurgeReply, req.correlation_id, "invalid", refused))]
         try:
             async with self.config_lock:
                 done = await lifecycle.purge(
@@ -170,7 +183,7 @@ class CalibratorHandlers:
                 )
         except Exception as exc:
             log.exception("purge_failed", asset_id=req.asset_id)
-            return [Publish(req.reply_to, _failed(PurgeReply, req.correlation_id, exc))]
+            return [Publish(req.reply_to, _failed(PurgeReply, req.correlation_id, "internal", str(exc)))]
         reply = PurgeReply(
             correlation_id=req.correlation_id,
             status="ok",
@@ -182,11 +195,13 @@ class CalibratorHandlers:
 
     async def on_reload(self, d: Delivery[AssetCommand]) -> Outbox:
         req = d.message
+        if refused := unsafe_asset(req):
+            return [Publish(req.reply_to, _failed(ReloadReply, req.correlation_id, "invalid", refused))]
         try:
             pubs, versions = await lifecycle.reload(self.cal.model_dir, self.cal.states, req.asset_id)
         except Exception as exc:
             log.exception("reload_failed", asset_id=req.asset_id)
-            return [Publish(req.reply_to, _failed(ReloadReply, req.correlation_id, exc))]
+            return [Publish(req.reply_to, _failed(ReloadReply, req.correlation_id, "internal", str(exc)))]
         reply = ReloadReply(
             correlation_id=req.correlation_id,
             status="ok",
@@ -208,7 +223,7 @@ class CalibratorHandlers:
                 await asyncio.to_thread(configs.save_config, self.config_dir, cfg)
         except Exception as exc:
             log.exception("config_save_failed", asset_id=cfg.asset_id)
-            return [Publish(req.reply_to, _failed(ConfigReply, req.correlation_id, exc))]
+            return [Publish(req.reply_to, _failed(ConfigReply, req.correlation_id, "internal", str(exc)))]
         log.info("config_saved", asset_id=cfg.asset_id)
         ok = ConfigReply(
             correlation_id=req.correlation_id,
@@ -268,13 +283,17 @@ class CalibratorHandlers:
             Route(topics.command("calibrate"), CalibrationRequest, self.on_calibrate),
             Route(topics.command("purge"), AssetCommand, self.on_purge),
             Route(topics.command("reload"), AssetCommand, self.on_reload),
-            Route(topics.command("config"), config_request, self.on_config),
-            Route(self.sync.filter, sync_marker, self.sync.on_marker),
+            Route(topics.command("config"), parse_config_request, self.on_config),
+            Route(self.sync.filter, parse_sync_marker, self.sync.on_marker),
         ]
 
 
-def _failed(cls: type[Any], correlation_id: str, exc: Exception) -> Any:
-    return cls(correlation_id=correlation_id, status="failed", code=error_code(exc), message=str(exc))
+R = TypeVar("R", bound=Reply)
+
+
+def _failed(cls: type[R], correlation_id: str, code: ErrorCode, message: str) -> R:
+    """A failed reply of type ``cls``."""
+    return cls(correlation_id=correlation_id, status="failed", code=code, message=message)
 
 
 def build(

@@ -25,7 +25,7 @@ log = structlog.get_logger()
 SYNC_TIMEOUT_S = 10.0
 
 
-def sync_marker(msg: Incoming) -> str:
+def parse_sync_marker(msg: Incoming) -> str:
     """Route parser for ``sync/<service>/+``: the marker's token (its topic's last segment)."""
     return msg.topic.rsplit("/", 1)[-1]
 
