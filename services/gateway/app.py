@@ -1,11 +1,11 @@
 """The gateway's FastAPI application: :func:`create_app` wires routers, error handlers, the request
-body limit and the lifespan (store + background bus loop)."""
+body limit and the lifespan (store + the bus side, :func:`~services.gateway.view.bus_side`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
@@ -14,12 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway import configs
 from services.gateway.deps import GatewayContext
 from services.gateway.routers import (
     alarms,
     assets,
     calibration,
+    dashboard,
     data,
     logs,
     models,
@@ -28,15 +28,28 @@ from services.gateway.routers import (
     system,
 )
 from services.gateway.stream import StreamHub
-from services.gateway.view import BusView
-from shared.bus import ServeState, serve
+from services.gateway.view import BusView, bus_side
+from shared.bus import MemoryBus
+from shared.service import Service, run_service, serve_memory
 from shared.settings import Settings
 from shared.store import StoreError, StoreUnavailable, open_store
 
-SERVICE = "gateway"
 API_PREFIX = "/api/v1"
 
 log = structlog.get_logger()
+
+#: Routers under :data:`API_PREFIX` (``/healthz`` and the dashboard are at the root).
+API_ROUTERS = (
+    data.router,
+    assets.router,
+    monitoring.router,
+    calibration.router,
+    alarms.router,
+    logs.router,
+    models.router,
+    system.api_router,
+    stream.router,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,24 +144,36 @@ async def _cancel(task: asyncio.Task[None], grace_s: float = 3.0) -> None:
         await asyncio.wait([task], timeout=grace_s)
     if not task.cancelled() and task.exception() is not None:
         log.error("bus_loop_failed", error=repr(task.exception()))
-def create_app(settings: Settings, *, view: BusView | None = None) -> FastAPI:
-    """The gateway app. The lifespan opens the store and runs the bus loop in the background; HTTP
-    handlers publish through it and answer from the store and the in-memory :class:`BusView`."""
+
+
+async def _start_bus_side(service: Service, settings: Settings, bus: MemoryBus | None) -> asyncio.Task[None]:
+    """Run ``service`` in the background: on ``bus`` when given (ready on return), else on the broker
+    (reconnecting; HTTP handlers answer 503 until it is connected)."""
+    if bus is None:
+        return asyncio.create_task(run_service(service, settings), name="gateway-bus")
+    task = asyncio.create_task(
+        serve_memory(service, bus, max_payload_bytes=settings.max_payload_bytes), name="gateway-bus"
+    )
+    await service.serve_state.ready.wait()
+    return task
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _running(settings: Settings, bus: MemoryBus | None) -> Lifespan:
+    """Lifespan that opens the store and runs the bus side (:func:`bus_side`) in the background."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings)
-        bus_view = view or BusView(hub=StreamHub(settings.sse_queue_size))
-        state = ServeState()
-        republish = configs.republish_task(configs.config_dir(settings.data_dir))
-        task = asyncio.create_task(
-            serve(
-                SERVICE, settings, bus_view.subscriptions(), bus_view.handle, state=state, tasks=[republish]
-            ),
-            name="gateway-bus",
+        view = BusView(hub=StreamHub(settings.sse_queue_size))
+        service = bus_side(view)
+        task = await _start_bus_side(service, settings, bus)
+        app.state.ctx = GatewayContext(
+            settings=settings, store=store, view=view, serve_state=service.serve_state
         )
-        app.state.ctx = GatewayContext(settings=settings, store=store, view=bus_view, serve_state=state)
-        log.info("gateway_started", requester=bus_view.requester)
+        log.info("gateway_started", requester=view.requester, in_memory=bus is not None)
         try:
             yield
         finally:
@@ -156,6 +181,32 @@ def create_app(settings: Settings, *, view: BusView | None = None) -> FastAPI:
             await _cancel(task)
             store.close()
 
+    return lifespan
+
+
+def _attached(context: GatewayContext) -> Lifespan:
+    """Lifespan for an app whose store and bus side are run by its owner (:mod:`services.gateway.service`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ctx = context
+        try:
+            yield
+        finally:
+            app.state.ctx = None
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings, *, bus: MemoryBus | None = None, context: GatewayContext | None = None
+) -> FastAPI:
+    """The gateway app. By default its lifespan opens the store and runs the gateway's bus side
+    (:func:`~services.gateway.view.bus_side`) in the background: on the broker or, given ``bus``, on that
+    in-memory bus. Given ``context``, the app serves it and starts nothing (``python -m
+    services.gateway``: the service runner runs the bus side). HTTP handlers publish through the bus
+    side and answer from the store and the :class:`BusView`."""
+    lifespan = _attached(context) if context is not None else _running(settings, bus)
     app = FastAPI(
         title="Rotorwatch gateway",
         version="1",
@@ -170,37 +221,12 @@ def create_app(settings: Settings, *, view: BusView | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(StoreError, _store_error)
-    for r in (
-        data.router,
-        assets.router,
-        monitoring.router,
-        calibration.router,
-        alarms.router,
-        logs.router,
-        models.router,
-        system.api_router,
-        stream.router,
-    ):
+    for r in API_ROUTERS:
         app.include_router(r, prefix=API_PREFIX)
     app.include_router(system.router)
-    _include_dashboard(app)
-    return app
-
-
-def _include_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard (``/`` and ``/static``) when its router and files are present; the API works
-    without it."""
+    app.include_router(dashboard.router)
     try:
-        from services.gateway.routers import dashboard
-    except ImportError as exc:
-        log.warning("dashboard_unavailable", error=str(exc))
-        return
-    router = getattr(dashboard, "router", None)
-    if router is not None:
-        app.include_router(router)
-    mount = getattr(dashboard, "mount_static", None)
-    if mount is not None:
-        try:
-            mount(app)
-        except RuntimeError as exc:  # static files missing
-            log.warning("dashboard_static_unavailable", error=str(exc))
+        dashboard.mount_static(app)
+    except RuntimeError as exc:  # static files missing: the API works without the dashboard
+        log.warning("dashboard_static_unavailable", error=str(exc))
+    return app

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the gateway's settings, store, bus view and (connected) bus."""
+"""The request context (settings, store, bus view, bus) and its FastAPI dependency :data:`ContextDep`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import aiomqtt
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
-from services.gateway.view import BusView, ReplyCheck
+from services.gateway.requests import ReplyCheck
+from services.gateway.view import BusView
 from shared.bus import Bus, ServeState
 from shared.settings import Settings
 from shared.store import Store
@@ -59,12 +60,12 @@ class GatewayContext:
         responder: str,
         accept: ReplyCheck | None = None,
     ) -> dict[str, Any]:
-        """Request/reply over the bus (:meth:`BusView.request`), with HTTP errors: 503 when the broker
+        """Request/reply over the bus (:meth:`Requests.request`), with HTTP errors: 503 when the broker
         is not connected or the publish fails, 504 when ``responder`` sends no (accepted) reply within
         ``timeout`` s."""
         bus = self.bus()
         try:
-            return await self.view.request(bus, topic, payload, timeout, accept=accept)
+            return await self.view.requests.request(bus, topic, payload, timeout, accept=accept)
         except TimeoutError:
             reason = f"no reply from the {responder} within {timeout:g} s (is the {responder} running?)"
             raise HTTPException(504, reason) from None
@@ -79,19 +80,4 @@ def get_context(request: Request) -> GatewayContext:
     return ctx  # type: ignore[no-any-return]
 
 
-def get_settings(ctx: Annotated[GatewayContext, Depends(get_context)]) -> Settings:
-    return ctx.settings
-
-
-def get_store(ctx: Annotated[GatewayContext, Depends(get_context)]) -> Store:
-    return ctx.store
-
-
-def get_view(ctx: Annotated[GatewayContext, Depends(get_context)]) -> BusView:
-    return ctx.view
-
-
 ContextDep = Annotated[GatewayContext, Depends(get_context)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[Store, Depends(get_store)]
-ViewDep = Annotated[BusView, Depends(get_view)]

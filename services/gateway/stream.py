@@ -36,6 +36,8 @@ class StreamClient:
     asset_id: str | None = None
     dropped: int = 0
     delivered: int = 0
+    #: Set by :meth:`StreamHub.close` (server shutdown): the stream ends.
+    closed: bool = False
     _queue: deque[tuple[str, str]] = field(init=False)
     _ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
@@ -56,9 +58,14 @@ class StreamClient:
     def pending(self) -> int:
         return len(self._queue)
 
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
     async def next_batch(self, timeout: float) -> list[tuple[str, str]]:
-        """Every queued event (oldest first), waiting up to ``timeout`` s for one; [] on timeout."""
-        if not self._queue:
+        """Every queued event (oldest first), waiting up to ``timeout`` s for one; [] on timeout or
+        when the client is closed."""
+        if not self._queue and not self.closed:
             self._ready.clear()
             try:
                 async with asyncio.timeout(timeout):
@@ -80,6 +87,7 @@ class StreamHub:
         self.queue_size = queue_size
         self._clients: set[StreamClient] = set()
         self.published = 0
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -90,7 +98,15 @@ class StreamHub:
     def connect(self, asset_id: str | None = None) -> StreamClient:
         c = StreamClient(self.queue_size, asset_id)
         self._clients.add(c)
+        if self._closed:
+            c.close()
         return c
+
+    def close(self) -> None:
+        """End every stream, now and for clients connecting later (the server is shutting down)."""
+        self._closed = True
+        for c in self._clients:
+            c.close()
 
     def disconnect(self, client: StreamClient) -> None:
         self._clients.discard(client)
@@ -113,7 +129,8 @@ async def sse_frames(
     client: StreamClient, heartbeat_s: float, initial: list[tuple[str, str]] | None = None
 ) -> AsyncIterator[str]:
     """SSE text for one client: ``retry`` hint, ``initial`` events, then queued events batched per
-    wake-up; a comment ``: heartbeat dropped=<n>`` after ``heartbeat_s`` s without events."""
+    wake-up; a comment ``: heartbeat dropped=<n>`` after ``heartbeat_s`` s without events. Ends once
+    the client is closed and its queue sent (the browser reconnects after the ``retry`` hint)."""
     yield "retry: 3000\n\n"
     if initial:
         yield "".join(sse_event(e, d) for e, d in initial)
@@ -121,5 +138,7 @@ async def sse_frames(
         batch = await client.next_batch(heartbeat_s)
         if batch:
             yield "".join(sse_event(e, d) for e, d in batch)
+        elif client.closed:
+            return
         else:
             yield f": heartbeat dropped={client.dropped}\n\n"
