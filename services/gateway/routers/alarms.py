@@ -4,17 +4,23 @@ health service (``cmd/alarm_action``)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.gateway.commands import command
-from services.gateway.deps import ContextDep
+from services.gateway.commands import command, raise_failed
+from services.gateway.deps import ContextDep, GatewayContext
 from shared import records
-from shared.messages import ActionCode, AlarmActionRequest, AlarmEvent, AlarmState
+from shared.messages import (
+    ActionCode,
+    AlarmActionReply,
+    AlarmActionRequest,
+    AlarmEvent,
+    AlarmState,
+)
 from shared.store import Store
 from shared.topics import ASSET_ID_PATTERN
 
@@ -25,6 +31,7 @@ ALARM_ID_PATTERN = r"^[0-9a-f]{32}$"
 AlarmIdPath = Annotated[str, PathParam(pattern=ALARM_ID_PATTERN, description="Alarm id (32 hex digits)")]
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 RESPONDER = "health service"
+AlarmAction = Literal["ack", "resolve"]
 
 
 class AckBody(BaseModel):
@@ -49,6 +56,7 @@ _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown alarm id"},
     409: {"description": "Invalid transition (e.g. resolving a resolved alarm)"},
     422: {"description": "Invalid alarm id or body"},
+    500: {"description": "The health service failed (see its logs)"},
     502: {"description": "Malformed reply from the health service"},
     503: {"description": "MQTT broker not connected"},
     504: {"description": "No reply within COMMAND_TIMEOUT_S"},
@@ -83,26 +91,23 @@ async def list_alarms(
     return AlarmList(count=len(latest), alarms=latest)
 
 
-async def _alarm_action(ctx: ContextDep, alarm_id: str, action: str, body: AckBody) -> AlarmEvent:
-    cid, reply_to = ctx.view.new_correlation()
+async def _alarm_action(ctx: GatewayContext, alarm_id: str, action: AlarmAction, body: AckBody) -> AlarmEvent:
+    """``cmd/alarm_action`` to the health service; its failure code gives the HTTP status."""
+    cid, reply_to = ctx.view.requests.new_correlation()
     req = AlarmActionRequest(
         correlation_id=cid,
         reply_to=reply_to,
         alarm_id=alarm_id,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         who=body.who,
         note=body.note,
-        action_code=getattr(body, "action_code", None),
+        action_code=body.action_code if isinstance(body, ResolveBody) else None,
     )
-    reply = await command(ctx, "alarm_action", req, responder=RESPONDER)
-    if reply.status != "ok":
-        msg = reply.message or f"{action} of alarm {alarm_id} failed"
-        raise HTTPException(404 if msg.startswith("unknown alarm") else 409, msg)
-    try:
-        return AlarmEvent.model_validate(reply.data)
-    except ValidationError as exc:
-        reason = f"malformed alarm event from the {RESPONDER}: {exc.errors()[0]['msg']}"
-        raise HTTPException(502, reason) from None
+    reply = await command(ctx, "alarm_action", req, AlarmActionReply, responder=RESPONDER)
+    raise_failed(reply, f"{action} of alarm {alarm_id}")
+    if reply.alarm is None:
+        raise HTTPException(502, f"malformed reply from the {RESPONDER}: alarm: missing")
+    return reply.alarm
 
 
 @router.post("/{alarm_id}/ack", response_model=AlarmEvent, responses=_ACTION_RESPONSES)

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.commands import command, http_status
 from services.gateway.deps import ContextDep
-from shared import topics
 from shared.messages import AssetId, CalibrationReply, CalibrationRequest
 
 router = APIRouter(prefix="/calibration", tags=["calibration"])
@@ -38,7 +38,8 @@ class CalibrationResult(BaseModel):
 
 
 class CalibrationError(BaseModel):
-    """A failed (400) or rejected (409) calibration; ``detail`` is the calibrator's reason."""
+    """A failed or rejected calibration (HTTP status from its error code: 400 for insufficient data or a
+    failed validation, 409 when busy, 422 invalid, 500 internal); ``detail`` is the calibrator's reason."""
 
     detail: str
     status: Literal["failed", "rejected"]
@@ -50,6 +51,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": CalibrationError, "description": "Calibration failed (e.g. insufficient data)"},
     409: {"model": CalibrationError, "description": "Rejected (e.g. the asset is already calibrating)"},
     422: {"description": "Invalid asset id or look-back"},
+    500: {"model": CalibrationError, "description": "The calibrator failed (see its logs)"},
     502: {"description": "The calibrator sent a malformed reply"},
     503: {"description": "MQTT broker not connected"},
     504: {"description": "No final reply within CALIBRATION_TIMEOUT_S"},
@@ -61,25 +63,27 @@ def _final(reply: dict[str, Any]) -> bool:
     return reply.get("status") != "accepted"
 
 
+#: HTTP status of a failed / rejected calibration whose reply names no error code.
+_UNCODED = {"failed": 400, "rejected": 409}
+
+
 @router.post("/start", response_model=CalibrationResult, responses=_RESPONSES)
 async def start_calibration(body: CalibrationStart, ctx: ContextDep) -> CalibrationResult | JSONResponse:
     """Calibrate one asset on its last ``lookback_minutes`` of data; answers when the calibrator is done
     (progress meanwhile: ``GET /monitoring/status``, state CALIBRATING with the step in ``reason``)."""
-    cid, reply_to = ctx.view.new_correlation()
+    cid, reply_to = ctx.view.requests.new_correlation()
     req = CalibrationRequest(
         correlation_id=cid, reply_to=reply_to, asset_id=body.asset_id, lookback_minutes=body.lookback_minutes
     )
-    raw = await ctx.request(
-        topics.command("calibrate"),
+    reply = await command(
+        ctx,
+        "calibrate",
         req,
-        ctx.settings.calibration_timeout_s,
+        CalibrationReply,
         responder="calibrator",
+        timeout=ctx.settings.calibration_timeout_s,
         accept=_final,
     )
-    try:
-        reply = CalibrationReply.model_validate(raw)
-    except ValidationError as exc:
-        return JSONResponse({"detail": f"malformed reply from the calibrator: {exc.errors()[0]['msg']}"}, 502)
     if reply.status == "completed":
         return CalibrationResult(
             status="completed",
@@ -88,10 +92,11 @@ async def start_calibration(body: CalibrationStart, ctx: ContextDep) -> Calibrat
             message=reply.message,
             models=reply.models,
         )
+    status = "rejected" if reply.status == "rejected" else "failed"
     error = CalibrationError(
-        detail=reply.message or f"calibration {reply.status}",
-        status=reply.status,  # type: ignore[arg-type]
+        detail=reply.message or f"calibration {status}",
+        status=status,
         asset_id=reply.asset_id,
         data_points_collected=reply.data_points_collected,
     )
-    return JSONResponse(error.model_dump(), status_code=400 if reply.status == "failed" else 409)
+    return JSONResponse(error.model_dump(), status_code=http_status(reply.code, _UNCODED[status]))

@@ -6,20 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.gateway.commands import COMMAND_RESPONSES, CommandResult, asset_command
+from services.gateway.commands import COMMAND_RESPONSES, CommandResult, ReloadData, asset_command
 from services.gateway.deps import ContextDep
+from shared.messages import ReloadReply
 from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 
-@router.post("/reload", response_model=CommandResult, responses=COMMAND_RESPONSES)
+@router.post("/reload", response_model=CommandResult[ReloadData], responses=COMMAND_RESPONSES)
 async def reload_models(
     ctx: ContextDep,
     asset_id: Annotated[
         str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset (default: every asset)")
     ] = None,
-) -> CommandResult:
+) -> CommandResult[ReloadData]:
     """Ask the calibrator to re-read the latest model version(s) from disk and re-announce them
     (``cmd/reload``), e.g. after editing a manifest's threshold by hand."""
-    return await asset_command(ctx, "reload", asset_id, responder="calibrator")
+    return await asset_command(ctx, "reload", asset_id, ReloadReply, ReloadData)

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.gateway.commands import COMMAND_RESPONSES, CommandResult, asset_command
+from services.gateway.commands import COMMAND_RESPONSES, CommandResult, PurgeData, asset_command
 from services.gateway.deps import ContextDep
+from shared.messages import PurgeReply
 from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(tags=["system"])
@@ -44,13 +45,13 @@ async def healthz(ctx: ContextDep) -> Health | JSONResponse:
     return JSONResponse(body.model_dump(), status_code=503)
 
 
-@api_router.post("/purge", response_model=CommandResult, responses=COMMAND_RESPONSES)
+@api_router.post("/purge", response_model=CommandResult[PurgeData], responses=COMMAND_RESPONSES)
 async def purge(
     ctx: ContextDep,
     asset_id: Annotated[
         str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset (default: every asset)")
     ] = None,
-) -> CommandResult:
+) -> CommandResult[PurgeData]:
     """Delete stored data and models of one asset, or of every asset (``cmd/purge``, handled by the
     calibrator); answers with what the calibrator reports it deleted."""
-    return await asset_command(ctx, "purge", asset_id, responder="calibrator")
+    return await asset_command(ctx, "purge", asset_id, PurgeReply, PurgeData)
