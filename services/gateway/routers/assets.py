@@ -1,24 +1,25 @@
 """``/assets``: known assets, their stored readings, scores and health history, and their configuration
-(persisted by the gateway and published retained on ``config/<asset>``)."""
+(owned by the calibrator: written with ``cmd/config``, read from the retained ``config/<asset>``)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from services.gateway import configs
+from services.gateway.commands import command, raise_failed
 from services.gateway.deps import ContextDep, GatewayContext
-from shared import records, topics
+from shared import records
 from shared.messages import (
     AssetConfig,
     AssetState,
-    BearingGeometry,
+    ConfigReply,
+    ConfigRequest,
     HealthUpdate,
     ModelKind,
     Reading,
@@ -30,7 +31,6 @@ from shared.store import Point
 from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(prefix="/assets", tags=["assets"])
-log = structlog.get_logger()
 
 MAX_MINUTES = 43_200  # 30 days
 DEFAULT_LIMIT = 10_000
@@ -210,80 +210,56 @@ async def get_health_history(
 # ---------------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------------
-class AssetConfigIn(BaseModel):
-    """:class:`AssetConfig` without ``asset_id`` (the path's) and ``updated_at`` (set on write)."""
+#: Fields of :class:`AssetConfig` the server sets: the asset id (the path's) and the time of the change.
+SERVER_FIELDS = ("asset_id", "updated_at")
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    name: str = Field(default="", max_length=200)
-    type: Literal["motor", "pump", "fan", "compressor", "gearbox", "other"] = "motor"
-    rpm: float | None = Field(default=None, gt=0, le=120_000, description="Running speed, rev/min")
-    iso_group: Literal[1, 2] = Field(default=2, description="ISO 20816-3 group: 1 large, 2 medium")
-    foundation: Literal["rigid", "flexible"] = "rigid"
-    bearing: BearingGeometry | None = None
-
-    @model_validator(mode="after")
-    def _bearing_consistent(self) -> AssetConfigIn:
-        b = self.bearing
-        if b is None:
-            return self
-        geometry = {
-            "n_balls": b.n_balls,
-            "ball_diameter_mm": b.ball_diameter_mm,
-            "pitch_diameter_mm": b.pitch_diameter_mm,
-        }
-        given = [k for k, v in geometry.items() if v is not None]
-        orders = [b.bpfo_order, b.bpfi_order, b.bsf_order, b.ftf_order]
-        if given and len(given) < len(geometry):
-            missing = [k for k in geometry if k not in given]
-            raise ValueError(
-                f"bearing geometry is incomplete: {', '.join(given)} given but {', '.join(missing)} missing "
-                "(give n_balls, ball_diameter_mm and pitch_diameter_mm together)"
-            )
-        if given:
-            assert b.ball_diameter_mm is not None and b.pitch_diameter_mm is not None
-            if b.pitch_diameter_mm <= b.ball_diameter_mm:
-                raise ValueError(
-                    f"bearing pitch_diameter_mm ({b.pitch_diameter_mm:g}) must be greater than "
-                    f"ball_diameter_mm ({b.ball_diameter_mm:g})"
-                )
-        elif all(o is None for o in orders):
-            raise ValueError(
-                "bearing needs its geometry (n_balls, ball_diameter_mm, pitch_diameter_mm) "
-                "or at least one defect order (bpfo_order, bpfi_order, bsf_order, ftf_order)"
-            )
-        return self
-
+#: The request body of ``PUT /assets/{id}/config``: :class:`AssetConfig` without :data:`SERVER_FIELDS`.
+AssetConfigIn = create_model(
+    "AssetConfigIn",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __doc__="An asset's configuration as a client sends it (the asset id is the path's).",
+    **{n: (f.annotation, f) for n, f in AssetConfig.model_fields.items() if n not in SERVER_FIELDS},  # type: ignore[call-overload]
+)
 
 _CONFIG_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "No configuration for this asset"},
     422: {"description": "Invalid asset id or configuration"},
+    502: {"description": "Malformed reply from the calibrator"},
     503: {"description": "MQTT broker not connected"},
+    504: {"description": "No reply within COMMAND_TIMEOUT_S"},
 }
 
 
+def _contract_config(asset_id: str, body: BaseModel) -> AssetConfig:
+    """The body as the contract's :class:`AssetConfig` (its validators run here: e.g. bearing geometry);
+    an invalid one is HTTP 422 like any invalid body."""
+    try:
+        return AssetConfig(asset_id=asset_id, **body.model_dump())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
 @router.put("/{asset_id}/config", response_model=AssetConfig, responses=_CONFIG_RESPONSES)
-async def put_config(asset_id: AssetIdPath, body: AssetConfigIn, ctx: ContextDep) -> AssetConfig:
-    """Validate, persist (``DATA_DIR/configs/<id>.json``) and publish retained on ``config/<id>``."""
-    cfg = AssetConfig(asset_id=asset_id, updated_at=utcnow(), **body.model_dump())
-    ctx.bus()  # 503 before writing anything when the broker is down
-    directory = configs.config_dir(ctx.settings.data_dir)
-    await asyncio.to_thread(configs.save_config, directory, cfg)
-    await ctx.publish(topics.asset_config(asset_id), cfg.model_dump_json().encode(), retain=True)
-    return cfg
+async def put_config(asset_id: AssetIdPath, body: AssetConfigIn, ctx: ContextDep) -> AssetConfig:  # type: ignore[valid-type]
+    """Validate, and ask the calibrator (which owns asset configuration) to store it and publish it
+    retained on ``config/<id>`` (``cmd/config``); answers with the configuration as stored."""
+    cfg = _contract_config(asset_id, body)
+    cid, reply_to = ctx.view.requests.new_correlation()
+    req = ConfigRequest(correlation_id=cid, reply_to=reply_to, config=cfg)
+    reply = await command(ctx, "config", req, ConfigReply, responder="calibrator")
+    raise_failed(reply, f"configuration of {asset_id}")
+    if reply.config is None or reply.config.asset_id != asset_id:
+        raise HTTPException(502, f"malformed reply from the calibrator: config: not {asset_id!r}'s")
+    # The retained config/<id> follows; record it now so a GET right after this PUT sees it.
+    ctx.view.configs[asset_id] = reply.config
+    return reply.config
 
 
 @router.get("/{asset_id}/config", response_model=AssetConfig, responses=_CONFIG_RESPONSES)
 async def get_config(asset_id: AssetIdPath, ctx: ContextDep) -> AssetConfig:
-    """The persisted configuration; else the retained one seen on the bus; else 404."""
-    directory = configs.config_dir(ctx.settings.data_dir)
-    try:
-        cfg = await asyncio.to_thread(configs.load_config, directory, asset_id)
-    except ValueError as exc:
-        log.error("config_unreadable", asset_id=asset_id, error=str(exc))
-        raise HTTPException(500, str(exc)) from None
-    if cfg is None:
-        cfg = ctx.view.configs.get(asset_id)
+    """The configuration retained on ``config/<id>``; 404 when there is none."""
+    cfg = ctx.view.configs.get(asset_id)
     if cfg is None:
         raise HTTPException(404, f"no configuration for asset {asset_id!r}")
     return cfg
