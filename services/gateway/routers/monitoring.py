@@ -4,9 +4,8 @@ baselines of an asset's current models."""
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import structlog
 from fastapi import APIRouter, HTTPException, Query
@@ -14,7 +13,15 @@ from pydantic import BaseModel, Field
 
 from services.gateway.deps import ContextDep
 from services.gateway.view import BusView, ModelInfo, system_state
-from shared.messages import AssetState, InsightItem, RiskLevel
+from shared.messages import (
+    SIGNALS,
+    AssetState,
+    HealthUpdate,
+    InsightItem,
+    ModelManifest,
+    RiskLevel,
+    SignalStat,
+)
 from shared.store import StoreError
 from shared.topics import ASSET_ID_PATTERN, MODEL_KINDS
 
@@ -22,12 +29,7 @@ router = APIRouter(prefix="/monitoring", tags=["monitoring"])
 log = structlog.get_logger()
 
 #: ``baseline_summary`` name -> raw signal name in a manifest's ``signal_baseline``.
-SIGNALS = {
-    "voltage": "voltage_v",
-    "current": "current_a",
-    "power_factor": "power_factor",
-    "vibration": "vibration_g",
-}
+SUMMARY_SIGNALS = dict(zip(("voltage", "current", "power_factor", "vibration"), SIGNALS, strict=True))
 
 
 class MeanStd(BaseModel):
@@ -81,7 +83,7 @@ class AssetStatus(BaseModel):
     #: Time (data time) of that health update.
     health_ts: datetime | None = None
     #: The latest retained health document, as published (None until one arrives).
-    health: dict[str, Any] | None = None
+    health: HealthUpdate | None = None
 
 
 class MonitoringStatus(BaseModel):
@@ -91,33 +93,24 @@ class MonitoringStatus(BaseModel):
     services: dict[str, str] = Field(default_factory=dict)
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _mean_std(stats: Any) -> MeanStd | None:
-    if not isinstance(stats, dict):
-        return None
-    m, s = stats.get("mean"), stats.get("std")
-    if not (_finite(m) and _finite(s)):
-        return None
-    return MeanStd(mean=float(m), std=float(s))
-
-
-def signal_baseline(models: dict[str, ModelInfo]) -> dict[str, Any] | None:
+def signal_baseline(models: dict[str, ModelInfo]) -> dict[str, SignalStat]:
     """The ``signal_baseline`` of the first announced model (legacy, batch, autoencoder) that has one."""
     for kind in MODEL_KINDS:
         info = models.get(kind)
-        sb = info.manifest.get("signal_baseline") if info is not None else None
-        if isinstance(sb, dict) and sb:
-            return sb
-    return None
+        if info is not None and info.manifest.signal_baseline:
+            return info.manifest.signal_baseline
+    return {}
 
 
 def baseline_summary(models: dict[str, ModelInfo]) -> BaselineSummary:
     """Mean/std per raw signal from the models' ``signal_baseline`` (null when unknown)."""
-    sb = signal_baseline(models) or {}
-    return BaselineSummary(**{name: _mean_std(sb.get(signal)) for name, signal in SIGNALS.items()})
+    sb = signal_baseline(models)
+    return BaselineSummary(
+        **{
+            name: MeanStd(mean=sb[sig].mean, std=sb[sig].std) if sig in sb else None
+            for name, sig in SUMMARY_SIGNALS.items()
+        }
+    )
 
 
 def asset_status(view: BusView, asset_id: str) -> AssetStatus:
@@ -152,7 +145,7 @@ def asset_status(view: BusView, asset_id: str) -> AssetStatus:
         out.insights = list(hu.insights)
         out.active_alarms = hu.active_alarms
         out.health_ts = hu.ts
-        out.health = hu.model_dump(mode="json")
+        out.health = hu
     return out
 
 
@@ -197,39 +190,17 @@ class BaselineInfo(BaseModel):
     samples: dict[str, int] = Field(default_factory=dict)
 
 
-def feature_stats(entry: dict[str, Any]) -> tuple[FeatureStats | None, int | None]:
-    """A manifest entry's feature baseline as ``{feature: {stat: value}}`` plus its sample count.
-
-    Accepts the registry form ``{"n", "features": [{"name", "mean", ...}]}`` and the already keyed form
-    ``{feature: {"mean", ...}}``; only finite numeric statistics are kept.
-    """
-    raw = entry.get("baseline")
-    if not isinstance(raw, dict):
-        return None, None
-    if isinstance(raw.get("features"), list):
-        feats = [f for f in raw["features"] if isinstance(f, dict)]
-        rows = {f["name"]: f for f in feats if isinstance(f.get("name"), str)}
-        n = raw.get("n")
-        count = int(n) if _finite(n) else None
-    else:
-        rows, count = raw, None
-    out: FeatureStats = {}
-    for name, stats in rows.items():
-        if not isinstance(stats, dict):
-            continue
-        out[str(name)] = {k: float(v) for k, v in stats.items() if k != "name" and _finite(v)}
-    return (out or None), count
-
-
-def _finite_stats(sb: dict[str, Any] | None) -> dict[str, dict[str, float]] | None:
-    if sb is None:
+def feature_stats(manifest: ModelManifest) -> FeatureStats | None:
+    """The manifest's feature baseline as ``{feature: {mean, std, min, max, median, mad}}``."""
+    if manifest.baseline is None or not manifest.baseline.features:
         return None
-    out = {
-        str(sig): {k: float(v) for k, v in stats.items() if _finite(v)}
-        for sig, stats in sb.items()
-        if isinstance(stats, dict)
-    }
-    return out or None
+    return {f.name: f.model_dump(exclude={"name"}) for f in manifest.baseline.features}
+
+
+def signal_stats(models: dict[str, ModelInfo]) -> dict[str, dict[str, float]] | None:
+    """Raw signal -> its baseline statistics (those the manifest gives), None when no model has one."""
+    sb = signal_baseline(models)
+    return {sig: stat.model_dump(exclude_none=True) for sig, stat in sb.items()} or None
 
 
 @router.get(
@@ -247,12 +218,8 @@ async def get_baseline(
         reason = f"no baseline for asset {asset_id!r}: no model announced (calibrate it first)"
         raise HTTPException(404, reason)
     first = next(k for k in (*MODEL_KINDS, *sorted(models)) if k in models)
-    stats: dict[str, FeatureStats | None] = {}
-    samples: dict[str, int] = {}
-    for kind, info in models.items():
-        stats[kind], n = feature_stats(info.manifest)
-        if n is not None:
-            samples[kind] = n
+    stats = {kind: feature_stats(info.manifest) for kind, info in models.items()}
+    samples = {k: info.manifest.baseline.n for k, info in models.items() if info.manifest.baseline}
     return BaselineInfo(
         asset_id=asset_id,
         version=models[first].version,
@@ -260,6 +227,6 @@ async def get_baseline(
         baseline=stats.get("legacy"),
         batch_baseline=stats.get("batch"),
         vibration_baseline=stats.get("autoencoder"),
-        signal_baseline=_finite_stats(signal_baseline(models)),
+        signal_baseline=signal_stats(models),
         samples=samples,
     )
