@@ -1,11 +1,18 @@
-"""Gateway: FastAPI app on the real Mosquitto broker with the SQLite store (lifespan on), plus fast unit
-tests of the bus view (state, config, request/reply) on the in-memory bus."""
+"""Gateway: input posts, errors, readings, retained state and the bus view.
+
+Most tests run the real app on the in-memory bus (``create_app(settings, bus=MemoryBus())``, SQLite
+store, no server); the integration tests publish through the real Mosquitto broker, see the broker
+down, and do one request/reply round trip over it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from services.gateway.app import create_app, describe_validation
-from services.gateway.view import BusView, system_state
+from services.gateway.view import BusView, bus_side, system_state
 from shared import records, topics
-from shared.bus import Incoming, MemoryBus, dispatch
+from shared.bus import MemoryBus
 from shared.messages import (
     AssetConfig,
     CalibrationReply,
@@ -28,12 +36,15 @@ from shared.messages import (
     DeadLetter,
     ModelAnnouncement,
     Reading,
+    ServiceStatus,
     SimpleReadingIn,
     StateChange,
     VibrationBatchIn,
 )
+from shared.service import deliver
 from shared.settings import Settings
 from shared.store import open_store
+from tests.support.gateway import MemoryGateway, manifest, memory_gateway, memory_settings, poll
 from tests.support.servers import MosquittoServer, free_port
 
 GOOD: dict[str, Any] = {
@@ -70,6 +81,12 @@ def gw(
     with TestClient(create_app(s)) as client:
         wait_until(lambda: client.get("/healthz").status_code == 200)
         yield client, s
+
+
+@pytest.fixture
+async def mgw(tmp_path: Path) -> AsyncIterator[MemoryGateway]:
+    async with memory_gateway(memory_settings(tmp_path)) as g:
+        yield g
 
 
 @contextlib.asynccontextmanager
@@ -192,22 +209,19 @@ BAD_POSTS = [
 ]
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize(
     ("kind", "content", "reason"), [b[1:] for b in BAD_POSTS], ids=[b[0] for b in BAD_POSTS]
 )
 async def test_invalid_post_is_422_with_reason_and_publishes_nothing(
-    gw: tuple[TestClient, Settings], mosquitto: MosquittoServer, kind: str, content: str, reason: str
+    mgw: MemoryGateway, kind: str, content: str, reason: str
 ) -> None:
-    client, _ = gw
-    async with subscriber(mosquitto, "rotorwatch/v1/raw/#") as sub:
-        r = client.post(f"/api/v1/data/{kind}", content=content, headers=JSON)
-        ok = client.post("/api/v1/data/simple", json={**GOOD, "asset_id": "after-bad"})
-        [(topic, _)] = await collect(sub, 1)
+    r = await mgw.api.post(f"/data/{kind}", content=content, headers=JSON)
+    ok = await mgw.api.post("/data/simple", json={**GOOD, "asset_id": "after-bad"})
     assert r.status_code == 422, r.text
     assert reason in r.json()["detail"]
     assert ok.status_code == 202
-    assert topic == topics.raw_simple("after-bad")  # the bad request published nothing
+    # The bad request published nothing.
+    assert [m.topic for m in mgw.bus.on("rotorwatch/v1/raw/#")] == [topics.raw_simple("after-bad")]
 
 
 def test_describe_validation_names_fields() -> None:
@@ -264,25 +278,23 @@ def test_broker_down_gives_503_and_body_limit_413(tmp_path: Path) -> None:
         assert "request body too large: more than 2000 bytes" in r.json()["detail"]
 
 
-@pytest.mark.integration
-def test_store_down_gives_503(mosquitto: MosquittoServer, tmp_path: Path) -> None:
-    s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path, influx_url=f"http://127.0.0.1:{free_port()}")
-    with TestClient(create_app(s)) as client:
-        h = wait_until(lambda: (r := client.get("/healthz")).json()["broker"] and r)
+async def test_store_down_gives_503(tmp_path: Path) -> None:
+    s = memory_settings(tmp_path, influx_url=f"http://127.0.0.1:{free_port()}")
+    async with memory_gateway(s) as gw:
+        h = await gw.root.get("/healthz")
         assert h.status_code == 503
         assert h.json() == {"status": "unavailable", "broker": True, "store": False, "detail": "store down"}
-        r = client.get("/api/v1/assets")
+        r = await gw.api.get("/assets")
         assert r.status_code == 503
         assert r.json()["detail"].startswith("store unavailable: InfluxDB at http://127.0.0.1:")
-        assert client.get("/api/v1/monitoring/status").status_code == 200  # answers from the bus view
+        assert (await gw.api.get("/monitoring/status")).status_code == 200  # answers from the bus view
 
 
-@pytest.mark.integration
-def test_healthz_ok_and_docs(gw: tuple[TestClient, Settings]) -> None:
-    client, _ = gw
-    assert client.get("/healthz").json() == {"status": "ok", "broker": True, "store": True}
-    assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
+async def test_healthz_ok_and_docs(mgw: MemoryGateway) -> None:
+    root = mgw.root
+    assert (await root.get("/healthz")).json() == {"status": "ok", "broker": True, "store": True}
+    assert (await root.get("/docs")).status_code == 200
+    paths = (await root.get("/openapi.json")).json()["paths"]
     for p in (
         "/api/v1/data/simple",
         "/api/v1/data/batch",
@@ -311,9 +323,8 @@ def reading(asset: str, minutes_ago: float, v: float) -> Reading:
     )
 
 
-@pytest.mark.integration
-def test_readings_from_store(gw: tuple[TestClient, Settings]) -> None:
-    client, s = gw
+async def test_readings_from_store(mgw: MemoryGateway) -> None:
+    client = mgw.root
     asset, idle = uid("r"), uid("old")
     rows = [
         reading(asset, 90, 210.0),
@@ -321,34 +332,33 @@ def test_readings_from_store(gw: tuple[TestClient, Settings]) -> None:
         reading(asset, 5, 330.0),
         reading(idle, 200, 1.0),
     ]
-    store = open_store(s)
+    store = open_store(mgw.settings)
     try:
         store.write([records.reading_to_point(r) for r in rows])
     finally:
         store.close()
 
-    r = client.get(f"/api/v1/assets/{asset}/readings")
+    r = await client.get(f"/api/v1/assets/{asset}/readings")
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["asset_id"], body["minutes"], body["count"], body["truncated"]) == (asset, 60, 2, False)
     got = [Reading.model_validate(x) for x in body["readings"]]
     assert got == [rows[1], rows[2]]  # newest last, exact values round-trip
 
-    body = client.get(f"/api/v1/assets/{asset}/readings", params={"minutes": 120}).json()
+    body = (await client.get(f"/api/v1/assets/{asset}/readings", params={"minutes": 120})).json()
     assert [x["voltage_v"] for x in body["readings"]] == [210.0, 220.0, 330.0]
-    body = client.get(f"/api/v1/assets/{asset}/readings", params={"minutes": 120, "limit": 1}).json()
+    body = (await client.get(f"/api/v1/assets/{asset}/readings", params={"minutes": 120, "limit": 1})).json()
     assert (body["count"], body["truncated"], body["readings"][0]["voltage_v"]) == (1, True, 330.0)
 
     # Known (stored) asset without readings in the window: 200 and empty; unknown asset: 404.
-    assert client.get(f"/api/v1/assets/{idle}/readings").json()["count"] == 0
-    r = client.get(f"/api/v1/assets/{uid('nobody')}/readings")
+    assert (await client.get(f"/api/v1/assets/{idle}/readings")).json()["count"] == 0
+    r = await client.get(f"/api/v1/assets/{uid('nobody')}/readings")
     assert r.status_code == 404 and "unknown asset" in r.json()["detail"]
 
-    listed = {a["asset_id"]: a for a in client.get("/api/v1/assets").json()["assets"]}
+    listed = {a["asset_id"]: a for a in (await client.get("/api/v1/assets")).json()["assets"]}
     assert listed[asset] == {"asset_id": asset, "state": "IDLE", "name": "", "type": None, "has_data": True}
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize(
     ("path", "reason"),
     [
@@ -363,9 +373,8 @@ def test_readings_from_store(gw: tuple[TestClient, Settings]) -> None:
         ("/api/v1/assets/m1/readings?minutes=ten", "query.minutes: Input should be a valid integer"),
     ],
 )
-def test_readings_bad_input_is_422(gw: tuple[TestClient, Settings], path: str, reason: str) -> None:
-    client, _ = gw
-    r = client.get(path)
+async def test_readings_bad_input_is_422(mgw: MemoryGateway, path: str, reason: str) -> None:
+    r = await mgw.root.get(path)
     assert r.status_code == 422
     assert reason in r.json()["detail"]
 
@@ -373,11 +382,7 @@ def test_readings_bad_input_is_422(gw: tuple[TestClient, Settings], path: str, r
 # ---------------------------------------------------------------------------------------------
 # Retained state/config -> /assets and /monitoring/status; request/reply on the real broker
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.integration
-async def test_retained_state_and_config_reach_assets_and_status(
-    gw: tuple[TestClient, Settings], mosquitto: MosquittoServer
-) -> None:
-    client, _ = gw
+async def test_retained_state_and_config_reach_assets_and_status(mgw: MemoryGateway) -> None:
     mon, cal, cfg = uid("mon"), uid("cal"), uid("cfg")
     retained = [
         (
@@ -395,116 +400,99 @@ async def test_retained_state_and_config_reach_assets_and_status(
                 version="v7",
                 path="/m/b.onnx",
                 created_at=datetime.now(UTC),
-                manifest={},
+                manifest=manifest("batch"),
                 onnx_b64="",
             ),
         ),
+        (topics.service_status("calibrator"), ServiceStatus(service="calibrator", state="online")),
     ]
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
-        try:
-            for t, m in retained:
-                await pub.publish(t, m.model_dump_json(), qos=1, retain=True)
+    for t, m in retained:
+        await mgw.retain(t, m)
 
-            def status() -> dict[str, Any] | None:
-                st = client.get("/api/v1/monitoring/status").json()
-                return (
-                    st
-                    if mon in st["assets"]
-                    and cfg in st["assets"]
-                    and st["assets"][mon]["models"].get("batch")
-                    else None
-                )
+    async def status() -> dict[str, Any]:
+        return (await mgw.api.get("/monitoring/status")).json()  # type: ignore[no-any-return]
 
-            st = await asyncio.to_thread(wait_until, status)
-            a = st["assets"][mon]
-            assert (a["state"], a["previous"], a["reason"], a["models"]) == (
-                "MONITORING",
-                "CALIBRATED",
-                "go",
-                {"legacy": "v1", "batch": "v7"},
-            )
-            assert st["assets"][cfg]["state"] == "IDLE"
-            assert st["system_state"] == system_state(x["state"] for x in st["assets"].values())
-            assert st["system_state"] in ("MONITORING", "CALIBRATING")
-            assert st["services"]["gateway"] in ("online", "offline")  # other test gateways share the name
+    await poll(lambda: mgw.view.models.get(mon) and "calibrator" in mgw.view.services)
+    st = await status()
+    a = st["assets"][mon]
+    assert (a["state"], a["previous"], a["reason"], a["models"]) == (
+        "MONITORING",
+        "CALIBRATED",
+        "go",
+        {"legacy": "v1", "batch": "v7"},
+    )
+    assert st["assets"][cfg]["state"] == "IDLE"
+    assert st["system_state"] == "MONITORING"
+    assert st["services"] == {"calibrator": "online"}
 
-            listed = {x["asset_id"]: x for x in client.get("/api/v1/assets").json()["assets"]}
-            assert listed[mon]["state"] == "MONITORING" and listed[mon]["has_data"] is False
-            assert listed[cfg] == {
-                "asset_id": cfg,
-                "state": "IDLE",
-                "name": "Cooling fan",
-                "type": "fan",
-                "has_data": False,
-            }
-            # An asset known only from the bus has readings endpoint 200 (empty), not 404.
-            assert client.get(f"/api/v1/assets/{cfg}/readings").json()["count"] == 0
+    listed = {x["asset_id"]: x for x in (await mgw.api.get("/assets")).json()["assets"]}
+    assert listed[mon]["state"] == "MONITORING" and listed[mon]["has_data"] is False
+    assert listed[cfg] == {
+        "asset_id": cfg,
+        "state": "IDLE",
+        "name": "Cooling fan",
+        "type": "fan",
+        "has_data": False,
+    }
+    # An asset known only from the bus has readings endpoint 200 (empty), not 404.
+    assert (await mgw.api.get(f"/assets/{cfg}/readings")).json()["count"] == 0
 
-            await pub.publish(
-                topics.state(cal),
-                StateChange(asset_id=cal, state="CALIBRATING").model_dump_json(),
-                qos=1,
-                retain=True,
-            )
-            retained.append((topics.state(cal), None))  # type: ignore[arg-type]
-            st = await asyncio.to_thread(
-                wait_until,
-                lambda: (s := client.get("/api/v1/monitoring/status").json())["assets"].get(cal) and s,
-            )
-            assert st["system_state"] == "CALIBRATING"
+    await mgw.retain(topics.state(cal), StateChange(asset_id=cal, state="CALIBRATING"))
+    await poll(lambda: cal in mgw.view.states)
+    assert (await status())["system_state"] == "CALIBRATING"
 
-            await pub.publish(topics.state(cal), b"", qos=1, retain=True)  # clearing removes the state
-            st = await asyncio.to_thread(
-                wait_until,
-                lambda: cal not in (s := client.get("/api/v1/monitoring/status").json())["assets"] and s,
-            )
-        finally:
-            for t, _ in retained:
-                await pub.publish(t, b"", qos=1, retain=True)
+    await mgw.retain(topics.state(cal), b"")  # clearing removes the state
+    await poll(lambda: cal not in mgw.view.states)
+    st = await status()
+    assert cal not in st["assets"] and st["system_state"] == "MONITORING"
 
 
 @pytest.mark.integration
 async def test_request_reply_over_real_broker(
     gw: tuple[TestClient, Settings], mosquitto: MosquittoServer
 ) -> None:
+    """POST /calibration/start → cmd/calibrate on Mosquitto → interim and final replies → HTTP 200."""
     client, _ = gw
-    ctx = client.app.state.ctx  # type: ignore[attr-defined]
-    view: BusView = ctx.view
-    cmd = topics.command("calibrate")
+    view: BusView = client.app.state.ctx.view  # type: ignore[attr-defined]
+    seen: list[CalibrationRequest] = []
 
     async def responder(c: aiomqtt.Client) -> None:
         async for m in c.messages:
             req = CalibrationRequest.model_validate_json(bytes(m.payload))  # type: ignore[arg-type]
+            seen.append(req)
             for status in ("accepted", "completed"):
                 rep = CalibrationReply(
                     correlation_id=req.correlation_id,
                     asset_id=req.asset_id,
                     status=status,
                     data_points_collected=42,
+                    models={"legacy": "v1"},
                 )
                 await c.publish(req.reply_to, rep.model_dump_json(), qos=1)
 
-    async with subscriber(mosquitto, cmd) as c:
+    async with subscriber(mosquitto, topics.command("calibrate")) as c:
         task = asyncio.create_task(responder(c))
         try:
-            cid, reply_to = view.new_correlation()
-            req = CalibrationRequest(correlation_id=cid, reply_to=reply_to, asset_id="m1")
-
-            async def ask() -> dict[str, Any]:
-                return await view.request(
-                    ctx.bus(), cmd, req, 10, accept=lambda r: r["status"] == "completed"
-                )
-
-            reply = await asyncio.to_thread(client.portal.call, ask)  # type: ignore[union-attr]
+            r = await asyncio.to_thread(
+                client.post, "/api/v1/calibration/start", json={"asset_id": "m1", "lookback_minutes": 5}
+            )
         finally:
             # Re-cancel until done: on Python 3.11 a cancellation arriving just as an aiomqtt publish
             # completes can be swallowed, leaving the responder waiting for the next message forever.
             while not task.done():
                 task.cancel()
                 await asyncio.wait([task], timeout=0.2)
-    assert CalibrationReply.model_validate(reply).status == "completed"
-    assert reply["correlation_id"] == cid and reply["data_points_collected"] == 42
-    assert view.pending() == 0
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "status": "completed",
+        "asset_id": "m1",
+        "data_points_collected": 42,
+        "message": "",
+        "models": {"legacy": "v1"},
+    }
+    [req] = seen
+    assert req.reply_to == topics.reply(view.requester, req.correlation_id) and req.lookback_minutes == 5
+    assert view.requests.pending() == 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,22 +514,25 @@ def test_system_state(states: list[Any], expected: str) -> None:
 
 async def test_view_tracks_state_and_rejects_mismatch() -> None:
     view, bus = BusView("gw-test"), MemoryBus()
-    assert topics.reply_filter("gw-test") in view.subscriptions()
+    service = bus_side(view)
+    assert topics.reply_filter("gw-test") in service.subscriptions
 
     async def feed(topic: str, payload: bytes) -> None:
-        await dispatch("gateway", bus, view.handle, Incoming(topic, payload, True), max_payload_bytes=10_000)
+        await deliver(service, bus, topic, payload, retain=True)
 
     await feed(topics.state("a1"), StateChange(asset_id="a1", state="CALIBRATED").model_dump_json().encode())
     assert view.state_of("a1") == "CALIBRATED" and view.state_of("zz") == "IDLE"
     await feed(topics.state("a2"), StateChange(asset_id="a1", state="MONITORING").model_dump_json().encode())
     await feed(topics.health("a3"), b'{"score": NaN}')
     await feed(topics.state("a4"), b'{"asset_id": "a4", "state": "BROKEN"}')
+    await feed(topics.command("purge"), b"{}")  # no route
     reasons = [
         DeadLetter.model_validate_json(m.payload).reason for m in bus.on(topics.dead_letter("gateway"))
     ]
     assert reasons[0] == "topic asset 'a2' does not match payload asset_id 'a1'"
     assert reasons[1].startswith("malformed JSON")
     assert reasons[2].startswith("state: Input should be 'IDLE', 'CALIBRATING'")
+    assert reasons[3] == f"no gateway route for topic {topics.command('purge')!r}"
     assert view.known_assets() == {"a1"}
     await feed(topics.state("a1"), b"")
     assert view.known_assets() == set() and view.state_of("a1") == "IDLE"
@@ -549,26 +540,81 @@ async def test_view_tracks_state_and_rejects_mismatch() -> None:
 
 async def test_view_request_reply_and_timeout() -> None:
     view, bus = BusView("gw-test"), MemoryBus()
+    service, requests = bus_side(view), view.requests
     commands = bus.subscribe(topics.command("purge"))
 
     async def responder() -> None:
         msg = await commands.get()
         req = json.loads(msg.payload)
         assert req["reply_to"] == topics.reply("gw-test", req["correlation_id"])
-        await view.handle(bus, Incoming(topics.reply("gw-test", "someone-else"), b'{"status": "ok"}'))
-        await view.handle(bus, Incoming(req["reply_to"], b'{"status": "working"}'))
-        await view.handle(bus, Incoming(req["reply_to"], json.dumps({**req, "status": "ok"}).encode()))
+        await deliver(service, bus, topics.reply("gw-test", "someone-else"), b'{"status": "ok"}')
+        await deliver(service, bus, req["reply_to"], b'{"status": "working"}')
+        await deliver(service, bus, req["reply_to"], json.dumps({**req, "status": "ok"}).encode())
 
     task = asyncio.create_task(responder())
-    reply = await view.request(
+    reply = await requests.request(
         bus, topics.command("purge"), {"asset_id": "m1"}, 5, accept=lambda r: r["status"] == "ok"
     )
     await task
     assert reply["status"] == "ok" and reply["asset_id"] == "m1"
-    assert view.pending() == 0
+    assert requests.pending() == 0
+    assert bus.on(topics.dead_letter("gateway")) == []
 
     with pytest.raises(TimeoutError):
-        await view.request(bus, topics.command("purge"), {"asset_id": "m1"}, 0.05)
-    assert view.pending() == 0
+        await requests.request(bus, topics.command("purge"), {"asset_id": "m1"}, 0.05)
+    assert requests.pending() == 0
     with pytest.raises(ValueError, match="reply_to must be"):
-        await view.request(bus, "x", {"correlation_id": "abc", "reply_to": "elsewhere"}, 1)
+        await requests.request(bus, "x", {"correlation_id": "abc", "reply_to": "elsewhere"}, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m services.gateway: the declared service with the HTTP API as its state port
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.integration
+async def test_gateway_process_serves_and_stops_on_sigterm(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    """The real entry point: healthy on the broker, then SIGTERM with an SSE client still connected
+    ends the process promptly (exit 0) and leaves the retained status ``offline``."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MQTT_URL": mosquitto.url,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "DATA_DIR": str(tmp_path),
+    }
+    env.pop("INFLUX_URL", None)
+    log = (tmp_path / "gateway.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as c:
+
+            async def healthy() -> bool:
+                try:
+                    return (await c.get("/healthz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            deadline = time.monotonic() + 30
+            while not await healthy():
+                assert proc.poll() is None and time.monotonic() < deadline, "gateway did not become healthy"
+                await asyncio.sleep(0.1)
+            async with c.stream("GET", "/api/v1/stream") as resp:
+                assert resp.status_code == 200
+                lines = resp.aiter_lines()
+                assert await anext(lines) == "retry: 3000"
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                rc = await asyncio.to_thread(proc.wait, 20)
+        assert rc == 0 and time.monotonic() - t0 < 10
+        async with subscriber(mosquitto, topics.service_status("gateway")) as sub:
+            async with asyncio.timeout(10):
+                m = await anext(aiter(sub.messages))
+        assert ServiceStatus.model_validate_json(bytes(m.payload)).state == "offline"  # type: ignore[arg-type]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -1,0 +1,126 @@
+"""The gateway on the in-memory bus for router tests: the real app (lifespan, routers, SQLite store)
+with ``create_app(settings, bus=MemoryBus())``, an HTTP client on it (no server, no broker), and fake
+responders that answer commands on that bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from services.gateway.app import API_PREFIX, create_app
+from services.gateway.view import BusView
+from shared import topics
+from shared.bus import MemoryBus
+from shared.messages import ModelManifest, RawScore
+from shared.settings import Settings
+
+
+@dataclass
+class MemoryGateway:
+    app: FastAPI
+    bus: MemoryBus
+    #: Client rooted at the API prefix (``/api/v1``) and at ``/`` (``/healthz``, ``/docs``, dashboard).
+    api: httpx.AsyncClient
+    root: httpx.AsyncClient
+    settings: Settings
+
+    @property
+    def view(self) -> BusView:
+        return self.app.state.ctx.view  # type: ignore[no-any-return]
+
+    async def retain(self, topic: str, message: BaseModel | bytes) -> None:
+        """Publish retained (``b""`` clears) as a service would."""
+        await self.bus.publish(topic, message, qos=1, retain=True)
+
+
+def memory_settings(data_dir: Path, **over: Any) -> Settings:
+    """Settings for :func:`memory_gateway`: SQLite under ``data_dir``, a broker address never used."""
+    return Settings(**{"mqtt_url": "mqtt://127.0.0.1:1", "data_dir": data_dir, "influx_url": None, **over})
+
+
+@contextlib.asynccontextmanager
+async def memory_gateway(settings: Settings) -> AsyncIterator[MemoryGateway]:
+    """The gateway app with its lifespan running on a fresh :class:`MemoryBus`; ``api`` is rooted at
+    the API prefix."""
+    bus = MemoryBus()
+    app = create_app(settings, bus=bus)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://gateway" + API_PREFIX) as api,
+            httpx.AsyncClient(transport=transport, base_url="http://gateway") as root,
+        ):
+            yield MemoryGateway(app, bus, api, root, settings)
+
+
+async def poll(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Await until ``check()`` (sync) returns a truthy value (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.005)
+
+
+Replies = Callable[[dict[str, Any]], list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]]
+
+
+@contextlib.asynccontextmanager
+async def responder(
+    bus: MemoryBus, name: str, replies: Replies, model: type[BaseModel] | None = None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """A fake service on ``cmd/<name>``: each request is recorded and answered with ``replies(req)`` (a
+    list, or a coroutine that may publish first)
+    (each reply gets the request's ``correlation_id``; with ``model``, it must be one: the fakes speak
+    the contract)."""
+    seen: list[dict[str, Any]] = []
+    requests = bus.subscribe(topics.command(name))
+
+    async def loop() -> None:
+        while True:
+            req = json.loads((await requests.get()).payload)
+            seen.append(req)
+            out = replies(req)
+            for rep in await out if inspect.isawaitable(out) else out:
+                reply = {"correlation_id": req["correlation_id"], **rep}
+                if model is not None:
+                    reply = model.model_validate(reply).model_dump(mode="json")
+                await bus.publish(req["reply_to"], reply, qos=1)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def manifest(kind: str, features: list[str] | None = None, **over: Any) -> ModelManifest:
+    """A minimal valid manifest entry of a ``kind`` model (``over`` sets baselines etc.)."""
+    names = features or ["f0"]
+    return ModelManifest(
+        kind=kind,  # type: ignore[arg-type]
+        algorithm="autoencoder" if kind == "autoencoder" else "isolation_forest",
+        features=names,
+        n_features=len(names),
+        input="x",
+        output="score",
+        raw_score=RawScore(transform="identity"),
+        threshold=0.5,
+        **over,
+    )
