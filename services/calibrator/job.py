@@ -223,8 +223,8 @@ async def _train_save_announce(run: _Run, c: Collected) -> tuple[str, dict[str, 
 
 
 async def run_calibration(cal: Calibration, bus: Bus, req: CalibrationRequest) -> None:
-    """Calibrate ``req.asset_id`` and publish its states, announcements and the reply (never raises
-    except on cancellation)."""
+    """Calibrate ``req.asset_id`` and publish its states, announcements and the reply; whatever ends
+    the calibration early (bad data, a bug, the store) becomes a failed reply with its code."""
     run = _Run(cal, bus, req, cal.states.get(req.asset_id))
     points = 0
     try:

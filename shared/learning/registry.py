@@ -116,25 +116,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_version(
-    model_dir: str | Path,
-    asset_id: str,
+def _checked_models(
     models: dict[str, tuple[bytes, dict[str, Any]]],
-    baseline_info: dict[str, Any],
-    training_stats: dict[str, Any],
-    *,
-    now: datetime | None = None,
-) -> str:
-    """Write a new version atomically and return its id.
-
-    ``models`` maps a kind (``legacy``/``batch``/``autoencoder``) to ``(onnx_bytes, entry)``; each entry
-    is stored in the manifest with ``file``, ``sha256`` and ``bytes`` added. Raises ``ValueError`` on
-    a bad asset id, kind, entry or a non-JSON (NaN/inf) value, before anything is written.
-    """
-    adir = asset_dir(model_dir, asset_id)
+) -> tuple[dict[str, dict[str, Any]], dict[str, bytes]]:
+    """Manifest entries (with ``file``, ``sha256``, ``bytes`` added) and file name → ONNX bytes;
+    ``ValueError`` on a bad kind, pair, empty bytes or entry."""
     if not isinstance(models, dict) or not models:
         raise ValueError("models: expected a non-empty mapping kind -> (onnx_bytes, entry)")
-    created = (now or datetime.now(UTC)).astimezone(UTC)
     entries: dict[str, dict[str, Any]] = {}
     blobs: dict[str, bytes] = {}
     for kind, pair in models.items():
@@ -153,6 +141,27 @@ def save_version(
             "bytes": len(data),
         }
         blobs[fname] = bytes(data)
+    return entries, blobs
+
+
+def save_version(
+    model_dir: str | Path,
+    asset_id: str,
+    models: dict[str, tuple[bytes, dict[str, Any]]],
+    baseline_info: dict[str, Any],
+    training_stats: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Write a new version atomically and return its id.
+
+    ``models`` maps a kind (``legacy``/``batch``/``autoencoder``) to ``(onnx_bytes, entry)``; each entry
+    is stored in the manifest with ``file``, ``sha256`` and ``bytes`` added. Raises ``ValueError`` on
+    a bad asset id, kind, entry or a non-JSON (NaN/inf) value, before anything is written.
+    """
+    adir = asset_dir(model_dir, asset_id)
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    entries, blobs = _checked_models(models)
     adir.mkdir(parents=True, exist_ok=True)
     version = new_version_id(created)
     while (adir / version).exists():
