@@ -1,4 +1,5 @@
-# Rotorwatch: `make run` starts everything, `make test` runs every test (installing what it needs).
+# Rotorwatch: `make run` starts everything, `make test` runs every test (installing what it needs),
+# `make check` is the fast feedback loop (lint, format, unit tests; venv only, no servers, < 1 min).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-installed
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test lint bench evaluate system-deps venv clean
+.PHONY: run test check lint bench evaluate system-deps venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,16 @@ lint: venv
 
 test: system-deps venv lint
 	$(VENV)/bin/pytest -q -ra
+
+## Fast feedback: needs only the venv (no Debian packages, no servers). Tests that start Mosquitto,
+## InfluxDB, the launcher or Chromium are marked integration/browser (tests/conftest.py enforces it).
+check: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@# Complexity (mccabe C901, max 10): informational (--exit-zero) until the issue-9 refactor lands;
+	@# then drop --exit-zero here, or add "C90" to the lint selection in pyproject.toml.
+	$(VENV)/bin/ruff check --select C901 --exit-zero --output-format concise shared services
+	$(VENV)/bin/pytest -q -m "not integration and not browser"
 
 bench: system-deps venv
 	$(PY) -m benchmarks

@@ -1,34 +1,31 @@
 """Pure conversion between bus messages (:mod:`shared.messages`) and store :class:`Point` s.
 
-Measurements (the asset id is always the point's ``asset_id``; the time is the message's ``ts``):
+Point layout: the point's ``asset_id`` is the message's asset (a tag in InfluxDB), its time the message's
+``ts`` (ns since the Unix epoch, UTC). Fields are floats, bools or strings; those marked ``?`` are written
+only when known, so a field never changes type between points. Units in brackets.
 
-========================  =================  ==========================================================
-message                   measurement        fields (tags)
-========================  =================  ==========================================================
-``Reading``               ``readings``       voltage_v, current_a, power_factor, vibration_g, event_id,
-                                             is_faulty (only when known)
-``Window``                ``windows``        event_id, fs_hz, n, axes (e.g. ``"xyz"``), rms_x/rms_y/rms_z
-                                             in g (not the raw samples)
-``FeatureVector``         ``features_<kind>`` one field per feature name, extras as ``e_<name>``,
-                                             event_id, feature_names (the names in order, comma-joined)
-``Score``                 ``scores``         anomaly_score, raw_score, threshold, is_anomaly, severity,
-                                             model_version, event_id (tag ``model``)
-``StateChange``           ``states``         state, previous (when known), reason
-``HealthUpdate``          ``health``         health_score, risk_level, grade, degradation_index,
-                                             maintenance_window_days, maintenance_reason, active_alarms,
-                                             iso_zone / velocity_rms_mm_s (when known), insights and
-                                             model_ratios (JSON strings)
-``AlarmEvent``            ``alarms``         state, previous, source, severity, reason, opened_at (ISO),
-                                             who / note / action_code (when given), auto_cleared
-                                             (tags ``alarm_id``, ``state``: two transitions of one alarm
-                                             at the same data time are both kept)
-``OperatorLog``           ``oplogs``         event_type, severity, description, author (tag ``log_id``)
-========================  =================  ==========================================================
+- ``readings`` (``Reading``): voltage_v [V], current_a [A], power_factor [0..1], vibration_g [g],
+  event_id, is_faulty? (bool label).
+- ``windows`` (``Window``): event_id, fs_hz [Hz], n [samples], axes (e.g. ``"xyz"``), rms_x / rms_y /
+  rms_z [g] (RMS of each listed axis; the raw samples are not stored).
+- ``features_<kind>`` (``FeatureVector``): one field per feature [feature units], extras as
+  ``e_<name>``, event_id, feature_names (the names in order, comma-joined).
+- ``scores`` (``Score``), tag ``model``: anomaly_score, raw_score, threshold [model units], is_anomaly,
+  severity, model_version, event_id.
+- ``states`` (``StateChange``): state, reason, previous?.
+- ``health`` (``HealthUpdate``): health_score [0..100], risk_level, grade, degradation_index [0..1],
+  maintenance_window_days [days], active_alarms [count], insights and model_ratios (compact JSON),
+  maintenance_reason, iso_zone?, velocity_rms_mm_s? [mm/s].
+- ``alarms`` (``AlarmEvent``), tags ``alarm_id`` and ``transition`` (the new state: two transitions of
+  one alarm at one data time are both kept): state, source, severity, reason, opened_at (ISO-8601 UTC),
+  auto_cleared, previous?, who?, note?, action_code?.
+- ``oplogs`` (``OperatorLog``), tag ``log_id``: event_type, severity, description, author?.
 
-:data:`CONVERTERS` maps each topic filter to a ``(topic, payload bytes) -> list[Point]`` function. The
-historian subscribes to every filter in it, so a new measurement is one appended entry. Converters
-raise ``ValueError`` (pydantic's ``ValidationError`` is one) for payloads they refuse, including points
-the store would refuse, so that a bad message is dead-lettered instead of poisoning a write batch.
+:data:`FAMILIES` declares one row per stored topic family: topic filter -> message model -> point. The
+historian subscribes to every filter in it, so storing a new family is one appended row. Conversions
+raise ``ValueError`` (pydantic's ``ValidationError`` is one) for messages they refuse: points the store
+would refuse, a message whose asset (feature kind, score model) differs from its topic's. So a bad
+message is dead-lettered instead of poisoning a write batch.
 """
 
 from __future__ import annotations
@@ -36,10 +33,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+from pydantic_core import to_jsonable_python
 
 from shared import topics
 from shared.bus import topic_matches
@@ -47,6 +46,7 @@ from shared.messages import (
     AlarmEvent,
     FeatureVector,
     HealthUpdate,
+    Message,
     OperatorLog,
     Reading,
     Score,
@@ -71,9 +71,8 @@ EXTRA_PREFIX = "e_"
 #: Field holding a feature vector's names in order (fields themselves are unordered in InfluxDB).
 FEATURE_NAMES_FIELD = "feature_names"
 _FEATURE_META = ("event_id", FEATURE_NAMES_FIELD)
-_READING_FIELDS = ("voltage_v", "current_a", "power_factor", "vibration_g")
 
-Converter = Callable[[str, bytes], list[Point]]
+M = TypeVar("M", bound=Message)
 
 
 def features_measurement(kind: str) -> str:
@@ -83,20 +82,9 @@ def features_measurement(kind: str) -> str:
     return FEATURES_PREFIX + kind
 
 
-def _checked(point: Point) -> Point:
-    """Validate a point as the store will (names, finite values), raising ValueError."""
-    try:
-        normalise_fields(point)
-    except StoreError as exc:
-        raise ValueError(f"cannot store {point.measurement} point: {exc}") from exc
-    return point
-
-
 def rms(samples: Sequence[float] | np.ndarray) -> float:
-    """Root mean square of a signal: ``sqrt(mean(x_i**2))``, in the samples' unit (g for windows).
-
-    It includes any DC offset (e.g. gravity on a vertical axis). Raises ValueError for an empty signal.
-    """
+    """Root mean square of a signal, ``sqrt(mean(x_i**2))``, in the samples' unit (g for windows),
+    including any DC offset (e.g. gravity on a vertical axis). ValueError for an empty signal."""
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"rms needs a non-empty 1-D signal, got shape {x.shape}")
@@ -104,28 +92,78 @@ def rms(samples: Sequence[float] | np.ndarray) -> float:
 
 
 # --- message -> point -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Layout(Generic[M]):
+    """How a message family is stored, for both directions: ``fields`` always, ``optional`` ones only
+    when not ``None`` (when missing, the message's default applies), ``tag`` as a tag. Field names are
+    given space-separated, as in :func:`collections.namedtuple`."""
+
+    measurement: str
+    model: type[M]
+    fields: str
+    optional: str = ""
+    tag: str | None = None
+
+
+_READING = _Layout(READINGS, Reading, "event_id voltage_v current_a power_factor vibration_g", "is_faulty")
+_WINDOW = _Layout(WINDOWS, Window, "event_id fs_hz n")
+_SCORE_FIELDS = "anomaly_score raw_score threshold is_anomaly severity model_version event_id"
+_SCORE = _Layout(SCORES, Score, _SCORE_FIELDS, tag="model")
+_STATE = _Layout(STATES, StateChange, "state reason", "previous")
+_HEALTH_FIELDS = "health_score risk_level grade degradation_index maintenance_window_days active_alarms"
+_HEALTH_OPTIONAL = "maintenance_reason iso_zone velocity_rms_mm_s"
+_HEALTH = _Layout(HEALTH, HealthUpdate, _HEALTH_FIELDS + " insights model_ratios", _HEALTH_OPTIONAL)
+_ALARM_OPTIONAL = "auto_cleared previous who note action_code"
+_ALARM = _Layout(ALARMS, AlarmEvent, "state source severity reason opened_at", _ALARM_OPTIONAL, "alarm_id")
+_OPLOG = _Layout(OPLOGS, OperatorLog, "event_type severity", "description author", "log_id")
+_FEATURES = {k: _Layout(features_measurement(k), FeatureVector, "event_id") for k in topics.FEATURE_KINDS}
+
+
+def _stored(value: Any) -> FieldValue:
+    """A message attribute as a field: bool, str, float; times in ISO-8601 UTC; the rest compact JSON."""
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, datetime):
+        return to_utc(value).isoformat()
+    return json.dumps(to_jsonable_python(value), separators=(",", ":"), allow_nan=False)
+
+
+def _fields(msg: Any, *names: str) -> dict[str, FieldValue]:
+    """The named attributes of ``msg`` that are set (not ``None``), as fields."""
+    return {n: _stored(v) for n in names if (v := getattr(msg, n)) is not None}
+
+
+def _write(layout: _Layout[Any], msg: Any, fields: dict[str, FieldValue] | None = None, **tags: str) -> Point:
+    """The point of ``msg`` (its asset and time; ``fields`` and the layout's, which win; the layout's tag
+    and ``tags``), validated as the store will validate it (names, tag values, finite numbers)."""
+    fields = (fields or {}) | _fields(msg, *layout.fields.split(), *layout.optional.split())
+    tags = ({layout.tag: getattr(msg, layout.tag)} if layout.tag else {}) | tags
+    for name, value in tags.items():
+        if not topics.valid_asset_id(value):
+            raise ValueError(f"{name} {value!r} cannot be a tag: must match {topics.ASSET_ID_PATTERN}")
+    point = Point(layout.measurement, msg.asset_id, ts_ns(msg.ts), fields, tags)
+    try:
+        normalise_fields(point)
+    except StoreError as exc:
+        raise ValueError(f"cannot store {layout.measurement} point: {exc}") from exc
+    return point
+
+
 def reading_to_point(r: Reading) -> Point:
-    fields: dict[str, FieldValue] = {k: float(getattr(r, k)) for k in _READING_FIELDS}
-    fields["event_id"] = r.event_id
-    if r.is_faulty is not None:
-        fields["is_faulty"] = r.is_faulty
-    return _checked(Point(READINGS, r.asset_id, ts_ns(r.ts), fields))
+    return _write(_READING, r)
 
 
 def window_to_point(w: Window) -> Point:
     """Summary of a vibration window: rate, length, axes and per-axis RMS (g); not the raw samples."""
-    fields: dict[str, FieldValue] = {
-        "event_id": w.event_id,
-        "fs_hz": float(w.fs_hz),
-        "n": float(w.n),
-        "axes": "".join(w.axes),
-    }
+    fields: dict[str, FieldValue] = {"axes": "".join(w.axes)}
     for axis in w.axes:
         samples = getattr(w, axis)
         if samples is None:
             raise ValueError(f"window lists axis {axis!r} but carries no samples for it")
         fields[f"rms_{axis}"] = rms(samples)
-    return _checked(Point(WINDOWS, w.asset_id, ts_ns(w.ts), fields))
+    return _write(_WINDOW, w, fields)
 
 
 def features_to_point(fv: FeatureVector) -> Point:
@@ -139,175 +177,93 @@ def features_to_point(fv: FeatureVector) -> Point:
         if key in fields:
             raise ValueError(f"extra {name!r} collides with feature {key!r}")
         fields[key] = float(value)
-    fields["event_id"] = fv.event_id
-    # Names match NAME_RE (checked below), so they contain no comma and the join is reversible.
+    # Names match NAME_RE (checked by _write), so they contain no comma and the join is reversible.
     fields[FEATURE_NAMES_FIELD] = ",".join(fv.names)
-    return _checked(Point(features_measurement(fv.kind), fv.asset_id, ts_ns(fv.ts), fields))
+    return _write(_FEATURES[fv.kind], fv, fields)
 
 
 def score_to_point(s: Score) -> Point:
-    fields: dict[str, FieldValue] = {
-        "anomaly_score": float(s.anomaly_score),
-        "raw_score": float(s.raw_score),
-        "threshold": float(s.threshold),
-        "is_anomaly": s.is_anomaly,
-        "severity": s.severity,
-        "model_version": s.model_version,
-        "event_id": s.event_id,
-    }
-    return _checked(Point(SCORES, s.asset_id, ts_ns(s.ts), fields, {"model": s.model}))
+    return _write(_SCORE, s)
 
 
 def state_to_point(sc: StateChange) -> Point:
-    fields: dict[str, FieldValue] = {"state": sc.state, "reason": sc.reason}
-    if sc.previous is not None:
-        fields["previous"] = sc.previous
-    return _checked(Point(STATES, sc.asset_id, ts_ns(sc.ts), fields))
+    return _write(_STATE, sc)
 
 
 def health_to_point(h: HealthUpdate) -> Point:
-    """A ``health`` point; ``insights`` and ``model_ratios`` as compact JSON strings, optional values
-    only when known (a field never changes type between points)."""
-    fields: dict[str, FieldValue] = {
-        "health_score": float(h.health_score),
-        "risk_level": h.risk_level,
-        "grade": h.grade,
-        "degradation_index": float(h.degradation_index),
-        "maintenance_window_days": float(h.maintenance_window_days),
-        "maintenance_reason": h.maintenance_reason,
-        "active_alarms": float(h.active_alarms),
-        "insights": json.dumps(
-            [i.model_dump(mode="json") for i in h.insights], separators=(",", ":"), allow_nan=False
-        ),
-        "model_ratios": json.dumps(h.model_ratios, separators=(",", ":"), allow_nan=False),
-    }
-    if h.iso_zone is not None:
-        fields["iso_zone"] = h.iso_zone
-    if h.velocity_rms_mm_s is not None:
-        fields["velocity_rms_mm_s"] = float(h.velocity_rms_mm_s)
-    return _checked(Point(HEALTH, h.asset_id, ts_ns(h.ts), fields))
+    """A ``health`` point; ``insights`` and ``model_ratios`` as compact JSON strings."""
+    return _write(_HEALTH, h)
 
 
 def alarm_to_point(a: AlarmEvent) -> Point:
     """An ``alarms`` point tagged ``alarm_id`` and ``transition`` (the new state), so transitions of
     different alarms, and two transitions of one alarm, at the same data time are distinct points."""
-    if not topics.valid_asset_id(a.alarm_id):
-        raise ValueError(f"alarm_id {a.alarm_id!r} cannot be a tag: must match {topics.ASSET_ID_PATTERN}")
-    fields: dict[str, FieldValue] = {
-        "state": a.state,
-        "source": a.source,
-        "severity": a.severity,
-        "reason": a.reason,
-        "opened_at": to_utc(a.opened_at).isoformat(),
-        "auto_cleared": a.auto_cleared,
-    }
-    for name in ("previous", "who", "note", "action_code"):
-        value = getattr(a, name)
-        if value is not None:
-            fields[name] = value
-    tags = {"alarm_id": a.alarm_id, "transition": a.state}
-    return _checked(Point(ALARMS, a.asset_id, ts_ns(a.ts), fields, tags))
+    return _write(_ALARM, a, transition=a.state)
 
 
 def oplog_to_point(log: OperatorLog) -> Point:
     """An ``oplogs`` point tagged ``log_id``."""
-    if not topics.valid_asset_id(log.log_id):
-        raise ValueError(f"log_id {log.log_id!r} cannot be a tag: must match {topics.ASSET_ID_PATTERN}")
-    fields: dict[str, FieldValue] = {
-        "event_type": log.event_type,
-        "severity": log.severity,
-        "description": log.description,
-    }
-    if log.author is not None:
-        fields["author"] = log.author
-    return _checked(Point(OPLOGS, log.asset_id, ts_ns(log.ts), fields, {"log_id": log.log_id}))
+    return _write(_OPLOG, log)
 
 
-# --- topic + payload -> points (the historian's registry) -------------------------------------------
-def _same_asset(topic: str, asset_id: str) -> None:
-    from_topic = topics.asset_from_topic(topic)
-    if from_topic != asset_id:
+# --- the families: topic filter -> message model -> point -------------------------------------------
+def check_topic_asset(topic: str, asset_id: str) -> None:
+    """Raise ValueError unless ``topic`` names the asset ``asset_id`` (the payload's own)."""
+    if topics.asset_from_topic(topic) != asset_id:
         raise ValueError(f"payload asset_id {asset_id!r} does not match topic {topic!r}")
 
 
-def convert_reading(topic: str, payload: bytes) -> list[Point]:
-    r = Reading.model_validate_json(payload)
-    _same_asset(topic, r.asset_id)
-    return [reading_to_point(r)]
+@dataclass(frozen=True)
+class Family(Generic[M]):
+    """One stored topic family: messages of ``model`` on ``filter`` become points by ``to_point``."""
+
+    filter: str
+    model: type[M]
+    to_point: Callable[[M], Point]
+    #: An empty payload is a cleared retained message: no points (cf. ``shared.service.Route.clears``).
+    clears: bool = False
+    #: Message attribute the topic's last level must equal (``kind`` of features, ``model`` of scores).
+    leaf: str | None = None
+
+    def convert(self, topic: str, payload: bytes) -> list[Point]:
+        """Validate a payload against ``model`` and convert it (the message must belong on ``topic``)."""
+        if self.clears and not payload:
+            return []
+        return to_points(self, self.model.model_validate_json(payload), topic)
 
 
-def convert_window(topic: str, payload: bytes) -> list[Point]:
-    w = Window.model_validate_json(payload)
-    _same_asset(topic, w.asset_id)
-    return [window_to_point(w)]
-
-
-def convert_features(topic: str, payload: bytes) -> list[Point]:
-    fv = FeatureVector.model_validate_json(payload)
-    _same_asset(topic, fv.asset_id)
-    if topic.rsplit("/", 1)[-1] != fv.kind:
-        raise ValueError(f"payload kind {fv.kind!r} does not match topic {topic!r}")
-    return [features_to_point(fv)]
-
-
-def convert_score(topic: str, payload: bytes) -> list[Point]:
-    s = Score.model_validate_json(payload)
-    _same_asset(topic, s.asset_id)
-    if topic.rsplit("/", 1)[-1] != s.model:
-        raise ValueError(f"payload model {s.model!r} does not match topic {topic!r}")
-    return [score_to_point(s)]
-
-
-def convert_state(topic: str, payload: bytes) -> list[Point]:
-    if not payload:  # a cleared retained message
+def to_points(family: Family[M], msg: M | None, topic: str | None = None) -> list[Point]:
+    """The points of one validated message: none for ``None`` (a cleared retained message), else one.
+    With ``topic``, first checks that the message belongs there (same asset, feature kind, score model)."""
+    if msg is None:
         return []
-    sc = StateChange.model_validate_json(payload)
-    _same_asset(topic, sc.asset_id)
-    return [state_to_point(sc)]
+    if topic is not None:
+        check_topic_asset(topic, msg.asset_id)  # type: ignore[attr-defined]  # every family has one
+        if family.leaf and topic.rsplit("/", 1)[-1] != (value := getattr(msg, family.leaf)):
+            raise ValueError(f"payload {family.leaf} {value!r} does not match topic {topic!r}")
+    return [family.to_point(msg)]
 
 
-def convert_health(topic: str, payload: bytes) -> list[Point]:
-    if not payload:  # a cleared retained message
-        return []
-    h = HealthUpdate.model_validate_json(payload)
-    _same_asset(topic, h.asset_id)
-    return [health_to_point(h)]
-
-
-def convert_alarm(topic: str, payload: bytes) -> list[Point]:
-    a = AlarmEvent.model_validate_json(payload)
-    _same_asset(topic, a.asset_id)
-    return [alarm_to_point(a)]
-
-
-def convert_oplog(topic: str, payload: bytes) -> list[Point]:
-    log = OperatorLog.model_validate_json(payload)
-    _same_asset(topic, log.asset_id)
-    return [oplog_to_point(log)]
-
-
-#: (topic filter, converter). Append an entry to store a new message family.
-CONVERTERS: list[tuple[str, Converter]] = [
-    (topics.READING_FILTER, convert_reading),
-    (topics.WINDOW_FILTER, convert_window),
-    (topics.features_filter(), convert_features),
-    (topics.SCORE_FILTER, convert_score),
-    (topics.STATE_FILTER, convert_state),
-    (topics.HEALTH_FILTER, convert_health),
-    (topics.ALARM_FILTER, convert_alarm),
-    (topics.OPLOG_FILTER, convert_oplog),
-]
+#: Every stored family, in subscription order. Append a row to store a new message family.
+FAMILIES: tuple[Family[Any], ...] = (
+    Family(topics.READING_FILTER, Reading, reading_to_point),
+    Family(topics.WINDOW_FILTER, Window, window_to_point),
+    Family(topics.features_filter(), FeatureVector, features_to_point, leaf="kind"),
+    Family(topics.SCORE_FILTER, Score, score_to_point, leaf="model"),
+    Family(topics.STATE_FILTER, StateChange, state_to_point, clears=True),
+    Family(topics.HEALTH_FILTER, HealthUpdate, health_to_point, clears=True),
+    Family(topics.ALARM_FILTER, AlarmEvent, alarm_to_point),
+    Family(topics.OPLOG_FILTER, OperatorLog, oplog_to_point),
+)
 
 
 def convert(topic: str, payload: bytes) -> list[Point]:
-    """Points for one message, from every converter whose filter matches ``topic``.
-
-    Raises ValueError when no converter handles the topic or a converter refuses the payload.
-    """
-    matched = [fn for f, fn in CONVERTERS if topic_matches(f, topic)]
+    """Points for one message, from every family whose filter matches ``topic`` (ValueError when no
+    family takes the topic or one refuses the payload)."""
+    matched = [f for f in FAMILIES if topic_matches(f.filter, topic)]
     if not matched:
         raise ValueError(f"no converter for topic {topic!r}")
-    return [p for fn in matched for p in fn(topic, payload)]
+    return [p for f in matched for p in f.convert(topic, payload)]
 
 
 # --- point -> message / plain data -----------------------------------------------------------------
@@ -318,28 +274,73 @@ def _field(point: Point, name: str) -> Any:
         raise ValueError(f"{point.measurement} point at {point.ts_ns} has no field {name!r}") from None
 
 
+def _from_json(raw: Any) -> Any:
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError) as exc:  # not a string, or not JSON
+        raise ValueError(f"must be a JSON string, got {raw!r}: {exc}") from None
+
+
+def _from_iso(v: Any) -> datetime:
+    try:
+        return to_utc(datetime.fromisoformat(v))
+    except (TypeError, ValueError):
+        raise ValueError(f"must be an ISO-8601 string, got {v!r}") from None
+
+
+#: Fields read back through a conversion (the inverse of :func:`_stored`); the model validates the rest
+#: as stored (e.g. ``active_alarms``, stored as a float, must be whole).
+_READ_AS = {"insights": _from_json, "model_ratios": _from_json, "opened_at": _from_iso}
+
+
+def _read(point: Point, layout: _Layout[M]) -> M:
+    """The message a point of ``layout`` was made from (its asset and time are the point's)."""
+    m = layout.measurement
+    if point.measurement != m:
+        raise ValueError(f"expected a {m!r} point, got {point.measurement!r}")
+    values: dict[str, Any] = {"asset_id": point.asset_id, "ts": from_ns(point.ts_ns)}
+    if layout.tag is not None:
+        if layout.tag not in point.tags:
+            raise ValueError(f"{m} point at {point.ts_ns} has no {layout.tag!r} tag")
+        values[layout.tag] = point.tags[layout.tag]
+    present = [n for n in layout.optional.split() if n in point.fields]
+    for name in layout.fields.split() + present:
+        value, read = _field(point, name), _READ_AS.get(name)
+        try:
+            values[name] = value if read is None else read(value)
+        except ValueError as exc:
+            raise ValueError(f"{m} field {name!r} {exc}") from None
+    return layout.model(**values)
+
+
 def point_to_reading(point: Point) -> Reading:
     """The :class:`Reading` a ``readings`` point was made from."""
-    if point.measurement != READINGS:
-        raise ValueError(f"expected a {READINGS!r} point, got {point.measurement!r}")
-    is_faulty = point.fields.get("is_faulty")
-    return Reading(
-        event_id=str(_field(point, "event_id")),
-        asset_id=point.asset_id,
-        ts=from_ns(point.ts_ns),
-        voltage_v=_field(point, "voltage_v"),
-        current_a=_field(point, "current_a"),
-        power_factor=_field(point, "power_factor"),
-        vibration_g=_field(point, "vibration_g"),
-        is_faulty=None if is_faulty is None else bool(is_faulty),
-    )
+    return _read(point, _READING)
+
+
+def point_to_score(point: Point) -> Score:
+    """The :class:`Score` a ``scores`` point was made from (the model is the point's ``model`` tag)."""
+    return _read(point, _SCORE)
+
+
+def point_to_health(point: Point) -> HealthUpdate:
+    """The :class:`HealthUpdate` a ``health`` point was made from."""
+    return _read(point, _HEALTH)
+
+
+def point_to_alarm(point: Point) -> AlarmEvent:
+    """The :class:`AlarmEvent` an ``alarms`` point was made from."""
+    return _read(point, _ALARM)
+
+
+def point_to_oplog(point: Point) -> OperatorLog:
+    """The :class:`OperatorLog` an ``oplogs`` point was made from."""
+    return _read(point, _OPLOG)
 
 
 def point_to_features(point: Point) -> tuple[list[str], list[float], dict[str, float]]:
-    """``(names, values, extras)`` of a ``features_<kind>`` point, names in their original order.
-
-    Points written without ``feature_names`` give their feature fields in sorted name order.
-    """
+    """``(names, values, extras)`` of a ``features_<kind>`` point, names in their original order (in
+    sorted order for points written without ``feature_names``)."""
     if not point.measurement.startswith(FEATURES_PREFIX):
         raise ValueError(f"expected a {FEATURES_PREFIX}<kind> point, got {point.measurement!r}")
     order = point.fields.get(FEATURE_NAMES_FIELD)
@@ -360,118 +361,6 @@ def point_to_features(point: Point) -> tuple[list[str], list[float], dict[str, f
         if k.startswith(EXTRA_PREFIX) and k not in name_set and not isinstance(v, bool | str)
     }
     return names, values, extras
-
-
-def _expect(point: Point, measurement: str) -> None:
-    if point.measurement != measurement:
-        raise ValueError(f"expected a {measurement!r} point, got {point.measurement!r}")
-
-
-def _optional(point: Point, name: str) -> Any:
-    return point.fields.get(name)
-
-
-def _json_field(point: Point, name: str) -> Any:
-    raw = _field(point, name)
-    if not isinstance(raw, str):
-        raise ValueError(f"{point.measurement} field {name!r} must be a JSON string, got {raw!r}")
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{point.measurement} field {name!r} is not valid JSON: {exc}") from None
-
-
-def _count(point: Point, name: str) -> int:
-    v = _field(point, name)
-    if isinstance(v, bool | str) or not math.isfinite(v) or v != int(v):
-        raise ValueError(f"{point.measurement} field {name!r} must be a whole number, got {v!r}")
-    return int(v)
-
-
-def point_to_score(point: Point) -> Score:
-    """The :class:`Score` a ``scores`` point was made from (the model is the point's ``model`` tag)."""
-    _expect(point, SCORES)
-    try:
-        model = point.tags["model"]
-    except KeyError:
-        raise ValueError(f"scores point at {point.ts_ns} has no 'model' tag") from None
-    return Score(
-        event_id=str(_field(point, "event_id")),
-        asset_id=point.asset_id,
-        ts=from_ns(point.ts_ns),
-        model=model,  # type: ignore[arg-type]
-        model_version=str(_field(point, "model_version")),
-        anomaly_score=_field(point, "anomaly_score"),
-        raw_score=_field(point, "raw_score"),
-        threshold=_field(point, "threshold"),
-        is_anomaly=bool(_field(point, "is_anomaly")),
-        severity=_field(point, "severity"),
-    )
-
-
-def point_to_health(point: Point) -> HealthUpdate:
-    """The :class:`HealthUpdate` a ``health`` point was made from."""
-    _expect(point, HEALTH)
-    return HealthUpdate(
-        asset_id=point.asset_id,
-        ts=from_ns(point.ts_ns),
-        health_score=_field(point, "health_score"),
-        risk_level=_field(point, "risk_level"),
-        grade=_field(point, "grade"),
-        degradation_index=_field(point, "degradation_index"),
-        maintenance_window_days=_field(point, "maintenance_window_days"),
-        maintenance_reason=str(_optional(point, "maintenance_reason") or ""),
-        iso_zone=_optional(point, "iso_zone"),
-        velocity_rms_mm_s=_optional(point, "velocity_rms_mm_s"),
-        insights=_json_field(point, "insights"),
-        model_ratios=_json_field(point, "model_ratios"),
-        active_alarms=_count(point, "active_alarms"),
-    )
-
-
-def point_to_alarm(point: Point) -> AlarmEvent:
-    """The :class:`AlarmEvent` an ``alarms`` point was made from."""
-    _expect(point, ALARMS)
-    try:
-        alarm_id = point.tags["alarm_id"]
-    except KeyError:
-        raise ValueError(f"alarms point at {point.ts_ns} has no 'alarm_id' tag") from None
-    opened = _field(point, "opened_at")
-    if not isinstance(opened, str):
-        raise ValueError(f"alarms field 'opened_at' must be an ISO-8601 string, got {opened!r}")
-    return AlarmEvent(
-        alarm_id=alarm_id,
-        asset_id=point.asset_id,
-        state=_field(point, "state"),
-        previous=_optional(point, "previous"),
-        source=str(_field(point, "source")),
-        severity=_field(point, "severity"),
-        reason=str(_field(point, "reason")),
-        opened_at=to_utc(datetime.fromisoformat(opened)),
-        ts=from_ns(point.ts_ns),
-        who=_optional(point, "who"),
-        note=_optional(point, "note"),
-        action_code=_optional(point, "action_code"),
-        auto_cleared=bool(_optional(point, "auto_cleared") or False),
-    )
-
-
-def point_to_oplog(point: Point) -> OperatorLog:
-    """The :class:`OperatorLog` an ``oplogs`` point was made from."""
-    _expect(point, OPLOGS)
-    try:
-        log_id = point.tags["log_id"]
-    except KeyError:
-        raise ValueError(f"oplogs point at {point.ts_ns} has no 'log_id' tag") from None
-    return OperatorLog(
-        log_id=log_id,
-        asset_id=point.asset_id,
-        event_type=_field(point, "event_type"),
-        severity=_field(point, "severity"),
-        description=str(_optional(point, "description") or ""),
-        ts=from_ns(point.ts_ns),
-        author=_optional(point, "author"),
-    )
 
 
 #: Order of alarm states within one data time (a later lifecycle step wins a tie).

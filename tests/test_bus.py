@@ -96,6 +96,7 @@ async def _collect(url: str, filt: str, n: int, timeout: float = 10.0) -> list[a
     return out
 
 
+@pytest.mark.integration
 async def test_serve_on_real_broker_status_and_dead_letter(mosquitto: MosquittoServer) -> None:
     settings = Settings(mqtt_url=mosquitto.url)
     got: list[Incoming] = []
@@ -123,6 +124,7 @@ async def test_serve_on_real_broker_status_and_dead_letter(mosquitto: MosquittoS
     assert json.loads(status[0].payload)["state"] == "offline"
 
 
+@pytest.mark.integration
 async def test_serve_reconnects_after_broker_restart(tmp_path) -> None:
     srv = MosquittoServer(tmp_path / "m").start()
     try:

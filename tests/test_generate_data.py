@@ -293,6 +293,7 @@ async def _run_and_collect(
     return proc.returncode, out.decode(), received
 
 
+@pytest.mark.integration
 async def test_vibration_windows_arrive_on_a_custom_topic(mosquitto: MosquittoServer) -> None:
     topic = "factory/motor_01/vibration/raw"
     _, out, received = await _run_and_collect(
@@ -340,6 +341,7 @@ async def test_vibration_windows_arrive_on_a_custom_topic(mosquitto: MosquittoSe
     assert out.splitlines()[-1] == "[COMPLETE] Sent 5 events, 0 failed"
 
 
+@pytest.mark.integration
 async def test_vibration_default_topic_is_the_raw_vibration_topic(mosquitto: MosquittoServer) -> None:
     topic = topics.raw_vibration("pump_7")
     _, out, received = await _run_and_collect(
@@ -370,6 +372,7 @@ def test_vibration_mode_with_no_broker_counts_failures() -> None:
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.integration
 def test_vibration_sigint_mid_run_prints_the_summary_and_exits_130(mosquitto: MosquittoServer) -> None:
     proc = subprocess.Popen(
         [sys.executable, "scripts/generate_data.py", "--mode", "vibration", "--mqtt", mosquitto.url,

@@ -251,6 +251,7 @@ async def _wait_for(pred: Callable[[], bool], what: str, timeout_s: float = 60.0
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.integration
 async def test_influx_outage_mid_stream_loses_nothing_and_writes_nothing_twice(
     mosquitto: MosquittoServer, tmp_path: Path
 ) -> None:
@@ -325,6 +326,7 @@ def _log_events(path: Path) -> list[Mapping[str, object]]:
     return out
 
 
+@pytest.mark.integration
 async def test_process_writes_to_sqlite_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     broker = MosquittoServer(tmp_path / "mqtt").start()  # own broker: the real client id is persistent
     log_path = tmp_path / "historian.log"

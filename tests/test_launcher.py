@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.stack import Stack
 
@@ -32,6 +33,7 @@ def children(pid: int) -> dict[str, int]:
     return out
 
 
+@pytest.mark.integration
 def test_crashed_service_is_reported_and_restarted(tmp_path: Path) -> None:
     stack = Stack(tmp_path).start()
     try:

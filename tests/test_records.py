@@ -226,7 +226,7 @@ def test_point_to_dict() -> None:
 
 # --- registry ---------------------------------------------------------------------------------------
 def test_registry_covers_every_family() -> None:
-    filters = [f for f, _ in records.CONVERTERS]
+    filters = [f.filter for f in records.FAMILIES]
     assert filters == [
         topics.READING_FILTER,
         topics.WINDOW_FILTER,
@@ -237,6 +237,39 @@ def test_registry_covers_every_family() -> None:
         topics.ALARM_FILTER,
         topics.OPLOG_FILTER,
     ]
+
+
+def test_families_declare_filter_model_and_point() -> None:
+    models = [f.model for f in records.FAMILIES]
+    assert models == [
+        Reading,
+        Window,
+        FeatureVector,
+        Score,
+        StateChange,
+        HealthUpdate,
+        AlarmEvent,
+        OperatorLog,
+    ]
+    assert {f.filter for f in records.FAMILIES if f.clears} == {topics.STATE_FILTER, topics.HEALTH_FILTER}
+    family = dict(zip(models, records.FAMILIES, strict=True))
+    r = reading()
+    assert family[Reading].to_point(r) == records.reading_to_point(r)
+    assert records.to_points(family[Reading], r, topics.reading("m1")) == [records.reading_to_point(r)]
+    assert records.to_points(family[Reading], r) == [records.reading_to_point(r)]  # no topic: no check
+    assert records.to_points(family[StateChange], None, topics.state("m1")) == []  # a cleared retained state
+    with pytest.raises(ValueError, match="does not match topic"):
+        records.to_points(family[Reading], r, topics.reading("m2"))
+    with pytest.raises(ValueError, match="kind 'batch' does not match topic"):
+        records.to_points(family[FeatureVector], fv(kind="batch"), topics.features("m1", "legacy"))
+
+
+def test_check_topic_asset() -> None:
+    records.check_topic_asset(topics.reading("m1"), "m1")
+    with pytest.raises(ValueError, match="does not match topic"):
+        records.check_topic_asset(topics.reading("m1"), "m2")
+    with pytest.raises(ValueError, match="does not match topic"):
+        records.check_topic_asset("rotorwatch/v1", "m1")
 
 
 def test_convert_by_topic() -> None:
@@ -267,6 +300,25 @@ def test_convert_refuses_bad_input() -> None:
     f = fv(kind="batch").model_dump_json().encode()
     with pytest.raises(ValueError, match="kind"):
         records.convert(topics.features("m1", "legacy"), f)
+    s = Score(
+        event_id=EID,
+        asset_id="m1",
+        ts=TS,
+        model="batch",
+        model_version="v1",
+        anomaly_score=0.5,
+        raw_score=0.5,
+        threshold=1.0,
+        is_anomaly=False,
+        severity="NORMAL",
+    )
+    assert records.convert(topics.score("m1", "batch"), s.model_dump_json().encode()) == [
+        records.score_to_point(s)
+    ]
+    with pytest.raises(ValueError, match="model 'batch' does not match topic"):
+        records.convert(topics.score("m1", "legacy"), s.model_dump_json().encode())
+    with pytest.raises(ValidationError):  # an empty payload clears only retained families
+        records.convert(topics.reading("m1"), b"")
 
 
 # --- health, alarms, operator logs, scores back ---------------------------------------------------
@@ -471,8 +523,7 @@ def test_latest_alarms_reduces_to_the_latest_transition_newest_first() -> None:
     assert records.latest_alarms([]) == []
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("backend", ["sqlite", "influx"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("influx", marks=pytest.mark.integration)])
 def test_new_families_round_trip_through_the_store(backend: str, tmp_path, request) -> None:
     if backend == "sqlite":
         store = SqliteStore(tmp_path / "r.db")

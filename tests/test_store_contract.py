@@ -25,7 +25,7 @@ def _fresh_db() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=["sqlite", "influx"])
+@pytest.fixture(params=["sqlite", pytest.param("influx", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         s: Store = SqliteStore(tmp_path / "sub" / "dir" / "points.db")
@@ -269,6 +269,7 @@ def test_sqlite_two_connections_see_each_others_writes(tmp_path: Path) -> None:
     assert a.ping() is False
 
 
+@pytest.mark.integration
 def test_open_store_picks_the_adapter(tmp_path: Path, influxd: InfluxServer) -> None:
     s = open_store(Settings(data_dir=tmp_path / "data", influx_url=None))
     assert isinstance(s, SqliteStore) and s.path == tmp_path / "data" / "rotorwatch.db"
@@ -294,6 +295,7 @@ def test_influx_rejects_bad_database_names() -> None:
             InfluxStore("http://127.0.0.1:1", bad)
 
 
+@pytest.mark.integration
 def test_influx_4xx_is_store_error_with_influx_message(influxd: InfluxServer) -> None:
     s = InfluxStore(influxd.url, _fresh_db())
     s.write([p(T0, v=1.0)])
@@ -304,6 +306,7 @@ def test_influx_4xx_is_store_error_with_influx_message(influxd: InfluxServer) ->
     s.close()
 
 
+@pytest.mark.integration
 def test_influx_unavailable_when_server_stopped(tmp_path: Path) -> None:
     srv = InfluxServer(tmp_path / "influx").start()
     try:

@@ -11,6 +11,16 @@ from pathlib import Path
 
 import httpx
 
+#: Why a server may not start now, or ``None`` when it may. tests/conftest.py sets it for each test not
+#: marked ``integration``/``browser`` (so ``make check`` never starts one); benchmarks leave it ``None``.
+start_refusal: str | None = None
+
+
+def check_may_start(what: str) -> None:
+    """Raise RuntimeError when the running test may not start servers (see :data:`start_refusal`)."""
+    if start_refusal is not None:
+        raise RuntimeError(f"starting {what}: {start_refusal}")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -49,6 +59,7 @@ class MosquittoServer:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> MosquittoServer:
+        check_may_start("mosquitto")
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
@@ -85,6 +96,7 @@ class InfluxServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> InfluxServer:
+        check_may_start("influxd")
         d = self.workdir
         d.mkdir(parents=True, exist_ok=True)
         conf = d / "influxdb.conf"
