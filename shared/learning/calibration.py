@@ -166,6 +166,163 @@ def _pairs(obj: Any, what: str) -> dict[str, tuple[NDArray[np.float64], list[str
     return out
 
 
+def _check_amounts(
+    kinds: list[str],
+    data: dict[str, tuple[NDArray[np.float64], list[str]]],
+    cfg: CalibrationConfig,
+    progress: Callable[[str], None],
+) -> None:
+    """Step 1: enough rows (``min_readings`` / ``min_windows``) and at least one varying feature."""
+    for kind in kinds:
+        X = data[kind][0]
+        n = X.shape[0]
+        need = cfg.min_windows if kind == "autoencoder" else cfg.min_readings
+        if n < need:
+            raise InsufficientData(kind, n, need)
+        if np.all(X.max(axis=0) == X.min(axis=0)):
+            raise DegenerateData(
+                f"Calibration data for the {_LABEL[kind]} does not vary: all {X.shape[1]} features are "
+                f"constant over {n} {_UNIT[kind]} (sensor stuck or machine stopped?)"
+            )
+        progress(f"Collected {n} data points for the {_LABEL[kind]}")
+
+
+def _validate_all(
+    kinds: list[str],
+    data: dict[str, tuple[NDArray[np.float64], list[str]]],
+    checks: dict[str, tuple[NDArray[np.float64], list[str]]],
+    cfg: CalibrationConfig,
+    progress: Callable[[str], None],
+) -> dict[str, ValidationResult]:
+    """Step 2: the baseline verdict of every dataset (``checks`` replaces a kind's matrix when given)."""
+    verdicts: dict[str, ValidationResult] = {}
+    for kind in kinds:
+        X, names = checks.get(kind, data[kind])
+        res = validate_baseline(X, names, sigma=cfg.sigma, max_outlier_fraction=cfg.max_outlier_fraction)
+        verdicts[kind] = res
+        if cfg.validate and not res.ok:
+            raise BaselineRejected(kind, res)
+        progress(f"{_LABEL[kind].capitalize()} data: {res.message}")
+    return verdicts
+
+
+@dataclass
+class _Fitted:
+    """A trained and exported model before its check: ONNX bytes, manifest entry, the native raw
+    outputs on the training rows, the largest plausible flagged fraction, the training time (s),
+    extra training statistics and when training ended (``time.perf_counter``)."""
+
+    blob: bytes
+    entry: dict[str, Any]
+    native_y: NDArray[Any]
+    limit: float
+    train_seconds: float
+    extra: dict[str, float]
+    trained_at: float
+
+
+def _fit_autoencoder(
+    X: NDArray[np.float64], names: list[str], cfg: CalibrationConfig, progress: Callable[[str], None]
+) -> _Fitted:
+    """Train and export the autoencoder; at most ``max_ae_flagged`` of its training rows may score above
+    its threshold."""
+    progress(f"Training autoencoder ({cfg.autoencoder.epochs} epochs)...")
+    ae = train_autoencoder(X, names, cfg.autoencoder)
+    trained_at = time.perf_counter()
+    blob = export_autoencoder_onnx(ae)
+    extra = {"error_mean": ae.error_mean, "error_std": ae.error_std, "final_loss": ae.final_loss}
+    native_y = ae.raw_scores(X.astype(np.float32))
+    return _Fitted(blob, ae.entry(), native_y, cfg.max_ae_flagged, ae.train_seconds, extra, trained_at)
+
+
+def _fit_forest(
+    kind: str,
+    X: NDArray[np.float64],
+    names: list[str],
+    cfg: CalibrationConfig,
+    progress: Callable[[str], None],
+) -> _Fitted:
+    """Train and export an Isolation Forest. Plausible flagged fraction of its training rows:
+    c + max(0.01, 2/n), plus 3·sqrt(c(1−c)/n_holdout) when the cut is a quantile of n_holdout held-out
+    rows (c = contamination)."""
+    progress(f"Training {_LABEL[kind]}...")
+    fm = train_forest(
+        X,
+        names,
+        contamination=cfg.contamination,
+        n_estimators=cfg.n_estimators,
+        random_state=cfg.random_state,
+        holdout_fraction=float(dict(cfg.holdout).get(kind, 0.0)),
+    )
+    trained_at = time.perf_counter()
+    blob = export_forest_onnx(fm)
+    c = cfg.contamination
+    limit = c + max(0.01, 2.0 / X.shape[0])
+    if fm.n_holdout:
+        limit += 3.0 * math.sqrt(c * (1.0 - c) / fm.n_holdout)
+    native_y = fm.score_samples(X.astype(np.float32))
+    return _Fitted(blob, fm.entry(), native_y, limit, fm.train_seconds, {}, trained_at)
+
+
+def _check_export(
+    kind: str, fitted: _Fitted, X32: NDArray[np.float32], cfg: CalibrationConfig
+) -> tuple[float, NDArray[np.float64], float]:
+    """Step 4: the exported model agrees with the native one and flags a plausible fraction of its
+    training rows; returns the max |ONNX − native|, the raw scores and the flagged fraction."""
+    onnx_model = OnnxModel.from_bytes(fitted.blob, fitted.entry, threads=cfg.onnx_threads)
+    max_diff = _check_agreement(kind, onnx_model.outputs(X32), fitted.native_y, cfg)
+    raw = onnx_model.raw_scores(X32)
+    flagged = float(np.mean(raw > onnx_model.threshold))
+    if flagged > fitted.limit:
+        raise ModelCheckFailed(
+            f"{_LABEL[kind]}: {100 * flagged:.1f}% of the training data scores above its own threshold "
+            f"(at most {100 * fitted.limit:.1f}% expected)"
+        )
+    return max_diff, raw, flagged
+
+
+def _train_kind(
+    kind: str,
+    X: NDArray[np.float64],
+    names: list[str],
+    verdict: ValidationResult,
+    cfg: CalibrationConfig,
+    progress: Callable[[str], None],
+) -> tuple[bytes, dict[str, Any], dict[str, Any], dict[str, float]]:
+    """Steps 3–4 for one kind: ONNX bytes, the manifest entry, its training statistics and timings (s)."""
+    n = X.shape[0]
+    X32 = X.astype(np.float32)
+    t0 = time.perf_counter()
+    if kind == "autoencoder":
+        fitted = _fit_autoencoder(X, names, cfg, progress)
+    else:
+        fitted = _fit_forest(kind, X, names, cfg, progress)
+    t1, t2 = fitted.trained_at, time.perf_counter()
+    progress(f"Checking exported {_LABEL[kind]}...")
+    max_diff, raw, flagged = _check_export(kind, fitted, X32, cfg)
+    t3 = time.perf_counter()
+    training = {
+        "n": n,
+        "train_seconds": fitted.train_seconds,
+        "export_seconds": t2 - t1,
+        "check_seconds": t3 - t2,
+        "raw_score": _stats(raw),
+        "flagged_fraction": flagged,
+        "onnx_max_abs_diff": max_diff,
+        "onnx_bytes": len(fitted.blob),
+        **fitted.extra,
+    }
+    entry = {
+        **fitted.entry,
+        "kind": kind,
+        "baseline": Baseline.fit(X, names).to_dict(),
+        "validation": verdict.to_dict(),
+        "training": training,
+    }
+    timings = {f"{kind}_train": t1 - t0, f"{kind}_export": t2 - t1, f"{kind}_check": t3 - t2}
+    return fitted.blob, entry, training, timings
+
+
 def calibrate(
     datasets: dict[str, tuple[Any, list[str]]],
     config: CalibrationConfig | None = None,
@@ -194,104 +351,18 @@ def calibrate(
     if extra:
         raise ValueError(f"validation: kind(s) {extra} have no dataset")
 
-    # 1. enough data?
-    for kind in kinds:
-        n = data[kind][0].shape[0]
-        need = cfg.min_windows if kind == "autoencoder" else cfg.min_readings
-        if n < need:
-            raise InsufficientData(kind, n, need)
-        X = data[kind][0]
-        if np.all(X.max(axis=0) == X.min(axis=0)):
-            raise DegenerateData(
-                f"Calibration data for the {_LABEL[kind]} does not vary: all {X.shape[1]} features are "
-                f"constant over {n} {_UNIT[kind]} (sensor stuck or machine stopped?)"
-            )
-        progress(f"Collected {n} data points for the {_LABEL[kind]}")
-
-    # 2. healthy enough?
-    verdicts: dict[str, ValidationResult] = {}
+    _check_amounts(kinds, data, cfg, progress)
     t0 = time.perf_counter()
-    for kind in kinds:
-        X, names = checks.get(kind, data[kind])
-        res = validate_baseline(X, names, sigma=cfg.sigma, max_outlier_fraction=cfg.max_outlier_fraction)
-        verdicts[kind] = res
-        if cfg.validate and not res.ok:
-            raise BaselineRejected(kind, res)
-        progress(f"{_LABEL[kind].capitalize()} data: {res.message}")
+    verdicts = _validate_all(kinds, data, checks, cfg, progress)
     timings["validate"] = time.perf_counter() - t0
 
     models: dict[str, tuple[bytes, dict[str, Any]]] = {}
     per_model: dict[str, Any] = {}
     for kind in kinds:
-        X, names = data[kind]
-        n = X.shape[0]
-        X32 = X.astype(np.float32)
-        t0 = time.perf_counter()
-        if kind == "autoencoder":
-            ae_cfg = cfg.autoencoder
-            progress(f"Training autoencoder ({ae_cfg.epochs} epochs)...")
-            ae = train_autoencoder(X, names, ae_cfg)
-            t1 = time.perf_counter()
-            blob = export_autoencoder_onnx(ae)
-            entry = ae.entry()
-            native_y = ae.raw_scores(X32)
-            limit = cfg.max_ae_flagged
-            train_s = ae.train_seconds
-        else:
-            progress(f"Training {_LABEL[kind]}...")
-            fm = train_forest(
-                X,
-                names,
-                contamination=cfg.contamination,
-                n_estimators=cfg.n_estimators,
-                random_state=cfg.random_state,
-                holdout_fraction=float(dict(cfg.holdout).get(kind, 0.0)),
-            )
-            t1 = time.perf_counter()
-            blob = export_forest_onnx(fm)
-            entry = fm.entry()
-            native_y = fm.score_samples(X32)
-            limit = cfg.contamination + max(0.01, 2.0 / n)
-            if fm.n_holdout:  # the cut is a quantile of only n_holdout rows: allow 3 binomial σ more
-                c = cfg.contamination
-                limit += 3.0 * math.sqrt(c * (1.0 - c) / fm.n_holdout)
-            train_s = fm.train_seconds
-        t2 = time.perf_counter()
-        progress(f"Checking exported {_LABEL[kind]}...")
-        onnx_model = OnnxModel.from_bytes(blob, entry, threads=cfg.onnx_threads)
-        max_diff = _check_agreement(kind, onnx_model.outputs(X32), native_y, cfg)
-        raw = onnx_model.raw_scores(X32)
-        flagged = float(np.mean(raw > onnx_model.threshold))
-        if flagged > limit:
-            raise ModelCheckFailed(
-                f"{_LABEL[kind]}: {100 * flagged:.1f}% of the training data scores above its own threshold "
-                f"(at most {100 * limit:.1f}% expected)"
-            )
-        t3 = time.perf_counter()
-        training = {
-            "n": n,
-            "train_seconds": train_s,
-            "export_seconds": t2 - t1,
-            "check_seconds": t3 - t2,
-            "raw_score": _stats(raw),
-            "flagged_fraction": flagged,
-            "onnx_max_abs_diff": max_diff,
-            "onnx_bytes": len(blob),
-        }
-        if kind == "autoencoder":
-            training.update(error_mean=ae.error_mean, error_std=ae.error_std, final_loss=ae.final_loss)
-        entry = {
-            **entry,
-            "kind": kind,
-            "baseline": Baseline.fit(X, names).to_dict(),
-            "validation": verdicts[kind].to_dict(),
-            "training": training,
-        }
+        blob, entry, training, spent = _train_kind(kind, *data[kind], verdicts[kind], cfg, progress)
         models[kind] = (blob, entry)
         per_model[kind] = training
-        timings[f"{kind}_train"] = t1 - t0
-        timings[f"{kind}_export"] = t2 - t1
-        timings[f"{kind}_check"] = t3 - t2
+        timings.update(spent)
     timings["total"] = time.perf_counter() - t_start
     progress("Validated")
     data_points = {k: int(data[k][0].shape[0]) for k in kinds}
