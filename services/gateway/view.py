@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pydantic_core
@@ -92,8 +91,6 @@ class ModelInfo:
     """What the gateway keeps of a model announcement: its manifest, not the ONNX bytes."""
 
     version: str
-    path: str
-    created_at: datetime
     manifest: ModelManifest
 
 
@@ -173,9 +170,7 @@ class BusView:
         asset = _asset_of(d, ann.asset_id)
         if ann.model != kind:
             raise Rejected(f"topic model {kind!r} does not match payload model {ann.model!r}")
-        self.models.setdefault(asset, {})[kind] = ModelInfo(
-            ann.version, ann.path, ann.created_at, ann.manifest
-        )
+        self.models.setdefault(asset, {})[kind] = ModelInfo(ann.version, ann.manifest)
         return None
 
     async def _on_status(self, d: Delivery[ServiceStatus | None]) -> Outbox:

@@ -251,7 +251,7 @@ async def put_config(asset_id: AssetIdPath, body: AssetConfigIn, ctx: ContextDep
     raise_failed(reply, f"configuration of {asset_id}")
     if reply.config is None or reply.config.asset_id != asset_id:
         raise HTTPException(502, f"malformed reply from the calibrator: config: not {asset_id!r}'s")
-    # The retained config/<id> follows; record it now so a GET right after this PUT sees it.
+    # Record it now: a GET right after this PUT sees it even before the retained config/<id> arrives.
     ctx.view.configs[asset_id] = reply.config
     return reply.config
 
