@@ -33,7 +33,7 @@ test: system-deps venv lint
 ## InfluxDB, the launcher or Chromium are marked integration/browser (tests/conftest.py enforces it).
 check: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff format --check --output-format concise .
 	@# Complexity (mccabe C901, max 10): informational (--exit-zero) until the issue-9 refactor lands;
 	@# then drop --exit-zero here, or add "C90" to the lint selection in pyproject.toml.
 	$(VENV)/bin/ruff check --select C901 --exit-zero --output-format concise shared services
