@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import servers
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,7 @@ class Stack:
         return env
 
     def start(self, timeout: float = 120.0) -> Stack:
+        servers.check_may_start("the launcher (deploy.run)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "stack.log"
         log = open(self.log_path, "ab")
