@@ -254,6 +254,7 @@ async def serve_memory(service: Service, bus: MemoryBus, *, max_payload_bytes: i
             await dispatch(service.name, bus, service.handle, msg, max_payload_bytes=max_payload_bytes)
     finally:
         service.serve_state.connected, service.serve_state.bus = False, None
+        service.serve_state.ready.clear()
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)

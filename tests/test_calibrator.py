@@ -333,6 +333,29 @@ async def test_registry_is_announced_after_the_timeout_when_the_marker_is_lost(
     assert (change.state, change.reason) == ("CALIBRATED", f"models {v} reloaded from the registry")
 
 
+async def test_a_calibration_cut_off_by_a_restart_is_settled_at_start_up(
+    tmp_path: Path, forest: tuple[Any, bytes]
+) -> None:
+    """Retained CALIBRATING with no job running: back to CALIBRATED when models exist, else IDLE."""
+    svc, _ = calibrator(tmp_path)
+    v = save_version(tmp_path / "models", "m1", forest)
+    bus = MemoryBus()
+    for asset in ("m1", "m2"):
+        await bus.publish(topics.state(asset), StateChange(asset_id=asset, state="CALIBRATING"), retain=True)
+    queues = {a: bus.subscribe(topics.state(a)) for a in ("m1", "m2")}
+    for q in queues.values():
+        await q.get()  # the retained CALIBRATING itself
+    async with running_in_memory(svc, bus):
+        m1, idle = [
+            StateChange.model_validate_json((await asyncio.wait_for(q.get(), 10)).payload)
+            for q in queues.values()
+        ]
+    assert (idle.state, idle.previous) == ("IDLE", "CALIBRATING")
+    assert "interrupted" in idle.reason
+    assert (m1.state, m1.previous) == ("CALIBRATED", "CALIBRATING")
+    assert f"models {v} remain active" in m1.reason
+
+
 @pytest.mark.integration
 async def test_startup_waits_for_retained_states_on_a_real_broker(
     mosquitto: Any, tmp_path: Path, forest: tuple[Any, bytes]

@@ -122,6 +122,23 @@ async def reload(
     return out, done
 
 
+async def interrupted(model_dir: Path, states: AssetStates, running: set[str]) -> list[Publish]:
+    """States of calibrations that were cut off (the service restarted or lost the broker): every asset
+    left CALIBRATING without a running job goes back to CALIBRATED when the registry holds a version
+    (those models stay active), else to IDLE, with the reason."""
+    out: list[Publish] = []
+    for asset, state in sorted(states.states.items()):
+        if state != "CALIBRATING" or asset in running:
+            continue
+        version = await asyncio.to_thread(registry.latest_version, model_dir, asset)
+        if version is None:
+            out.append(states.change(asset, "IDLE", "calibration interrupted before it finished; no models"))
+        else:
+            reason = f"calibration interrupted before it finished; models {version} remain active"
+            out.append(states.change(asset, "CALIBRATED", reason))
+    return out
+
+
 @dataclass(frozen=True)
 class Purged:
     """What :func:`purge` did: the assets, what was deleted for each, the publishes to make."""

@@ -255,10 +255,13 @@ class CalibratorHandlers:
             self.running.discard(req.asset_id)
 
     async def announce_registry(self, bus: Bus) -> None:
-        """Once the retained states have arrived, re-announce the newest version of every asset."""
+        """Once the retained states have arrived: settle calibrations a restart cut off, then re-announce
+        the newest version of every asset."""
         await self.sync.wait(bus)
         try:
-            pubs, versions = await lifecycle.reload(self.cal.model_dir, self.cal.states)
+            pubs = await lifecycle.interrupted(self.cal.model_dir, self.cal.states, self.running)
+            more, versions = await lifecycle.reload(self.cal.model_dir, self.cal.states)
+            pubs += more
             for p in pubs:
                 await bus.publish(p.topic, p.payload, retain=p.retain)
         except Exception:
