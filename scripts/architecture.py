@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -28,9 +29,11 @@ BEGIN, END = "<!-- services:begin -->", "<!-- services:end -->"
 
 
 def short(topic_filter: str) -> str:
-    """A filter without the ``rotorwatch/v1/`` root, as the document writes topics."""
+    """A filter without the ``rotorwatch/v1/`` root, as the document writes topics; a per-process
+    requester id (``reply/gateway-1a2b3c4d/+``) is written ``reply/<requester>/+``."""
     prefix = topics.ROOT + "/"
-    return topic_filter[len(prefix) :] if topic_filter.startswith(prefix) else topic_filter
+    f = topic_filter[len(prefix) :] if topic_filter.startswith(prefix) else topic_filter
+    return re.sub(r"^reply/[^/]+/", "reply/<requester>/", f)
 
 
 def declared() -> Iterator[tuple[str, Service]]:
