@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from scipy.stats import beta
 from sklearn.metrics import f1_score, roc_auc_score
 
-from shared.health.alarms import Persistence
+from shared.health.persistence import Persistence
 from shared.learning.scoring import RollingScore
 
 
@@ -97,8 +97,12 @@ class Metrics:
 
 
 def detection_metrics(
-    healthy: Any, fault: Any, threshold: float | None = None, *,
-    healthy_flags: Any = None, fault_flags: Any = None,
+    healthy: Any,
+    fault: Any,
+    threshold: float | None = None,
+    *,
+    healthy_flags: Any = None,
+    fault_flags: Any = None,
 ) -> Metrics:
     """Metrics of scores on healthy and faulty windows.
 

@@ -29,150 +29,51 @@ state does not allow, the base class for invalid input (empty ``who``, unknown a
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import asdict
+from typing import Any
 
-from shared.health.persistence import Persistence as Persistence  # re-exported (shared.evaluation)
+from shared.health.alarm_types import (
+    MAINTENANCE_ACTIONS,
+    MAX_NOTE_CHARS,
+    MAX_SOURCE_CHARS,
+    MAX_WHO_CHARS,
+    SEVERITY_RANK,
+    SYSTEM,
+    Alarm,
+    AlarmConflict,
+    AlarmNotFound,
+    AlarmSeverity,
+    AlarmState,
+    AlarmTransition,
+    AlarmTransitionError,
+    KeyState,
+    Observation,
+    TransitionKind,
+    check_text,
+    check_ts,
+)
 from shared.messages import ACTION_CODES
-from shared.topics import valid_asset_id
 
-AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
-AlarmSeverity = Literal["WARNING", "CRITICAL"]
-TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved"]
-
-#: Action codes (of the message contract, :data:`shared.messages.ACTION_CODES`) that change the
-#: machine's condition: they reset the degradation index and re-arm the alarm source.
-MAINTENANCE_ACTIONS: frozenset[str] = frozenset(ACTION_CODES) - {"false_alarm", "other"}
-SEVERITY_RANK = {"WARNING": 1, "CRITICAL": 2}
-MAX_NOTE_CHARS = 2000
-MAX_WHO_CHARS = 200
-MAX_SOURCE_CHARS = 64
-#: Who resolves an alarm whose condition cleared by itself.
-SYSTEM = "system"
-
-
-class AlarmTransitionError(ValueError):
-    """An alarm operation that is not allowed (message says why); invalid input when not a subclass."""
-
-
-class AlarmNotFound(AlarmTransitionError):
-    """No such alarm (or not one of this asset's)."""
-
-
-class AlarmConflict(AlarmTransitionError):
-    """The alarm's current state does not allow the transition (e.g. resolving a resolved alarm)."""
-
-
-@dataclass
-class Alarm:
-    alarm_id: str
-    asset_id: str
-    source: str
-    severity: str
-    reason: str
-    opened_at: float
-    models: list[str] = field(default_factory=list)
-    state: str = "ACTIVE"
-    last_seen_at: float | None = None  # data time of the last observation with the condition on
-    acknowledged_at: float | None = None
-    acknowledged_by: str | None = None
-    ack_note: str = ""
-    resolved_at: float | None = None
-    resolved_by: str | None = None
-    resolve_note: str = ""
-    action_code: str | None = None
-    auto_cleared: bool = False
-
-    @property
-    def is_open(self) -> bool:
-        return self.state != "RESOLVED"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Alarm:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown Alarm fields: {sorted(unknown)}")
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class AlarmTransition:
-    """One transition, ready to publish: ``kind`` and a snapshot of the alarm after it."""
-
-    kind: TransitionKind
-    ts: float
-    alarm: dict[str, Any]
-    who: str | None = None
-    note: str = ""
-    action_code: str | None = None
-    auto_cleared: bool = False
-    maintenance: bool = False  # resolved with a maintenance action: reset degradation
-
-    @property
-    def alarm_id(self) -> str:
-        return str(self.alarm["alarm_id"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One window's persistent condition of ``(asset_id, source)`` at data time ``ts`` (validated)."""
-
-    asset_id: str
-    source: str
-    ts: float
-    active: bool
-    severity: str
-    reason: str
-    models: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.asset_id, str) or not valid_asset_id(self.asset_id):
-            raise ValueError(f"invalid asset id {self.asset_id!r}")
-        src = self.source
-        if not isinstance(src, str) or not src or "/" in src or len(src) > MAX_SOURCE_CHARS:
-            raise ValueError(f"source must be a non-empty name without '/', got {src!r}")
-        object.__setattr__(self, "ts", _check_ts(self.ts))
-        if not isinstance(self.active, bool):
-            raise ValueError(f"active must be a bool, got {self.active!r}")
-        if self.active and self.severity not in SEVERITY_RANK:
-            raise ValueError(
-                f"severity of an active condition must be WARNING or CRITICAL, got {self.severity!r}"
-            )
-        object.__setattr__(self, "models", tuple(str(m) for m in self.models))
-
-
-@dataclass
-class _KeyState:
-    last_active: bool = False
-    clear_count: int = 0
-    open_alarm_id: str | None = None
-
-
-def _check_ts(ts: Any) -> float:
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(float(ts)):
-        raise ValueError(f"ts must be a finite number of seconds (data time), got {ts!r}")
-    return float(ts)
-
-
-def _check_text(name: str, v: Any, limit: int, required: bool) -> str:
-    if not isinstance(v, str):
-        raise AlarmTransitionError(f"{name} must be a string, got {type(v).__name__}")
-    v = v.strip()
-    if required and not v:
-        raise AlarmTransitionError(f"{name} must not be empty")
-    if len(v) > limit:
-        raise AlarmTransitionError(f"{name} is {len(v)} characters; the limit is {limit}")
-    return v
+__all__ = [
+    "Alarm",
+    "AlarmConflict",
+    "AlarmNotFound",
+    "AlarmSeverity",
+    "AlarmState",
+    "AlarmTransition",
+    "AlarmTransitionError",
+    "MAINTENANCE_ACTIONS",
+    "MAX_NOTE_CHARS",
+    "MAX_SOURCE_CHARS",
+    "MAX_WHO_CHARS",
+    "Observation",
+    "SEVERITY_RANK",
+    "SYSTEM",
+    "TransitionKind",
+    "AlarmBook",
+]
 
 
 class AlarmBook:
@@ -197,7 +98,7 @@ class AlarmBook:
         self.history_limit = history_limit
         self._new_id = id_factory or (lambda: uuid.uuid4().hex)
         self._alarms: dict[str, Alarm] = {}  # insertion order = opening order
-        self._keys: dict[str, _KeyState] = {}
+        self._keys: dict[str, KeyState] = {}
         self._now: float | None = None  # latest data time observed
 
     # -- queries ---------------------------------------------------------------------------
@@ -242,7 +143,7 @@ class AlarmBook:
         """
         obs = Observation(asset_id, source, ts, active, severity, reason, tuple(models))
         self._now = obs.ts if self._now is None else max(self._now, obs.ts)
-        key = self._keys.setdefault(self._key(obs.asset_id, obs.source), _KeyState())
+        key = self._keys.setdefault(self._key(obs.asset_id, obs.source), KeyState())
         alarm = self._alarms.get(key.open_alarm_id) if key.open_alarm_id else None
         if alarm is not None and not alarm.is_open:  # resolved by an operator meanwhile
             key.open_alarm_id, alarm = None, None
@@ -258,7 +159,7 @@ class AlarmBook:
         key.last_active = obs.active
         return [] if done is None else [done]
 
-    def _open(self, key: _KeyState, obs: Observation) -> AlarmTransition:
+    def _open(self, key: KeyState, obs: Observation) -> AlarmTransition:
         alarm = Alarm(
             alarm_id=self._new_id(),
             asset_id=obs.asset_id,
@@ -288,7 +189,7 @@ class AlarmBook:
             alarm.reason = obs.reason
         return AlarmTransition(kind="escalated", ts=obs.ts, alarm=alarm.to_dict())
 
-    def _auto_clear(self, key: _KeyState, alarm: Alarm | None, ts: float) -> AlarmTransition | None:
+    def _auto_clear(self, key: KeyState, alarm: Alarm | None, ts: float) -> AlarmTransition | None:
         if alarm is None or key.clear_count < self.clear_windows:
             return None
         alarm.state = "RESOLVED"
@@ -311,7 +212,7 @@ class AlarmBook:
     # -- operator actions ------------------------------------------------------------------
     def _op_ts(self, ts: float | None) -> float:
         if ts is not None:
-            return _check_ts(ts)
+            return check_ts(ts)
         if self._now is None:
             raise AlarmConflict("no data time known yet: pass ts explicitly")
         return self._now
@@ -321,8 +222,8 @@ class AlarmBook:
     ) -> AlarmTransition:
         """ACTIVE -> ACKNOWLEDGED by ``who`` at data time ``ts`` (default: latest observed)."""
         alarm = self.get(alarm_id)
-        who = _check_text("who", who, MAX_WHO_CHARS, required=True)
-        note = _check_text("note", note, MAX_NOTE_CHARS, required=False)
+        who = check_text("who", who, MAX_WHO_CHARS, required=True)
+        note = check_text("note", note, MAX_NOTE_CHARS, required=False)
         if alarm.state == "ACKNOWLEDGED":
             raise AlarmConflict(f"alarm {alarm_id} is already ACKNOWLEDGED (by {alarm.acknowledged_by})")
         if alarm.state == "RESOLVED":
@@ -345,8 +246,8 @@ class AlarmBook:
         """ACTIVE|ACKNOWLEDGED -> RESOLVED by ``who`` with ``action_code`` (one of
         :data:`shared.messages.ACTION_CODES`); ``maintenance`` is True for :data:`MAINTENANCE_ACTIONS`."""
         alarm = self.get(alarm_id)
-        who = _check_text("who", who, MAX_WHO_CHARS, required=True)
-        note = _check_text("note", note, MAX_NOTE_CHARS, required=False)
+        who = check_text("who", who, MAX_WHO_CHARS, required=True)
+        note = check_text("note", note, MAX_NOTE_CHARS, required=False)
         if action_code not in ACTION_CODES:
             raise AlarmTransitionError(
                 f"unknown action code {action_code!r}: expected one of {', '.join(ACTION_CODES)}"
@@ -361,7 +262,7 @@ class AlarmBook:
         alarm.resolve_note = note
         alarm.action_code = action_code
         maintenance = action_code in MAINTENANCE_ACTIONS
-        key = self._keys.setdefault(self._key(alarm.asset_id, alarm.source), _KeyState())
+        key = self._keys.setdefault(self._key(alarm.asset_id, alarm.source), KeyState())
         if key.open_alarm_id == alarm_id:
             key.open_alarm_id = None
         if maintenance:
@@ -402,5 +303,5 @@ class AlarmBook:
             alarm = Alarm.from_dict(a)
             book._alarms[alarm.alarm_id] = alarm
         for k, v in d.get("keys", {}).items():
-            book._keys[k] = _KeyState(**v)
+            book._keys[k] = KeyState(**v)
         return book
