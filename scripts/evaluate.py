@@ -54,7 +54,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.features.engine import FeatureEngine  # noqa: E402
 from shared.evaluation import (  # noqa: E402
     Metrics,
     alarm_sequence,
@@ -65,6 +64,7 @@ from shared.evaluation import (  # noqa: E402
     zscore_max,
 )
 from shared.features import default_env_band, spectral_features, window_features  # noqa: E402
+from shared.features.engine import FeatureEngine  # noqa: E402
 from shared.health.assessor import AssessorParams  # noqa: E402
 from shared.health.insights import DEFECTS, MachineInfo, build_insights, z_score  # noqa: E402
 from shared.health.iso20816 import iso_zone_index, zone_limits  # noqa: E402
@@ -85,9 +85,19 @@ NORMAL = "normal"
 CHANNEL = "DE"
 #: The 12 kHz drive-end fault records evaluated, in report order.
 FAULT_LABELS: tuple[str, ...] = (
-    "IR007_12k", "IR014_12k", "IR021_12k", "IR028_12k",
-    "B007_12k", "B014_12k", "B021_12k", "B028_12k",
-    "OR007@6_12k", "OR014@6_12k", "OR021@6_12k", "OR007@3_12k", "OR007@12_12k",
+    "IR007_12k",
+    "IR014_12k",
+    "IR021_12k",
+    "IR028_12k",
+    "B007_12k",
+    "B014_12k",
+    "B021_12k",
+    "B028_12k",
+    "OR007@6_12k",
+    "OR014@6_12k",
+    "OR021@6_12k",
+    "OR007@3_12k",
+    "OR007@12_12k",
 )
 FAMILY_NAMES = {"IR": "inner race", "OR": "outer race", "B": "ball"}
 #: Project goal: detection at <= 1 % false alarms on held-out healthy windows.
@@ -211,8 +221,12 @@ def resample(x: NDArray[np.float64], fs_in: float, fs_out: float) -> NDArray[np.
 
 
 def build_split(
-    signals: dict[str, NDArray[np.float64]], fs: dict[str, float], target_fs: float, window: int,
-    normal_hop: int, train_fraction: float,
+    signals: dict[str, NDArray[np.float64]],
+    fs: dict[str, float],
+    target_fs: float,
+    window: int,
+    normal_hop: int,
+    train_fraction: float,
 ) -> Split:
     """Split the healthy record in time at ``train_fraction`` (before resampling), resample every
     part to ``target_fs``, and cut windows (healthy: hop ``normal_hop``; faults: non-overlapping)."""
@@ -221,11 +235,16 @@ def build_split(
     hold = resample(raw_hold, fs[NORMAL], target_fs)
     faults = {
         label: frame(resample(x, fs[label], target_fs), window, window)
-        for label, x in signals.items() if label != NORMAL
+        for label, x in signals.items()
+        if label != NORMAL
     }
     split = Split(
-        fs=target_fs, window=window, normal_hop=normal_hop,
-        train=frame(train, window, normal_hop), hold=frame(hold, window, normal_hop), faults=faults,
+        fs=target_fs,
+        window=window,
+        normal_hop=normal_hop,
+        train=frame(train, window, normal_hop),
+        hold=frame(hold, window, normal_hop),
+        faults=faults,
         seconds={"train": train.size / target_fs, "hold": hold.size / target_fs},
     )
     for name, arr in (("training", split.train), ("held-out", split.hold)):
@@ -258,7 +277,8 @@ class Features:
 def asset_config(rpm: float) -> AssetConfig:
     o = SKF6205_ORDERS
     return AssetConfig(
-        asset_id="cwru_de", rpm=rpm,
+        asset_id="cwru_de",
+        rpm=rpm,
         bearing=BearingGeometry(
             bpfo_order=o["bpfo"], bpfi_order=o["bpfi"], bsf_order=o["bsf"], ftf_order=o["ftf"]
         ),
@@ -270,8 +290,11 @@ def compute_features(X: NDArray[np.float64], fs: float, rpm: float) -> Features:
     names, td = window_features(X)
     spec = spectral_features(X, fs, rpm=rpm, bearing_orders=SKF6205_ORDERS)
     return Features(
-        td_names=list(names), td=np.asarray(td), spec={k: np.asarray(v) for k, v in spec.items()},
-        fs=fs, rpm=rpm,
+        td_names=list(names),
+        td=np.asarray(td),
+        spec={k: np.asarray(v) for k, v in spec.items()},
+        fs=fs,
+        rpm=rpm,
     )
 
 
@@ -281,8 +304,13 @@ def check_engine(X: NDArray[np.float64], feats: Features, fs: float, rpm: float,
     engine.configs["cwru_de"] = asset_config(rpm)
     for i in rows:
         w = Window(
-            event_id=f"{i:032x}", asset_id="cwru_de", ts=datetime(2024, 1, 1, tzinfo=UTC), fs_hz=fs,
-            n=X.shape[1], axes=["x"], x=X[i].tolist(),
+            event_id=f"{i:032x}",
+            asset_id="cwru_de",
+            ts=datetime(2024, 1, 1, tzinfo=UTC),
+            fs_hz=fs,
+            n=X.shape[1],
+            axes=["x"],
+            x=X[i].tolist(),
         )
         fv = engine.on_window(w)
         if fv.names != feats.td_names:
@@ -327,8 +355,9 @@ class ModelSpec:
     fit: Callable[[Features, Features, dict[str, Features]], Scored]
 
 
-def _onnx_scores(model: OnnxModel, names: list[str], tr: Features, ho: Features,
-                 fa: dict[str, Features]) -> tuple[NDArray[np.float64], NDArray[np.float64], dict[str, Any]]:
+def _onnx_scores(
+    model: OnnxModel, names: list[str], tr: Features, ho: Features, fa: dict[str, Features]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], dict[str, Any]]:
     return (
         model.raw_scores(tr.matrix(names)),
         model.raw_scores(ho.matrix(names)),
@@ -387,8 +416,13 @@ def forest_model(key: str, title: str, spectral: bool) -> ModelSpec:
         names = tr.td_names + (spectral_model_names(tr) if spectral else [])
         X = tr.matrix(names)
         cfg = CalibrationConfig()
-        fm = train_forest(X, names, contamination=cfg.contamination, n_estimators=cfg.n_estimators,
-                          random_state=cfg.random_state)
+        fm = train_forest(
+            X,
+            names,
+            contamination=cfg.contamination,
+            n_estimators=cfg.n_estimators,
+            random_state=cfg.random_state,
+        )
         model = OnnxModel.from_bytes(export_forest_onnx(fm), fm.entry())
         tr_s, ho_s, fa_s = _onnx_scores(model, names, tr, ho, fa)
         notes = [
@@ -422,8 +456,13 @@ def rule_model(key: str, title: str, pick: Callable[[Features], list[str]]) -> M
             f"threshold z > {cut:.2f} (Šidák {RULE_SIGMA:g}σ for {len(names)} features)"
         ]
         return Scored(
-            key, title, cut, zscore_max(L, mean, std), zscore_max(ln(ho), mean, std),
-            {k: zscore_max(ln(f), mean, std) for k, f in fa.items()}, notes,
+            key,
+            title,
+            cut,
+            zscore_max(L, mean, std),
+            zscore_max(ln(ho), mean, std),
+            {k: zscore_max(ln(f), mean, std) for k, f in fa.items()},
+            notes,
         )
 
     return ModelSpec(key, title, fit)
@@ -442,7 +481,8 @@ def insight_rule_model(key: str, title: str) -> ModelSpec:
             raise _Skip("its features are identically 0 at this sample rate")
         base = {
             f"env_{d}_amp": {
-                "mean": float(tr.spec[f"env_{d}_amp"].mean()), "std": float(tr.spec[f"env_{d}_amp"].std())
+                "mean": float(tr.spec[f"env_{d}_amp"].mean()),
+                "std": float(tr.spec[f"env_{d}_amp"].std()),
             }
             for d in defects
         }
@@ -455,8 +495,14 @@ def insight_rule_model(key: str, title: str) -> ModelSpec:
                 cur = {k: float(v[i]) for k, v in f.spec.items()}
                 fired = any(
                     ins.signal.startswith("env_")
-                    for ins in build_insights(cur, base, machine=machine, max_items=10, z_min=p.z_min,
-                                              envelope_snr_min=p.envelope_snr_min)
+                    for ins in build_insights(
+                        cur,
+                        base,
+                        machine=machine,
+                        max_items=10,
+                        z_min=p.z_min,
+                        envelope_snr_min=p.envelope_snr_min,
+                    )
                 )
                 s = max(
                     min(
@@ -487,13 +533,19 @@ class _Skip(Exception):
 MODELS: tuple[ModelSpec, ...] = (
     autoencoder_model("ae_td", "(a) Autoencoder, 11 time-domain features (the live vibration model)", False),
     forest_model("if_td", "(b) Isolation Forest, 11 time-domain features (published-baseline style)", False),
-    rule_model("env", "(c1) Envelope rule: BPFO/BPFI/BSF envelope SNR",
-               lambda f: [n for n in ENVELOPE_FEATURES if n in f.spec and np.any(f.spec[n] != 0.0)]),
+    rule_model(
+        "env",
+        "(c1) Envelope rule: BPFO/BPFI/BSF envelope SNR",
+        lambda f: [n for n in ENVELOPE_FEATURES if n in f.spec and np.any(f.spec[n] != 0.0)],
+    ),
     insight_rule_model(
         "env_insight", "(c1b) Envelope insight rule of the health stage (SNR ≥ 3 and amplitude ≥ 3σ)"
     ),
-    rule_model("bands", "(c2) Band-energy rule: 8 equal bands 0..fs/2",
-               lambda f: sorted(n for n in f.spec if n.startswith("band_"))),
+    rule_model(
+        "bands",
+        "(c2) Band-energy rule: 8 equal bands 0..fs/2",
+        lambda f: sorted(n for n in f.spec if n.startswith("band_")),
+    ),
     forest_model("if_all", "(c3) Isolation Forest, time-domain + spectral features", True),
     autoencoder_model("ae_all", "(c4) Autoencoder, time-domain + spectral features", True),
 )
@@ -548,16 +600,22 @@ def family(label: str) -> str:
 def fused_pointwise(scored: dict[str, Scored]) -> Scored:
     """Any model above its threshold; continuous score = max over models of score / threshold
     (every threshold is > 0, so max ratio > 1 exactly when some model is flagged)."""
+
     def ratio(get: Callable[[Scored], NDArray[np.float64]]) -> NDArray[np.float64]:
         return np.max(np.stack([get(s) / s.threshold for s in scored.values()]), axis=0)
 
     labels = next(iter(scored.values())).faults
     return Scored(
-        "fused", "(d1) Fused, pointwise: any model above its threshold", 1.0,
-        ratio(lambda s: s.train), ratio(lambda s: s.hold),
+        "fused",
+        "(d1) Fused, pointwise: any model above its threshold",
+        1.0,
+        ratio(lambda s: s.train),
+        ratio(lambda s: s.hold),
         {k: ratio(lambda s, k=k: s.faults[k]) for k in labels},
-        [f"models: {', '.join(s.key for s in scored.values())}; score = max_m score_m / threshold_m, "
-         "flagged when > 1"],
+        [
+            f"models: {', '.join(s.key for s in scored.values())}; score = max_m score_m / threshold_m, "
+            "flagged when > 1"
+        ],
     )
 
 
@@ -567,8 +625,9 @@ def all_metrics(s: Scored) -> dict[str, Metrics]:
     return out
 
 
-def system_alarm(scored: dict[str, Scored], feats_hold: Features, feats_faults: dict[str, Features],
-                 split: Split) -> dict[str, Any]:
+def system_alarm(
+    scored: dict[str, Scored], feats_hold: Features, feats_faults: dict[str, Features], split: Split
+) -> dict[str, Any]:
     """The live alarm rule over each record as one time-ordered sequence, fresh state per record.
 
     Sources, as in services/scorer + shared/health: the autoencoder (rolling mean of 10 raw scores
@@ -586,10 +645,19 @@ def system_alarm(scored: dict[str, Scored], feats_hold: Features, feats_faults: 
         res: dict[str, NDArray[np.bool_]] = {}
         iso = {"iso": iso_flags(f)}
         if ae is not None:
-            res["system"] = alarm_sequence({"ae": get(ae)}, {"ae": ae.threshold}, rolling=SCORER_ROLLING,
-                                           k=PERSIST_K, n=PERSIST_N, extra_flags=iso)
+            res["system"] = alarm_sequence(
+                {"ae": get(ae)},
+                {"ae": ae.threshold},
+                rolling=SCORER_ROLLING,
+                k=PERSIST_K,
+                n=PERSIST_N,
+                extra_flags=iso,
+            )
         res["all_models"] = alarm_sequence(
-            {}, {}, k=PERSIST_K, n=PERSIST_N,
+            {},
+            {},
+            k=PERSIST_K,
+            n=PERSIST_N,
             extra_flags={s.key: list(get(s) > s.threshold) for s in scored.values()} | iso,
         )
         return res
@@ -602,8 +670,12 @@ def system_alarm(scored: dict[str, Scored], feats_hold: Features, feats_faults: 
             m = detection_metrics(None, None, healthy_flags=hold[rule], fault_flags=faults[k][rule])
             idx = first_true(faults[k][rule])
             per[k] = (m, idx)
-        pooled = detection_metrics(None, None, healthy_flags=hold[rule],
-                                   fault_flags=np.concatenate([faults[k][rule] for k in faults]))
+        pooled = detection_metrics(
+            None,
+            None,
+            healthy_flags=hold[rule],
+            fault_flags=np.concatenate([faults[k][rule] for k in faults]),
+        )
         out[rule] = {"per": per, "all": pooled, "hold_first": first_true(hold[rule])}
     out["iso_hold_flagged"] = int(np.sum(iso_flags(feats_hold)))
     out["iso_fault_fraction"] = {k: float(np.mean(iso_flags(f))) for k, f in feats_faults.items()}
@@ -611,12 +683,21 @@ def system_alarm(scored: dict[str, Scored], feats_hold: Features, feats_faults: 
     return out
 
 
-def evaluate_rate(signals: dict[str, NDArray[np.float64]], fs: dict[str, float], rpm: float, target_fs: float,
-                  window: int, normal_hop: int, train_fraction: float) -> RateResult:
+def evaluate_rate(
+    signals: dict[str, NDArray[np.float64]],
+    fs: dict[str, float],
+    rpm: float,
+    target_fs: float,
+    window: int,
+    normal_hop: int,
+    train_fraction: float,
+) -> RateResult:
     t0 = time.perf_counter()
     split = build_split(signals, fs, target_fs, window, normal_hop, train_fraction)
-    say(f"  windows: {split.train.shape[0]} healthy training, {split.hold.shape[0]} healthy held-out, "
-        f"{sum(v.shape[0] for v in split.faults.values())} fault ({len(split.faults)} records)")
+    say(
+        f"  windows: {split.train.shape[0]} healthy training, {split.hold.shape[0]} healthy held-out, "
+        f"{sum(v.shape[0] for v in split.faults.values())} fault ({len(split.faults)} records)"
+    )
     ft = compute_features(split.train, target_fs, rpm)
     fh = compute_features(split.hold, target_fs, rpm)
     ff = {k: compute_features(v, target_fs, rpm) for k, v in split.faults.items()}
@@ -668,7 +749,7 @@ def num(v: float | None, digits: int = 3) -> str:
 
 
 def goal_text(label: str, m: Metrics) -> str:
-    """"met", or "not met" with the reason(s): detection below the family's goal, false alarms > 1 %."""
+    """ "met", or "not met" with the reason(s): detection below the family's goal, false alarms > 1 %."""
     if label == "all":
         return ""
     need = GOAL_DETECTION[family(label)]
@@ -713,7 +794,8 @@ def summary_table(res: RateResult) -> list[str]:
         ms = res.metrics[key]
         dets = [min(m.detection for k, m in ms.items() if k != "all" and family(k) == f) for f in fams]
         lines.append(
-            f"| {s.title} | {pct(ms['all'].false_alarm)} | " + " | ".join(f"{d:.3f}" for d in dets)
+            f"| {s.title} | {pct(ms['all'].false_alarm)} | "
+            + " | ".join(f"{d:.3f}" for d in dets)
             + f" | {num(ms['all'].auc)} | {ms['all'].f1:.3f} |"
         )
     return [*lines, ""]
@@ -742,9 +824,13 @@ def system_table(res: RateResult) -> list[str]:
         "",
     ]
     rules = [r for r in ("system", "all_models") if r in sysr]
-    lines.append("| record | " + " | ".join(
-        f"{'system' if r == 'system' else 'all models'}: detection | first alarm at window" for r in rules
-    ) + " |")
+    lines.append(
+        "| record | "
+        + " | ".join(
+            f"{'system' if r == 'system' else 'all models'}: detection | first alarm at window" for r in rules
+        )
+        + " |"
+    )
     lines[-1] = lines[-1] + " ISO zone C/D (pointwise) |"
     lines.append("|---|" + "---:|---:|" * len(rules) + "---:|")
     for label in res.split.faults:
@@ -757,8 +843,10 @@ def system_table(res: RateResult) -> list[str]:
     cells = []
     for r in rules:
         a = sysr[r]["all"]
-        cells += [f"FA {a.healthy_flagged}/{a.n_healthy} = {pct(a.false_alarm)}",
-                  "never" if sysr[r]["hold_first"] is None else f"healthy #{sysr[r]['hold_first'] + 1}"]
+        cells += [
+            f"FA {a.healthy_flagged}/{a.n_healthy} = {pct(a.false_alarm)}",
+            "never" if sysr[r]["hold_first"] is None else f"healthy #{sysr[r]['hold_first'] + 1}",
+        ]
     cells.append(f"{sysr['iso_hold_flagged'] / res.split.hold.shape[0]:.3f}")
     lines.append("| **held-out healthy** | " + " | ".join(cells) + " |")
     cells = []
@@ -766,8 +854,12 @@ def system_table(res: RateResult) -> list[str]:
         a = sysr[r]["all"]
         cells += [f"{a.detection:.3f} (F1 {a.f1:.3f})", ""]
     lines.append("| **all faults pooled** | " + " | ".join(cells) + " | |")
-    lines += ["", f"ISO zone C/D on held-out healthy windows (pointwise): {sysr['iso_hold_flagged']}/"
-              f"{res.split.hold.shape[0]} (zone limits {lo:g}/{mid:g}/{hi:g} mm/s).", ""]
+    lines += [
+        "",
+        f"ISO zone C/D on held-out healthy windows (pointwise): {sysr['iso_hold_flagged']}/"
+        f"{res.split.hold.shape[0]} (zone limits {lo:g}/{mid:g}/{hi:g} mm/s).",
+        "",
+    ]
     return lines
 
 
@@ -804,7 +896,7 @@ def guidance(high: RateResult, low: RateResult | None, rpm: float) -> list[str]:
         "## Which sample rate for which fault",
         "",
         "Per fault family, the minimum over its records of: the live alarm rule's detection (d2, "
-        "\"system\"), and the ROC-AUC of (b) the time-domain Isolation Forest and (c2) the band-energy "
+        '"system"), and the ROC-AUC of (b) the time-domain Isolation Forest and (c2) the band-energy '
         "rule (threshold-free: how much of the difference survives at that rate). False alarms of the "
         "alarm rule on held-out healthy data are in the (d2) tables.",
         "",
@@ -894,8 +986,6 @@ def rate_section(res: RateResult, heading: str) -> list[str]:
     return lines
 
 
-
-
 def read_intro(out: Path) -> str:
     if out.is_file():
         text = out.read_text(encoding="utf-8")
@@ -939,8 +1029,15 @@ def at_a_glance(high: RateResult, low: RateResult | None) -> list[str]:
     return [*lines, ""]
 
 
-def render(args: argparse.Namespace, argv: list[str], data: Path, high: RateResult, low: RateResult | None,
-           rpm: float, total_s: float) -> str:
+def render(
+    args: argparse.Namespace,
+    argv: list[str],
+    data: Path,
+    high: RateResult,
+    low: RateResult | None,
+    rpm: float,
+    total_s: float,
+) -> str:
     cmd = shlex.join(["python", "scripts/evaluate.py", *argv])
     lines = [
         INTRO_BEGIN,
@@ -972,9 +1069,9 @@ def render(args: argparse.Namespace, argv: list[str], data: Path, high: RateResu
         "above the threshold calibrated on the training windows; false alarm = fraction of held-out "
         "healthy windows above it (with the one-sided 95% Clopper–Pearson upper bound); F1 "
         "(`sklearn.metrics.f1_score`, faulty = positive) on that record's windows plus all held-out "
-        "healthy windows. \"all\" pools every fault record. Thresholds were never adjusted on held-out "
+        'healthy windows. "all" pools every fault record. Thresholds were never adjusted on held-out '
         "or fault windows. An AUC below 0.5 means the held-out *healthy* windows look less like the "
-        "training windows than the faulty ones do (see \"healthy drift\"). F1 depends on the class "
+        'training windows than the faulty ones do (see "healthy drift"). F1 depends on the class '
         "ratio (here many more faulty than healthy windows), so it is not comparable across protocols.",
         "",
         *at_a_glance(high, low),
@@ -989,7 +1086,8 @@ def render(args: argparse.Namespace, argv: list[str], data: Path, high: RateResu
 # ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="evaluate.py", description="Measure detection quality on the CWRU bearing recordings.",
+        prog="evaluate.py",
+        description="Measure detection quality on the CWRU bearing recordings.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", type=Path, required=True, help=f"directory with {DATA_FILE} (or the file)")
@@ -1017,17 +1115,20 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[1/4] loading {data}")
         signals, fs, rpm = load_records(data)
         missing = [k for k in FAULT_LABELS if k not in signals]
-        say(f"  healthy record at {fs[NORMAL]:g} Hz ({signals[NORMAL].size} samples), "
+        say(
+            f"  healthy record at {fs[NORMAL]:g} Hz ({signals[NORMAL].size} samples), "
             f"{len(signals) - 1} fault "
-            f"records, {rpm:g} rpm" + (f"; not in the file: {', '.join(missing)}" if missing else ""))
+            f"records, {rpm:g} rpm" + (f"; not in the file: {', '.join(missing)}" if missing else "")
+        )
         say(f"[2/4] {HIGH_FS / 1000:g} kHz evaluation")
         high = evaluate_rate(signals, fs, rpm, HIGH_FS, args.window, args.window // 2, args.train_fraction)
         low = None
         if args.low_fs:
             say(f"[3/4] {args.low_fs:g} Hz evaluation")
             # Healthy windows at the low rate overlap by 75 %: only ~3 s of healthy data exist.
-            low = evaluate_rate(signals, fs, rpm, args.low_fs, args.low_window, args.low_window // 4,
-                                args.train_fraction)
+            low = evaluate_rate(
+                signals, fs, rpm, args.low_fs, args.low_window, args.low_window // 4, args.train_fraction
+            )
     except DataMissing as exc:
         say(f"[ERROR] {exc}")
         return 2
@@ -1037,8 +1138,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     crashed = {**high.crashed, **(low.crashed if low else {})}
-    say(f"[DONE] wrote {args.out} in {time.perf_counter() - t0:.1f} s"
-        + (f"; {len(crashed)} model(s) CRASHED" if crashed else ""))
+    say(
+        f"[DONE] wrote {args.out} in {time.perf_counter() - t0:.1f} s"
+        + (f"; {len(crashed)} model(s) CRASHED" if crashed else "")
+    )
     return 1 if crashed else 0
 
 

@@ -364,7 +364,11 @@ def load_csv(path: Path, *, fs: float | None = None) -> Recording:
     rate = _agree(_check_fs(1.0 / mean_dt, f"{path} time column"), fs, "rate of the time column")
     t0 = datetime.fromtimestamp(t[0], UTC) if absolute[0] else None
     return Recording(
-        axes=axes, fs_hz=rate, source=path.name, t_rel_s=t - t[0], t0=t0,
+        axes=axes,
+        fs_hz=rate,
+        source=path.name,
+        t_rel_s=t - t[0],
+        t0=t0,
         t0_rel_s=0.0 if absolute[0] else float(t[0]),
     )
 
@@ -521,8 +525,12 @@ class MqttSender:
         try:
             if self.client is None:
                 fresh = aiomqtt.Client(
-                    self.broker.host, self.broker.port, username=self.broker.username,
-                    password=self.broker.password, keepalive=30, timeout=MQTT_TIMEOUT_S,
+                    self.broker.host,
+                    self.broker.port,
+                    username=self.broker.username,
+                    password=self.broker.password,
+                    keepalive=30,
+                    timeout=MQTT_TIMEOUT_S,
                     tls_context=ssl.create_default_context() if self.broker.tls else None,
                 )
                 await fresh.__aenter__()  # a failed connect needs no __aexit__
@@ -590,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hop", type=int, default=None, help="samples between window starts (default: --window)")
     p.add_argument(
-        "--start", default=None,
+        "--start",
+        default=None,
         help="ISO-8601 time of the first sample (default: the file's own time column, else its mtime)",
     )
     p.add_argument("--via", choices=("mqtt", "http"), default="mqtt")
@@ -699,14 +708,13 @@ async def replay_vibration(
             say(f"[FAIL] window {w.index + 1}/{stats.total} ts={ts_txt} | {_reason(exc)}")
             continue
         stats.sent += 1
-        say(
-            f"[OK] window {w.index + 1}/{stats.total} ts={ts_txt} fs={rec.fs_hz:g}Hz "
-            f"rms={_rms_text(w.data)}"
-        )
+        say(f"[OK] window {w.index + 1}/{stats.total} ts={ts_txt} fs={rec.fs_hz:g}Hz rms={_rms_text(w.data)}")
 
 
 async def replay_simple(
-    a: argparse.Namespace, rows: list[tuple[int, dict[str, Any] | str]], sender: MqttSender | HttpSender,
+    a: argparse.Namespace,
+    rows: list[tuple[int, dict[str, Any] | str]],
+    sender: MqttSender | HttpSender,
     stats: Stats,
 ) -> None:
     rows = rows[: a.limit] if a.limit else rows

@@ -135,8 +135,9 @@ def make_cwru_like(path: Path) -> None:
         w = synth.vibration_window(rng, 12_000, 12_288, rpm=1797, fault=fault, severity=sev, t0_s=10.0 * i)
         arrays[f"{label}__DE"] = w[0]
         meta[label] = {"fs_hz": 12000, "rpm_nominal": 1797}
-    np.savez(path, meta_json=np.array(json.dumps(meta)),
-             **{k: v.astype(np.float32) for k, v in arrays.items()})
+    np.savez(
+        path, meta_json=np.array(json.dumps(meta)), **{k: v.astype(np.float32) for k, v in arrays.items()}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -159,10 +160,17 @@ def test_end_to_end_on_synthetic_cwru_layout(
     assert text.startswith("<!-- BEGIN INTRO -->\nMy own intro.\n<!-- END INTRO -->")
     assert "old tables" not in text
     assert f"`python scripts/evaluate.py --data {data_dir} --out {out} --window 1024 --low-window 64`" in text
-    for heading in ("## 12 kHz (full bandwidth)", "## 500 Hz (decimated",
-                    "## Which sample rate for which fault", "#### (a) Autoencoder",
-                    "#### (b) Isolation Forest", "#### (c1) Envelope rule",
-                    "#### (c2) Band-energy rule", "#### (d1) Fused", "#### (d2) The live alarm rule"):
+    for heading in (
+        "## 12 kHz (full bandwidth)",
+        "## 500 Hz (decimated",
+        "## Which sample rate for which fault",
+        "#### (a) Autoencoder",
+        "#### (b) Isolation Forest",
+        "#### (c1) Envelope rule",
+        "#### (c2) Band-energy rule",
+        "#### (d1) Fused",
+        "#### (d2) The live alarm rule",
+    ):
         assert heading in text, heading
     assert "| IR007_12k | inner race | 12 |" in text  # 12288 samples / 1024, non-overlapping
     assert "CWRU Bearing Data Center" in text and "Rigas" in text
