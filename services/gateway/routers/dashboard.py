@@ -10,6 +10,7 @@ Usage (in the gateway's app factory)::
 
 from __future__ import annotations
 
+import mimetypes
 import os
 from os import PathLike
 from pathlib import Path
@@ -50,6 +51,8 @@ class _RevalidatingStaticFiles(StaticFiles):
 
 
 def mount_static(app: FastAPI) -> None:
+    # ES modules need a JavaScript MIME type; some platforms' registries map .js to text/plain.
+    mimetypes.add_type("text/javascript", ".js")
     """Mount ``static/`` at ``/static`` on ``app`` (raises RuntimeError if the directory is missing)."""
     if not INDEX_HTML.is_file():
         raise RuntimeError(f"dashboard files missing: {INDEX_HTML} not found")
