@@ -51,9 +51,9 @@ class _RevalidatingStaticFiles(StaticFiles):
 
 
 def mount_static(app: FastAPI) -> None:
+    """Mount ``static/`` at ``/static`` on ``app`` (raises RuntimeError if the directory is missing)."""
     # ES modules need a JavaScript MIME type; some platforms' registries map .js to text/plain.
     mimetypes.add_type("text/javascript", ".js")
-    """Mount ``static/`` at ``/static`` on ``app`` (raises RuntimeError if the directory is missing)."""
     if not INDEX_HTML.is_file():
         raise RuntimeError(f"dashboard files missing: {INDEX_HTML} not found")
     app.mount("/static", _RevalidatingStaticFiles(directory=STATIC_DIR), name="static")
