@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +27,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     mqtt_url: str | None = Field(default=None, description="Broker URL; unset means the embedded broker")
+    # MQTT identity of this process; overrides the user/password of MQTT_URL (MQTT_PASSWORD_FILE: a file
+    # holding the password, e.g. a Docker secret).
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_password_file: Path | None = None
+    # development: missing secrets are generated once under DATA_DIR/secrets (make run sets it);
+    # production: a missing secret is a start-up error.
+    rotorwatch_env: Literal["development", "production"] = "production"
     influx_url: str | None = Field(default=None, description="InfluxDB base URL; unset means SQLite")
     influx_token: str | None = None
     influx_org: str | None = None
@@ -42,6 +51,13 @@ class Settings(BaseSettings):
     # Extra topic filter(s) with raw 3-axis batches, comma separated (e.g. factory/+/vibration/raw).
     vibration_topic_filter: str = ""
     max_payload_bytes: int = 8 * 1024 * 1024
+    # Timestamps more than this many seconds ahead of the local clock are rejected (every message).
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    # Model signatures (Ed25519): the calibrator signs with the private key file (PEM; development:
+    # DATA_DIR/secrets/model_signing.key, generated), scorers/health/gateway verify with the public key
+    # (base64 of its 32 raw bytes; development: DATA_DIR/secrets/model_signing.pub).
+    model_signing_key_file: Path | None = None
+    model_verify_key: str | None = None
     historian_batch_size: int = 500
     historian_flush_seconds: float = 0.5
     historian_buffer_points: int = 200_000
@@ -63,9 +79,27 @@ class Settings(BaseSettings):
     def sqlite_path(self) -> Path:
         return self.data_dir / "rotorwatch.db"
 
+    @property
+    def development(self) -> bool:
+        return self.rotorwatch_env == "development"
+
     @cached_property
     def broker(self) -> BrokerAddress:
-        return parse_mqtt_url(self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}")
+        """The broker address with this process's credentials: ``MQTT_USERNAME`` and ``MQTT_PASSWORD``
+        (or the content of ``MQTT_PASSWORD_FILE``) override the user/password of ``MQTT_URL``."""
+        b = parse_mqtt_url(self.mqtt_url or f"mqtt://127.0.0.1:{self.embedded_mqtt_port}")
+        password = self.mqtt_password.get_secret_value() if self.mqtt_password else None
+        if password is None and self.mqtt_password_file is not None:
+            try:
+                password = self.mqtt_password_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"MQTT_PASSWORD_FILE {self.mqtt_password_file}: {exc.strerror}") from exc
+        return b.model_copy(
+            update={
+                "username": self.mqtt_username or b.username,
+                "password": password if password is not None else b.password,
+            }
+        )
 
     @property
     def extra_vibration_filters(self) -> list[str]:

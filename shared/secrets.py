@@ -1,0 +1,97 @@
+"""Secrets kept under ``DATA_DIR/secrets/``: generated once in development, required in production.
+
+``ROTORWATCH_ENV=development`` (what ``make run`` sets for its children): a missing secret is made by the
+caller's ``make()``, written once (directory mode 0700, file mode 0600) and reused on every later start.
+In production (the default) a missing secret is a start-up error (:class:`MissingSecret`) that names the
+setting to provide: secrets never have defaults outside development.
+
+Creation is race-free between processes: the secret is written to a private temporary file and linked
+into place; whoever links second reads the first one's secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from shared.settings import Settings
+
+log = structlog.get_logger()
+
+SECRETS_DIR = "secrets"
+
+
+class MissingSecret(RuntimeError):
+    """A secret that production must be given is missing (the message names the variable or file)."""
+
+
+def secret_dir(settings: Settings) -> Path:
+    """``DATA_DIR/secrets`` (not created here)."""
+    return settings.data_dir / SECRETS_DIR
+
+
+def secret_file(settings: Settings, name: str) -> Path:
+    """Path of secret ``name`` (a plain file name, no directories) under :func:`secret_dir`."""
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(f"invalid secret name {name!r}")
+    return secret_dir(settings) / name
+
+
+def load_or_create(
+    settings: Settings,
+    name: str,
+    make: Callable[[], bytes],
+    *,
+    variable: str | None = None,
+) -> bytes:
+    """The bytes of secret ``name``; in development create it with ``make()`` when missing.
+
+    Raises :class:`MissingSecret` in production when the file does not exist (``variable``, when given,
+    is the setting the message tells the operator to set instead).
+    """
+    path = secret_file(settings, name)
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_bytes()
+    if settings.rotorwatch_env != "development":
+        hint = f"set {variable}" if variable else f"provide {path}"
+        log.error("secret_missing", secret=name, path=str(path), variable=variable)
+        raise MissingSecret(
+            f"secret {name!r} is missing: {hint} (secrets are generated only with ROTORWATCH_ENV=development)"
+        )
+    created = write_secret(settings, name, make(), replace=False)
+    if created:
+        log.info("secret_created", secret=name, path=str(path))
+    return path.read_bytes()
+
+
+def write_secret(settings: Settings, name: str, data: bytes, *, replace: bool = True) -> bool:
+    """Write secret ``name`` atomically with mode 0600 (its directory 0700).
+
+    ``replace=False`` keeps an existing file (another process was first); returns whether this call
+    wrote the file.
+    """
+    path = secret_file(settings, name)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:  # mkstemp creates the file with mode 0600
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
