@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # development: missing secrets are generated once under DATA_DIR/secrets (make run sets it);
     # production: a missing secret is a start-up error.
     rotorwatch_env: Literal["development", "production"] = "production"
+    # MQTT session: client ids are rotorwatch-<service>[-<ROTORWATCH_INSTANCE>] (one instance suffix per
+    # replica); keepalive in s (a silent broker is noticed after at most twice this, a closed one at once).
+    rotorwatch_instance: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,40}$")
+    mqtt_keepalive_s: int = Field(default=10, ge=2, le=600)
     influx_url: str | None = Field(default=None, description="InfluxDB base URL; unset means SQLite")
     influx_token: str | None = None
     influx_org: str | None = None
@@ -47,6 +51,9 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    # Gateway first admin (only read when the auth store has no user yet; random ones otherwise).
+    rotorwatch_admin_password: SecretStr | None = None
+    rotorwatch_admin_api_key: SecretStr | None = None
     embedded_mqtt_port: int = 1883
     # Extra topic filter(s) with raw 3-axis batches, comma separated (e.g. factory/+/vibration/raw).
     vibration_topic_filter: str = ""

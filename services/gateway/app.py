@@ -14,10 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.gateway.auth.bootstrap import StartupRefused, open_auth
 from services.gateway.deps import GatewayContext
 from services.gateway.routers import (
     alarms,
     assets,
+    auth,
     calibration,
     dashboard,
     data,
@@ -26,6 +28,7 @@ from services.gateway.routers import (
     monitoring,
     stream,
     system,
+    users,
 )
 from services.gateway.stream import StreamHub
 from services.gateway.view import BusView, bus_side
@@ -49,6 +52,8 @@ API_ROUTERS = (
     models.router,
     system.api_router,
     stream.router,
+    auth.router,
+    users.router,
 )
 
 
@@ -166,12 +171,17 @@ def _running(settings: Settings, bus: MemoryBus | None) -> Lifespan:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            auth = await asyncio.to_thread(open_auth, settings)
+        except StartupRefused as exc:
+            log.error("gateway_refused", reason=str(exc))
+            raise
         store = open_store(settings)
         view = BusView(hub=StreamHub(settings.sse_queue_size))
         service = bus_side(view)
         task = await _start_bus_side(service, settings, bus)
         app.state.ctx = GatewayContext(
-            settings=settings, store=store, view=view, serve_state=service.serve_state
+            settings=settings, store=store, view=view, serve_state=service.serve_state, auth=auth
         )
         log.info("gateway_started", requester=view.requester, in_memory=bus is not None)
         try:
@@ -180,6 +190,7 @@ def _running(settings: Settings, bus: MemoryBus | None) -> Lifespan:
             app.state.ctx = None
             await _cancel(task)
             store.close()
+            auth.close()
 
     return lifespan
 

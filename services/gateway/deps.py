@@ -1,4 +1,5 @@
-"""The request context (settings, store, bus view, bus) and its FastAPI dependency :data:`ContextDep`."""
+"""The request context (settings, store, auth store, bus view, bus) and its FastAPI dependency
+:data:`ContextDep`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import aiomqtt
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
+from services.gateway.auth.store import AuthStore
 from services.gateway.requests import ReplyCheck
 from services.gateway.view import BusView
 from shared.bus import Bus, ServeState
@@ -28,6 +30,8 @@ class GatewayContext:
     store: Store
     view: BusView
     serve_state: ServeState
+    #: Users, API keys and sessions (:mod:`services.gateway.auth`).
+    auth: AuthStore
 
     def bus(self) -> Bus:
         """The connected bus, or HTTP 503 when the broker is not connected."""

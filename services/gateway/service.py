@@ -14,9 +14,12 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 
+import structlog
 import uvicorn
 
 from services.gateway.app import create_app
+from services.gateway.auth.bootstrap import StartupRefused, open_auth
+from services.gateway.auth.store import AuthStore
 from services.gateway.deps import GatewayContext
 from services.gateway.stream import StreamHub
 from services.gateway.view import SERVICE, BusView, bus_side
@@ -24,6 +27,8 @@ from shared.bus import ServeState
 from shared.service import Service, no_arguments
 from shared.settings import Settings
 from shared.store import Store, open_store
+
+log = structlog.get_logger()
 
 #: Seconds the HTTP server waits for open requests on shutdown before cancelling them.
 SHUTDOWN_GRACE_S = 5.0
@@ -45,13 +50,21 @@ class HttpApi:
         self.view = view
         self.serve_state = serve_state
         self._store: Store | None = None
+        self._auth: AuthStore | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         s = self.settings
+        try:
+            self._auth = await asyncio.to_thread(open_auth, s)
+        except StartupRefused as exc:
+            log.error("gateway_refused", reason=str(exc))
+            raise SystemExit(2) from None
         self._store = await asyncio.to_thread(open_store, s)
-        ctx = GatewayContext(settings=s, store=self._store, view=self.view, serve_state=self.serve_state)
+        ctx = GatewayContext(
+            settings=s, store=self._store, view=self.view, serve_state=self.serve_state, auth=self._auth
+        )
         config = uvicorn.Config(
             create_app(s, context=ctx),
             host=s.gateway_host,
@@ -70,6 +83,8 @@ class HttpApi:
             await self._task
         if self._store is not None:
             await asyncio.to_thread(self._store.close)
+        if self._auth is not None:
+            await asyncio.to_thread(self._auth.close)
 
 
 def build(settings: Settings, argv: Sequence[str] = ()) -> Service:

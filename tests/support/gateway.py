@@ -1,6 +1,9 @@
 """The gateway on the in-memory bus for router tests: the real app (lifespan, routers, SQLite store)
 with ``create_app(settings, bus=MemoryBus())``, an HTTP client on it (no server, no broker), and fake
-responders that answer commands on that bus."""
+responders that answer commands on that bus.
+
+Its auth store is seeded with one user per role (user name = role name) and the API keys in
+:data:`KEYS`; ``api`` sends the admin's key, ``clients[role]`` (``None``: anonymous) another one's."""
 
 from __future__ import annotations
 
@@ -19,21 +22,32 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from services.gateway.app import API_PREFIX, create_app
+from services.gateway.auth.roles import Role
+from services.gateway.auth.store import open_auth_store
 from services.gateway.view import BusView
 from shared import topics
+from shared.apikey import auth_headers
 from shared.bus import MemoryBus
 from shared.messages import ModelManifest, RawScore
 from shared.settings import Settings
+
+#: The seeded users' API keys, by user name (= role).
+KEYS: dict[str, str] = {r.value: f"test-{r.value}-key-{'0' * 24}" for r in Role}
+#: The seeded ``device`` user's assets.
+DEVICE_ASSETS = ("m1", "motor_01")
 
 
 @dataclass
 class MemoryGateway:
     app: FastAPI
     bus: MemoryBus
-    #: Client rooted at the API prefix (``/api/v1``) and at ``/`` (``/healthz``, ``/docs``, dashboard).
+    #: Clients (as admin) rooted at the API prefix (``/api/v1``) and at ``/`` (``/healthz``, ``/docs``,
+    #: dashboard).
     api: httpx.AsyncClient
     root: httpx.AsyncClient
     settings: Settings
+    #: Clients rooted at the API prefix by seeded user (``None``: no credentials).
+    clients: dict[str | None, httpx.AsyncClient]
 
     @property
     def view(self) -> BusView:
@@ -45,23 +59,55 @@ class MemoryGateway:
 
 
 def memory_settings(data_dir: Path, **over: Any) -> Settings:
-    """Settings for :func:`memory_gateway`: SQLite under ``data_dir``, a broker address never used."""
-    return Settings(**{"mqtt_url": "mqtt://127.0.0.1:1", "data_dir": data_dir, "influx_url": None, **over})
+    """Settings for :func:`memory_gateway`: SQLite under ``data_dir``, a broker address never used,
+    development mode (missing secrets are generated under ``data_dir``)."""
+    base = {
+        "mqtt_url": "mqtt://127.0.0.1:1",
+        "data_dir": data_dir,
+        "influx_url": None,
+        "rotorwatch_env": "development",
+    }
+    return Settings(**{**base, **over})
+
+
+def seed_auth(data_dir: Path) -> None:
+    """One user per role with the API keys in :data:`KEYS` (no passwords: no argon2 cost), unless the
+    store under ``data_dir`` has users already."""
+    store = open_auth_store(data_dir)
+    try:
+        if not store.has_users():
+            for role in Role:
+                store.create_user(role.value, role, assets=DEVICE_ASSETS if role is Role.device else ())
+                store.create_key(role.value, "test", secret=KEYS[role.value])
+    finally:
+        store.close()
 
 
 @contextlib.asynccontextmanager
-async def memory_gateway(settings: Settings) -> AsyncIterator[MemoryGateway]:
+async def memory_gateway(settings: Settings, *, seed: bool = True) -> AsyncIterator[MemoryGateway]:
     """The gateway app with its lifespan running on a fresh :class:`MemoryBus`; ``api`` is rooted at
-    the API prefix."""
+    the API prefix. ``seed``: the users of :data:`KEYS` exist (else the first start creates ``admin``)."""
+    if seed:
+        seed_auth(settings.data_dir)
     bus = MemoryBus()
     app = create_app(settings, bus=bus)
-    async with app.router.lifespan_context(app):
+    async with app.router.lifespan_context(app), contextlib.AsyncExitStack() as stack:
         transport = httpx.ASGITransport(app=app)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://gateway" + API_PREFIX) as api,
-            httpx.AsyncClient(transport=transport, base_url="http://gateway") as root,
-        ):
-            yield MemoryGateway(app, bus, api, root, settings)
+        base = "http://gateway" + API_PREFIX
+        clients: dict[str | None, httpx.AsyncClient] = {
+            user: await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=transport, base_url=base, headers=auth_headers(KEYS.get(user or ""))
+                )
+            )
+            for user in (None, *KEYS)
+        }
+        root = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=transport, base_url="http://gateway", headers=auth_headers(KEYS["admin"])
+            )
+        )
+        yield MemoryGateway(app, bus, clients["admin"], root, settings, clients)
 
 
 async def poll(check: Callable[[], Any], timeout: float = 10.0) -> Any:

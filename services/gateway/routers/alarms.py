@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.gateway.auth.guard import Operator, Viewer
 from services.gateway.commands import command, raise_failed
 from services.gateway.deps import ContextDep, GatewayContext
 from shared import records
@@ -77,6 +78,7 @@ def _stored_alarms(store: Store, asset_ids: list[str]) -> list[AlarmEvent]:
 @router.get("", response_model=AlarmList)
 async def list_alarms(
     ctx: ContextDep,
+    who: Viewer,
     asset_id: Annotated[str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset")] = None,
     state: Annotated[AlarmState | None, Query(description="Only alarms now in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many (the newest)")] = 500,
@@ -111,12 +113,12 @@ async def _alarm_action(ctx: GatewayContext, alarm_id: str, action: AlarmAction,
 
 
 @router.post("/{alarm_id}/ack", response_model=AlarmEvent, responses=_ACTION_RESPONSES)
-async def acknowledge(alarm_id: AlarmIdPath, body: AckBody, ctx: ContextDep) -> AlarmEvent:
+async def acknowledge(alarm_id: AlarmIdPath, body: AckBody, ctx: ContextDep, who: Operator) -> AlarmEvent:
     """ACTIVE -> ACKNOWLEDGED by ``who``; answers with the resulting alarm event."""
     return await _alarm_action(ctx, alarm_id, "ack", body)
 
 
 @router.post("/{alarm_id}/resolve", response_model=AlarmEvent, responses=_ACTION_RESPONSES)
-async def resolve(alarm_id: AlarmIdPath, body: ResolveBody, ctx: ContextDep) -> AlarmEvent:
+async def resolve(alarm_id: AlarmIdPath, body: ResolveBody, ctx: ContextDep, who: Operator) -> AlarmEvent:
     """ACTIVE or ACKNOWLEDGED -> RESOLVED by ``who`` with ``action_code``; answers with the event."""
     return await _alarm_action(ctx, alarm_id, "resolve", body)

@@ -12,6 +12,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from services.gateway.auth.guard import Admin, Viewer
 from services.gateway.commands import command, raise_failed
 from services.gateway.deps import ContextDep, GatewayContext
 from shared import records
@@ -74,7 +75,7 @@ async def _known_or_404(ctx: GatewayContext, asset_id: str) -> None:
 
 
 @router.get("", response_model=AssetList)
-async def list_assets(ctx: ContextDep) -> AssetList:
+async def list_assets(ctx: ContextDep, who: Viewer) -> AssetList:
     """Assets with stored data, plus assets seen in retained state/config topics (state IDLE if none)."""
     stored = set(await asyncio.to_thread(ctx.store.assets))
     view = ctx.view
@@ -101,6 +102,7 @@ async def list_assets(ctx: ContextDep) -> AssetList:
 async def get_readings(
     asset_id: AssetIdPath,
     ctx: ContextDep,
+    who: Viewer,
     minutes: Annotated[int, Query(ge=1, le=MAX_MINUTES, description="Look-back window, minutes")] = 60,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many (the newest)")] = (
         DEFAULT_LIMIT
@@ -175,6 +177,7 @@ async def _recent(
 async def get_scores(
     asset_id: AssetIdPath,
     ctx: ContextDep,
+    who: Viewer,
     minutes: MinutesQuery = 60,
     limit: LimitQuery = DEFAULT_LIMIT,
     model: Annotated[ModelKind | None, Query(description="Only this model (default: all, merged)")] = None,
@@ -192,6 +195,7 @@ async def get_scores(
 async def get_health_history(
     asset_id: AssetIdPath,
     ctx: ContextDep,
+    who: Viewer,
     minutes: MinutesQuery = 60,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> HealthHistory:
@@ -241,7 +245,7 @@ def _contract_config(asset_id: str, body: BaseModel) -> AssetConfig:
 
 
 @router.put("/{asset_id}/config", response_model=AssetConfig, responses=_CONFIG_RESPONSES)
-async def put_config(asset_id: AssetIdPath, body: AssetConfigIn, ctx: ContextDep) -> AssetConfig:  # type: ignore[valid-type]
+async def put_config(asset_id: AssetIdPath, body: AssetConfigIn, ctx: ContextDep, who: Admin) -> AssetConfig:  # type: ignore[valid-type]
     """Validate, and ask the calibrator (which owns asset configuration) to store it and publish it
     retained on ``config/<id>`` (``cmd/config``); answers with the configuration as stored."""
     cfg = _contract_config(asset_id, body)
@@ -257,7 +261,7 @@ async def put_config(asset_id: AssetIdPath, body: AssetConfigIn, ctx: ContextDep
 
 
 @router.get("/{asset_id}/config", response_model=AssetConfig, responses=_CONFIG_RESPONSES)
-async def get_config(asset_id: AssetIdPath, ctx: ContextDep) -> AssetConfig:
+async def get_config(asset_id: AssetIdPath, ctx: ContextDep, who: Viewer) -> AssetConfig:
     """The configuration retained on ``config/<id>``; 404 when there is none."""
     cfg = ctx.view.configs.get(asset_id)
     if cfg is None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway.auth.guard import Operator
 from services.gateway.commands import command, http_status
 from services.gateway.deps import ContextDep
 from shared.messages import AssetId, CalibrationReply, CalibrationRequest
@@ -68,7 +69,9 @@ _UNCODED = {"failed": 400, "rejected": 409}
 
 
 @router.post("/start", response_model=CalibrationResult, responses=_RESPONSES)
-async def start_calibration(body: CalibrationStart, ctx: ContextDep) -> CalibrationResult | JSONResponse:
+async def start_calibration(
+    body: CalibrationStart, ctx: ContextDep, who: Operator
+) -> CalibrationResult | JSONResponse:
     """Calibrate one asset on its last ``lookback_minutes`` of data; answers when the calibrator is done
     (progress meanwhile: ``GET /monitoring/status``, state CALIBRATING with the step in ``reason``)."""
     cid, reply_to = ctx.view.requests.new_correlation()

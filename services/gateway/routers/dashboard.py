@@ -20,6 +20,8 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from services.gateway.auth.guard import Public
+
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 INDEX_HTML = STATIC_DIR / "index.html"
 
@@ -30,7 +32,7 @@ router = APIRouter(tags=["dashboard"])
 
 
 @router.get("/", include_in_schema=False)
-def index() -> FileResponse:
+def index(_: Public) -> FileResponse:
     """The single-page dashboard (hash routing: ``#/`` fleet, ``#/asset/<id>`` one asset)."""
     return FileResponse(INDEX_HTML, media_type="text/html", headers=_NO_CACHE)
 

@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
+from services.gateway.auth.guard import Ingest, require_asset
 from services.gateway.deps import ContextDep
 from shared import topics
 from shared.messages import SimpleReadingIn, VibrationBatchIn, new_event_id
@@ -28,8 +29,9 @@ class Accepted(BaseModel):
 
 
 @router.post("/simple", response_model=Accepted, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
-async def post_simple(body: SimpleReadingIn, ctx: ContextDep) -> Accepted:
+async def post_simple(body: SimpleReadingIn, ctx: ContextDep, who: Ingest) -> Accepted:
     """One reading. A client-given ``event_id`` is kept (idempotent retries), else a new one is assigned."""
+    require_asset(who, body.asset_id)
     eid = body.event_id or new_event_id()
     msg = body.model_copy(update={"event_id": eid})
     await ctx.publish(topics.raw_simple(msg.asset_id), msg.model_dump_json(exclude_none=True).encode())
@@ -37,8 +39,9 @@ async def post_simple(body: SimpleReadingIn, ctx: ContextDep) -> Accepted:
 
 
 @router.post("/batch", response_model=Accepted, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
-async def post_batch(body: VibrationBatchIn, ctx: ContextDep) -> Accepted:
+async def post_batch(body: VibrationBatchIn, ctx: ContextDep, who: Ingest) -> Accepted:
     """One accelerometer window (x, or x/y/z, in g at ``fs_hz`` Hz)."""
+    require_asset(who, body.motor_id)
     eid = body.event_id or new_event_id()
     msg = body.model_copy(update={"event_id": eid})
     await ctx.publish(topics.raw_vibration(msg.motor_id), msg.model_dump_json(exclude_none=True).encode())

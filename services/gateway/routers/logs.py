@@ -12,6 +12,7 @@ import structlog
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.gateway.auth.guard import Operator, Viewer
 from services.gateway.deps import ContextDep
 from shared import records, topics
 from shared.messages import AssetId, LogEventType, OperatorLog, to_utc, ts_ns, utcnow
@@ -60,7 +61,7 @@ class LogList(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     responses={422: {"description": "Invalid entry"}, 503: {"description": "MQTT broker not connected"}},
 )
-async def post_log(body: LogIn, ctx: ContextDep) -> LogAccepted:
+async def post_log(body: LogIn, ctx: ContextDep, who: Operator) -> LogAccepted:
     """Publish a log entry with a new ``log_id``; the historian stores it (visible in ``GET /logs``)."""
     entry = OperatorLog(
         log_id=uuid.uuid4().hex,
@@ -89,6 +90,7 @@ def _stored_logs(store: Store, asset_ids: list[str], start_ns: int, limit: int) 
 @router.get("", response_model=LogList)
 async def list_logs(
     ctx: ContextDep,
+    who: Viewer,
     asset_id: Annotated[str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset")] = None,
     hours: Annotated[int, Query(ge=1, le=MAX_HOURS, description="Look-back window, hours")] = 24,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many (the newest)")] = 1000,

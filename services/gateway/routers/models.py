@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from services.gateway.auth.guard import Admin
 from services.gateway.commands import COMMAND_RESPONSES, CommandResult, ReloadData, asset_command
 from services.gateway.deps import ContextDep
 from shared.messages import ReloadReply
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/models", tags=["models"])
 @router.post("/reload", response_model=CommandResult[ReloadData], responses=COMMAND_RESPONSES)
 async def reload_models(
     ctx: ContextDep,
+    who: Admin,
     asset_id: Annotated[
         str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset (default: every asset)")
     ] = None,

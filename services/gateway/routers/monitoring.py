@@ -11,6 +11,7 @@ import structlog
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from services.gateway.auth.guard import Viewer
 from services.gateway.deps import ContextDep
 from services.gateway.view import BusView, ModelInfo, system_state
 from shared.messages import (
@@ -150,7 +151,7 @@ def asset_status(view: BusView, asset_id: str) -> AssetStatus:
 
 
 @router.get("/status", response_model=MonitoringStatus)
-async def monitoring_status(ctx: ContextDep) -> MonitoringStatus:
+async def monitoring_status(ctx: ContextDep, who: Viewer) -> MonitoringStatus:
     """``system_state``: CALIBRATING while any asset calibrates, else MONITORING if any monitors, else
     CALIBRATED if any is calibrated, else IDLE. Assets: every known asset (IDLE when no state yet)."""
     view = ctx.view
@@ -210,6 +211,7 @@ def signal_stats(models: dict[str, ModelInfo]) -> dict[str, dict[str, float]] | 
 )
 async def get_baseline(
     ctx: ContextDep,
+    who: Viewer,
     asset_id: Annotated[str, Query(pattern=ASSET_ID_PATTERN, description="Asset id")],
 ) -> BaselineInfo:
     """Feature and signal baselines stored in the manifests of the asset's announced models."""

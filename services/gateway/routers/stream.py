@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from services.gateway.auth.guard import Viewer
 from services.gateway.deps import ContextDep
 from services.gateway.stream import sse_frames
 from shared.topics import ASSET_ID_PATTERN
@@ -27,6 +28,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connect
 )
 async def stream(
     ctx: ContextDep,
+    who: Viewer,
     asset_id: Annotated[str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset")] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: ``event:`` is ``reading``, ``score``, ``health``, ``alarm`` or ``state`` and

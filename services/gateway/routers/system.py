@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.gateway.auth.guard import Admin, Public
 from services.gateway.commands import COMMAND_RESPONSES, CommandResult, PurgeData, asset_command
 from services.gateway.deps import ContextDep
 from shared.messages import PurgeReply
@@ -31,7 +32,7 @@ class Health(BaseModel):
 @router.get(
     "/healthz", response_model=Health, response_model_exclude_none=True, responses={503: {"model": Health}}
 )
-async def healthz(ctx: ContextDep) -> Health | JSONResponse:
+async def healthz(ctx: ContextDep, _: Public) -> Health | JSONResponse:
     """200 when the broker is connected and the store answers its ping, else 503 naming what is down."""
     broker = ctx.serve_state.connected
     try:
@@ -48,6 +49,7 @@ async def healthz(ctx: ContextDep) -> Health | JSONResponse:
 @api_router.post("/purge", response_model=CommandResult[PurgeData], responses=COMMAND_RESPONSES)
 async def purge(
     ctx: ContextDep,
+    who: Admin,
     asset_id: Annotated[
         str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset (default: every asset)")
     ] = None,
