@@ -50,6 +50,7 @@ from shared.bus import (
     topic_matches,
 )
 from shared.log import configure_logging
+from shared.messages.base import set_max_future_skew
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -199,6 +200,7 @@ Builder = Callable[[Settings, Sequence[str]], Service]
 def main(build: Builder, argv: Sequence[str] | None = None) -> None:
     """Entry point of every ``python -m services.<name>``: settings, service, logging, run until signalled."""
     settings = Settings()
+    set_max_future_skew(settings.max_future_skew_s)
     service = build(settings, list(sys.argv[1:] if argv is None else argv))
     logger = configure_logging(service.name, settings.log_level)
     logger.info("starting", routes=len(service.routes), subscriptions=service.subscriptions)

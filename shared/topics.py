@@ -1,7 +1,9 @@
 """The one topic map. Every topic name used anywhere is built here.
 
 Root: ``rotorwatch/v1``. The asset id is always a path segment, so a subscriber can filter per asset
-with ``+``. Asset ids match ``[A-Za-z0-9_.-]{1,64}`` and so never contain ``/``, ``+`` or ``#``.
+with ``+``. Asset ids match ``[A-Za-z0-9][A-Za-z0-9_.-]{0,63}``: they never contain ``/``, ``+`` or ``#``,
+and start with a letter or digit, so ``.``, ``..`` and hidden names are never asset ids (they also name
+folders: the model registry, configurations, saved health state).
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import re
 
 ROOT = "rotorwatch/v1"
-ASSET_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+#: 1..64 characters of letters, digits, ``_``, ``.``, ``-``; the first one a letter or digit.
+ASSET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _ASSET_RE = re.compile(ASSET_ID_PATTERN)
 
 #: Models that score; one scorer worker each.
@@ -19,7 +22,8 @@ FEATURE_KINDS = ("legacy", "batch", "vibration")
 
 
 def valid_asset_id(asset_id: str) -> bool:
-    return bool(_ASSET_RE.match(asset_id))
+    """Whether ``asset_id`` matches :data:`ASSET_ID_PATTERN` (``.``, ``..``, ``_x``, ``-x`` do not)."""
+    return isinstance(asset_id, str) and _ASSET_RE.fullmatch(asset_id) is not None
 
 
 def _asset(asset_id: str) -> str:
@@ -98,6 +102,16 @@ def model_announce(asset_id: str, model: str) -> str:
 
 def model_announce_filter(model: str = "+") -> str:
     return f"{ROOT}/models/+/{model}"
+
+
+def model_rejected(asset_id: str, model: str) -> str:
+    """A scorer refused the announcement on ``models/<asset>/<model>`` (not retained)."""
+    if model not in MODEL_KINDS:
+        raise ValueError(f"unknown model {model!r}")
+    return f"{ROOT}/rejections/{_asset(asset_id)}/{model}"
+
+
+MODEL_REJECTED_FILTER = f"{ROOT}/rejections/+/+"
 
 
 def asset_config(asset_id: str) -> str:

@@ -236,11 +236,18 @@ async def test_purge_deletes_models_data_and_config_and_clears_retained(
     )
 
 
-async def test_purge_failure_is_answered(tmp_path: Path) -> None:
+async def test_purge_of_dot_dot_is_refused_by_the_contract(tmp_path: Path) -> None:
+    """``.`` and ``..`` are no asset ids (issue 10): such a command is a dead letter and purges nothing."""
     svc, _ = calibrator(tmp_path)
-    cmd = AssetCommand(correlation_id="r1", reply_to=topics.reply("t", "r1"), asset_id="..")
-    reply = PurgeReply.model_validate_json(await ask(svc, MemoryBus(), "purge", cmd))
-    assert (reply.status, reply.code) == ("failed", "invalid") and "invalid asset id" in reply.message
+    bus = MemoryBus()
+    for asset in ("..", "."):
+        cmd = {"correlation_id": "r1", "reply_to": topics.reply("t", "r1"), "asset_id": asset}
+        await deliver(svc, bus, topics.command("purge"), json.dumps(cmd))
+    reasons = [
+        DeadLetter.model_validate_json(m.payload).reason for m in bus.on(topics.dead_letter("calibrator"))
+    ]
+    assert len(reasons) == 2 and all("asset_id: String should match pattern" in r for r in reasons)
+    assert bus.on(topics.reply("t", "r1")) == [] and bus.on(topics.STATE_FILTER) == []
 
 
 async def test_reload_of_a_corrupt_manifest_is_answered_internal(

@@ -7,12 +7,11 @@ or at least one defect frequency as an order of shaft speed.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.messages.base import AssetId, Message, utcnow
+from shared.messages.base import AssetId, Message, Timestamp, utcnow
 
 
 class BearingGeometry(Message):
@@ -66,7 +65,7 @@ class AssetConfig(Message):
     iso_group: Literal[1, 2] = Field(default=2, description="ISO 20816-3 group: 1 large, 2 medium")
     foundation: Literal["rigid", "flexible"] = "rigid"
     bearing: BearingGeometry | None = None
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: Timestamp = Field(default_factory=utcnow)
 
     @model_validator(mode="after")
     def _bearing_consistent(self) -> AssetConfig:

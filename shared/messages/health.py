@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal, get_args
 
 from pydantic import Field
 
-from shared.messages.base import AssetId, Message
+from shared.messages.base import AssetId, Count, Message, Timestamp
 
 RiskLevel = Literal["LOW", "MODERATE", "HIGH", "CRITICAL"]
 AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
@@ -48,7 +47,7 @@ class HealthUpdate(Message):
     """Retained on ``health/<asset>``: the latest fused assessment (times are data times)."""
 
     asset_id: AssetId
-    ts: datetime
+    ts: Timestamp
     health_score: float = Field(ge=0, le=100)
     risk_level: RiskLevel
     grade: Literal["A", "B", "C", "D", "F"]
@@ -59,7 +58,7 @@ class HealthUpdate(Message):
     velocity_rms_mm_s: float | None = None
     insights: list[InsightItem] = Field(default_factory=list)
     model_ratios: dict[str, float] = Field(default_factory=dict)
-    active_alarms: int = 0
+    active_alarms: Count = 0
 
 
 class AlarmEvent(Message):
@@ -72,8 +71,8 @@ class AlarmEvent(Message):
     source: str
     severity: Literal["WARNING", "CRITICAL"]
     reason: str
-    opened_at: datetime
-    ts: datetime
+    opened_at: Timestamp
+    ts: Timestamp
     who: str | None = None
     note: str | None = None
     action_code: ActionCode | None = None
@@ -88,5 +87,5 @@ class OperatorLog(Message):
     event_type: LogEventType
     severity: Literal["info", "low", "medium", "high", "critical"] = "info"
     description: str = Field(default="", max_length=4000)
-    ts: datetime
+    ts: Timestamp
     author: str | None = Field(default=None, max_length=100)

@@ -2,28 +2,44 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from shared.messages.base import (
-    CURRENT_MAX_A,
     DEFAULT_FS_HZ,
-    FS_MAX_HZ,
-    FS_MIN_HZ,
     MAX_WINDOW,
     MIN_WINDOW,
     VIBRATION_MAX_G,
-    VOLTAGE_MAX_V,
     AssetId,
+    Current,
+    EventId,
     Message,
-    _parse_epoch,
+    PowerFactor,
+    SampleRate,
+    Timestamp,
+    VibrationG,
+    Voltage,
     utcnow,
 )
 
 #: The four signals of a simple reading, in this order everywhere (features, baselines, insights).
 SIGNALS: tuple[str, ...] = ("voltage_v", "current_a", "power_factor", "vibration_g")
+
+Samples = Annotated[list[float], Field(min_length=MIN_WINDOW, max_length=MAX_WINDOW)]
+
+
+def check_axes(x: list[float], y: list[float] | None, z: list[float] | None) -> None:
+    """x alone (single-axis) or x, y and z of one length, every sample within ±``VIBRATION_MAX_G`` g."""
+    n = len(x)
+    for name, arr in (("y", y), ("z", z)):
+        if arr is not None and len(arr) != n:
+            raise ValueError(f"axis lengths differ: x has {n} samples, {name} has {len(arr)}")
+    if (y is None) != (z is None):
+        raise ValueError("give x alone (single-axis) or x, y and z together")
+    for name, arr in (("x", x), ("y", y), ("z", z)):
+        if arr is not None and max(abs(min(arr)), abs(max(arr))) > VIBRATION_MAX_G:
+            raise ValueError(f"axis {name} exceeds ±{VIBRATION_MAX_G} g")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -33,70 +49,68 @@ class SimpleReadingIn(Message):
     """One electrical/vibration reading as a device or the REST API sends it."""
 
     asset_id: AssetId
-    voltage_v: float = Field(ge=0, le=VOLTAGE_MAX_V, description="RMS line voltage, V")
-    current_a: float = Field(ge=0, le=CURRENT_MAX_A, description="RMS current, A")
-    power_factor: float = Field(ge=0, le=1, description="Power factor, dimensionless 0..1")
-    vibration_g: float = Field(ge=0, le=VIBRATION_MAX_G, description="Vibration amplitude, g")
+    voltage_v: Voltage
+    current_a: Current
+    power_factor: PowerFactor
+    vibration_g: VibrationG
     is_faulty: bool | None = Field(default=None, description="Label from a test generator, if known")
-    timestamp: datetime | None = Field(default=None, description="Measurement time; default: arrival")
+    timestamp: Timestamp | None = Field(default=None, description="Measurement time; default: arrival")
     event_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
-
-    _epoch = field_validator("timestamp", mode="before")(lambda v: _parse_epoch(v))
 
 
 class VibrationBatchIn(Message):
     """A 3-axis (or single-axis: x only) accelerometer window in g, as an ESP32-class device sends it."""
 
     motor_id: AssetId = Field(validation_alias="motor_id")
-    ts: datetime | None = Field(default=None, description="Time of the window's first sample")
-    x: list[float] = Field(min_length=MIN_WINDOW, max_length=MAX_WINDOW)
-    y: list[float] | None = Field(default=None, min_length=MIN_WINDOW, max_length=MAX_WINDOW)
-    z: list[float] | None = Field(default=None, min_length=MIN_WINDOW, max_length=MAX_WINDOW)
-    fs_hz: float = Field(default=DEFAULT_FS_HZ, ge=FS_MIN_HZ, le=FS_MAX_HZ, description="Sample rate, Hz")
+    ts: Timestamp | None = Field(default=None, description="Time of the window's first sample")
+    x: Samples
+    y: Samples | None = None
+    z: Samples | None = None
+    fs_hz: SampleRate = DEFAULT_FS_HZ
     event_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
-
-    _epoch = field_validator("ts", mode="before")(lambda v: _parse_epoch(v))
 
     @model_validator(mode="after")
     def _check(self) -> VibrationBatchIn:
-        n = len(self.x)
-        for name in ("y", "z"):
-            arr = getattr(self, name)
-            if arr is not None and len(arr) != n:
-                raise ValueError(f"axis lengths differ: x has {n} samples, {name} has {len(arr)}")
-        if (self.y is None) != (self.z is None):
-            raise ValueError("give x alone (single-axis) or x, y and z together")
-        for name in ("x", "y", "z"):
-            arr = getattr(self, name)
-            if arr is not None and max(abs(min(arr)), abs(max(arr))) > VIBRATION_MAX_G:
-                raise ValueError(f"axis {name} exceeds ±{VIBRATION_MAX_G} g")
+        check_axes(self.x, self.y, self.z)
         return self
 
 
 # ---------------------------------------------------------------------------------------------
-# Normalised events (ingest ->)
+# Normalised events (ingest ->): the same bounds as the raw input, whoever publishes them
 # ---------------------------------------------------------------------------------------------
 class Reading(Message):
-    event_id: str
+    event_id: EventId
     asset_id: AssetId
-    ts: datetime
-    voltage_v: float
-    current_a: float
-    power_factor: float
-    vibration_g: float
+    ts: Timestamp
+    voltage_v: Voltage
+    current_a: Current
+    power_factor: PowerFactor
+    vibration_g: VibrationG
     is_faulty: bool | None = None
 
 
 class Window(Message):
-    event_id: str
+    """``n`` samples per listed axis (g) at ``fs_hz`` Hz, starting at ``ts``."""
+
+    event_id: EventId
     asset_id: AssetId
-    ts: datetime
-    fs_hz: float
-    n: int
+    ts: Timestamp
+    fs_hz: SampleRate
+    n: int = Field(ge=MIN_WINDOW, le=MAX_WINDOW)
     axes: list[Literal["x", "y", "z"]]
-    x: list[float]
-    y: list[float] | None = None
-    z: list[float] | None = None
+    x: Samples
+    y: Samples | None = None
+    z: Samples | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Window:
+        check_axes(self.x, self.y, self.z)
+        if len(self.x) != self.n:
+            raise ValueError(f"n is {self.n} but the axes hold {len(self.x)} samples")
+        expected = ["x"] if self.y is None else ["x", "y", "z"]
+        if self.axes != expected:
+            raise ValueError(f"axes {self.axes} do not name the axes given ({expected})")
+        return self
 
 
 class DeadLetter(Message):
@@ -105,11 +119,11 @@ class DeadLetter(Message):
     reason: str
     payload_excerpt: str
     payload_bytes: int
-    ts: datetime = Field(default_factory=utcnow)
+    ts: Timestamp = Field(default_factory=utcnow)
 
 
 class ServiceStatus(Message):
     service: str
     state: Literal["online", "offline"]
     pid: int | None = None
-    ts: datetime = Field(default_factory=utcnow)
+    ts: Timestamp = Field(default_factory=utcnow)

@@ -6,12 +6,11 @@ Severity is defined here once: a score's ``anomaly_score / threshold`` ratio abo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, JsonValue, model_validator
 
-from shared.messages.base import AssetId, Message, utcnow
+from shared.messages.base import AssetId, EventId, Message, Timestamp, utcnow
 
 FeatureKind = Literal["legacy", "batch", "vibration"]
 ModelKind = Literal["legacy", "batch", "autoencoder"]
@@ -39,9 +38,9 @@ def severity_of(anomaly_score: float, threshold: float) -> Severity:
 class FeatureVector(Message):
     """Named features computed from one reading (legacy), a reading window (batch) or a vibration window."""
 
-    event_id: str
+    event_id: EventId
     asset_id: AssetId
-    ts: datetime
+    ts: Timestamp
     kind: FeatureKind
     names: list[str]
     values: list[float]
@@ -56,9 +55,9 @@ class FeatureVector(Message):
 
 
 class Score(Message):
-    event_id: str
+    event_id: EventId
     asset_id: AssetId
-    ts: datetime
+    ts: Timestamp
     model: ModelKind
     model_version: str
     anomaly_score: float
@@ -167,15 +166,35 @@ class ModelManifest(Message):
 
 class ModelAnnouncement(Message):
     """Retained on ``models/<asset>/<model>``: the current version of a model, carried whole (ONNX bytes,
-    base64, plus its manifest entry), so a worker that starts later or on another machine gets it."""
+    base64, plus its manifest entry), so a worker that starts later or on another machine gets it.
+
+    ``signature``: Ed25519 by the calibrator's key over the ONNX bytes' SHA-256, the canonical manifest,
+    asset, kind, version and creation time (:mod:`shared.learning.signing`); consumers load only
+    announcements whose signature verifies. ``key_id`` names the signing key (diagnostics only)."""
 
     asset_id: AssetId
     model: ModelKind
-    version: str
+    version: str = Field(min_length=1, max_length=64)
     path: str
-    created_at: datetime
+    created_at: Timestamp
     manifest: ModelManifest
     onnx_b64: str
+    signature: str = Field(default="", max_length=128)
+    key_id: str = Field(default="", max_length=64)
+
+
+class ModelRejected(Message):
+    """Published on ``rejections/<asset>/<model>`` when a consumer refuses a model announcement (bad or
+    missing signature, a graph that does not fit the manifest, a failing probe): it keeps scoring with
+    its previous model, if any (``kept_version``)."""
+
+    asset_id: AssetId
+    model: ModelKind
+    version: str = Field(max_length=64)
+    service: str
+    reason: str
+    kept_version: str | None = None
+    ts: Timestamp = Field(default_factory=utcnow)
 
 
 class StateChange(Message):
@@ -186,7 +205,7 @@ class StateChange(Message):
     previous: AssetState | None = None
     reason: str = ""
     models: dict[str, str] = Field(default_factory=dict)  # model kind -> version
-    ts: datetime = Field(default_factory=utcnow)
+    ts: Timestamp = Field(default_factory=utcnow)
     #: True on the IDLE state a purge leaves: the asset's data, models and baselines are gone, and
     #: subscribers drop what they keep for it (the health stage: its assessor and saved state).
     purged: bool = False
