@@ -39,7 +39,8 @@ def short(topic_filter: str) -> str:
 def declared() -> Iterator[tuple[str, Service]]:
     """``(process name, service)`` for every launcher entry whose package declares ``build``."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), mqtt_url="mqtt://127.0.0.1:1")
+        # development: the services' secrets (e.g. the model signing key) are generated in ``tmp``.
+        settings = Settings(data_dir=Path(tmp), mqtt_url="mqtt://127.0.0.1:1", rotorwatch_env="development")
         for name, module, args in SERVICES:
             mod = importlib.import_module(f"{module}.service")
             build = getattr(mod, "build", None)

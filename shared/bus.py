@@ -1,6 +1,8 @@
-"""MQTT bus on aiomqtt: one ``async with`` client, one ``async for`` loop, reconnect with backoff.
+"""MQTT bus on aiomqtt: one session client per process, reconnect with backoff, at-least-once delivery.
 
-Services hand :func:`serve` their subscriptions and one handler. The handler gets a :class:`Bus`
+Services hand :func:`serve` their subscriptions and one handler. Persistent services (stable client id
+``rotorwatch-<service>``, ``clean_session=false``, QoS 1) acknowledge a message only once it is done
+and keep unsettled work across a lost connection (:mod:`shared.session`). The handler gets a :class:`Bus`
 (publish side) and each :class:`Incoming` message. Bad input never crashes a service: a handler that
 raises :class:`Rejected`, ``ValueError`` or a pydantic ``ValidationError`` produces a dead-letter
 message with the reason; any other exception is logged and dead-lettered as an internal error.
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import topics
 from shared.messages import DeadLetter, ServiceStatus
+from shared.session import Checkpointed, Pipeline, Received, SessionClient
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -134,10 +137,16 @@ async def dispatch(
 
 
 class MqttBus:
-    """Publish side of a connected aiomqtt client."""
+    """Publish side of a connected :class:`~shared.session.SessionClient`.
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    ``durable`` (persistent services): :meth:`publish` returns once the broker acknowledged the
+    message, waiting across reconnects (paho re-sends it after the next CONNACK). Otherwise it raises
+    :class:`aiomqtt.MqttError` as soon as the connection is lost (the gateway answers 503).
+    """
+
+    def __init__(self, client: SessionClient, *, durable: bool = False) -> None:
         self.client = client
+        self.durable = durable
 
     async def publish(
         self,
@@ -147,7 +156,15 @@ class MqttBus:
         qos: int = 1,
         retain: bool = False,
     ) -> None:
-        await self.client.publish(topic, encode(payload), qos=qos, retain=retain)
+        data = encode(payload)
+        await self.client.publish_acked(topic, data, qos=qos, retain=retain, fail_fast=not self.durable)
+
+
+def client_id_for(service: str, settings: Settings) -> str:
+    """The stable MQTT client id of a service: ``rotorwatch-<service>``, plus ``-<ROTORWATCH_INSTANCE>``
+    when set (replicas of one service, or test runs sharing a broker, need distinct sessions)."""
+    suffix = settings.rotorwatch_instance.strip()
+    return f"rotorwatch-{service}" + (f"-{suffix}" if suffix else "")
 
 
 def make_client(
@@ -156,8 +173,9 @@ def make_client(
     *,
     persistent: bool = False,
     will_service: str | None = None,
-) -> aiomqtt.Client:
-    """A client for ``settings.broker``. ``persistent`` keeps the session (queued QoS 1) across restarts."""
+) -> SessionClient:
+    """A client for ``settings.broker``. ``persistent`` keeps the session (queued QoS 1) across restarts
+    and acknowledges received messages manually (:mod:`shared.session`)."""
     b = settings.broker
     will = None
     if will_service:
@@ -168,7 +186,7 @@ def make_client(
             retain=True,
         )
     tls_context = ssl.create_default_context() if b.tls else None
-    return aiomqtt.Client(
+    return SessionClient(
         b.host,
         b.port,
         username=b.username,
@@ -176,9 +194,10 @@ def make_client(
         identifier=client_id,
         clean_session=not persistent if client_id else True,
         will=will,
-        keepalive=30,
+        keepalive=settings.mqtt_keepalive_s,
         tls_context=tls_context,
         timeout=10,
+        manual_acks=persistent and client_id is not None,
     )
 
 
@@ -190,6 +209,12 @@ class ServeState:
     bus: Bus | None = None
     reconnects: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The message pipeline (counts, checkpoints) while serving on a broker.
+    pipeline: Pipeline | None = None
+
+
+#: Reconnect backoff, seconds: first retry, cap.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.25, 5.0
 
 
 async def serve(
@@ -202,27 +227,70 @@ async def serve(
     persistent: bool = False,
     tasks: Sequence[Task] = (),
     state: ServeState | None = None,
+    checkpoint: Checkpointed | None = None,
 ) -> None:
-    """Connect, announce ``online`` (retained), subscribe, and feed every message to ``handler``.
+    """Connect, subscribe (QoS 1), announce ``online`` (retained) and feed every message to ``handler``.
 
-    Reconnects with exponential backoff (0.5 s .. 10 s) on connection loss. On cancellation (SIGTERM,
-    Ctrl+C) it publishes ``offline`` (retained) and disconnects cleanly. ``tasks`` are background
-    coroutines started once per connection and cancelled when it drops.
+    One :class:`~shared.session.SessionClient` serves the whole process: on connection loss (noticed
+    at once when the broker's socket closes, else after at most two keepalive periods) it reconnects
+    with exponential backoff (0.25 s .. 5 s) and the messages received or published but not settled
+    carry over. A persistent service (stable ``client_id``, ``persistent``) acknowledges each message
+    only when it is done (:class:`~shared.session.Pipeline`). ``tasks`` are background coroutines
+    started once per connection and cancelled when it drops. On cancellation (SIGTERM, Ctrl+C) the
+    message in hand is finished, a last checkpoint saved, ``offline`` published and the client
+    disconnects cleanly.
     """
     st = state or ServeState()
-    backoff = 0.5
+    client = make_client(settings, client_id, persistent=persistent, will_service=service)
+    bus = MqttBus(client, durable=client.manual_acks)
+    limit = settings.max_payload_bytes
+
+    async def handle(r: Received) -> None:
+        m = r.message
+        incoming = Incoming(m.topic.value, bytes(m.payload or b""), bool(m.retain))
+        await dispatch(service, bus, handler, incoming, max_payload_bytes=limit)
+
+    pipeline = st.pipeline = Pipeline(client, handle, checkpoint)
+    worker = asyncio.create_task(pipeline.run(), name=f"{service}-pipeline")
+    try:
+        await _connect_forever(service, settings, client, bus, subscriptions, tasks, st)
+    finally:
+        await pipeline.stop(worker)
+        with contextlib.suppress(Exception):
+            if client.is_connected:
+                await asyncio.wait_for(_announce(bus, service, "offline"), 2)
+        with contextlib.suppress(Exception):
+            await client.__aexit__(None, None, None)
+
+
+async def _connect_forever(
+    service: str,
+    settings: Settings,
+    client: SessionClient,
+    bus: MqttBus,
+    subscriptions: Sequence[str],
+    tasks: Sequence[Task],
+    st: ServeState,
+) -> None:
+    backoff = RECONNECT_MIN_S
     log_ = log.bind(service=service)
+    where = f"{settings.broker.host}:{settings.broker.port}"
     while True:
-        client = make_client(settings, client_id, persistent=persistent, will_service=service)
         try:
-            async with client:
-                backoff = 0.5
-                await _session(service, settings, client, subscriptions, handler, tasks, st)
+            await client.__aenter__()
+        except aiomqtt.MqttError as exc:
+            log_.warning("broker_unavailable", broker=where, error=str(exc), retry_in_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+            continue
+        backoff = RECONNECT_MIN_S
+        try:
+            await _session(service, client, bus, subscriptions, tasks, st, where)
         except aiomqtt.MqttError as exc:
             st.reconnects += 1
-            log_.warning("broker_unavailable", error=str(exc), retry_in_s=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            log_.warning("broker_lost", broker=where, error=str(exc), unsettled=client.incoming.qsize())
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)
 
 
 async def _announce(bus: Bus, service: str, state: Literal["online", "offline"]) -> None:
@@ -232,33 +300,26 @@ async def _announce(bus: Bus, service: str, state: Literal["online", "offline"])
 
 async def _session(
     service: str,
-    settings: Settings,
-    client: aiomqtt.Client,
+    client: SessionClient,
+    bus: MqttBus,
     subscriptions: Sequence[str],
-    handler: Handler,
     tasks: Sequence[Task],
     st: ServeState,
+    where: str,
 ) -> None:
-    """One broker connection: subscribe, announce ``online``, run tasks, dispatch until it drops."""
-    bus = MqttBus(client)
+    """One broker connection: subscribe, announce ``online``, run tasks until the connection drops."""
     for f in subscriptions:
         await client.subscribe(f, qos=1)
     # "online" only once subscribed: a publisher that waits for it loses nothing.
     await _announce(bus, service, "online")
     st.connected, st.bus = True, bus
     st.ready.set()
-    log.info("connected", service=service, broker=f"{settings.broker.host}:{settings.broker.port}")
+    log.info("connected", service=service, broker=where, generation=client.generation)
     running = [asyncio.create_task(t(bus)) for t in tasks]
     try:
-        async for m in client.messages:
-            incoming = Incoming(m.topic.value, bytes(m.payload or b""), bool(m.retain))
-            await dispatch(service, bus, handler, incoming, max_payload_bytes=settings.max_payload_bytes)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(_announce(bus, service, "offline"), 2)
-        raise
+        await client.until_disconnected()
     finally:
-        st.connected, st.bus = False, None
+        st.connected = False
         st.ready.clear()
         for t in running:
             t.cancel()

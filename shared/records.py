@@ -1,8 +1,11 @@
 """Pure conversion between bus messages (:mod:`shared.messages`) and store :class:`Point` s.
 
 Point layout: the point's ``asset_id`` is the message's asset (a tag in InfluxDB), its time the message's
-``ts`` (ns since the Unix epoch, UTC). Fields are floats, bools or strings; those marked ``?`` are written
-only when known, so a field never changes type between points. Units in brackets.
+``ts`` (ns since the Unix epoch, UTC); for messages that carry an ``event_id`` (readings, windows,
+feature vectors, scores) the time is :func:`~shared.store.identity.event_ts_ns` (the timestamp plus
+0..999 ns from the event id: one point per event, see :mod:`shared.store.base`). Fields are floats,
+bools or strings; those marked ``?`` are written only when known, so a field never changes type
+between points. Units in brackets.
 
 - ``readings`` (``Reading``): voltage_v [V], current_a [A], power_factor [0..1], vibration_g [g],
   event_id, is_faulty? (bool label).
@@ -58,6 +61,7 @@ from shared.messages import (
 )
 from shared.store.base import FieldValue, Point, StoreError
 from shared.store.checks import normalise_fields
+from shared.store.identity import event_ts_ns
 
 READINGS = "readings"
 WINDOWS = "windows"
@@ -143,7 +147,9 @@ def _write(layout: _Layout[Any], msg: Any, fields: dict[str, FieldValue] | None 
     for name, value in tags.items():
         if not topics.valid_asset_id(value):
             raise ValueError(f"{name} {value!r} cannot be a tag: must match {topics.ASSET_ID_PATTERN}")
-    point = Point(layout.measurement, msg.asset_id, ts_ns(msg.ts), fields, tags)
+    event_id = getattr(msg, "event_id", None)
+    when = ts_ns(msg.ts) if event_id is None else event_ts_ns(msg.ts, event_id)
+    point = Point(layout.measurement, msg.asset_id, when, fields, tags)
     try:
         normalise_fields(point)
     except StoreError as exc:

@@ -44,6 +44,7 @@ from shared.bus import (
     Rejected,
     ServeState,
     Task,
+    client_id_for,
     dispatch,
     run,
     serve,
@@ -51,6 +52,7 @@ from shared.bus import (
 )
 from shared.log import configure_logging
 from shared.messages.base import set_max_future_skew
+from shared.session import Checkpointed
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -116,7 +118,11 @@ class Route:
 
 class StatePort(Protocol):
     """What a service keeps beyond one message (store, registry, persisted state): opened before the
-    bus connects, closed (flushed) after it stops, never with blocking I/O on the event loop."""
+    bus connects, closed (flushed) after it stops, never with blocking I/O on the event loop.
+
+    A state port that is also :class:`~shared.session.Checkpointed` (``snapshot()`` + ``async
+    save(snapshot)``) is checkpointed by the runner, and a message is acknowledged to the broker only
+    once a saved checkpoint covers it (the historian: its points are in the store)."""
 
     async def open(self) -> None: ...
 
@@ -134,7 +140,9 @@ class Service:
     #: Background coroutines, started once per broker connection with the publish side of the bus.
     tasks: Sequence[Task] = ()
     state: StatePort | None = None
-    #: Stable client id + persistent session: the broker queues QoS 1 messages while the service is away.
+    #: Persistent session (``clean_session=false``) with a stable client id (default
+    #: ``rotorwatch-<name>``, :func:`~shared.bus.client_id_for`): the broker queues QoS 1 messages while
+    #: the service is away, and a message is acknowledged only once it is done (at-least-once).
     client_id: str | None = None
     persistent: bool = False
     serve_state: ServeState = field(default_factory=ServeState)
@@ -178,16 +186,21 @@ async def serve_routes(service: Service, settings: Settings) -> None:
     """Open the state port, serve the routes on the broker until cancelled, then close the state port."""
     if service.state is not None:
         await service.state.open()
+    client_id = service.client_id
+    if client_id is None and service.persistent:
+        client_id = client_id_for(service.name, settings)
+    checkpoint = service.state if isinstance(service.state, Checkpointed) else None
     try:
         await serve(
             service.name,
             settings,
             service.subscriptions,
             service.handle,
-            client_id=service.client_id,
+            client_id=client_id,
             persistent=service.persistent,
             tasks=service.tasks,
             state=service.serve_state,
+            checkpoint=checkpoint,
         )
     finally:
         if service.state is not None:

@@ -61,7 +61,13 @@ def save_version(model_dir: Path, asset: str, forest: tuple[Any, bytes]) -> str:
 
 
 def settings(tmp_path: Path, **over: Any) -> Settings:
-    return Settings(data_dir=tmp_path, model_dir=tmp_path / "models", batch_window=10, **over)
+    return Settings(
+        data_dir=tmp_path,
+        model_dir=tmp_path / "models",
+        batch_window=10,
+        rotorwatch_env="development",  # the model signing key is generated under tmp_path
+        **over,
+    )
 
 
 def calibrator(tmp_path: Path, **over: Any) -> tuple[Service, SqliteStore]:

@@ -50,6 +50,7 @@ from shared.settings import Settings
 from shared.store import Point, open_store
 from tests.support.gateway import MemoryGateway, manifest, memory_gateway, memory_settings, poll
 from tests.support.servers import MosquittoServer, free_port
+from tests.support.signing import VERIFY_KEY, signed
 
 API = "/api/v1"
 
@@ -114,6 +115,7 @@ def gw(mosquitto: MosquittoServer, tmp_path_factory: pytest.TempPathFactory) -> 
     s = Settings(
         mqtt_url=mosquitto.url,
         data_dir=tmp_path_factory.mktemp("gwm"),
+        model_verify_key=VERIFY_KEY,
         sse_heartbeat_s=0.3,
         sse_queue_size=4096,
     )
@@ -181,14 +183,17 @@ SIGNAL_STATS = {k: SignalStat.model_validate(v) for k, v in SIGNAL_BASELINE.item
 
 
 def announcement(asset: str, model: str, manifest: ModelManifest) -> ModelAnnouncement:
-    return ModelAnnouncement(
-        asset_id=asset,
-        model=model,  # type: ignore[arg-type]
-        version="v20240501T120000Z-abcdef",
-        path=f"/models/{asset}/{model}.onnx",
-        created_at=datetime(2024, 5, 1, 12, tzinfo=UTC),
-        manifest=manifest,
-        onnx_b64="AAAA" * 100,
+    """Signed with the test key the gateway trusts."""
+    return signed(
+        ModelAnnouncement(
+            asset_id=asset,
+            model=model,  # type: ignore[arg-type]
+            version="v20240501T120000Z-abcdef",
+            path=f"/models/{asset}/{model}.onnx",
+            created_at=datetime(2024, 5, 1, 12, tzinfo=UTC),
+            manifest=manifest,
+            onnx_b64="AAAA" * 100,
+        )
     )
 
 

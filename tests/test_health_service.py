@@ -32,6 +32,7 @@ from shared.messages import (
 )
 from shared.service import Service, deliver, running_in_memory
 from shared.settings import Settings
+from tests.support.signing import VERIFY_KEY, signed
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 ACTION = topics.command("alarm_action")
@@ -39,7 +40,7 @@ REPLY = topics.reply("gw", "1")
 
 
 def service(tmp_path: Path) -> Service:
-    return build(Settings(data_dir=tmp_path))
+    return build(Settings(data_dir=tmp_path, model_verify_key=VERIFY_KEY))
 
 
 def states(svc: Service) -> AssessorStates:
@@ -102,14 +103,17 @@ def manifest(baseline: bool = True) -> ModelManifest:
 
 
 def announcement() -> ModelAnnouncement:
-    return ModelAnnouncement(
-        asset_id="p1",
-        model="legacy",
-        version="v1",
-        path="p1/v1",
-        created_at=T0,
-        manifest=manifest(),
-        onnx_b64="AA==",
+    """A model announcement signed with the test key the service trusts."""
+    return signed(
+        ModelAnnouncement(
+            asset_id="p1",
+            model="legacy",
+            version="v1",
+            path="p1/v1",
+            created_at=T0,
+            manifest=manifest(),
+            onnx_b64="AA==",
+        )
     )
 
 
@@ -300,6 +304,7 @@ async def test_a_bad_baseline_is_refused_once_and_scoring_goes_on(tmp_path: Path
     svc = service(tmp_path)
     bad = announcement().model_copy(deep=True)
     bad.manifest.signal_baseline["current_a"] = SignalStat(mean=12.0, std=-1.0)
+    bad = signed(bad)  # signed as the calibrator would: the baseline itself is what is refused
     await deliver(svc, bus, topics.model_announce("p1", "legacy"), bad, retain=True)
     [dl] = bus.on(topics.dead_letter("health"))
     assert "std" in DeadLetter.model_validate_json(dl.payload).reason

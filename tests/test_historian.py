@@ -283,7 +283,8 @@ async def test_influx_outage_mid_stream_loses_nothing_and_writes_nothing_twice(
             await asyncio.to_thread(srv.stop)
             await publish(range(100, 200))
             await _wait_for(lambda: h.stats.write_failures >= 1, "a failed write while influxd is down")
-            await _wait_for(lambda: h.stats.points_in >= 200, "messages buffered during the outage")
+            # Messages are acknowledged only once written: the unwritten ones wait, buffered here or
+            # still at the broker (its in-flight window is full of our unacknowledged messages).
             assert h.stats.written < 200  # some points had to wait for the store
             await asyncio.to_thread(srv.start)
             await publish(range(200, 300))

@@ -84,7 +84,9 @@ def fill_store(store: SqliteStore, rs: list[Reading], engine: FeatureEngine | No
 
 def make_calibrator(tmp_path: Path) -> tuple[Service, SqliteStore]:
     store = SqliteStore(tmp_path / "db.sqlite")
-    settings = Settings(data_dir=tmp_path, model_dir=tmp_path / "models", batch_window=10)
+    settings = Settings(
+        data_dir=tmp_path, model_dir=tmp_path / "models", batch_window=10, rotorwatch_env="development"
+    )
     return build_calibrator(settings, store=store, config=FAST), store
 
 
@@ -174,7 +176,9 @@ async def test_scorer_scores_flags_faults_and_switches_to_monitoring(tmp_path: P
     fill_store(store, readings(600), eng)
     bus = MemoryBus()
     assert (await calibrate_via_bus(cal, bus))["status"] == "completed"
-    scorer = build_scorer(Settings(), ["--model", "legacy", "--window", "10"])
+    # development: the scorer trusts the key the calibrator generated under the same DATA_DIR
+    scorer_settings = Settings(data_dir=tmp_path, rotorwatch_env="development")
+    scorer = build_scorer(scorer_settings, ["--model", "legacy", "--window", "10"])
     for t in (topics.model_announce("m1", "legacy"), topics.state("m1")):
         m = bus.retained[t]
         await deliver(scorer, bus, m.topic, m.payload, retain=True)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from shared import records
+from shared.messages import Reading, Score
 from shared.settings import Settings
 from shared.store import Point, Store, StoreError, StoreUnavailable, open_store
+from shared.store.identity import event_slot
 from shared.store.influx import InfluxStore, line_protocol
 from shared.store.sqlite import SqliteStore
 from tests.support.servers import InfluxServer
@@ -144,6 +148,53 @@ def test_rewriting_the_same_identity_replaces(store: Store) -> None:
     store.write([p(T0, event_id="e1", v=9.0)])
     [got] = store.query("readings", "m1")
     assert dict(got.fields) == {"event_id": "e1", "v": 9.0}
+
+
+def _reading(event_id: str, ts: datetime, v: float = 400.0) -> Reading:
+    return Reading(
+        event_id=event_id,
+        asset_id="m1",
+        ts=ts,
+        voltage_v=v,
+        current_a=10.0,
+        power_factor=0.9,
+        vibration_g=0.2,
+    )
+
+
+def test_event_identity_redelivery_once_shared_timestamp_both_kept(store: Store) -> None:
+    """Exactly-once storage by event id: a redelivered or retried event is one point, two events that
+    share a timestamp (to the microsecond) are two, and both read back with that timestamp."""
+    ts = datetime(2024, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    # Two event ids in different sub-microsecond slots (shared.store.identity), as almost every pair is.
+    a, b = (uuid.UUID(int=i).hex for i in (1, 2))
+    assert event_slot(a) != event_slot(b)
+    first, second = _reading(a, ts, 401.0), _reading(b, ts, 402.0)
+    store.write([records.reading_to_point(first)])
+    store.write([records.reading_to_point(first), records.reading_to_point(second)])  # redelivery + new
+    store.write([records.reading_to_point(first)])  # a client's retry
+    got = [records.point_to_reading(x) for x in store.query(records.READINGS, "m1")]
+    assert sorted(got, key=lambda r: r.event_id) == [first, second]
+    assert store.count(records.READINGS, "m1") == 2
+    assert all(r.ts == ts for r in got)
+    # the same event scored by two models: two points (the score's model is a tag)
+    scores = [
+        Score(
+            event_id=a,
+            asset_id="m1",
+            ts=ts,
+            model=m,
+            model_version="v1",
+            anomaly_score=0.1,
+            raw_score=0.1,
+            threshold=1.0,
+            is_anomaly=False,
+            severity="NORMAL",
+        )
+        for m in ("legacy", "batch", "legacy")
+    ]
+    store.write([records.score_to_point(s) for s in scores])
+    assert sorted(x.tags["model"] for x in store.query(records.SCORES, "m1")) == ["batch", "legacy"]
 
 
 def test_count_with_range(store: Store) -> None:

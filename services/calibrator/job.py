@@ -29,6 +29,7 @@ from shared.learning.calibration import (
     InsufficientData,
     calibrate,
 )
+from shared.learning.signing import ModelSigner
 from shared.messages import SIGNALS, AssetState, CalibrationReply, CalibrationRequest, ErrorCode
 from shared.store import Store
 
@@ -141,9 +142,11 @@ def failure(exc: BaseException) -> tuple[ErrorCode, str]:
 
 @dataclass
 class Calibration:
-    """What a calibration works with: the store, the registry, the settings and the asset states."""
+    """What a calibration works with: the store, the registry (and the key its announcements are signed
+    with), the settings and the asset states."""
 
     model_dir: Path
+    signer: ModelSigner
     states: AssetStates = field(default_factory=AssetStates)
     config: CalibrationConfig = field(default_factory=default_config)
     batch_window: int = 100
@@ -215,7 +218,7 @@ async def _train_save_announce(run: _Run, c: Collected) -> tuple[str, dict[str, 
     version = await asyncio.to_thread(
         registry.save_version, cal.model_dir, asset, result.models, baseline_info, stats
     )
-    pubs, models = await announcements(cal.model_dir, asset, version)
+    pubs, models = await announcements(cal.model_dir, asset, version, signer=cal.signer)
     for p in pubs:
         await bus.publish(p.topic, p.payload, retain=p.retain)
     text = f"Calibrated from {c.readings + c.windows} data points in {time.perf_counter() - run.t0:.1f} s"

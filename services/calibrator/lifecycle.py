@@ -3,7 +3,8 @@
 - :class:`AssetStates`: the last known ``state/<asset>`` of every asset (the retained ones on the bus,
   updated by every change the calibrator makes) and the :class:`StateChange` publishes.
 - :func:`announcements`: one retained ``models/<asset>/<kind>`` :class:`ModelAnnouncement` per model of a
-  registry version (ONNX bytes inside, typed manifest entry with the raw-signal baseline).
+  registry version (ONNX bytes inside, typed manifest entry with the raw-signal baseline), signed with the
+  calibrator's model signing key (:mod:`shared.learning.signing`; consumers load only signed models).
 - :func:`reload`: re-announce the newest registry version of one or every asset; an asset whose state is
   unknown or IDLE becomes CALIBRATED.
 - :func:`purge`: delete an asset's stored data, models and configuration, clear its retained models,
@@ -25,6 +26,7 @@ import structlog
 
 from shared import topics
 from shared.learning import registry
+from shared.learning.signing import ModelSigner
 from shared.messages import AssetState, ModelAnnouncement, PurgeDetail, StateChange
 from shared.service import Publish
 from shared.store import Store
@@ -72,7 +74,9 @@ class AssetStates:
         return Publish(topics.state(asset), msg, retain=True)
 
 
-def _announcements(model_dir: Path, asset: str, version: str, manifest: dict[str, Any]) -> list[Publish]:
+def _announcements(
+    model_dir: Path, asset: str, version: str, manifest: dict[str, Any], signer: ModelSigner
+) -> list[Publish]:
     created = datetime.fromisoformat(manifest["created_at"])
     out = []
     for kind, entry in registry.model_entries(manifest).items():
@@ -86,22 +90,27 @@ def _announcements(model_dir: Path, asset: str, version: str, manifest: dict[str
             manifest=entry,
             onnx_b64=base64.b64encode(path.read_bytes()).decode(),
         )
-        out.append(Publish(topics.model_announce(asset, kind), ann, retain=True))
+        out.append(Publish(topics.model_announce(asset, kind), signer.sign(ann), retain=True))
     return out
 
 
 async def announcements(
-    model_dir: Path, asset: str, version: str, manifest: dict[str, Any] | None = None
+    model_dir: Path,
+    asset: str,
+    version: str,
+    manifest: dict[str, Any] | None = None,
+    *,
+    signer: ModelSigner,
 ) -> tuple[list[Publish], dict[str, str]]:
-    """The retained announcements of every model of ``version`` and the map kind → version."""
+    """The retained, signed announcements of every model of ``version`` and the map kind → version."""
     if manifest is None:
         manifest = await asyncio.to_thread(registry.load_manifest, model_dir, asset, version)
-    pubs = await asyncio.to_thread(_announcements, model_dir, asset, version, manifest)
+    pubs = await asyncio.to_thread(_announcements, model_dir, asset, version, manifest, signer)
     return pubs, {kind: version for kind in manifest["models"]}
 
 
 async def reload(
-    model_dir: Path, states: AssetStates, only: str | None = None
+    model_dir: Path, states: AssetStates, only: str | None = None, *, signer: ModelSigner
 ) -> tuple[list[Publish], dict[str, str]]:
     """Announce the newest registry version of every asset (or ``only``); CALIBRATED where the state is
     unknown or IDLE. Returns the publishes and asset → version re-announced."""
@@ -112,7 +121,7 @@ async def reload(
         version = await asyncio.to_thread(registry.latest_version, model_dir, asset)
         if version is None:
             continue
-        pubs, models = await announcements(model_dir, asset, version)
+        pubs, models = await announcements(model_dir, asset, version, signer=signer)
         out += pubs
         if states.get(asset) == "IDLE":
             out.append(

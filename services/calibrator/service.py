@@ -33,6 +33,7 @@ from shared import topics
 from shared.bus import Bus, Incoming
 from shared.learning import registry
 from shared.learning.calibration import CalibrationConfig
+from shared.learning.signing import load_signer
 from shared.messages import (
     AssetCommand,
     CalibrationReply,
@@ -198,7 +199,9 @@ class CalibratorHandlers:
         if refused := unsafe_asset(req):
             return [Publish(req.reply_to, _failed(ReloadReply, req.correlation_id, "invalid", refused))]
         try:
-            pubs, versions = await lifecycle.reload(self.cal.model_dir, self.cal.states, req.asset_id)
+            pubs, versions = await lifecycle.reload(
+                self.cal.model_dir, self.cal.states, req.asset_id, signer=self.cal.signer
+            )
         except Exception as exc:
             log.exception("reload_failed", asset_id=req.asset_id)
             return [Publish(req.reply_to, _failed(ReloadReply, req.correlation_id, "internal", str(exc)))]
@@ -260,7 +263,8 @@ class CalibratorHandlers:
         await self.sync.wait(bus)
         try:
             pubs = await lifecycle.interrupted(self.cal.model_dir, self.cal.states, self.running)
-            more, versions = await lifecycle.reload(self.cal.model_dir, self.cal.states)
+            cal = self.cal
+            more, versions = await lifecycle.reload(cal.model_dir, cal.states, signer=cal.signer)
             pubs += more
             for p in pubs:
                 await bus.publish(p.topic, p.payload, retain=p.retain)
@@ -311,6 +315,7 @@ def build(
     no_arguments(SERVICE, argv)
     cal = Calibration(
         settings.models_path,
+        load_signer(settings),
         config=config or default_config(),
         batch_window=settings.batch_window,
         store=store,

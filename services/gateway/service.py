@@ -24,6 +24,7 @@ from services.gateway.deps import GatewayContext
 from services.gateway.stream import StreamHub
 from services.gateway.view import SERVICE, BusView, bus_side
 from shared.bus import ServeState
+from shared.learning.signing import load_verifier
 from shared.service import Service, no_arguments
 from shared.settings import Settings
 from shared.store import Store, open_store
@@ -90,7 +91,7 @@ class HttpApi:
 def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
     """The bus side of a fresh view, serving the HTTP API as its state port."""
     no_arguments(SERVICE, argv)
-    view = BusView(hub=StreamHub(settings.sse_queue_size))
+    view = BusView(hub=StreamHub(settings.sse_queue_size), verifier=load_verifier(settings))
     service = bus_side(view)
     service.state = HttpApi(settings, view, service.serve_state)
     return service

@@ -5,6 +5,11 @@ manifests, not the ONNX bytes) and service statuses, and answers pending request
 (:class:`~services.gateway.requests.Requests`). Live readings, scores, health, alarms and states are
 also fanned out to the SSE clients of :attr:`BusView.hub`. Every HTTP read is answered from here or
 from the store; the gateway never calls another service directly.
+
+Model announcements count only when their signature verifies with the trusted key
+(:mod:`shared.learning.signing`, ``MODEL_VERIFY_KEY``): others are dead-lettered with the reason and the
+previous model stays. Models a scorer refused (:class:`ModelRejected` on ``rejections/<a>/<model>``) are
+kept per asset and model until a trusted announcement for that model arrives, and streamed to SSE clients.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from services.gateway.requests import Requests, json_object
 from services.gateway.stream import StreamHub
 from shared import topics
 from shared.bus import Incoming, Rejected
+from shared.learning.signing import ModelVerifier, UntrustedModel
 from shared.messages import (
     AssetConfig,
     AssetState,
     HealthUpdate,
     ModelAnnouncement,
     ModelManifest,
+    ModelRejected,
     ServiceStatus,
     StateChange,
 )
@@ -97,8 +104,18 @@ class ModelInfo:
 class BusView:
     """Latest retained facts from the bus plus the pending requests; :meth:`routes` feeds it."""
 
-    def __init__(self, requester: str | None = None, *, hub: StreamHub | None = None) -> None:
+    def __init__(
+        self,
+        requester: str | None = None,
+        *,
+        hub: StreamHub | None = None,
+        verifier: ModelVerifier | None = None,
+    ) -> None:
         self.requests = Requests(requester)
+        #: The trusted model key; without one, no model announcement is believed.
+        self.verifier = verifier
+        #: asset → model kind → the latest refusal of an announcement by a scorer.
+        self.rejections: dict[str, dict[str, ModelRejected]] = {}
         self.states: dict[str, StateChange] = {}
         self.configs: dict[str, AssetConfig] = {}
         self.health: dict[str, HealthUpdate] = {}
@@ -126,6 +143,7 @@ class BusView:
                 clears=True,
                 doc="current models (manifests)",
             ),
+            Route(topics.MODEL_REJECTED_FILTER, ModelRejected, self._on_rejected, doc="refused models"),
             Route(topics.SERVICE_STATUS_FILTER, ServiceStatus, self._on_status, clears=True),
             Route(topics.ASSET_CONFIG_FILTER, AssetConfig, self._on_config, clears=True),
             Route(topics.reply_filter(self.requester), reply_json, self._on_reply, doc="command replies"),
@@ -165,12 +183,31 @@ class BusView:
         kind = d.topic.rsplit("/", 1)[-1]
         if d.message is None:
             self.models.get(_asset_of(d), {}).pop(kind, None)
+            self.rejections.get(_asset_of(d), {}).pop(kind, None)
             return None
         ann = d.message
         asset = _asset_of(d, ann.asset_id)
         if ann.model != kind:
             raise Rejected(f"topic model {kind!r} does not match payload model {ann.model!r}")
+        if self.verifier is None:
+            raise Rejected("model announcement ignored: no trusted model key (MODEL_VERIFY_KEY) configured")
+        try:
+            self.verifier.verify(ann, topic_asset=asset, topic_kind=kind)
+        except UntrustedModel as exc:
+            raise Rejected(f"model announcement ignored: {exc}") from None
         self.models.setdefault(asset, {})[kind] = ModelInfo(ann.version, ann.manifest)
+        self.rejections.get(asset, {}).pop(kind, None)
+        return None
+
+    async def _on_rejected(self, d: Delivery[ModelRejected]) -> Outbox:
+        msg = d.message
+        asset = _asset_of(d, msg.asset_id)
+        kind = d.topic.rsplit("/", 1)[-1]
+        if msg.model != kind:
+            raise Rejected(f"topic model {kind!r} does not match payload model {msg.model!r}")
+        self.rejections.setdefault(asset, {})[kind] = msg
+        if self.hub.active():
+            self.hub.publish("model_rejected", asset, msg.model_dump_json())
         return None
 
     async def _on_status(self, d: Delivery[ServiceStatus | None]) -> Outbox:

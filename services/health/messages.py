@@ -1,6 +1,6 @@
 """Pure translations between the contract (:mod:`shared.messages`) and the health core
-(:mod:`shared.health`): model manifests → baselines, assessments → :class:`HealthUpdate`, alarm
-transitions → :class:`AlarmEvent`, refused alarm actions → error codes, and the publish throttle."""
+(:mod:`shared.health`): trusted model announcements → baselines, assessments → :class:`HealthUpdate`,
+alarm transitions → :class:`AlarmEvent`, refused alarm actions → error codes, and the publish throttle."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
 from shared.health.assessor import Assessment
+from shared.learning.signing import ModelVerifier, UntrustedModel
 from shared.messages import (
     SIGNALS,
     AlarmEvent,
@@ -17,6 +18,7 @@ from shared.messages import (
     FeatureVector,
     HealthUpdate,
     InsightItem,
+    ModelAnnouncement,
     ModelManifest,
     Reading,
 )
@@ -55,6 +57,20 @@ def baseline_from_manifest(manifest: ModelManifest) -> Baseline:
         values = {k: getattr(stat, k) for k in BASELINE_STATS}
         out[name] = {k: float(v) for k, v in values.items() if v is not None}
     return out
+
+
+def trusted_baseline(
+    ann: ModelAnnouncement, verifier: ModelVerifier | None, asset: str, kind: str
+) -> Baseline:
+    """The baseline of an announcement whose signature verifies for ``asset``/``kind`` (the topic's);
+    ``ValueError`` with the reason otherwise (the caller keeps the baseline it had)."""
+    if verifier is None:
+        raise ValueError("model announcement ignored: no trusted model key (MODEL_VERIFY_KEY) configured")
+    try:
+        verifier.verify(ann, topic_asset=asset, topic_kind=kind)
+    except UntrustedModel as exc:
+        raise ValueError(f"model announcement ignored: {exc}") from None
+    return baseline_from_manifest(ann.manifest)
 
 
 def merged_baseline(parts: dict[str, Baseline] | None) -> Baseline | None:

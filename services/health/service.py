@@ -9,7 +9,9 @@ Routes (handlers validate, call :class:`shared.health.HealthAssessor`, return wh
   publishes: its ISO 20816 zone is a health before any model exists);
 - ``events/<a>/reading`` → refresh the raw-signal evidence (the signals track);
 - ``config/<a>`` → running speed, bearing, ISO group/foundation (cleared: forgotten);
-- ``models/<a>/<model>`` → the model's calibration baseline (cleared: dropped);
+- ``models/<a>/<model>`` → the model's calibration baseline (cleared: dropped); only from announcements
+  whose signature verifies (``MODEL_VERIFY_KEY``, :mod:`shared.learning.signing`), others are
+  dead-lettered with the reason and the previous baseline stays;
 - ``state/<a>`` → a :class:`StateChange` with ``purged`` set (the calibrator's purge deleted the
   asset's data and models and cleared its retained topics) forgets the asset: its assessor and saved
   state. A retained one seen on (re)connect forgets too: the service may have been down during the
@@ -32,19 +34,20 @@ import structlog
 from services.health.messages import (
     Baseline,
     PublishThrottle,
-    baseline_from_manifest,
     error_code,
     feature_values,
     merged_baseline,
     reading_signals,
     to_alarm_message,
     to_health_message,
+    trusted_baseline,
 )
 from services.health.repository import AssessorRepository, AssessorStates
 from shared import topics
 from shared.bus import Rejected
 from shared.health.alarms import AlarmTransition, AlarmTransitionError
 from shared.health.assessor import HealthAssessor, check_baseline
+from shared.learning.signing import ModelVerifier, load_verifier
 from shared.messages import (
     AlarmActionReply,
     AlarmActionRequest,
@@ -70,6 +73,8 @@ class HealthHandlers:
     """The route handlers over the assessors of every asset (held by the state port)."""
 
     states: AssessorStates
+    #: The trusted model key; without one no model announcement is believed.
+    verifier: ModelVerifier | None = None
     configs: dict[str, AssetConfig] = field(default_factory=dict)
     #: asset → model kind → that model's calibration baseline.
     baselines: dict[str, dict[str, Baseline]] = field(default_factory=dict)
@@ -145,7 +150,7 @@ class HealthHandlers:
         if d.message is None:
             self.baselines.get(asset, {}).pop(kind, None)
         else:
-            baseline = baseline_from_manifest(d.message.manifest)
+            baseline = trusted_baseline(d.message, self.verifier, asset, kind)
             check_baseline(baseline)  # a bad one is refused here, not on every later score
             self.baselines.setdefault(asset, {})[kind] = baseline
         if asset in self.states.assessors:
@@ -208,7 +213,7 @@ def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
     """The health service; assessor states are saved under ``DATA_DIR/health``."""
     no_arguments(SERVICE, argv)
     states = AssessorStates(AssessorRepository(settings.data_dir / STATE_DIR))
-    handlers = HealthHandlers(states)
+    handlers = HealthHandlers(states, load_verifier(settings))
     return Service(
         name=SERVICE,
         routes=handlers.routes(),

@@ -5,12 +5,18 @@ which carries the ONNX bytes and the typed manifest entry) and a rolling mean of
 raw scores. Every feature vector of its kind becomes one :class:`Score`: ``anomaly_score`` = rolling
 mean of raw scores, ``is_anomaly`` = anomaly_score > threshold, severity by the contract's ratios
 (:func:`shared.messages.severity_of`). The first score of a CALIBRATED asset moves it to MONITORING.
+
+Only trusted models are loaded (:func:`shared.learning.signing.admit`): the announcement's Ed25519
+signature verifies with the configured public key (``MODEL_VERIFY_KEY``), the ONNX graph has the
+tensors the manifest names and a probe inference gives finite raw scores. A refused announcement leaves
+the previous model in place and is reported twice: a dead letter with the reason and a
+:class:`ModelRejected` event on ``rejections/<asset>/<model>`` (the gateway shows it).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +26,8 @@ import structlog
 from shared import topics
 from shared.bus import Rejected
 from shared.learning.scoring import OnnxModel, RollingScore, classify
-from shared.messages import FeatureVector, ModelAnnouncement, Score, StateChange
+from shared.learning.signing import ModelVerifier, UntrustedModel, admit, load_verifier
+from shared.messages import DeadLetter, FeatureVector, ModelAnnouncement, ModelRejected, Score, StateChange
 from shared.service import Delivery, Outbox, Publish, Route, Service
 from shared.settings import Settings
 
@@ -40,11 +47,13 @@ class Slot:
     rolling: RollingScore
 
     @classmethod
-    def from_announcement(cls, ann: ModelAnnouncement, window: int) -> Slot:
-        entry = ann.manifest.entry()
+    def from_announcement(
+        cls, ann: ModelAnnouncement, window: int, verifier: ModelVerifier, topic_asset: str | None = None
+    ) -> Slot:
+        """The announced model when it is trusted (:func:`admit`); :class:`UntrustedModel` otherwise."""
         return cls(
             version=ann.version,
-            model=OnnxModel.from_bytes(base64.b64decode(ann.onnx_b64), entry),
+            model=admit(ann, verifier, topic_asset=topic_asset),
             names=list(ann.manifest.features),
             threshold=ann.manifest.threshold,
             rolling=RollingScore(window),
@@ -81,6 +90,7 @@ class ScorerHandlers:
     """Route handlers of one scorer worker."""
 
     model_kind: str
+    verifier: ModelVerifier
     window: int = 10
     slots: dict[str, Slot] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
@@ -97,9 +107,51 @@ class ScorerHandlers:
                 self.slots.pop(d.asset_id, None)
             return None
         ann = d.message
-        self.slots[ann.asset_id] = Slot.from_announcement(ann, self.window)
+        try:
+            if ann.model != self.model_kind:
+                raise UntrustedModel(f"a {ann.model} model announced on the {self.model_kind} topic")
+            load = Slot.from_announcement
+            slot = await asyncio.to_thread(load, ann, self.window, self.verifier, d.asset_id)
+        except UntrustedModel as exc:
+            return self.rejected(d, ann, str(exc))
+        self.slots[ann.asset_id] = slot
         log.info("model_loaded", asset_id=ann.asset_id, model=self.model_kind, version=ann.version)
         return None
+
+    def rejected(self, d: Delivery[ModelAnnouncement | None], ann: ModelAnnouncement, reason: str) -> Outbox:
+        """Keep the previous model; publish the refusal as a dead letter and a :class:`ModelRejected`."""
+        asset = d.asset_id or ann.asset_id
+        kept = self.slots.get(asset)
+        service = f"scorer-{self.model_kind}"
+        log.warning(
+            "model_rejected",
+            asset_id=asset,
+            model=self.model_kind,
+            version=ann.version,
+            key_id=ann.key_id,
+            kept_version=kept.version if kept else None,
+            reason=reason,
+        )
+        excerpt = {"asset_id": ann.asset_id, "model": ann.model, "version": ann.version, "key_id": ann.key_id}
+        dead = DeadLetter(
+            service=service,
+            source_topic=d.topic,
+            reason=f"model rejected: {reason}",
+            payload_excerpt=str(excerpt)[:512],
+            payload_bytes=len(ann.onnx_b64),
+        )
+        event = ModelRejected(
+            asset_id=asset,
+            model=self.model_kind,  # type: ignore[arg-type]
+            version=ann.version,
+            service=service,
+            reason=reason,
+            kept_version=kept.version if kept else None,
+        )
+        return [
+            Publish(topics.dead_letter(service), dead),
+            Publish(topics.model_rejected(asset, self.model_kind), event),
+        ]
 
     async def on_state(self, d: Delivery[StateChange | None]) -> Outbox:
         if d.asset_id:
@@ -147,9 +199,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def build(settings: Settings, argv: Sequence[str] = ("--model", "legacy")) -> Service:
     args = parse_args(argv)
-    handlers = ScorerHandlers(args.model, window=args.window)
+    handlers = ScorerHandlers(args.model, load_verifier(settings), window=args.window)
     return Service(
         name=f"scorer-{args.model}",
         routes=handlers.routes(),
-        publishes=(f"scores/<a>/{args.model}", "state/<a> (MONITORING)"),
+        publishes=(f"scores/<a>/{args.model}", "state/<a> (MONITORING)", f"rejections/<a>/{args.model}"),
     )

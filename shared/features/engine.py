@@ -7,11 +7,18 @@
 - every vibration window → one *vibration* vector (11 time-domain features per axis) with the
   spectral indicators (velocity RMS mm/s, order amplitudes, envelope at bearing defect frequencies
   when the asset config allows) as ``extras``.
+
+Exactly once per event: each asset remembers its newest :data:`RECENT_IDS` reading event ids, and a
+reading seen before (a re-delivery) changes nothing and gives no vector (:meth:`FeatureEngine.on_reading`),
+so a redelivered reading neither counts twice in the rolling statistics nor yields a second vector.
+The state is a function of the readings taken, so replaying them (:meth:`FeatureEngine.replay`, the
+features service's journal) restores it after a restart.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,11 +49,25 @@ def config_bearing_orders(cfg: AssetConfig | None) -> dict[str, float] | None:
     return None
 
 
+#: Reading event ids remembered per asset to recognise re-deliveries.
+RECENT_IDS = 5_000
+
+
 @dataclass
 class AssetFeatures:
     legacy: LegacyFeatureState = field(default_factory=LegacyFeatureState)
     buffer: deque[tuple[float, float, float, float]] = field(default_factory=deque)
     since_batch: int = 0
+    #: Newest reading event ids taken (oldest first), at most :data:`RECENT_IDS`.
+    recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self.recent
+
+    def took(self, event_id: str) -> None:
+        self.recent[event_id] = None
+        if len(self.recent) > RECENT_IDS:
+            self.recent.popitem(last=False)
 
 
 class FeatureEngine:
@@ -68,9 +89,28 @@ class FeatureEngine:
     def forget(self, asset_id: str) -> None:
         self.assets.pop(asset_id, None)
 
+    def is_duplicate(self, r: Reading) -> bool:
+        """True when this reading's event was taken before (a re-delivery)."""
+        st = self.assets.get(r.asset_id)
+        return st is not None and st.seen(r.event_id)
+
+    def replay(self, readings: Iterable[Reading]) -> int:
+        """Take readings without publishing (restoring the state); returns how many were new."""
+        n = 0
+        for r in readings:
+            if not self.is_duplicate(r):
+                self.on_reading(r)
+                n += 1
+        return n
+
     def on_reading(self, r: Reading) -> list[FeatureVector]:
+        """The vectors of a new reading; none (and no state change) for a re-delivered one. Raises
+        ``ValueError`` (state unchanged) for a reading older than the asset's newest."""
         st = self._asset(r.asset_id)
+        if st.seen(r.event_id):
+            return []
         legacy = st.legacy.update(r.ts.timestamp(), r.voltage_v, r.current_a, r.power_factor, r.vibration_g)
+        st.took(r.event_id)
         out: list[FeatureVector] = []
         # The 1 h rolling mean and the 10-reading statistics are noisy until enough history exists
         # (after a start or a gap of an hour); those vectors are not published.

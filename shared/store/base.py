@@ -1,8 +1,28 @@
 """Store contract shared by both adapters.
 
-A point is identified by ``(measurement, asset_id, tags, ts_ns)``. Writing a point with the same
-identity again replaces it, so re-delivered messages (MQTT QoS 1) and retried batches never create
-duplicates. Field values are floats, bools or strings (ints are stored as floats).
+**Point identity.** A point is identified by ``(measurement, asset_id, tags, ts_ns)`` in both adapters
+(InfluxDB: series key + time; SQLite: the primary key). Writing a point with the same identity again
+replaces it, so re-delivered messages (MQTT QoS 1) and retried batches never create duplicates. Field
+values are floats, bools or strings (ints are stored as floats).
+
+**Events.** Readings, windows, feature vectors and scores belong to one event, named by its
+``event_id`` (given by the client, else assigned once at the edge: the gateway for HTTP, ingest for
+MQTT). Their identity must be the event, not the timestamp: a retried or re-delivered event is stored
+once, two events sharing a timestamp are both kept. ``event_id`` is *not* a tag (one InfluxDB series per
+event would grow the series index without bound); instead :mod:`shared.records` writes an event's
+point at :func:`shared.store.identity.event_ts_ns`: the timestamp at microsecond precision plus
+``sha256(event_id) mod 1000`` ns. The same event always lands on the same identity; two events with one
+timestamp land on two, and times still read back exactly at microsecond precision.
+
+Limits (both adapters behave alike):
+
+* Two *different* events with the same timestamp (to the microsecond) collide when their event ids
+  fall in the same of the 1000 slots: probability 1/1000 for a pair, ``k(k-1)/2000`` for ``k`` events
+  at one instant. The later write then replaces the earlier one.
+* Identity includes the timestamp: an event written again with a *different* timestamp (a client that
+  retries without a timestamp after its first attempt was stamped on arrival) is a second point. The
+  gateway returns the timestamp it stamped; the historian additionally drops an event id it already
+  stored with another timestamp (first write wins, for the newest events of each asset).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from services.gateway.view import BusView
 from shared import topics
 from shared.apikey import auth_headers
 from shared.bus import MemoryBus
-from shared.messages import ModelManifest, RawScore
+from shared.messages import ModelManifest, RawScore, ServiceStatus
 from shared.settings import Settings
 
 #: The seeded users' API keys, by user name (= role).
@@ -90,6 +90,9 @@ async def memory_gateway(settings: Settings, *, seed: bool = True) -> AsyncItera
     if seed:
         seed_auth(settings.data_dir)
     bus = MemoryBus()
+    # An ingest service is online (its retained status): data posts are accepted (routers/data.py).
+    ingest_online = ServiceStatus(service="ingest", state="online")
+    await bus.publish(topics.service_status("ingest"), ingest_online, retain=True)
     app = create_app(settings, bus=bus)
     async with app.router.lifespan_context(app), contextlib.AsyncExitStack() as stack:
         transport = httpx.ASGITransport(app=app)
