@@ -46,6 +46,7 @@ from shared.settings import Settings
 from shared.store import open_store
 from tests.support.gateway import MemoryGateway, manifest, memory_gateway, memory_settings, poll
 from tests.support.servers import MosquittoServer, free_port
+from tests.support.signing import VERIFY_KEY, signed
 
 GOOD: dict[str, Any] = {
     "asset_id": "m1",
@@ -77,7 +78,7 @@ def wait_until(check: Any, timeout: float = 10.0) -> Any:
 def gw(
     mosquitto: MosquittoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, Settings]]:
-    s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path_factory.mktemp("gw"))
+    s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path_factory.mktemp("gw"), model_verify_key=VERIFY_KEY)
     with TestClient(create_app(s)) as client:
         wait_until(lambda: client.get("/healthz").status_code == 200)
         yield client, s
@@ -394,14 +395,16 @@ async def test_retained_state_and_config_reach_assets_and_status(mgw: MemoryGate
         (topics.asset_config(cfg), AssetConfig(asset_id=cfg, name="Cooling fan", type="fan")),
         (
             topics.model_announce(mon, "batch"),
-            ModelAnnouncement(
-                asset_id=mon,
-                model="batch",
-                version="v7",
-                path="/m/b.onnx",
-                created_at=datetime.now(UTC),
-                manifest=manifest("batch"),
-                onnx_b64="",
+            signed(
+                ModelAnnouncement(
+                    asset_id=mon,
+                    model="batch",
+                    version="v7",
+                    path="/m/b.onnx",
+                    created_at=datetime.now(UTC),
+                    manifest=manifest("batch"),
+                    onnx_b64="",
+                )
             ),
         ),
         (topics.service_status("calibrator"), ServiceStatus(service="calibrator", state="online")),
