@@ -219,4 +219,5 @@ def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
         routes=handlers.routes(),
         publishes=("health/<a> (retained)", "alarms/<a>", "reply/<requester>/<id>"),
         state=states,
+        persistent=True,  # rotorwatch-health: scores wait at the broker while health is away
     )

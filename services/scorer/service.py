@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import structlog
 
+from services.scorer.ledger import Ledger
 from shared import topics
 from shared.bus import Rejected
 from shared.learning.scoring import OnnxModel, RollingScore, classify
@@ -95,6 +96,9 @@ class ScorerHandlers:
     slots: dict[str, Slot] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     unscored: int = 0
+    #: Scored event ids and raw scores (exactly-once scoring; the service's state port).
+    ledger: Ledger = field(default_factory=Ledger.in_memory)
+    duplicates: int = 0
 
     def __post_init__(self) -> None:
         if self.model_kind not in FEATURE_KIND_FOR_MODEL:
@@ -162,12 +166,21 @@ class ScorerHandlers:
         return None
 
     async def on_features(self, d: Delivery[FeatureVector]) -> Outbox:
+        """Score a vector once: a vector of an event scored before (re-delivered, or made again by the
+        features service) is skipped (:class:`~services.scorer.ledger.Ledger`)."""
         fv = d.message
+        if self.ledger.is_duplicate(fv.asset_id, fv.event_id):
+            self.duplicates += 1
+            log.info("duplicate_vector_skipped", asset_id=fv.asset_id, event_id=fv.event_id)
+            return None
         slot = self.slots.get(fv.asset_id)
         if slot is None:
             self.unscored += 1
             return None
-        out = [Publish(topics.score(fv.asset_id, self.model_kind), slot.score(fv, self.model_kind))]
+        self.ledger.resume(fv.asset_id, slot.version, slot.rolling)
+        score = slot.score(fv, self.model_kind)
+        self.ledger.took(fv.asset_id, fv.event_id, slot.version, score.raw_score)
+        out = [Publish(topics.score(fv.asset_id, self.model_kind), score)]
         if self.states.get(fv.asset_id) == "CALIBRATED":
             self.states[fv.asset_id] = "MONITORING"
             change = StateChange(
@@ -199,9 +212,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def build(settings: Settings, argv: Sequence[str] = ("--model", "legacy")) -> Service:
     args = parse_args(argv)
-    handlers = ScorerHandlers(args.model, load_verifier(settings), window=args.window)
+    ledger = Ledger(settings.data_dir / "scorer" / args.model, window=args.window)
+    handlers = ScorerHandlers(args.model, load_verifier(settings), window=args.window, ledger=ledger)
     return Service(
         name=f"scorer-{args.model}",
         routes=handlers.routes(),
+        state=ledger,
+        persistent=True,
         publishes=(f"scores/<a>/{args.model}", "state/<a> (MONITORING)", f"rejections/<a>/{args.model}"),
     )
