@@ -131,10 +131,13 @@ def stop_all(procs: list[Proc], broker: Proc | None) -> None:
 def banner(settings: Settings, env: dict[str, str], procs: list[Proc]) -> str:
     gw = f"http://{settings.gateway_host}:{settings.gateway_port}"
     store = settings.influx_url or f"sqlite:{settings.sqlite_path.resolve()}"
+    data = settings.data_dir.resolve()
     return (
         f"\nRotorwatch is starting ({len(procs)} services).\n"
         f"  Dashboard:  {gw}/\n  API docs:   {gw}/docs\n  Health:     {gw}/healthz\n"
         f"  MQTT:       {env['MQTT_URL']}\n  Store:      {store}\n"
+        f"  Log in:     user admin, password in {data / 'admin.password'} (written on the first start)\n"
+        f"  API key:    {data / 'admin.key'} (the scripts read it; else --api-key or ROTORWATCH_API_KEY)\n"
         f"Press Ctrl+C to stop.\n"
     )
 

@@ -22,12 +22,17 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.apikey import API_KEY_HELP, auth_headers, script_api_key  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--asset_id", default="motor_01")
     p.add_argument("--api", default="http://localhost:8000", help="gateway base URL")
+    p.add_argument("--api-key", default=None, help=API_KEY_HELP)
     p.add_argument("--duration", type=float, default=600.0, help="seconds of healthy data to send")
     p.add_argument("--interval", type=float, default=0.1, help="seconds between readings")
     p.add_argument("--realtime", action="store_true", help="send in real time instead of accelerated")
@@ -40,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     expected = round(a.duration / a.interval)
     api = a.api.rstrip("/")
+    key = script_api_key(a.api_key)
+    headers = auth_headers(key)
     try:
         httpx.get(f"{api}/healthz", timeout=5)
     except httpx.HTTPError as exc:
@@ -61,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         api,
         "--seed",
         str(a.seed),
+        *(("--api-key", key) if key else ()),
     ]
     if not a.realtime:
         gen.append("--fast")
@@ -79,12 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         r = httpx.get(
             f"{api}/api/v1/assets/{a.asset_id}/readings",
             params={"minutes": minutes, "limit": 100000},
+            headers=headers,
             timeout=30,
         )
         if r.status_code == 200:
             count = r.json()["count"]
             if count >= expected:
                 break
+        elif r.status_code in (401, 403):
+            print(f"[FAIL] HTTP {r.status_code}: {r.json().get('detail')} (see --api-key)")
+            return 1
         time.sleep(1.0)
     print(f"           {count} readings stored")
     time.sleep(2.0)  # the features of the last readings are still in flight
@@ -94,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     r = httpx.post(
         f"{api}/api/v1/calibration/start",
         json={"asset_id": a.asset_id, "lookback_minutes": lookback},
+        headers=headers,
         timeout=600,
     )
     body = r.json()

@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared import synth, topics  # noqa: E402
+from shared.apikey import API_KEY_HELP, auth_headers, script_api_key  # noqa: E402
 from shared.messages import (  # noqa: E402
     FS_MAX_HZ,
     FS_MIN_HZ,
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--api", default="http://localhost:8000", help="gateway base URL (simple mode)")
+    p.add_argument("--api-key", default=None, help=API_KEY_HELP)
     p.add_argument("--seed", type=int, default=None, help="random seed (reproducible values)")
     p.add_argument("--mode", choices=("simple", "vibration"), default="simple")
     p.add_argument(
@@ -226,7 +228,8 @@ def run_simple(a: argparse.Namespace, stats: Stats) -> None:
     rng = np.random.default_rng(a.seed)
     clock = Clock(a)
     url = a.api + SIMPLE_PATH
-    with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
+    headers = auth_headers(script_api_key(a.api_key))
+    with httpx.Client(timeout=HTTP_TIMEOUT_S, headers=headers) as client:
         for i in range(a.count):
             if (d := clock.delay(i)) > 0:
                 time.sleep(d)

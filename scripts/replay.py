@@ -83,6 +83,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared import topics  # noqa: E402
+from shared.apikey import API_KEY_HELP, auth_headers, script_api_key  # noqa: E402
 from shared.messages import (  # noqa: E402
     FS_MAX_HZ,
     FS_MIN_HZ,
@@ -550,9 +551,13 @@ class MqttSender:
 class HttpSender:
     """POSTs to the gateway; retries HTTP 429/503 and connection errors (0.2, 0.4, 0.8 s back-off)."""
 
-    def __init__(self, api: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, api: str, transport: httpx.AsyncBaseTransport | None = None, api_key: str | None = None
+    ) -> None:
         self.api = api.rstrip("/")
-        self.client = httpx.AsyncClient(timeout=HTTP_TIMEOUT_S, transport=transport)
+        self.client = httpx.AsyncClient(
+            timeout=HTTP_TIMEOUT_S, transport=transport, headers=auth_headers(api_key)
+        )
 
     async def send(self, topic: str, path: str, body: dict[str, Any]) -> None:
         del topic
@@ -605,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--via", choices=("mqtt", "http"), default="mqtt")
     p.add_argument("--mqtt", default=os.environ.get("MQTT_URL") or "mqtt://localhost:1883", help="broker URL")
     p.add_argument("--api", default="http://localhost:8000", help="gateway base URL (--via http)")
+    p.add_argument("--api-key", default=None, help=API_KEY_HELP)
     p.add_argument("--speed", default="max", help="'max' or a real-time factor, e.g. 10")
     p.add_argument("--asset_id", default="motor_01")
     p.add_argument("--limit", type=int, default=None, help="send at most N windows/readings")
@@ -767,7 +773,9 @@ async def amain(
         return EXIT_BAD_INPUT
     target = f"{a.api}" if a.via == "http" else f"{a.mqtt}"
     sender: MqttSender | HttpSender = (
-        HttpSender(a.api, http_transport) if a.via == "http" else MqttSender(a.broker)
+        HttpSender(a.api, http_transport, script_api_key(a.api_key))
+        if a.via == "http"
+        else MqttSender(a.broker)
     )
     stats = Stats(total=0)
     unit = "readings" if a.kind == "simple" else "windows"

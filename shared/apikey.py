@@ -31,3 +31,14 @@ def resolve_api_key(explicit: str | None, data_dir: Path) -> str | None:
 def auth_headers(api_key: str | None) -> dict[str, str]:
     """``{"Authorization": "Bearer <key>"}``, or ``{}`` without a key."""
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def script_api_key(explicit: str | None) -> str | None:
+    """:func:`resolve_api_key` with this process's DATA_DIR (the scripts' ``--api-key`` default)."""
+    from shared.settings import Settings
+
+    return resolve_api_key(explicit, Settings().data_dir)
+
+
+#: ``--api-key`` help text shared by the scripts.
+API_KEY_HELP = f"gateway API key (default: ${ENV_VAR}, else $DATA_DIR/{KEY_FILE} written by the gateway)"

@@ -25,6 +25,7 @@ def run(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "scripts/auto_calibrate.py", "--api", stack.api, *args],
         cwd=ROOT,
+        env=stack.script_env(),  # the key comes from the stack's DATA_DIR/admin.key
         capture_output=True,
         text=True,
         timeout=300,

@@ -46,7 +46,7 @@ from deploy.run import service_argvs
 from services.gateway.routers import dashboard
 from shared import synth, topics
 from shared.settings import parse_mqtt_url
-from tests.support.browser import ConsoleWatch, ThreadedServer, browser, output_path
+from tests.support.browser import ConsoleWatch, ThreadedServer, admin_password, browser, log_in, output_path
 from tests.support.servers import MosquittoServer
 from tests.support.stack import ROOT, Stack
 
@@ -195,6 +195,10 @@ class FixtureApi:
         app.include_router(dashboard.router)
         dashboard.mount_static(app)
         fx = self
+
+        @app.get("/api/v1/auth/me")
+        def me() -> dict[str, Any]:
+            return {"username": "fixture", "role": "admin", "assets": [], "via": "session"}
 
         @app.get("/api/v1/assets")
         def assets() -> dict[str, Any]:
@@ -628,11 +632,15 @@ def test_dashboard_reconnects_after_gateway_restart(
 # =============================================================================================
 @pytest.fixture
 def gateway_server(mosquitto: MosquittoServer, tmp_path: Path) -> Iterator[ThreadedServer]:
-    """The real gateway app (real Mosquitto, SQLite store in tmp_path) with the dashboard mounted."""
+    """The real gateway app (real Mosquitto, SQLite store in tmp_path/data, where its first start
+    writes admin.password) with the dashboard mounted."""
     from services.gateway.app import create_app
     from shared.settings import Settings
 
-    app = create_app(Settings(mqtt_url=mosquitto.url, data_dir=tmp_path / "data", influx_url=None))
+    settings = Settings(
+        mqtt_url=mosquitto.url, data_dir=tmp_path / "data", influx_url=None, rotorwatch_env="development"
+    )
+    app = create_app(settings)
     paths = {getattr(r, "path", None) for r in app.routes}
     if "/" not in paths:  # until the lead wires the dashboard into create_app
         app.include_router(dashboard.router)
@@ -644,14 +652,35 @@ def gateway_server(mosquitto: MosquittoServer, tmp_path: Path) -> Iterator[Threa
 
 
 @pytest.mark.integration
-def test_dashboard_served_by_gateway_app(gateway_server: ThreadedServer, page: Page) -> None:
+def test_dashboard_served_by_gateway_app(gateway_server: ThreadedServer, page: Page, tmp_path: Path) -> None:
+    """Without a session the API answers 401 and the page shows the login view; a wrong password is
+    refused with the reason; logging in shows the fleet, live; logging out shows the login view again."""
     console = ConsoleWatch().attach(page)
     page.goto(gateway_server.url + "/")
+    login = page.get_by_test_id("login-view")
+    expect(login).to_be_visible()
+    expect(page.get_by_test_id("fleet-view")).to_be_hidden()
+    expect(page.get_by_test_id("login-error")).to_be_hidden()
+    page.get_by_test_id("login-user").fill("admin")
+    page.get_by_test_id("login-password").fill("not the password")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("login-error")).to_have_text("invalid user name or password")
+    page.get_by_test_id("login-password").fill(admin_password(tmp_path / "data"))
+    page.get_by_test_id("login-submit").click()
     expect(page.get_by_test_id("fleet-view")).to_be_visible()
+    expect(login).to_be_hidden()
+    expect(page.get_by_test_id("user-info")).to_have_text("admin (admin)")
     expect(page.get_by_test_id("fleet-summary")).to_contain_text("0 assets")
     expect(page.locator("#fleet-empty")).to_be_visible()
     expect(page.get_by_test_id("connection")).to_have_text("Live")
-    assert console.errors() == []
+    cookie = next(c for c in page.context.cookies() if c["name"] == "rw_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    _screenshot(page, "dashboard-logged-in.png")
+    page.get_by_test_id("logout-button").click()
+    expect(login).to_be_visible()
+    assert not [c for c in page.context.cookies() if c["name"] == "rw_session"]
+    expected_401 = [("/api/v1/auth/me", 401), ("/api/v1/auth/login", 401)]
+    assert console.errors(expected=expected_401) == []
 
 
 # =============================================================================================
@@ -671,7 +700,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _online_services(stack: Stack) -> set[str]:
-    r = httpx.get(f"{stack.api}/api/v1/monitoring/status", timeout=10)
+    r = httpx.get(f"{stack.api}/api/v1/monitoring/status", headers=stack.headers, timeout=10)
     services = r.json().get("services", {}) if r.status_code == 200 else {}
     return {name for name, state in services.items() if state == "online"}
 
@@ -682,6 +711,7 @@ def _generating(stack: Stack, asset: str, *args: str) -> Iterator[subprocess.Pop
     proc = subprocess.Popen(
         [sys.executable, "scripts/generate_data.py", "--asset_id", asset, "--api", stack.api, *args],
         cwd=ROOT,
+        env=stack.script_env(),  # the key comes from the stack's DATA_DIR/admin.key
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -718,7 +748,7 @@ def _wait_for(predicate: Any, timeout: float, what: str, stack: Stack, explain: 
 
 
 def _asset_status(stack: Stack, asset: str) -> dict[str, Any]:
-    r = httpx.get(f"{stack.api}/api/v1/monitoring/status", timeout=10)
+    r = httpx.get(f"{stack.api}/api/v1/monitoring/status", headers=stack.headers, timeout=10)
     st = r.json().get("assets", {}).get(asset, {}) if r.status_code == 200 else {}
     return {k: st.get(k) for k in ("state", "health_score", "risk_level", "active_alarms", "health_ts")}
 
@@ -739,13 +769,17 @@ def test_full_flow_calibrate_fault_ack_purge(stack: Stack, page: Page) -> None:
     _run_async(_publish_history(stack.broker_url, asset, n=600, step_s=1.0, seed=1))
     url = f"{stack.api}/api/v1/assets/{asset}/readings"
     _wait_for(
-        lambda: httpx.get(url, params={"minutes": 15}, timeout=10).json().get("count", 0) >= 600,
+        lambda: (
+            httpx.get(url, params={"minutes": 15}, headers=stack.headers, timeout=10).json().get("count", 0)
+            >= 600
+        ),
         60,
         "600 stored readings",
         stack,
     )
 
     mark("600 readings posted")
+    log_in(page, stack.api, "admin", admin_password(stack.data_dir))
     console = ConsoleWatch().attach(page)
     page.goto(f"{stack.api}/#/asset/{asset}")
     expect(page.get_by_test_id("asset-view")).to_be_visible()
@@ -891,6 +925,7 @@ def _stats(values: list[float]) -> str:
 @pytest.mark.integration
 def test_twenty_assets_stream_at_once(stack: Stack, page: Page) -> None:
     assets = [f"fleet_{i:02d}" for i in range(N_ASSETS)]
+    log_in(page, stack.api, "admin", admin_password(stack.data_dir))
     console = ConsoleWatch().attach(page)
     page.goto(stack.api + "/")
     expect(page.get_by_test_id("connection")).to_have_text("Live", timeout=30_000)

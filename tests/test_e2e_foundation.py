@@ -52,6 +52,7 @@ def test_generator_events_come_back_exactly_once(stack: Stack) -> None:
             stack.api,
         ],
         cwd=ROOT,
+        env=stack.script_env(),  # the README's command: the key comes from DATA_DIR/admin.key
         capture_output=True,
         text=True,
         timeout=120,
@@ -64,7 +65,12 @@ def test_generator_events_come_back_exactly_once(stack: Stack) -> None:
     deadline = time.monotonic() + 30
     readings: list[dict] = []
     while time.monotonic() < deadline:
-        r = httpx.get(f"{stack.api}/api/v1/assets/motor_01/readings", params={"minutes": 10}, timeout=10)
+        r = httpx.get(
+            f"{stack.api}/api/v1/assets/motor_01/readings",
+            params={"minutes": 10},
+            headers=stack.headers,
+            timeout=10,
+        )
         if r.status_code == 200:
             readings = r.json()["readings"]
             if len(readings) >= 150:
@@ -76,5 +82,5 @@ def test_generator_events_come_back_exactly_once(stack: Stack) -> None:
     assert sorted(i[:8] for i in ids) == sorted(prefixes)
     ts = [x["ts"] for x in readings]
     assert ts == sorted(ts), "readings must be returned newest last"
-    assets = httpx.get(f"{stack.api}/api/v1/assets", timeout=10).json()
+    assets = httpx.get(f"{stack.api}/api/v1/assets", headers=stack.headers, timeout=10).json()
     assert "motor_01" in str(assets)

@@ -61,6 +61,7 @@ def replay(stack: Stack, path: Path, start: datetime) -> None:
             str(N),
         ],
         cwd=ROOT,
+        env=stack.script_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -71,7 +72,11 @@ def replay(stack: Stack, path: Path, start: datetime) -> None:
 def wait_health(stack: Stack, until: datetime, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        st = httpx.get(f"{stack.api}/api/v1/monitoring/status", timeout=10).json()["assets"].get(ASSET, {})
+        st = (
+            httpx.get(f"{stack.api}/api/v1/monitoring/status", headers=stack.headers, timeout=10)
+            .json()["assets"]
+            .get(ASSET, {})
+        )
         h = st.get("health") or {}
         if h.get("ts") and datetime.fromisoformat(h["ts"]) >= until:
             return st
@@ -87,6 +92,7 @@ def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stac
         r = httpx.post(
             f"{stack.api}/api/v1/calibration/start",
             json={"asset_id": ASSET, "lookback_minutes": 10},
+            headers=stack.headers,
             timeout=300,
         )
         if r.status_code == 200:
@@ -104,9 +110,9 @@ def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stac
     # the alarm transitions reach the store through the historian's batches: give them a moment
     deadline = time.monotonic() + 30
     while True:
-        alarms = httpx.get(f"{stack.api}/api/v1/alarms", params={"asset_id": ASSET}, timeout=10).json()[
-            "alarms"
-        ]
+        alarms = httpx.get(
+            f"{stack.api}/api/v1/alarms", params={"asset_id": ASSET}, headers=stack.headers, timeout=10
+        ).json()["alarms"]
         if (alarms and all(a["state"] == "RESOLVED" for a in alarms)) or time.monotonic() > deadline:
             break
         time.sleep(0.5)

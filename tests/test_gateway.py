@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from services.gateway.app import create_app, describe_validation
 from services.gateway.view import BusView, bus_side, system_state
 from shared import records, topics
+from shared.apikey import auth_headers, resolve_api_key
 from shared.bus import MemoryBus
 from shared.messages import (
     AssetConfig,
@@ -80,6 +81,7 @@ def gw(
 ) -> Iterator[tuple[TestClient, Settings]]:
     s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path_factory.mktemp("gw"), model_verify_key=VERIFY_KEY)
     with TestClient(create_app(s)) as client:
+        client.headers.update(auth_headers(resolve_api_key(None, s.data_dir)))  # the first admin's key
         wait_until(lambda: client.get("/healthz").status_code == 200)
         yield client, s
 
@@ -254,6 +256,7 @@ def test_describe_validation_names_fields() -> None:
 def test_broker_down_gives_503_and_body_limit_413(tmp_path: Path) -> None:
     s = Settings(mqtt_url=f"mqtt://127.0.0.1:{free_port()}", data_dir=tmp_path, max_payload_bytes=2000)
     with TestClient(create_app(s)) as client:
+        client.headers.update(auth_headers(resolve_api_key(None, tmp_path)))  # the first admin's key
         r = client.post("/api/v1/data/simple", json=GOOD)
         assert r.status_code == 503
         assert r.json()["detail"].startswith("MQTT broker not connected (127.0.0.1:")
@@ -604,6 +607,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(
             while not await healthy():
                 assert proc.poll() is None and time.monotonic() < deadline, "gateway did not become healthy"
                 await asyncio.sleep(0.1)
+            c.headers.update(auth_headers(resolve_api_key(None, tmp_path)))  # written on its first start
             async with c.stream("GET", "/api/v1/stream") as resp:
                 assert resp.status_code == 200
                 lines = resp.aiter_lines()

@@ -43,6 +43,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
+        self.auth: list[str | None] = []  # the Authorization header of each request
         self.returned_ids: list[str] = []
         self.fail_every = 0
         self.lock = threading.Lock()
@@ -50,6 +51,7 @@ class Recorder:
     def reset(self, fail_every: int = 0) -> None:
         with self.lock:
             self.bodies.clear()
+            self.auth.clear()
             self.returned_ids.clear()
             self.fail_every = fail_every
 
@@ -64,6 +66,7 @@ def api() -> Iterator[tuple[str, Recorder]]:
         body = await request.json()
         with rec.lock:
             rec.bodies.append(body)
+            rec.auth.append(request.headers.get("authorization"))
             if rec.fail_every and len(rec.bodies) % rec.fail_every == 0:
                 return JSONResponse({"detail": "storage unavailable"}, status_code=500)
             event_id = uuid.uuid4().hex  # the server's id, not the one the client sent
@@ -86,12 +89,14 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the script the way a user does: ``python scripts/generate_data.py ...`` from the repo root."""
     return subprocess.run(
         [sys.executable, "scripts/generate_data.py", *args],
         cwd=ROOT,
-        env=_env(),
+        env={**_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -109,6 +114,23 @@ def _ts(body: dict) -> datetime:
 # ------------------------------------------------------------------------------------------
 # Simple mode (REST)
 # ------------------------------------------------------------------------------------------
+def test_api_key_from_option_env_or_data_dir(api: tuple[str, Recorder], tmp_path: Path) -> None:
+    """``--api-key`` > ``ROTORWATCH_API_KEY`` > ``$DATA_DIR/admin.key`` (what ``make run`` writes)."""
+    url, rec = api
+    (tmp_path / "admin.key").write_text("key-from-file\n")
+    base = ("--duration", "0.4", "--interval", "0.2", "--fast", "--api", url)
+    cases = [
+        ({"DATA_DIR": str(tmp_path), "ROTORWATCH_API_KEY": ""}, (), "Bearer key-from-file"),
+        ({"DATA_DIR": str(tmp_path), "ROTORWATCH_API_KEY": "key-from-env"}, (), "Bearer key-from-env"),
+        ({"DATA_DIR": str(tmp_path)}, ("--api-key", "key-given"), "Bearer key-given"),
+    ]
+    for env, extra, expected in cases:
+        rec.reset()
+        res = run_cli(*base, *extra, env=env)
+        assert res.returncode == 0, res.stderr
+        assert rec.auth == [expected, expected]
+
+
 def test_fast_run_sends_exactly_duration_over_interval_events(api: tuple[str, Recorder]) -> None:
     url, rec = api
     rec.reset()

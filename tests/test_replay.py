@@ -351,6 +351,7 @@ async def test_http_posts_batches_and_retries_503(tmp_path: Path, capsys: pytest
         if calls["n"] == 1:
             return httpx.Response(503, json={"detail": "broker not connected"})
         assert request.url.path == "/api/v1/data/batch"
+        assert request.headers["authorization"] == "Bearer k-replay"
         body = json.loads(request.content)
         VibrationBatchIn.model_validate(body)
         bodies.append(body)
@@ -367,7 +368,7 @@ async def test_http_posts_batches_and_retries_503(tmp_path: Path, capsys: pytest
         "--start",
         "2024-03-01T12:00:00",
     ]
-    rc = await replay.amain(argv, http_transport=httpx.MockTransport(handler))
+    rc = await replay.amain([*argv, "--api-key", "k-replay"], http_transport=httpx.MockTransport(handler))
     assert rc == 0 and calls["n"] == 3
     assert [b["ts"] for b in bodies] == [START.isoformat(), (START + timedelta(seconds=0.512)).isoformat()]
     assert all(b["fs_hz"] == 500.0 and len(b["y"]) == 256 for b in bodies)

@@ -1,7 +1,8 @@
 """Headless Chromium for the dashboard tests: Debian's ``/usr/bin/chromium`` driven by Playwright.
 
 Playwright's own browser download is never used (no ``playwright install``). Also: an in-process
-uvicorn server for ASGI apps (:class:`ThreadedServer`) and console-error capture (:class:`ConsoleWatch`).
+uvicorn server for ASGI apps (:class:`ThreadedServer`), console-error capture (:class:`ConsoleWatch`)
+and a dashboard session for a page (:func:`log_in`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 
+from services.gateway.auth.bootstrap import PASSWORD_FILE
+from services.gateway.auth.guard import SESSION_COOKIE
 from tests.support.servers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -134,3 +138,19 @@ class ThreadedServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+def log_in(page: Page, base_url: str, username: str, password: str) -> None:
+    """Open a dashboard session for ``page``: log in over the API and hand the browser the session
+    cookie (the login view itself is tested in test_dashboard_browser)."""
+    r = httpx.post(
+        f"{base_url}/api/v1/auth/login", json={"username": username, "password": password}, timeout=30
+    )
+    r.raise_for_status()
+    token = r.cookies[SESSION_COOKIE]
+    page.context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": base_url}])
+
+
+def admin_password(data_dir: Path) -> str:
+    """The first admin's password the gateway wrote on its first start."""
+    return (data_dir / PASSWORD_FILE).read_text().strip()

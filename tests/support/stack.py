@@ -1,4 +1,8 @@
-"""Start the whole system (``python -m deploy.run``) as a subprocess for end-to-end tests."""
+"""Start the whole system (``python -m deploy.run``) as a subprocess for end-to-end tests.
+
+The gateway creates its first admin on its first start and writes the API key to
+``<workdir>/data/admin.key``: :attr:`Stack.headers` and :func:`api` send it, and scripts run with
+:meth:`Stack.script_env` find it there themselves (as after ``make run``)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.apikey import KEY_FILE, auth_headers
 from tests.support import servers
 from tests.support.servers import free_port
 
@@ -44,6 +49,30 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def api_key(self) -> str | None:
+        """The first admin's API key, once the gateway has written it."""
+        try:
+            return (self.data_dir / KEY_FILE).read_text().strip() or None
+        except OSError:
+            return None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Authorization: Bearer <the first admin's key>`` (``{}`` before the gateway wrote it)."""
+        return auth_headers(self.api_key)
+
+    def script_env(self) -> dict[str, str]:
+        """Environment for a script run against this stack: its DATA_DIR, so the script finds the
+        API key in ``DATA_DIR/admin.key`` as after ``make run`` (no ``--api-key`` needed)."""
+        env = {k: v for k, v in os.environ.items() if k != "ROTORWATCH_API_KEY"}
+        env.update(PYTHONPATH=str(ROOT), DATA_DIR=str(self.data_dir))
+        return env
+
+    @property
     def broker_url(self) -> str:
         return self.mqtt_url or f"mqtt://127.0.0.1:{self.mqtt_port}"
 
@@ -51,7 +80,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTT_", "INFLUX_"))}
         env.update(
             PYTHONPATH=str(ROOT),
-            DATA_DIR=str(self.workdir / "data"),
+            DATA_DIR=str(self.data_dir),
             GATEWAY_PORT=str(self.port),
             EMBEDDED_MQTT_PORT=str(self.mqtt_port),
             LOG_LEVEL="INFO",
@@ -96,7 +125,7 @@ class Stack:
         """Every service of the launcher has announced itself online (i.e. it is subscribed)."""
         from deploy.run import service_argvs
 
-        r = httpx.get(f"{self.api}/api/v1/monitoring/status", timeout=2)
+        r = httpx.get(f"{self.api}/api/v1/monitoring/status", headers=self.headers, timeout=2)
         if r.status_code != 200:
             return False
         services = r.json().get("services", {})
@@ -125,5 +154,7 @@ class Stack:
 
 
 def api(stack: Stack, method: str, path: str, **kw: object) -> httpx.Response:
-    """One request to the stack's ``/api/v1`` (long timeout: calibration answers when done)."""
-    return httpx.request(method, f"{stack.api}/api/v1{path}", timeout=300, **kw)  # type: ignore[arg-type]
+    """One request to the stack's ``/api/v1`` as its first admin (long timeout: calibration answers
+    when done)."""
+    headers = {**stack.headers, **kw.pop("headers", {})}  # type: ignore[dict-item]
+    return httpx.request(method, f"{stack.api}/api/v1{path}", timeout=300, headers=headers, **kw)  # type: ignore[arg-type]

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.gateway.auth.guard import Operator, Viewer
 from services.gateway.deps import ContextDep
@@ -63,15 +63,19 @@ class LogList(BaseModel):
 )
 async def post_log(body: LogIn, ctx: ContextDep, who: Operator) -> LogAccepted:
     """Publish a log entry with a new ``log_id``; the historian stores it (visible in ``GET /logs``)."""
-    entry = OperatorLog(
-        log_id=uuid.uuid4().hex,
-        asset_id=body.asset_id,
-        event_type=body.event_type,
-        severity=body.severity,
-        description=body.description,
-        ts=body.ts or utcnow(),
-        author=body.author,
-    )
+    try:  # the contract's rules (e.g. the timestamp's bounds) are the request's: 422, never 500
+        entry = OperatorLog(
+            log_id=uuid.uuid4().hex,
+            asset_id=body.asset_id,
+            event_type=body.event_type,
+            severity=body.severity,
+            description=body.description,
+            ts=body.ts or utcnow(),
+            author=body.author,
+        )
+    except ValidationError as exc:
+        reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(422, reason) from None
     await ctx.publish(topics.oplog(entry.asset_id), entry.model_dump_json().encode())
     return LogAccepted(log_id=entry.log_id, log=entry)
 

@@ -4,6 +4,7 @@
  * reconnects the stream with exponential backoff. `conn` holds the connection state for the status
  * indicator; `window.__rw` holds stream receive statistics for tests and diagnostics.
  */
+import { needLogin } from './auth.js';
 import { parseTs } from './format.js';
 
 export const API = '/api/v1';
@@ -61,6 +62,7 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   const text = await res.text();
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch { data = text; } }
+  if (res.status === 401) needLogin(detailOf(data));  // no or expired session: the login view
   if (!res.ok) throw new ApiError(res.status, detailOf(data) || `HTTP ${res.status} ${res.statusText}`);
   return data;
 }

@@ -2,6 +2,7 @@
  * /static/vendor/. Every number shown comes from the API; unknown values show "—".
  *
  *   api.js         REST client, SSE stream with polling fallback and reconnect backoff, window.__rw
+ *   auth.js        the login view (shown when the API answers 401), who is logged in, logout
  *   state.js       shared state, render scheduling, stream events -> state
  *   router.js      hash routing between the fleet view (fleet.js) and the asset view (asset.js)
  *   asset.js       asset view; its panels: health.js, asset-charts.js (+ charts.js), alarms.js, logs.js,
@@ -10,7 +11,8 @@
  */
 /* global uPlot */
 import { wireAlarmDialog } from './alarms.js';
-import { startStream } from './api.js';
+import { api, startStream } from './api.js';
+import { showUser, wireAuth } from './auth.js';
 import { wireCalibration } from './calibration.js';
 import { renderConn, startConnTicker } from './connection.js';
 import { $, el } from './dom.js';
@@ -63,6 +65,12 @@ async function main() {
     document.body.prepend(el('p', { class: 'error', role: 'alert', text: 'Chart library failed to load (/static/vendor/uPlot.iife.min.js).' }));
   }
   setRenderer(renderFrame);
+  wireAuth();
+  try {
+    showUser(await api('/auth/me'));
+  } catch (err) {
+    if (err.status === 401) return;  // the login view is up; logging in reloads the page
+  }
   startConnTicker();
   wire();
   applyRoute();
