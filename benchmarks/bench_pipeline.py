@@ -363,7 +363,8 @@ class Bench:
 
         await asyncio.gather(*(one(a) for a in assets))
         await self.stored(assets)
-        async with httpx.AsyncClient(base_url=f"{self.stack.api}/api/v1", timeout=300) as http:
+        api = f"{self.stack.api}/api/v1"
+        async with httpx.AsyncClient(base_url=api, headers=self.stack.headers, timeout=300) as http:
             for a in assets:
                 t = time.perf_counter()
                 r = await http.post(

@@ -5,7 +5,10 @@ mode 0600) and the non-loopback bind refusal. All on the in-memory gateway (no s
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from services.gateway.auth.guard import SESSION_COOKIE, Require
 from services.gateway.auth.roles import Role
 from services.gateway.auth.store import AuthStore, open_auth_store
 from shared.apikey import KEY_FILE, auth_headers, resolve_api_key
+from tests.conftest import ROOT
 from tests.support.gateway import DEVICE_ASSETS, KEYS, MemoryGateway, memory_gateway, memory_settings
 
 READING = {"asset_id": "m1", "voltage_v": 230.0, "current_a": 12.5, "power_factor": 0.9, "vibration_g": 0.3}
@@ -363,3 +367,28 @@ def test_resolve_api_key_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert resolve_api_key(None, tmp_path) == "from-env"
     assert resolve_api_key("explicit", tmp_path) == "explicit"
     assert auth_headers("k") == {"Authorization": "Bearer k"} and auth_headers(None) == {}
+
+
+def test_gateway_process_refuses_a_public_bind_without_credentials(tmp_path: Path) -> None:
+    """``python -m services.gateway`` on 0.0.0.0 with no user store and no first-admin credentials
+    exits at start-up (before any broker connection) with the reason in its log."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROTORWATCH_", "MQTT_", "INFLUX_"))}
+    env.update(
+        GATEWAY_HOST="0.0.0.0",
+        GATEWAY_PORT="1",
+        DATA_DIR=str(tmp_path),
+        MQTT_URL="mqtt://127.0.0.1:1",
+        ROTORWATCH_ENV="development",
+        PYTHONPATH=str(ROOT),
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "services.gateway"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode != 0
+    assert "gateway_refused" in r.stderr and "GATEWAY_HOST=0.0.0.0 is not a loopback address" in r.stderr
+    assert not (tmp_path / KEY_FILE).exists()

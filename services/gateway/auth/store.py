@@ -125,7 +125,9 @@ class AuthStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        path.chmod(0o600)
+        for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if f.exists():
+                f.chmod(0o600)  # password and key hashes: the owner's only
 
     def close(self) -> None:
         with self._lock:
