@@ -665,6 +665,7 @@ def test_dashboard_served_by_gateway_app(gateway_server: ThreadedServer, page: P
     page.get_by_test_id("login-password").fill("not the password")
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_test_id("login-error")).to_have_text("invalid user name or password")
+    _screenshot(page, "dashboard-login.png")
     page.get_by_test_id("login-password").fill(admin_password(tmp_path / "data"))
     page.get_by_test_id("login-submit").click()
     expect(page.get_by_test_id("fleet-view")).to_be_visible()
