@@ -8,6 +8,7 @@ Ctrl+C (or SIGTERM) stops every service, then the broker.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy import mqtt_auth
 from shared.log import configure_logging
+from shared.secrets import MissingSecret
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +36,8 @@ class Proc:
     backoff: float = 1.0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    #: The process's own environment (its MQTT identity); ``None``: the launcher's child environment.
+    env: dict[str, str] | None = None
 
 
 #: Every service process in start order (gateway last): (process name, module, arguments).
@@ -48,6 +53,14 @@ SERVICES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("health", "services.health", ()),
     ("gateway", "services.gateway", ()),
 )
+
+
+def identity_env(env: dict[str, str], name: str, creds: dict[str, str] | None) -> dict[str, str]:
+    """``env`` with the MQTT identity of process ``name`` (its kind's user, e.g. ``scorer``)."""
+    if creds is None:
+        return env
+    user = mqtt_auth.user_for(name)
+    return {**env, "MQTT_USERNAME": user, "MQTT_PASSWORD": creds[user]}
 
 
 def service_argvs() -> list[tuple[str, list[str]]]:
@@ -72,13 +85,33 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     env["DATA_DIR"] = str(settings.data_dir.resolve())
+    # make run is development unless said otherwise: missing secrets are generated once.
+    env.setdefault("ROTORWATCH_ENV", "development")
     return env
 
 
-def start_broker(settings: Settings, env: dict[str, str], log: Any) -> Proc | None:
-    """Start the embedded broker on EMBEDDED_MQTT_PORT and point MQTT_URL at it; None when it fails."""
+def mqtt_identities(settings: Settings, env: dict[str, str]) -> dict[str, str] | None:
+    """``{user: password}`` for the children, or ``None`` when they inherit the environment's identity.
+
+    Embedded broker: ``DATA_DIR/secrets/mqtt.json``, generated once in development (random passwords),
+    also written as the broker's password and ACL files. External ``MQTT_URL``: the JSON file named by
+    ``MQTT_CREDENTIALS_FILE`` (as ``python -m deploy.mqtt_auth`` writes it) when set, else ``None`` (every
+    child uses ``MQTT_USERNAME``/``MQTT_PASSWORD`` or the URL's user info).
+    """
+    if settings.mqtt_url:
+        path = settings.mqtt_credentials_file
+        return json.loads(path.read_text()) if path else None
+    dev = settings.model_copy(update={"rotorwatch_env": env["ROTORWATCH_ENV"]})
+    return mqtt_auth.development_credentials(dev)
+
+
+def start_broker(settings: Settings, env: dict[str, str], log: Any, creds: dict[str, str]) -> Proc | None:
+    """Start the embedded broker on EMBEDDED_MQTT_PORT (loopback) with the users ``creds`` and the ACL
+    (files under DATA_DIR/secrets) and point MQTT_URL at it; None when it fails."""
     port = settings.embedded_mqtt_port
-    broker = Proc("broker", [sys.executable, "-m", "deploy.broker", "--port", str(port)])
+    passwd, acl = mqtt_auth.write_development_broker_files(settings, creds)
+    argv = ["--port", str(port), "--password-file", str(passwd), "--acl-file", str(acl)]
+    broker = Proc("broker", [sys.executable, "-m", "deploy.broker", *argv])
     broker.popen = subprocess.Popen(broker.argv, cwd=ROOT, env=env)
     if not wait_port("127.0.0.1", port, 15):
         log.error("broker_failed", port=port, hint="port in use? set EMBEDDED_MQTT_PORT or MQTT_URL")
@@ -93,7 +126,7 @@ def supervise(pr: Proc, env: dict[str, str], now: float, restart: bool, log: Any
     (backoff 1 s doubling to 30 s, reset after 60 s of running)."""
     if pr.popen is None:
         if now >= pr.next_start and (restart or pr.restarts == 0 and pr.started_at == 0.0):
-            pr.popen = subprocess.Popen(pr.argv, cwd=ROOT, env=env)
+            pr.popen = subprocess.Popen(pr.argv, cwd=ROOT, env=pr.env or env)
             pr.started_at = now
             pr.restarts += 1
             log.warning("service_restarted", service=pr.name, restarts=pr.restarts)
@@ -151,10 +184,15 @@ def main() -> int:
     log = configure_logging("run", settings.log_level)
     env = child_env(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    broker = None if settings.mqtt_url else start_broker(settings, env, log)
+    try:
+        creds = mqtt_identities(settings, env)
+    except (MissingSecret, OSError, ValueError) as exc:
+        log.error("mqtt_credentials_unavailable", error=str(exc))
+        return 1
+    broker = None if settings.mqtt_url or creds is None else start_broker(settings, env, log, creds)
     if not settings.mqtt_url and broker is None:
         return 1
-    procs = [Proc(name, argv) for name, argv in service_argvs()]
+    procs = [Proc(name, argv, env=identity_env(env, name, creds)) for name, argv in service_argvs()]
 
     stopping = False
 
@@ -166,7 +204,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
 
     for pr in procs:
-        pr.popen = subprocess.Popen(pr.argv, cwd=ROOT, env=env)
+        pr.popen = subprocess.Popen(pr.argv, cwd=ROOT, env=pr.env or env)
         pr.started_at = time.monotonic()
     print(banner(settings, env, procs), flush=True)
     log.info("started", services=[pr.name for pr in procs], mqtt=env["MQTT_URL"])

@@ -12,6 +12,7 @@ into place; whoever links second reads the first one's secret.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from shared.settings import Settings
 log = structlog.get_logger()
 
 SECRETS_DIR = "secrets"
+#: ``{user: password}`` of the embedded broker's users, written by ``make run`` (deploy/mqtt_auth.py).
+MQTT_CREDENTIALS = "mqtt.json"
 
 
 class MissingSecret(RuntimeError):
@@ -95,3 +98,15 @@ def write_secret(settings: Settings, name: str, data: bytes, *, replace: bool = 
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def development_mqtt_login(data_dir: Path, user: str = "device") -> tuple[str, str] | None:
+    """``(user, password)`` from ``DATA_DIR/secrets/mqtt.json`` (what ``make run`` generated for its
+    embedded broker), or ``None`` when the file or the user is missing: the fallback of scripts that
+    publish over MQTT (``device`` may publish raw input for any asset)."""
+    try:
+        creds = json.loads((data_dir / SECRETS_DIR / MQTT_CREDENTIALS).read_text())
+    except (OSError, ValueError):
+        return None
+    password = creds.get(user) if isinstance(creds, dict) else None
+    return (user, password) if isinstance(password, str) else None

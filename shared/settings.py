@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_password_file: Path | None = None
+    # Launcher with an external MQTT_URL: {user: password} JSON (python -m deploy.mqtt_auth writes it);
+    # each child then connects as its own user.
+    mqtt_credentials_file: Path | None = None
     # development: missing secrets are generated once under DATA_DIR/secrets (make run sets it);
     # production: a missing secret is a start-up error.
     rotorwatch_env: Literal["development", "production"] = "production"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,9 +50,15 @@ def require_binary(name: str) -> str:
 
 
 class MosquittoServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    """Mosquitto on a free loopback port; anonymous, or with ``auth=(password_file, acl_file)`` (as
+    ``python -m deploy.mqtt_auth`` writes them) no anonymous access and those users and rules."""
+
+    def __init__(
+        self, workdir: Path, port: int | None = None, *, auth: tuple[Path, Path] | None = None
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        self.auth = auth
         self.proc: subprocess.Popen[bytes] | None = None
         self.binary = require_binary("mosquitto")
 
@@ -62,12 +70,58 @@ class MosquittoServer:
         check_may_start("mosquitto")
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
+        access = "allow_anonymous true\n"
+        if self.auth is not None:
+            # `user`: run as whoever starts it (as root it would switch to `mosquitto`, who may not
+            # read files under a private temporary directory).
+            access = (
+                f"allow_anonymous false\npassword_file {self.auth[0]}\nacl_file {self.auth[1]}\n"
+                f"user {getpass.getuser()}\n"
+            )
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\n{access}persistence false\n"
             "max_queued_messages 100000\nmessage_size_limit 0\n"
         )
         log = open(self.workdir / "mosquitto.log", "ab")
         self.proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log)
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+
+class EmbeddedBroker:
+    """``python -m deploy.broker`` (amqtt, what ``make run`` starts) on a free loopback port with a
+    password file and an ACL file (``auth``), or anonymous."""
+
+    def __init__(self, workdir: Path, *, auth: tuple[Path, Path] | None = None) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.auth = auth
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        check_may_start("the embedded broker (deploy.broker)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        access = ["--anonymous"]
+        if self.auth is not None:
+            access = ["--password-file", str(self.auth[0]), "--acl-file", str(self.auth[1])]
+        self.log_path = self.workdir / "broker.log"
+        log = open(self.log_path, "ab")
+        root = Path(__file__).resolve().parents[2]
+        argv = [sys.executable, "-m", "deploy.broker", "--port", str(self.port), *access]
+        self.proc = subprocess.Popen(argv, cwd=root, stdout=log, stderr=log)
         wait_port(self.port)
         return self
 

@@ -1,0 +1,108 @@
+"""The embedded broker (deploy/broker.py): retained messages only for a client's own subscriptions, and
+the command line refuses an open broker off loopback.
+
+Stock amqtt 0.12 sends a newly connected client the retained messages of every *other* client's
+subscriptions: the first test reproduces that on ``amqtt.broker.Broker`` (if it ever stops failing
+that way, amqtt fixed it and the override in deploy/broker.py can go) and shows
+:class:`deploy.broker.RotorwatchBroker` does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import aiomqtt
+import pytest
+from amqtt.broker import Broker
+
+from deploy import broker as embedded
+from shared import topics
+from tests.support.servers import check_may_start, free_port
+
+TIMEOUT = 15.0
+
+
+@contextlib.asynccontextmanager
+async def in_process(stock: bool) -> AsyncIterator[int]:
+    """An anonymous amqtt broker in this event loop: stock, or ours; yields its port."""
+    check_may_start("an in-process amqtt broker")
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    port = free_port()
+    config = embedded.broker_config("127.0.0.1", port)
+    b = Broker(config) if stock else embedded.RotorwatchBroker(config, checked=False)
+    await b.start()
+    try:
+        yield port
+    finally:
+        await b.shutdown()
+
+
+async def retained_topics_seen(port: int) -> list[str]:
+    """A bystander subscribed to models, a retained model and a retained state; then a new client
+    subscribed to ``status/+`` only: the retained topics it receives before its own marker."""
+    model, status = topics.model_announce("leak_1", "legacy"), topics.service_status("leak-test")
+    marker = uuid.uuid4().hex.encode()
+    async with aiomqtt.Client("127.0.0.1", port, timeout=TIMEOUT) as bystander:
+        await bystander.subscribe(topics.model_announce_filter(), qos=1)
+        await bystander.subscribe(topics.STATE_FILTER, qos=1)
+        await bystander.publish(model, b"model", qos=1, retain=True)
+        await bystander.publish(topics.state("leak_1"), b"state", qos=1, retain=True)
+        await bystander.publish(status, b"online", qos=1, retain=True)
+        async with aiomqtt.Client("127.0.0.1", port, timeout=TIMEOUT) as newcomer:
+            await newcomer.subscribe(topics.SERVICE_STATUS_FILTER, qos=1)
+            await newcomer.publish(topics.service_status("marker"), marker, qos=1)
+            seen: list[str] = []
+
+            async def read() -> None:
+                async for m in newcomer.messages:
+                    if bytes(m.payload or b"") == marker:
+                        return
+                    seen.append(m.topic.value)
+
+            await asyncio.wait_for(read(), TIMEOUT)
+    return seen
+
+
+@pytest.mark.integration
+async def test_stock_amqtt_sends_a_new_client_the_retained_messages_of_others_subscriptions() -> None:
+    async with in_process(stock=True) as port:
+        seen = await retained_topics_seen(port)
+    assert topics.model_announce("leak_1", "legacy") in seen and topics.state("leak_1") in seen, seen
+
+
+@pytest.mark.integration
+async def test_the_embedded_broker_sends_retained_messages_only_for_own_subscriptions() -> None:
+    async with in_process(stock=False) as port:
+        seen = await retained_topics_seen(port)
+    assert seen == [topics.service_status("leak-test")]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # neither credentials nor --anonymous: no open broker by accident
+        ["--password-file", "p"],
+        ["--anonymous", "--host", "0.0.0.0"],
+        ["--anonymous", "--host", "192.168.1.5"],
+        ["--anonymous", "--password-file", "p", "--acl-file", "a"],
+    ],
+)
+def test_the_command_line_refuses_an_open_or_half_configured_broker(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        embedded.main(argv)
+    assert exc.value.code == 2
+
+
+def test_loopback_is_the_default_and_the_only_anonymous_host() -> None:
+    assert (
+        embedded.is_loopback("127.0.0.1")
+        and embedded.is_loopback("::1")
+        and embedded.is_loopback("localhost")
+    )
+    assert not embedded.is_loopback("0.0.0.0") and not embedded.is_loopback("example.org")
+    with pytest.raises(ValueError):
+        embedded.broker_config("127.0.0.1", 1, password_file=None, acl_file=embedded.Path("acl"))
