@@ -19,6 +19,8 @@ import json
 import os
 import signal
 import ssl
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -198,6 +200,7 @@ def make_client(
         tls_context=tls_context,
         timeout=10,
         manual_acks=persistent and client_id is not None,
+        replay_s=settings.mqtt_replay_s,
     )
 
 
@@ -242,6 +245,7 @@ async def serve(
     """
     st = state or ServeState()
     client = make_client(settings, client_id, persistent=persistent, will_service=service)
+    client.marker_topic = topics.sync(service, f"s{uuid.uuid4().hex[:16]}")
     bus = MqttBus(client, durable=client.manual_acks)
     limit = settings.max_payload_bytes
 
@@ -288,7 +292,10 @@ async def _connect_forever(
             await _session(service, client, bus, subscriptions, tasks, st, where)
         except aiomqtt.MqttError as exc:
             st.reconnects += 1
-            log_.warning("broker_lost", broker=where, error=str(exc), unsettled=client.incoming.qsize())
+            replay = client.requeue_recent(time.monotonic())
+            log_.warning(
+                "broker_lost", broker=where, error=str(exc), unsettled=client.incoming.qsize(), replay=replay
+            )
             with contextlib.suppress(Exception):
                 await client.__aexit__(None, None, None)
 
@@ -308,14 +315,17 @@ async def _session(
     where: str,
 ) -> None:
     """One broker connection: subscribe, announce ``online``, run tasks until the connection drops."""
-    for f in subscriptions:
+    for f in [*subscriptions, client.marker_topic]:
         await client.subscribe(f, qos=1)
+    # The marker comes back after the subscriptions' retained messages (shared.session).
+    gen = client.generation
+    marker = asyncio.create_task(client.sync_marker(gen))
     # "online" only once subscribed: a publisher that waits for it loses nothing.
     await _announce(bus, service, "online")
     st.connected, st.bus = True, bus
     st.ready.set()
-    log.info("connected", service=service, broker=where, generation=client.generation)
-    running = [asyncio.create_task(t(bus)) for t in tasks]
+    log.info("connected", service=service, broker=where, generation=gen)
+    running = [marker, *(asyncio.create_task(t(bus)) for t in tasks)]
     try:
         await client.until_disconnected()
     finally:

@@ -24,6 +24,23 @@ So a service killed with ``kill -9`` loses nothing the broker holds for its pers
 message it had not acknowledged is re-delivered when it comes back. What the process held is lost with
 it, but by the rule above it had acknowledged none of it.
 
+**Replay after a lost broker.** A broker killed hard (``kill -9``) forgets what it acknowledged since it
+last saved its state (Mosquitto: every ``autosave_interval`` s), including messages it had not yet
+passed on. So the client keeps what it published (non-retained, QoS 1) in the last ``replay_s``
+seconds, and when the connection is lost puts those messages back at the head of paho's outgoing
+store, before the unacknowledged and newer ones, so they go out again, in their original order, right
+after the next CONNACK. Consumers drop what they already have: the runner skips a non-retained message
+whose topic and payload it handled recently (:class:`Pipeline`), and the stages are idempotent by event
+id. Retained messages are not replayed (their owners publish them again on each connection).
+
+**Retained state before the stream.** A resumed persistent session gets its queued messages right
+after CONNECT, before the retained messages of the subscriptions the service then renews (a scorer
+would see feature vectors before its model). So on each connection the runner publishes a marker to
+its private ``sync/<service>/<token>`` topic after subscribing; the broker sends a subscription's
+retained messages before later publishes, so once the marker is back every retained message has
+arrived. Until then the pipeline handles only retained messages and holds the others (in order);
+without a marker after :data:`SYNC_TIMEOUT_S` it goes on anyway (logged).
+
 :class:`Pipeline` is the runner's side: one task handles the received messages in order (under a lock,
 so that a checkpoint never sees half a message), one takes checkpoints and acknowledges what they
 cover.
@@ -33,7 +50,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -49,6 +68,12 @@ log = structlog.get_logger()
 CHECKPOINT_DELAY_S = 0.05
 #: Seconds the runner lets the message in hand finish on shutdown before cancelling it.
 STOP_GRACE_S = 5.0
+#: Seconds to wait for the connection's sync marker before handling held messages anyway.
+SYNC_TIMEOUT_S = 5.0
+#: Bytes of recent publishes kept for a replay (older ones are dropped first).
+REPLAY_BYTES = 64 * 1024 * 1024
+#: Non-retained messages remembered (by topic + payload hash) to skip exact duplicates.
+RECENT_MESSAGES = 20_000
 
 
 @dataclass(frozen=True)
@@ -63,16 +88,32 @@ class Received:
         return int(self.message.qos)
 
 
+@dataclass(frozen=True)
+class Synced:
+    """Every retained message of connection ``generation`` has arrived (its sync marker came back)."""
+
+    generation: int
+
+
 class SessionClient(aiomqtt.Client):
     """An aiomqtt client entered again after each lost connection (see the module docstring)."""
 
-    def __init__(self, *args: Any, manual_acks: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, manual_acks: bool = False, replay_s: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.replay_s = replay_s
+        #: Acknowledged non-retained publishes of the last ``replay_s`` s: (time, topic, payload, qos).
+        self.recent: deque[tuple[float, str, bytes, int]] = deque()
+        self._recent_bytes = 0
+        self.replayed = 0
         #: Number of the current connection (incremented on each accepted CONNACK).
         self.generation = 0
         self.manual_acks = manual_acks
         #: Every received message, in arrival order, kept across reconnects.
-        self.incoming: asyncio.Queue[Received] = asyncio.Queue()
+        self.incoming: asyncio.Queue[Received | Synced] = asyncio.Queue()
+        #: This process's sync marker topic (``sync/<service>/<token>``; payload: the generation).
+        self.marker_topic: str | None = None
+        #: The newest connection whose marker came back.
+        self.synced = 0
         if manual_acks:
             self._client.manual_ack_set(True)
 
@@ -83,6 +124,14 @@ class SessionClient(aiomqtt.Client):
         super()._on_connect(client, userdata, flags, reason_code, *a)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self.marker_topic is not None and message.topic == self.marker_topic:
+            # the payload is the connection's generation: a marker of an earlier connection is stale
+            if message.payload == str(self.generation).encode():
+                self.synced = self.generation
+                self.incoming.put_nowait(Synced(self.generation))
+            if self.manual_acks and message.qos:
+                self._client.ack(message.mid, message.qos)
+            return
         self.incoming.put_nowait(Received(self.generation, aiomqtt.Message._from_paho_message(message)))
 
     # -- connection --------------------------------------------------------------------------------
@@ -104,6 +153,15 @@ class SessionClient(aiomqtt.Client):
         await asyncio.wait([self._disconnected])
         self._disconnected.result()
 
+    async def sync_marker(self, generation: int) -> None:
+        """Publish connection ``generation``'s marker; not back after :data:`SYNC_TIMEOUT_S`: go on."""
+        assert self.marker_topic is not None
+        await self.publish_acked(self.marker_topic, str(generation).encode(), fail_fast=True)
+        await asyncio.sleep(SYNC_TIMEOUT_S)
+        if self.synced < generation:
+            log.warning("sync_marker_timeout", topic=self.marker_topic, waited_s=SYNC_TIMEOUT_S)
+            self.incoming.put_nowait(Synced(generation))
+
     # -- publish / acknowledge ---------------------------------------------------------------------
     async def publish_acked(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, fail_fast: bool = False
@@ -115,6 +173,7 @@ class SessionClient(aiomqtt.Client):
         if info.rc != paho.MQTT_ERR_SUCCESS and not (no_conn and qos > 0):
             raise MqttCodeError(info.rc, "Could not publish message")
         if info.is_published():
+            self._remember(topic, payload, qos, retain)
             return
         if fail_fast and (no_conn or not self.is_connected):
             raise aiomqtt.MqttError("not connected to the broker")
@@ -123,6 +182,7 @@ class SessionClient(aiomqtt.Client):
         try:
             if not fail_fast:
                 await acked.wait()
+                self._remember(topic, payload, qos, retain)
                 return
             waiter = asyncio.ensure_future(acked.wait())
             try:
@@ -131,8 +191,41 @@ class SessionClient(aiomqtt.Client):
                 waiter.cancel()
             if not acked.is_set():
                 raise aiomqtt.MqttError("broker connection lost before it acknowledged the message")
+            self._remember(topic, payload, qos, retain)
         finally:
             self._pending_publishes.pop(info.mid, None)
+
+    # -- replay ------------------------------------------------------------------------------------
+    def _remember(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.replay_s <= 0 or retain or qos == 0 or topic == self.marker_topic:
+            return
+        now = time.monotonic()
+        self.recent.append((now, topic, payload, qos))
+        self._recent_bytes += len(payload)
+        while self.recent and (self.recent[0][0] < now - self.replay_s or self._recent_bytes > REPLAY_BYTES):
+            self._recent_bytes -= len(self.recent.popleft()[2])
+
+    def requeue_recent(self, lost_at: float) -> int:
+        """Put the messages published in the ``replay_s`` s before ``lost_at`` (monotonic) back at the head
+        of paho's outgoing store (sent again after the next CONNACK, in order); returns how many."""
+        replay = [r for r in self.recent if r[0] >= lost_at - self.replay_s]
+        self.recent.clear()
+        self._recent_bytes = 0
+        if not replay:
+            return 0
+        c = self._client
+        with c._out_message_mutex:
+            head: OrderedDict[int, paho.MQTTMessage] = OrderedDict()
+            for _, topic, payload, qos in replay:
+                m = paho.MQTTMessage(c._mid_generate(), topic.encode())
+                m.payload, m.qos, m.retain, m.dup = payload, qos, False, False
+                m.timestamp = time.monotonic()
+                m.state = paho.mqtt_ms_publish
+                head[m.mid] = m
+            head.update(c._out_messages)
+            c._out_messages = head
+        self.replayed += len(replay)
+        return len(replay)
 
     def ack(self, received: Received) -> bool:
         """Send the PUBACK of a handled message (only on the connection it came on); True if sent."""
@@ -170,7 +263,12 @@ class Pipeline:
         self.checkpoint = checkpoint
         self.lock = asyncio.Lock()
         self.unsaved: list[Received] = []
+        #: Non-retained messages waiting for their connection's retained state (see the module).
+        self.held: list[Received] = []
+        self.synced = 0
         self.handled = 0
+        self.skipped = 0
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._dirty = asyncio.Event()
         self._stopping = False
         self._in_hand = False
@@ -181,26 +279,60 @@ class Pipeline:
         saver = asyncio.create_task(self._checkpoints()) if self.checkpoint is not None else None
         try:
             while not self._stopping:
-                r = await self.client.incoming.get()
-                self._in_hand = True
-                try:
-                    async with self.lock:
-                        await self.dispatch(r)
-                except BaseException:
-                    self._clean = False  # cancelled (or failed) inside a message: no final checkpoint
-                    raise
-                finally:
-                    self._in_hand = False
-                self.handled += 1
-                if self.checkpoint is None:
-                    self.client.ack(r)
+                item = await self.client.incoming.get()
+                if isinstance(item, Synced):
+                    self.synced = max(self.synced, item.generation)
+                    held, self.held = self.held, []
+                    for r in held:
+                        await self._handle(r)
+                elif not item.message.retain and item.generation > self.synced:
+                    self.held.append(item)
                 else:
-                    self.unsaved.append(r)
-                    self._dirty.set()
+                    await self._handle(item)
         finally:
             if saver is not None:
                 saver.cancel()
                 await asyncio.gather(saver, return_exceptions=True)
+
+    def _duplicate(self, r: Received) -> bool:
+        """A non-retained message with the topic and payload of one handled recently (a replay or a
+        re-delivery): skipped (and acknowledged like a handled one)."""
+        m = r.message
+        if m.retain:
+            return False
+        key = hashlib.blake2b(
+            m.topic.value.encode() + b"\0" + bytes(m.payload or b""), digest_size=16
+        ).digest()
+        if key in self._seen:
+            self.skipped += 1
+            return True
+        self._seen[key] = None
+        if len(self._seen) > RECENT_MESSAGES:
+            self._seen.popitem(last=False)
+        return False
+
+    async def _handle(self, r: Received) -> None:
+        if self._duplicate(r):
+            self._settle(r)
+            return
+        self._in_hand = True
+        try:
+            async with self.lock:
+                await self.dispatch(r)
+        except BaseException:
+            self._clean = False  # cancelled (or failed) inside a message: no final checkpoint
+            raise
+        finally:
+            self._in_hand = False
+        self.handled += 1
+        self._settle(r)
+
+    def _settle(self, r: Received) -> None:
+        if self.checkpoint is None:
+            self.client.ack(r)
+        else:
+            self.unsaved.append(r)
+            self._dirty.set()
 
     async def _checkpoints(self) -> None:
         while True:

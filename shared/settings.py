@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # replica); keepalive in s (a silent broker is noticed after at most twice this, a closed one at once).
     rotorwatch_instance: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,40}$")
     mqtt_keepalive_s: int = Field(default=10, ge=2, le=600)
+    # After a lost broker connection, messages published (and acknowledged) within this many seconds
+    # before the loss are published again: a broker killed before persisting them (Mosquitto saves every
+    # autosave_interval s) loses nothing. Keep it above the broker's autosave interval.
+    mqtt_replay_s: float = Field(default=5.0, ge=0, le=3600)
     influx_url: str | None = Field(default=None, description="InfluxDB base URL; unset means SQLite")
     influx_token: str | None = None
     influx_org: str | None = None

@@ -8,6 +8,7 @@ server fixture (directly or through another fixture) or starts a Mosquitto/Influ
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "(@pytest.mark.integration, or browser for Chromium) so `make check` stays server-free",
             pytrace=False,
         )
+
+
+@pytest.fixture(autouse=True)
+def _own_mqtt_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own persistent MQTT sessions (client ids ``rotorwatch-<service>-<instance>``,
+    :func:`shared.bus.client_id_for`), in process and in the stacks it starts: a session left on the
+    shared broker by an earlier test is never resumed by a later one."""
+    monkeypatch.setenv("ROTORWATCH_INSTANCE", f"t{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

@@ -315,6 +315,7 @@ def _env(mqtt_url: str, data_dir: Path) -> dict[str, str]:
         DATA_DIR=str(data_dir),
         PYTHONPATH=str(ROOT),
         HISTORIAN_FLUSH_SECONDS="0.1",
+        LOG_LEVEL="DEBUG",  # "flushed" is a debug event (every checkpoint flushes)
     )
     return env
 

@@ -161,7 +161,7 @@ class Historian:
                     failed = False
                     log.info("store_recovered", buffered=len(self._buf))
             if written or dropped:
-                log.info("flushed", count=written, dropped=dropped, buffered=len(self._buf))
+                log.debug("flushed", count=written, dropped=dropped, buffered=len(self._buf))
             return written
 
     async def _flush_all(self) -> None:
