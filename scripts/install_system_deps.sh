@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the Debian packages that tests and benchmarks need, only when their binaries are missing.
+# Install the Debian packages that tests and benchmarks need, only when their binaries are missing
+# (docker-compose only validates docker-compose.yml: `docker-compose config`, no Docker daemon).
 set -euo pipefail
 declare -A pkg_for=(
   [mosquitto]=mosquitto
   [influxd]=influxdb
   [chromium]=chromium
   [pdftoppm]=poppler-utils
+  [docker-compose]=docker-compose
 )
 missing=()
 for bin in "${!pkg_for[@]}"; do

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from shared.settings import Settings
+from shared.settings import BrokerAddress, Settings
 
 log = structlog.get_logger()
 
@@ -110,3 +110,16 @@ def development_mqtt_login(data_dir: Path, user: str = "device") -> tuple[str, s
         return None
     password = creds.get(user) if isinstance(creds, dict) else None
     return (user, password) if isinstance(password, str) else None
+
+
+def with_device_login(broker: BrokerAddress, data_dir: Path) -> BrokerAddress:
+    """``broker`` with the credentials of a script that publishes device input (generator, replay): the
+    URL's user info when it has one, else ``MQTT_USERNAME``/``MQTT_PASSWORD`` from the environment, else
+    the development ``device`` user of ``make run`` (``DATA_DIR/secrets/mqtt.json``), else none."""
+    if broker.username:
+        return broker
+    user, password = os.environ.get("MQTT_USERNAME"), os.environ.get("MQTT_PASSWORD")
+    login = (user, password or "") if user else development_mqtt_login(data_dir)
+    if login is None:
+        return broker
+    return broker.model_copy(update={"username": login[0], "password": login[1]})

@@ -3,6 +3,7 @@ settings (MQTT_USERNAME / MQTT_PASSWORD / MQTT_PASSWORD_FILE override the URL's 
 
 from __future__ import annotations
 
+import json
 import stat
 import threading
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared import secrets
-from shared.settings import Settings
+from shared.settings import Settings, parse_mqtt_url
 
 
 def dev(tmp_path: Path) -> Settings:
@@ -77,3 +78,22 @@ def test_mqtt_credentials_override_the_url(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="MQTT_PASSWORD_FILE"):
         _ = Settings(mqtt_password_file=tmp_path / "missing").broker
     assert "pw" not in repr(Settings(mqtt_password="pw"))  # a SecretStr: never in logs or reprs
+
+
+def test_scripts_fall_back_to_the_development_device_login(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MQTT_USERNAME", raising=False)
+    monkeypatch.delenv("MQTT_PASSWORD", raising=False)
+    plain = parse_mqtt_url("mqtt://127.0.0.1:1883")
+    assert secrets.development_mqtt_login(tmp_path) is None
+    assert secrets.with_device_login(plain, tmp_path) == plain  # nothing to fall back to: anonymous
+    secrets.write_secret(dev(tmp_path), secrets.MQTT_CREDENTIALS, json.dumps({"device": "d-pw"}).encode())
+    b = secrets.with_device_login(plain, tmp_path)
+    assert (b.host, b.port, b.username, b.password) == ("127.0.0.1", 1883, "device", "d-pw")
+    monkeypatch.setenv("MQTT_USERNAME", "pump")
+    monkeypatch.setenv("MQTT_PASSWORD", "p-pw")
+    assert secrets.with_device_login(plain, tmp_path).username == "pump"
+    given = parse_mqtt_url("mqtt://me:mine@h")
+    assert secrets.with_device_login(given, tmp_path) == given
+    assert secrets.development_mqtt_login(tmp_path, "nobody") is None

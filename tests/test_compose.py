@@ -1,0 +1,113 @@
+"""docker-compose.yml and mosquitto.conf: nothing anonymous, no secret with a default.
+
+The structure is checked from the files (fast); Debian's ``docker-compose config`` validates the whole
+file with the secrets given, and refuses it, naming the variable, without them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy import mqtt_auth
+from deploy.run import SERVICES
+from tests.conftest import ROOT
+from tests.support.servers import require_binary
+
+COMPOSE = ROOT / "docker-compose.yml"
+#: Every variable compose requires (``${NAME:?reason}``): secrets, never defaulted.
+REQUIRED = (
+    "GRAFANA_ADMIN_PASSWORD",
+    "INFLUXDB_ADMIN_PASSWORD",
+    "INFLUXDB_PASSWORD",
+    "INFLUXDB_GRAFANA_PASSWORD",
+    "ROTORWATCH_ADMIN_PASSWORD",
+    "ROTORWATCH_ADMIN_API_KEY",
+    "MODEL_VERIFY_KEY",
+)
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def required(value: str, name: str) -> bool:
+    """``value`` is ``${name:?...}``: compose refuses to start without it, and there is no default."""
+    return re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", value) is not None
+
+
+def test_every_variable_in_compose_is_required_never_defaulted() -> None:
+    text = COMPOSE.read_text()
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    assert used == set(REQUIRED)
+    assert not re.search(r"\$\{[A-Z0-9_]+:?-", text), "a variable with a default"
+
+
+def test_each_service_logs_in_to_the_broker_as_its_own_user_with_a_secret_file() -> None:
+    c = compose()
+    for name, _, _ in SERVICES:
+        svc, user = c["services"][name], mqtt_auth.user_for(name)
+        env = svc["environment"]
+        assert env["MQTT_USERNAME"] == user, name
+        assert env["MQTT_PASSWORD_FILE"] == "/run/secrets/mqtt_password" and "MQTT_PASSWORD" not in env
+        assert {"source": f"mqtt_{user}", "target": "mqtt_password"} in svc["secrets"], name
+        assert c["secrets"][f"mqtt_{user}"]["file"] == f"./var/mqtt/passwords/{user}"
+        assert "@" not in env["MQTT_URL"], "no credentials in the URL"
+
+
+def test_broker_requires_log_in_with_the_generated_files() -> None:
+    conf = (ROOT / "mosquitto.conf").read_text()
+    active = [
+        line.strip() for line in conf.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert "allow_anonymous false" in active and not any("allow_anonymous true" in x for x in active)
+    assert "password_file /mosquitto/config/passwd" in active and "acl_file /mosquitto/config/acl" in active
+    assert "#listener 8883 0.0.0.0" in conf and "#certfile" in conf, "the TLS listener is documented"
+    mounts = compose()["services"]["mosquitto"]["volumes"]
+    assert "./var/mqtt/passwd:/mosquitto/config/passwd:ro" in mounts
+    assert "./var/mqtt/acl:/mosquitto/config/acl:ro" in mounts
+
+
+def test_influxdb_requires_auth_and_grafana_a_password() -> None:
+    s = compose()["services"]
+    influx = s["influxdb"]["environment"]
+    assert influx["INFLUXDB_HTTP_AUTH_ENABLED"] == "true"
+    assert required(influx["INFLUXDB_ADMIN_PASSWORD"], "INFLUXDB_ADMIN_PASSWORD")
+    assert all(p.startswith("127.0.0.1:") for p in s["influxdb"].get("ports", [])), "8086 on loopback only"
+    grafana = s["grafana"]["environment"]
+    assert required(grafana["GF_SECURITY_ADMIN_PASSWORD"], "GRAFANA_ADMIN_PASSWORD")
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "INFLUX_PASSWORD" in s["historian"]["environment"]
+
+
+def run_config(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    binary = require_binary("docker-compose")
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    base = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    return subprocess.run(
+        # --env-file: a developer's .env must not decide the result.
+        [binary, "-f", str(COMPOSE), "--env-file", str(empty), "config", "--quiet"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.integration
+def test_docker_compose_config_accepts_the_file_with_its_secrets(tmp_path: Path) -> None:
+    out = run_config({name: f"test-{name.lower()}" for name in REQUIRED}, tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.integration
+def test_docker_compose_refuses_to_run_without_the_grafana_password(tmp_path: Path) -> None:
+    out = run_config({name: "x" for name in REQUIRED if name != "GRAFANA_ADMIN_PASSWORD"}, tmp_path)
+    assert out.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in out.stderr, out.stderr
