@@ -21,7 +21,10 @@ amqtt 0.12 sends a newly connected client the retained messages of *every* clien
 (e.g. a Node-RED flow) got every retained ``rotorwatch/v1/*`` message whatever it subscribed to.
 :class:`RotorwatchBroker` overrides ``_publish_retained_messages_for_subscription`` (the one method both
 that loop and a SUBSCRIBE go through) to send retained messages only for the client's own subscriptions
-and only those it may read (``tests/test_embedded_broker.py`` reproduces the stock behaviour).
+and only those it may read (``tests/test_embedded_broker.py`` reproduces the stock behaviour). Two more
+stock amqtt faults are fixed here: a connect with a wrong password could delete or take over a
+persistent session (authentication now comes first), and a subscribe during a broadcast lost the
+message for the subscribers not yet served (:class:`SubscriptionTable`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +93,9 @@ class AclTopicCheck(BaseTopicPlugin):
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
         self.acl = Acl.parse(Path(self.config.acl_file).read_text())
+        #: (client id, topic) whose refused delivery was logged: a wide subscription is logged once per
+        #: topic, not once per message.
+        self.receive_logged: set[tuple[str, str]] = set()
 
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
@@ -102,6 +109,12 @@ class AclTopicCheck(BaseTopicPlugin):
             return False
         if self.acl.allows(user, what, topic, client_id):  # type: ignore[arg-type]
             return True
+        if what == "receive":
+            if (client_id, topic) in self.receive_logged:
+                return False
+            if len(self.receive_logged) >= 10_000:
+                self.receive_logged.clear()
+            self.receive_logged.add((client_id, topic))
         rule = "write" if what == "publish" else "read"
         log.warning(
             "mqtt_denied", user=user, client_id=client_id, action=what, topic=topic, reason=f"no {rule} rule"
@@ -109,12 +122,31 @@ class AclTopicCheck(BaseTopicPlugin):
         return False
 
 
+class SubscriptionTable(dict[str, list[tuple[Session, int]]]):
+    """amqtt's subscription table, iterated over snapshots.
+
+    amqtt 0.12 walks ``_subscriptions`` across awaits (``_run_broadcast`` awaits the topic check of each
+    subscriber; a connect awaits the retained messages of each filter): another client's (un)subscribe
+    meanwhile raised ``dictionary changed size during iteration`` and the message was lost for every
+    subscriber not yet served (``tests/test_mqtt_auth_brokers.py`` lost one in a few runs). Iterating a
+    copy serves each subscriber that was there when the message arrived.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> list[tuple[str, list[tuple[Session, int]]]]:  # type: ignore[override]
+        return [(k, list(v)) for k, v in super().items()]
+
+
 class RotorwatchBroker(Broker):
     """amqtt's broker with retained messages only for a client's own, readable subscriptions, checked
-    last wills, and client ids owned by their first user."""
+    last wills, client ids owned by their first user, and a subscription table that survives concurrent
+    (un)subscribes (:class:`SubscriptionTable`)."""
 
     def __init__(self, config: dict[str, Any], *, checked: bool = True) -> None:
         super().__init__(config)
+        self._subscriptions = SubscriptionTable()
         self.checked = checked
         self.owners: dict[str, str | None] = {}
 

@@ -106,3 +106,18 @@ def test_loopback_is_the_default_and_the_only_anonymous_host() -> None:
     assert not embedded.is_loopback("0.0.0.0") and not embedded.is_loopback("example.org")
     with pytest.raises(ValueError):
         embedded.broker_config("127.0.0.1", 1, password_file=None, acl_file=embedded.Path("acl"))
+
+
+def test_the_subscription_table_may_change_while_a_broadcast_walks_it() -> None:
+    # amqtt awaits inside these loops; another client's (un)subscribe meanwhile must not end the walk.
+    table = embedded.SubscriptionTable({"a/+": [("s1", 1)], "b/#": [("s2", 1)]})  # type: ignore[dict-item]
+    walked = []
+    for flt, subscribers in table.items():
+        walked.append((flt, len(subscribers)))
+        table["c"] = []
+        table["a/+"].append(("s3", 1))  # type: ignore[arg-type]
+        table.pop("b/#", None)
+    assert walked == [("a/+", 1), ("b/#", 1)]
+    for flt in table:
+        del table[flt]
+    assert table == {}
