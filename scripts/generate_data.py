@@ -51,7 +51,8 @@ from shared.messages import (  # noqa: E402
     SimpleReadingIn,
     VibrationBatchIn,
 )
-from shared.settings import BrokerAddress, parse_mqtt_url  # noqa: E402
+from shared.secrets import with_device_login  # noqa: E402
+from shared.settings import BrokerAddress, Settings, parse_mqtt_url  # noqa: E402
 
 SIMPLE_PATH = "/api/v1/data/simple"
 HTTP_TIMEOUT_S = 5.0
@@ -155,7 +156,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         a.api = a.api.rstrip("/")
     else:
         try:
-            a.broker = parse_mqtt_url(a.mqtt)
+            # No user in the URL: MQTT_USERNAME/MQTT_PASSWORD, else make run's development device user.
+            a.broker = with_device_login(parse_mqtt_url(a.mqtt), Settings().data_dir)
         except ValueError as exc:
             p.error(f"--mqtt: {exc}")
         if a.topic is None:

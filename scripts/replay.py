@@ -92,7 +92,8 @@ from shared.messages import (  # noqa: E402
     SimpleReadingIn,
     VibrationBatchIn,
 )
-from shared.settings import BrokerAddress, parse_mqtt_url  # noqa: E402
+from shared.secrets import with_device_login  # noqa: E402
+from shared.settings import BrokerAddress, Settings, parse_mqtt_url  # noqa: E402
 
 BATCH_PATH = "/api/v1/data/batch"
 SIMPLE_PATH = "/api/v1/data/simple"
@@ -649,7 +650,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             p.error(f"--api must be an http:// or https:// URL, got {a.api!r}")
     else:
         try:
-            a.broker = parse_mqtt_url(a.mqtt)
+            # No user in the URL: MQTT_USERNAME/MQTT_PASSWORD, else make run's development device user.
+            a.broker = with_device_login(parse_mqtt_url(a.mqtt), Settings().data_dir)
         except ValueError as exc:
             p.error(f"--mqtt: {exc}")
     if a.kind == "simple" and (a.key or a.label or a.channel or a.window or a.hop or a.fs):

@@ -12,16 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiomqtt
 import pytest
 from amqtt.broker import Broker
 
 from deploy import broker as embedded
+from deploy import mqtt_auth
 from shared import topics
-from tests.support.servers import check_may_start, free_port
+from shared.settings import Settings
+from tests.conftest import ROOT
+from tests.support.servers import EmbeddedBroker, check_may_start, free_port
 
 TIMEOUT = 15.0
 
@@ -105,7 +111,7 @@ def test_loopback_is_the_default_and_the_only_anonymous_host() -> None:
     )
     assert not embedded.is_loopback("0.0.0.0") and not embedded.is_loopback("example.org")
     with pytest.raises(ValueError):
-        embedded.broker_config("127.0.0.1", 1, password_file=None, acl_file=embedded.Path("acl"))
+        embedded.broker_config("127.0.0.1", 1, password_file=None, acl_file=Path("acl"))
 
 
 def test_the_subscription_table_may_change_while_a_broadcast_walks_it() -> None:
@@ -121,3 +127,49 @@ def test_the_subscription_table_may_change_while_a_broadcast_walks_it() -> None:
     for flt in table:
         del table[flt]
     assert table == {}
+
+
+@pytest.mark.integration
+async def test_the_generator_publishes_to_make_runs_broker_as_the_development_device(tmp_path: Path) -> None:
+    """What ``make run`` sets up (DATA_DIR/secrets: users, password and ACL files) and the README's
+    vibration command over MQTT, which logs in as ``device`` from DATA_DIR/secrets/mqtt.json."""
+    settings = Settings(data_dir=tmp_path / "data", rotorwatch_env="development")
+    creds = mqtt_auth.development_credentials(settings)
+    files = mqtt_auth.write_development_broker_files(settings, creds)
+    srv = EmbeddedBroker(tmp_path / "broker", auth=files).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MQTT_")}
+        env.update(DATA_DIR=str(settings.data_dir), PYTHONUNBUFFERED="1")
+        topic = topics.raw_vibration("dev_gen_1")
+        async with aiomqtt.Client(
+            "127.0.0.1", srv.port, username="observer", password=creds["observer"], timeout=TIMEOUT
+        ) as rx:
+            await rx.subscribe(topic, qos=1)
+            argv = ["--mode", "vibration", "--mqtt", srv.url, "--asset_id", "dev_gen_1", "--fast"]
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "scripts/generate_data.py",
+                *argv,
+                "--duration",
+                "0.5",
+                "--interval",
+                "0.25",
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, (out.decode(), err.decode())
+            got: list[str] = []
+
+            async def two() -> None:
+                async for m in rx.messages:
+                    got.append(m.topic.value)
+                    if len(got) == 2:
+                        return
+
+            await asyncio.wait_for(two(), TIMEOUT)
+        assert got == [topic, topic]
+    finally:
+        srv.stop()
