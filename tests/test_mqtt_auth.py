@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy import mqtt_acl, mqtt_auth
+from deploy import mqtt_acl, mqtt_auth, run
 from deploy.mqtt_acl import Acl, filter_covers, topic_matches
 from deploy.run import SERVICES
 from shared import topics
+from shared.secrets import MQTT_CREDENTIALS, MissingSecret, secret_file
+from shared.settings import Settings
 from tests.support import access
 from tests.support.access import DEVICE_ASSET, DEVICE_USER
 
@@ -232,3 +234,50 @@ def test_generator_writes_the_files_and_keeps_passwords(tmp_path: Path) -> None:
 def test_generator_refuses_bad_device_declarations(spec: str, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         mqtt_auth.main(["--out", str(tmp_path), "--device", spec])
+
+
+# --- make run (development) ------------------------------------------------------------------------------
+def test_development_credentials_are_made_once_and_completed(tmp_path: Path) -> None:
+    dev = Settings(data_dir=tmp_path, rotorwatch_env="development")
+    creds = mqtt_auth.development_credentials(dev)
+    assert list(creds) == mqtt_auth.development_users()
+    path = secret_file(dev, MQTT_CREDENTIALS)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert mqtt_auth.development_credentials(dev) == creds  # reused on the next start
+    stored = json.loads(path.read_text())
+    del stored["health"]  # a user added to the table later gets a password, the others keep theirs
+    path.write_text(json.dumps(stored))
+    again = mqtt_auth.development_credentials(dev)
+    assert {u: again[u] for u in stored} == stored and again["health"] != creds["health"]
+    passwd, acl_path = mqtt_auth.write_development_broker_files(dev, again)
+    users = mqtt_acl.parse_password_file(passwd.read_text())
+    assert all(mqtt_acl.verify_password(again[u], users[u]) for u in again)
+    acl = Acl.parse(acl_path.read_text())
+    assert acl.allows("device", "publish", topics.raw_simple("any_asset"))
+    with pytest.raises(MissingSecret, match="MQTT_URL"):
+        mqtt_auth.development_credentials(Settings(data_dir=tmp_path / "prod"))
+
+
+def test_the_launcher_gives_each_process_its_own_identity(tmp_path: Path) -> None:
+    creds = {u: f"pw-{u}" for u in mqtt_auth.development_users()}
+    env = {"A": "1"}
+    for name, _, _ in SERVICES:
+        e = run.identity_env(env, name, creds)
+        user = mqtt_auth.user_for(name)
+        assert (e["MQTT_USERNAME"], e["MQTT_PASSWORD"], e["A"]) == (user, f"pw-{user}", "1")
+    assert run.identity_env(env, "ingest", None) is env  # external broker: the environment's identity
+    # External MQTT_URL with MQTT_CREDENTIALS_FILE: each child its own user from that file.
+    f = tmp_path / "credentials.json"
+    f.write_text(json.dumps(creds))
+    ext = Settings(mqtt_url="mqtt://broker:1883", mqtt_credentials_file=f)
+    assert run.mqtt_identities(ext, {"ROTORWATCH_ENV": "development"}) == creds
+    assert run.mqtt_identities(Settings(mqtt_url="mqtt://broker"), {"ROTORWATCH_ENV": "development"}) is None
+
+
+def test_make_run_is_development_unless_said_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROTORWATCH_ENV", raising=False)
+    assert run.child_env(Settings(data_dir=tmp_path))["ROTORWATCH_ENV"] == "development"
+    monkeypatch.setenv("ROTORWATCH_ENV", "production")
+    assert run.child_env(Settings(data_dir=tmp_path))["ROTORWATCH_ENV"] == "production"
