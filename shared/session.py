@@ -64,8 +64,13 @@ from aiomqtt.exceptions import MqttCodeError
 
 log = structlog.get_logger()
 
-#: Seconds a checkpoint waits after the first unsaved message, gathering more (group commit).
+#: A checkpoint is taken as soon as no received message waits (the broker may be holding back more
+#: until we acknowledge: its in-flight window is full), else after at most this many seconds or
+#: :data:`CHECKPOINT_BATCH` messages (group commit), and never sooner than
+#: :data:`CHECKPOINT_MIN_INTERVAL_S` after the previous one.
 CHECKPOINT_DELAY_S = 0.05
+CHECKPOINT_BATCH = 500
+CHECKPOINT_MIN_INTERVAL_S = 0.01
 #: Seconds the runner lets the message in hand finish on shutdown before cancelling it.
 STOP_GRACE_S = 5.0
 #: Seconds to wait for the connection's sync marker before handling held messages anyway.
@@ -335,9 +340,15 @@ class Pipeline:
             self._dirty.set()
 
     async def _checkpoints(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = 0.0
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(CHECKPOINT_DELAY_S)
+            await asyncio.sleep(max(0.0, last + CHECKPOINT_MIN_INTERVAL_S - loop.time()))
+            end = loop.time() + CHECKPOINT_DELAY_S
+            while self.client.incoming.qsize() and len(self.unsaved) < CHECKPOINT_BATCH and loop.time() < end:
+                await asyncio.sleep(0.002)
+            last = loop.time()
             await self.save()
 
     async def save(self) -> int:
