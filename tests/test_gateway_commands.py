@@ -440,7 +440,7 @@ async def test_config_refused_by_the_calibrator_is_422_with_its_reason(gw: Memor
         ({"bearing": {"n_balls": 2, "ball_diameter_mm": 1, "pitch_diameter_mm": 5}}, "bearing.n_balls"),
         ({"asset_id": "other"}, "asset_id: Extra inputs are not permitted"),
         ({"updated_at": "2024-01-01T00:00:00Z"}, "updated_at: Extra inputs are not permitted"),
-        ({"rpm": "NaN"}, "rpm: Input should be a finite number"),
+        ({"rpm": "NaN"}, "rpm: Input should be a valid number"),
     ],
 )
 async def test_config_validation_is_422_and_sends_nothing(

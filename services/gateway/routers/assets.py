@@ -220,7 +220,7 @@ SERVER_FIELDS = ("asset_id", "updated_at")
 #: The request body of ``PUT /assets/{id}/config``: :class:`AssetConfig` without :data:`SERVER_FIELDS`.
 AssetConfigIn = create_model(
     "AssetConfigIn",
-    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False, strict=True),
     __doc__="An asset's configuration as a client sends it (the asset id is the path's).",
     **{n: (f.annotation, f) for n, f in AssetConfig.model_fields.items() if n not in SERVER_FIELDS},  # type: ignore[call-overload]
 )

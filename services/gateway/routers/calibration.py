@@ -24,7 +24,11 @@ class CalibrationStart(BaseModel):
 
     asset_id: AssetId
     lookback_minutes: float = Field(
-        default=10.0, gt=0, le=MAX_LOOKBACK_MINUTES, description="Use data of the last N minutes"
+        default=10.0,
+        gt=0,
+        le=MAX_LOOKBACK_MINUTES,
+        strict=True,
+        description='Use data of the last N minutes (a JSON number: "10" is refused, as everywhere)',
     )
 
 
