@@ -202,8 +202,7 @@ def make_client(
         timeout=10,
         manual_acks=persistent and client_id is not None,
         replay_s=settings.mqtt_replay_s,
-        # Small packets at once: each message waits for a PUBACK before it is acknowledged, and Nagle's
-        # algorithm with delayed TCP ACKs would hold each round trip ~40 ms.
+        # no Nagle: a message waits for a PUBACK round trip (else ~40 ms each, with delayed TCP ACKs)
         socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
     )
 
@@ -321,7 +320,6 @@ async def _session(
     """One broker connection: subscribe, announce ``online``, run tasks until the connection drops."""
     for f in [*subscriptions, client.marker_topic]:
         await client.subscribe(f, qos=1)
-    # The marker comes back after the subscriptions' retained messages (shared.session).
     gen = client.generation
     marker = asyncio.create_task(client.sync_marker(gen))
     # "online" only once subscribed: a publisher that waits for it loses nothing.
