@@ -80,10 +80,18 @@ def gw(
     mosquitto: MosquittoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, Settings]]:
     s = Settings(mqtt_url=mosquitto.url, data_dir=tmp_path_factory.mktemp("gw"), model_verify_key=VERIFY_KEY)
+    online = ServiceStatus(service="ingest", state="online").model_dump_json().encode()
+    asyncio.run(_retain(mosquitto, topics.service_status("ingest"), online))  # data posts need an ingest
     with TestClient(create_app(s)) as client:
         client.headers.update(auth_headers(resolve_api_key(None, s.data_dir)))  # the first admin's key
         wait_until(lambda: client.get("/healthz").status_code == 200)
         yield client, s
+    asyncio.run(_retain(mosquitto, topics.service_status("ingest"), b""))
+
+
+async def _retain(broker: MosquittoServer, topic: str, payload: bytes) -> None:
+    async with aiomqtt.Client("127.0.0.1", broker.port) as c:
+        await c.publish(topic, payload, qos=1, retain=True)
 
 
 @pytest.fixture
@@ -128,7 +136,8 @@ async def test_post_simple_publishes_raw_with_event_id(
     assert r1.status_code == 202, r1.text
     body = r1.json()
     assert body["status"] == "accepted" and len(body["event_id"]) == 32
-    assert r2.json() == {"status": "accepted", "event_id": given}
+    assert (r2.json()["status"], r2.json()["event_id"]) == ("accepted", given)
+    assert datetime.fromisoformat(r2.json()["timestamp"])  # stamped at arrival, given back to retry with
     assert [t for t, _ in got] == [topics.raw_simple("m1"), topics.raw_simple("m2")]
     sent = SimpleReadingIn.model_validate_json(got[0][1])
     assert sent.event_id == body["event_id"]

@@ -83,10 +83,11 @@ def _unavailable(reason: str, event_id: str, ts: datetime) -> JSONResponse:
 
 async def _hand_over(ctx: GatewayContext, topic: str, msg: BaseModel, event_id: str, ts: datetime) -> Any:
     """202 once the broker acknowledged ``msg`` and an ingest is online; else 503 (see the module)."""
-    ingest = ctx.view.services.get("ingest")
-    if ingest is None or ingest.state != "online":
-        return _unavailable("no ingest service online to take the reading; retry later", event_id, ts)
     try:
+        ctx.bus()  # 503 when the broker is not connected
+        ingest = ctx.view.services.get("ingest")
+        if ingest is None or ingest.state != "online":
+            raise HTTPException(503, "no ingest service online to take the reading; retry later")
         await ctx.publish(topic, msg.model_dump_json(exclude_none=True).encode())
     except HTTPException as exc:
         return _unavailable(str(exc.detail), event_id, ts)
