@@ -370,6 +370,8 @@ async def test_scores_and_health_history(mgw: MemoryGateway) -> None:
         score(asset, ago(minutes=20), "legacy", 0.7),
         score(asset, ago(minutes=20), "autoencoder", 0.3),
     ]
+    # One event scored by two models: one stored time (shared.store.identity), ordered by model tag.
+    scores[3] = scores[3].model_copy(update={"event_id": scores[2].event_id, "ts": scores[2].ts})
     hist = [health_update(asset, ago(minutes=m), 100.0 - m / 2) for m in (120, 40, 10)]
     write_points(
         mgw.settings, [records.score_to_point(s) for s in scores] + [records.health_to_point(h) for h in hist]

@@ -24,12 +24,14 @@ from shared.messages import (
     ts_ns,
 )
 from shared.store.base import Point
+from shared.store.identity import event_slot
 from shared.store.influx import InfluxStore
 from shared.store.sqlite import SqliteStore
 
 TS = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 TS_NS = 1_714_566_615_123_456_000  # 2024-05-01T12:30:15.123456Z
 EID = "0123456789abcdef0123456789abcdef"
+EV_NS = TS_NS + event_slot(EID)  # stored time of an event's point (shared.store.identity)
 
 
 def reading(**kw) -> Reading:
@@ -55,7 +57,7 @@ def test_reading_to_point_and_back() -> None:
     assert pt == Point(
         "readings",
         "m1",
-        TS_NS,
+        EV_NS,
         {
             "voltage_v": 400.0,
             "current_a": 12.5,
@@ -96,7 +98,7 @@ def test_window_is_summarised_by_rms_per_axis() -> None:
         z=[3.0, 4.0] * (n // 2),
     )
     pt = records.window_to_point(w)
-    assert pt.measurement == "windows" and pt.ts_ns == TS_NS and pt.asset_id == "m1"
+    assert pt.measurement == "windows" and pt.ts_ns == EV_NS and pt.asset_id == "m1"
     assert set(pt.fields) == {"event_id", "fs_hz", "n", "axes", "rms_x", "rms_y", "rms_z"}
     assert pt.fields["axes"] == "xyz" and pt.fields["n"] == 16.0 and pt.fields["fs_hz"] == 1000.0
     assert pt.fields["rms_x"] == pytest.approx(0.5)
@@ -188,7 +190,7 @@ def test_score_to_point() -> None:
     assert records.score_to_point(s) == Point(
         "scores",
         "m1",
-        TS_NS,
+        EV_NS,
         {
             "anomaly_score": 0.75,
             "raw_score": 0.012,

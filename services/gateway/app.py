@@ -33,6 +33,7 @@ from services.gateway.routers import (
 from services.gateway.stream import StreamHub
 from services.gateway.view import BusView, bus_side
 from shared.bus import MemoryBus
+from shared.learning.signing import load_verifier
 from shared.service import Service, run_service, serve_memory
 from shared.settings import Settings
 from shared.store import StoreError, StoreUnavailable, open_store
@@ -177,7 +178,7 @@ def _running(settings: Settings, bus: MemoryBus | None) -> Lifespan:
             log.error("gateway_refused", reason=str(exc))
             raise
         store = open_store(settings)
-        view = BusView(hub=StreamHub(settings.sse_queue_size))
+        view = BusView(hub=StreamHub(settings.sse_queue_size), verifier=load_verifier(settings))
         service = bus_side(view)
         task = await _start_bus_side(service, settings, bus)
         app.state.ctx = GatewayContext(

@@ -30,6 +30,7 @@ from shared.apikey import auth_headers
 from shared.bus import MemoryBus
 from shared.messages import ModelManifest, RawScore, ServiceStatus
 from shared.settings import Settings
+from tests.support.signing import VERIFY_KEY
 
 #: The seeded users' API keys, by user name (= role).
 KEYS: dict[str, str] = {r.value: f"test-{r.value}-key-{'0' * 24}" for r in Role}
@@ -66,6 +67,8 @@ def memory_settings(data_dir: Path, **over: Any) -> Settings:
         "data_dir": data_dir,
         "influx_url": None,
         "rotorwatch_env": "development",
+        # Model announcements are trusted when signed with the test key (tests.support.signing).
+        "model_verify_key": VERIFY_KEY,
     }
     return Settings(**{**base, **over})
 
