@@ -258,6 +258,21 @@ async def test_scorer_refuses_forged_and_broken_models_and_keeps_scoring(forests
     assert len(bus.on(topics.dead_letter("scorer-legacy"))) == len(attempts)
 
 
+async def test_the_same_version_announced_again_keeps_the_rolling_mean(forests) -> None:
+    """A calibrator restart re-announces the current version: scoring goes on, not from scratch."""
+    (model, blob), _ = forests
+    scorer = build_scorer(Settings(model_verify_key=VERIFY_KEY), ["--model", "legacy"])
+    bus, topic = MemoryBus(), topics.model_announce("m1", "legacy")
+    good = signed(announcement(model, blob))
+    await deliver(scorer, bus, topic, good, retain=True)
+    await deliver(scorer, bus, topics.features("m1", "legacy"), vector(0, 4.0))
+    await deliver(scorer, bus, topic, good, retain=True)
+    await deliver(scorer, bus, topics.features("m1", "legacy"), vector(1, 0.0))
+    first, second = [Score.model_validate_json(m.payload) for m in bus.on(topics.score("m1", "legacy"))]
+    assert first.raw_score != second.raw_score
+    assert second.anomaly_score == pytest.approx((first.raw_score + second.raw_score) / 2)
+
+
 async def test_health_and_gateway_ignore_unsigned_announcements(tmp_path: Path, forests) -> None:
     (model, blob), (forged, forged_blob) = forests
     base = {

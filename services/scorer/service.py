@@ -118,6 +118,10 @@ class ScorerHandlers:
             slot = await asyncio.to_thread(load, ann, self.window, self.verifier, d.asset_id)
         except UntrustedModel as exc:
             return self.rejected(d, ann, str(exc))
+        previous = self.slots.get(ann.asset_id)
+        if previous is not None and previous.version == slot.version:
+            # The same version announced again (a calibrator restart): the rolling mean goes on.
+            slot.rolling = previous.rolling
         self.slots[ann.asset_id] = slot
         log.info("model_loaded", asset_id=ann.asset_id, model=self.model_kind, version=ann.version)
         return None
