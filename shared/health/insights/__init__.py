@@ -1,49 +1,4 @@
-(
-    """Presentation: human-readable insights, which signal is abnormal, by how much, and what it likely
-means (pure).
-
-Every number in an insight comes from the inputs (current values, baseline statistics, scores,
-ISO result, configured speed and bearing orders) or a direct arithmetic of them (z-score, ratio,
-frequency = rpm / 60 * order). When nothing is abnormal the list is empty.
-
-Rules
------
-* **z-score rules** (need a baseline for the feature)::
-
-      z = (value - mean) / max(std, 0.01 * |mean|, 1e-12)
-
-  An insight is produced when ``|z| >= z_min`` (default 3) in a direction that indicates a
-  problem (e.g. power factor only downwards, vibration only upwards); severity is CRITICAL when
-  ``|z| >= CRITICAL_RATIO * z_min`` (:data:`shared.messages.CRITICAL_RATIO` = 2, as for scores),
-  else WARNING. The std floor (1 % of the mean) keeps a perfectly constant
-  calibration signal from turning tiny measurement noise into huge z-scores.
-* **ISO 20816-3**: zone C -> WARNING, zone D -> CRITICAL (``Vibration in ISO 20816 zone C: 5.1 mm/s``).
-* **Envelope (bearing) peaks**: ``env_<d>_snr >= envelope_snr_min`` (default 3, a linear
-  peak-to-noise-floor amplitude ratio) and, when the baseline knows ``env_<d>_amp``, its z-score
-  ``>= z_min``; d = BPFO (outer race), BPFI (inner race), BSF (rolling element), FTF (cage). The
-  frequency shown is ``rpm / 60 * order``. Without an SNR, ``z(env_<d>_amp) >= z_min`` alone.
-* **Running-speed orders** (need a baseline, or for 2× an ISO zone C/D): 1× amplitude z >= z_min
-  -> imbalance (``ratio = value / baseline mean``); 2× amplitude z >= z_min and ``2× >= 0.5 * 1×``
-  -> misalignment; 3× z >= z_min -> mechanical looseness.
-* **Models**: one insight naming the models whose (persistent) anomaly flag is on, worst first,
-  with their ratios (``Anomaly on 2 models: batch 3.1×, legacy 1.4× threshold``); CRITICAL when
-  the worst ratio is >= ``CRITICAL_RATIO``. Ranked last, so specific signals come first.
-
-Ranking (``score_for_ranking``, a dimensionless ordering key, larger first)::
-
-    z rules       weight * min(|z|, 30)          (weight 0.7 .. 1.2 per signal; 0.8 generic)
-    orders        1.5 * min(|z|, 30)
-    envelope      1.5 * min(3 * snr / envelope_snr_min, 30)   (or 1.5 * min(z, 30) without SNR)
-    ISO zone C    20;  zone D  60
-    models        0.5 * min(worst ratio, 4)   (ratio = anomaly_score / threshold; at most 2)
-
-With the default ``z_min`` = 3 every signal-specific insight scores at least 0.7 * 3 = 2.1, so the
-generic model insight always comes after the ones that name a signal.
-
-At most one insight per signal group (e.g. ``voltage_v`` and ``voltage_v_mean`` are both
-"voltage"), the best-ranked one; at most ``max_items`` in total, best first.
-"""
-    """Presentation: human-readable insights, which signal is abnormal, by how much, and what it likely
+"""Presentation: human-readable insights, which signal is abnormal, by how much, and what it likely
 means (pure).
 
 Every number in an insight comes from the inputs (current values, baseline statistics, scores,
@@ -90,7 +45,6 @@ At most one insight per signal group (e.g. ``voltage_v`` and ``voltage_v_mean`` 
 Modules: :mod:`.base` (types, machine info, formatting, z-score), :mod:`.rules` (the z-score rule
 table), :mod:`.diagnostics` (running-speed orders, envelope), :mod:`.build` (collection, ranking).
 """
-)
 
 from shared.health.insights.base import (
     DEFECTS,
