@@ -45,6 +45,7 @@ from playwright.sync_api import Browser, Page, expect
 from deploy.run import service_argvs
 from services.gateway.routers import dashboard
 from shared import synth, topics
+from shared.secrets import with_device_login
 from shared.settings import parse_mqtt_url
 from tests.support.browser import ConsoleWatch, ThreadedServer, admin_password, browser, log_in, output_path
 from tests.support.servers import MosquittoServer
@@ -767,7 +768,7 @@ def test_full_flow_calibrate_fault_ack_purge(stack: Stack, page: Page) -> None:
 
     # 10 minutes of healthy history (1 reading/s, timestamps now-599 s .. now) for the calibration,
     # published the way a device does (MQTT raw topic); then wait until all of it is stored
-    _run_async(_publish_history(stack.broker_url, asset, n=600, step_s=1.0, seed=1))
+    _run_async(_publish_history(stack.broker_url, asset, n=600, step_s=1.0, seed=1, data_dir=stack.data_dir))
     url = f"{stack.api}/api/v1/assets/{asset}/readings"
     _wait_for(
         lambda: (
@@ -873,12 +874,19 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _publish_history(broker_url: str, asset: str, n: int, step_s: float, seed: int) -> None:
+def _device(broker_url: str, data_dir: Path) -> aiomqtt.Client:
+    """A client logged in as the stack's development device user (the broker refuses anonymous ones)."""
+    b = with_device_login(parse_mqtt_url(broker_url), data_dir)
+    return aiomqtt.Client(b.host, b.port, username=b.username, password=b.password)
+
+
+async def _publish_history(
+    broker_url: str, asset: str, n: int, step_s: float, seed: int, data_dir: Path
+) -> None:
     """``n`` healthy readings (:func:`shared.synth.simple_reading`) ending now, ``step_s`` apart, QoS 1."""
     rng = np.random.default_rng(seed)
     end = datetime.now(UTC)
-    b = parse_mqtt_url(broker_url)
-    async with aiomqtt.Client(b.host, b.port) as client:
+    async with _device(broker_url, data_dir) as client:
         for i in range(n):
             r = synth.simple_reading(rng, False)
             body = {k: r[k] for k in ("voltage_v", "current_a", "power_factor", "vibration_g", "is_faulty")}
@@ -890,11 +898,10 @@ async def _publish_history(broker_url: str, asset: str, n: int, step_s: float, s
             )
 
 
-async def _publish_burst(broker_url: str, assets: list[str], seconds: float) -> int:
+async def _publish_burst(broker_url: str, assets: list[str], seconds: float, data_dir: Path) -> int:
     """Publish readings stamped with the wall clock to every asset's raw topic at RATE_HZ; returns count."""
-    b = parse_mqtt_url(broker_url)
     sent = 0
-    async with aiomqtt.Client(b.host, b.port) as client:
+    async with _device(broker_url, data_dir) as client:
         t_end = time.monotonic() + seconds
         k = 0
         while time.monotonic() < t_end:
@@ -938,7 +945,7 @@ def test_twenty_assets_stream_at_once(stack: Stack, page: Page) -> None:
         page.evaluate(
             "window.__rw.lagMs.length = 0; window.__rw.renderLagMs.length = 0; window.__rw.byType.reading = 0"
         )
-        sent = _run_async(_publish_burst(stack.broker_url, assets, 5.0))
+        sent = _run_async(_publish_burst(stack.broker_url, assets, 5.0, stack.data_dir))
         _wait_for(
             lambda n=sent: page.evaluate("window.__rw.byType.reading || 0") >= n,
             30,

@@ -263,7 +263,12 @@ def test_describe_validation_names_fields() -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.integration
 def test_broker_down_gives_503_and_body_limit_413(tmp_path: Path) -> None:
-    s = Settings(mqtt_url=f"mqtt://127.0.0.1:{free_port()}", data_dir=tmp_path, max_payload_bytes=2000)
+    s = Settings(
+        mqtt_url=f"mqtt://127.0.0.1:{free_port()}",
+        data_dir=tmp_path,
+        max_payload_bytes=2000,
+        model_verify_key=VERIFY_KEY,
+    )
     with TestClient(create_app(s)) as client:
         client.headers.update(auth_headers(resolve_api_key(None, tmp_path)))  # the first admin's key
         r = client.post("/api/v1/data/simple", json=GOOD)
@@ -598,6 +603,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
         "DATA_DIR": str(tmp_path),
+        "MODEL_VERIFY_KEY": VERIFY_KEY,
     }
     env.pop("INFLUX_URL", None)
     log = (tmp_path / "gateway.log").open("w")

@@ -30,6 +30,7 @@ from services.gateway.app import create_app
 from services.gateway.stream import StreamClient, StreamHub, sse_event, sse_frames
 from services.gateway.view import BusView, bus_side
 from shared import records, topics
+from shared.apikey import auth_headers, resolve_api_key
 from shared.bus import MemoryBus
 from shared.messages import (
     AlarmEvent,
@@ -83,6 +84,11 @@ class Gateway:
     @property
     def view(self) -> BusView:
         return self.app.state.ctx.view  # type: ignore[no-any-return]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The first admin's API key (written on the gateway's first start)."""
+        return auth_headers(resolve_api_key(None, self.settings.data_dir))
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -542,7 +548,10 @@ async def test_stream_delivers_filtered_events(gw: Gateway, mosquitto: Mosquitto
     mine, other = uid("sse"), uid("sse")
     state = StateChange(asset_id=mine, state="MONITORING", previous="CALIBRATED")
     items: list[tuple[str, Any]] = [(topics.state(mine), state)]
-    async with retained(mosquitto, items) as pub, httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
+    async with (
+        retained(mosquitto, items) as pub,
+        httpx.AsyncClient(base_url=gw.url, timeout=30, headers=gw.headers) as c,
+    ):
         await poll(lambda: mine in gw.view.states)
         async with c.stream("GET", f"{API}/stream", params={"asset_id": mine}) as resp:
             assert resp.status_code == 200
@@ -576,7 +585,7 @@ async def test_stream_delivers_filtered_events(gw: Gateway, mosquitto: Mosquitto
 
 @pytest.mark.integration
 async def test_stream_heartbeat_and_bad_filter(gw: Gateway) -> None:
-    async with httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=gw.url, timeout=30, headers=gw.headers) as c:
         r = await c.get(f"{API}/stream", params={"asset_id": "a+b"})
         assert r.status_code == 422 and "query.asset_id" in r.json()["detail"]
         async with c.stream("GET", f"{API}/stream", params={"asset_id": uid("quiet")}) as resp:
@@ -589,7 +598,10 @@ async def test_stream_keeps_up_with_20_assets_at_10_hz(gw: Gateway, mosquitto: M
     """20 assets x 10 Hz for 2 s (400 readings) through the broker to one unfiltered SSE client."""
     assets = [uid("load") for _ in range(20)]
     n_per_asset = 20
-    async with mqtt(mosquitto) as pub, httpx.AsyncClient(base_url=gw.url, timeout=30) as c:
+    async with (
+        mqtt(mosquitto) as pub,
+        httpx.AsyncClient(base_url=gw.url, timeout=30, headers=gw.headers) as c,
+    ):
         async with c.stream("GET", f"{API}/stream") as resp:
             t0 = time.perf_counter()
 
