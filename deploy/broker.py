@@ -213,6 +213,23 @@ class RotorwatchBroker(Broker):
             session.keep_alive += delay
         return handler, session
 
+    async def _handle_disconnect(
+        self, client_session: Session, handler: Any, disconnect_waiter: asyncio.Future[Any]
+    ) -> None:
+        """Broadcast what the client sent before its DISCONNECT, then end its session.
+
+        Stock amqtt 0.12 ends a client's loop at its DISCONNECT and drops the messages its protocol
+        handler had already received and acknowledged (PUBACK) but the loop had not broadcast yet: a
+        device that publishes a burst and disconnects at once lost the tail of the burst (measured: 600
+        readings QoS 1, 518-583 reached ingest). They are broadcast first, in order.
+        """
+        queue = client_session.delivered_message_queue
+        while not queue.empty():
+            delivered = asyncio.get_running_loop().create_future()
+            delivered.set_result(queue.get_nowait())
+            await self._handle_message_delivery(client_session, handler, delivered)
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
     ) -> None:
