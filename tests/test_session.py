@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -19,6 +18,7 @@ import pytest
 from shared import topics
 from shared.bus import Bus, Incoming, ServeState, serve
 from shared.settings import Settings
+from tests.support.faults import wait_for
 from tests.support.servers import MosquittoServer
 from tests.support.stack import ROOT
 
@@ -27,14 +27,6 @@ pytestmark = pytest.mark.integration
 
 def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines() if path.exists() else []
-
-
-async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 async def _online(port: int, service: str, pid: int, timeout: float = 20.0) -> None:
@@ -66,13 +58,13 @@ async def test_killed_service_gets_its_unacknowledged_messages_again(
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
             for i in range(n):
                 await pub.publish(f"kill/{i % 3}", f"m{i}".encode(), qos=1)
-        await _until(lambda: len(_lines(out)) >= 60, 20, "60 messages handled")
+        await wait_for(lambda: len(_lines(out)) >= 60, 20, "60 messages handled", poll_s=0.02)
         proc.kill()  # SIGKILL: no clean shutdown
         proc.wait(10)
         before = Counter(_lines(out))
         assert len(before) < n, "killed too late to test anything"
         proc = start()
-        await _until(lambda: len(set(_lines(out))) >= n, 30, "every message handled")
+        await wait_for(lambda: len(set(_lines(out))) >= n, 30, "every message handled", poll_s=0.02)
         seen = Counter(_lines(out))
         assert set(seen) == {f"m{i}".encode() for i in range(n)}
         again = sorted(m for m, c in seen.items() if c > 1)
@@ -105,7 +97,7 @@ async def test_broker_kill_is_noticed_at_once_and_work_resumes(tmp_path: Path) -
         assert srv.proc is not None
         killed = time.monotonic()
         srv.proc.kill()
-        await _until(lambda: not st.connected, 5, "broker loss noticed")
+        await wait_for(lambda: not st.connected, 5, "broker loss noticed", poll_s=0.02)
         noticed_s = time.monotonic() - killed
         print(f"\nbroker kill -9 noticed after {noticed_s * 1000:.0f} ms")
         assert noticed_s < 2.0
@@ -115,7 +107,7 @@ async def test_broker_kill_is_noticed_at_once_and_work_resumes(tmp_path: Path) -
         await asyncio.wait_for(st.ready.wait(), 20)
         async with aiomqtt.Client("127.0.0.1", srv.port) as c:
             await c.publish("lost/1", b"after", qos=1)
-        await _until(lambda: got == [b"after"], 10, "message after the restart")
+        await wait_for(lambda: got == [b"after"], 10, "message after the restart", poll_s=0.02)
         assert st.reconnects >= 1
     finally:
         task.cancel()

@@ -226,9 +226,10 @@ def log_events(path: Path, event: str, after: float) -> list[dict[str, Any]]:
     return out
 
 
-async def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+async def wait_for(check: Callable[[], bool], timeout: float, what: str, poll_s: float = 0.1) -> None:
+    """Return once ``check()`` holds (looked at every ``poll_s`` s); AssertionError after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll_s)
