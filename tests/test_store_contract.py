@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from shared import records
 from shared.messages import Reading, Score
 from shared.settings import Settings
-from shared.store import Point, Store, StoreError, StoreUnavailable, open_store
+from shared.store import Point, Store, StoreError, StoreUnavailable, open_store, paging
 from shared.store.identity import event_slot
 from shared.store.influx import InfluxStore, line_protocol
 from shared.store.sqlite import SqliteStore
@@ -305,6 +306,67 @@ def test_large_write_is_complete(store: Store) -> None:
     assert store.count("readings", "m1") == n
     last = store.query("readings", "m1", limit=2, newest=True)
     assert [x.fields["event_id"] for x in last] == [f"e{n - 2}", f"e{n - 1}"]
+
+
+# --- paging by data time (shared.store.paging, on the port alone) -----------------------------------
+T2012 = 1_325_376_000_000_000_000  # 2012-01-01T00:00:00Z in ns: replayed / backfilled data
+
+
+def _walk(store: Store, limit: int, **kw: Any) -> tuple[list[Point], int]:
+    """Every page of scores of m1 from the first (``kw``: start_ns/end_ns); the points and the pages."""
+    out: list[Point] = []
+    start, pages = kw.pop("start_ns", None), 0
+    while True:
+        page = paging.forward(store, "scores", "m1", start_ns=start, limit=limit, **kw)
+        out += page.points
+        pages += 1
+        assert pages < 100, "paging does not end"
+        if page.next_after_ns is None:
+            return out, pages
+        assert page.points and page.points[-1].ts_ns == page.next_after_ns
+        start = page.next_after_ns + 1
+
+
+def test_paging_walks_every_point_once_and_never_splits_one_time(store: Store) -> None:
+    """Scores of three models share each event's time: pages of any size visit each point once, a page
+    ends before a time it cannot hold whole, and a time holding more points than the limit is one page."""
+    models = ("legacy", "batch", "autoencoder")
+    pts = [
+        p(T2012 + i * S + 7, measurement="scores", tags={"model": m}, v=float(i))
+        for i in range(7)
+        for m in models[: 1 + i % 3]  # 1, 2 or 3 points at one time
+    ]
+    store.write(pts)
+    want = sorted((x.ts_ns, x.tags["model"]) for x in pts)
+    for limit in (1, 2, 3, 4, 5, 100):
+        got, pages = _walk(store, limit, end_ns=None)
+        assert sorted((x.ts_ns, x.tags["model"]) for x in got) == want, limit
+        assert len({(x.ts_ns, x.tags["model"]) for x in got}) == len(pts), limit
+        assert [x.ts_ns for x in got] == sorted(x.ts_ns for x in got), limit
+    page = paging.forward(store, "scores", "m1", start_ns=None, end_ns=None, limit=2)
+    assert [x.ts_ns for x in page.points] == [T2012 + 7]  # time 1 holds 2 points: not split
+    page = paging.forward(store, "scores", "m1", start_ns=T2012 + 2 * S, end_ns=None, limit=1)
+    assert len(page.points) == 3 and page.next_after_ns == T2012 + 2 * S + 7  # one time, 3 points
+    last = paging.forward(store, "scores", "m1", start_ns=T2012 + 5 * S, end_ns=T2012 + 6 * S, limit=1)
+    assert len(last.points) == 3 and last.next_after_ns is None  # nothing after it in the range
+    more = paging.forward(store, "scores", "m1", start_ns=T2012 + 5 * S, end_ns=None, limit=1)
+    assert len(more.points) == 3 and more.next_after_ns == T2012 + 5 * S + 7
+
+
+def test_paging_range_bounds_and_newest(store: Store) -> None:
+    store.write(
+        [p(T2012 + i * S, measurement="scores", tags={"model": "legacy"}, v=float(i)) for i in range(10)]
+    )
+    got, _ = _walk(store, 3, start_ns=T2012 + 2 * S, end_ns=T2012 + 8 * S)
+    assert [x.fields["v"] for x in got] == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert paging.newest_ns(store, "scores", "m1") == T2012 + 9 * S
+    assert paging.newest_ns(store, "scores", "m1", end_ns=T2012 + 5 * S) == T2012 + 4 * S
+    assert paging.newest_ns(store, "scores", "m1", tags={"model": "batch"}) is None
+    assert paging.newest_ns(store, "readings", "m1") is None
+    pts, older = paging.newest(store, "scores", "m1", start_ns=T2012, end_ns=T2012 + 5 * S, limit=2)
+    assert ([x.fields["v"] for x in pts], older) == ([3.0, 4.0], True)
+    pts, older = paging.newest(store, "scores", "m1", start_ns=T2012 + 3 * S, end_ns=None, limit=7)
+    assert (len(pts), older) == (7, False)
 
 
 # --- adapter-specific -------------------------------------------------------------------------------
