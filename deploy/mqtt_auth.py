@@ -8,6 +8,9 @@ is the calibrator's and the scorers' (MONITORING); only the health stage publish
 ``health/#``, which the calibrator clears on purge). Device users may publish only on their own assets'
 ``raw/<asset>/simple`` and ``raw/<asset>/vibration``; the development user ``device`` on any asset's.
 ``observer`` reads everything and publishes nothing (operators' ``mosquitto_sub``, dead letters).
+``replay`` (``scripts/replay.py``, backfill) publishes raw input for any asset (like ``device``, and the
+extra raw filters) and reads what acknowledges it end to end: ``events/+/reading``, ``features/+/+``,
+``scores/+/+`` and the retained ``models/+/+`` (which models score an asset); nothing else.
 
 ``tests/test_mqtt_auth.py`` derives what each service needs from its declared routes and publishes
 (``scripts/architecture.py``) and fails when this table grants less, or more.
@@ -161,7 +164,10 @@ GRANTS: tuple[Grant, ...] = (
 DEV_DEVICE = "device"
 #: Read-only user for operators and tools.
 OBSERVER = "observer"
+#: The replay/backfill tool: raw input for any asset, and the topics that acknowledge it end to end.
+REPLAY = "replay"
 RAW_KINDS = ("simple", "vibration")
+REPLAY_READS = ("events/+/reading", "features/+/+", "scores/+/+", "models/+/+")
 
 
 def user_for(process: str) -> str:
@@ -188,11 +194,11 @@ def acl_rules(
     dev_device: bool = False,
     extra_raw_filters: Sequence[str] = (),
 ) -> dict[str, list[tuple[str, str]]]:
-    """``{user: [(access, absolute filter), ...]}`` for the service users, ``observer``, the
+    """``{user: [(access, absolute filter), ...]}`` for the service users, ``observer``, ``replay``, the
     development ``device`` (when ``dev_device``) and ``devices`` (``{user: [asset ids]}``).
 
-    ``extra_raw_filters`` (``VIBRATION_TOPIC_FILTER``, absolute filters) are read by ingest and, in
-    development, written by ``device``.
+    ``extra_raw_filters`` (``VIBRATION_TOPIC_FILTER``, absolute filters) are read by ingest and written
+    by ``replay`` and, in development, by ``device``.
     """
     out: dict[str, list[tuple[str, str]]] = {}
     for g in GRANTS:
@@ -208,10 +214,10 @@ def acl_rules(
             rules += [("read", f) for f in extra_raw_filters]
         out[g.user] = rules
     out[OBSERVER] = [("read", t("#"))]
+    raw_writes = [("write", t(f"raw/+/{k}")) for k in RAW_KINDS] + [("write", f) for f in extra_raw_filters]
+    out[REPLAY] = [*raw_writes, *(("read", t(f)) for f in REPLAY_READS)]
     if dev_device:
-        out[DEV_DEVICE] = [("write", t(f"raw/+/{k}")) for k in RAW_KINDS] + [
-            ("write", f) for f in extra_raw_filters
-        ]
+        out[DEV_DEVICE] = list(raw_writes)
     for user, assets in (devices or {}).items():
         if user in out:
             raise ValueError(f"device user {user!r} clashes with a declared user")
@@ -272,8 +278,8 @@ def _write(path: Path, text: str, mode: int) -> None:
 
 
 def development_users() -> list[str]:
-    """The users ``make run`` creates: the service users, ``observer`` and ``device``."""
-    return [*service_users(), OBSERVER, DEV_DEVICE]
+    """The users ``make run`` creates: the service users, ``observer``, ``replay`` and ``device``."""
+    return [*service_users(), OBSERVER, REPLAY, DEV_DEVICE]
 
 
 def development_credentials(settings: Settings) -> dict[str, str]:

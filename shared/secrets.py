@@ -113,13 +113,24 @@ def development_mqtt_login(data_dir: Path, user: str = "device") -> tuple[str, s
 
 
 def with_device_login(broker: BrokerAddress, data_dir: Path) -> BrokerAddress:
-    """``broker`` with the credentials of a script that publishes device input (generator, replay): the
-    URL's user info when it has one, else ``MQTT_USERNAME``/``MQTT_PASSWORD`` from the environment, else
-    the development ``device`` user of ``make run`` (``DATA_DIR/secrets/mqtt.json``), else none."""
+    """``broker`` with the credentials of a script that publishes device input (generator): the URL's
+    user info when it has one, else ``MQTT_USERNAME``/``MQTT_PASSWORD`` from the environment, else the
+    development ``device`` user of ``make run`` (``DATA_DIR/secrets/mqtt.json``), else none."""
+    return _with_login(broker, data_dir, "device")
+
+
+def with_replay_login(broker: BrokerAddress, data_dir: Path) -> BrokerAddress:
+    """``broker`` with the credentials of ``scripts/replay.py``: the URL's user info, else
+    ``MQTT_USERNAME``/``MQTT_PASSWORD``, else the development ``replay`` user of ``make run`` (it
+    publishes raw input and reads the features, scores and models that acknowledge it), else none."""
+    return _with_login(broker, data_dir, "replay")
+
+
+def _with_login(broker: BrokerAddress, data_dir: Path, dev_user: str) -> BrokerAddress:
     if broker.username:
         return broker
     user, password = os.environ.get("MQTT_USERNAME"), os.environ.get("MQTT_PASSWORD")
-    login = (user, password or "") if user else development_mqtt_login(data_dir)
+    login = (user, password or "") if user else development_mqtt_login(data_dir, dev_user)
     if login is None:
         return broker
     return broker.model_copy(update={"username": login[0], "password": login[1]})

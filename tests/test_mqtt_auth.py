@@ -196,11 +196,38 @@ def test_device_users_publish_only_their_assets_raw_input() -> None:
     assert not acl.allows(None, "publish", topics.raw_simple("m1"))
 
 
-def test_extra_vibration_filters_are_read_by_ingest_and_written_by_the_dev_device() -> None:
+def replay_reads(topic: str) -> bool:
+    """What scripts/replay.py must read to acknowledge a window end to end (and nothing else)."""
+    families = ("events/+/reading", "features/+/+", "scores/+/+", "models/+/+")
+    return any(topic_matches(f"{topics.ROOT}/{f}", topic) for f in families)
+
+
+def test_the_replay_user_publishes_raw_input_and_reads_only_what_acknowledges_it() -> None:
+    acl, user = generated_acl(), mqtt_auth.REPLAY
+    for topic in access.sample_topics():
+        raw = "/raw/" in topic
+        assert acl.allows(user, "publish", topic) is raw, topic
+        assert acl.allows(user, "receive", topic) is replay_reads(topic), topic
+    for flt in ("events/+/reading", "features/+/+", "scores/+/+", "models/+/+"):
+        assert acl.allows(user, "subscribe", f"{topics.ROOT}/{flt}"), flt
+    for flt in ("cmd/#", "#", "events/+/window", "health/+", "state/+", "raw/+/vibration"):
+        assert not acl.allows(user, "subscribe", f"{topics.ROOT}/{flt}"), flt
+    for topic in (
+        topics.command("calibrate"),
+        topics.model_announce("m1", "legacy"),
+        topics.score("m1", "legacy"),
+    ):
+        assert not acl.allows(user, "publish", topic), topic
+    assert not acl.allows(user, "receive", topics.command("calibrate"))
+
+
+def test_extra_vibration_filters_are_read_by_ingest_and_written_by_the_dev_device_and_replay() -> None:
     rules = mqtt_auth.acl_rules(dev_device=True, extra_raw_filters=["factory/+/vibration/raw"])
     acl = Acl.parse(mqtt_auth.acl_text(rules))
     assert acl.allows("ingest", "subscribe", "factory/+/vibration/raw")
     assert acl.allows("device", "publish", "factory/m1/vibration/raw")
+    assert acl.allows("replay", "publish", "factory/m1/vibration/raw")
+    assert not acl.allows("replay", "receive", "factory/m1/vibration/raw")
     assert not acl.allows("gateway", "receive", "factory/m1/vibration/raw")
 
 
@@ -214,7 +241,7 @@ def test_generator_writes_the_files_and_keeps_passwords(tmp_path: Path) -> None:
     out = tmp_path / "mqtt"
     assert mqtt_auth.main(["--out", str(out), "--device", f"{DEVICE_USER}={DEVICE_ASSET},pump_08"]) == 0
     creds = json.loads((out / "credentials.json").read_text())
-    assert set(creds) == {*mqtt_auth.service_users(), "observer", DEVICE_USER}
+    assert set(creds) == {*mqtt_auth.service_users(), "observer", "replay", DEVICE_USER}
     assert stat.S_IMODE((out / "credentials.json").stat().st_mode) == 0o600
     assert stat.S_IMODE((out / "passwords" / "ingest").stat().st_mode) == 0o600
     assert (out / "passwords" / "ingest").read_text().strip() == creds["ingest"]
@@ -254,6 +281,8 @@ def test_development_credentials_are_made_once_and_completed(tmp_path: Path) -> 
     assert all(mqtt_acl.verify_password(again[u], users[u]) for u in again)
     acl = Acl.parse(acl_path.read_text())
     assert acl.allows("device", "publish", topics.raw_simple("any_asset"))
+    assert acl.allows("replay", "publish", topics.raw_vibration("any_asset"))
+    assert acl.allows("replay", "receive", topics.score("any_asset", "autoencoder"))
     with pytest.raises(MissingSecret, match="MQTT_URL"):
         mqtt_auth.development_credentials(Settings(data_dir=tmp_path / "prod"))
 

@@ -193,11 +193,25 @@ async def test_device_users_publish_only_their_own_assets_raw_input(broker: Targ
     for user, expected in (
         (DEVICE_USER, set(access.device_topics(DEVICE_ASSET))),
         (mqtt_auth.DEV_DEVICE, {t for t in samples if "/raw/" in t}),
+        (mqtt_auth.REPLAY, {t for t in samples if "/raw/" in t}),
     ):
         marker = (user, topics.raw_simple(DEVICE_ASSET))
         sends = [(user, t) for t in samples]
         got = await observe(broker, mqtt_auth.OBSERVER, [ALL], sends, marker, expect=expected)
         assert got == expected, f"{broker.kind}: {user} published {sorted(got ^ expected)}"
+
+
+async def test_the_replay_user_receives_only_what_acknowledges_its_windows(broker: Target) -> None:
+    """``replay`` subscribed to everything gets the reading events, feature vectors, scores and models
+    (what acknowledges a replayed window end to end), nothing else (commands, health, windows, raw)."""
+    acl, samples = broker.auth.acl, access.sample_topics()
+    families = ("events/+/reading", "features/+/+", "scores/+/+", "models/+/+")
+    expected = {t for t in samples if any(topic_matches(f"{topics.ROOT}/{f}", t) for f in families)}
+    assert expected and topics.command("calibrate") in samples and topics.command("calibrate") not in expected
+    sends = [(writer_of(acl, t), t) for t in samples]
+    marker = ("calibrator", topics.model_announce("replay_m", "legacy"))
+    got = await observe(broker, mqtt_auth.REPLAY, [ALL], sends, marker, expect=expected)
+    assert got == expected, f"{broker.kind}: replay received {sorted(got ^ expected)}"
 
 
 async def test_forged_models_scores_and_health_never_reach_a_subscriber(broker: Target) -> None:
