@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import faulthandler
 import json
-import os
 import signal
 import socket
 import ssl
@@ -24,7 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import aiomqtt
 import structlog
@@ -32,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import topics
 from shared.messages import DeadLetter, ServiceStatus
+from shared.readiness import Readiness, StatusReporter, announce_offline
 from shared.session import Checkpointed, Pipeline, Received, SessionClient
 from shared.settings import Settings
 
@@ -217,6 +217,8 @@ class ServeState:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: The message pipeline (counts, checkpoints) while serving on a broker.
     pipeline: Pipeline | None = None
+    #: Readiness on the current connection (:mod:`shared.readiness`), announced on ``status/<service>``.
+    readiness: Readiness = field(default_factory=Readiness)
 
 
 #: Reconnect backoff, seconds: first retry, cap.
@@ -235,7 +237,8 @@ async def serve(
     state: ServeState | None = None,
     checkpoint: Checkpointed | None = None,
 ) -> None:
-    """Connect, subscribe (QoS 1), announce ``online`` (retained) and feed every message to ``handler``.
+    """Connect, subscribe (QoS 1), announce ``online`` (retained), feed every message to ``handler``,
+    announce ``ready`` once the retained state is handled and ``state.readiness``'s steps are done.
 
     One :class:`~shared.session.SessionClient` serves the whole process: on connection loss (noticed
     at once when the broker's socket closes, else after at most two keepalive periods) it reconnects
@@ -257,7 +260,7 @@ async def serve(
         incoming = Incoming(m.topic.value, bytes(m.payload or b""), bool(m.retain))
         await dispatch(service, bus, handler, incoming, max_payload_bytes=limit)
 
-    pipeline = st.pipeline = Pipeline(client, handle, checkpoint)
+    pipeline = st.pipeline = Pipeline(client, handle, checkpoint, on_synced=st.readiness.sync)
     worker = asyncio.create_task(pipeline.run(), name=f"{service}-pipeline")
     try:
         await _connect_forever(service, settings, client, bus, subscriptions, tasks, st)
@@ -265,7 +268,7 @@ async def serve(
         await pipeline.stop(worker)
         with contextlib.suppress(Exception):
             if client.is_connected:
-                await asyncio.wait_for(_announce(bus, service, "offline"), 2)
+                await asyncio.wait_for(announce_offline(bus, service, st.readiness), 2)
         with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
 
@@ -303,11 +306,6 @@ async def _connect_forever(
                 await client.__aexit__(None, None, None)
 
 
-async def _announce(bus: Bus, service: str, state: Literal["online", "offline"]) -> None:
-    status = ServiceStatus(service=service, state=state, pid=os.getpid())
-    await bus.publish(topics.service_status(service), status, retain=True)
-
-
 async def _session(
     service: str,
     client: SessionClient,
@@ -317,17 +315,19 @@ async def _session(
     st: ServeState,
     where: str,
 ) -> None:
-    """One broker connection: subscribe, announce ``online``, run tasks until the connection drops."""
+    """One connection: subscribe, run tasks and the status reporter (shared.readiness) until it drops."""
     for f in [*subscriptions, client.marker_topic]:
         await client.subscribe(f, qos=1)
     gen = client.generation
+    st.readiness.begin()
     marker = asyncio.create_task(client.sync_marker(gen))
     # "online" only once subscribed: a publisher that waits for it loses nothing.
-    await _announce(bus, service, "online")
+    reporter = StatusReporter(bus, service, st.readiness)
+    await reporter.publish()
     st.connected, st.bus = True, bus
     st.ready.set()
     log.info("connected", service=service, broker=where, generation=gen)
-    running = [marker, *(asyncio.create_task(t(bus)) for t in tasks)]
+    running = [marker, asyncio.create_task(reporter.run()), *(asyncio.create_task(t(bus)) for t in tasks)]
     try:
         await client.until_disconnected()
     finally:

@@ -52,6 +52,7 @@ from shared.bus import (
 )
 from shared.log import configure_logging
 from shared.messages.base import set_max_future_skew
+from shared.readiness import Readiness, StatusReporter, announce_offline
 from shared.session import Checkpointed
 from shared.settings import Settings
 
@@ -149,6 +150,12 @@ class Service:
     #: How the process serves: by default :func:`serve_routes` on the broker; the gateway serves HTTP
     #: (its bus side runs inside the web server's lifespan).
     runner: Callable[[Service, Settings], Awaitable[None]] | None = None
+    #: Readiness announced on ``status/<name>`` (:mod:`shared.readiness`): ready once the retained state
+    #: is handled and the declared start-up ``steps`` are done; handlers may set its detail.
+    readiness: Readiness = field(default_factory=Readiness)
+
+    def __post_init__(self) -> None:
+        self.serve_state.readiness = self.readiness
 
     @property
     def subscriptions(self) -> list[str]:
@@ -252,20 +259,32 @@ async def deliver(
     )
 
 
+#: Queued after the retained messages of the in-memory subscriptions: the twin of the sync marker.
+_SYNCED = Incoming("$memory/synced", b"")
+
+
 async def serve_memory(service: Service, bus: MemoryBus, *, max_payload_bytes: int = 1 << 24) -> None:
     """Run ``service`` on an in-memory bus until cancelled: subscribe its routes (retained messages
-    first), start its tasks, dispatch every message in order."""
+    first), start its tasks and status reporter (as the runner does), dispatch every message in order."""
     queue: asyncio.Queue[Incoming] = asyncio.Queue()
     for f in service.subscriptions:
         bus.forward(f, queue)
+    queue.put_nowait(_SYNCED)
     if service.state is not None:
         await service.state.open()
-    running = [asyncio.create_task(t(bus)) for t in service.tasks]
+    readiness = service.readiness
+    readiness.begin()
+    reporter = StatusReporter(bus, service.name, readiness)
+    await reporter.publish()
+    running = [asyncio.create_task(reporter.run()), *(asyncio.create_task(t(bus)) for t in service.tasks)]
     service.serve_state.connected, service.serve_state.bus = True, bus
     service.serve_state.ready.set()
     try:
         while True:
             msg = await queue.get()
+            if msg is _SYNCED:
+                readiness.sync()
+                continue
             await dispatch(service.name, bus, service.handle, msg, max_payload_bytes=max_payload_bytes)
     finally:
         service.serve_state.connected, service.serve_state.bus = False, None
@@ -273,6 +292,7 @@ async def serve_memory(service: Service, bus: MemoryBus, *, max_payload_bytes: i
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        await announce_offline(bus, service.name, readiness)
         if service.state is not None:
             await service.state.close()
 

@@ -262,10 +262,19 @@ class Pipeline:
     """Handles :attr:`SessionClient.incoming` in order and acknowledges each message once it is done:
     at once, or at the next saved checkpoint when the service has a :class:`Checkpointed` state."""
 
-    def __init__(self, client: SessionClient, dispatch: Dispatch, checkpoint: Checkpointed | None) -> None:
+    def __init__(
+        self,
+        client: SessionClient,
+        dispatch: Dispatch,
+        checkpoint: Checkpointed | None,
+        *,
+        on_synced: Callable[[], None] | None = None,
+    ) -> None:
         self.client = client
         self.dispatch = dispatch
         self.checkpoint = checkpoint
+        #: Called once the current connection's retained messages have all been handled.
+        self.on_synced = on_synced
         self.lock = asyncio.Lock()
         self.unsaved: list[Received] = []
         #: Non-retained messages waiting for their connection's retained state (see the module).
@@ -287,6 +296,8 @@ class Pipeline:
                 item = await self.client.incoming.get()
                 if isinstance(item, Synced):
                     self.synced = max(self.synced, item.generation)
+                    if self.on_synced is not None and item.generation == self.client.generation:
+                        self.on_synced()
                     held, self.held = self.held, []
                     for r in held:
                         await self._handle(r)

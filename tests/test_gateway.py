@@ -368,8 +368,11 @@ async def test_readings_from_store(mgw: MemoryGateway) -> None:
     body = (await client.get(f"/api/v1/assets/{asset}/readings", params={"minutes": 120, "limit": 1})).json()
     assert (body["count"], body["truncated"], body["readings"][0]["voltage_v"]) == (1, True, 330.0)
 
-    # Known (stored) asset without readings in the window: 200 and empty; unknown asset: 404.
-    assert (await client.get(f"/api/v1/assets/{idle}/readings")).json()["count"] == 0
+    # The default window ends at the asset's newest data, not the wall clock: an idle asset shows its
+    # last hour of data. A known asset without readings in a range: 200 and empty; unknown asset: 404.
+    assert (await client.get(f"/api/v1/assets/{idle}/readings")).json()["count"] == 1
+    r = await client.get(f"/api/v1/assets/{idle}/readings", params={"to": rows[3].ts.isoformat()})
+    assert (r.status_code, r.json()["count"]) == (200, 0)
     r = await client.get(f"/api/v1/assets/{uid('nobody')}/readings")
     assert r.status_code == 404 and "unknown asset" in r.json()["detail"]
 
@@ -443,7 +446,8 @@ async def test_retained_state_and_config_reach_assets_and_status(mgw: MemoryGate
     )
     assert st["assets"][cfg]["state"] == "IDLE"
     assert st["system_state"] == "MONITORING"
-    assert st["services"] == {"calibrator": "online", "ingest": "online"}  # ingest: the fixture's
+    # ingest: the fixture's; gateway: its own bus side (in memory as on a broker)
+    assert st["services"] == {"calibrator": "online", "gateway": "online", "ingest": "online"}
 
     listed = {x["asset_id"]: x for x in (await mgw.api.get("/assets")).json()["assets"]}
     assert listed[mon]["state"] == "MONITORING" and listed[mon]["has_data"] is False

@@ -122,8 +122,24 @@ class DeadLetter(Message):
     ts: Timestamp = Field(default_factory=utcnow)
 
 
+class ServiceDetail(Message):
+    """Service-specific readiness facts on a :class:`ServiceStatus` (each ``None`` when not reported)."""
+
+    #: Scorer: assets that have a loaded (trusted) model of the scorer's kind.
+    models_loaded: int | None = Field(default=None, ge=0)
+    #: Calibrator: model announcements (asset × kind) re-published from the registry at start-up.
+    models_announced: int | None = Field(default=None, ge=0)
+    #: Start-up steps of the service not done yet on this connection (e.g. ``models``).
+    waiting_for: list[str] = Field(default_factory=list)
+
+
 class ServiceStatus(Message):
+    """Retained on ``status/<service>``. ``online`` once subscribed; ``ready`` once the connection's
+    retained state has been handled and the service's own start-up is done (``detail`` says more)."""
+
     service: str
     state: Literal["online", "offline"]
     pid: int | None = None
     ts: Timestamp = Field(default_factory=utcnow)
+    ready: bool = False
+    detail: ServiceDetail | None = None
