@@ -1,10 +1,10 @@
-"""``/assets``: known assets, their stored readings, scores and health history, and their configuration
-(owned by the calibrator: written with ``cmd/config``, read from the retained ``config/<asset>``)."""
+"""``/assets``: known assets, their stored readings, scores, health and feature vectors by data time
+(:mod:`services.gateway.history`), and their configuration (owned by the calibrator: written with
+``cmd/config``, read from the retained ``config/<asset>``)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -14,28 +14,26 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from services.gateway.auth.guard import Admin, Viewer
 from services.gateway.commands import command, raise_failed
-from services.gateway.deps import ContextDep, GatewayContext
+from services.gateway.deps import ContextDep
+from services.gateway.history import HistoryDep, HistoryRange, history
 from shared import records
 from shared.messages import (
     AssetConfig,
     AssetState,
     ConfigReply,
     ConfigRequest,
+    FeatureKind,
+    FeatureVector,
     HealthUpdate,
     ModelKind,
     Reading,
     Score,
-    ts_ns,
-    utcnow,
+    from_ns,
 )
 from shared.store import Point
 from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(prefix="/assets", tags=["assets"])
-
-MAX_MINUTES = 43_200  # 30 days
-DEFAULT_LIMIT = 10_000
-MAX_LIMIT = 100_000
 
 AssetIdPath = Annotated[str, PathParam(pattern=ASSET_ID_PATTERN, description="Asset id")]
 
@@ -51,27 +49,6 @@ class AssetSummary(BaseModel):
 class AssetList(BaseModel):
     count: int
     assets: list[AssetSummary]
-
-
-class ReadingList(BaseModel):
-    asset_id: str
-    minutes: int
-    start: datetime
-    end: datetime
-    count: int
-    #: True when ``limit`` cut off older readings (the newest ``limit`` are returned).
-    truncated: bool
-    readings: list[Reading]
-
-
-async def _known_or_404(ctx: GatewayContext, asset_id: str) -> None:
-    """HTTP 404 unless the asset has stored data or retained state/config/health/models."""
-    if asset_id in ctx.view.known_assets():
-        return
-    stored = await asyncio.to_thread(ctx.store.assets)
-    if asset_id not in stored:
-        reason = f"unknown asset {asset_id!r}: no stored data and no retained state/config"
-        raise HTTPException(404, reason)
 
 
 @router.get("", response_model=AssetList)
@@ -94,83 +71,40 @@ async def list_assets(ctx: ContextDep, who: Viewer) -> AssetList:
     return AssetList(count=len(out), assets=out)
 
 
-@router.get(
-    "/{asset_id}/readings",
-    response_model=ReadingList,
-    responses={404: {"description": "Unknown asset"}, 422: {"description": "Invalid asset id or query"}},
-)
-async def get_readings(
-    asset_id: AssetIdPath,
-    ctx: ContextDep,
-    who: Viewer,
-    minutes: Annotated[int, Query(ge=1, le=MAX_MINUTES, description="Look-back window, minutes")] = 60,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many (the newest)")] = (
-        DEFAULT_LIMIT
-    ),
-) -> ReadingList:
-    """Stored readings of the last ``minutes`` minutes, oldest first (newest last)."""
-    end = utcnow()
-    start = end - timedelta(minutes=minutes)
-    points = await asyncio.to_thread(
-        ctx.store.query, records.READINGS, asset_id, start_ns=ts_ns(start), limit=limit, newest=True
-    )
-    if not points:
-        await _known_or_404(ctx, asset_id)
-    readings = [records.point_to_reading(p) for p in points]
-    return ReadingList(
-        asset_id=asset_id,
-        minutes=minutes,
-        start=start,
-        end=end,
-        count=len(readings),
-        truncated=len(readings) == limit,
-        readings=readings,
-    )
+# ---------------------------------------------------------------------------------------------
+# History by data time: readings, scores, health, feature vectors (services.gateway.history)
+# ---------------------------------------------------------------------------------------------
+class ReadingList(HistoryRange):
+    readings: list[Reading]
 
 
-# ---------------------------------------------------------------------------------------------
-# Scores and health history
-# ---------------------------------------------------------------------------------------------
-class ScoreList(BaseModel):
-    asset_id: str
-    minutes: int
-    count: int
-    #: True when ``limit`` cut off older scores (the newest ``limit`` are returned).
-    truncated: bool
+class ScoreList(HistoryRange):
     scores: list[Score]
 
 
-class HealthHistory(BaseModel):
-    asset_id: str
-    minutes: int
-    count: int
-    truncated: bool
+class HealthHistory(HistoryRange):
     history: list[HealthUpdate]
 
 
-MinutesQuery = Annotated[int, Query(ge=1, le=MAX_MINUTES, description="Look-back window, minutes")]
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many (the newest)")]
+class FeatureList(HistoryRange):
+    kind: FeatureKind
+    #: Stored feature vectors (names in their original order; extras as stored).
+    features: list[FeatureVector]
+
+
 _HISTORY_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown asset"},
-    422: {"description": "Invalid asset id or query"},
+    422: {"description": "Invalid asset id or query (e.g. an unreadable time, from >= to)"},
 }
 
 
-async def _recent(
-    ctx: GatewayContext,
-    measurement: str,
-    asset_id: str,
-    minutes: int,
-    limit: int,
-    tags: dict[str, str] | None = None,
-) -> list[Point]:
-    start = ts_ns(utcnow() - timedelta(minutes=minutes))
-    points = await asyncio.to_thread(
-        ctx.store.query, measurement, asset_id, start_ns=start, limit=limit, newest=True, tags=tags
-    )
-    if not points:
-        await _known_or_404(ctx, asset_id)
-    return points
+@router.get("/{asset_id}/readings", response_model=ReadingList, responses=_HISTORY_RESPONSES)
+async def get_readings(asset_id: AssetIdPath, ctx: ContextDep, who: Viewer, q: HistoryDep) -> ReadingList:
+    """Stored readings by data time, oldest first: the last ``minutes`` of the asset's data, or a page of
+    ``[from, to)`` (``next`` continues it)."""
+    got = await history(ctx, q, records.READINGS, asset_id)
+    readings = [records.point_to_reading(p) for p in got.points]
+    return ReadingList(**got.summary(asset_id), count=len(readings), readings=readings)
 
 
 @router.get("/{asset_id}/scores", response_model=ScoreList, responses=_HISTORY_RESPONSES)
@@ -178,37 +112,55 @@ async def get_scores(
     asset_id: AssetIdPath,
     ctx: ContextDep,
     who: Viewer,
-    minutes: MinutesQuery = 60,
-    limit: LimitQuery = DEFAULT_LIMIT,
+    q: HistoryDep,
     model: Annotated[ModelKind | None, Query(description="Only this model (default: all, merged)")] = None,
 ) -> ScoreList:
-    """Stored anomaly scores of the last ``minutes`` minutes, every model merged, oldest first."""
-    tags = {"model": model} if model else None
-    points = await _recent(ctx, records.SCORES, asset_id, minutes, limit, tags)
-    scores = [records.point_to_score(p) for p in points]
-    return ScoreList(
-        asset_id=asset_id, minutes=minutes, count=len(scores), truncated=len(scores) == limit, scores=scores
-    )
+    """Stored anomaly scores by data time, every model merged (or one), oldest first; the default window
+    ends at the asset's newest stored score (of ``model``)."""
+    got = await history(ctx, q, records.SCORES, asset_id, {"model": model} if model else None)
+    scores = [records.point_to_score(p) for p in got.points]
+    return ScoreList(**got.summary(asset_id), count=len(scores), scores=scores)
 
 
 @router.get("/{asset_id}/health", response_model=HealthHistory, responses=_HISTORY_RESPONSES)
 async def get_health_history(
+    asset_id: AssetIdPath, ctx: ContextDep, who: Viewer, q: HistoryDep
+) -> HealthHistory:
+    """Stored health assessments by data time, oldest first."""
+    got = await history(ctx, q, records.HEALTH, asset_id)
+    items = [records.point_to_health(p) for p in got.points]
+    return HealthHistory(**got.summary(asset_id), count=len(items), history=items)
+
+
+def _feature_vector(point: Point, kind: FeatureKind) -> FeatureVector:
+    names, values, extras = records.point_to_features(point)
+    event_id = point.fields.get("event_id")
+    if not isinstance(event_id, str):
+        raise ValueError(f"{point.measurement} point at {point.ts_ns} has no event_id")
+    return FeatureVector(
+        event_id=event_id,
+        asset_id=point.asset_id,
+        ts=from_ns(point.ts_ns),
+        kind=kind,
+        names=names,
+        values=values,
+        extras=extras,
+    )
+
+
+@router.get("/{asset_id}/features", response_model=FeatureList, responses=_HISTORY_RESPONSES)
+async def get_features(
     asset_id: AssetIdPath,
     ctx: ContextDep,
     who: Viewer,
-    minutes: MinutesQuery = 60,
-    limit: LimitQuery = DEFAULT_LIMIT,
-) -> HealthHistory:
-    """Stored health assessments of the last ``minutes`` minutes (by data time), oldest first."""
-    points = await _recent(ctx, records.HEALTH, asset_id, minutes, limit)
-    history = [records.point_to_health(p) for p in points]
-    return HealthHistory(
-        asset_id=asset_id,
-        minutes=minutes,
-        count=len(history),
-        truncated=len(history) == limit,
-        history=history,
-    )
+    q: HistoryDep,
+    kind: Annotated[FeatureKind, Query(description="Feature family: legacy, batch or vibration")],
+) -> FeatureList:
+    """Stored feature vectors of one kind by data time, oldest first, with their event ids (what a
+    replay resumes from)."""
+    got = await history(ctx, q, records.features_measurement(kind), asset_id)
+    vectors = [_feature_vector(p, kind) for p in got.points]
+    return FeatureList(**got.summary(asset_id), kind=kind, count=len(vectors), features=vectors)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -14,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.gateway.auth.guard import Operator, Viewer
 from services.gateway.deps import ContextDep
+from services.gateway.history import history_range
 from shared import records, topics
-from shared.messages import AssetId, LogEventType, OperatorLog, to_utc, ts_ns, utcnow
-from shared.store import Store
+from shared.messages import AssetId, LogEventType, OperatorLog, from_ns, to_utc, ts_ns, utcnow
+from shared.store import Store, paging
 from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(prefix="/logs", tags=["logs"])
@@ -51,7 +53,12 @@ class LogAccepted(BaseModel):
 
 class LogList(BaseModel):
     hours: int
+    #: The entry-time range used, ``[start, end)`` (``from``/``to``, else the last ``hours`` of entries).
+    start: datetime
+    end: datetime
     count: int
+    #: True when the range holds more than ``limit`` entries (the newest are returned).
+    truncated: bool = False
     logs: list[OperatorLog]
 
 
@@ -80,29 +87,63 @@ async def post_log(body: LogIn, ctx: ContextDep, who: Operator) -> LogAccepted:
     return LogAccepted(log_id=entry.log_id, log=entry)
 
 
-def _stored_logs(store: Store, asset_ids: list[str], start_ns: int, limit: int) -> list[OperatorLog]:
+@dataclass(frozen=True)
+class LogQuery:
+    start: datetime | None
+    end: datetime | None
+    hours: int
+    limit: int
+
+
+def _stored_logs(
+    store: Store, asset_ids: list[str], q: LogQuery
+) -> tuple[list[OperatorLog], datetime, datetime]:
+    """The newest ``q.limit`` entries per asset in the range (newest first overall) and the range used:
+    ``[from, to)``; ``to`` defaults to just after the newest stored entry of these assets (data time,
+    not the wall clock), ``from`` to ``to - hours``."""
+    end = q.end
+    if end is None:
+        newest = [ns for a in asset_ids if (ns := paging.newest_ns(store, records.OPLOGS, a)) is not None]
+        end = from_ns(max(newest)) + timedelta(microseconds=1) if newest else utcnow()
+    start = q.start or end - timedelta(hours=q.hours)
     out: list[OperatorLog] = []
     for a in asset_ids:
-        for p in store.query(records.OPLOGS, a, start_ns=start_ns, limit=limit, newest=True):
+        points = store.query(
+            records.OPLOGS, a, start_ns=ts_ns(start), end_ns=ts_ns(end), limit=q.limit + 1, newest=True
+        )
+        for p in points:
             try:
                 out.append(records.point_to_oplog(p))
             except ValueError as exc:
                 log.warning("bad_oplog_point", asset_id=a, ts_ns=p.ts_ns, error=str(exc))
-    return out
+    out.sort(key=lambda e: (e.ts, e.log_id), reverse=True)
+    return out, start, end
 
 
-@router.get("", response_model=LogList)
+@router.get("", response_model=LogList, responses={422: {"description": "Invalid query (e.g. from >= to)"}})
 async def list_logs(
     ctx: ContextDep,
     who: Viewer,
     asset_id: Annotated[str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset")] = None,
-    hours: Annotated[int, Query(ge=1, le=MAX_HOURS, description="Look-back window, hours")] = 24,
+    hours: Annotated[
+        int, Query(ge=1, le=MAX_HOURS, description="Look-back when `from` is not given, hours")
+    ] = 24,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many (the newest)")] = 1000,
+    from_: Annotated[
+        str | None, Query(alias="from", description="Start of the range (ISO-8601 or epoch s)")
+    ] = None,
+    to: Annotated[str | None, Query(description="End (exclusive) of the range (ISO-8601 or epoch s)")] = None,
 ) -> LogList:
-    """Stored log entries of the last ``hours`` hours (by entry time), newest first; all assets by default."""
-    start = ts_ns(utcnow() - timedelta(hours=hours))
+    """Stored log entries by entry time, newest first, all assets by default: ``[from, to)``, or the last
+    ``hours`` before the newest stored entry (data time: backfilled entries show too)."""
+    q = LogQuery(*history_range(from_, to), hours, limit)
     assets = [asset_id] if asset_id else await asyncio.to_thread(ctx.store.assets)
-    entries = await asyncio.to_thread(_stored_logs, ctx.store, assets, start, limit)
-    entries.sort(key=lambda e: (e.ts, e.log_id), reverse=True)
-    entries = entries[:limit]
-    return LogList(hours=hours, count=len(entries), logs=entries)
+    entries, start, end = await asyncio.to_thread(_stored_logs, ctx.store, assets, q)
+    return LogList(
+        hours=hours,
+        start=start,
+        end=end,
+        count=min(len(entries), limit),
+        truncated=len(entries) > limit,
+        logs=entries[:limit],
+    )
