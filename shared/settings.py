@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # Features: readings per batch window (sliding, one vector per reading), and legacy warm-up.
     batch_window: int = Field(default=100, ge=2, le=10_000)
     legacy_warmup: int = Field(default=30, ge=0, le=10_000)
+    # Health: seconds (wall clock) the oldest window of an asset waits for its missing parts (a score, its
+    # features, its reading) once neither it nor the awaited stream has moved; then it is assessed without.
+    health_join_wait_s: float = Field(default=10.0, gt=0, le=3600)
     # Gateway: seconds to wait for the calibrator's final reply / for other command replies.
     calibration_timeout_s: float = Field(default=300.0, gt=0)
     command_timeout_s: float = Field(default=60.0, gt=0)
