@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
 from shared.recordings.archive import Entry, stem_of
 
 #: Numeric time values at or above this are Unix epoch seconds (2001-09-09); below: relative seconds.
-EPOCH_MIN_S = 1e9
+EPOCH_MIN_S = 1_000_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Every in-segment sample interval must lie within this fraction of the mean interval.
 SAMPLE_JITTER_TOL = 0.10
 #: Default: an interval longer than this many median intervals is a gap between snapshots.
@@ -34,31 +36,36 @@ def as_utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-def parse_time(value: str) -> tuple[float, bool]:
-    """``(seconds, absolute)``: ISO-8601 -> Unix seconds (absolute); a number -> itself (absolute >= 1e9)."""
+def parse_time(value: str) -> tuple[int, bool]:
+    """``(microseconds, absolute)`` of one time-column value, exact to the microsecond.
+
+    ISO-8601 -> microseconds since the Unix epoch (absolute; naive = UTC); a number of seconds ->
+    itself × 10**6 (absolute when >= ``EPOCH_MIN_S``, else relative seconds).
+    """
     v = value.strip()
     try:
-        num = float(v)
-    except ValueError:
+        num = Decimal(v)
+    except InvalidOperation:
         num = None
     if num is not None:
-        if not math.isfinite(num):
+        if not num.is_finite():
             raise ValueError(f"time value {value!r} is not finite")
-        return num, num >= EPOCH_MIN_S
+        return int((num * 1_000_000).to_integral_value()), num >= EPOCH_MIN_S
     try:
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"time value {value!r} is neither a number of seconds nor ISO-8601") from None
-    return as_utc(dt).timestamp(), True
+    return (as_utc(dt) - EPOCH) // timedelta(microseconds=1), True
 
 
 def segments(t: np.ndarray, gap_factor: float, where: str, first_line: int) -> tuple[list[slice], float]:
     """Split increasing sample times ``t`` (s) at gaps; return the segments and the mean interval (s).
 
     An interval longer than ``gap_factor`` × the median interval is a gap; every other interval must
-    lie within ``SAMPLE_JITTER_TOL`` of their mean. ``where``/``first_line`` (the line of ``t[0]``)
-    make the error messages precise. Raises ``ValueError`` when times do not increase, when the
-    sampling is irregular, or when no two consecutive samples give the interval.
+    lie within ``SAMPLE_JITTER_TOL`` of the median. The mean interval is that of the non-gaps
+    (sample rate = 1 / mean). ``where``/``first_line`` (the line of ``t[0]``) make the errors
+    precise. Raises ``ValueError`` when times do not increase, when the sampling is irregular, or
+    when no two consecutive samples give the interval.
     """
     dt = np.diff(t)
     bad = np.flatnonzero(dt <= 0)
@@ -68,17 +75,17 @@ def segments(t: np.ndarray, gap_factor: float, where: str, first_line: int) -> t
         )
     if dt.size == 0:
         raise ValueError(f"{where}: a time column needs at least 2 samples to give the sample rate")
-    gap = dt > gap_factor * float(np.median(dt))
-    inside = dt[~gap]
-    mean = float(inside.mean())
-    off = np.flatnonzero(~gap & (np.abs(dt - mean) > SAMPLE_JITTER_TOL * mean))
+    median = float(np.median(dt))
+    gap = dt > gap_factor * median
+    off = np.flatnonzero(~gap & (np.abs(dt - median) > SAMPLE_JITTER_TOL * median))
     if off.size:
         k = int(off[0])
         raise ValueError(
             f"{where}: non-uniform sampling: interval {dt[k]:.6g} s before line {k + first_line + 1} differs "
-            f"from the mean {mean:.6g} s by more than {SAMPLE_JITTER_TOL:.0%} and is no gap "
-            f"(gaps are > {gap_factor:g} x the median interval)"
+            f"from the median {median:.6g} s by more than {SAMPLE_JITTER_TOL:.0%} and is no gap "
+            f"(gaps are > {gap_factor:g} x the median)"
         )
+    mean = float(dt[~gap].mean())
     cuts = [0, *(int(k) + 1 for k in np.flatnonzero(gap)), t.size]
     return [slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)], mean
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from shared.recordings.model import Part, check_signals, rate
-from shared.recordings.times import parse_time, segments
+from shared.recordings.times import EPOCH, parse_time, segments
 
 #: Column names read case-insensitively: the time column and the axes.
 RESERVED = ("t", "x", "y", "z")
@@ -68,19 +68,20 @@ def _column(body: list[tuple[int, list[str]]], j: int, name: str, source: str) -
     return out
 
 
-def _times(body: list[tuple[int, list[str]]], j: int, source: str) -> tuple[np.ndarray, bool]:
-    """Column ``t`` as seconds (float64) and whether the values are absolute (Unix seconds)."""
+def _times(body: list[tuple[int, list[str]]], j: int, source: str) -> tuple[np.ndarray, datetime | None]:
+    """Column ``t`` as seconds after its first value, and the UTC time of that value if absolute."""
     values, kinds = [], set()
     for line, r in body:
         try:
-            sec, absolute = parse_time(r[j])
+            micro, absolute = parse_time(r[j])
         except ValueError as exc:
             raise ValueError(f"{source}: line {line}, column t: {exc}") from None
-        values.append(sec)
+        values.append(micro)
         kinds.add(absolute)
     if len(kinds) > 1:
         raise ValueError(f"{source}: column t mixes absolute times and relative seconds")
-    return np.asarray(values, dtype=np.float64), kinds == {True}
+    first = EPOCH + timedelta(microseconds=values[0]) if kinds == {True} else None
+    return (np.asarray(values, dtype=np.int64) - values[0]) / 1e6, first
 
 
 def read_csv(data: bytes, source: str, *, fs_hz: float | None, gap_factor: float) -> list[Part]:
@@ -94,14 +95,14 @@ def read_csv(data: bytes, source: str, *, fs_hz: float | None, gap_factor: float
         if fs_hz is None:
             raise ValueError(f"{source}: no time column 't'; give the sample rate with --fs")
         return [Part(signals, fs_hz)]
-    t, absolute = _times(body, header.index("t"), source)
+    t, first = _times(body, header.index("t"), source)
     cuts, mean_dt = segments(t, gap_factor, source, body[0][0])
     fs = rate(1.0 / mean_dt, fs_hz, source, "rate of the time column")
     parts = []
     for seg in cuts:
         tag = "" if len(cuts) == 1 else f"[lines {body[seg.start][0]}-{body[seg.stop - 1][0]}]"
         t0 = float(t[seg.start])
-        when = datetime.fromtimestamp(t0, UTC) if absolute else None
+        when = None if first is None else first + timedelta(seconds=t0)
         parts.append(Part({n: s[seg] for n, s in signals.items()}, fs, tag=tag, rel_s=t0, absolute=when))
     return parts
 
