@@ -323,6 +323,13 @@ def test_interval_numbers_files_in_name_order(tmp_path: Path) -> None:
         load_snapshots(paths, fs_hz=1000.0, start=T0)
     with pytest.raises(ValueError, match="--interval needs --start"):
         load_snapshots(paths, fs_hz=1000.0, interval_s=600)
+    with pytest.raises(ValueError, match="time_from=interval needs --start and --interval"):
+        load_snapshots(paths, fs_hz=1000.0, time_from="interval", start=T0)
+    os.utime(paths[1], (T0.timestamp(), T0.timestamp()))
+    got = load_snapshots(paths, fs_hz=1000.0, time_from="mtime", start=T0, interval_s=600)
+    assert got[0].source == "snap_001.csv" and got[0].start == T0  # explicit mode: interval not used
+    with pytest.raises(ValueError, match="snap_000.csv: --key/--label apply to CWRU-layout .npz files only"):
+        load_snapshots(paths, fs_hz=1000.0, start=T0, interval_s=600, key="IR007_12k__DE")
 
 
 def test_directory_is_read_recursively_and_mtime_is_the_default(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ AXES = ("x", "y", "z")
 FS_AGREE_TOL = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Snapshot:
     """One uniformly sampled burst of a recording.
 
@@ -40,6 +40,8 @@ class Snapshot:
     signals : dict[str, numpy.ndarray]
         Name -> 1-D float64 samples in g, all of equal length: ``x`` [``y``, ``z``] for axis data,
         else column or channel names, or ``"0"``, ``"1"``, ... by channel index.
+
+    Snapshots compare by identity (their arrays have no single truth value).
     """
 
     source: str

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -107,11 +108,9 @@ def read_csv(data: bytes, source: str, *, fs_hz: float | None, gap_factor: float
     return parts
 
 
-def read_ascii(data: bytes, source: str, *, fs_hz: float | None) -> list[Part]:
-    """The single part of a header-less, whitespace-separated numeric file (channels ``"0"``, ...)."""
-    if fs_hz is None:
-        raise ValueError(f"{source}: a text file without header gives no sample rate; give it with --fs")
-    rows = [(i, line.split()) for i, line in enumerate(_text(data, source).splitlines(), start=1)]
+def _ascii_error(text: str, source: str) -> None:
+    """Raise the precise error (line and column) for a text file that ``numpy.loadtxt`` refused."""
+    rows = [(i, line.split()) for i, line in enumerate(text.splitlines(), start=1)]
     rows = [(i, r) for i, r in rows if r]
     if not rows:
         raise ValueError(f"{source}: empty file")
@@ -119,10 +118,22 @@ def read_ascii(data: bytes, source: str, *, fs_hz: float | None) -> list[Part]:
     for line, r in rows:
         if len(r) != width:
             raise ValueError(f"{source}: line {line} has {len(r)} columns, line {rows[0][0]} has {width}")
+    for c in range(width):
+        _column(rows, c, str(c), source)
+    raise ValueError(f"{source}: not a whitespace-separated table of numbers")
+
+
+def read_ascii(data: bytes, source: str, *, fs_hz: float | None) -> list[Part]:
+    """The single part of a header-less, whitespace-separated numeric file (channels ``"0"``, ...)."""
+    if fs_hz is None:
+        raise ValueError(f"{source}: a text file without header gives no sample rate; give it with --fs")
+    text = _text(data, source)
     try:
-        values = np.array([r for _, r in rows], dtype=np.float64)
-    except ValueError:
-        for c in range(width):
-            _column(rows, c, str(c), source)  # raises with the line and column
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an empty file warns; make it an error like the rest
+            values = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2, comments=None)
+    except (ValueError, UserWarning):
+        _ascii_error(text, source)
         raise
+    width = values.shape[1]
     return [Part(check_signals({str(c): values[:, c] for c in range(width)}, source), fs_hz)]
