@@ -1,11 +1,14 @@
 """Pure translations between the contract (:mod:`shared.messages`) and the health core
 (:mod:`shared.health`): trusted model announcements → baselines, assessments → :class:`HealthUpdate`,
-alarm transitions → :class:`AlarmEvent`, refused alarm actions → error codes, and the publish throttle."""
+alarm transitions → :class:`AlarmEvent`, refused alarm actions → error codes, the publish throttle and
+the service's own :class:`Tick`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from pydantic import BaseModel
 
 from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
 from shared.health.assessor import Assessment
@@ -173,3 +176,14 @@ class PublishThrottle:
 
     def forget(self, asset: str) -> None:
         self._last.pop(asset, None)
+
+
+class Tick(BaseModel):
+    """The health stage's self-addressed tick (``sync/health/tick``): releases the windows whose wait is
+    over inside the message pipeline; the first of each connection also republishes the last health of
+    every asset (a restarted broker forgot the retained ones). ``process`` + ``n`` make every payload
+    unique (the runner skips a repeated topic + payload); a tick of another process is ignored."""
+
+    process: str
+    n: int
+    republish: bool = False

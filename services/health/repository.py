@@ -2,10 +2,11 @@
 
 :class:`AssessorRepository` is plain blocking file I/O (JSON files ``<dir>/<asset>.json``, written
 atomically: a temporary file, then ``os.replace``). :class:`AssessorStates` is the service's state
-port over it: it holds the live :class:`~shared.health.assessor.HealthAssessor` of every asset,
-loads them all on :meth:`~AssessorStates.open`, saves them all on :meth:`~AssessorStates.close`,
-and in between saves one asset at most every ``save_every_s`` seconds (wall clock) unless forced
-(an alarm transition); every file access runs in a worker thread (``asyncio.to_thread``).
+port over it: it holds the live :class:`~shared.health.assessor.HealthAssessor` of every asset with its
+pending windows (:class:`~shared.health.join.AssetJoin`) and last published health, loads them all on
+:meth:`~AssessorStates.open`, saves what changed at every checkpoint (a message is acknowledged to the
+broker only after that) and everything on :meth:`~AssessorStates.close`; every file access runs in a
+worker thread (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import structlog
 
 from shared import topics
 from shared.health.assessor import HealthAssessor
+from shared.health.join import AssetJoin
 
 log = structlog.get_logger()
-
-#: Save an asset's state at most this often (s, wall clock) unless an alarm changed.
-SAVE_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,13 +56,25 @@ class AssessorRepository:
 
     def save(self, asset: str, state: dict[str, Any]) -> None:
         """Write ``state`` atomically (readers see the old file or the new one, never half)."""
+        self.write(asset, json.dumps(state, allow_nan=False))
+
+    def write(self, asset: str, text: str) -> None:
+        """Write JSON ``text`` atomically (a temporary file, then ``os.replace``)."""
         path = self.path(asset)
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, allow_nan=False))
+        tmp.write_text(text)
         os.replace(tmp, path)
+
+    def write_all(self, texts: dict[str, str | None]) -> None:
+        """Write each asset's JSON text (None: delete its file)."""
+        for asset, text in texts.items():
+            if text is None:
+                self.delete(asset)
+            else:
+                self.write(asset, text)
 
     def delete(self, asset: str) -> None:
         path = self.path(asset)
@@ -73,43 +84,76 @@ class AssessorRepository:
 
 @dataclass
 class AssessorStates:
-    """The state port: live assessors by asset, persisted through an :class:`AssessorRepository`."""
+    """The state port: per asset the live assessor, its pending windows (:class:`AssetJoin`) and the
+    last published health (``HealthUpdate`` JSON), persisted through an :class:`AssessorRepository`.
+
+    Checkpointed (:class:`shared.session.Checkpointed`): handlers :meth:`touch` what they change,
+    :meth:`snapshot` serialises the touched assets between two messages and :meth:`save` writes them,
+    so a message is acknowledged only once the state it produced is on disk."""
 
     repository: AssessorRepository
-    save_every_s: float = SAVE_EVERY_S
     assessors: dict[str, HealthAssessor] = field(default_factory=dict)
+    joins: dict[str, AssetJoin] = field(default_factory=dict)
+    last_health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Monotonic seconds (the joins' waits); injectable for tests.
     clock: Callable[[], float] = time.monotonic
-    _last_save: dict[str, float] = field(default_factory=dict)
+    _dirty: set[str] = field(default_factory=set)
 
     async def open(self) -> None:
-        """Load every saved assessor (so alarms of all assets can be acted on after a restart)."""
+        """Load every saved asset (so alarms of all assets can be acted on after a restart)."""
         blobs = await asyncio.to_thread(self.repository.load_all)
+        now = self.clock()
         for asset, blob in blobs.items():
             try:
-                self.assessors[asset] = HealthAssessor.from_dict(blob)
+                assessor = HealthAssessor.from_dict(blob)
+                join = AssetJoin.from_dict(blob["join"], now) if blob.get("join") else AssetJoin()
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("health_state_unreadable", asset_id=asset, error=str(exc))
-        log.info("health_state_loaded", assets=sorted(self.assessors))
+                continue
+            self.assessors[asset], self.joins[asset] = assessor, join
+            if isinstance(blob.get("last_health"), dict):
+                self.last_health[asset] = blob["last_health"]
+        pending = sum(j.pending for j in self.joins.values())
+        log.info("health_state_loaded", assets=sorted(self.assessors), pending_windows=pending)
 
     async def close(self) -> None:
-        """Save every assessor."""
-        for asset in list(self.assessors):
-            await self.save(asset, force=True)
+        """Save every asset (and apply pending deletions)."""
+        self._dirty |= set(self.assessors)
+        await self.save(self.snapshot())
 
-    async def save(self, asset: str, *, force: bool = False) -> None:
-        """Save ``asset``'s assessor unless it was saved less than ``save_every_s`` ago (``force``:
-        regardless). The state is snapshotted here; only the file write runs in the thread."""
-        a = self.assessors.get(asset)
-        if a is None:
-            return
-        now = self.clock()
-        if not force and now - self._last_save.get(asset, float("-inf")) < self.save_every_s:
-            return
-        self._last_save[asset] = now
-        await asyncio.to_thread(self.repository.save, asset, a.to_dict())
+    def touch(self, asset: str) -> None:
+        """``asset``'s state changed: saved at the next checkpoint."""
+        self._dirty.add(asset)
 
-    async def forget(self, asset: str) -> None:
-        """Drop ``asset``'s assessor and its saved state."""
+    def pending(self) -> int:
+        """Windows waiting in every asset's join."""
+        return sum(j.pending for j in self.joins.values())
+
+    def blob(self, asset: str) -> dict[str, Any]:
+        """The saved form of one asset: the assessor's state plus ``join`` and ``last_health``."""
+        join = self.joins.get(asset)
+        return {
+            **self.assessors[asset].to_dict(),
+            "join": None if join is None else join.to_dict(),
+            "last_health": self.last_health.get(asset),
+        }
+
+    def snapshot(self) -> dict[str, str | None]:
+        """The touched assets serialised now (JSON text; None: deleted)."""
+        out = {
+            a: json.dumps(self.blob(a), allow_nan=False) if a in self.assessors else None for a in self._dirty
+        }
+        self._dirty.clear()
+        return out
+
+    async def save(self, snapshot: dict[str, str | None]) -> None:
+        """Write a :meth:`snapshot` (in a worker thread)."""
+        if snapshot:
+            await asyncio.to_thread(self.repository.write_all, snapshot)
+
+    def forget(self, asset: str) -> None:
+        """Drop ``asset``'s state; its file is deleted at the next checkpoint."""
         self.assessors.pop(asset, None)
-        self._last_save.pop(asset, None)
-        await asyncio.to_thread(self.repository.delete, asset)
+        self.joins.pop(asset, None)
+        self.last_health.pop(asset, None)
+        self._dirty.add(asset)

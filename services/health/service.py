@@ -2,12 +2,20 @@
 :class:`HealthUpdate`, opens/escalates/clears alarms (:class:`AlarmEvent`), and handles
 acknowledge/resolve commands (:class:`AlarmActionRequest` → :class:`AlarmActionReply`).
 
-Routes (handlers validate, call :class:`shared.health.HealthAssessor`, return what to publish):
+Routes (handlers validate, call :mod:`shared.health`, return what to publish):
 
-- ``scores/<a>/<model>`` → assess, publish alarm transitions and the health (throttled);
-- ``features/<a>/<kind>`` → refresh the evidence (a vibration window of an uncalibrated asset
-  publishes: its ISO 20816 zone is a health before any model exists);
-- ``events/<a>/reading`` → refresh the raw-signal evidence (the signals track);
+- ``events/<a>/reading``, ``features/<a>/<kind>``, ``scores/<a>/<model>`` → the parts of one window
+  (same event id), joined per asset (:class:`shared.health.join.AssetJoin`) and assessed ONCE per
+  window, strictly in data-time order, when the window is complete or has waited ``HEALTH_JOIN_WAIT_S``
+  (wall clock): so the verdicts do not depend on how the streams interleave (replay speed, backlog).
+  Then alarm transitions are published, and the health (throttled by data time) when the window had
+  scores, or was a vibration window of an uncalibrated asset (its ISO 20816 zone is a health before any
+  model exists). A part of a window already assessed is dropped (logged); a new window older than the
+  last one assessed is dead-lettered;
+- ``sync/health/tick`` → the service's own tick (:meth:`HealthHandlers.ticks`, a service
+  task, publishes one when a window's wait is over, so it is released inside the message pipeline even
+  when no further message comes); the first tick of each connection republishes every asset's last
+  health, retained (a restarted broker forgot it);
 - ``config/<a>`` → running speed, bearing, ISO group/foundation (cleared: forgotten);
 - ``models/<a>/<model>`` → the model's calibration baseline (cleared: dropped); only from announcements
   whose signature verifies (``MODEL_VERIFY_KEY``, :mod:`shared.learning.signing`), others are
@@ -21,12 +29,16 @@ Routes (handlers validate, call :class:`shared.health.HealthAssessor`, return wh
   ``conflict`` (e.g. resolving a resolved alarm) or ``invalid``.
 
 State port: :class:`~services.health.repository.AssessorStates` (JSON per asset under
-``DATA_DIR/health``, saved at most every 5 s per asset or at once on an alarm transition).
+``DATA_DIR/health``: assessor, pending windows, last health), checkpointed: a message is acknowledged
+only once the state it changed is saved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import itertools
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -34,6 +46,7 @@ import structlog
 from services.health.messages import (
     Baseline,
     PublishThrottle,
+    Tick,
     error_code,
     feature_values,
     merged_baseline,
@@ -44,15 +57,17 @@ from services.health.messages import (
 )
 from services.health.repository import AssessorRepository, AssessorStates
 from shared import topics
-from shared.bus import Rejected
+from shared.bus import Bus, Rejected
 from shared.health.alarms import AlarmTransition, AlarmTransitionError
-from shared.health.assessor import HealthAssessor, check_baseline
+from shared.health.assessor import HealthAssessor, ModelScore, check_baseline
+from shared.health.join import JOIN_WAIT_S, AssetJoin, Released, TooOld
 from shared.learning.signing import ModelVerifier, load_verifier
 from shared.messages import (
     AlarmActionReply,
     AlarmActionRequest,
     AssetConfig,
     FeatureVector,
+    HealthUpdate,
     ModelAnnouncement,
     Reading,
     Score,
@@ -66,11 +81,18 @@ log = structlog.get_logger()
 SERVICE = "health"
 #: Folder of the saved assessor states, under DATA_DIR.
 STATE_DIR = "health"
+#: Seconds between two checks of the tick task (at most; a quarter of the join wait when shorter).
+TICK_EVERY_S = 1.0
+
+
+#: The service's own tick topic; the route takes ``sync/health/+`` (the health user's runner grant),
+#: whose other tokens are the runner's connection markers (taken before routing, see shared.session).
+TICK_TOPIC = topics.sync(SERVICE, "tick")
 
 
 @dataclass
 class HealthHandlers:
-    """The route handlers over the assessors of every asset (held by the state port)."""
+    """The route handlers over the assessors and joins of every asset (held by the state port)."""
 
     states: AssessorStates
     #: The trusted model key; without one no model announcement is believed.
@@ -79,6 +101,13 @@ class HealthHandlers:
     #: asset → model kind → that model's calibration baseline.
     baselines: dict[str, dict[str, Baseline]] = field(default_factory=dict)
     throttle: PublishThrottle = field(default_factory=PublishThrottle)
+    #: Seconds (wall clock) an incomplete oldest window waits (:mod:`shared.health.join`).
+    join_wait_s: float = JOIN_WAIT_S
+    tick_topic: str = TICK_TOPIC
+    #: Parts dropped because their window had already been assessed.
+    late_parts: int = 0
+    _ticks: itertools.count[int] = field(default_factory=itertools.count)
+    _process: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     # -- assessors --------------------------------------------------------------------------------
     def assessor(self, asset: str) -> HealthAssessor:
@@ -90,45 +119,133 @@ class HealthHandlers:
             self.states.assessors[asset] = a
         return a
 
-    async def assess(
+    def join(self, asset: str) -> AssetJoin:
+        """The asset's pending windows (created with its assessor)."""
+        self.assessor(asset)
+        return self.states.joins.setdefault(asset, AssetJoin())
+
+    def assess(
         self,
         asset: str,
         ts: float,
         *,
-        scores: Sequence[Score] = (),
+        scores: Sequence[ModelScore | Score] = (),
         features: Mapping[str, float] | None = None,
         publish: bool = True,
-    ) -> Outbox:
+    ) -> list[Publish]:
         """Update the asset's assessment; alarm transitions are always published, the health when
-        ``publish`` and due (scores; features and readings only refresh the evidence) or with a
-        transition."""
-        try:
-            result = self.assessor(asset).update(ts, scores=scores, features=features)
-        except ValueError as exc:  # e.g. out-of-order data time
-            raise Rejected(f"health update refused: {exc}") from exc
+        ``publish`` and due, or with a transition."""
+        result = self.assessor(asset).update(ts, scores=scores, features=features)
         out = [Publish(topics.alarm(asset), to_alarm_message(asset, t)) for t in result.alarm_events]
         due = publish and self.throttle.due(asset, ts, result.risk_level)
         hu = to_health_message(asset, result) if due or result.alarm_events else None
         if hu is not None:
             self.throttle.published(asset, ts, result.risk_level)
+            self.states.last_health[asset] = hu.model_dump(mode="json")
             out.append(Publish(topics.health(asset), hu, retain=True))
-        await self.states.save(asset, force=bool(result.alarm_events))
+        self.states.touch(asset)
         return out
+
+    # -- windows ----------------------------------------------------------------------------------
+    def release(self, asset: str, now: float) -> list[Publish]:
+        """Assess every window of ``asset`` that is due, oldest first (one update per window)."""
+        join = self.states.joins.get(asset)
+        if join is None or not join.pending:
+            return []
+        out: list[Publish] = []
+        for w in join.release(now, self.join_wait_s, self.baselines.get(asset, {}).keys()):
+            out += self._assess_window(asset, w)
+        self.states.touch(asset)
+        return out
+
+    def _assess_window(self, asset: str, w: Released) -> list[Publish]:
+        if w.missing:
+            log.info("window_released_incomplete", asset_id=asset, event_id=w.event_id, missing=w.missing)
+        # scores publish; a vibration window of an uncalibrated asset too (its ISO zone is a health)
+        publish = bool(w.scores) or ("vibration" in w.kinds and not self.baselines.get(asset))
+        try:
+            return self.assess(asset, w.ts, scores=w.scores, features=w.features, publish=publish)
+        except ValueError as exc:  # parts are checked when added: not expected
+            log.error("window_refused", asset_id=asset, event_id=w.event_id, error=str(exc))
+            return []
+
+    def _add(self, asset: str, event_id: str, add: Callable[[AssetJoin, float], str]) -> Outbox:
+        now = self.states.clock()
+        try:
+            status = add(self.join(asset), now)
+        except TooOld as exc:
+            raise Rejected(f"health update refused: {exc}") from exc
+        self.states.touch(asset)
+        if status == "late":
+            self.late_parts += 1
+            log.info("late_part_dropped", asset_id=asset, event_id=event_id, dropped=self.late_parts)
+        return self.release(asset, now)
 
     # -- evidence ---------------------------------------------------------------------------------
     async def on_score(self, d: Delivery[Score]) -> Outbox:
         s = d.message
-        return await self.assess(s.asset_id, s.ts.timestamp(), scores=[s])
+        ms = ModelScore.from_message(s)
+        return self._add(s.asset_id, s.event_id, lambda j, now: j.add_score(s.event_id, _ts(s), ms, now))
 
     async def on_features(self, d: Delivery[FeatureVector]) -> Outbox:
         fv = d.message
-        uncalibrated = not self.baselines.get(fv.asset_id)
-        publish = fv.kind == "vibration" and uncalibrated
-        return await self.assess(fv.asset_id, fv.ts.timestamp(), features=feature_values(fv), publish=publish)
+        values = feature_values(fv)
+        return self._add(
+            fv.asset_id,
+            fv.event_id,
+            lambda j, now: j.add_features(fv.event_id, _ts(fv), fv.kind, values, now),
+        )
 
     async def on_reading(self, d: Delivery[Reading]) -> Outbox:
         r = d.message
-        return await self.assess(r.asset_id, r.ts.timestamp(), features=reading_signals(r), publish=False)
+        signals = reading_signals(r)
+        return self._add(
+            r.asset_id, r.event_id, lambda j, now: j.add_reading(r.event_id, _ts(r), signals, now)
+        )
+
+    async def on_tick(self, d: Delivery[Tick]) -> Outbox:
+        """Release the windows whose wait is over; the first tick of a connection also republishes
+        the last health of every asset (retained)."""
+        if d.message.process != self._process:
+            return None  # another process's (a previous run's, or another instance's on this broker)
+        out = self.republish() if d.message.republish else []
+        now = self.states.clock()
+        for asset in [a for a, j in self.states.joins.items() if j.pending]:
+            out += self.release(asset, now)
+        return out
+
+    def republish(self) -> list[Publish]:
+        """Each asset's last published health again, retained."""
+        out = []
+        for asset, blob in sorted(self.states.last_health.items()):
+            try:
+                out.append(Publish(topics.health(asset), HealthUpdate.model_validate(blob), retain=True))
+            except ValueError as exc:
+                log.warning("last_health_unreadable", asset_id=asset, error=str(exc))
+        log.info("health_republished", assets=len(out))
+        return out
+
+    def next_due(self) -> float | None:
+        """Monotonic time by which some asset's oldest window is released (None: nothing pending)."""
+        dues = [
+            j.next_due(self.join_wait_s, self.baselines.get(a, {}).keys())
+            for a, j in self.states.joins.items()
+        ]
+        return min((t for t in dues if t is not None), default=None)
+
+    def tick(self, republish: bool = False) -> Tick:
+        return Tick(process=self._process, n=next(self._ticks), republish=republish)
+
+    async def ticks(self, bus: Bus) -> None:
+        """Service task (per connection): a republishing tick first, then a tick whenever a window's
+        wait is over (no further message might come, e.g. at the end of a replay)."""
+        await bus.publish(self.tick_topic, self.tick(republish=True))
+        every = min(TICK_EVERY_S, self.join_wait_s / 4)
+        while True:
+            await asyncio.sleep(every)
+            due = self.next_due()
+            if due is not None and due <= self.states.clock():
+                await bus.publish(self.tick_topic, self.tick())
 
     # -- asset context ----------------------------------------------------------------------------
     async def on_config(self, d: Delivery[AssetConfig | None]) -> Outbox:
@@ -149,13 +266,15 @@ class HealthHandlers:
         kind = d.topic.rsplit("/", 1)[-1]
         if d.message is None:
             self.baselines.get(asset, {}).pop(kind, None)
+            if asset in self.states.joins:
+                self.states.joins[asset].drop_model(kind)  # its scores are awaited no more
         else:
             baseline = trusted_baseline(d.message, self.verifier, asset, kind)
             check_baseline(baseline)  # a bad one is refused here, not on every later score
             self.baselines.setdefault(asset, {})[kind] = baseline
         if asset in self.states.assessors:
             self.states.assessors[asset].set_baseline(merged_baseline(self.baselines.get(asset)))
-        return None
+        return self.release(asset, self.states.clock())
 
     async def on_state(self, d: Delivery[StateChange]) -> Outbox:
         sc = d.message
@@ -168,7 +287,7 @@ class HealthHandlers:
         """Drop everything kept for ``asset`` but its configuration (owned by the config topic)."""
         self.baselines.pop(asset, None)
         self.throttle.forget(asset)
-        await self.states.forget(asset)
+        self.states.forget(asset)
 
     # -- operator commands ------------------------------------------------------------------------
     async def on_alarm_action(self, d: Delivery[AlarmActionRequest]) -> Outbox:
@@ -181,7 +300,7 @@ class HealthHandlers:
         except AlarmTransitionError as exc:
             return [_reply(req, status="failed", code=error_code(exc), message=str(exc))]
         msg = to_alarm_message(owner, done)
-        await self.states.save(owner, force=True)
+        self.states.touch(owner)
         return [
             Publish(topics.alarm(owner), msg),
             _reply(req, status="ok", message=f"alarm {msg.state.lower()}", alarm=msg),
@@ -202,7 +321,12 @@ class HealthHandlers:
             Route(topics.model_announce_filter(), ModelAnnouncement, self.on_model, clears=True),
             Route(topics.STATE_FILTER, StateChange, self.on_state),
             Route(topics.command("alarm_action"), AlarmActionRequest, self.on_alarm_action),
+            Route(topics.sync_filter(SERVICE), Tick, self.on_tick, retained=False),
         ]
+
+
+def _ts(m: Score | FeatureVector | Reading) -> float:
+    return m.ts.timestamp()
 
 
 def _reply(req: AlarmActionRequest, **fields: object) -> Publish:
@@ -213,11 +337,12 @@ def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
     """The health service; assessor states are saved under ``DATA_DIR/health``."""
     no_arguments(SERVICE, argv)
     states = AssessorStates(AssessorRepository(settings.data_dir / STATE_DIR))
-    handlers = HealthHandlers(states, load_verifier(settings))
+    handlers = HealthHandlers(states, load_verifier(settings), join_wait_s=settings.health_join_wait_s)
     return Service(
         name=SERVICE,
         routes=handlers.routes(),
         publishes=("health/<a> (retained)", "alarms/<a>", "reply/<requester>/<id>"),
+        tasks=(handlers.ticks,),
         state=states,
         persistent=True,  # rotorwatch-health: scores wait at the broker while health is away
     )
