@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # Gateway: seconds to wait for the calibrator's final reply / for other command replies.
     calibration_timeout_s: float = Field(default=300.0, gt=0)
     command_timeout_s: float = Field(default=60.0, gt=0)
+    # Calibrator: before collecting, wait at most this many seconds for the store to hold the asset's data
+    # up to the requested end ...
+    calibration_store_wait_s: float = Field(default=30.0, ge=0, le=3600)
+    # ... or until the asset's newest stored data has not moved for this many seconds (historian idle).
+    calibration_store_quiet_s: float = Field(default=2.0, ge=0, le=600)
     # Gateway live stream (SSE): per-client queue (oldest dropped when full), heartbeat period in s.
     sse_queue_size: int = Field(default=2048, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)

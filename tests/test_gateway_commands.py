@@ -152,6 +152,22 @@ async def test_uncoded_calibration_failures_keep_their_status(gw: MemoryGateway)
     assert (r_failed.status_code, r_rejected.status_code) == (400, 409)
 
 
+async def test_calibration_request_carries_the_end_of_its_data(gw: MemoryGateway) -> None:
+    """The calibrator waits for the store to hold the data up to ``end``: the request's time (a reading
+    accepted before it is data to calibrate on) unless the client names one (data time, e.g. a replay)."""
+    ok = uid("ok")
+    async with responder(gw.bus, "calibrate", calibrator_replies, CalibrationReply) as seen:
+        before = datetime.now(UTC)
+        r_now = await gw.api.post("/calibration/start", json={"asset_id": ok})
+        after = datetime.now(UTC)
+        r_2012 = await gw.api.post("/calibration/start", json={"asset_id": ok, "end": "2012-03-01T06:00:00Z"})
+        r_epoch = await gw.api.post("/calibration/start", json={"asset_id": ok, "end": 1330581600})
+    assert (r_now.status_code, r_2012.status_code, r_epoch.status_code) == (200, 200, 200)
+    ends = [datetime.fromisoformat(q["end"]) for q in seen]
+    assert before <= ends[0] <= after
+    assert ends[1:] == [datetime(2012, 3, 1, 6, tzinfo=UTC)] * 2
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -160,6 +176,9 @@ async def test_uncoded_calibration_failures_keep_their_status(gw: MemoryGateway)
         ({"asset_id": "m1", "lookback_minutes": -5}, "lookback_minutes: Input should be greater than 0"),
         ({"asset_id": "m1", "extra": 1}, "extra: Extra inputs are not permitted"),
         ({}, "asset_id: Field required"),
+        ({"asset_id": "m1", "end": "yesterday"}, "end: "),
+        ({"asset_id": "m1", "end": "1999-12-31T00:00:00Z"}, "end: Value error, timestamp 1999-12-31"),
+        ({"asset_id": "m1", "end": "2999-01-01T00:00:00Z"}, "s in the future"),
     ],
 )
 async def test_calibration_bad_input_is_422(gw: MemoryGateway, body: dict[str, Any], reason: str) -> None:

@@ -1,19 +1,27 @@
 """Collect calibration data from the store (the only I/O here is through the Store interface).
 
-The lookback window ends at the asset's newest stored data point, not at the wall clock, so
-replayed history and accelerated timestamps calibrate the same way as live data.
+A calibration asks for the data up to a time ``end`` (data time; the gateway sends the time of the
+request unless the client names one). :func:`wait_for_store` first waits until the store holds it: the
+historian may still be writing a burst the gateway accepted just before (measured before this wait:
+a calibration right after 1,000 readings found 0). The look-back window then ends at the asset's
+newest stored data point not after ``end``, not at the wall clock, so replayed history and accelerated
+timestamps calibrate the same way as live data.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.messages import SIGNALS
-from shared.records import features_measurement, point_to_features
-from shared.store import Point, Store
+from shared.messages import SIGNALS, from_ns
+from shared.records import READINGS, WINDOWS, features_measurement, point_to_features
+from shared.store import Point, Store, paging
+from shared.store.identity import EVENT_SLOTS
+from shared.topics import FEATURE_KINDS
 
 DATASET_FOR_KIND = {"legacy": "legacy", "batch": "batch", "vibration": "autoencoder"}
 
@@ -30,6 +38,8 @@ class Collected:
     signals: NDArray[np.float64] | None = None
     #: Data time covered by the readings, seconds.
     reading_span_s: float = 0.0
+    #: How the wait for the store ended (set by the job; ``None`` when it did not wait).
+    store_wait: StoreWait | None = None
 
     @property
     def readings(self) -> int:
@@ -53,17 +63,104 @@ def _matrix(points: list[Point]) -> tuple[NDArray[np.float64], list[str]] | None
     return np.asarray(rows, dtype=np.float64), list(names)
 
 
-def newest_ns(store: Store, asset_id: str) -> int | None:
+#: Measurements a calibration reads, and whose progress :func:`wait_for_store` watches: the data
+#: (readings, vibration windows) and the feature vectors derived from it (stored a little later).
+WATCHED = (READINGS, WINDOWS, *(features_measurement(k) for k in FEATURE_KINDS))
+#: Seconds between two looks at the store while waiting.
+POLL_S = 0.1
+
+
+def newest_ns(store: Store, asset_id: str, end_ns: int | None = None) -> int | None:
+    """Stored time (ns) of the asset's newest reading or vibration feature vector before ``end_ns``."""
     latest = [
-        pts[-1].ts_ns
-        for m in ("readings", features_measurement("vibration"))
-        if (pts := store.query(m, asset_id, limit=1, newest=True))
+        ns
+        for m in (READINGS, features_measurement("vibration"))
+        if (ns := paging.newest_ns(store, m, asset_id, end_ns=end_ns)) is not None
     ]
     return max(latest) if latest else None
 
 
-def collect(store: Store, asset_id: str, lookback_minutes: float) -> Collected:
-    end = newest_ns(store, asset_id)
+@dataclass(frozen=True)
+class StoreProgress:
+    """How far the store holds an asset's data: the newest stored time (ns) of each watched measurement
+    (``None``: none stored)."""
+
+    newest: tuple[int | None, ...]
+
+    @classmethod
+    def read(cls, store: Store, asset_id: str) -> StoreProgress:
+        return cls(tuple(paging.newest_ns(store, m, asset_id) for m in WATCHED))
+
+    @property
+    def data_ns(self) -> int | None:
+        """The newest stored reading or window."""
+        return max((ns for ns in self.newest[:2] if ns is not None), default=None)
+
+
+@dataclass(frozen=True)
+class StoreWait:
+    """How :func:`wait_for_store` ended: the store's progress then, the requested end (ns), the seconds
+    waited."""
+
+    progress: StoreProgress
+    end_ns: int
+    waited_s: float
+
+    @property
+    def behind(self) -> bool:
+        """The store holds no data of the asset at or after the requested end."""
+        newest = self.progress.data_ns
+        return newest is None or newest < self.end_ns
+
+    def lag_text(self, asset_id: str) -> str:
+        """``the store holds data of <a> up to T, N s before the requested end E (...)``."""
+        end = from_ns(self.end_ns).isoformat()
+        why = f"waited {self.waited_s:.1f} s for the historian"
+        newest = self.progress.data_ns
+        if newest is None:
+            return f"the store holds no data of {asset_id} (requested end {end}; {why})"
+        behind = (self.end_ns - newest) / 1e9
+        return (
+            f"the store holds data of {asset_id} up to {from_ns(newest).isoformat()}, {behind:.1f} s "
+            f"before the requested end {end} ({why})"
+        )
+
+
+def _settled(seen: StoreProgress, moved: list[float], end_ns: int, quiet_s: float, now: float) -> bool:
+    """Each watched measurement reached ``end_ns``, or has not moved for ``quiet_s`` s, or holds nothing
+    while another reached ``end_ns`` (an asset without vibration windows, say)."""
+    reached = [ns is not None and ns >= end_ns for ns in seen.newest]
+    return all(
+        r or now - t >= quiet_s or (ns is None and any(reached))
+        for r, ns, t in zip(reached, seen.newest, moved, strict=True)
+    )
+
+
+async def wait_for_store(
+    store: Store, asset_id: str, end_ns: int, *, wait_s: float, quiet_s: float, poll_s: float = POLL_S
+) -> StoreWait:
+    """Wait until each watched measurement of the asset (readings, windows, feature vectors) is stored
+    up to ``end_ns`` or has not moved for ``quiet_s`` s (the historian is idle: nothing more is coming
+    for it; an empty one also settles once another reached ``end_ns``), at most ``wait_s`` s. Only the
+    calling task waits (``asyncio.sleep``; store reads in a thread): other commands go on."""
+    t0 = time.monotonic()
+    seen = await asyncio.to_thread(StoreProgress.read, store, asset_id)
+    moved = [t0] * len(WATCHED)
+    while True:
+        now = time.monotonic()
+        if _settled(seen, moved, end_ns, quiet_s, now) or now - t0 >= wait_s:
+            return StoreWait(seen, end_ns, now - t0)
+        await asyncio.sleep(poll_s)
+        progress = await asyncio.to_thread(StoreProgress.read, store, asset_id)
+        now = time.monotonic()
+        moved = [now if a != b else t for a, b, t in zip(progress.newest, seen.newest, moved, strict=True)]
+        seen = progress
+
+
+def collect(store: Store, asset_id: str, lookback_minutes: float, end_ns: int | None = None) -> Collected:
+    """The asset's data in the ``lookback_minutes`` before its newest stored point not after ``end_ns``
+    (to the microsecond: an event at ``end`` is stored up to 999 ns later; ``None``: its newest point)."""
+    end = newest_ns(store, asset_id, None if end_ns is None else end_ns + EVENT_SLOTS)
     out = Collected(asset_id, lookback_minutes, end)
     if end is None:
         return out
@@ -74,7 +171,7 @@ def collect(store: Store, asset_id: str, lookback_minutes: float) -> Collected:
         mat = _matrix(pts)
         if mat is not None:
             out.datasets[DATASET_FOR_KIND[kind]] = mat
-    readings = store.query("readings", asset_id, start_ns=start, end_ns=end + 1)
+    readings = store.query(READINGS, asset_id, start_ns=start, end_ns=end + 1)
     out.counts["readings"] = len(readings)
     if readings:
         out.reading_span_s = (readings[-1].ts_ns - readings[0].ts_ns) / 1e9

@@ -30,10 +30,18 @@ from shared.learning.calibration import (
     calibrate,
 )
 from shared.learning.signing import ModelSigner
-from shared.messages import SIGNALS, AssetState, CalibrationReply, CalibrationRequest, ErrorCode
+from shared.messages import (
+    SIGNALS,
+    AssetState,
+    CalibrationReply,
+    CalibrationRequest,
+    ErrorCode,
+    ts_ns,
+    utcnow,
+)
 from shared.store import Store
 
-from .data import Collected, collect
+from .data import Collected, collect, wait_for_store
 from .lifecycle import AssetStates, announcements
 
 log = structlog.get_logger()
@@ -65,11 +73,14 @@ class NotEnoughData(CalibrationError):
 
 
 def insufficient_message(c: Collected) -> str:
-    return (
+    text = (
         f"Insufficient data for calibration: found {c.readings} readings (need {MIN_READINGS}) and "
         f"{c.windows} vibration windows (need {MIN_WINDOWS}) in the last {c.lookback_minutes:g} minutes "
         f"of data for asset {c.asset_id}"
     )
+    if c.store_wait is not None and c.store_wait.behind:
+        text += f"; {c.store_wait.lag_text(c.asset_id)}"
+    return text
 
 
 def validate_data(c: Collected, datasets: dict[str, Any], config: CalibrationConfig) -> None:
@@ -152,6 +163,9 @@ class Calibration:
     batch_window: int = 100
     #: Set by the service's state port when it opens the store (or given directly in tests).
     store: Store | None = None
+    #: ``CALIBRATION_STORE_WAIT_S`` / ``CALIBRATION_STORE_QUIET_S`` (:func:`.data.wait_for_store`).
+    store_wait_s: float = 30.0
+    store_quiet_s: float = 2.0
 
     def opened_store(self) -> Store:
         if self.store is None:
@@ -225,14 +239,35 @@ async def _train_save_announce(run: _Run, c: Collected) -> tuple[str, dict[str, 
     return "; ".join([text, *notes]), models
 
 
+async def _collect(run: _Run) -> Collected:
+    """Wait until the store holds the data up to the requested end (bounded), then collect it."""
+    cal, req = run.cal, run.req
+    end = req.end or utcnow()
+    await run.state("CALIBRATING", f"Waiting for the store to hold the data up to {end.isoformat()}")
+    store, end_ns = cal.opened_store(), ts_ns(end)
+    waited = await wait_for_store(
+        store, req.asset_id, end_ns, wait_s=cal.store_wait_s, quiet_s=cal.store_quiet_s
+    )
+    log.info(
+        "calibration_store_wait",
+        asset_id=req.asset_id,
+        seconds=round(waited.waited_s, 3),
+        behind=waited.behind,
+        lag=waited.lag_text(req.asset_id) if waited.behind else None,
+    )
+    await run.state("CALIBRATING", f"Collecting the last {req.lookback_minutes:g} minutes of data")
+    c = await asyncio.to_thread(collect, store, req.asset_id, req.lookback_minutes, end_ns)
+    c.store_wait = waited
+    return c
+
+
 async def run_calibration(cal: Calibration, bus: Bus, req: CalibrationRequest) -> None:
     """Calibrate ``req.asset_id`` and publish its states, announcements and the reply; whatever ends
     the calibration early (bad data, a bug, the store) becomes a failed reply with its code."""
     run = _Run(cal, bus, req, cal.states.get(req.asset_id))
     points = 0
     try:
-        await run.state("CALIBRATING", f"Collecting the last {req.lookback_minutes:g} minutes of data")
-        c = await asyncio.to_thread(collect, cal.opened_store(), req.asset_id, req.lookback_minutes)
+        c = await _collect(run)
         points = c.readings + c.windows
         log.info("calibration_collected", asset_id=req.asset_id, readings=c.readings, windows=c.windows)
         text, models = await _train_save_announce(run, c)

@@ -319,6 +319,8 @@ def build(
         config=config or default_config(),
         batch_window=settings.batch_window,
         store=store,
+        store_wait_s=settings.calibration_store_wait_s,
+        store_quiet_s=settings.calibration_store_quiet_s,
     )
     handlers = CalibratorHandlers(
         cal, configs.config_dir(settings.data_dir), RetainedSync(SERVICE, sync_timeout_s)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.messages.assets import AssetConfig
-from shared.messages.base import AssetId, Message
+from shared.messages.base import AssetId, Message, Timestamp
 from shared.messages.health import ActionCode, AlarmEvent
 
 #: Why a command failed: ``invalid`` request, ``not_found`` (no such asset/alarm/model), ``conflict``
@@ -39,6 +39,11 @@ class CalibrationRequest(Message):
     reply_to: str
     asset_id: AssetId
     lookback_minutes: float = Field(default=10.0, gt=0, le=60 * 24 * 30)
+    #: Data time the calibration's data ends at: the calibrator first waits until the store holds the
+    #: asset's data up to it (bounded), then uses the ``lookback_minutes`` before the newest stored point
+    #: not after it. The gateway sends the client's ``end`` or the time of the request; ``None``: the
+    #: time the calibrator receives it.
+    end: Timestamp | None = None
 
 
 class CalibrationReply(Message):

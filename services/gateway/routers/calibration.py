@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.gateway.auth.guard import Operator
 from services.gateway.commands import command, http_status
 from services.gateway.deps import ContextDep
-from shared.messages import AssetId, CalibrationReply, CalibrationRequest
+from shared.messages import AssetId, CalibrationReply, CalibrationRequest, Timestamp, utcnow
 
 router = APIRouter(prefix="/calibration", tags=["calibration"])
 
@@ -29,6 +29,12 @@ class CalibrationStart(BaseModel):
         le=MAX_LOOKBACK_MINUTES,
         strict=True,
         description='Use data of the last N minutes (a JSON number: "10" is refused, as everywhere)',
+    )
+    end: Timestamp | None = Field(
+        default=None,
+        description="Data time the calibration's data ends at (ISO-8601 or epoch s; default: now). The "
+        "calibrator first waits until the store holds the asset's data up to it (bounded by "
+        "CALIBRATION_STORE_WAIT_S), then uses the look-back before the newest stored point not after it",
     )
 
 
@@ -76,11 +82,17 @@ _UNCODED = {"failed": 400, "rejected": 409}
 async def start_calibration(
     body: CalibrationStart, ctx: ContextDep, who: Operator
 ) -> CalibrationResult | JSONResponse:
-    """Calibrate one asset on its last ``lookback_minutes`` of data; answers when the calibrator is done
-    (progress meanwhile: ``GET /monitoring/status``, state CALIBRATING with the step in ``reason``)."""
+    """Calibrate one asset on the ``lookback_minutes`` of data before ``end`` (default: now, i.e. its
+    newest data; the calibrator waits for the historian to store what was accepted before); answers when
+    the calibrator is done (progress meanwhile: ``GET /monitoring/status``, state CALIBRATING with the
+    step in ``reason``)."""
     cid, reply_to = ctx.view.requests.new_correlation()
     req = CalibrationRequest(
-        correlation_id=cid, reply_to=reply_to, asset_id=body.asset_id, lookback_minutes=body.lookback_minutes
+        correlation_id=cid,
+        reply_to=reply_to,
+        asset_id=body.asset_id,
+        lookback_minutes=body.lookback_minutes,
+        end=body.end or utcnow(),  # a reading accepted before this request is data the calibration uses
     )
     reply = await command(
         ctx,
