@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     calibration_store_wait_s: float = Field(default=30.0, ge=0, le=3600)
     # ... or until the asset's newest stored data has not moved for this many seconds (historian idle).
     calibration_store_quiet_s: float = Field(default=2.0, ge=0, le=600)
+    # Gateway /readyz: the services (comma separated) that must be online and ready; default: every
+    # process python -m deploy.run starts except the gateway itself.
+    ready_services: str = (
+        "ingest,historian,features,calibrator,scorer-legacy,scorer-batch,scorer-autoencoder,health"
+    )
     # Gateway live stream (SSE): per-client queue (oldest dropped when full), heartbeat period in s.
     sse_queue_size: int = Field(default=2048, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)

@@ -64,8 +64,11 @@ COMMANDS = (
 
 def fuzz_app(tmp: Any) -> FastAPI:
     """The gateway app whose lifespan also runs a fake responder for every command and marks every
-    service online (schemathesis runs the lifespan in its own event loop)."""
-    settings_ = memory_settings(tmp, command_timeout_s=2, calibration_timeout_s=2)
+    service online and ready (schemathesis runs the lifespan in its own event loop)."""
+    ready = ("ingest", "historian", "features", "calibrator", "health")
+    settings_ = memory_settings(
+        tmp, command_timeout_s=2, calibration_timeout_s=2, ready_services=",".join(ready)
+    )
     seed_auth(settings_.data_dir)
     bus = MemoryBus()
     app = create_app(settings_, bus=bus)
@@ -76,8 +79,8 @@ def fuzz_app(tmp: Any) -> FastAPI:
         async with inner(a), AsyncExitStack() as stack:
             for name, replies, model in COMMANDS:
                 await stack.enter_async_context(responder(bus, name, replies, model))
-            for service in ("ingest", "historian", "features", "calibrator", "health"):
-                status = ServiceStatus(service=service, state="online")
+            for service in ready:
+                status = ServiceStatus(service=service, state="online", ready=True)
                 await bus.publish(topics.service_status(service), status, qos=1, retain=True)
             yield
 

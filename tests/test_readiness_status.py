@@ -10,16 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from pathlib import Path
+from typing import Any
 
 import aiomqtt
+import numpy as np
 import pytest
 
+from services.calibrator.service import build as build_calibrator
+from services.scorer.service import build as build_scorer
 from shared import topics
 from shared.bus import Incoming, MemoryBus, ServeState, serve
+from shared.learning import registry
+from shared.learning.forest import export_forest_onnx, train_forest
 from shared.messages.inputs import ServiceDetail, ServiceStatus
 from shared.readiness import Readiness
 from shared.service import Delivery, Outbox, Route, Service, running_in_memory
 from shared.settings import Settings
+from shared.store.sqlite import SqliteStore
 from tests.support.faults import wait_for
 from tests.support.servers import MosquittoServer
 
@@ -162,3 +170,44 @@ async def test_the_runner_on_a_real_broker_announces_ready_after_the_retained_st
         for t in (task, watcher):
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+
+
+# ---------------------------------------------------------------------------------------------
+# The calibrator and a scorer after a restart (in memory: a fresh bus forgot every retained message)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def forest() -> tuple[Any, bytes]:
+    X = np.random.default_rng(0).normal(size=(150, 6))
+    model = train_forest(X, [f"f{i}" for i in range(6)], n_estimators=10)
+    return model, export_forest_onnx(model)
+
+
+async def test_calibrator_ready_after_reannouncing_and_the_scorer_counts_what_it_loaded(
+    tmp_path: Path, forest: tuple[Any, bytes]
+) -> None:
+    model, blob = forest
+    entry = {**model.entry(), "kind": "legacy"}
+    for asset in ("m1", "m2"):
+        registry.save_version(tmp_path / "models", asset, {"legacy": (blob, entry)}, {"legacy": {}}, {"n": 1})
+    settings = Settings(data_dir=tmp_path, model_dir=tmp_path / "models", rotorwatch_env="development")
+    calibrator = build_calibrator(settings, store=SqliteStore(tmp_path / "db.sqlite"))
+    scorer = build_scorer(settings, ["--model", "legacy"])
+    bus = MemoryBus()
+    async with running_in_memory(scorer, bus), running_in_memory(calibrator, bus):
+        await wait_for(lambda: any(s.ready for s in statuses(bus, "calibrator")), 10, "calibrator ready")
+        await wait_for(lambda: summary(bus, "scorer-legacy")[-1] == ("online", True, [], 2), 10, "2 loaded")
+    cal = statuses(bus, "calibrator")
+    assert (cal[0].ready, cal[0].detail) == (False, ServiceDetail(waiting_for=["configs", "models"]))
+    ready = next(s for s in cal if s.ready)
+    assert ready.detail == ServiceDetail(models_announced=2)
+    # both announcements went out before the calibrator said it is ready
+    order = [m.topic for m in bus.published]
+    first_ready = next(
+        i
+        for i, m in enumerate(bus.published)
+        if m.topic == topics.service_status("calibrator")
+        and ServiceStatus.model_validate_json(m.payload).ready
+    )
+    assert {topics.model_announce(a, "legacy") for a in ("m1", "m2")} <= set(order[:first_ready])
+    # the scorer: ready at once (nothing retained on a fresh bus), then again with each model loaded
+    assert summary(bus, "scorer-legacy")[:2] == [("online", False, [], 0), ("online", True, [], 0)]

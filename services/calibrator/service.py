@@ -46,13 +46,14 @@ from shared.messages import (
     Reply,
     StateChange,
 )
+from shared.readiness import Readiness
 from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
 from shared.settings import Settings
 from shared.store import Store, open_store
 
 from . import configs, lifecycle
 from .job import Calibration, default_config, run_calibration
-from .startup import SYNC_TIMEOUT_S, RetainedSync, parse_sync_marker
+from .startup import SYNC_TIMEOUT_S, RetainedSync, models_announced, parse_sync_marker, startup_readiness
 
 log = structlog.get_logger()
 
@@ -148,6 +149,8 @@ class CalibratorHandlers:
     running: set[str] = field(default_factory=set)
     #: Serialises config files and their retained copies (save, purge, re-publish).
     config_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Ready once the start-up steps (:mod:`.startup`) are done on the connection.
+    readiness: Readiness = field(default_factory=startup_readiness)
 
     async def on_state(self, d: Delivery[StateChange | None]) -> Outbox:
         if d.asset_id:
@@ -271,6 +274,7 @@ class CalibratorHandlers:
         except Exception:
             log.exception("registry_announce_failed")
             raise
+        models_announced(self.readiness, pubs)
         if versions:
             log.info("registry_announced", versions=versions)
 
@@ -283,6 +287,7 @@ class CalibratorHandlers:
             for cfg in found:
                 await bus.publish(topics.asset_config(cfg.asset_id), cfg, retain=True)
         log.info("configs_republished", count=len(found), unreadable=len(errors))
+        self.readiness.done("configs")
 
     def routes(self) -> list[Route]:
         return [
@@ -337,5 +342,6 @@ def build(
             "sync/calibrator/<token>",
         ),
         tasks=(handlers.run_jobs, handlers.announce_registry, handlers.republish_configs),
+        readiness=handlers.readiness,
         state=StorePort(cal, None if store is not None else lambda: open_store(settings)),
     )

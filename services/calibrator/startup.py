@@ -1,4 +1,11 @@
-"""Knowing when the retained messages of a fresh subscription have arrived, without a fixed sleep.
+"""Start-up on each broker connection: knowing when the retained messages of a fresh subscription have
+arrived (without a fixed sleep), and when the calibrator is ready.
+
+The calibrator's status turns ready (:mod:`shared.readiness`) once both start-up steps of
+:data:`STARTUP_STEPS` are done on the connection: ``models`` (every model of the registry re-announced,
+retained; the count is its status detail ``models_announced``) and ``configs`` (every persisted asset
+configuration re-published). A broker that forgot its retained messages (the embedded one after a
+restart) has them all again by then.
 
 After subscribing, the service publishes a marker (a fresh token) to its private topic
 ``sync/<service>/<token>``, which it also subscribes to. The broker sends a subscription's retained
@@ -11,18 +18,36 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from shared import topics
-from shared.bus import Bus, Incoming
-from shared.service import Delivery, Outbox
+from shared.bus import Bus, Incoming, topic_matches
+from shared.readiness import Readiness
+from shared.service import Delivery, Outbox, Publish
 
 log = structlog.get_logger()
 
 #: How long to wait for the marker before going on anyway (seconds).
 SYNC_TIMEOUT_S = 10.0
+#: What the calibrator does on each connection before it is ready.
+STARTUP_STEPS = ("models", "configs")
+
+
+def startup_readiness() -> Readiness:
+    """The calibrator's readiness: the runner's rule plus :data:`STARTUP_STEPS`."""
+    return Readiness(steps=STARTUP_STEPS)
+
+
+def models_announced(readiness: Readiness, published: Sequence[Publish]) -> None:
+    """Start-up step ``models`` done: ``published`` (the re-announcement) is out; count its models."""
+    models = topics.model_announce_filter()
+    readiness.update(
+        models_announced=sum(1 for p in published if topic_matches(models, p.topic) and p.payload)
+    )
+    readiness.done("models")
 
 
 def parse_sync_marker(msg: Incoming) -> str:

@@ -14,11 +14,12 @@ kept per asset and model until a trusted announcement for that model arrives, an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pydantic_core
+from pydantic import BaseModel
 
 from services.gateway.requests import Requests, json_object
 from services.gateway.stream import StreamHub
@@ -36,6 +37,7 @@ from shared.messages import (
     StateChange,
 )
 from shared.service import Delivery, Handler, Outbox, Route, Service
+from shared.topics import MODEL_KINDS
 
 SERVICE = "gateway"
 
@@ -246,3 +248,99 @@ class BusView:
 def bus_side(view: BusView) -> Service:
     """The gateway's bus side as a declared service: the routes that keep ``view`` up to date."""
     return Service(name=SERVICE, routes=view.routes(), publishes=PUBLISHES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Readiness (GET /readyz): what the view still lacks after a (re)start
+# ---------------------------------------------------------------------------------------------
+class Missing(BaseModel):
+    """One thing readiness waits for: a service, an asset's model or health, the gateway or the store."""
+
+    what: Literal["gateway", "store", "service", "model", "health"]
+    reason: str
+    service: str | None = None
+    asset_id: str | None = None
+    model: str | None = None
+
+
+def service_names(text: str) -> list[str]:
+    """``READY_SERVICES`` (comma separated) as a list of names, blanks dropped, order kept."""
+    return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
+def _missing_services(services: Mapping[str, ServiceStatus], expected: Sequence[str]) -> list[Missing]:
+    out = []
+    for name in expected:
+        st = services.get(name)
+        if st is None:
+            reason = "no status yet (not started or not connected)"
+        elif st.state != "online":
+            reason = "offline"
+        elif not st.ready:
+            waiting = st.detail.waiting_for if st.detail else []
+            reason = "online, not ready" + (f" (start-up: {', '.join(waiting)})" if waiting else "")
+        else:
+            continue
+        out.append(Missing(what="service", service=name, reason=reason))
+    return out
+
+
+def _missing_models(view: BusView, expected: Sequence[str]) -> list[Missing]:
+    """Every model announcement the view holds must be loaded by its kind's scorer (when expected).
+
+    Scorers report a count (``models_loaded``), not which assets: when the count falls short, every
+    announced asset of that kind not otherwise explained is listed with the count."""
+    out = []
+    for kind in MODEL_KINDS:
+        scorer = f"scorer-{kind}"
+        assets = sorted(a for a, m in view.models.items() if kind in m)
+        if scorer not in expected or not assets:
+            continue
+        st = view.services.get(scorer)
+        loaded = (st.detail.models_loaded or 0) if st is not None and st.ready and st.detail else 0
+        for a in assets:
+            rejected = view.rejections.get(a, {}).get(kind)
+            if rejected is not None:
+                reason = (
+                    f"{kind} model {view.models[a][kind].version} rejected by {scorer}: {rejected.reason}"
+                )
+            elif st is None or not st.ready:
+                reason = f"{scorer} is not ready"
+            elif loaded < len(assets):
+                reason = f"{scorer} reports {loaded} of {len(assets)} announced {kind} models loaded"
+            else:
+                continue
+            out.append(Missing(what="model", service=scorer, asset_id=a, model=kind, reason=reason))
+    return out
+
+
+def missing_for_ready(
+    view: BusView,
+    expected: Sequence[str],
+    stored_health: Iterable[str],
+    *,
+    connected: bool = True,
+    synced: bool = True,
+) -> list[Missing]:
+    """What keeps the system from being ready (empty: ready). Pure: the view's state and the assets the
+    store holds health for.
+
+    Ready means: the gateway is connected and has received the retained state (``connected``,
+    ``synced``); every ``expected`` service is online and ready; every model announcement the view
+    holds is loaded by its kind's scorer (``models_loaded`` covers the announced count, no refusal);
+    and the view holds a health for every asset with stored health (``stored_health``: the health stage
+    republishes each asset's last health on start-up, so an asset that ever had one gets it back; an
+    asset with models but no data yet has none to restore and does not hold readiness back).
+    """
+    out: list[Missing] = []
+    if not connected:
+        out.append(Missing(what="gateway", service=SERVICE, reason="not connected to the broker"))
+    elif not synced:
+        out.append(Missing(what="gateway", service=SERVICE, reason="retained state not received yet"))
+    out += _missing_services(view.services, expected)
+    out += _missing_models(view, expected)
+    for a in sorted(set(stored_health) - set(view.health)):
+        out.append(
+            Missing(what="health", asset_id=a, reason="stored health not restored (no retained health)")
+        )
+    return out

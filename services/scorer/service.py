@@ -29,6 +29,7 @@ from shared.bus import Rejected
 from shared.learning.scoring import OnnxModel, RollingScore, classify
 from shared.learning.signing import ModelVerifier, UntrustedModel, admit, load_verifier
 from shared.messages import DeadLetter, FeatureVector, ModelAnnouncement, ModelRejected, Score, StateChange
+from shared.readiness import Readiness
 from shared.service import Delivery, Outbox, Publish, Route, Service
 from shared.settings import Settings
 
@@ -99,16 +100,20 @@ class ScorerHandlers:
     #: Scored event ids and raw scores (exactly-once scoring; the service's state port).
     ledger: Ledger = field(default_factory=Ledger.in_memory)
     duplicates: int = 0
+    #: Announced on ``status/scorer-<kind>``: detail ``models_loaded`` = assets with a loaded model.
+    readiness: Readiness = field(default_factory=Readiness)
 
     def __post_init__(self) -> None:
         if self.model_kind not in FEATURE_KIND_FOR_MODEL:
             raise ValueError(f"unknown model kind {self.model_kind!r}")
         self.feature_kind = FEATURE_KIND_FOR_MODEL[self.model_kind]
+        self.readiness.update(models_loaded=0)
 
     async def on_model(self, d: Delivery[ModelAnnouncement | None]) -> Outbox:
         if d.message is None:  # retained announcement cleared (purge)
             if d.asset_id:
                 self.slots.pop(d.asset_id, None)
+                self.readiness.update(models_loaded=len(self.slots))
             return None
         ann = d.message
         try:
@@ -123,6 +128,7 @@ class ScorerHandlers:
             # The same version announced again (a calibrator restart): the rolling mean goes on.
             slot.rolling = previous.rolling
         self.slots[ann.asset_id] = slot
+        self.readiness.update(models_loaded=len(self.slots))
         log.info("model_loaded", asset_id=ann.asset_id, model=self.model_kind, version=ann.version)
         return None
 
@@ -223,5 +229,6 @@ def build(settings: Settings, argv: Sequence[str] = ("--model", "legacy")) -> Se
         routes=handlers.routes(),
         state=ledger,
         persistent=True,
+        readiness=handlers.readiness,
         publishes=(f"scores/<a>/{args.model}", "state/<a> (MONITORING)", f"rejections/<a>/{args.model}"),
     )

@@ -1,5 +1,14 @@
-"""``/healthz`` (no prefix): is the broker connected and does the store answer? ``/system/purge``
-(under the API prefix, :data:`api_router`): delete stored data and models."""
+"""``/healthz`` and ``/readyz`` (no prefix, public) and ``/system/purge`` (under the API prefix,
+:data:`api_router`: delete stored data and models).
+
+``/healthz`` is **liveness**: this gateway process answers, its broker connection is up and the store
+answers a ping. ``/readyz`` is **readiness**: the whole system is back after a (re)start, i.e. every
+service of ``READY_SERVICES`` is online and ready, every announced model is loaded by its scorer and
+every asset with stored health has its health back in the fleet view
+(:func:`~services.gateway.view.missing_for_ready`). A restart shows ``/healthz`` 200 well before
+``/readyz`` turns 200; a load balancer or launcher waits for ``/readyz``, a process supervisor
+restarts on ``/healthz``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +22,10 @@ from pydantic import BaseModel
 from services.gateway.auth.guard import Admin, Public
 from services.gateway.commands import COMMAND_RESPONSES, CommandResult, PurgeData, asset_command
 from services.gateway.deps import ContextDep
-from shared.messages import PurgeReply
+from services.gateway.view import Missing, missing_for_ready, service_names
+from shared.messages import PurgeReply, ServiceStatus
+from shared.records import HEALTH
+from shared.store import Store, StoreError
 from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(tags=["system"])
@@ -44,6 +56,44 @@ async def healthz(ctx: ContextDep, _: Public) -> Health | JSONResponse:
     down = [name for name, ok in (("broker", broker), ("store", store)) if not ok]
     body = Health(status="unavailable", broker=broker, store=store, detail=" and ".join(down) + " down")
     return JSONResponse(body.model_dump(), status_code=503)
+
+
+class Readiness(BaseModel):
+    """``/readyz``: ``ready`` with nothing missing, else ``not_ready`` and every missing piece."""
+
+    status: Literal["ready", "not_ready"]
+    missing: list[Missing]
+    #: The retained status of every expected service the gateway has seen (ready flag and detail).
+    services: dict[str, ServiceStatus]
+
+
+def stored_health_assets(store: Store, skip: set[str]) -> list[str]:
+    """Assets (not in ``skip``) with at least one stored ``health`` point. Blocking."""
+    return [a for a in store.assets() if a not in skip and store.query(HEALTH, a, newest=True, limit=1)]
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+async def readyz(ctx: ContextDep, _: Public) -> Readiness | JSONResponse:
+    """200 when the system is ready after a (re)start, else 503 listing exactly what is missing."""
+    view, st = ctx.view, ctx.serve_state
+    expected = service_names(ctx.settings.ready_services)
+    store_missing: list[Missing] = []
+    try:
+        query = asyncio.to_thread(stored_health_assets, ctx.store, set(view.health))
+        stored = await asyncio.wait_for(query, STORE_PING_TIMEOUT_S)
+    except (StoreError, TimeoutError) as exc:
+        stored = []
+        store_missing.append(
+            Missing(what="store", reason=f"cannot list stored health: {str(exc) or 'timeout'}")
+        )
+    missing = store_missing + missing_for_ready(
+        view, expected, stored, connected=st.connected, synced=st.readiness.synced
+    )
+    services = {n: view.services[n] for n in expected if n in view.services}
+    body = Readiness(status="not_ready" if missing else "ready", missing=missing, services=services)
+    if missing:
+        return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=503)
+    return body
 
 
 @api_router.post("/purge", response_model=CommandResult[PurgeData], responses=COMMAND_RESPONSES)
