@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Replay (backfill) a recorded vibration or simple-reading file through the live Rotorwatch pipeline.
+"""Replay (backfill) recorded vibration snapshots or simple readings through the live Rotorwatch
+pipeline, with their original timestamps and sample rates, a bounded number of windows in flight per
+asset, each acknowledged end to end.
 
 Vibration recordings are cut into windows, each stamped with the **original time of its first
 sample** and the **original sample rate**, and sent as ``VibrationBatchIn`` JSON
@@ -7,49 +9,74 @@ sample** and the **original sample rate**, and sent as ``VibrationBatchIn`` JSON
 (QoS 1, default) or ``POST {api}/api/v1/data/batch``. Simple-reading CSVs (``--kind simple``) go one
 row per reading to ``rotorwatch/v1/raw/<asset>/simple`` or ``POST {api}/api/v1/data/simple``.
 
-Input files
------------
-``.npz``, CWRU layout (``../shared/datasets/cwru``): arrays ``<label>__<channel>`` (e.g.
-``IR007_12k__DE``) plus ``meta_json`` with ``fs_hz`` per label. Select one array with ``--key
-IR007_12k__DE`` or ``--label IR007_12k [--channel DE]`` (channel default ``DE``). Each channel is a
-single-axis sensor, so only ``x`` is sent.
+Input
+-----
+``PATH [PATH ...]``: files, directories (recursive) and ``.zip``/``.tar``/``.tar.gz`` archives of
+snapshot files, read by :mod:`shared.recordings`: ``.npz`` (CWRU ``<label>__<channel>`` +
+``meta_json``: ``--key`` or ``--label``; generic ``x``[,``y``,``z``] + ``fs_hz``; FEMTO), ``.csv``
+(numeric columns, optional time column ``t``: a gap in it splits the file into snapshots), ``.wav``
+(integer WAVs need ``--scale``) and the header-less ASCII layout of bearing test rigs (NASA/IMS, 4 or
+8 columns; ``--fs`` required). Each snapshot gets its start time from ``--time-from``: its absolute
+time column (``column``), the file name (``name`` with ``--name-pattern``, e.g. ``%Y.%m.%d.%H.%M.%S``),
+a fixed interval (``interval``: ``--start`` + k x ``--interval`` s for the k-th file in name order),
+the file's modification time (``mtime``); ``auto`` (default) takes the first that applies, in that
+order (``--start`` alone for a single file). ``--channel`` maps channels to assets: ``0=bearing1``
+(repeat it for several assets in one call), ``DE`` (to ``--asset_id``), ``0,1,2=fan`` (x, y, z);
+``x``[,``y``,``z``] signals or a single signal need none. Without ``--channel``, ``--label`` takes
+channel ``DE`` (as before).
 
-``.npz``, generic: arrays ``x`` [``y``, ``z``] (g, 1-D, equal length) and ``fs_hz`` (scalar), or ``--fs``.
+Window ``i`` of a snapshot starts at sample ``offset = i * hop`` and is stamped ``ts = start +
+offset / fs``; a trailing part shorter than a window is not sent. Each window carries a deterministic
+``event_id`` (UUID5 of asset, snapshot source and first-sample time), so replaying the same files again
+sends the same ids. Samples are rounded to 1e-7 g. ``--kind simple``: CSV files with ``timestamp``,
+``voltage_v``, ``current_a``, ``power_factor``, ``vibration_g`` [, ``is_faulty``], for ``--asset_id``.
 
-``.csv`` (vibration): header row with ``x`` [``y``, ``z``] in g and an optional time column ``t``:
-ISO-8601 times, or numbers in seconds (values >= 1e9 are Unix epoch seconds, smaller ones are
-seconds relative to the start time). With a time column the sample rate is
-``fs = (n - 1) / (t[-1] - t[0])`` and every sample interval must be within 10 % of ``1/fs`` (a gap in
-the recording is an error, not silently bridged); without one, ``--fs`` is required.
+Back-pressure and acknowledgement
+---------------------------------
+At most ``--in-flight`` windows (default 16) of each asset are unacknowledged at any time. Over MQTT
+(``--ack pipeline``, the default) the replay subscribes, before sending, to ``features/<a>/+``,
+``scores/<a>/+`` and the retained ``models/<a>/+`` of its assets (``events/<a>/reading`` for readings)
+and a window is acknowledged when its feature vector arrived and, for each announced model that scores
+that vector's kind, its score (rule and its corner cases: ``scripts/replay_flow.py``). So ``--speed
+max`` runs as fast as the pipeline processes. A window not acknowledged within ``--ack-timeout`` s
+fails with what is missing; when ``--in-flight`` windows of an asset in a row failed that way, the rest
+of that asset is not sent (reported). The broker user must read those topics: ``make run``'s
+development user ``replay`` is used by default (``python -m deploy.mqtt_auth`` creates it for
+Mosquitto). ``--ack broker`` waits only for the broker's QoS-1 PUBACK (for a user that may only
+publish; no bound on the pipeline's backlog).
 
-``.csv`` (``--kind simple``): columns ``timestamp`` (ISO-8601 or epoch seconds/ms),
-``voltage_v``, ``current_a``, ``power_factor``, ``vibration_g`` and optional ``is_faulty``.
-
-Timestamps
-----------
-Window ``i`` starts at sample ``offset = i * hop`` and is stamped ``ts = start + offset / fs``
-(with a time column: ``start + (t[offset] - t[0])``). ``start`` is ``--start`` when given; else the
-file's own absolute time (ISO or epoch time column); else **the file's modification time (UTC)**,
-taken as the time of the first sample (``+ t[0]`` for a relative time column). Times are sent as
-ISO-8601 UTC with microsecond resolution. Each window also carries a deterministic ``event_id``
-(UUID5 of asset, source and first-sample time), so replaying the same file twice sends the same
-ids. A trailing part shorter than one window is not sent. Samples are rounded to 1e-7 g.
+``--via http`` is bounded by the gateway's answers only: one request per asset at a time, each window
+acknowledged by its 202 (HTTP 503/429 and connection errors are retried 3 times, 0.2/0.4/0.8 s apart).
+The gateway's event stream (``/api/v1/stream``) carries no feature vectors, no window events and no
+models and drops events for a slow client, so it cannot acknowledge windows end to end.
 
 Pacing
 ------
-``--speed max`` (default) sends as fast as the pipeline accepts: each MQTT publish waits for the
-broker's QoS-1 acknowledgement, each HTTP request for the gateway's answer (HTTP 503/429 and
-connection errors are retried up to 3 times with 0.2/0.4/0.8 s back-off). ``--speed 10`` replays
-at 10x real time (window ``i`` is due ``(ts_i - ts_0) / 10`` seconds after the first).
+``--speed max`` (default) sends as fast as acknowledgements allow; ``--speed 10`` replays at 10x real
+time across all files and assets: the window with data time ``ts`` is due ``(ts - ts_first) / 10`` s
+after the first. Each asset's windows go in ``ts`` order; several assets are interleaved by ``ts``.
+
+Resume and progress
+-------------------
+``--resume`` asks the gateway (``--api``, ``--api-key``) for the vibration feature vectors (readings:
+the readings) stored for each asset in the replay's time range (``GET /api/v1/assets/{a}/features``,
+``from``/``to`` pages) and skips the windows whose vector is stored, by event id; they are counted as
+skipped. Without it, windows replayed before are not processed again by the pipeline (it drops what it
+handled before) and end as failed.
+Progress: one updating line on a terminal, else a ``[PROGRESS]`` line every 5 s (acknowledged/total,
+windows/s, ETA, per asset); ``--verbose`` adds one ``[OK]`` line per acknowledged window. Failures are
+always printed. The summary: sent, acknowledged, failed, skipped, the most windows in flight.
 
 Examples (from the repository root)::
 
     python scripts/replay.py ../shared/datasets/cwru/cwru_0hp_1797rpm.npz --key IR007_12k__DE
+    python scripts/replay.py ims/2nd_test --fs 20000 --name-pattern %Y.%m.%d.%H.%M.%S \\
+        --channel 0=bearing1 --channel 1=bearing2 --window 4096 --resume
     python scripts/replay.py rec.csv --fs 25600 --via http --api http://localhost:8000 --speed 10
     python scripts/replay.py readings.csv --kind simple --asset_id motor_02
 
-Exit code: 0 when every window/reading was sent, 1 when some failed, 2 for bad arguments or an
-unreadable file, 130 on Ctrl+C.
+Exit code: 0 when every window/reading was acknowledged (or skipped), 1 when some failed, 2 for bad
+arguments or unreadable input, 130 on Ctrl+C.
 """
 
 from __future__ import annotations
@@ -66,12 +93,11 @@ import ssl
 import sys
 import time
 import uuid
-import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import aiomqtt
 import httpx
@@ -82,17 +108,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.replay_flow import (  # noqa: E402
+    Counts,
+    Outcome,
+    Stored,
+    Tracker,
+    add_counts,
+    already_stored,
+    due_offset_s,
+    progress_line,
+)
 from shared import topics  # noqa: E402
 from shared.apikey import API_KEY_HELP, auth_headers, script_api_key  # noqa: E402
-from shared.messages import (  # noqa: E402
-    FS_MAX_HZ,
-    FS_MIN_HZ,
-    MAX_WINDOW,
-    MIN_WINDOW,
-    SimpleReadingIn,
-    VibrationBatchIn,
-)
-from shared.secrets import with_device_login  # noqa: E402
+from shared.messages import MAX_WINDOW, MIN_WINDOW, SimpleReadingIn, VibrationBatchIn  # noqa: E402
+from shared.recordings import TIME_FROM, Snapshot, channel_map, load_snapshots, windows  # noqa: E402
+from shared.secrets import with_replay_login  # noqa: E402
 from shared.settings import BrokerAddress, Settings, parse_mqtt_url  # noqa: E402
 
 BATCH_PATH = "/api/v1/data/batch"
@@ -103,17 +133,18 @@ HTTP_RETRIES = 3
 HTTP_BACKOFF_S = 0.2
 #: Default window: 4096 samples at fs >= 5 kHz, else 256.
 LONG_WINDOW, SHORT_WINDOW, LONG_WINDOW_MIN_FS_HZ = 4096, 256, 5000.0
-#: Numeric time values at or above this are Unix epoch seconds (2001-09-09); below: relative seconds.
-EPOCH_MIN_S = 1e9
-#: Every sample interval of a time column must lie within this fraction of the mean interval.
-SAMPLE_JITTER_TOL = 0.10
-#: ``--fs`` and the rate implied by a time column or the file's metadata must agree to this fraction.
-FS_AGREE_TOL = 0.01
 #: Samples are rounded to this many decimals of g in the JSON payload.
 DECIMALS = 7
+#: ``--label`` without ``--channel`` takes this CWRU channel (drive end).
 DEFAULT_CHANNEL = "DE"
 SIMPLE_COLUMNS = ("timestamp", "voltage_v", "current_a", "power_factor", "vibration_g")
-AXES = ("x", "y", "z")
+DEFAULT_IN_FLIGHT = 16
+DEFAULT_ACK_TIMEOUT_S = 60.0
+#: Seconds between ``[PROGRESS]`` lines when stdout is not a terminal (a terminal: updated each tick).
+PROGRESS_EVERY_S = 5.0
+TICK_S = 0.2
+#: Items per page when ``--resume`` reads what is stored.
+RESUME_PAGE = 10_000
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _NAMESPACE = uuid.UUID("6f1c5e0a-9a55-4e8a-8f0d-7b1f3c2a9e41")
 
@@ -123,180 +154,93 @@ def say(line: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Recordings
+# What to send
 # ---------------------------------------------------------------------------------------------
+def default_window(fs_hz: float) -> int:
+    """Default window length in samples: 4096 when ``fs_hz >= 5000`` Hz, else 256."""
+    return LONG_WINDOW if fs_hz >= LONG_WINDOW_MIN_FS_HZ else SHORT_WINDOW
+
+
+def event_id(asset_id: str, source: str, ts: datetime) -> str:
+    """Deterministic 32-hex id: UUID5 of ``asset|source|ts`` (replaying a file twice gives the same ids)."""
+    return uuid.uuid5(_NAMESPACE, f"{asset_id}|{source}|{ts.isoformat()}").hex
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
 @dataclass
-class Recording:
-    """A uniformly sampled vibration recording.
+class Item:
+    """One window or reading to send: its asset, 0-based index among the asset's items (ts order),
+    data time, event id, and either window samples (``data``, g, at ``fs_hz``, from ``source``) or a
+    ready ``body`` (a reading)."""
 
-    ``axes``: ``{"x": array}`` or ``{"x", "y", "z"}``, float64 in g, equal length ``n``;
-    ``fs_hz``: sample rate in Hz; ``t_rel_s``: per-sample times in seconds relative to the first
-    sample when the file had a time column (else ``None``: sample ``i`` is at ``i / fs_hz``);
-    ``t0``: the file's own absolute time of the first sample, if it had one; ``source``: a short
-    description used in messages and event ids.
-    """
-
-    axes: dict[str, np.ndarray]
-    fs_hz: float
+    asset: str
+    ts: datetime
+    event_id: str
     source: str
-    t_rel_s: np.ndarray | None = None
-    t0: datetime | None = None
-    t0_rel_s: float = 0.0  # first value of a relative time column (seconds)
-
-    @property
-    def n(self) -> int:
-        return int(self.axes["x"].shape[0])
+    fs_hz: float = 0.0
+    data: dict[str, np.ndarray] | None = None
+    body: dict[str, Any] | None = None
+    index: int = 0
 
 
-def _check_fs(fs: float, what: str) -> float:
-    if not (isinstance(fs, int | float) and math.isfinite(fs) and FS_MIN_HZ <= fs <= FS_MAX_HZ):
-        raise ValueError(f"{what}: sample rate must be in {FS_MIN_HZ:g}..{FS_MAX_HZ:g} Hz, got {fs!r}")
-    return float(fs)
+def batch_payload(
+    asset_id: str, ts: datetime, data: dict[str, np.ndarray], fs_hz: float, source: str
+) -> dict[str, Any]:
+    """The validated ``VibrationBatchIn`` body for one window (samples rounded to 1e-7 g)."""
+    body: dict[str, Any] = {"motor_id": asset_id, "ts": ts.isoformat()}
+    for a, arr in data.items():
+        body[a] = np.round(arr, DECIMALS).tolist()
+    body["fs_hz"] = fs_hz
+    body["event_id"] = event_id(asset_id, source, ts)
+    VibrationBatchIn.model_validate(body)
+    return body
 
 
-def _agree(fs_file: float, fs_arg: float | None, what: str) -> float:
-    """The file's sample rate, checked against ``--fs`` when both are given (1 % tolerance)."""
-    if fs_arg is not None and abs(fs_arg - fs_file) > FS_AGREE_TOL * fs_file:
-        raise ValueError(f"--fs {fs_arg:g} Hz contradicts the {what} ({fs_file:g} Hz)")
-    return fs_file
+def item_body(item: Item) -> dict[str, Any]:
+    """The JSON body of ``item`` (a window's is built, and validated, when it is sent)."""
+    if item.body is not None:
+        return item.body
+    assert item.data is not None
+    return batch_payload(item.asset, item.ts, item.data, item.fs_hz, item.source)
 
 
-def _axes_from(arrays: dict[str, Any], source: str) -> dict[str, np.ndarray]:
-    """Validate axis arrays: 1-D, numeric, finite, equal length, x alone or x/y/z together."""
-    if "x" not in arrays:
-        raise ValueError(f"{source}: no 'x' data")
-    present = [a for a in AXES if a in arrays]
-    if present not in (["x"], ["x", "y", "z"]):
-        raise ValueError(f"{source}: give x alone (single-axis) or x, y and z together, found {present}")
-    out: dict[str, np.ndarray] = {}
-    for name in present:
-        try:
-            arr = np.asarray(arrays[name], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{source}: axis {name} is not numeric") from None
-        if arr.ndim != 1:
-            raise ValueError(f"{source}: axis {name} must be 1-D, has shape {arr.shape}")
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise ValueError(f"{source}: axis {name} has a non-finite value at sample {int(bad[0])}")
-        out[name] = arr
-    n = out["x"].shape[0]
-    for name, arr in out.items():
-        if arr.shape[0] != n:
-            raise ValueError(f"{source}: axis lengths differ: x has {n} samples, {name} has {arr.shape[0]}")
-    if n == 0:
-        raise ValueError(f"{source}: the recording is empty")
-    return out
+def choose_window(snapshots: Sequence[Snapshot], window: int | None) -> int:
+    """``--window``, else the default of the lowest sample rate among the snapshots."""
+    return window or default_window(min(s.fs_hz for s in snapshots))
 
 
-def load_npz(
-    path: Path,
-    *,
-    key: str | None = None,
-    label: str | None = None,
-    channel: str | None = None,
-    fs: float | None = None,
-) -> Recording:
-    """Read a CWRU-layout (``<label>__<channel>`` + ``meta_json``) or generic (``x``[,y,z], ``fs_hz``) npz."""
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
-    with z:
-        names = list(z.files)
-        keyed = sorted(k for k in names if "__" in k)
-        if keyed and "x" not in names:
-            return _load_keyed(path, z, keyed, key=key, label=label, channel=channel, fs=fs)
-        if key or label or channel:
-            raise ValueError(f"{path}: --key/--label/--channel need <label>__<channel> arrays; found {names}")
-        if "x" not in names:
-            raise ValueError(f"{path}: no 'x' array and no <label>__<channel> arrays (found {names})")
-        axes = _axes_from({a: z[a] for a in AXES if a in names}, str(path))
-        if "fs_hz" in names:
-            try:
-                fs_file = float(np.asarray(z["fs_hz"]).reshape(()))
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}: fs_hz must be a single number") from None
-            rate = _agree(_check_fs(fs_file, f"{path} fs_hz"), fs, "file's fs_hz")
-        elif fs is not None:
-            rate = fs
-        else:
-            raise ValueError(f"{path}: no fs_hz array; give the sample rate with --fs")
-        return Recording(axes=axes, fs_hz=rate, source=path.name)
+def plan_windows(
+    snapshots: Sequence[Snapshot],
+    specs: Sequence[str],
+    default_asset: str,
+    window: int,
+    hop: int,
+    limit: int | None = None,
+) -> tuple[dict[str, list[Item]], list[str]]:
+    """``({asset: [windows in ts order]}, [notes on snapshots shorter than a window])``.
 
-
-def _load_keyed(
-    path: Path,
-    z: Any,
-    keyed: list[str],
-    *,
-    key: str | None,
-    label: str | None,
-    channel: str | None,
-    fs: float | None,
-) -> Recording:
-    shown = ", ".join(keyed[:60]) + (" ..." if len(keyed) > 60 else "")
-    if key is not None:
-        if label is not None or channel is not None:
-            raise ValueError("give --key or --label/--channel, not both")
-        if key not in keyed:
-            raise ValueError(f"{path}: no array {key!r}; available: {shown}")
-        chosen = key
-    elif label is not None:
-        channels = [k.split("__", 1)[1] for k in keyed if k.split("__", 1)[0] == label]
-        if not channels:
-            labels = sorted({k.split("__", 1)[0] for k in keyed})
-            raise ValueError(f"{path}: no label {label!r}; available: {', '.join(labels)}")
-        ch = channel or (DEFAULT_CHANNEL if DEFAULT_CHANNEL in channels or len(channels) > 1 else channels[0])
-        if ch not in channels:
-            raise ValueError(
-                f"{path}: label {label!r} has no channel {ch!r}; available: {', '.join(channels)}"
-            )
-        chosen = f"{label}__{ch}"
-    elif len(keyed) == 1 and channel is None:
-        chosen = keyed[0]
-    else:
-        raise ValueError(f"{path}: holds {len(keyed)} recordings; choose one with --key (available: {shown})")
-    lab = chosen.split("__", 1)[0]
-    axes = _axes_from({"x": z[chosen]}, f"{path}[{chosen}]")
-    fs_meta: float | None = None
-    if "meta_json" in z.files:
-        try:
-            meta = json.loads(str(z["meta_json"]))
-        except (ValueError, TypeError):
-            raise ValueError(f"{path}: meta_json is not valid JSON") from None
-        entry = meta.get(lab) if isinstance(meta, dict) else None
-        if isinstance(entry, dict) and "fs_hz" in entry:
-            try:
-                fs_meta = _check_fs(float(entry["fs_hz"]), f"{path} meta_json[{lab!r}].fs_hz")
-            except (TypeError, ValueError) as exc:
-                raise ValueError(str(exc)) from None
-    if fs_meta is not None:
-        rate = _agree(fs_meta, fs, f"meta_json sample rate of {lab!r}")
-    elif fs is not None:
-        rate = fs
-    else:
-        raise ValueError(f"{path}: meta_json gives no fs_hz for {lab!r}; give the sample rate with --fs")
-    return Recording(axes=axes, fs_hz=rate, source=f"{path.name}[{chosen}]")
-
-
-def _parse_time(value: str) -> tuple[float, bool]:
-    """``(seconds, absolute)``: ISO-8601 -> Unix seconds (absolute); a number -> itself (absolute >= 1e9)."""
-    v = value.strip()
-    try:
-        num = float(v)
-    except ValueError:
-        num = None
-    if num is not None:
-        if not math.isfinite(num):
-            raise ValueError(f"time value {value!r} is not finite")
-        return num, num >= EPOCH_MIN_S
-    try:
-        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"time value {value!r} is neither a number of seconds nor ISO-8601") from None
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
-    return dt.timestamp(), True
+    Every snapshot's channels are mapped to assets (:func:`channel_map`); each asset's windows are
+    sorted by ``(ts, source)``; ``limit`` keeps the first ``limit`` of each asset."""
+    plan: dict[str, list[Item]] = {}
+    short: list[str] = []
+    for snap in snapshots:
+        if snap.n < window:
+            short.append(f"{snap.source}: {snap.n} samples is shorter than one window of {window}")
+            continue
+        for asset, axes in channel_map(specs, snap, default_asset).items():
+            items = plan.setdefault(asset, [])
+            for w in windows(snap, window=window, hop=hop, axes=axes):
+                eid = event_id(asset, snap.source, w.ts)
+                items.append(Item(asset, w.ts, eid, snap.source, fs_hz=snap.fs_hz, data=w.data))
+    for items in plan.values():
+        items.sort(key=lambda it: (it.ts, it.source))
+        del items[limit or len(items) :]
+        for i, it in enumerate(items):
+            it.index = i
+    return plan, short
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -319,145 +263,21 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def load_csv(path: Path, *, fs: float | None = None) -> Recording:
-    """Read a vibration CSV with columns ``x``[,``y``,``z``] and an optional time column ``t``."""
-    header, body = _read_csv(path)
-    if "x" not in header:
-        raise ValueError(f"{path}: no 'x' column (header: {header}); vibration CSVs need x[,y,z] in g")
-    cols = {name: header.index(name) for name in AXES if name in header}
-    arrays: dict[str, list[float]] = {name: [] for name in cols}
-    for line, r in enumerate(body, start=2):
-        for name, j in cols.items():
-            try:
-                arrays[name].append(float(r[j]))
-            except ValueError:
-                raise ValueError(f"{path}: line {line}, column {name}: {r[j]!r} is not a number") from None
-    axes = _axes_from(arrays, str(path))
-    if "t" not in header:
-        if fs is None:
-            raise ValueError(f"{path}: no time column 't'; give the sample rate with --fs")
-        return Recording(axes=axes, fs_hz=fs, source=path.name)
-    j = header.index("t")
-    times, absolute = [], []
-    for line, r in enumerate(body, start=2):
-        try:
-            sec, ab = _parse_time(r[j])
-        except ValueError as exc:
-            raise ValueError(f"{path}: line {line}, column t: {exc}") from None
-        times.append(sec)
-        absolute.append(ab)
-    if len(set(absolute)) > 1:
-        raise ValueError(f"{path}: column t mixes absolute times and relative seconds")
-    t = np.asarray(times, dtype=np.float64)
-    if t.size < 2:
-        raise ValueError(f"{path}: a time column needs at least 2 samples to give the sample rate")
-    dt = np.diff(t)
-    mean_dt = (t[-1] - t[0]) / (t.size - 1)
-    if mean_dt <= 0 or np.any(dt <= 0):
-        k = int(np.flatnonzero(dt <= 0)[0]) if np.any(dt <= 0) else 0
-        raise ValueError(f"{path}: column t must increase; it does not at line {k + 3}")
-    off = np.flatnonzero(np.abs(dt - mean_dt) > SAMPLE_JITTER_TOL * mean_dt)
-    if off.size:
-        k = int(off[0])
-        raise ValueError(
-            f"{path}: non-uniform sampling: interval {dt[k]:.6g} s before line {k + 3} differs from the "
-            f"mean {mean_dt:.6g} s by more than {SAMPLE_JITTER_TOL:.0%} (a gap or jitter in the recording)"
-        )
-    rate = _agree(_check_fs(1.0 / mean_dt, f"{path} time column"), fs, "rate of the time column")
-    t0 = datetime.fromtimestamp(t[0], UTC) if absolute[0] else None
-    return Recording(
-        axes=axes,
-        fs_hz=rate,
-        source=path.name,
-        t_rel_s=t - t[0],
-        t0=t0,
-        t0_rel_s=0.0 if absolute[0] else float(t[0]),
-    )
-
-
-def load_recording(
-    path: Path,
-    *,
-    key: str | None = None,
-    label: str | None = None,
-    channel: str | None = None,
-    fs: float | None = None,
-) -> Recording:
-    """Load a ``.npz`` or ``.csv`` vibration recording; ``ValueError`` with the reason otherwise."""
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    if fs is not None:
-        fs = _check_fs(fs, "--fs")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return load_npz(path, key=key, label=label, channel=channel, fs=fs)
-    if suffix == ".csv":
-        if key or label or channel:
-            raise ValueError("--key/--label/--channel apply to .npz files only")
-        return load_csv(path, fs=fs)
-    raise ValueError(f"{path}: unsupported file type {suffix or '(none)'!r}; expected .npz or .csv")
-
-
-# ---------------------------------------------------------------------------------------------
-# Windows
-# ---------------------------------------------------------------------------------------------
-def default_window(fs_hz: float) -> int:
-    """Default window length in samples: 4096 when ``fs_hz >= 5000`` Hz, else 256."""
-    return LONG_WINDOW if fs_hz >= LONG_WINDOW_MIN_FS_HZ else SHORT_WINDOW
-
-
-@dataclass(frozen=True)
-class WindowOut:
-    """One window: its index, first-sample offset, UTC time of the first sample and axis data (g)."""
-
-    index: int
-    offset: int
-    ts: datetime
-    data: dict[str, np.ndarray]
-
-
-def window_count(n: int, window: int, hop: int) -> int:
-    """Number of full windows: ``floor((n - window) / hop) + 1`` for ``n >= window``, else 0."""
-    return 0 if n < window else (n - window) // hop + 1
-
-
-def iter_windows(
-    rec: Recording, window: int, hop: int, start: datetime, limit: int | None = None
-) -> Iterator[WindowOut]:
-    """Windows ``[offset, offset + window)`` with ``offset = i * hop``, stamped
-    ``ts = start + offset / fs`` s (time column: ``start + t_rel[offset]`` s)."""
-    if not MIN_WINDOW <= window <= MAX_WINDOW:
-        raise ValueError(f"window must be {MIN_WINDOW}..{MAX_WINDOW} samples, got {window}")
-    if hop < 1:
-        raise ValueError(f"hop must be >= 1 sample, got {hop}")
-    count = window_count(rec.n, window, hop)
-    if count == 0:
-        raise ValueError(
-            f"{rec.source}: {rec.n} samples is shorter than one window of {window}; use a smaller --window"
-        )
-    if limit is not None:
-        count = min(count, limit)
-    for i in range(count):
-        off = i * hop
-        sec = float(rec.t_rel_s[off]) if rec.t_rel_s is not None else off / rec.fs_hz
-        data = {a: arr[off : off + window] for a, arr in rec.axes.items()}
-        yield WindowOut(index=i, offset=off, ts=start + timedelta(seconds=sec), data=data)
-
-
-def event_id(asset_id: str, source: str, ts: datetime) -> str:
-    """Deterministic 32-hex id: UUID5 of ``asset|source|ts`` (replaying a file twice gives the same ids)."""
-    return uuid.uuid5(_NAMESPACE, f"{asset_id}|{source}|{ts.isoformat()}").hex
-
-
-def batch_payload(asset_id: str, w: WindowOut, fs_hz: float, source: str) -> dict[str, Any]:
-    """The validated ``VibrationBatchIn`` body for one window (samples rounded to 1e-7 g)."""
-    body: dict[str, Any] = {"motor_id": asset_id, "ts": w.ts.isoformat()}
-    for a, arr in w.data.items():
-        body[a] = np.round(arr, DECIMALS).tolist()
-    body["fs_hz"] = fs_hz
-    body["event_id"] = event_id(asset_id, source, w.ts)
-    VibrationBatchIn.model_validate(body)
-    return body
+def _reading(r: list[str], idx: dict[str, int], asset_id: str) -> dict[str, Any]:
+    raw_ts = r[idx["timestamp"]].strip()
+    try:
+        ts_val: Any = float(raw_ts)
+    except ValueError:
+        ts_val = raw_ts
+    item: dict[str, Any] = {"asset_id": asset_id, "timestamp": ts_val}
+    for c in SIMPLE_COLUMNS[1:]:
+        item[c] = float(r[idx[c]])
+    if "is_faulty" in idx and r[idx["is_faulty"]].strip():
+        flag = r[idx["is_faulty"]].strip().lower()
+        if flag not in ("true", "false", "1", "0"):
+            raise ValueError(f"is_faulty must be true/false/1/0, got {flag!r}")
+        item["is_faulty"] = flag in ("true", "1")
+    return item
 
 
 def load_simple_csv(path: Path, asset_id: str) -> list[tuple[int, dict[str, Any] | str]]:
@@ -478,19 +298,7 @@ def load_simple_csv(path: Path, asset_id: str) -> list[tuple[int, dict[str, Any]
     out: list[tuple[int, dict[str, Any] | str]] = []
     for line, r in enumerate(body, start=2):
         try:
-            raw_ts = r[idx["timestamp"]].strip()
-            try:
-                ts_val: Any = float(raw_ts)
-            except ValueError:
-                ts_val = raw_ts
-            item: dict[str, Any] = {"asset_id": asset_id, "timestamp": ts_val}
-            for c in SIMPLE_COLUMNS[1:]:
-                item[c] = float(r[idx[c]])
-            if "is_faulty" in idx and r[idx["is_faulty"]].strip():
-                flag = r[idx["is_faulty"]].strip().lower()
-                if flag not in ("true", "false", "1", "0"):
-                    raise ValueError(f"is_faulty must be true/false/1/0, got {flag!r}")
-                item["is_faulty"] = flag in ("true", "1")
+            item = _reading(r, idx, asset_id)
             msg = SimpleReadingIn.model_validate(item)
         except (ValueError, ValidationError) as exc:
             out.append((line, _reason(exc)))
@@ -502,6 +310,26 @@ def load_simple_csv(path: Path, asset_id: str) -> list[tuple[int, dict[str, Any]
     return out
 
 
+def plan_readings(
+    paths: Sequence[Path], asset_id: str, limit: int | None = None
+) -> tuple[dict[str, list[Item]], list[str]]:
+    """``({asset: [readings in ts order]}, [reasons of rows that are not sent])`` from CSV files."""
+    items: list[Item] = []
+    bad: list[str] = []
+    for path in paths:
+        for line, row in load_simple_csv(path, asset_id):
+            if isinstance(row, str):
+                bad.append(f"{path.name} line {line}: {row}")
+                continue
+            ts = datetime.fromisoformat(row["timestamp"])
+            items.append(Item(asset_id, ts, row["event_id"], path.name, body=row))
+    items.sort(key=lambda it: (it.ts, it.source))
+    del items[limit or len(items) :]
+    for i, it in enumerate(items):
+        it.index = i
+    return ({asset_id: items} if items else {}), bad
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
@@ -509,47 +337,92 @@ def _reason(exc: Exception) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Senders
+# Links: MQTT (publish + acknowledgements) and HTTP
 # ---------------------------------------------------------------------------------------------
 class SendError(Exception):
     pass
 
 
-class MqttSender:
-    """Publishes with QoS 1 (waits for the broker's PUBACK); reconnects on the next send after a failure."""
+class SetupError(Exception):
+    """The replay cannot start (e.g. the broker refuses the acknowledgement subscriptions)."""
 
-    def __init__(self, broker: BrokerAddress) -> None:
+
+Handler = Callable[[str, bytes, bool], None]
+
+
+class MqttLink:
+    """One MQTT connection: publishes with QoS 1 (waits for the broker's PUBACK) and, when
+    ``subscriptions`` are given, subscribes to them before the first publish and hands every message
+    to ``on_message(topic, payload, retained)``. A lost connection is opened again on the next send
+    (subscribing again); messages published meanwhile are lost to the replay (their windows time out)."""
+
+    def __init__(
+        self, broker: BrokerAddress, subscriptions: Sequence[str] = (), on_message: Handler | None = None
+    ) -> None:
         self.broker = broker
+        self.subscriptions = list(subscriptions)
+        self.on_message = on_message
         self.client: aiomqtt.Client | None = None
+        self.listener: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Connect and subscribe; :class:`SetupError` when the broker refuses a subscription."""
+        fresh = aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            username=self.broker.username,
+            password=self.broker.password,
+            keepalive=30,
+            timeout=MQTT_TIMEOUT_S,
+            tls_context=ssl.create_default_context() if self.broker.tls else None,
+        )
+        await fresh.__aenter__()  # a failed connect needs no __aexit__
+        self.client = fresh
+        try:
+            for flt in self.subscriptions:
+                granted = await fresh.subscribe(flt, qos=1)
+                if any(int(getattr(g, "value", g)) >= 0x80 for g in granted):
+                    who = self.broker.username or "anonymous"
+                    raise SetupError(
+                        f"the broker refused the subscription to {flt} for user {who!r}: the replay reads "
+                        "features, scores and models to acknowledge windows end to end; log in as the "
+                        "'replay' user (python -m deploy.mqtt_auth creates it) or use --ack broker"
+                    )
+        except BaseException:
+            await self.close()
+            raise
+        if self.on_message is not None:
+            self.listener = asyncio.create_task(self._listen(fresh))
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        assert self.on_message is not None
+        with contextlib.suppress(aiomqtt.MqttError):
+            async for m in client.messages:
+                self.on_message(m.topic.value, bytes(m.payload or b""), bool(m.retain))
 
     async def send(self, topic: str, path: str, body: dict[str, Any]) -> None:
         del path
         try:
             if self.client is None:
-                fresh = aiomqtt.Client(
-                    self.broker.host,
-                    self.broker.port,
-                    username=self.broker.username,
-                    password=self.broker.password,
-                    keepalive=30,
-                    timeout=MQTT_TIMEOUT_S,
-                    tls_context=ssl.create_default_context() if self.broker.tls else None,
-                )
-                await fresh.__aenter__()  # a failed connect needs no __aexit__
-                self.client = fresh
+                await self.open()
+            assert self.client is not None
             await self.client.publish(topic, json.dumps(body, allow_nan=False), qos=1)
         except aiomqtt.MqttError as exc:
             await self.close()
             raise SendError(f"MQTT {self.broker.host}:{self.broker.port}: {exc}") from None
 
     async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.cancel()
+            await asyncio.gather(self.listener, return_exceptions=True)
+            self.listener = None
         if self.client is not None:
             client, self.client = self.client, None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.__aexit__(None, None, None), MQTT_TIMEOUT_S)
 
 
-class HttpSender:
+class HttpLink:
     """POSTs to the gateway; retries HTTP 429/503 and connection errors (0.2, 0.4, 0.8 s back-off)."""
 
     def __init__(
@@ -559,6 +432,9 @@ class HttpSender:
         self.client = httpx.AsyncClient(
             timeout=HTTP_TIMEOUT_S, transport=transport, headers=auth_headers(api_key)
         )
+
+    async def open(self) -> None:
+        return None
 
     async def send(self, topic: str, path: str, body: dict[str, Any]) -> None:
         del topic
@@ -583,39 +459,415 @@ class HttpSender:
         await self.client.aclose()
 
 
+def ack_subscriptions(assets: Sequence[str], kind: str) -> list[str]:
+    """Topic filters that acknowledge the replay's items: each asset's retained models first (so they
+    are in before any vector), then its feature vectors and scores (and reading events for readings)."""
+    subs = [f"{topics.ROOT}/models/{a}/+" for a in assets]
+    for a in assets:
+        subs += [f"{topics.ROOT}/features/{a}/+", f"{topics.ROOT}/scores/{a}/+"]
+        if kind == "simple":
+            subs.append(topics.reading(a))
+    return subs
+
+
 # ---------------------------------------------------------------------------------------------
-# Arguments and main loop
+# Resume: what the store already holds
 # ---------------------------------------------------------------------------------------------
+async def _stored_items(
+    client: httpx.AsyncClient, api: str, asset: str, family: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every item of ``GET /api/v1/assets/{asset}/{family}`` for ``params``, following ``next``."""
+    url = f"{api}/api/v1/assets/{asset}/{family}"
+    query: dict[str, Any] = {**params, "limit": RESUME_PAGE}
+    out: list[dict[str, Any]] = []
+    while True:
+        try:
+            r = await client.get(url, params=query)
+        except httpx.HTTPError as exc:
+            raise ValueError(f"--resume: GET {url}: {type(exc).__name__}: {exc}") from None
+        if r.status_code == 404 and "unknown asset" in r.text:
+            return out  # nothing stored for it yet
+        if r.status_code != 200:
+            raise ValueError(f"--resume: GET {url}: HTTP {r.status_code}: {' '.join(r.text.split())[:200]}")
+        body = r.json()
+        out += next((body[k] for k in (family, "history", "items") if isinstance(body.get(k), list)), [])
+        if not body.get("next"):
+            return out
+        query["after"] = body["next"]
+
+
+async def stored_for(
+    client: httpx.AsyncClient, api: str, asset: str, kind: str, first: datetime, last: datetime
+) -> Stored:
+    """What the store holds for ``asset`` between ``first`` and ``last`` (data time, 1 s margin):
+    stored vibration vectors (windows) or readings, by event id."""
+    span = {"from": iso(first - timedelta(seconds=1)), "to": iso(last + timedelta(seconds=1))}
+    if kind == "vibration":
+        got = await _stored_items(client, api, asset, "features", {**span, "kind": "vibration"})
+    else:
+        got = await _stored_items(client, api, asset, "readings", span)
+    return Stored(present={x["event_id"] for x in got if isinstance(x.get("event_id"), str)})
+
+
+async def resume_filter(
+    plan: dict[str, list[Item]],
+    kind: str,
+    api: str,
+    api_key: str | None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, set[str]]:
+    """``{asset: event ids already complete in the store}`` (:func:`already_stored`)."""
+    out: dict[str, set[str]] = {}
+    async with httpx.AsyncClient(timeout=60.0, transport=transport, headers=auth_headers(api_key)) as client:
+        for asset, items in plan.items():
+            if not items:
+                continue
+            st = await stored_for(client, api.rstrip("/"), asset, kind, items[0].ts, items[-1].ts)
+            out[asset] = {it.event_id for it in items if already_stored(it.event_id, st)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+class Progress:
+    """The progress line: rewritten in place on a terminal, else a ``[PROGRESS]`` line every
+    ``every_s`` s; other lines go through :meth:`say` so they do not mix with it."""
+
+    def __init__(
+        self, stream: TextIO, unit: str, every_s: float = PROGRESS_EVERY_S, tty: bool | None = None
+    ) -> None:
+        self.stream, self.unit, self.every_s = stream, unit, every_s
+        self.tty = stream.isatty() if tty is None else tty
+        self.last = -math.inf
+        self.shown = False
+
+    def say(self, line: str) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.shown = False
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def tick(self, counts: dict[str, Counts], elapsed_s: float, now: float, *, force: bool = False) -> None:
+        if not (force or self.tty) and now - self.last < self.every_s:
+            return
+        self.last = now
+        line = progress_line(counts, elapsed_s, self.unit)
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line)
+            self.shown = True
+        else:
+            self.stream.write(f"[PROGRESS] {line}\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = False
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Replay:
+    """Sends the planned items of every asset (one task per asset), paced by data time, at most
+    ``tracker.in_flight`` unacknowledged per asset, and settles each as acknowledged or failed."""
+
+    plan: dict[str, list[Item]]
+    tracker: Tracker
+    kind: str
+    factor: float | None
+    progress: Progress
+    verbose: bool = False
+    skip: dict[str, set[str]] = field(default_factory=dict)
+    counts: dict[str, Counts] = field(default_factory=dict)
+    unscored: dict[str, int] = field(default_factory=dict)
+    by_id: dict[tuple[str, str], Item] = field(default_factory=dict)
+    link: MqttLink | HttpLink | None = None
+
+    def __post_init__(self) -> None:
+        self.changed = asyncio.Condition()
+        self.t0 = time.monotonic()
+        for asset, items in self.plan.items():
+            self.counts[asset] = Counts(total=len(items))
+            for it in items:
+                self.by_id[(asset, it.event_id)] = it
+        firsts = [items[0].ts for items in self.plan.values() if items]
+        self.ts_first = min(firsts) if firsts else datetime.now(UTC)
+
+    @property
+    def unit(self) -> str:
+        return "readings" if self.kind == "simple" else "windows"
+
+    # --- acknowledgements ------------------------------------------------------------------------
+    def on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        """A message of an acknowledgement subscription (called by the MQTT link)."""
+        parts = topic.removeprefix(topics.ROOT + "/").split("/")
+        if len(parts) < 2:
+            return
+        family, asset, sub = parts[0], parts[1], (parts[2] if len(parts) > 2 else "")
+        now = time.monotonic()
+        if family == "models":
+            self.record(self.tracker.on_model(asset, sub, announced=bool(payload)))
+            return
+        try:
+            eid = json.loads(payload).get("event_id") if payload else None
+        except (ValueError, AttributeError):
+            eid = None
+        if not isinstance(eid, str):
+            return
+        if family == "features":
+            self.record(self.tracker.on_features(asset, sub, eid, now))
+        elif family == "scores":
+            self.record(self.tracker.on_score(asset, sub, eid, now))
+        elif family == "events" and sub == "reading":
+            self.record(self.tracker.on_reading(asset, eid, now))
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            c = self.counts[o.asset]
+            item = self.by_id.get((o.asset, o.event_id))
+            if o.ok:
+                c.acked += 1
+                for m in o.unscored:
+                    self.unscored[m] = self.unscored.get(m, 0) + 1
+                if self.verbose and item is not None:
+                    self.progress.say(self.ok_line(item, o))
+            else:
+                c.failed += 1
+                what = self.describe(item, o.asset)
+                self.progress.say(f"[FAIL] {what} | {o.reason}")
+        if outcomes:
+            asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    def describe(self, item: Item | None, asset: str) -> str:
+        if item is None:
+            return f"{asset} (unknown event)"
+        total = self.counts[asset].total
+        word = "reading" if self.kind == "simple" else "window"
+        where = f" asset={asset}" if len(self.plan) > 1 else ""
+        return f"{word} {item.index + 1}/{total} ts={iso(item.ts)}{where}"
+
+    def ok_line(self, item: Item, o: Outcome) -> str:
+        head = f"[OK] {self.describe(item, o.asset)}"
+        if item.data is not None:
+            r = [float(np.sqrt(np.mean(v * v))) for v in item.data.values()]
+            rms = f"{r[0]:.3f}g" if len(r) == 1 else "(" + ", ".join(f"{v:.3f}" for v in r) + ")g"
+            head += f" fs={item.fs_hz:g}Hz rms={rms}"
+        elif item.body is not None:
+            b = item.body
+            head += (
+                f" V={b['voltage_v']:.1f}V I={b['current_a']:.2f}A PF={b['power_factor']:.2f} "
+                f"vib={b['vibration_g']:.3f}g"
+            )
+        if o.unscored:
+            head += f" (not scored by {', '.join(o.unscored)})"
+        return head
+
+    # --- sending ---------------------------------------------------------------------------------
+    async def send_asset(self, asset: str, items: list[Item]) -> None:
+        skip = self.skip.get(asset, set())
+        c = self.counts[asset]
+        topic = topics.raw_simple(asset) if self.kind == "simple" else topics.raw_vibration(asset)
+        path = SIMPLE_PATH if self.kind == "simple" else BATCH_PATH
+        for k, item in enumerate(items):
+            if item.event_id in skip:
+                c.skipped += 1
+                continue
+            due = self.t0 + due_offset_s(item.ts, self.ts_first, self.factor)
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            async with self.changed:
+                await self.changed.wait_for(
+                    lambda: self.tracker.can_send(asset) or self.tracker.stalled(asset)
+                )
+            if self.tracker.stalled(asset):
+                self.give_up(asset, items[k:], skip)
+                return
+            await self.send_one(asset, item, topic, path)
+
+    async def send_one(self, asset: str, item: Item, topic: str, path: str) -> None:
+        c = self.counts[asset]
+        try:
+            body = item_body(item)
+        except (ValueError, ValidationError) as exc:
+            c.failed += 1
+            self.progress.say(f"[FAIL] {self.describe(item, asset)} | {_reason(exc)}")
+            return
+        assert self.link is not None
+        self.tracker.sent(asset, item.event_id, time.monotonic())
+        try:
+            await self.link.send(topic, path, body)
+        except SendError as exc:
+            self.record([self.tracker.send_failed(asset, item.event_id, str(exc))])
+            return
+        c.sent += 1
+        self.record(self.tracker.settle_sent(asset, item.event_id, time.monotonic()))
+
+    def give_up(self, asset: str, rest: list[Item], skip: set[str]) -> None:
+        c = self.counts[asset]
+        left = [it for it in rest if it.event_id not in skip]
+        c.skipped += len(rest) - len(left)
+        c.failed += len(left)
+        self.progress.say(
+            f"[FAIL] {asset}: {self.tracker.in_flight} {self.unit} in a row were not acknowledged within "
+            f"{self.tracker.ack_timeout_s:g} s; the other {len(left)} {self.unit} of {asset} are not sent "
+            "(is the pipeline running? were they replayed before? then use --resume)"
+        )
+
+    async def ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = time.monotonic()
+            self.record(self.tracker.expire(now))
+            self.progress.tick(self.counts, now - self.t0, now)
+
+    async def run(self) -> None:
+        ticker = asyncio.create_task(self.ticker())
+        try:
+            await asyncio.gather(*(self.send_asset(a, items) for a, items in self.plan.items()))
+            async with self.changed:
+                await self.changed.wait_for(lambda: all(not f.pending for f in self.tracker.assets.values()))
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            self.progress.end()
+
+    def summary(self, *, stopped: bool = False) -> list[str]:
+        t = add_counts(self.counts.values())
+        elapsed = time.monotonic() - self.t0
+        rate = t.acked / elapsed if elapsed > 0 else 0.0
+        most = max((f.max_in_flight for f in self.tracker.assets.values()), default=0)
+        head = "[STOPPED]" if stopped else "[COMPLETE]"
+        lines = [
+            f"{head} Sent {t.sent} {self.unit}, {t.acked} acknowledged, {t.failed} failed, "
+            f"{t.skipped} skipped (already stored) of {t.total} in {elapsed:.1f} s "
+            f"({rate:.1f} {self.unit}/s acknowledged); "
+            f"at most {most} in flight per asset (limit {self.tracker.in_flight})"
+        ]
+        if len(self.counts) > 1:
+            for a, c in self.counts.items():
+                f = self.tracker.flow(a)
+                lines.append(
+                    f"[ASSET] {a}: {c.sent} sent, {c.acked} acknowledged, {c.failed} failed, "
+                    f"{c.skipped} skipped of {c.total}; at most {f.max_in_flight} in flight"
+                )
+        if self.unscored:
+            named = ", ".join(f"{m} {n}" for m, n in sorted(self.unscored.items()))
+            lines.append(
+                f"[NOTE] acknowledged without a score of an announced model (the scorer skipped them: "
+                f"no model loaded yet, or scored before): {named}"
+            )
+        if stopped or t.failed:
+            lines.append("[NOTE] run it again with --resume to send only what is not stored yet")
+        return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments and main
+# ---------------------------------------------------------------------------------------------
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The module docstring as written, and each option's default."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="replay.py",
-        description="Replay a recorded .npz/.csv file through the live pipeline with its original "
-        "timestamps and sample rate.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = argparse.ArgumentParser(prog="replay.py", description=__doc__, formatter_class=_HelpFormatter)
+    p.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="files, directories, .zip/.tar(.gz) archives"
     )
-    p.add_argument("file", type=Path, help=".npz or .csv recording")
     p.add_argument("--kind", choices=("vibration", "simple"), default="vibration")
-    p.add_argument("--key", default=None, help="npz array <label>__<channel>, e.g. IR007_12k__DE")
-    p.add_argument("--label", default=None, help="npz label, e.g. IR007_12k (with --channel)")
-    p.add_argument("--channel", default=None, help=f"npz channel (default {DEFAULT_CHANNEL})")
-    p.add_argument("--fs", type=float, default=None, help="sample rate, Hz, when the file does not give it")
+    p.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="channel to asset, repeatable: CH=ASSET, CH (to --asset_id), CX,CY,CZ=ASSET (x, y, z); "
+        f"--label without --channel takes {DEFAULT_CHANNEL}",
+    )
+    p.add_argument("--key", default=None, help="CWRU npz: one array <label>__<channel>, e.g. IR007_12k__DE")
+    p.add_argument("--label", default=None, help="CWRU npz: one label, e.g. IR007_12k (all its channels)")
+    p.add_argument("--fs", type=float, default=None, help="sample rate, Hz, where the files do not give it")
+    p.add_argument("--scale", type=float, default=None, help="g at integer full scale (.wav files)")
+    p.add_argument(
+        "--time-from", choices=TIME_FROM, default="auto", help="where each file's start time comes from"
+    )
+    p.add_argument(
+        "--name-pattern",
+        default=None,
+        help="strptime pattern of the file names, e.g. %%Y.%%m.%%d.%%H.%%M.%%S",
+    )
+    p.add_argument(
+        "--interval", type=float, default=None, help="seconds between the starts of consecutive files"
+    )
+    p.add_argument("--start", default=None, help="ISO-8601 UTC time of the first sample (of the first file)")
     p.add_argument(
         "--window", type=int, default=None, help="samples per window (default 4096 at >= 5 kHz, else 256)"
     )
     p.add_argument("--hop", type=int, default=None, help="samples between window starts (default: --window)")
-    p.add_argument(
-        "--start",
-        default=None,
-        help="ISO-8601 time of the first sample (default: the file's own time column, else its mtime)",
-    )
     p.add_argument("--via", choices=("mqtt", "http"), default="mqtt")
     p.add_argument("--mqtt", default=os.environ.get("MQTT_URL") or "mqtt://localhost:1883", help="broker URL")
-    p.add_argument("--api", default="http://localhost:8000", help="gateway base URL (--via http)")
+    p.add_argument("--api", default="http://localhost:8000", help="gateway base URL (--via http, --resume)")
     p.add_argument("--api-key", default=None, help=API_KEY_HELP)
     p.add_argument("--speed", default="max", help="'max' or a real-time factor, e.g. 10")
-    p.add_argument("--asset_id", default="motor_01")
-    p.add_argument("--limit", type=int, default=None, help="send at most N windows/readings")
+    p.add_argument(
+        "--asset_id", "--asset", dest="asset_id", default="motor_01", help="asset of unmapped data"
+    )
+    p.add_argument("--limit", type=int, default=None, help="send at most N windows/readings per asset")
+    p.add_argument(
+        "--in-flight",
+        type=int,
+        default=DEFAULT_IN_FLIGHT,
+        help="windows per asset sent and not yet acknowledged (--via http: one request at a time)",
+    )
+    p.add_argument(
+        "--ack-timeout",
+        type=float,
+        default=DEFAULT_ACK_TIMEOUT_S,
+        help="seconds before an unacknowledged window fails",
+    )
+    p.add_argument(
+        "--ack",
+        choices=("pipeline", "broker"),
+        default="pipeline",
+        help="MQTT: acknowledged by its feature vector and scores (pipeline) or by the broker's PUBACK only; "
+        "--via http: by the gateway's 202 answer (its event stream carries no feature vectors)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip windows whose feature vector (readings: the reading) is stored (asks --api)",
+    )
+    p.add_argument("--verbose", action="store_true", help="one [OK] line per acknowledged window")
     return p
+
+
+def _speed(p: argparse.ArgumentParser, speed: str) -> float | None:
+    if speed == "max":
+        return None
+    try:
+        factor = float(speed)
+    except ValueError:
+        factor = -1.0
+    if not (math.isfinite(factor) and factor > 0):
+        p.error(f"--speed must be 'max' or a number > 0, got {speed!r}")
+    return factor
+
+
+def _start(p: argparse.ArgumentParser, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        p.error(f"--start {text!r} is not an ISO-8601 time")
+    return start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -624,130 +876,95 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     a = p.parse_args(argv)
     if not topics.valid_asset_id(a.asset_id):
         p.error(f"--asset_id {a.asset_id!r} must match {topics.ASSET_ID_PATTERN}")
-    if a.speed == "max":
-        a.factor = None
-    else:
-        try:
-            a.factor = float(a.speed)
-        except ValueError:
-            a.factor = -1.0
-        if not (math.isfinite(a.factor) and a.factor > 0):
-            p.error(f"--speed must be 'max' or a number > 0, got {a.speed!r}")
-    if a.limit is not None and a.limit < 1:
-        p.error(f"--limit must be >= 1, got {a.limit}")
+    a.factor = _speed(p, a.speed)
+    a.start = _start(p, a.start)
+    for name, value, low in (("--limit", a.limit, 1), ("--hop", a.hop, 1), ("--in-flight", a.in_flight, 1)):
+        if value is not None and value < low:
+            p.error(f"{name} must be >= {low}, got {value}")
+    if not (math.isfinite(a.ack_timeout) and a.ack_timeout > 0):
+        p.error(f"--ack-timeout must be a number of seconds > 0, got {a.ack_timeout}")
     if a.window is not None and not MIN_WINDOW <= a.window <= MAX_WINDOW:
         p.error(f"--window must be in {MIN_WINDOW}..{MAX_WINDOW}, got {a.window}")
-    if a.hop is not None and a.hop < 1:
-        p.error(f"--hop must be >= 1, got {a.hop}")
-    if a.start is not None:
+    if a.interval is not None and not (math.isfinite(a.interval) and a.interval > 0):
+        p.error(f"--interval must be a number of seconds > 0, got {a.interval}")
+    vibration_only = (a.key, a.label, a.channel, a.window, a.hop, a.fs, a.scale, a.name_pattern, a.interval)
+    if a.kind == "simple" and (any(v for v in vibration_only) or a.time_from != "auto"):
+        p.error(
+            "--key/--label/--channel/--window/--hop/--fs/--scale/--time-from/--name-pattern/--interval "
+            "apply to --kind vibration only"
+        )
+    if (a.via == "http" or a.resume) and not a.api.startswith(("http://", "https://")):
+        p.error(f"--api must be an http:// or https:// URL, got {a.api!r}")
+    if a.via == "mqtt":
         try:
-            start = datetime.fromisoformat(a.start.replace("Z", "+00:00"))
-        except ValueError:
-            p.error(f"--start {a.start!r} is not an ISO-8601 time")
-        a.start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
-    if a.via == "http":
-        if not a.api.startswith(("http://", "https://")):
-            p.error(f"--api must be an http:// or https:// URL, got {a.api!r}")
-    else:
-        try:
-            # No user in the URL: MQTT_USERNAME/MQTT_PASSWORD, else make run's development device user.
-            a.broker = with_device_login(parse_mqtt_url(a.mqtt), Settings().data_dir)
+            # No user in the URL: MQTT_USERNAME/MQTT_PASSWORD, else make run's development replay user.
+            a.broker = with_replay_login(parse_mqtt_url(a.mqtt), Settings().data_dir)
         except ValueError as exc:
             p.error(f"--mqtt: {exc}")
-    if a.kind == "simple" and (a.key or a.label or a.channel or a.window or a.hop or a.fs):
-        p.error("--key/--label/--channel/--window/--hop/--fs apply to --kind vibration only")
     return a
 
 
-def file_start(path: Path) -> datetime:
-    """Default time of the first sample: the file's modification time, UTC (microseconds dropped)."""
-    return datetime.fromtimestamp(int(path.stat().st_mtime), UTC)
+def load_plan(a: argparse.Namespace) -> tuple[dict[str, list[Item]], list[str], str]:
+    """``(plan, notes, description)`` for the arguments; ``ValueError`` with the reason on bad input."""
+    if a.kind == "simple":
+        plan, bad = plan_readings(a.paths, a.asset_id, a.limit)
+        n = sum(len(v) for v in plan.values())
+        return plan, [f"[FAIL] not sent: {b}" for b in bad], f"{n} readings in {len(a.paths)} file(s)"
+    missing = [str(p) for p in a.paths if not p.exists()]
+    if missing:
+        raise ValueError(f"{missing[0]}: no such file")
+    snaps = load_snapshots(
+        a.paths,
+        fs_hz=a.fs,
+        time_from=a.time_from,
+        name_pattern=a.name_pattern,
+        interval_s=a.interval,
+        start=a.start,
+        key=a.key,
+        label=a.label,
+        scale_g=a.scale,
+    )
+    if not snaps:
+        raise ValueError(f"{', '.join(map(str, a.paths))}: no recording files found")
+    window = choose_window(snaps, a.window)
+    specs = a.channel or ([DEFAULT_CHANNEL] if a.label else [])
+    plan, short = plan_windows(snaps, specs, a.asset_id, window, a.hop or window, a.limit)
+    if not plan:
+        raise ValueError(f"{short[0]}; use a smaller --window")
+    fs = sorted({s.fs_hz for s in snaps})
+    n = sum(len(v) for v in plan.values())
+    desc = (
+        f"{len(snaps)} snapshot(s) at {'/'.join(f'{f:g}' for f in fs)} Hz, {n} windows of {window} "
+        f"for {len(plan)} asset(s) ({', '.join(plan)})"
+    )
+    return plan, [f"[WARN] not sent: {s}" for s in short], desc
 
 
-@dataclass
-class Stats:
-    total: int
-    sent: int = 0
-    failed: int = 0
-    lines: list[str] = field(default_factory=list)
+def make_link(
+    a: argparse.Namespace, replay: Replay, transport: httpx.AsyncBaseTransport | None
+) -> MqttLink | HttpLink:
+    """HTTP to the gateway, or MQTT with the acknowledgement subscriptions (none for ``--ack broker``)."""
+    if a.via == "http":
+        return HttpLink(a.api, transport, script_api_key(a.api_key))
+    if a.ack == "broker":
+        return MqttLink(a.broker)
+    return MqttLink(a.broker, ack_subscriptions(list(replay.plan), a.kind), replay.on_message)
 
 
-class Pacer:
-    """``--speed``: item with data time ``ts`` is due ``(ts - ts_first) / factor`` s after the first."""
-
-    def __init__(self, factor: float | None) -> None:
-        self.factor = factor
-        self.t_first: datetime | None = None
-        self.mono0 = 0.0
-
-    async def wait(self, ts: datetime) -> None:
-        if self.factor is None:
-            return
-        if self.t_first is None:
-            self.t_first, self.mono0 = ts, time.monotonic()
-            return
-        due = self.mono0 + (ts - self.t_first).total_seconds() / self.factor
-        if (d := due - time.monotonic()) > 0:
-            await asyncio.sleep(d)
-
-
-def _rms_text(data: dict[str, np.ndarray]) -> str:
-    r = [float(np.sqrt(np.mean(v * v))) for v in data.values()]
-    return f"{r[0]:.3f}g" if len(r) == 1 else "(" + ", ".join(f"{v:.3f}" for v in r) + ")g"
-
-
-async def replay_vibration(
-    a: argparse.Namespace, rec: Recording, sender: MqttSender | HttpSender, stats: Stats
-) -> None:
-    window = a.window or default_window(rec.fs_hz)
-    hop = a.hop or window
-    start = a.start or rec.t0 or (file_start(a.file) + timedelta(seconds=rec.t0_rel_s))
-    stats.total = min(window_count(rec.n, window, hop), a.limit or 10**12)
-    topic = topics.raw_vibration(a.asset_id)
-    pacer = Pacer(a.factor)
-    for w in iter_windows(rec, window, hop, start, a.limit):
-        await pacer.wait(w.ts)
-        ts_txt = w.ts.isoformat().replace("+00:00", "Z")
-        try:
-            body = batch_payload(a.asset_id, w, rec.fs_hz, rec.source)
-            await sender.send(topic, BATCH_PATH, body)
-        except (ValueError, ValidationError, SendError) as exc:
-            stats.failed += 1
-            say(f"[FAIL] window {w.index + 1}/{stats.total} ts={ts_txt} | {_reason(exc)}")
-            continue
-        stats.sent += 1
-        say(f"[OK] window {w.index + 1}/{stats.total} ts={ts_txt} fs={rec.fs_hz:g}Hz rms={_rms_text(w.data)}")
-
-
-async def replay_simple(
-    a: argparse.Namespace,
-    rows: list[tuple[int, dict[str, Any] | str]],
-    sender: MqttSender | HttpSender,
-    stats: Stats,
-) -> None:
-    rows = rows[: a.limit] if a.limit else rows
-    stats.total = len(rows)
-    topic = topics.raw_simple(a.asset_id)
-    pacer = Pacer(a.factor)
-    for i, (line, item) in enumerate(rows, start=1):
-        if isinstance(item, str):
-            stats.failed += 1
-            say(f"[FAIL] reading {i}/{stats.total} (line {line}) | {item}")
-            continue
-        ts = datetime.fromisoformat(item["timestamp"])
-        await pacer.wait(ts)
-        try:
-            await sender.send(topic, SIMPLE_PATH, item)
-        except SendError as exc:
-            stats.failed += 1
-            say(f"[FAIL] reading {i}/{stats.total} (line {line}) | {exc}")
-            continue
-        stats.sent += 1
-        say(
-            f"[OK] reading {i}/{stats.total} ts={item['timestamp'].replace('+00:00', 'Z')} "
-            f"V={item['voltage_v']:.1f}V I={item['current_a']:.2f}A PF={item['power_factor']:.2f} "
-            f"vib={item['vibration_g']:.3f}g"
-        )
+def new_replay(
+    a: argparse.Namespace, plan: dict[str, list[Item]], bad_rows: int, skip: dict[str, set[str]]
+) -> Replay:
+    """The run for the arguments: end to end over MQTT unless ``--ack broker``; one request per asset
+    at a time over HTTP; rows of a simple CSV that failed validation counted as failed."""
+    end_to_end = a.via == "mqtt" and a.ack == "pipeline"
+    tracker = Tracker(a.kind, a.in_flight if a.via == "mqtt" else 1, a.ack_timeout, end_to_end=end_to_end)
+    unit = "readings" if a.kind == "simple" else "windows"
+    replay = Replay(plan, tracker, a.kind, a.factor, Progress(sys.stdout, unit), a.verbose, skip)
+    if bad_rows:
+        c = replay.counts.setdefault(a.asset_id, Counts())
+        c.total += bad_rows
+        c.failed += bad_rows
+    return replay
 
 
 async def amain(
@@ -759,49 +976,45 @@ async def amain(
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        if a.kind == "simple":
-            rows = load_simple_csv(a.file, a.asset_id)
-            rec = None
-        else:
-            rec = load_recording(a.file, key=a.key, label=a.label, channel=a.channel, fs=a.fs)
-            window = a.window or default_window(rec.fs_hz)
-            if rec.n < window:
-                raise ValueError(
-                    f"{rec.source}: {rec.n} samples is shorter than one window of {window}; "
-                    "use a smaller --window"
-                )
+        plan, notes, desc = load_plan(a)
+        key = script_api_key(a.api_key)
+        skip = await resume_filter(plan, a.kind, a.api, key, http_transport) if a.resume else {}
     except ValueError as exc:
         say(f"[ERROR] {exc}")
         return EXIT_BAD_INPUT
-    target = f"{a.api}" if a.via == "http" else f"{a.mqtt}"
-    sender: MqttSender | HttpSender = (
-        HttpSender(a.api, http_transport, script_api_key(a.api_key))
-        if a.via == "http"
-        else MqttSender(a.broker)
+    replay = new_replay(a, plan, sum(n.startswith("[FAIL]") for n in notes), skip)
+    replay.link = link = make_link(a, replay, http_transport)
+    for line in notes:
+        say(line)
+    target = a.api if a.via == "http" else a.mqtt
+    ack = (
+        "gateway 202" if a.via == "http" else ("end to end" if replay.tracker.end_to_end else "broker PUBACK")
     )
-    stats = Stats(total=0)
-    unit = "readings" if a.kind == "simple" else "windows"
-    if rec is not None:
-        axes = "".join(rec.axes)
-        say(
-            f"[START] {rec.source}: {rec.n} samples ({axes}) at {rec.fs_hz:g} Hz, "
-            f"window {a.window or default_window(rec.fs_hz)}, asset {a.asset_id} -> {a.via} {target}, "
-            f"speed {a.speed}"
-        )
-    else:
-        say(
-            f"[START] {a.file.name}: {len(rows)} readings, asset {a.asset_id} -> {a.via} {target}, "
-            f"speed {a.speed}"
-        )
+    say(
+        f"[START] {desc} -> {a.via} {target}, speed {a.speed}, at most {replay.tracker.in_flight} in flight "
+        f"per asset ({ack}), {sum(len(s) for s in skip.values())} already stored"
+    )
+    stopped = True
     try:
-        if rec is not None:
-            await replay_vibration(a, rec, sender, stats)
-        else:
-            await replay_simple(a, rows, sender, stats)
+        try:
+            await link.open()
+        except (aiomqtt.MqttError, OSError) as exc:
+            say(f"[ERROR] cannot connect to {target}: {exc}")
+            for asset, c in replay.counts.items():
+                c.skipped = len(skip.get(asset, ()))
+                c.failed = c.total - c.skipped
+            stopped = False
+            return EXIT_FAILED
+        await replay.run()
+        stopped = False
+    except SetupError as exc:
+        say(f"[ERROR] {exc}")
+        return EXIT_BAD_INPUT
     finally:
-        await sender.close()
-        say(f"[COMPLETE] Sent {stats.sent} {unit}, {stats.failed} failed")
-    return EXIT_FAILED if stats.failed else EXIT_OK
+        await link.close()
+        for line in replay.summary(stopped=stopped):
+            say(line)
+    return EXIT_FAILED if add_counts(replay.counts.values()).failed else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
