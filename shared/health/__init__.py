@@ -7,6 +7,8 @@
 * presentation: :mod:`.insights`;
 * scales: :mod:`.scoring` (health, risk, grade), :mod:`.iso20816` (vibration zones);
 * :mod:`.assessor` composes them per asset; :mod:`.params` holds the tuning.
+* :mod:`.join` joins the reading, feature vectors and scores of one window (same event id) per asset
+  and releases whole windows in data-time order (the health stage's input).
 """
 
 from shared.health.alarms import (
