@@ -23,6 +23,11 @@ every window must arrive exactly once:
   runs at a time on 2 cores included; always the last window of a burst). The same file run on the
   commit before the fix (a9a82dd~1) fails ``embedded`` with 215-227/250 in 3 of 3 runs. If
   ``amqtt-stock`` ever stops losing, amqtt fixed it and the override can go.
+
+The last test sends the same pattern through the whole system (``deploy.run``: embedded broker, every
+service) over MQTT and, as a control, over HTTP (a new connection per snapshot, its requests at once)
+and reads every window back from the store (its vibration feature vector, by event id). Without the
+fix it lost the last window of 7 of 30 snapshots over MQTT.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
+import httpx
 import numpy as np
 import pytest
 
@@ -50,6 +56,7 @@ from shared.session import Received, SessionClient
 from shared.settings import Settings
 from tests.conftest import ROOT
 from tests.support.servers import EmbeddedBroker, MosquittoServer, check_may_start, wait_port
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -221,3 +228,114 @@ async def test_every_window_of_a_burst_arrives_exactly_once_when_the_publisher_d
         assert not twice, summary
         return
     assert not lost and not twice, summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The same pattern through the whole system (make run: embedded broker, every service, SQLite)
+# ---------------------------------------------------------------------------------------------
+STACK_ROUNDS = 30
+STACK_START = datetime(2025, 6, 1, tzinfo=UTC)
+#: Seconds without a newly stored window after which the count is final.
+STACK_QUIET_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("burst-stack")).start()
+    yield s
+    s.stop()
+
+
+def stack_snapshots(asset: str, seed: int) -> list[list[dict[str, object]]]:
+    """:data:`STACK_ROUNDS` snapshots of :data:`BURST` valid windows (32-hex event ids), 10 min apart."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(STACK_ROUNDS):
+        t0 = STACK_START + timedelta(minutes=10 * k)
+        out.append(
+            [
+                {
+                    "motor_id": asset,
+                    "ts": (t0 + timedelta(seconds=i * SAMPLES / FS_HZ)).isoformat(),
+                    "x": np.round(rng.normal(0.0, 0.5, SAMPLES), 7).tolist(),
+                    "fs_hz": FS_HZ,
+                    "event_id": uuid.uuid4().hex,
+                }
+                for i in range(BURST)
+            ]
+        )
+    return out
+
+
+async def stored_event_ids(stack: Stack, asset: str) -> list[str]:
+    """Event ids of the asset's stored vibration feature vectors (one per window that went through
+    ingest, features and the historian), every page of the snapshots' data-time range."""
+    end = STACK_START + timedelta(minutes=10 * STACK_ROUNDS)
+    params: dict[str, str | int] = {
+        "kind": "vibration",
+        "from": STACK_START.isoformat(),
+        "to": end.isoformat(),
+    }
+    ids: list[str] = []
+    async with httpx.AsyncClient(base_url=f"{stack.api}/api/v1", headers=stack.headers, timeout=30) as c:
+        while True:
+            r = await c.get(f"/assets/{asset}/features", params=params)
+            if r.status_code == 404:
+                return ids  # nothing stored for the asset yet
+            r.raise_for_status()
+            page = r.json()
+            ids += [f["event_id"] for f in page["features"]]
+            if page["next"] is None:
+                return ids
+            params["after"] = page["next"]
+
+
+async def stored_when_complete(stack: Stack, asset: str, sent: set[str], timeout: float = 120) -> list[str]:
+    """The stored event ids once every one of ``sent`` is there, or once nothing new was stored for
+    :data:`STACK_QUIET_S` s, or after ``timeout`` s (the caller names what is missing)."""
+    deadline = time.monotonic() + timeout
+    seen, changed = -1, time.monotonic()
+    while True:
+        stored = await stored_event_ids(stack, asset)
+        now = time.monotonic()
+        if len(stored) != seen:
+            seen, changed = len(stored), now
+        if sent <= set(stored) or now > deadline or now - changed > STACK_QUIET_S:
+            return stored
+        await asyncio.sleep(0.5)
+
+
+async def test_every_window_of_a_burst_is_stored_when_the_sender_leaves_at_once_over_mqtt_and_http(
+    stack: Stack,
+) -> None:
+    """Snapshots sent as a burst by a client that leaves at once: over MQTT (connect, 5 windows in
+    flight, disconnect: the pattern stock amqtt lost the tail of) and over HTTP (a new connection per
+    snapshot, 5 requests at once, closed), each window stored exactly once."""
+    creds = json.loads((stack.data_dir / "secrets" / "mqtt.json").read_text())
+    by_mqtt, by_http = stack_snapshots("burst_mqtt", 1), stack_snapshots("burst_http", 2)
+    topic = topics.raw_vibration("burst_mqtt")
+    for bodies in by_mqtt:
+        async with aiomqtt.Client(
+            "127.0.0.1", stack.mqtt_port, username="device", password=creds["device"], timeout=TIMEOUT
+        ) as pub:
+            await asyncio.gather(*(pub.publish(topic, json.dumps(b), qos=1) for b in bodies))
+    for bodies in by_http:
+        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers, timeout=30) as c:
+            answers = await asyncio.gather(*(c.post("/api/v1/data/batch", json=b) for b in bodies))
+        assert [a.status_code for a in answers] == [202] * BURST, [a.text for a in answers]
+    for asset, snapshots in (("burst_mqtt", by_mqtt), ("burst_http", by_http)):
+        sent = {str(b["event_id"]) for bodies in snapshots for b in bodies}
+        stored = await stored_when_complete(stack, asset, sent)
+        lost = [
+            (k, i + 1)
+            for k, bodies in enumerate(snapshots)
+            for i, b in enumerate(bodies)
+            if b["event_id"] not in stored
+        ]
+        twice = sorted(e for e, n in Counter(stored).items() if n > 1)
+        summary = (
+            f"{asset}: {len(sent) - len(lost)}/{len(sent)} windows stored; lost (snapshot, position) "
+            f"{lost[:10]}; stored twice {len(twice)}; not sent {len(set(stored) - sent)}"
+        )
+        print(summary)
+        assert not lost and not twice and set(stored) == sent, summary
