@@ -583,6 +583,8 @@ class Replay:
     progress: Progress
     verbose: bool = False
     skip: dict[str, set[str]] = field(default_factory=dict)
+    #: Said when an asset is given up: what to check.
+    stall_hint: str = "is the pipeline running? were they replayed before? then use --resume"
     counts: dict[str, Counts] = field(default_factory=dict)
     unscored: dict[str, int] = field(default_factory=dict)
     by_id: dict[tuple[str, str], Item] = field(default_factory=dict)
@@ -719,7 +721,7 @@ class Replay:
         self.progress.say(
             f"[FAIL] {asset}: {self.tracker.in_flight} {self.unit} in a row were not acknowledged within "
             f"{self.tracker.ack_timeout_s:g} s; the other {len(left)} {self.unit} of {asset} are not sent "
-            "(is the pipeline running? were they replayed before? then use --resume)"
+            f"({self.stall_hint})"
         )
 
     async def ticker(self) -> None:
@@ -960,6 +962,12 @@ def new_replay(
     tracker = Tracker(a.kind, a.in_flight if a.via == "mqtt" else 1, a.ack_timeout, end_to_end=end_to_end)
     unit = "readings" if a.kind == "simple" else "windows"
     replay = Replay(plan, tracker, a.kind, a.factor, Progress(sys.stdout, unit), a.verbose, skip)
+    if a.via == "mqtt":
+        user = a.broker.username or "anonymous"
+        replay.stall_hint = (
+            f"is the pipeline running? may broker user {user!r} read features/scores/models (the 'replay' "
+            "user may)? were they replayed before? then use --resume"
+        )
     if bad_rows:
         c = replay.counts.setdefault(a.asset_id, Counts())
         c.total += bad_rows

@@ -329,3 +329,32 @@ def wait_for_count(
             break
         time.sleep(0.5)
     assert got == expected, f"{asset} {family}: {got} stored, {expected} expected"
+
+
+def test_simple_readings_are_acknowledged_through_the_feature_warm_up(stack: Stack, tmp_path: Path) -> None:
+    """Readings: acknowledged by their reading event, and once the features stage produces (legacy after
+    its warm-up of LEGACY_WARMUP readings, batch once its window is full) by their vectors too: more
+    readings than --in-flight in the warm-up never deadlock, and every reading is stored."""
+    asset, count = "simple_rp", 160
+    first = datetime(2024, 7, 1, 0, 0, tzinfo=UTC)
+    rng = np.random.default_rng(21)
+    rows = ["timestamp,voltage_v,current_a,power_factor,vibration_g"]
+    for i in range(count):
+        ts = (first + timedelta(seconds=i)).isoformat()
+        rows.append(
+            f"{ts},{230 + rng.normal():.2f},{15 + rng.normal() * 0.2:.3f},0.9,{0.1 + rng.random() * 0.02:.4f}"
+        )
+    f = tmp_path / "readings.csv"
+    f.write_text("\n".join(rows) + "\n")
+    cmd = [sys.executable, "scripts/replay.py", str(f), "--kind", "simple", "--asset_id", asset]
+    cmd += ["--mqtt", stack.broker_url, "--in-flight", "4", "--ack-timeout", "30"]
+    out = subprocess.run(cmd, cwd=ROOT, env=stack.script_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"[COMPLETE] Sent {count} readings, {count} acknowledged, 0 failed" in out.stdout, out.stdout[
+        -2000:
+    ]
+    assert "at most 4 in flight per asset (limit 4)" in out.stdout
+    end = first + timedelta(seconds=count)
+    wait_for_count(stack, asset, "readings", first, end, count)
+    # A legacy vector for every reading from the LEGACY_WARMUP-th (30th) on.
+    wait_for_count(stack, asset, "features", first, end, count - 29, kind="legacy")
