@@ -115,6 +115,7 @@ def test_an_incomplete_oldest_window_holds_the_later_ones_until_its_wait_is_over
     score(j, 2, "legacy", now=1.5)
     # the batch scorer is silent: window 2 is complete but for its batch score, window 1 too
     assert j.release(9.9, WAIT, MODELS) == []
+    assert j.release(None, WAIT, MODELS) == []  # None: no wait runs out (a part, not a tick)
     assert j.next_due(WAIT, MODELS) == 10.0  # first seen at 0, batch stream never moved
     out = j.release(10.0, WAIT, MODELS)
     assert ids(out) == [eid(1)] and out[0].missing == ("score/batch",)
@@ -217,12 +218,16 @@ def test_the_state_round_trips_and_restored_windows_wait_again() -> None:
     j.release(0.0, WAIT, ["legacy"])
     feats(j, 0, "batch")  # late
     blob = json.loads(json.dumps(j.to_dict(), allow_nan=False))
+    assert json.loads(j.to_json()) == blob  # the cached form the checkpoints write
     r = AssetJoin.from_dict(blob, now=100.0)
     assert r.to_dict() == j.to_dict() and r.pending == 2 and r.late == 1
     assert [e.seen_at for e in r.entries()] == [100.0, 100.0]
     assert r.release(109.0, WAIT, ["legacy"]) == []
     score(r, 1, "legacy", now=109.5)
     assert ids(r.release(109.5, WAIT, ["legacy"])) == [eid(1)]
+    r.to_json()
+    feats(r, 2, "batch")  # a part changes the entry: its cached text too
+    assert json.loads(r.to_json()) == r.to_dict()
     assert feats(r, 0, "legacy") == "late"  # remembered as released
     with pytest.raises(ValueError, match="version"):
         AssetJoin.from_dict({**blob, "version": 99}, now=0.0)

@@ -470,7 +470,9 @@ async def test_a_missing_score_is_waited_for_then_the_window_goes_without_it(tmp
     await deliver(svc, bus, h.tick_topic, h.tick())
     assert join.pending == 2
     clock[0] = 10.0
-    foreign = Tick(process="another-process", n=7, republish=True)  # a previous run's, another instance's
+    foreign = Tick(
+        process="another-process", n=7, at=10.0, republish=True
+    )  # a previous run's, another instance's
     await deliver(svc, bus, h.tick_topic, foreign)
     assert join.pending == 2
     await deliver(svc, bus, h.tick_topic, h.tick())
@@ -478,6 +480,29 @@ async def test_a_missing_score_is_waited_for_then_the_window_goes_without_it(tmp
     assert states(svc).assessors["p1"].to_dict()["now"] == (T0 + timedelta(seconds=2)).timestamp()
     await deliver(svc, bus, topics.score("p1", "legacy"), score(1, 0.3))  # too late: dropped
     assert h.late_parts == 1 and not bus.on(topics.dead_letter("health"))
+
+
+async def test_a_backlog_is_not_mistaken_for_missing_parts(tmp_path: Path) -> None:
+    """Waits run out only on a tick, as of when it was published: a slow health stage handling a backlog
+    (the readings queued before the vectors) must not release windows whose parts are already queued."""
+    bus = MemoryBus()
+    svc = service(tmp_path)
+    clock = [0.0]
+    states(svc).clock = lambda: clock[0]
+    h = handlers(svc)
+    await deliver(svc, bus, topics.model_announce("p1", "legacy"), announcement(), retain=True)
+    stale_tick = h.tick()  # published at 0, handled after the backlog
+    for i in range(50):  # the readings came first; handling them takes long (wall clock)
+        clock[0] = i
+        await deliver(svc, bus, topics.reading("p1"), reading(i))
+    await deliver(svc, bus, h.tick_topic, stale_tick)
+    assert states(svc).joins["p1"].pending == 50
+    for i in range(50):
+        await deliver(svc, bus, topics.features("p1", "legacy"), vector(i))
+        await deliver(svc, bus, topics.score("p1", "legacy"), score(i, 0.3))
+    assert states(svc).joins["p1"].pending == 0 and h.late_parts == 0
+    assert not bus.on(topics.dead_letter("health"))
+    assert len(bus.on(topics.health("p1"))) == 50
 
 
 async def test_the_tick_task_releases_when_no_further_message_comes(tmp_path: Path) -> None:

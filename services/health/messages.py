@@ -186,4 +186,7 @@ class Tick(BaseModel):
 
     process: str
     n: int
+    #: When it was published (the process's monotonic clock, s): a window whose wait was over by then
+    #: is released; every part that reached the service before the tick has been handled by then.
+    at: float
     republish: bool = False

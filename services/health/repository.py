@@ -129,20 +129,18 @@ class AssessorStates:
         """Windows waiting in every asset's join."""
         return sum(j.pending for j in self.joins.values())
 
-    def blob(self, asset: str) -> dict[str, Any]:
-        """The saved form of one asset: the assessor's state plus ``join`` and ``last_health``."""
+    def text(self, asset: str) -> str:
+        """The saved form of one asset as JSON: the assessor's state plus ``last_health`` and ``join``
+        (its pending entries serialised once each, :meth:`AssetJoin.to_json`)."""
+        head = json.dumps(
+            {**self.assessors[asset].to_dict(), "last_health": self.last_health.get(asset)}, allow_nan=False
+        )
         join = self.joins.get(asset)
-        return {
-            **self.assessors[asset].to_dict(),
-            "join": None if join is None else join.to_dict(),
-            "last_health": self.last_health.get(asset),
-        }
+        return head[:-1] + ', "join": ' + (join.to_json() if join is not None else "null") + "}"
 
     def snapshot(self) -> dict[str, str | None]:
         """The touched assets serialised now (JSON text; None: deleted)."""
-        out = {
-            a: json.dumps(self.blob(a), allow_nan=False) if a in self.assessors else None for a in self._dirty
-        }
+        out = {a: self.text(a) if a in self.assessors else None for a in self._dirty}
         self._dirty.clear()
         return out
 

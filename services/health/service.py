@@ -147,8 +147,10 @@ class HealthHandlers:
         return out
 
     # -- windows ----------------------------------------------------------------------------------
-    def release(self, asset: str, now: float) -> list[Publish]:
-        """Assess every window of ``asset`` that is due, oldest first (one update per window)."""
+    def release(self, asset: str, now: float | None = None) -> list[Publish]:
+        """Assess every window of ``asset`` that is due, oldest first (one update per window); waits run
+        out only on a tick (``now``: its publish time), never while handling a part: a part already
+        queued behind the backlog must not count as missing."""
         join = self.states.joins.get(asset)
         if join is None or not join.pending:
             return []
@@ -170,16 +172,15 @@ class HealthHandlers:
             return []
 
     def _add(self, asset: str, event_id: str, add: Callable[[AssetJoin, float], str]) -> Outbox:
-        now = self.states.clock()
         try:
-            status = add(self.join(asset), now)
+            status = add(self.join(asset), self.states.clock())
         except TooOld as exc:
             raise Rejected(f"health update refused: {exc}") from exc
         self.states.touch(asset)
         if status == "late":
             self.late_parts += 1
             log.info("late_part_dropped", asset_id=asset, event_id=event_id, dropped=self.late_parts)
-        return self.release(asset, now)
+        return self.release(asset)
 
     # -- evidence ---------------------------------------------------------------------------------
     async def on_score(self, d: Delivery[Score]) -> Outbox:
@@ -209,9 +210,8 @@ class HealthHandlers:
         if d.message.process != self._process:
             return None  # another process's (a previous run's, or another instance's on this broker)
         out = self.republish() if d.message.republish else []
-        now = self.states.clock()
         for asset in [a for a, j in self.states.joins.items() if j.pending]:
-            out += self.release(asset, now)
+            out += self.release(asset, d.message.at)
         return out
 
     def republish(self) -> list[Publish]:
@@ -234,7 +234,7 @@ class HealthHandlers:
         return min((t for t in dues if t is not None), default=None)
 
     def tick(self, republish: bool = False) -> Tick:
-        return Tick(process=self._process, n=next(self._ticks), republish=republish)
+        return Tick(process=self._process, n=next(self._ticks), at=self.states.clock(), republish=republish)
 
     async def ticks(self, bus: Bus) -> None:
         """Service task (per connection): a republishing tick first, then a tick whenever a window's
@@ -274,7 +274,7 @@ class HealthHandlers:
             self.baselines.setdefault(asset, {})[kind] = baseline
         if asset in self.states.assessors:
             self.states.assessors[asset].set_baseline(merged_baseline(self.baselines.get(asset)))
-        return self.release(asset, self.states.clock())
+        return self.release(asset)
 
     async def on_state(self, d: Delivery[StateChange]) -> Outbox:
         sc = d.message

@@ -28,8 +28,10 @@ An entry is **complete** when nothing is awaited any more:
 **Release**, per asset strictly in data-time order (ties by first arrival): the oldest entry goes when
 complete, or when it has waited ``wait_s`` (wall clock) — counted from when it was first seen, or from
 the last progress of a stream it still waits for, whichever is later: a stream that is behind but
-moving is waited for, a stopped one for ``wait_s``. A later complete entry waits behind an incomplete
-older one. More than ``max_pending`` entries release the oldest regardless.
+moving is waited for, a stopped one for ``wait_s``. The caller says when a wait may run out (``now``;
+the health stage: only on its own tick, as of when the tick was published, so a part queued behind a
+backlog the stage is still handling is never taken for missing). A later complete entry waits behind an
+incomplete older one. More than ``max_pending`` entries release the oldest regardless.
 
 A part for an event already released is dropped (:attr:`AssetJoin.late`); a *new* event older than
 the last released one is refused (:class:`TooOld`). Everything round-trips through
@@ -39,6 +41,7 @@ the last released one is refused (:class:`TooOld`). Everything round-trips throu
 from __future__ import annotations
 
 import bisect
+import json
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -57,9 +60,11 @@ READING_FAMILY = "electrical"
 #: Default wait (s, wall clock) for an incomplete oldest entry (setting ``HEALTH_JOIN_WAIT_S``).
 JOIN_WAIT_S = 10.0
 #: Pending entries per asset beyond which the oldest is released regardless.
-MAX_PENDING = 1_000
-#: Event ids of released entries remembered per asset (a late part of one is dropped, not refused).
-RELEASED_IDS = 256
+MAX_PENDING = 10_000
+#: Event ids of released entries remembered per asset (a late part of one is dropped, not refused),
+#: and how many of the newest of them are saved.
+RELEASED_IDS = 10_000
+SAVED_RELEASED_IDS = 256
 STATE_VERSION = 1
 READING = "reading"
 
@@ -87,6 +92,13 @@ class Entry:
     reading: dict[str, float] | None = None
     features: dict[str, dict[str, float]] = field(default_factory=dict)
     scores: dict[str, ModelScore] = field(default_factory=dict)
+    #: :meth:`to_dict` as JSON, kept until a part is added (a checkpoint serialises each entry once).
+    _text: str | None = field(default=None, repr=False, compare=False)
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.to_dict(), allow_nan=False)
+        return self._text
 
     def families(self) -> set[str]:
         """The families whose parts this window has: its reading's, its kinds', its models' kinds'."""
@@ -221,7 +233,10 @@ class AssetJoin:
             return "new"
         if e.ts != ts:
             raise ValueError(f"event {event_id} has parts at ts {e.ts} and {ts}")
-        return "joined" if put(e) else "duplicate"
+        if not put(e):
+            return "duplicate"
+        e._text = None
+        return "joined"
 
     def drop_model(self, model: str) -> None:
         """Forget a model's score stream (its baseline was withdrawn): its scores are expected no more."""
@@ -263,15 +278,19 @@ class AssetJoin:
         progress = [self.streams[s][1] for s in waiting if s in self.streams]
         return max([e.seen_at, *progress]) + wait_s
 
-    def release(self, now: float, wait_s: float, baseline_models: Collection[str] = ()) -> list[Released]:
-        """Pop the entries that are due, oldest first (see the module docstring)."""
+    def release(
+        self, now: float | None, wait_s: float, baseline_models: Collection[str] = ()
+    ) -> list[Released]:
+        """Pop the entries that are due, oldest first (see the module docstring). ``now`` None: no
+        wait has run out (only complete entries, and the oldest beyond ``max_pending``)."""
         models = self.expected_models(baseline_models)
         out: list[Released] = []
         while self._order:
             e = self._entries[self._order[0][2]]
             waiting = self.waiting_on(e, models)
             overflow = len(self._order) > self.max_pending
-            if waiting and not overflow and now < self.deadline(e, waiting, wait_s):
+            expired = now is not None and now >= self.deadline(e, waiting, wait_s)
+            if waiting and not overflow and not expired:
                 break
             self._order.pop(0)
             del self._entries[e.event_id]
@@ -290,18 +309,27 @@ class AssetJoin:
         return self.deadline(e, self.waiting_on(e, self.expected_models(baseline_models)), wait_s)
 
     # -- state ---------------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state (wall-clock times are not kept: see :meth:`from_dict`)."""
-        return {
+    def to_dict(self, entries: bool = True) -> dict[str, Any]:
+        """JSON-serialisable state (wall-clock times are not kept: see :meth:`from_dict`); ``entries``
+        False: without the pending entries (:meth:`to_json` adds them)."""
+        d: dict[str, Any] = {
             "version": STATE_VERSION,
-            "entries": [e.to_dict() for e in self.entries()],
             "streams": {s: mark[0] for s, mark in self.streams.items()},
             "kinds_seen": sorted(self.kinds_seen),
             "last_released_ts": self.last_released_ts,
-            "released_ids": list(self._released_ids),
+            "released_ids": list(self._released_ids)[-SAVED_RELEASED_IDS:],
             "seq": self._seq,
             "late": self.late,
         }
+        if entries:
+            d["entries"] = [e.to_dict() for e in self.entries()]
+        return d
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text, each pending entry's part cached (cheap for a long queue)."""
+        head = json.dumps(self.to_dict(entries=False), allow_nan=False)
+        assert head.endswith("}")
+        return head[:-1] + ', "entries": [' + ", ".join(e.text() for e in self.entries()) + "]}"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], now: float, max_pending: int = MAX_PENDING) -> AssetJoin:
