@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.pipeline import simple_payloads
 from tests.support.servers import InfluxServer, MosquittoServer
 from tests.support.stack import Stack, api
 
@@ -45,12 +46,13 @@ async def _post_burst(stack: Stack, n: int) -> dict[str, tuple[datetime, datetim
     """``n`` readings without timestamps, ``CONCURRENCY`` at a time; event id -> (sent, stamped, 202)."""
     sem = asyncio.Semaphore(CONCURRENCY)
     out: dict[str, tuple[datetime, datetime, datetime]] = {}
-    body = {"asset_id": ASSET, "voltage_v": 230.0, "current_a": 12.0, "power_factor": 0.9, "vibration_g": 0.3}
+    # healthy synthetic readings (the calibration must pass its validation), without their timestamps
+    bodies = [{k: v for k, v in p.items() if k != "timestamp"} for p in simple_payloads(ASSET, n, 0.0, 0.0)]
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
         async with sem:
             sent = datetime.now(UTC)
-            r = await client.post("/api/v1/data/simple", json={**body, "voltage_v": 225.0 + i % 10})
+            r = await client.post("/api/v1/data/simple", json=bodies[i])
             acked = datetime.now(UTC)
         assert r.status_code == 202, r.text
         out[r.json()["event_id"]] = (sent, datetime.fromisoformat(r.json()["timestamp"]), acked)
