@@ -2,6 +2,9 @@
 
 ``python -m deploy.run`` (what ``make run`` calls). The SQLite store is used unless ``INFLUX_URL`` is
 set. A service that exits unexpectedly is reported and restarted with backoff (1 s doubling to 30 s).
+Once the gateway's ``/readyz`` first answers 200 (every service ready, models and health restored) a
+"Rotorwatch is ready" line with the dashboard URL is printed (again after a crashed service or broker
+was restarted).
 Ctrl+C (or SIGTERM) stops every service, then the broker.
 """
 
@@ -15,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,12 +172,73 @@ def banner(settings: Settings, env: dict[str, str], procs: list[Proc]) -> str:
     data = settings.data_dir.resolve()
     return (
         f"\nRotorwatch is starting ({len(procs)} services).\n"
-        f"  Dashboard:  {gw}/\n  API docs:   {gw}/docs\n  Health:     {gw}/healthz\n"
+        f"  Dashboard:  {gw}/\n  API docs:   {gw}/docs\n"
+        f"  Health:     {gw}/healthz (alive), {gw}/readyz (ready: services, models and health back)\n"
         f"  MQTT:       {env['MQTT_URL']}\n  Store:      {store}\n"
         f"  Log in:     user admin, password in {data / 'admin.password'} (written on the first start)\n"
         f"  API key:    {data / 'admin.key'} (the scripts read it; else --api-key or ROTORWATCH_API_KEY)\n"
         f"Press Ctrl+C to stop.\n"
     )
+
+
+#: Seconds between two looks at /readyz until it answers 200; seconds between "still waiting" log lines.
+READY_POLL_S, READY_REPORT_S = 0.5, 30.0
+
+
+def gateway_url(settings: Settings) -> str:
+    """The gateway's base URL as seen from this host (a wildcard bind address means loopback)."""
+    host = settings.gateway_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return f"http://{'[' + host + ']' if ':' in host else host}:{settings.gateway_port}"
+
+
+def readyz(base: str, timeout: float = 1.0) -> tuple[bool, list[str]]:
+    """``(ready, what is missing)`` from ``GET <base>/readyz`` (not answering: not ready)."""
+    try:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=timeout) as r:
+            return r.status == 200, []
+    except urllib.error.HTTPError as exc:
+        try:
+            missing = json.loads(exc.read())["missing"]
+            return False, [" ".join(str(v) for k, v in m.items() if k != "what") for m in missing]
+        except (ValueError, KeyError, TypeError):
+            return False, [f"HTTP {exc.code}"]
+    except (OSError, ValueError) as exc:
+        return False, [f"gateway not answering ({exc})"]
+
+
+@dataclass
+class ReadyWatch:
+    """Looks at ``/readyz`` until it answers 200, then prints the ready line once (re-armed by
+    :meth:`rearm` after a service restart)."""
+
+    base: str
+    dashboard: str
+    since: float
+    ready: bool = False
+    again: bool = False
+    next_look: float = 0.0
+    next_report: float = 0.0
+
+    def rearm(self, now: float) -> None:
+        if self.ready:
+            self.ready, self.again, self.since, self.next_report = False, True, now, 0.0
+
+    def look(self, now: float, log: Any) -> None:
+        if self.ready or now < self.next_look:
+            return
+        self.next_look = now + READY_POLL_S
+        ok, missing = readyz(self.base)
+        if ok:
+            self.ready = True
+            took = now - self.since
+            what = "ready again" if self.again else "ready"
+            print(f"\nRotorwatch is {what} after {took:.1f} s: {self.dashboard}\n", flush=True)
+            log.info("ready", after_s=round(took, 1), dashboard=self.dashboard)
+        elif now >= self.next_report:
+            if self.next_report:
+                log.info("waiting_for_ready", missing=missing[:5], more=max(0, len(missing) - 5))
+            self.next_report = now + READY_REPORT_S
 
 
 def main() -> int:
@@ -208,14 +274,21 @@ def main() -> int:
         pr.started_at = time.monotonic()
     print(banner(settings, env, procs), flush=True)
     log.info("started", services=[pr.name for pr in procs], mqtt=env["MQTT_URL"])
+    base = gateway_url(settings)
+    watch = ReadyWatch(base, f"{base}/", time.monotonic())
 
     while not stopping:
         now = time.monotonic()
+        restarts = sum(pr.restarts for pr in procs)
         for pr in procs:
             supervise(pr, env, now, not args.no_restart, log)
+        if sum(pr.restarts for pr in procs) != restarts:
+            watch.rearm(now)
+        watch.look(now, log)
         if broker and broker.popen and broker.popen.poll() is not None:
             log.error("broker_crashed", exit_code=broker.popen.returncode)
             broker.popen = subprocess.Popen(broker.argv, cwd=ROOT, env=env)
+            watch.rearm(now)
         time.sleep(0.2)
 
     log.info("stopping")

@@ -3,12 +3,16 @@ on the in-memory bus: 503 names exactly what is missing, 200 once nothing is."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from deploy import run
 from deploy.run import SERVICES
 from services.gateway.view import SERVICE, BusView, Missing, ModelInfo, missing_for_ready, service_names
 from shared import records, topics
@@ -198,3 +202,60 @@ async def test_readyz_lists_what_is_missing_until_nothing_is(gw: MemoryGateway) 
     assert body["services"]["scorer-legacy"]["ready"] is True
     # /healthz stays liveness: it was 200 all along
     assert (await gw.root.get("/healthz")).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# The launcher's ready line (deploy/run.py polls /readyz)
+# ---------------------------------------------------------------------------------------------
+class _Log:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def info(self, event: str, **kw: object) -> None:
+        self.events.append((event, kw))
+
+
+def test_gateway_url_is_loopback_for_a_wildcard_bind() -> None:
+    assert run.gateway_url(Settings(gateway_host="0.0.0.0", gateway_port=8123)) == "http://127.0.0.1:8123"
+    assert run.gateway_url(Settings(gateway_host="::1", gateway_port=80)) == "http://[::1]:80"
+
+
+def test_the_launcher_prints_ready_once_when_readyz_turns_200(capsys: pytest.CaptureFixture[str]) -> None:
+    answers = [
+        (503, {"status": "not_ready", "missing": [{"what": "service", "service": "health", "reason": "x"}]})
+    ]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code, body = answers[0]
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert run.readyz(base) == (False, ["health x"])
+        log, watch = _Log(), run.ReadyWatch(base, f"{base}/", since=0.0)
+        watch.look(1.0, log)
+        assert not watch.ready and "ready" not in capsys.readouterr().out
+        answers[0] = (200, {"status": "ready", "missing": []})
+        watch.look(1.2, log)  # before the next look is due: nothing asked
+        assert not watch.ready
+        watch.look(2.0, log)
+        assert watch.ready and capsys.readouterr().out.strip() == f"Rotorwatch is ready after 2.0 s: {base}/"
+        watch.look(5.0, log)  # once
+        assert capsys.readouterr().out == ""
+        watch.rearm(10.0)  # a crashed service was restarted
+        watch.look(12.5, log)
+        assert capsys.readouterr().out.strip() == f"Rotorwatch is ready again after 2.5 s: {base}/"
+    finally:
+        server.shutdown()
+    assert run.readyz(base)[0] is False  # nobody answers: not ready
