@@ -5,6 +5,9 @@ which carries the ONNX bytes and the typed manifest entry) and a rolling mean of
 raw scores. Every feature vector of its kind becomes one :class:`Score`: ``anomaly_score`` = rolling
 mean of raw scores, ``is_anomaly`` = anomaly_score > threshold, severity by the contract's ratios
 (:func:`shared.messages.severity_of`). The first score of a CALIBRATED asset moves it to MONITORING.
+The worker's status (``status/scorer-<kind>``) carries ``models_loaded``: the number of assets with a
+loaded model, published again whenever it changes (the gateway's ``/readyz`` compares it with the
+announcements it holds).
 
 Only trusted models are loaded (:func:`shared.learning.signing.admit`): the announcement's Ed25519
 signature verifies with the configured public key (``MODEL_VERIFY_KEY``), the ONNX graph has the
