@@ -12,10 +12,11 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from services.health.messages import Tick, baseline_from_manifest
-from services.health.repository import AssessorRepository, AssessorStates
+from services.health.repository import AssessorRepository, AssessorStates, AssetSave
 from services.health.service import HealthHandlers, build
 from shared import topics
 from shared.bus import MemoryBus
+from shared.health.join import AssetJoin
 from shared.messages import (
     AlarmActionReply,
     AlarmActionRequest,
@@ -323,9 +324,9 @@ async def test_checkpoints_save_what_changed(tmp_path: Path) -> None:
     saves: list[set[str]] = []
 
     class Recording(AssessorRepository):
-        def write_all(self, texts: dict[str, str | None]) -> None:
-            saves.append(set(texts))
-            super().write_all(texts)
+        def write_all(self, saves_: dict[str, AssetSave]) -> None:
+            saves.append(set(saves_))
+            super().write_all(saves_)
 
     st = AssessorStates(Recording(tmp_path))
     await st.open()
@@ -341,15 +342,28 @@ async def test_checkpoints_save_what_changed(tmp_path: Path) -> None:
     await checkpoint(svc)
     assert saves[-1] == {"p1"}
     blob = json.loads((tmp_path / "p1.json").read_text())
-    assert [e["event_id"] for e in blob["join"]["entries"]] == [eid(20)]
     assert blob["last_health"] == json.loads(bus.retained[topics.health("p1")].payload)
+    journal = [json.loads(line) for line in (tmp_path / "parts" / "p1.jsonl").read_text().splitlines()]
+    # appended per part taken: 20 windows of 3 parts and one reading, less window 0's score (no baseline
+    # here: no score was awaited yet, it came after its window was assessed and was dropped)
+    assert len(journal) == 20 * 3 + 1 - 1 and journal[-1][:2] == ["reading", eid(20)]
     restored = AssessorStates(AssessorRepository(tmp_path))
     await restored.open()
     assert restored.assessors["p1"].to_dict() == st.assessors["p1"].to_dict()
-    assert restored.joins["p1"].to_dict() == st.joins["p1"].to_dict()
+    assert contents(restored.joins["p1"]) == contents(st.joins["p1"]) and len(contents(st.joins["p1"])) == 1
+    assert restored.joins["p1"].last_released_ts == st.joins["p1"].last_released_ts
     assert restored.last_health == st.last_health
     await st.close()
     assert saves[-1] == {"p1", "p2"}
+    # closing compacts the journal to the pending windows
+    assert len((tmp_path / "parts" / "p1.jsonl").read_text().splitlines()) == 1
+    again = AssessorStates(AssessorRepository(tmp_path))
+    await again.open()
+    assert contents(again.joins["p1"]) == contents(st.joins["p1"])
+
+
+def contents(join: AssetJoin) -> list[tuple]:
+    return [(e.event_id, e.ts, e.reading, e.features, e.scores) for e in join.entries()]
 
 
 async def test_unreadable_state_file_is_skipped(tmp_path: Path) -> None:

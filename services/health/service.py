@@ -38,8 +38,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -60,7 +61,15 @@ from shared import topics
 from shared.bus import Bus, Rejected
 from shared.health.alarms import AlarmTransition, AlarmTransitionError
 from shared.health.assessor import HealthAssessor, ModelScore, check_baseline
-from shared.health.join import JOIN_WAIT_S, AssetJoin, Released, TooOld
+from shared.health.join import (
+    JOIN_WAIT_S,
+    AssetJoin,
+    Released,
+    TooOld,
+    features_part,
+    reading_part,
+    score_part,
+)
 from shared.learning.signing import ModelVerifier, load_verifier
 from shared.messages import (
     AlarmActionReply,
@@ -171,38 +180,31 @@ class HealthHandlers:
             log.error("window_refused", asset_id=asset, event_id=w.event_id, error=str(exc))
             return []
 
-    def _add(self, asset: str, event_id: str, add: Callable[[AssetJoin, float], str]) -> Outbox:
+    def _add(self, asset: str, part: list[Any]) -> Outbox:
+        """Give the asset's join one part (journal form), journal it, assess the windows now complete."""
         try:
-            status = add(self.join(asset), self.states.clock())
+            status = self.join(asset).add_part(part, self.states.clock())
         except TooOld as exc:
             raise Rejected(f"health update refused: {exc}") from exc
-        self.states.touch(asset)
-        if status == "late":
+        if status in ("new", "joined"):
+            self.states.journal(asset, part)
+        elif status == "late":
             self.late_parts += 1
-            log.info("late_part_dropped", asset_id=asset, event_id=event_id, dropped=self.late_parts)
+            log.info("late_part_dropped", asset_id=asset, event_id=part[1], dropped=self.late_parts)
         return self.release(asset)
 
     # -- evidence ---------------------------------------------------------------------------------
     async def on_score(self, d: Delivery[Score]) -> Outbox:
         s = d.message
-        ms = ModelScore.from_message(s)
-        return self._add(s.asset_id, s.event_id, lambda j, now: j.add_score(s.event_id, _ts(s), ms, now))
+        return self._add(s.asset_id, score_part(s.event_id, _ts(s), ModelScore.from_message(s)))
 
     async def on_features(self, d: Delivery[FeatureVector]) -> Outbox:
         fv = d.message
-        values = feature_values(fv)
-        return self._add(
-            fv.asset_id,
-            fv.event_id,
-            lambda j, now: j.add_features(fv.event_id, _ts(fv), fv.kind, values, now),
-        )
+        return self._add(fv.asset_id, features_part(fv.event_id, _ts(fv), fv.kind, feature_values(fv)))
 
     async def on_reading(self, d: Delivery[Reading]) -> Outbox:
         r = d.message
-        signals = reading_signals(r)
-        return self._add(
-            r.asset_id, r.event_id, lambda j, now: j.add_reading(r.event_id, _ts(r), signals, now)
-        )
+        return self._add(r.asset_id, reading_part(r.event_id, _ts(r), reading_signals(r)))
 
     async def on_tick(self, d: Delivery[Tick]) -> Outbox:
         """Release the windows whose wait is over; the first tick of a connection also republishes

@@ -1,11 +1,9 @@
 """The parts of one window, joined per asset and released in data-time order (pure: no I/O, no clock).
 
-Every stage keeps its input's event id, so the raw reading (``events/<a>/reading``), the feature
-vectors computed from it or from a vibration window (``features/<a>/<kind>``) and each model's score
-of those features (``scores/<a>/<model>``) of ONE window share it. The health stage must fuse them as
-one window (:meth:`~shared.health.assessor.HealthAssessor.update` once, with all of them), in data-time
-order, however their messages interleave: at replay speed the feature stream may run hours of data time
-ahead of the scores, after an outage a backlog drains in bursts.
+Every stage keeps its input's event id: the reading (``events/<a>/reading``), the feature vectors
+computed from it or from a vibration window (``features/<a>/<kind>``) and each model's score of them
+(``scores/<a>/<model>``) of ONE window share it. The health stage fuses them as one window (one
+:meth:`~shared.health.assessor.HealthAssessor.update`), in data-time order, however they interleave.
 
 :class:`AssetJoin` keeps one asset's pending :class:`Entry` (event id, data ts, first-seen time, reading
 signals, feature values by kind, scores by model) and each input *stream* of the asset: the readings,
@@ -34,21 +32,20 @@ backlog the stage is still handling is never taken for missing). A later complet
 incomplete older one. More than ``max_pending`` entries release the oldest regardless.
 
 A part for an event already released is dropped (:attr:`AssetJoin.late`); a *new* event older than
-the last released one is refused (:class:`TooOld`). Everything round-trips through
-:meth:`AssetJoin.to_dict`/:meth:`AssetJoin.from_dict` (restored entries count as first seen again).
+the last released one is refused (:class:`TooOld`). The state round-trips through ``to_dict``/``from_dict``
+(restored entries count as first seen again), or ``to_dict(entries=False)`` + a journal of parts.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
-import math
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.health.evidence import ModelScore, check_features
+from shared.health.evidence import ModelScore, check_features, finite_ts
 from shared.health.iso20816 import VELOCITY_FEATURE
 from shared.topics import FEATURE_KINDS, MODEL_KINDS
 
@@ -64,7 +61,7 @@ MAX_PENDING = 10_000
 #: Event ids of released entries remembered per asset (a late part of one is dropped, not refused),
 #: and how many of the newest of them are saved.
 RELEASED_IDS = 10_000
-SAVED_RELEASED_IDS = 256
+SAVED_RELEASED_IDS = 64
 STATE_VERSION = 1
 READING = "reading"
 
@@ -154,12 +151,6 @@ def _released(e: Entry, missing: Iterable[str]) -> Released:
     )
 
 
-def _finite_ts(ts: float) -> float:
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-        raise ValueError(f"ts must be a finite number of seconds (data time), got {ts!r}")
-    return float(ts)
-
-
 class AssetJoin:
     """One asset's pending windows and input streams (see the module docstring)."""
 
@@ -200,13 +191,8 @@ class AssetJoin:
         if checked.get(VELOCITY_FEATURE, 0.0) < 0:
             raise ValueError(f"{VELOCITY_FEATURE} cannot be negative, got {checked[VELOCITY_FEATURE]}")
         self.kinds_seen.add(kind)
-        return self._add(
-            event_id,
-            ts,
-            now,
-            features_stream(FAMILY_OF_KIND[kind]),
-            lambda e: _put(e.features, kind, checked),
-        )
+        stream = features_stream(FAMILY_OF_KIND[kind])
+        return self._add(event_id, ts, now, stream, lambda e: _put(e.features, kind, checked))
 
     def add_score(self, event_id: str, ts: float, score: ModelScore, now: float) -> str:
         """Add one model's score of the window."""
@@ -214,8 +200,40 @@ class AssetJoin:
             event_id, ts, now, score_stream(score.model), lambda e: _put(e.scores, score.model, score)
         )
 
+    def add_part(self, part: Sequence[Any], now: float) -> str:
+        """Add a part in its journal form (:func:`reading_part`,
+        :func:`features_part` or :func:`score_part`)."""
+        what, event_id, ts = part[0], str(part[1]), part[2]
+        if what == "reading":
+            return self.add_reading(event_id, ts, part[3], now)
+        if what == "features":
+            return self.add_features(event_id, ts, str(part[3]), part[4], now)
+        if what == "score":
+            return self.add_score(event_id, ts, ModelScore(**part[3]), now)
+        raise ValueError(f"unknown part {what!r}")
+
+    def replay(self, lines: Iterable[Sequence[Any]], now: float) -> int:
+        """Rebuild the pending entries from journal lines (parts, or ``["entry", Entry.to_dict()]``
+        written by a compaction) after :meth:`from_dict`; lines of released windows are skipped.
+        Returns how many lines were taken."""
+        taken = 0
+        for line in lines:
+            entry = Entry.from_dict(line[1], now) if line[0] == "entry" else None
+            event_id, ts = (entry.event_id, entry.ts) if entry else (str(line[1]), float(line[2]))
+            released = self.last_released_ts is not None and ts < self.last_released_ts
+            if released or event_id in self._released_ids:
+                continue
+            if entry is None:
+                taken += self.add_part(line, now) in ("new", "joined")
+            elif event_id not in self._entries:
+                self._seq = max(self._seq, entry.seq + 1)
+                self._entries[event_id] = entry
+                bisect.insort(self._order, (entry.ts, entry.seq, event_id))
+                taken += 1
+        return taken
+
     def _add(self, event_id: str, ts: float, now: float, stream: str, put: Callable[[Entry], bool]) -> str:
-        ts = _finite_ts(ts)
+        ts = finite_ts(ts)
         mark = self.streams.setdefault(stream, [ts, now])
         mark[0], mark[1] = max(mark[0], ts), now
         e = self._entries.get(event_id)
@@ -311,7 +329,7 @@ class AssetJoin:
     # -- state ---------------------------------------------------------------------------------------
     def to_dict(self, entries: bool = True) -> dict[str, Any]:
         """JSON-serialisable state (wall-clock times are not kept: see :meth:`from_dict`); ``entries``
-        False: without the pending entries (:meth:`to_json` adds them)."""
+        False: without the pending entries (kept elsewhere, e.g. as a journal of parts: :meth:`replay`)."""
         d: dict[str, Any] = {
             "version": STATE_VERSION,
             "streams": {s: mark[0] for s, mark in self.streams.items()},
@@ -324,12 +342,6 @@ class AssetJoin:
         if entries:
             d["entries"] = [e.to_dict() for e in self.entries()]
         return d
-
-    def to_json(self) -> str:
-        """:meth:`to_dict` as JSON text, each pending entry's part cached (cheap for a long queue)."""
-        head = json.dumps(self.to_dict(entries=False), allow_nan=False)
-        assert head.endswith("}")
-        return head[:-1] + ', "entries": [' + ", ".join(e.text() for e in self.entries()) + "]}"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], now: float, max_pending: int = MAX_PENDING) -> AssetJoin:
@@ -365,3 +377,21 @@ def _put_reading(e: Entry, values: dict[str, float]) -> bool:
         return False
     e.reading = values
     return True
+
+
+# -- journal form of the parts -----------------------------------------------------------------------
+def reading_part(event_id: str, ts: float, signals: Mapping[str, float]) -> list[Any]:
+    return ["reading", event_id, ts, dict(signals)]
+
+
+def features_part(event_id: str, ts: float, kind: str, values: Mapping[str, float]) -> list[Any]:
+    return ["features", event_id, ts, kind, dict(values)]
+
+
+def score_part(event_id: str, ts: float, score: ModelScore) -> list[Any]:
+    return ["score", event_id, ts, asdict(score)]
+
+
+def entry_line(e: Entry) -> str:
+    """A pending entry as one journal line (JSON), for a compaction."""
+    return '["entry", ' + e.text() + "]"
