@@ -398,7 +398,10 @@ class MqttLink:
         assert self.on_message is not None
         with contextlib.suppress(aiomqtt.MqttError):
             async for m in client.messages:
-                self.on_message(m.topic.value, bytes(m.payload or b""), bool(m.retain))
+                try:
+                    self.on_message(m.topic.value, bytes(m.payload or b""), bool(m.retain))
+                except Exception as exc:  # a bug here must not stop the acknowledgements silently
+                    say(f"[ERROR] acknowledgement of {m.topic.value}: {type(exc).__name__}: {exc}")
 
     async def send(self, topic: str, path: str, body: dict[str, Any]) -> None:
         del path
@@ -591,7 +594,7 @@ class Replay:
     link: MqttLink | HttpLink | None = None
 
     def __post_init__(self) -> None:
-        self.changed = asyncio.Condition()
+        self.changed = asyncio.Event()
         self.t0 = time.monotonic()
         for asset, items in self.plan.items():
             self.counts[asset] = Counts(total=len(items))
@@ -643,11 +646,13 @@ class Replay:
                 what = self.describe(item, o.asset)
                 self.progress.say(f"[FAIL] {what} | {o.reason}")
         if outcomes:
-            asyncio.get_running_loop().create_task(self._notify())
+            self.changed.set()
 
-    async def _notify(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
+    async def wait_until(self, done: Callable[[], bool]) -> None:
+        """Wait until ``done()`` (checked again after every settled item; every waiter is woken)."""
+        while not done():
+            self.changed.clear()
+            await self.changed.wait()
 
     def describe(self, item: Item | None, asset: str) -> str:
         if item is None:
@@ -686,10 +691,7 @@ class Replay:
             due = self.t0 + due_offset_s(item.ts, self.ts_first, self.factor)
             if (wait := due - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
-            async with self.changed:
-                await self.changed.wait_for(
-                    lambda: self.tracker.can_send(asset) or self.tracker.stalled(asset)
-                )
+            await self.wait_until(lambda: self.tracker.can_send(asset) or self.tracker.stalled(asset))
             if self.tracker.stalled(asset):
                 self.give_up(asset, items[k:], skip)
                 return
@@ -735,8 +737,7 @@ class Replay:
         ticker = asyncio.create_task(self.ticker())
         try:
             await asyncio.gather(*(self.send_asset(a, items) for a, items in self.plan.items()))
-            async with self.changed:
-                await self.changed.wait_for(lambda: all(not f.pending for f in self.tracker.assets.values()))
+            await self.wait_until(lambda: all(not f.pending for f in self.tracker.assets.values()))
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
@@ -813,6 +814,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=int, default=None, help="samples per window (default 4096 at >= 5 kHz, else 256)"
     )
     p.add_argument("--hop", type=int, default=None, help="samples between window starts (default: --window)")
+    _sending_arguments(p)
+    return p
+
+
+def _sending_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how to send: transport, pacing, back-pressure, resume, output."""
     p.add_argument("--via", choices=("mqtt", "http"), default="mqtt")
     p.add_argument("--mqtt", default=os.environ.get("MQTT_URL") or "mqtt://localhost:1883", help="broker URL")
     p.add_argument("--api", default="http://localhost:8000", help="gateway base URL (--via http, --resume)")
@@ -847,7 +854,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip windows whose feature vector (readings: the reading) is stored (asks --api)",
     )
     p.add_argument("--verbose", action="store_true", help="one [OK] line per acknowledged window")
-    return p
 
 
 def _speed(p: argparse.ArgumentParser, speed: str) -> float | None:
@@ -872,6 +878,15 @@ def _start(p: argparse.ArgumentParser, text: str | None) -> datetime | None:
     return start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
 
 
+def _check_simple(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    vibration_only = (a.key, a.label, a.channel, a.window, a.hop, a.fs, a.scale, a.name_pattern, a.interval)
+    if a.kind == "simple" and (any(v for v in vibration_only) or a.time_from != "auto"):
+        p.error(
+            "--key/--label/--channel/--window/--hop/--fs/--scale/--time-from/--name-pattern/--interval "
+            "apply to --kind vibration only"
+        )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse and cross-check arguments (exit 2 with a precise message on bad input)."""
     p = build_parser()
@@ -889,12 +904,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"--window must be in {MIN_WINDOW}..{MAX_WINDOW}, got {a.window}")
     if a.interval is not None and not (math.isfinite(a.interval) and a.interval > 0):
         p.error(f"--interval must be a number of seconds > 0, got {a.interval}")
-    vibration_only = (a.key, a.label, a.channel, a.window, a.hop, a.fs, a.scale, a.name_pattern, a.interval)
-    if a.kind == "simple" and (any(v for v in vibration_only) or a.time_from != "auto"):
-        p.error(
-            "--key/--label/--channel/--window/--hop/--fs/--scale/--time-from/--name-pattern/--interval "
-            "apply to --kind vibration only"
-        )
+    _check_simple(p, a)
     if (a.via == "http" or a.resume) and not a.api.startswith(("http://", "https://")):
         p.error(f"--api must be an http:// or https:// URL, got {a.api!r}")
     if a.via == "mqtt":

@@ -316,6 +316,14 @@ async def test_a_directory_of_gapped_snapshots_replays_two_assets_bounded_and_re
     total = 2 * (per_asset + per_asset_later)
     assert (s["sent"], s["acked"], s["failed"], s["skipped"]) == (0, 0, 0, total), out[-2000:]
 
+    # Not resumed: the pipeline drops windows it handled before (exactly once), so they are never
+    # acknowledged; each asset is given up after IN_FLIGHT timeouts in a row, not one timeout per window.
+    rc, out, _ = await replay_observed(stack, [later], ["--ack-timeout", "3"])
+    assert rc == 1, out[-3000:]
+    assert out.count("not acknowledged within 3 s: no vibration feature vector") == 2 * IN_FLIGHT, out[-3000:]
+    for asset in (B1, B2):
+        assert f"the other {per_asset_later - IN_FLIGHT} windows of {asset} are not sent" in out, out[-3000:]
+
 
 def wait_for_count(
     stack: Stack, asset: str, family: str, start: datetime, end: datetime, expected: int, **params: str
