@@ -8,11 +8,14 @@
   for 300, 1,000 and 10,000 rows; the ratio is the time relative to the smallest size.
 * ``pipeline``: :mod:`benchmarks.bench_pipeline` (in this process; it starts Mosquitto and every
   service): fault-to-health latency and end-to-end throughput vs the raw broker rate.
+* ``replay``: :mod:`benchmarks.bench_replay` (in this process; Mosquitto and every service again):
+  ``scripts/replay.py --speed max`` windows/s processed end to end (256- and 4096-sample windows) and
+  the broker's accept rate, vs the raw broker rate of the same windows.
 
 Each section's own output is streamed as it runs; a summary table follows. The exit status is 1
 only when a benchmark crashed (non-zero exit or exception), never because of a number: benchmarks
-print, tests assert. ``--quick`` runs smaller sizes for a smoke run (about 3-4 minutes on 2 cores;
-the full run about 10).
+print, tests assert. ``--quick`` runs smaller sizes for a smoke run (about 5-6 minutes on 2 cores;
+the full run about 12-13).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("features", "calibration", "pipeline")
+NAMES = ("features", "calibration", "pipeline", "replay")
 
 
 @dataclass
@@ -179,10 +182,38 @@ def run_pipeline(quick: bool) -> Section:
     return sec
 
 
+def run_replay(quick: bool) -> Section:
+    from benchmarks import bench_replay as br
+
+    sec = Section("replay")
+    results = br.run(quick=quick)
+    print(br.report(results), flush=True)
+    for r in results:
+        flight = f"in flight {r.in_flight}" if r.in_flight else "PUBACK only"
+        sec.rows.append(
+            Row(
+                f"replay --speed max, {r.case.windows} windows of {r.case.name} ({flight})",
+                f"{r.processed_rate:,.1f} windows/s processed",
+                f"{r.raw_rate:,.0f} windows/s raw broker",
+                f"{r.processed_rate / r.raw_rate:.3f}",
+            )
+        )
+        sec.rows.append(
+            Row(
+                f"  broker accepted the replay's windows ({r.case.samples} samples)",
+                f"{r.accept_rate:,.1f} windows/s",
+                f"{r.raw_rate:,.0f} windows/s raw broker",
+                f"{r.accept_rate / r.raw_rate:.3f}",
+            )
+        )
+    return sec
+
+
 RUNNERS: dict[str, Callable[[bool], Section]] = {
     "features": run_features,
     "calibration": run_calibration,
     "pipeline": run_pipeline,
+    "replay": run_replay,
 }
 
 
