@@ -557,3 +557,19 @@ async def test_a_restart_restores_the_pending_windows(tmp_path: Path) -> None:
     await deliver(svc, bus, topics.score("p1", "legacy"), score(1, 0.3))
     hu = HealthUpdate.model_validate_json(bus.retained[topics.health("p1")].payload)
     assert hu.ts == T0 + timedelta(seconds=1) and states(svc).joins["p1"].pending == 0
+    # the publish throttle goes on from the last health published before the restart
+    again = service(tmp_path / "again")
+    await deliver(again, bus, topics.model_announce("p1", "legacy"), announcement(), retain=True)
+    await window(again, bus, 0, 0.3)
+    await checkpoint(again)
+    half = [
+        (t, m.model_copy(update={"ts": m.ts + timedelta(seconds=0.5), "event_id": "p1-half"}))
+        for t, m in parts(0, 0.3)
+    ]
+    restarted = service(tmp_path / "again")
+    await restarted.state.open()  # type: ignore[union-attr]
+    await deliver(restarted, bus, topics.model_announce("p1", "legacy"), announcement(), retain=True)
+    n = len(bus.on(topics.health("p1")))
+    for topic, msg in half:  # 0.5 s of data time after the last published health: not due
+        await deliver(restarted, bus, topic, msg)
+    assert states(restarted).joins["p1"].pending == 0 and len(bus.on(topics.health("p1"))) == n

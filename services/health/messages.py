@@ -174,6 +174,9 @@ class PublishThrottle:
     def published(self, asset: str, ts: float, risk: str | None) -> None:
         self._last[asset] = (ts, risk)
 
+    def knows(self, asset: str) -> bool:
+        return asset in self._last
+
     def forget(self, asset: str) -> None:
         self._last.pop(asset, None)
 

@@ -40,6 +40,7 @@ import itertools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -146,6 +147,9 @@ class HealthHandlers:
         ``publish`` and due, or with a transition."""
         result = self.assessor(asset).update(ts, scores=scores, features=features)
         out = [Publish(topics.alarm(asset), to_alarm_message(asset, t)) for t in result.alarm_events]
+        last = self.states.last_health.get(asset)
+        if last is not None and not self.throttle.knows(asset):  # after a restart: as if never stopped
+            self.throttle.published(asset, datetime.fromisoformat(last["ts"]).timestamp(), last["risk_level"])
         due = publish and self.throttle.due(asset, ts, result.risk_level)
         hu = to_health_message(asset, result) if due or result.alarm_events else None
         if hu is not None:
