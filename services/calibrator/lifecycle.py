@@ -2,11 +2,15 @@
 
 - :class:`AssetStates`: the last known ``state/<asset>`` of every asset (the retained ones on the bus,
   updated by every change the calibrator makes) and the :class:`StateChange` publishes.
+- :func:`restore`: at start-up, every asset's last state back on the bus, retained: the ones the broker
+  did not send (a broker that forgot its retained messages) from memory or, for an asset this process
+  never saw, from its newest stored ``states`` point (the historian stores every change); then interrupted
+  calibrations are settled and IDLE assets with models become CALIBRATED.
 - :func:`announcements`: one retained ``models/<asset>/<kind>`` :class:`ModelAnnouncement` per model of a
   registry version (ONNX bytes inside, typed manifest entry with the raw-signal baseline), signed with the
   calibrator's model signing key (:mod:`shared.learning.signing`; consumers load only signed models).
-- :func:`reload`: re-announce the newest registry version of one or every asset; an asset whose state is
-  unknown or IDLE becomes CALIBRATED.
+- :func:`announce_registry`: the announcements of the newest registry version of one or every asset;
+  :func:`reload` adds CALIBRATED for the assets whose state is unknown or IDLE.
 - :func:`purge`: delete an asset's stored data, models and configuration, clear its retained models,
   health and config, and return it to IDLE.
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,12 +29,12 @@ from typing import Any
 
 import structlog
 
-from shared import topics
+from shared import records, topics
 from shared.learning import registry
 from shared.learning.signing import ModelSigner
-from shared.messages import AssetState, ModelAnnouncement, PurgeDetail, StateChange
+from shared.messages import AssetState, ModelAnnouncement, PurgeDetail, StateChange, from_ns
 from shared.service import Publish
-from shared.store import Store
+from shared.store import Point, Store
 
 from . import configs
 
@@ -41,19 +46,30 @@ PURGED_REASON = "purged: stored data, models and baselines deleted"
 
 @dataclass
 class AssetStates:
-    """Last known state per asset; an asset never seen is IDLE."""
+    """Last known state per asset; an asset never seen is IDLE.
+
+    ``last`` keeps the whole last :class:`StateChange` of each asset (to publish it again as it was);
+    ``retained`` the assets whose state the broker sent retained since the last :func:`restore` (those
+    the broker still holds)."""
 
     states: dict[str, AssetState] = field(default_factory=dict)
+    last: dict[str, StateChange] = field(default_factory=dict)
+    retained: set[str] = field(default_factory=set)
 
     def get(self, asset: str) -> AssetState:
         return self.states.get(asset, "IDLE")
 
-    def observe(self, asset: str, state: AssetState | None) -> None:
-        """A retained ``state/<asset>`` arrived (``None``: it was cleared)."""
-        if state is None:
+    def observe(self, asset: str, msg: StateChange | None, *, retained: bool = False) -> None:
+        """A ``state/<asset>`` arrived (``None``: its retained message was cleared); ``retained``: sent
+        by the broker as a retained message."""
+        if msg is None:
             self.states.pop(asset, None)
-        else:
-            self.states[asset] = state
+            self.last.pop(asset, None)
+            self.retained.discard(asset)
+            return
+        self.states[asset], self.last[asset] = msg.state, msg
+        if retained:
+            self.retained.add(asset)
 
     def change(
         self,
@@ -67,10 +83,10 @@ class AssetStates:
         """Record ``state`` and return its retained :class:`StateChange` publish (``purged``: the IDLE
         state a purge leaves, the explicit signal for subscribers to drop what they keep)."""
         previous = self.get(asset)
-        self.states[asset] = state
         msg = StateChange(
             asset_id=asset, state=state, previous=previous, reason=reason, models=models or {}, purged=purged
         )
+        self.states[asset], self.last[asset] = state, msg
         return Publish(topics.state(asset), msg, retain=True)
 
 
@@ -109,26 +125,122 @@ async def announcements(
     return pubs, {kind: version for kind in manifest["models"]}
 
 
-async def reload(
-    model_dir: Path, states: AssetStates, only: str | None = None, *, signer: ModelSigner
-) -> tuple[list[Publish], dict[str, str]]:
-    """Announce the newest registry version of every asset (or ``only``); CALIBRATED where the state is
-    unknown or IDLE. Returns the publishes and asset → version re-announced."""
+@dataclass(frozen=True)
+class Announced:
+    """The announcements of the newest registry versions: the publishes, asset → version and asset →
+    (model kind → version)."""
+
+    publishes: list[Publish] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+async def announce_registry(model_dir: Path, only: str | None = None, *, signer: ModelSigner) -> Announced:
+    """The announcements of the newest registry version of every asset (or ``only``)."""
     assets = [only] if only else await asyncio.to_thread(registry.list_assets, model_dir)
-    out: list[Publish] = []
-    done: dict[str, str] = {}
+    out = Announced()
     for asset in assets:
         version = await asyncio.to_thread(registry.latest_version, model_dir, asset)
         if version is None:
             continue
         pubs, models = await announcements(model_dir, asset, version, signer=signer)
-        out += pubs
-        if states.get(asset) == "IDLE":
-            out.append(
-                states.change(asset, "CALIBRATED", f"models {version} reloaded from the registry", models)
-            )
-        done[asset] = version
-    return out, done
+        out.publishes.extend(pubs)
+        out.versions[asset], out.models[asset] = version, models
+    return out
+
+
+def calibrated_where_idle(
+    states: AssetStates, announced: Announced, skip: Collection[str] = ()
+) -> list[Publish]:
+    """CALIBRATED for every announced asset (but ``skip``) whose state is unknown or IDLE."""
+    return [
+        states.change(
+            asset, "CALIBRATED", f"models {version} reloaded from the registry", announced.models[asset]
+        )
+        for asset, version in announced.versions.items()
+        if states.get(asset) == "IDLE" and asset not in skip
+    ]
+
+
+async def reload(
+    model_dir: Path, states: AssetStates, only: str | None = None, *, signer: ModelSigner
+) -> tuple[list[Publish], dict[str, str]]:
+    """Announce the newest registry version of every asset (or ``only``); CALIBRATED where the state is
+    unknown or IDLE. Returns the publishes (announcements first) and asset → version re-announced."""
+    announced = await announce_registry(model_dir, only, signer=signer)
+    return announced.publishes + calibrated_where_idle(states, announced), announced.versions
+
+
+def _stored_state(point: Point) -> StateChange:
+    """The :class:`StateChange` of a ``states`` point (state, reason, previous?; its time is ``ts``;
+    ``models`` are not stored). ``ValueError`` for a point that does not make one."""
+    f = point.fields
+    return StateChange.model_validate(
+        {
+            "asset_id": point.asset_id,
+            "state": f.get("state"),
+            "previous": f.get("previous"),
+            "reason": f.get("reason", ""),
+            "ts": from_ns(point.ts_ns),
+        }
+    )
+
+
+def stored_states(store: Store, assets: Iterable[str]) -> dict[str, StateChange]:
+    """The newest stored state of each of ``assets`` that has one (blocking: run it in a thread); an
+    unreadable point is logged and its asset left out."""
+    out: dict[str, StateChange] = {}
+    for asset in assets:
+        points = store.query(records.STATES, asset, limit=1, newest=True)
+        if not points:
+            continue
+        try:
+            out[asset] = _stored_state(points[-1])
+        except ValueError as exc:
+            log.warning("stored_state_unreadable", asset_id=asset, ts_ns=points[-1].ts_ns, error=str(exc))
+    return out
+
+
+def _again(msg: StateChange, announced: Announced) -> Publish:
+    """``msg`` published again as it was (same time, reason, previous); a stored one gets the announced
+    models; never ``purged`` (that signal went out with the purge: sent again it would drop what
+    subscribers kept for the asset since)."""
+    models = msg.models
+    if not models and msg.state in ("CALIBRATED", "MONITORING"):
+        models = announced.models.get(msg.asset_id, {})
+    again = msg.model_copy(update={"models": models, "purged": False})
+    return Publish(topics.state(msg.asset_id), again, retain=True)
+
+
+async def restore(
+    store: Store, model_dir: Path, states: AssetStates, running: Collection[str], announced: Announced
+) -> list[Publish]:
+    """Every asset's last state back on the bus, retained (start-up, after the retained states arrived).
+
+    Lost states are those the broker did not send since the last restore: each is published again as
+    the calibrator last knew it, or, for an asset it never saw, as its newest stored ``states`` point
+    (every StateChange is stored) — so MONITORING stays MONITORING across a restart. Then, as before,
+    a calibration cut off (CALIBRATING, no job running) is settled (:func:`interrupted`) and an announced
+    asset still unknown or IDLE becomes CALIBRATED (those changes replace the restored state). Assets with
+    a job running are left alone. Raises :class:`~shared.store.StoreError` when the store fails."""
+    stored = await asyncio.to_thread(store.assets)
+    found = await asyncio.to_thread(stored_states, store, [a for a in stored if a not in states.last])
+    for asset, msg in found.items():  # no await from here until `lost` is taken
+        if asset not in states.last and asset not in running:
+            states.observe(asset, msg)
+    lost = sorted(a for a in states.last if a not in states.retained)
+    states.retained.clear()
+    settled = await interrupted(model_dir, states, set(running))
+    settled += calibrated_where_idle(states, announced, skip=running)
+    changed = {p.topic for p in settled}
+    again = [
+        _again(states.last[a], announced)
+        for a in lost
+        if a in states.last and a not in running and topics.state(a) not in changed
+    ]
+    if found or again:
+        log.info("states_restored", from_store=sorted(found), published=[p.topic for p in again])
+    return settled + again
 
 
 async def interrupted(model_dir: Path, states: AssetStates, running: set[str]) -> list[Publish]:

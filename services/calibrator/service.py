@@ -14,8 +14,9 @@ Commands (request/reply with a correlation id, see ``docs/ARCHITECTURE.md``):
   retained on ``config/<asset>``.
 
 Once per broker connection: the registry is re-announced once the retained ``state/+`` messages have
-arrived (:mod:`.startup`: a marker round trip, not a fixed sleep), and every persisted configuration is
-re-published retained.
+arrived (:mod:`.startup`: a marker round trip, not a fixed sleep), then every asset's last state the broker
+did not send is published again (from memory or the store: :func:`.lifecycle.restore`), and every
+persisted configuration is re-published retained.
 """
 
 from __future__ import annotations
@@ -53,7 +54,14 @@ from shared.store import Store, open_store
 
 from . import configs, lifecycle
 from .job import Calibration, default_config, run_calibration
-from .startup import SYNC_TIMEOUT_S, RetainedSync, models_announced, parse_sync_marker, startup_readiness
+from .startup import (
+    SYNC_TIMEOUT_S,
+    RetainedSync,
+    models_announced,
+    parse_sync_marker,
+    retrying,
+    startup_readiness,
+)
 
 log = structlog.get_logger()
 
@@ -154,7 +162,7 @@ class CalibratorHandlers:
 
     async def on_state(self, d: Delivery[StateChange | None]) -> Outbox:
         if d.asset_id:
-            self.cal.states.observe(d.asset_id, d.message.state if d.message is not None else None)
+            self.cal.states.observe(d.asset_id, d.message, retained=d.retain)
         return None
 
     async def on_calibrate(self, d: Delivery[CalibrationRequest]) -> Outbox:
@@ -261,22 +269,29 @@ class CalibratorHandlers:
             self.running.discard(req.asset_id)
 
     async def announce_registry(self, bus: Bus) -> None:
-        """Once the retained states have arrived: settle calibrations a restart cut off, then re-announce
-        the newest version of every asset."""
-        await self.sync.wait(bus)
+        """Once the retained states have arrived: re-announce the newest version of every asset, then
+        restore the states (:func:`.lifecycle.restore`: lost ones again, interrupted calibrations
+        settled, IDLE assets with models CALIBRATED)."""
+        cal = self.cal
         try:
-            pubs = await lifecycle.interrupted(self.cal.model_dir, self.cal.states, self.running)
-            cal = self.cal
-            more, versions = await lifecycle.reload(cal.model_dir, cal.states, signer=cal.signer)
-            pubs += more
-            for p in pubs:
-                await bus.publish(p.topic, p.payload, retain=p.retain)
+            await self.sync.wait(bus)
+            announced = await lifecycle.announce_registry(cal.model_dir, signer=cal.signer)
+            await _publish_all(bus, announced.publishes)
+            models_announced(self.readiness, announced.publishes)
+            if announced.versions:
+                log.info("registry_announced", versions=announced.versions)
+            restore = lifecycle.restore
+            pubs = await retrying(
+                lambda: restore(cal.opened_store(), cal.model_dir, cal.states, self.running, announced),
+                "states",
+            )
+            await _publish_all(bus, pubs)
+            self.readiness.done("states")
         except Exception:
             log.exception("registry_announce_failed")
             raise
-        models_announced(self.readiness, pubs)
-        if versions:
-            log.info("registry_announced", versions=versions)
+        finally:  # what a later connection's broker sends is counted afresh
+            cal.states.retained.clear()
 
     async def republish_configs(self, bus: Bus) -> None:
         """Publish every persisted configuration retained (a fresh broker learns them again)."""
@@ -301,6 +316,11 @@ class CalibratorHandlers:
 
 
 R = TypeVar("R", bound=Reply)
+
+
+async def _publish_all(bus: Bus, pubs: Sequence[Publish]) -> None:
+    for p in pubs:
+        await bus.publish(p.topic, p.payload, retain=p.retain)
 
 
 def _failed(cls: type[R], correlation_id: str, code: ErrorCode, message: str) -> R:
