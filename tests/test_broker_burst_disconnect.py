@@ -168,11 +168,13 @@ async def snapshot(b: Target, topic: str, bodies: list[bytes]) -> None:
         await asyncio.gather(*(pub.publish(topic, body, qos=1) for body in bodies))
 
 
-async def received_after_bursts(b: Target) -> Counter[str]:
-    """Run the rounds; ``{event_id: times received}`` once every window arrived, or once the end marker
-    (published after the last round) arrived and nothing more came for :data:`QUIET_S` s."""
+async def received_after_bursts(b: Target) -> tuple[Counter[str], list[str]]:
+    """Run the rounds; ``{event_id: times received}`` and the event ids in arrival order, once every
+    window arrived, or once the end marker (published after the last round) arrived and nothing more
+    came for :data:`QUIET_S` s."""
     topic = topics.raw_vibration(ASSET)
     got: Counter[str] = Counter()
+    order: list[str] = []
     marker = f"end-{uuid.uuid4().hex}"
     snapshots = [windows(k) for k in range(ROUNDS)]  # made first: the rounds follow each other at once
     last = time.monotonic()
@@ -185,7 +187,9 @@ async def received_after_bursts(b: Target) -> Counter[str]:
             while True:
                 r = await rx.incoming.get()
                 if isinstance(r, Received):
-                    got[event_of(bytes(r.message.payload or b""))] += 1
+                    event = event_of(bytes(r.message.payload or b""))
+                    got[event] += 1
+                    order.append(event)
                     last = time.monotonic()
                     rx.ack(r)
 
@@ -204,13 +208,13 @@ async def received_after_bursts(b: Target) -> Counter[str]:
             taker.cancel()
     assert marker in got, f"{b.kind}: the end marker never arrived ({sum(got.values())} messages did)"
     del got[marker]
-    return got
+    return got, [e for e in order if e != marker]
 
 
 async def test_every_window_of_a_burst_arrives_exactly_once_when_the_publisher_disconnects_at_once(
     broker: Target,
 ) -> None:
-    got = await received_after_bursts(broker)
+    got, order = await received_after_bursts(broker)
     sent = [f"{k}-{i}" for k in range(ROUNDS) for i in range(BURST)]
     lost = [e for e in sent if e not in got]
     twice = sorted(e for e, n in got.items() if n > 1)
@@ -228,6 +232,13 @@ async def test_every_window_of_a_burst_arrives_exactly_once_when_the_publisher_d
         assert not twice, summary
         return
     assert not lost and not twice, summary
+    # ... and in the order sent (one publisher: MQTT keeps its order, and every stage relies on it)
+    assert order == sent, f"{broker.kind}: out of order, first at {_first_difference(order, sent)}"
+
+
+def _first_difference(got: list[str], sent: list[str]) -> tuple[int, str | None, str | None]:
+    i = next((k for k, (a, b) in enumerate(zip(got, sent, strict=False)) if a != b), min(len(got), len(sent)))
+    return i, got[i] if i < len(got) else None, sent[i] if i < len(sent) else None
 
 
 # ---------------------------------------------------------------------------------------------
