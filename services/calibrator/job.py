@@ -1,7 +1,10 @@
 """The calibration use case: collect → select → validate → train → save → announce.
 
 One :class:`CalibrationRequest` for one asset. The asset is CALIBRATING (retained ``state/<a>``, with
-progress text) while it runs; on success the new registry version is announced (every model, retained)
+progress text and a typed :class:`~shared.messages.CalibrationProgress`: phase, step, percent, start time)
+while it runs. Once the data is collected and enough to train on, a request with ``reply_accepted`` gets
+an ``accepted`` reply (``data_points_collected``); too little data is the only reply (failed,
+``insufficient_data``). On success the new registry version is announced (every model, retained)
 and the asset becomes CALIBRATED; on failure the previous models stay active, the state returns to what
 it was with the reason, and the reply names an :data:`~shared.messages.ErrorCode`:
 ``insufficient_data`` (too little data in the look-back window), ``validation_failed`` (contaminated or
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +37,8 @@ from shared.learning.signing import ModelSigner
 from shared.messages import (
     SIGNALS,
     AssetState,
+    CalibrationPhase,
+    CalibrationProgress,
     CalibrationReply,
     CalibrationRequest,
     ErrorCode,
@@ -173,9 +179,13 @@ class Calibration:
         return self.store
 
 
+#: The phases of a running calibration, in order (``completed`` / ``failed`` end it).
+PHASES: tuple[CalibrationPhase, ...] = ("waiting", "collecting", "validating", "training", "saving")
+
+
 @dataclass
 class _Run:
-    """One running calibration: publishes its state changes and its reply."""
+    """One running calibration: publishes its state changes (with its progress) and its replies."""
 
     cal: Calibration
     bus: Bus
@@ -183,50 +193,82 @@ class _Run:
     previous: AssetState
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     t0: float = field(default_factory=time.perf_counter)
+    started_at: datetime = field(default_factory=utcnow)
+    phase: CalibrationPhase = "waiting"
+    #: Readings + vibration windows collected (0 until then).
+    points: int = 0
 
-    async def state(self, state: AssetState, reason: str, models: dict[str, str] | None = None) -> None:
-        p = self.cal.states.change(self.req.asset_id, state, reason, models)
+    def progress_of(self, phase: CalibrationPhase) -> CalibrationProgress:
+        """Where the calibration stands: ``phase``'s step; ``failed`` keeps the step it failed in."""
+        steps = len(PHASES)
+        step = steps if phase == "completed" else PHASES.index(self.phase if phase == "failed" else phase) + 1
+        done = phase in ("completed", "failed")
+        return CalibrationProgress(
+            phase=phase,
+            step=step,
+            steps=steps,
+            percent=100.0 if phase == "completed" else round(100 * (step - 1) / steps, 1),
+            started_at=self.started_at,
+            data_points_collected=self.points,
+            finished_at=utcnow() if done else None,
+        )
+
+    async def state(
+        self,
+        state: AssetState,
+        reason: str,
+        models: dict[str, str] | None = None,
+        phase: CalibrationPhase | None = None,
+    ) -> None:
+        progress = self.progress_of(phase or self.phase)
+        p = self.cal.states.change(self.req.asset_id, state, reason, models, calibration=progress)
         await self.bus.publish(p.topic, p.payload, retain=p.retain)
+
+    async def step(self, phase: CalibrationPhase, text: str) -> None:
+        """Enter ``phase``: CALIBRATING with ``text``."""
+        self.phase = phase
+        log.info("calibration_progress", asset_id=self.req.asset_id, phase=phase, step=text)
+        await self.state("CALIBRATING", text)
 
     def progress(self, text: str) -> None:
         """Called from the training thread: publish CALIBRATING with ``text`` on the event loop."""
-        log.info("calibration_progress", asset_id=self.req.asset_id, step=text)
+        log.info("calibration_progress", asset_id=self.req.asset_id, phase=self.phase, step=text)
         asyncio.run_coroutine_threadsafe(self.state("CALIBRATING", text), self.loop)
 
     async def reply(
-        self, status: Literal["completed", "failed"], points: int, message: str, **fields: Any
+        self, status: Literal["accepted", "completed", "failed"], message: str, **fields: Any
     ) -> None:
         r = CalibrationReply(
             correlation_id=self.req.correlation_id,
             asset_id=self.req.asset_id,
             status=status,
-            data_points_collected=points,
+            data_points_collected=self.points,
             message=message,
             **fields,
         )
         await self.bus.publish(self.req.reply_to, r)
 
-    async def fail(self, exc: BaseException, points: int) -> None:
+    async def fail(self, exc: BaseException) -> None:
         code, message = failure(exc)
         if code == "internal" and not isinstance(exc, ValueError):
             log.error("calibration_crashed", asset_id=self.req.asset_id, exc_info=exc)
         log.warning("calibration_failed", asset_id=self.req.asset_id, code=code, reason=message)
-        await self.state(self.previous, message)
-        await self.reply("failed", points, message, code=code)
+        await self.state(self.previous, message, phase="failed")
+        await self.reply("failed", message, code=code)
 
 
-async def _train_save_announce(run: _Run, c: Collected) -> tuple[str, dict[str, str]]:
-    """Select, validate, train, save a registry version and announce it; the completion text and the
-    map model kind → version."""
+async def _train_save_announce(
+    run: _Run, c: Collected, datasets: dict[str, Any], notes: list[str]
+) -> tuple[str, dict[str, str]]:
+    """Validate, train, save a registry version and announce it; the completion text and the map model
+    kind → version."""
     cal, bus, asset = run.cal, run.bus, run.req.asset_id
-    run.progress(f"Collected {c.readings + c.windows} data points")
-    datasets, notes = select_datasets(c, cal.batch_window)
-    if not datasets:
-        raise NotEnoughData(c)
+    await run.step("validating", f"Collected {run.points} data points; validating the baseline")
     await asyncio.to_thread(validate_data, c, datasets, cal.config)
-    run.progress("Validated baseline; training...")
+    await run.step("training", "Validated baseline; training...")
     cfg = replace(cal.config, validate=False, min_readings=MIN_FEATURE_ROWS)
     result = await asyncio.to_thread(calibrate, datasets, cfg, run.progress)
+    await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
     baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline}
     stats = {**result.training_stats, "timings_s": result.timings, "data_points": result.data_points}
     version = await asyncio.to_thread(
@@ -235,7 +277,7 @@ async def _train_save_announce(run: _Run, c: Collected) -> tuple[str, dict[str, 
     pubs, models = await announcements(cal.model_dir, asset, version, signer=cal.signer)
     for p in pubs:
         await bus.publish(p.topic, p.payload, retain=p.retain)
-    text = f"Calibrated from {c.readings + c.windows} data points in {time.perf_counter() - run.t0:.1f} s"
+    text = f"Calibrated from {run.points} data points in {time.perf_counter() - run.t0:.1f} s"
     return "; ".join([text, *notes]), models
 
 
@@ -243,7 +285,7 @@ async def _collect(run: _Run) -> Collected:
     """Wait until the store holds the data up to the requested end (bounded), then collect it."""
     cal, req = run.cal, run.req
     end = req.end or utcnow()
-    await run.state("CALIBRATING", f"Waiting for the store to hold the data up to {end.isoformat()}")
+    await run.step("waiting", f"Waiting for the store to hold the data up to {end.isoformat()}")
     store, end_ns = cal.opened_store(), ts_ns(end)
     waited = await wait_for_store(
         store, req.asset_id, end_ns, wait_s=cal.store_wait_s, quiet_s=cal.store_quiet_s
@@ -255,26 +297,31 @@ async def _collect(run: _Run) -> Collected:
         behind=waited.behind,
         lag=waited.lag_text(req.asset_id) if waited.behind else None,
     )
-    await run.state("CALIBRATING", f"Collecting the last {req.lookback_minutes:g} minutes of data")
+    await run.step("collecting", f"Collecting the last {req.lookback_minutes:g} minutes of data")
     c = await asyncio.to_thread(collect, store, req.asset_id, req.lookback_minutes, end_ns)
     c.store_wait = waited
     return c
 
 
 async def run_calibration(cal: Calibration, bus: Bus, req: CalibrationRequest) -> None:
-    """Calibrate ``req.asset_id`` and publish its states, announcements and the reply; whatever ends
-    the calibration early (bad data, a bug, the store) becomes a failed reply with its code."""
+    """Calibrate ``req.asset_id`` and publish its states, announcements and the replies (``accepted``
+    first when asked, once the data is collected and enough); whatever ends the calibration early (too
+    little or bad data, a bug, the store) becomes a failed reply with its code."""
     run = _Run(cal, bus, req, cal.states.get(req.asset_id))
-    points = 0
     try:
         c = await _collect(run)
-        points = c.readings + c.windows
+        run.points = c.readings + c.windows
         log.info("calibration_collected", asset_id=req.asset_id, readings=c.readings, windows=c.windows)
-        text, models = await _train_save_announce(run, c)
+        datasets, notes = select_datasets(c, cal.batch_window)
+        if not datasets:
+            raise NotEnoughData(c)
+        if req.reply_accepted:
+            await run.reply("accepted", "Baseline calibration in progress")
+        text, models = await _train_save_announce(run, c, datasets, notes)
     except Exception as exc:  # a calibration bug must not take the service down
-        await run.fail(exc, points)
+        await run.fail(exc)
         return
-    await run.state("CALIBRATED", text, models)
+    await run.state("CALIBRATED", text, models, phase="completed")
     elapsed = round(time.perf_counter() - run.t0, 3)
     log.info("calibration_done", asset_id=req.asset_id, version=next(iter(models.values())), seconds=elapsed)
-    await run.reply("completed", points, text, models=models)
+    await run.reply("completed", text, models=models)

@@ -32,7 +32,14 @@ import structlog
 from shared import records, topics
 from shared.learning import registry
 from shared.learning.signing import ModelSigner
-from shared.messages import AssetState, ModelAnnouncement, PurgeDetail, StateChange, from_ns
+from shared.messages import (
+    AssetState,
+    CalibrationProgress,
+    ModelAnnouncement,
+    PurgeDetail,
+    StateChange,
+    from_ns,
+)
 from shared.service import Publish
 from shared.store import Point, Store
 
@@ -79,12 +86,20 @@ class AssetStates:
         models: dict[str, str] | None = None,
         *,
         purged: bool = False,
+        calibration: CalibrationProgress | None = None,
     ) -> Publish:
         """Record ``state`` and return its retained :class:`StateChange` publish (``purged``: the IDLE
-        state a purge leaves, the explicit signal for subscribers to drop what they keep)."""
+        state a purge leaves, the explicit signal for subscribers to drop what they keep; ``calibration``:
+        the progress of the calibration the change belongs to)."""
         previous = self.get(asset)
         msg = StateChange(
-            asset_id=asset, state=state, previous=previous, reason=reason, models=models or {}, purged=purged
+            asset_id=asset,
+            state=state,
+            previous=previous,
+            reason=reason,
+            models=models or {},
+            purged=purged,
+            calibration=calibration,
         )
         self.states[asset], self.last[asset] = state, msg
         return Publish(topics.state(asset), msg, retain=True)

@@ -44,6 +44,9 @@ class CalibrationRequest(Message):
     #: not after it. The gateway sends the client's ``end`` or the time of the request; ``None``: the
     #: time the calibrator receives it.
     end: Timestamp | None = None
+    #: Also reply ``accepted`` (with ``data_points_collected``) once the data is collected and enough to
+    #: train on, before training; the final reply follows. False: only the final reply.
+    reply_accepted: bool = False
 
 
 class CalibrationReply(Message):

@@ -150,6 +150,14 @@ class ModelManifest(Message):
     bytes: int | None = Field(default=None, ge=1)
     #: Raw-signal baseline of the calibration data (voltage_v, current_a, power_factor, vibration_g).
     signal_baseline: dict[str, SignalStat] = Field(default_factory=dict)
+    #: Where the model came from: ``trained`` by a calibration or ``imported`` (three-file form).
+    #: The fields below are left out of :meth:`entry` when unset, so entries written before they
+    #: existed keep their signatures.
+    source: Literal["trained", "imported"] | None = None
+    #: Rolling window of the scorer for this model (windows); unset: the scorer's ``--window``.
+    rolling_window: int | None = Field(default=None, ge=1, le=10_000)
+    #: How the graph wraps a reconstruction graph (autoencoder; :mod:`shared.learning.interchange`).
+    interchange: Info | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelManifest:
@@ -160,8 +168,16 @@ class ModelManifest(Message):
         return self
 
     def entry(self) -> dict[str, object]:
-        """The manifest entry as plain JSON data (what :mod:`shared.learning.scoring` reads)."""
-        return self.model_dump(mode="json", exclude_none=False)
+        """The manifest entry as plain JSON data (what :mod:`shared.learning.scoring` reads); the
+        optional ``source``/``rolling_window``/``interchange`` only when set."""
+        out = self.model_dump(mode="json", exclude_none=False)
+        for key in _OPTIONAL_ENTRY_KEYS:
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
+
+
+_OPTIONAL_ENTRY_KEYS = ("source", "rolling_window", "interchange")
 
 
 class ModelAnnouncement(Message):
@@ -197,6 +213,27 @@ class ModelRejected(Message):
     ts: Timestamp = Field(default_factory=utcnow)
 
 
+CalibrationPhase = Literal["waiting", "collecting", "validating", "training", "saving", "completed", "failed"]
+
+
+class CalibrationProgress(Message):
+    """Where a calibration stands; carried by every state change the calibrator makes for it.
+
+    Phases in order: ``waiting`` (for the store to hold the data), ``collecting``, ``validating``,
+    ``training``, ``saving`` (registry + announcements), then ``completed`` or ``failed``. ``percent`` is
+    step-based: ``100 * (step - 1) / steps`` while running, 100 once completed."""
+
+    phase: CalibrationPhase
+    step: int = Field(ge=1)
+    steps: int = Field(ge=1)
+    percent: float = Field(ge=0, le=100)
+    started_at: Timestamp
+    #: Readings + vibration windows the calibration uses (0 until collected).
+    data_points_collected: int = Field(default=0, ge=0)
+    #: Set on ``completed`` / ``failed``.
+    finished_at: Timestamp | None = None
+
+
 class StateChange(Message):
     """Retained on ``state/<asset>``."""
 
@@ -209,3 +246,6 @@ class StateChange(Message):
     #: True on the IDLE state a purge leaves: the asset's data, models and baselines are gone, and
     #: subscribers drop what they keep for it (the health stage: its assessor and saved state).
     purged: bool = False
+    #: The calibration this change belongs to (the calibrator's states while one runs and the one that
+    #: ends it); None on other changes (e.g. a scorer's MONITORING).
+    calibration: CalibrationProgress | None = None
