@@ -1,12 +1,14 @@
-"""Issue 11, readiness: after ``make run`` is restarted, ``/readyz`` turns 200 only once the models and
-the last health of every asset are back, and the fleet view shows them.
+"""Issue 11, readiness: after ``make run`` is restarted, ``/readyz`` turns 200 only once the models,
+the states and the last health of every asset are back, and the fleet view shows them.
 
 The whole system as ``make run`` runs it (``python -m deploy.run``: the embedded broker, which forgets
-every retained message when it restarts, and SQLite). An asset is calibrated over the API and scored
-until it has a health; the launcher is stopped (its services get SIGTERM) and started again on the same
-data directory. While ``/readyz`` answers 503 its body names what is missing; at its first 200 the
-fleet view (``/api/v1/monitoring/status``) already shows the asset's models and its health with the
-score it had before the restart.
+every retained message when it restarts, and SQLite). An asset is calibrated over the API, scored until
+it is MONITORING and has a health, then fed a voltage fault until an alarm is open; the launcher is
+stopped (its services get SIGTERM) and started again on the same data directory. While ``/readyz``
+answers 503 its body names what is missing; at its first 200 the fleet view
+(``/api/v1/monitoring/status``) already shows the asset's models, its state (MONITORING, the same state
+change as before) and its health with the score and open alarms it had before the restart; the alarm is
+still listed open and can be acknowledged.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import httpx
 import pytest
 
 from tests.support.faults import payloads, send_all
+from tests.support.pipeline import simple_payloads
 from tests.support.stack import Stack, api
 
 pytestmark = pytest.mark.integration
 
 ASSET = "ready_motor"
-WARMUP, MORE = 600, 60
+WARMUP, MORE, FAULTY = 600, 60, 60
 MISSING_KINDS = {"gateway", "store", "service", "model", "health"}
 
 
@@ -55,24 +58,38 @@ def readings(n: int, t0: float, seed: int) -> list[dict[str, Any]]:
     return [{**p, "timestamp": t0 + i} for i, p in enumerate(payloads(ASSET, n, seed))]
 
 
+def open_alarms(stack: Stack) -> list[dict[str, Any]]:
+    """The asset's ACTIVE or ACKNOWLEDGED alarms, as ``GET /alarms`` lists them."""
+    r = api(stack, "GET", "/alarms", params={"asset_id": ASSET})
+    assert r.status_code == 200, r.text
+    return [a for a in r.json()["alarms"] if a["state"] in ("ACTIVE", "ACKNOWLEDGED")]
+
+
 def calibrate_and_score(stack: Stack) -> tuple[dict[str, Any], float]:
-    """Calibrate the asset on :data:`WARMUP` readings, score :data:`MORE` more; the fleet view's entry
-    once the health of the last reading is in it, and that reading's time (epoch s)."""
-    t0 = time.time() - WARMUP - MORE - 60
+    """Calibrate the asset on :data:`WARMUP` readings, score :data:`MORE` healthy ones (MONITORING) and
+    :data:`FAULTY` with a voltage spike (an alarm opens); the fleet view's entry once the health of the
+    last reading is in it, and that reading's time (epoch s)."""
+    t0 = time.time() - WARMUP - MORE - FAULTY - 60
     sent = asyncio.run(send_all(stack.api, stack.headers, readings(WARMUP, t0, 1), rate_hz=300))
     assert len(sent.accepted) == WARMUP
     r = api(stack, "POST", "/calibration/start", json={"asset_id": ASSET, "lookback_minutes": 30})
     assert r.status_code == 200, r.text
     assert {"legacy", "batch"} <= set(r.json()["models"]), r.json()
     wait(lambda: {"legacy", "batch"} <= set(fleet(stack).get("models", {})), 60, "models in the view", stack)
-    last = t0 + WARMUP + MORE - 1
     asyncio.run(send_all(stack.api, stack.headers, readings(MORE, t0 + WARMUP, 2), rate_hz=300))
+    wait(lambda: fleet(stack).get("state") == "MONITORING", 60, "MONITORING", stack)
+    spikes = simple_payloads(
+        ASSET, FAULTY, t0 + WARMUP + MORE, 1.0, faulty=True, fault="voltage_spike", seed=4
+    )
+    asyncio.run(send_all(stack.api, stack.headers, spikes, rate_hz=300))
+    last = spikes[-1]["timestamp"]
 
     def health_of_last() -> bool:
         ts = fleet(stack).get("health_ts")
         return ts is not None and datetime.fromisoformat(ts) >= datetime.fromtimestamp(last, UTC)
 
     wait(health_of_last, 120, "the health of the last reading", stack)
+    wait(lambda: open_alarms(stack), 60, "an open alarm", stack)
     return fleet(stack), last
 
 
@@ -124,7 +141,8 @@ def test_readyz_turns_200_only_once_models_and_health_are_back_after_a_restart(t
     try:
         stack.start(timeout=180)
         before, last = calibrate_and_score(stack)
-        assert before["health_score"] is not None
+        assert before["health_score"] is not None and before["state"] == "MONITORING"
+        alarms_before = open_alarms(stack)
         wait(lambda: httpx.get(f"{stack.api}/readyz", timeout=5).status_code == 200, 60, "ready", stack)
         wait(lambda: ready_lines(stack) == 1, 30, "the launcher's ready line", stack)
     finally:
@@ -154,9 +172,14 @@ def test_readyz_turns_200_only_once_models_and_health_are_back_after_a_restart(t
         assert set(after["models"]) >= {"legacy", "batch"} and after["models"] == before["models"]
         assert after["models_loaded"] == before["models_loaded"]
         assert (after["health_score"], after["health_ts"]) == (before["health_score"], before["health_ts"])
-        # the state is not restored from the store: the calibrator re-announces the models with CALIBRATED
-        # (a broker that forgot the retained MONITORING), the next scored data moves it to MONITORING
-        assert after["state"] in ("CALIBRATED", "MONITORING"), after["state"]
+        # the state is back as it was (not CALIBRATED until the next score): the same state change
+        assert (after["state"], after["since"]) == ("MONITORING", before["since"]), (after, before)
+        # the open alarm: counted in the fleet view's health, listed, and the health stage still holds it
+        assert before["active_alarms"] >= 1 and after["active_alarms"] == before["active_alarms"]
+        assert open_alarms(stack) == alarms_before
+        alarm_id = alarms_before[0]["alarm_id"]
+        ack = api(stack, "POST", f"/alarms/{alarm_id}/ack", json={"who": "restart test"})
+        assert ack.status_code == 200 and ack.json()["state"] == "ACKNOWLEDGED", ack.text
         # the models are loaded: a reading sent now is scored by both
         one = {**readings(1, last + 1, 3)[0], "event_id": uuid.uuid4().hex}
         asyncio.run(send_all(stack.api, stack.headers, [one], rate_hz=1))
