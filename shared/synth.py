@@ -50,12 +50,13 @@ HEALTHY_MEAN: dict[str, float] = {
     "power_factor": 0.92,
     "vibration_g": 0.15,
 }
-#: Healthy measurement noise (one standard deviation, same units as :data:`HEALTHY_MEAN`).
+#: Healthy measurement noise (one standard deviation, same units as :data:`HEALTHY_MEAN`). Voltage and
+#: vibration are the calibration guide's example baseline spreads (std 2.8 V, 0.02 g).
 HEALTHY_SIGMA: dict[str, float] = {
-    "voltage_v": 2.0,
+    "voltage_v": 2.8,
     "current_a": 0.3,
     "power_factor": 0.01,
-    "vibration_g": 0.01,
+    "vibration_g": 0.02,
 }
 #: Uniform ranges of the faulty signal for each single-signal fault kind.
 VOLTAGE_SPIKE_RANGE_V = (280.0, 330.0)
@@ -69,7 +70,7 @@ def simple_reading(rng: np.random.Generator, faulty: bool, fault: str | None = N
     """One reading as a dict ``voltage_v, current_a, power_factor, vibration_g, is_faulty, fault``.
 
     Healthy: each signal ~ N(mean, σ²) with the means/σ of :data:`HEALTHY_MEAN`/:data:`HEALTHY_SIGMA`
-    (230 V ± 2 V, 15 A ± 0.3 A, PF 0.92 ± 0.01, 0.15 g ± 0.01 g).
+    (230 V ± 2.8 V, 15 A ± 0.3 A, PF 0.92 ± 0.01, 0.15 g ± 0.02 g).
     Faulty: one kind per call (``fault``, or drawn uniformly from :data:`FAULT_KINDS_SIMPLE`):
 
     * ``voltage_spike``: voltage ~ U(280, 330) V, other signals healthy;

@@ -61,12 +61,17 @@ def test_current_spike_count() -> None:
     s = LegacyFeatureState()
     for t in range(9):
         assert upd(s, t, c=10.0)["current_spike_count"] == 0  # flat current: no spikes
-    # last 10 currents: nine 10 A and one 20 A -> mean 11, sigma sqrt((9*1 + 81)/10) = 3,
-    # threshold 11 + 2*3 = 17 < 20 -> 1 spike
+    # last 10 currents: nine 10 A and one 20 A -> mean 11, sigma sqrt((9*1 + 81)/10) = 3;
+    # |20 - 11| = 9 > 2*3 -> 1 spike; |10 - 11| = 1 is not
     assert upd(s, 9, c=20.0)["current_spike_count"] == 1
     for t in range(10, 19):
         assert upd(s, t, c=10.0)["current_spike_count"] == 1  # still inside the last 10
     assert upd(s, 19, c=10.0)["current_spike_count"] == 0  # the spike left the window
+    # a drop counts too: nine 20 A and one 10 A -> mean 19, sigma 3, |10 - 19| = 9 > 6
+    drop = LegacyFeatureState()
+    for t in range(9):
+        upd(drop, t, c=20.0)
+    assert upd(drop, 9, c=10.0)["current_spike_count"] == 1
     # with k = 4 the same spike (3 sigma) is not counted
     s4 = LegacyFeatureState(spike_k=4.0)
     for t in range(9):
@@ -75,13 +80,14 @@ def test_current_spike_count() -> None:
 
 
 def test_power_factor_score() -> None:
-    s = LegacyFeatureState()
-    assert upd(s, 0, pf=0.46)["power_factor_efficiency_score"] == pytest.approx(50.0)  # 100*0.46/0.92
-    assert upd(s, 1, pf=0.95)["power_factor_efficiency_score"] == 100.0  # clipped at nominal
-    assert upd(s, 2, pf=0.0)["power_factor_efficiency_score"] == 0.0
-    assert upd(LegacyFeatureState(nominal_pf=0.8), 0, pf=0.6)["power_factor_efficiency_score"] == (
-        pytest.approx(75.0)
-    )
+    s = LegacyFeatureState()  # 100 * (PF - 0.4) / 0.6, clipped to 0..100
+    score = "power_factor_efficiency_score"
+    assert upd(s, 0, pf=0.92)[score] == pytest.approx(100 * 0.52 / 0.6)  # 86.7: the guide's healthy PF
+    assert upd(s, 1, pf=0.7)[score] == pytest.approx(50.0)
+    assert upd(s, 2, pf=1.0)[score] == 100.0
+    assert upd(s, 3, pf=0.4)[score] == 0.0
+    assert upd(s, 4, pf=0.1)[score] == 0.0  # below the floor: clipped
+    assert upd(LegacyFeatureState(pf_floor=0.8), 0, pf=0.9)[score] == pytest.approx(50.0)
 
 
 def test_vibration_rms_over_recent_readings() -> None:
@@ -91,26 +97,40 @@ def test_vibration_rms_over_recent_readings() -> None:
     assert upd(s, 2, g=4.0)["vibration_intensity_rms"] == pytest.approx(math.sqrt((9 + 16) / 2))
 
 
-def test_voltage_stability() -> None:
+def test_voltage_stability_is_the_deviation_from_nominal() -> None:
     s = LegacyFeatureState()
-    assert upd(s, 0, v=100.0)["voltage_stability"] == 1.0
-    assert upd(s, 1, v=100.0)["voltage_stability"] == 1.0
-    s = LegacyFeatureState(recent_n=2)
-    upd(s, 0, v=90.0)
-    assert upd(s, 1, v=110.0)["voltage_stability"] == pytest.approx(0.9)  # 1 - 10/100
-    s = LegacyFeatureState(recent_n=2)
-    upd(s, 0, v=0.0)
-    assert upd(s, 1, v=300.0)["voltage_stability"] == 0.0  # 1 - 150/150 = 0
-    assert upd(LegacyFeatureState(), 0, v=0.0)["voltage_stability"] == 0.0  # no supply
+    assert upd(s, 0, v=230.0)["voltage_stability"] == 0.0
+    assert upd(s, 1, v=232.5)["voltage_stability"] == pytest.approx(2.5)
+    assert upd(s, 2, v=225.0)["voltage_stability"] == pytest.approx(5.0)  # below nominal: same sign
+    assert upd(LegacyFeatureState(nominal_voltage_v=400.0), 0, v=380.0)["voltage_stability"] == 20.0
 
 
 def test_power_vibration_ratio() -> None:
-    p_kw = math.sqrt(3) * 400 * 10 * 0.9 / 1000  # 6.235 kW three-phase
     s = LegacyFeatureState()
-    assert upd(s, 0, v=400, c=10, pf=0.9, g=0.5)["power_vibration_ratio"] == pytest.approx(p_kw / 0.5)
-    assert upd(s, 1, v=400, c=10, pf=0.9, g=0.0)["power_vibration_ratio"] == pytest.approx(p_kw / 0.01)
-    one = LegacyFeatureState(phases=1)
-    assert upd(one, 0, v=400, c=10, pf=0.9, g=0.5)["power_vibration_ratio"] == pytest.approx(7.2)
+    assert upd(s, 0, pf=0.92, g=0.15)["power_vibration_ratio"] == pytest.approx(0.15 / 0.93)  # 0.161
+    assert upd(s, 1, pf=0.0, g=0.15)["power_vibration_ratio"] == pytest.approx(15.0)  # PF 0 stays finite
+    assert upd(s, 2, pf=0.5, g=1.02)["power_vibration_ratio"] == pytest.approx(2.0)
+
+
+def test_magnitudes_on_the_guides_healthy_data() -> None:
+    """The guide's generator (V ~ N(230, 3²), I ~ N(15, 1²), PF ~ U(0.88, 0.95), g ~ N(0.15, 0.02²)),
+    300 readings at 1 Hz, after the 30-reading warm-up: means near the guide's example baseline."""
+    rng = np.random.default_rng(12)
+    n = 300
+    readings = np.stack(
+        [rng.normal(230, 3, n), rng.normal(15, 1, n), rng.uniform(0.88, 0.95, n), rng.normal(0.15, 0.02, n)],
+        1,
+    )
+    s = LegacyFeatureState()
+    rows = [s.update(T0 + i, *map(float, r)) for i, r in enumerate(readings)][30:]
+    mean = dict(zip(LEGACY_FEATURE_NAMES, np.mean(rows, axis=0), strict=True))
+    assert mean["voltage_rolling_mean_1h"] == pytest.approx(230.2, abs=0.6)
+    assert mean["current_spike_count"] == pytest.approx(0.3, abs=0.15)
+    assert mean["power_factor_efficiency_score"] == pytest.approx(86.5, abs=1.5)
+    assert mean["vibration_intensity_rms"] == pytest.approx(0.15, abs=0.005)
+    assert mean["voltage_stability"] == pytest.approx(2.1, abs=0.5)
+    assert mean["power_vibration_ratio"] == pytest.approx(0.16, abs=0.01)
+    assert np.max(np.asarray(rows)[:, 1]) <= 2  # at most 2 spikes in 10 healthy readings (guide: 0..2)
 
 
 @pytest.mark.parametrize(
@@ -138,9 +158,9 @@ def test_bad_reading_raises(args: tuple[object, ...], message: str) -> None:
         ({"horizon_s": 0}, "horizon_s: must be > 0"),
         ({"recent_n": 0}, "recent_n: must be >= 1"),
         ({"spike_k": -1.0}, "spike_k: must be >= 0"),
-        ({"nominal_pf": 1.2}, "nominal_pf: must be in"),
-        ({"vibration_floor_g": 0.0}, "vibration_floor_g: must be > 0"),
-        ({"phases": 2}, "phases: must be 1 or 3"),
+        ({"pf_floor": 1.0}, r"pf_floor: must be in \[0, 1\)"),
+        ({"pf_floor": -0.1}, r"pf_floor: must be in \[0, 1\)"),
+        ({"nominal_voltage_v": 0.0}, "nominal_voltage_v: must be > 0"),
         ({"max_horizon_readings": 0}, "max_horizon_readings: must be >= 1"),
     ],
 )

@@ -16,7 +16,7 @@ from shared.features.envelope import (
     check_env_band,
     envelope_features,
 )
-from shared.features.legacy import power_kw, spike_count, voltage_stability
+from shared.features.legacy import pf_efficiency_score, spike_count
 from shared.features.spectral import (
     G0,
     band_energies,
@@ -132,7 +132,6 @@ def test_legacy_steps() -> None:
     assert spike_count(flat, 2.0) == 0.0
     currents = np.array([15.0] * 9 + [30.0])
     assert spike_count(currents, 2.0) == 1.0
-    assert voltage_stability(np.zeros(5)) == 0.0
-    assert voltage_stability(np.full(5, 230.0)) == 1.0
-    assert power_kw(400.0, 10.0, 0.9, 3) == pytest.approx(math.sqrt(3) * 3.6)
-    assert power_kw(230.0, 10.0, 1.0, 1) == pytest.approx(2.3)
+    assert spike_count(np.array([15.0] * 9 + [0.0]), 2.0) == 1.0  # a drop is a spike too
+    assert pf_efficiency_score(0.92, 0.4) == pytest.approx(86.667, abs=1e-3)
+    assert pf_efficiency_score(0.3, 0.4) == 0.0
