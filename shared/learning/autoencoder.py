@@ -21,19 +21,19 @@ Reconstruction error (the raw score, dimensionless, in standardised units²):
 Training: Adam (lr 1e-3), MSE loss, ``epochs`` passes over shuffled mini-batches of
 ``max(min_batch, ceil(n / max_steps_per_epoch))`` rows (64 and 8 by default: 300 rows → 5 steps per
 epoch, 10,000 rows → 8 steps of 1,250), so the number of optimiser steps (≤ 8 per epoch) and the
-cost stay bounded as n grows. Seeded and single-threaded by default (``threads=1``: the matrices
-are tiny, so more threads only add synchronisation, and calibration then leaves the second core to
-the other services), hence deterministic. The threshold is floored at 1e-6 so severity stays defined
-even for degenerate (constant) training data.
+cost stay bounded as n grows. With ``full_batch`` (the FlowFuse article, preset ``flowfuse``) an
+epoch is one Adam step on all n rows, unshuffled, as the article trains (mini-batches take ~5× more
+steps and fit tighter: a lower threshold). Weights: torch's default ``Linear`` init after
+``torch.manual_seed(seed)``, in the article's layer order. Single-threaded by default (``threads=1``:
+the matrices are tiny) and seeded, hence deterministic. The threshold is floored at 1e-6 so severity
+stays defined even for degenerate (constant) training data.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import time
-import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,11 +42,14 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from . import interchange_graph as interchange
 from ._checks import as_matrix, as_names, count, positive
 
-ONNX_INPUT = "input"
-AE_OUTPUT = "error"
-AE_OPSET = 17
+#: ``on_epoch(epoch, epochs, loss)`` after every epoch (1-based; loss in standardised units²).
+EpochCallback = Callable[[int, int, float], None]
+
+ONNX_INPUT = interchange.RAW_INPUT
+AE_OUTPUT = interchange.ERROR_OUTPUT
 HIDDEN = (16, 8, 16)
 #: Smallest threshold written to a manifest (raw scores are ≥ 0 here; classify needs > 0), in
 #: standardised units²: far below any real reconstruction error, above float32 noise of a zero error.
@@ -66,6 +69,10 @@ class AutoencoderConfig:
     max_steps_per_epoch: int = 8
     seed: int = 0
     threads: int = 1
+    #: One Adam step per epoch on all rows (the FlowFuse article) instead of shuffled mini-batches.
+    full_batch: bool = False
+    #: Rolling window of the scorer (windows): recorded in the manifest, used by the scorer.
+    window: int = 10
 
     def check(self) -> AutoencoderConfig:
         """Return ``self`` if every field is in range (counts ≥ 1, lr/min_std/clip > 0, k ≥ 0, integer
@@ -78,6 +85,9 @@ class AutoencoderConfig:
         count(self.min_batch, "min_batch")
         count(self.max_steps_per_epoch, "max_steps_per_epoch")
         count(self.threads, "threads")
+        count(self.window, "window")
+        if not isinstance(self.full_batch, bool):
+            raise ValueError(f"full_batch: expected true or false, got {self.full_batch!r}")
         if not isinstance(self.seed, int):
             raise ValueError(f"seed: expected an integer, got {self.seed!r}")
         return self
@@ -219,6 +229,8 @@ class AutoencoderModel:
     final_loss: float
     train_seconds: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    #: The manifest's ``interchange`` block (:func:`shared.learning.interchange.wrap`), set on export.
+    interchange: dict[str, Any] = field(default_factory=dict)
 
     def raw_scores(self, X: Any) -> NDArray[np.float64]:
         """Per-sample reconstruction error (standardised units²) of ``X[N, d]`` via torch, float32."""
@@ -227,9 +239,10 @@ class AutoencoderModel:
             return self.module(torch.from_numpy(A)).numpy().astype(np.float64)
 
     def entry(self) -> dict[str, Any]:
-        """Manifest entry (JSON-ready) without the baseline/training blocks added by calibration."""
+        """Manifest entry (JSON-ready) without the baseline/training blocks added by calibration; the
+        ``interchange`` block once :func:`export_autoencoder_onnx` has built the graph."""
         c = self.config
-        return {
+        out: dict[str, Any] = {
             "algorithm": "autoencoder",
             "features": list(self.features),
             "n_features": len(self.features),
@@ -249,9 +262,16 @@ class AutoencoderModel:
                 "k": c.k,
                 "error_mean": self.error_mean,
                 "error_std": self.error_std,
+                "floor": THRESHOLD_FLOOR,
+                "threshold": self.threshold,
             },
             "params": dict(self.params),
+            "source": "trained",
+            "rolling_window": c.window,
         }
+        if self.interchange:
+            out["interchange"] = dict(self.interchange)
+        return out
 
 
 def batch_size(n: int, config: AutoencoderConfig) -> int:
@@ -259,14 +279,17 @@ def batch_size(n: int, config: AutoencoderConfig) -> int:
     return min(n, max(config.min_batch, math.ceil(n / config.max_steps_per_epoch)))
 
 
-def train_autoencoder(X: Any, names: Any, config: AutoencoderConfig | None = None) -> AutoencoderModel:
+def train_autoencoder(
+    X: Any, names: Any, config: AutoencoderConfig | None = None, on_epoch: EpochCallback | None = None
+) -> AutoencoderModel:
     """Train the autoencoder on healthy windows ``X[n, d]`` (n ≥ 2) and set its threshold.
 
     Scaler: ``mean`` = column means, ``std`` = max(population std, ``min_std``) (feature units).
     Returns the model; with e the training reconstruction errors (standardised units²) computed by
     the final network in eval mode, float32: ``threshold`` = max(mean(e) + k·std(e), 1e-6),
     std(e) the population std. ``final_loss`` is the last epoch's mean batch MSE (same units),
-    ``train_seconds`` the wall-clock seconds of the training and the error pass.
+    ``train_seconds`` the wall-clock seconds of the training and the error pass. ``on_epoch`` is called
+    after every epoch with (epoch, epochs, loss).
     """
     cfg = (config or AutoencoderConfig()).check()
     A = as_matrix(X, min_rows=2, dtype=np.float64)
@@ -274,11 +297,11 @@ def train_autoencoder(X: Any, names: Any, config: AutoencoderConfig | None = Non
     n = A.shape[0]
     mean = A.mean(axis=0)
     std = np.maximum(A.std(axis=0), cfg.min_std)
-    bs = batch_size(n, cfg)
+    bs = n if cfg.full_batch else batch_size(n, cfg)
     t0 = time.perf_counter()
     with torch_threads(cfg.threads):
         x = torch.from_numpy(A.astype(np.float32))
-        module, loss_value = _fit_module(x, mean, std, cfg, bs)
+        module, loss_value = _fit_module(x, mean, std, cfg, bs, on_epoch)
         with torch.no_grad():
             errors = module(x).numpy().astype(np.float64)
     seconds = time.perf_counter() - t0
@@ -301,6 +324,11 @@ def train_autoencoder(X: Any, names: Any, config: AutoencoderConfig | None = Non
             "epochs": cfg.epochs,
             "lr": cfg.lr,
             "batch_size": bs,
+            "full_batch": cfg.full_batch,
+            "threshold_sigma": cfg.k,
+            "min_std": cfg.min_std,
+            "clip": cfg.clip,
+            "window": cfg.window,
             "seed": cfg.seed,
             "final_loss": loss_value,
         },
@@ -308,7 +336,12 @@ def train_autoencoder(X: Any, names: Any, config: AutoencoderConfig | None = Non
 
 
 def _fit_module(
-    x: torch.Tensor, mean: NDArray[np.float64], std: NDArray[np.float64], cfg: AutoencoderConfig, bs: int
+    x: torch.Tensor,
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+    cfg: AutoencoderConfig,
+    bs: int,
+    on_epoch: EpochCallback | None = None,
 ) -> tuple[ScaledAutoencoder, float]:
     """Build the network (weights seeded by ``cfg.seed``) and train it on ``x`` [n, d] raw float32.
 
@@ -324,8 +357,12 @@ def _fit_module(
     flat = FlatMLP(module.net)
     opt = Adam([flat.theta], lr=cfg.lr)
     loss_value = float("nan")
-    for _ in range(cfg.epochs):
-        loss_value = _epoch(flat, opt, z, torch.randperm(z.shape[0], generator=gen), bs)
+    n = z.shape[0]
+    for epoch in range(1, cfg.epochs + 1):
+        order = torch.arange(n) if cfg.full_batch else torch.randperm(n, generator=gen)
+        loss_value = _epoch(flat, opt, z, order, bs)
+        if on_epoch is not None:
+            on_epoch(epoch, cfg.epochs, loss_value)
     flat.copy_to()
     module.eval()
     return module, loss_value
@@ -347,26 +384,21 @@ def _epoch(flat: FlatMLP, opt: Adam, z: torch.Tensor, perm: torch.Tensor, bs: in
 
 
 def export_autoencoder_onnx(model: AutoencoderModel) -> bytes:
-    """Serialised ONNX (opset 17): input ``input`` [N, d] raw float32 → output ``error`` [N] float32.
+    """Serialised ONNX: input ``input`` [N, d] raw float32 → output ``error`` [N] float32.
 
-    Uses torch's TorchScript-based exporter (``dynamo=False``: no onnxscript needed); its deprecation
-    warning is silenced here.
+    Built as the FlowFuse article's graph (the network's Linear layers as MatMul + Add, ReLU between;
+    input ``features`` normalised [N, d] → ``reconstruction`` [N, d]; opset 11) wrapped by
+    :func:`shared.learning.interchange.wrap` in the scaler (in front) and the per-row mean squared
+    error (behind), so :func:`shared.learning.interchange.unwrap` gives the article's three-file form
+    back. Sets ``model.interchange`` (the manifest's ``interchange`` block).
     """
     d = len(model.features)
-    buf = io.BytesIO()
-    module = model.module.eval()
-    with warnings.catch_warnings(), torch_threads(model.config.threads):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        torch.onnx.export(
-            module,
-            (torch.zeros(2, d, dtype=torch.float32),),
-            buf,
-            dynamo=False,
-            input_names=[ONNX_INPUT],
-            output_names=[AE_OUTPUT],
-            dynamic_axes={ONNX_INPUT: {0: "N"}, AE_OUTPUT: {0: "N"}},
-            opset_version=AE_OPSET,
-            do_constant_folding=True,
-        )
-    return buf.getvalue()
+    layers = [
+        (m.weight.detach().numpy(), m.bias.detach().numpy())
+        for m in model.module.net
+        if isinstance(m, torch.nn.Linear)
+    ]
+    recon = interchange.reconstruction_graph(layers, d)
+    blob, info = interchange.wrap(recon, model.mean, model.std, model.config.clip, d)
+    model.interchange = info
+    return blob

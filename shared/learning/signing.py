@@ -22,8 +22,10 @@ in production a missing key is a start-up error naming the setting.
 A scorer admits a model (:func:`admit`) only when the signature verifies *and* the ONNX graph has the
 tensors the manifest names (:func:`check_graph`: one input ``[N, n_features]`` float32, an output ``[N]``
 or ``[N, 1]`` float32) *and* a probe inference (:func:`probe`: the baseline means, and means + 1 std, as
-two rows) gives one finite raw score per row. Anything else raises :class:`UntrustedModel` with the
-reason; the caller keeps its previous model.
+two rows) gives one finite raw score per row *and*, for an autoencoder, the sign check
+(:func:`check_sign`: scores ≥ 0, higher far from the training mean than at it) passes. The same
+:func:`check_model` runs on an imported model before it is saved. Anything else raises
+:class:`UntrustedModel` with the reason; the caller keeps its previous model.
 """
 
 from __future__ import annotations
@@ -301,8 +303,56 @@ def probe(model: OnnxModel, manifest: ModelManifest) -> list[float]:
     return [float(v) for v in raw]
 
 
+def sign_rows(manifest: ModelManifest) -> np.ndarray:
+    """Raw-feature rows for the sign check: the scaler's mean (z = 0), and the mean moved by
+    ±2·clip·std (every standardised input saturated at ±clip); without a scaler, the baseline means
+    (:func:`probe_rows`) and means ± 10 std."""
+    if manifest.scaler is not None:
+        mean = np.asarray(manifest.scaler.mean, dtype=np.float64)
+        step = 2.0 * manifest.scaler.clip * np.asarray(manifest.scaler.std, dtype=np.float64)
+    else:
+        base = probe_rows(manifest).astype(np.float64)
+        mean, step = base[0], 10.0 * (base[1] - base[0])
+    return np.asarray([mean, mean + step, mean - step], dtype=np.float32)
+
+
+def check_sign(model: OnnxModel, manifest: ModelManifest) -> None:
+    """An autoencoder's raw score is a reconstruction error: a mean of squares, ≥ 0, and larger far from
+    the training data than at its mean. Refuse (:class:`UntrustedModel`) a model whose scores at
+    :func:`sign_rows` are non-finite or negative, or whose far rows do not score above the mean row (a
+    graph that outputs something else, e.g. a sign-flipped score, would call every fault NORMAL)."""
+    if manifest.algorithm != "autoencoder":
+        return
+    rows = sign_rows(manifest)
+    try:
+        raw = model.raw_scores(rows)
+    except Exception as exc:  # onnxruntime raises its own types
+        raise UntrustedModel(f"sign probe inference failed: {type(exc).__name__}: {exc}") from None
+    if raw.shape != (len(rows),) or not np.isfinite(raw).all():
+        raise UntrustedModel(f"sign probe gave {raw.tolist()}: expected {len(rows)} finite scores")
+    if (raw < 0).any():
+        raise UntrustedModel(
+            f"sign probe: raw score {float(raw.min()):.6g} < 0 (at the scaler's mean: {float(raw[0]):.6g}); "
+            "a reconstruction error is a mean of squares and never negative: the graph does not output "
+            f"the error the manifest's {manifest.raw_score.transform!r} rule expects"
+        )
+    if not float(raw[1:].max()) > float(raw[0]):
+        raise UntrustedModel(
+            f"sign probe: rows far from the training mean score {raw[1:].tolist()}, not above the mean's "
+            f"{float(raw[0]):.6g}: higher must mean more anomalous"
+        )
+
+
+def check_model(model: OnnxModel, manifest: ModelManifest) -> None:
+    """Every check a model must pass before it scores (trained or imported): :func:`check_graph`,
+    :func:`probe`, :func:`check_sign`; :class:`UntrustedModel` with the reason."""
+    check_graph(model, manifest)
+    probe(model, manifest)
+    check_sign(model, manifest)
+
+
 def admit(ann: ModelAnnouncement, verifier: ModelVerifier, *, topic_asset: str | None = None) -> OnnxModel:
-    """The announced model, loaded, when it is trusted (signature, graph, probe); else
+    """The announced model, loaded, when it is trusted (signature, then :func:`check_model`); else
     :class:`UntrustedModel` with the reason."""
     from .scoring import OnnxModel
 
@@ -311,6 +361,5 @@ def admit(ann: ModelAnnouncement, verifier: ModelVerifier, *, topic_asset: str |
         model = OnnxModel.from_bytes(onnx, ann.manifest.entry())
     except ValueError as exc:
         raise UntrustedModel(str(exc)) from None
-    check_graph(model, ann.manifest)
-    probe(model, ann.manifest)
+    check_model(model, ann.manifest)
     return model
