@@ -7,7 +7,7 @@ or at least one defect frequency as an order of shaft speed.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -57,6 +57,59 @@ class BearingGeometry(Message):
         return None
 
 
+TrainingPreset = Literal["default", "flowfuse"]
+
+#: Autoencoder training parameters of each preset. ``flowfuse`` is the published FlowFuse/Node-RED
+#: article's trainer (THRESHOLD_SIGMA 3, MIN_STD 0.1, CLIP 5.0, EPOCHS 200, LEARNING_RATE 1e-3, full-batch
+#: Adam, the flow's 10-window rolling mean); ``default`` differs only in training on shuffled mini-batches.
+TRAINING_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {
+        "threshold_sigma": 3.0,
+        "min_std": 0.1,
+        "clip": 5.0,
+        "epochs": 200,
+        "learning_rate": 1e-3,
+        "batch": "mini",
+        "rolling_window": 10,
+    },
+    "flowfuse": {
+        "threshold_sigma": 3.0,
+        "min_std": 0.1,
+        "clip": 5.0,
+        "epochs": 200,
+        "learning_rate": 1e-3,
+        "batch": "full",
+        "rolling_window": 10,
+    },
+}
+
+
+class TrainingParams(Message):
+    """Autoencoder training parameters (per asset in :class:`AssetConfig`, or per calibration request).
+
+    Unset fields take the ``preset``'s value (``default`` when no preset is named). ``threshold_sigma``
+    k: threshold = mean + k·std of the training reconstruction errors (standardised units²);
+    ``min_std``: floor on the scaler's std (feature units); ``clip``: bound on each standardised input;
+    ``epochs``, ``learning_rate`` (Adam); ``batch``: ``full`` (one step per epoch on all windows, as the
+    article) or ``mini`` (shuffled mini-batches); ``rolling_window``: windows in the scorer's rolling mean.
+    """
+
+    preset: TrainingPreset | None = None
+    threshold_sigma: float | None = Field(default=None, ge=0, le=100)
+    min_std: float | None = Field(default=None, gt=0, le=1e6)
+    clip: float | None = Field(default=None, gt=0, le=1e6)
+    epochs: int | None = Field(default=None, ge=1, le=100_000)
+    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    batch: Literal["full", "mini"] | None = None
+    rolling_window: int | None = Field(default=None, ge=1, le=10_000)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every parameter: the preset's values overlaid with the fields set here, plus ``preset``."""
+        preset = self.preset or "default"
+        given = self.model_dump(exclude_none=True, exclude={"preset"})
+        return {"preset": preset, **TRAINING_PRESETS[preset], **given}
+
+
 class AssetConfig(Message):
     asset_id: AssetId
     name: str = Field(default="", max_length=200)
@@ -65,6 +118,8 @@ class AssetConfig(Message):
     iso_group: Literal[1, 2] = Field(default=2, description="ISO 20816-3 group: 1 large, 2 medium")
     foundation: Literal["rigid", "flexible"] = "rigid"
     bearing: BearingGeometry | None = None
+    #: Autoencoder training parameters for this asset's calibrations (a request's own win).
+    training: TrainingParams | None = None
     updated_at: Timestamp = Field(default_factory=utcnow)
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.messages.assets import AssetConfig
+from shared.messages.assets import AssetConfig, TrainingParams
 from shared.messages.base import AssetId, Message, Timestamp
 from shared.messages.health import ActionCode, AlarmEvent
 
@@ -44,6 +44,8 @@ class CalibrationRequest(Message):
     #: not after it. The gateway sends the client's ``end`` or the time of the request; ``None``: the
     #: time the calibrator receives it.
     end: Timestamp | None = None
+    #: Autoencoder training parameters for this calibration (replaces the asset configuration's).
+    training: TrainingParams | None = None
     #: Also reply ``accepted`` (with ``data_points_collected``) once the data is collected and enough to
     #: train on, before training; the final reply follows. False: only the final reply.
     reply_accepted: bool = False
@@ -114,3 +116,50 @@ class ConfigRequest(Message):
 
 class ConfigReply(Reply):
     config: AssetConfig | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Model interchange (cmd/model_import, cmd/model_export): the FlowFuse three-file autoencoder form
+# ---------------------------------------------------------------------------------------------
+#: Base64 of one file of the three (an ONNX of a few MB at most).
+FileB64 = str
+
+
+class ModelImportRequest(Message):
+    """Request on ``cmd/model_import`` (gateway → calibrator): make ``files`` (file name → base64 bytes:
+    ``motor_autoencoder.onnx``, ``scaler_params.json``, ``threshold.json``) the asset's autoencoder."""
+
+    correlation_id: str
+    reply_to: str
+    asset_id: AssetId
+    files: dict[str, FileB64] = Field(max_length=3)
+    #: The training parameters the files were trained with (recorded in the manifest).
+    training: TrainingParams | None = None
+    who: str = Field(default="", max_length=100)
+
+
+class ModelImportReply(Reply):
+    """Reply to ``cmd/model_import``: the new registry version (every model of the asset announced
+    again with it), or ``invalid`` with the reason the files were refused."""
+
+    asset_id: str = ""
+    version: str = ""
+    threshold: float | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelExportRequest(Message):
+    """Request on ``cmd/model_export`` (gateway → calibrator): the three files of the asset's current
+    autoencoder."""
+
+    correlation_id: str
+    reply_to: str
+    asset_id: AssetId
+
+
+class ModelExportReply(Reply):
+    """Reply to ``cmd/model_export``: file name → base64 bytes, and the version they come from."""
+
+    asset_id: str = ""
+    version: str = ""
+    files: dict[str, FileB64] = Field(default_factory=dict)
