@@ -77,7 +77,7 @@ def calibrator_replies(req: dict[str, Any]) -> list[dict[str, Any]]:
     a = req["asset_id"]
     if a.startswith("ok"):
         return [
-            {"asset_id": a, "status": "accepted"},
+            {"asset_id": a, "status": "accepted", "data_points_collected": 600},
             {
                 "asset_id": a,
                 "status": "completed",
@@ -106,7 +106,9 @@ def calibrator_replies(req: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_calibration_completed_failed_rejected(gw: MemoryGateway) -> None:
     ok, fail, busy, crash = uid("ok"), uid("fail"), uid("busy"), uid("crash")
     async with responder(gw.bus, "calibrate", calibrator_replies, CalibrationReply) as seen:
-        r_ok = await gw.api.post("/calibration/start", json={"asset_id": ok, "lookback_minutes": 30})
+        r_ok = await gw.api.post(
+            "/calibration/start", params={"wait": "true"}, json={"asset_id": ok, "lookback_minutes": 30}
+        )
         r_fail = await gw.api.post("/calibration/start", json={"asset_id": fail})
         r_busy = await gw.api.post("/calibration/start", json={"asset_id": busy})
         r_crash = await gw.api.post("/calibration/start", json={"asset_id": crash})
@@ -136,6 +138,30 @@ async def test_calibration_completed_failed_rejected(gw: MemoryGateway) -> None:
         (crash, 10.0),
     ]
     assert all(q["reply_to"] == topics.reply(gw.view.requester, q["correlation_id"]) for q in seen)
+    assert all(q["reply_accepted"] is True for q in seen)
+    assert gw.view.requests.pending() == 0
+
+
+async def test_calibration_is_asynchronous_by_default(gw: MemoryGateway) -> None:
+    """Without ?wait=true the calibrator's ``accepted`` reply is the answer (202, the guide's body);
+    failures it finds before training still answer 4xx at once, with the reason."""
+    ok, fail, busy = uid("ok"), uid("fail"), uid("busy")
+    async with responder(gw.bus, "calibrate", calibrator_replies, CalibrationReply):
+        r_ok = await gw.api.post("/calibration/start", json={"asset_id": ok})
+        r_fail = await gw.api.post("/calibration/start", json={"asset_id": fail})
+        r_busy = await gw.api.post("/calibration/start", params={"wait": "false"}, json={"asset_id": busy})
+    assert r_ok.status_code == 202, r_ok.text
+    assert r_ok.json() == {
+        "status": "calibration_started",
+        "message": "Baseline calibration in progress",
+        "asset_id": ok,
+        "data_points_collected": 600,
+        "lookback_minutes": 10.0,
+        "status_url": "/api/v1/monitoring/status",
+    }
+    assert r_fail.status_code == 400
+    assert r_fail.json()["detail"].startswith("Insufficient data for calibration")
+    assert r_busy.status_code == 409 and r_busy.json()["status"] == "rejected"
     assert gw.view.requests.pending() == 0
 
 
@@ -162,7 +188,7 @@ async def test_calibration_request_carries_the_end_of_its_data(gw: MemoryGateway
         after = datetime.now(UTC)
         r_2012 = await gw.api.post("/calibration/start", json={"asset_id": ok, "end": "2012-03-01T06:00:00Z"})
         r_epoch = await gw.api.post("/calibration/start", json={"asset_id": ok, "end": 1330581600})
-    assert (r_now.status_code, r_2012.status_code, r_epoch.status_code) == (200, 200, 200)
+    assert (r_now.status_code, r_2012.status_code, r_epoch.status_code) == (202, 202, 202)
     ends = [datetime.fromisoformat(q["end"]) for q in seen]
     assert before <= ends[0] <= after
     assert ends[1:] == [datetime(2012, 3, 1, 6, tzinfo=UTC)] * 2

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.auth.bootstrap import StartupRefused, open_auth
-from services.gateway.deps import GatewayContext
+from services.gateway.deps import GatewayContext, JsonBodyMiddleware
 from services.gateway.routers import (
     alarms,
     assets,
@@ -230,6 +230,7 @@ def create_app(
     )
     app.state.ctx = None
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_payload_bytes)
+    app.add_middleware(JsonBodyMiddleware, prefix=API_PREFIX + "/")
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(StoreError, _store_error)

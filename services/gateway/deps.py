@@ -1,5 +1,5 @@
 """The request context (settings, store, auth store, bus view, bus) and its FastAPI dependency
-:data:`ContextDep`."""
+:data:`ContextDep`; :class:`JsonBodyMiddleware` (JSON request bodies whatever their Content-Type)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import aiomqtt
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway.auth.store import AuthStore
 from services.gateway.requests import ReplyCheck
@@ -85,3 +86,38 @@ def get_context(request: Request) -> GatewayContext:
 
 
 ContextDep = Annotated[GatewayContext, Depends(get_context)]
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON bodies whatever the Content-Type
+# ---------------------------------------------------------------------------------------------
+#: Content types a client sends by default for a JSON body it did not label (``curl -d`` sends
+#: ``application/x-www-form-urlencoded``); no gateway endpoint takes an HTML form, so such a body is
+#: read as JSON. Multipart uploads and JSON types are left alone.
+UNLABELLED_TYPES = (b"", b"application/x-www-form-urlencoded", b"text/plain")
+
+
+class JsonBodyMiddleware:
+    """A ``POST``/``PUT``/``PATCH`` to the API whose Content-Type is missing, form-urlencoded or plain
+    text is handed on as ``application/json``: the body is parsed as JSON (a body that is not JSON gets
+    the usual 422 ``malformed JSON`` with the position). Cross-site forms gain nothing from it: sessions
+    are ``SameSite=Strict`` cookies and API keys are headers a form cannot set."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    def _unlabelled(self, scope: Scope) -> bool:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return False
+        if not scope["path"].startswith(self.prefix):
+            return False
+        types = [v for k, v in scope["headers"] if k == b"content-type"]
+        media = types[0].split(b";", 1)[0].strip().lower() if types else b""
+        return media in UNLABELLED_TYPES
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._unlabelled(scope):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)

@@ -1,10 +1,14 @@
-"""``/calibration``: ask the calibrator to learn an asset's baseline and wait for its final reply."""
+"""``/calibration``: ask the calibrator to learn an asset's baseline.
+
+Asynchronous by default: ``202 calibration_started`` once the calibrator collected the data and found it
+enough (progress and result: ``GET /monitoring/status``); ``?wait=true`` answers with the final result.
+Failures found before training (too little data, busy, bad input) answer 4xx at once either way."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +52,21 @@ class CalibrationResult(BaseModel):
     models: dict[str, str]
 
 
+class CalibrationStarted(BaseModel):
+    """An accepted calibration (202): the data it trains on is collected and enough; it goes on in the
+    background (``GET /monitoring/status``: CALIBRATING with its progress, then CALIBRATED, or the
+    previous state with the reason when it fails)."""
+
+    status: Literal["calibration_started"] = "calibration_started"
+    message: str = "Baseline calibration in progress"
+    asset_id: str
+    #: Readings + vibration windows the calibration uses (from the store, look-back before ``end``).
+    data_points_collected: int
+    lookback_minutes: float
+    #: Where to follow it.
+    status_url: str = "/api/v1/monitoring/status"
+
+
 class CalibrationError(BaseModel):
     """A failed or rejected calibration (HTTP status from its error code: 400 for insufficient data or a
     failed validation, 409 when busy, 422 invalid, 500 internal); ``detail`` is the calibrator's reason."""
@@ -59,13 +78,14 @@ class CalibrationError(BaseModel):
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": CalibrationStarted, "description": "Calibration started (default, without ?wait=true)"},
     400: {"model": CalibrationError, "description": "Calibration failed (e.g. insufficient data)"},
     409: {"model": CalibrationError, "description": "Rejected (e.g. the asset is already calibrating)"},
     422: {"description": "Invalid asset id or look-back"},
     500: {"model": CalibrationError, "description": "The calibrator failed (see its logs)"},
     502: {"description": "The calibrator sent a malformed reply"},
     503: {"description": "MQTT broker not connected"},
-    504: {"description": "No final reply within CALIBRATION_TIMEOUT_S"},
+    504: {"description": "No (final, with ?wait=true) reply within CALIBRATION_TIMEOUT_S"},
 }
 
 
@@ -80,12 +100,18 @@ _UNCODED = {"failed": 400, "rejected": 409}
 
 @router.post("/start", response_model=CalibrationResult, responses=_RESPONSES)
 async def start_calibration(
-    body: CalibrationStart, ctx: ContextDep, who: Operator
+    body: CalibrationStart,
+    ctx: ContextDep,
+    who: Operator,
+    wait: Annotated[
+        bool, Query(description="Answer when the calibration is done (200 completed, or its error)")
+    ] = False,
 ) -> CalibrationResult | JSONResponse:
     """Calibrate one asset on the ``lookback_minutes`` of data before ``end`` (default: now, i.e. its
-    newest data; the calibrator waits for the historian to store what was accepted before); answers when
-    the calibrator is done (progress meanwhile: ``GET /monitoring/status``, state CALIBRATING with the
-    step in ``reason``)."""
+    newest data; the calibrator waits for the historian to store what was accepted before). Answers 202
+    ``calibration_started`` with the number of data points once the calibrator has collected enough data
+    (progress: ``GET /monitoring/status``, ``calibration`` of the asset), or, with ``?wait=true``, when it
+    is done."""
     cid, reply_to = ctx.view.requests.new_correlation()
     req = CalibrationRequest(
         correlation_id=cid,
@@ -93,6 +119,7 @@ async def start_calibration(
         asset_id=body.asset_id,
         lookback_minutes=body.lookback_minutes,
         end=body.end or utcnow(),  # a reading accepted before this request is data the calibration uses
+        reply_accepted=True,
     )
     reply = await command(
         ctx,
@@ -101,8 +128,15 @@ async def start_calibration(
         CalibrationReply,
         responder="calibrator",
         timeout=ctx.settings.calibration_timeout_s,
-        accept=_final,
+        accept=_final if wait else None,
     )
+    if reply.status == "accepted":
+        started = CalibrationStarted(
+            asset_id=reply.asset_id,
+            data_points_collected=reply.data_points_collected,
+            lookback_minutes=body.lookback_minutes,
+        )
+        return JSONResponse(started.model_dump(), status_code=202)
     if reply.status == "completed":
         return CalibrationResult(
             status="completed",

@@ -1,10 +1,19 @@
 """``/monitoring``: overall and per-asset monitoring state from the retained bus view, and the learned
-baselines of an asset's current models."""
+baselines of an asset's current models.
+
+The calibration guide's top-level fields (``system_state``, ``calibration_active``,
+``baseline_established``, ``models_loaded``, ``baseline_summary``, in that order) come first; the
+per-asset detail follows. ``baseline_established``, ``models_loaded`` and ``baseline_summary`` describe
+the *subject* asset (named in ``asset_id``): the one calibrated (or being calibrated) most recently, see
+:func:`subject_asset`."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import re
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import structlog
@@ -17,6 +26,7 @@ from services.gateway.view import BusView, ModelInfo, system_state
 from shared.messages import (
     SIGNALS,
     AssetState,
+    CalibrationProgress,
     HealthUpdate,
     InsightItem,
     ModelManifest,
@@ -57,6 +67,20 @@ class ModelsLoaded(BaseModel):
     autoencoder: bool = False
 
 
+class FlatBaselineSummary(BaseModel):
+    """The guide's flat summary: healthy-baseline mean (and population std) of each raw signal, in V, A,
+    dimensionless and g, from the calibration readings (null when the models carry no such signal)."""
+
+    voltage_mean: float | None = None
+    current_mean: float | None = None
+    power_factor_mean: float | None = None
+    vibration_mean: float | None = None
+    voltage_std: float | None = None
+    current_std: float | None = None
+    power_factor_std: float | None = None
+    vibration_std: float | None = None
+
+
 class AssetStatus(BaseModel):
     state: AssetState = "IDLE"
     previous: AssetState | None = None
@@ -67,6 +91,9 @@ class AssetStatus(BaseModel):
     #: Model kind -> version currently announced for this asset.
     models: dict[str, str] = Field(default_factory=dict)
     calibration_active: bool = False
+    #: The calibration the asset's current state belongs to: progress while CALIBRATING, then how the
+    #: last one ended (``completed`` / ``failed``); None once another service changed the state.
+    calibration: CalibrationProgress | None = None
     baseline_established: bool = False
     models_loaded: ModelsLoaded = Field(default_factory=ModelsLoaded)
     baseline_summary: BaselineSummary = Field(default_factory=BaselineSummary)
@@ -88,7 +115,25 @@ class AssetStatus(BaseModel):
 
 
 class MonitoringStatus(BaseModel):
+    #: Fleet rule (:func:`~services.gateway.view.system_state`): CALIBRATING while any asset calibrates,
+    #: else MONITORING if any monitors, else CALIBRATED if any is calibrated, else IDLE.
     system_state: AssetState
+    #: True while any asset calibrates.
+    calibration_active: bool = False
+    #: The subject asset has models (and so a baseline).
+    baseline_established: bool = False
+    #: The subject asset's announced models.
+    models_loaded: ModelsLoaded = Field(default_factory=ModelsLoaded)
+    #: The subject asset's raw-signal baseline (null before any calibration).
+    baseline_summary: FlatBaselineSummary | None = None
+    #: The subject asset: calibrated (or being calibrated) most recently; null when there is none.
+    asset_id: str | None = None
+    #: Its calibration's progress (running) or outcome (the last one), as in ``assets``.
+    calibration: CalibrationProgress | None = None
+    #: Running calibrations: asset → progress.
+    calibrations: dict[str, CalibrationProgress] = Field(default_factory=dict)
+    #: Number of assets per state.
+    state_counts: dict[str, int] = Field(default_factory=dict)
     assets: dict[str, AssetStatus]
     #: Service name -> ``online``/``offline`` from the retained status topics.
     services: dict[str, str] = Field(default_factory=dict)
@@ -114,6 +159,45 @@ def baseline_summary(models: dict[str, ModelInfo]) -> BaselineSummary:
     )
 
 
+def flat_summary(models: dict[str, ModelInfo]) -> FlatBaselineSummary | None:
+    """The guide's flat ``baseline_summary`` from the models' ``signal_baseline`` (None when none)."""
+    sb = signal_baseline(models)
+    if not sb:
+        return None
+    values: dict[str, float] = {}
+    for name, sig in SUMMARY_SIGNALS.items():
+        if sig in sb:
+            values[f"{name}_mean"], values[f"{name}_std"] = sb[sig].mean, sb[sig].std
+    return FlatBaselineSummary(**values)
+
+
+_VERSION_TIME = re.compile(r"^v(\d{8}T\d{6}Z)")
+
+
+def version_time(version: str) -> datetime | None:
+    """Creation time of a registry version id (``vYYYYMMDDTHHMMSSZ-<hex>``, UTC); None for another form."""
+    m = _VERSION_TIME.match(version)
+    return datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if m else None
+
+
+def calibrated_at(status: AssetStatus) -> datetime | None:
+    """When the asset was last calibrated or asked to be: its calibration's start, else the creation
+    time of its newest model version."""
+    times = [t for t in map(version_time, status.models.values()) if t is not None]
+    if status.calibration is not None:
+        times.append(status.calibration.started_at)
+    return max(times, default=None)
+
+
+def subject_asset(assets: Mapping[str, AssetStatus]) -> str | None:
+    """The asset the guide's single-asset fields describe: the one calibrated (or being calibrated) most
+    recently; with no calibration known, the only asset (None for none or several)."""
+    timed = [(t, a) for a, st in assets.items() if (t := calibrated_at(st)) is not None]
+    if timed:
+        return max(timed)[1]
+    return next(iter(assets)) if len(assets) == 1 else None
+
+
 def asset_status(view: BusView, asset_id: str) -> AssetStatus:
     """Everything the view knows about one asset (IDLE defaults for an asset it has never heard of)."""
     sc = view.states.get(asset_id)
@@ -132,6 +216,7 @@ def asset_status(view: BusView, asset_id: str) -> AssetStatus:
     if sc is not None:
         out.state, out.previous, out.reason, out.since = sc.state, sc.previous, sc.reason, sc.ts
         out.models = {**sc.models, **versions}
+        out.calibration = sc.calibration
     out.calibration_active = out.state == "CALIBRATING"
     hu = view.health.get(asset_id)
     if hu is not None:
@@ -152,8 +237,11 @@ def asset_status(view: BusView, asset_id: str) -> AssetStatus:
 
 @router.get("/status", response_model=MonitoringStatus)
 async def monitoring_status(ctx: ContextDep, who: Viewer) -> MonitoringStatus:
-    """``system_state``: CALIBRATING while any asset calibrates, else MONITORING if any monitors, else
-    CALIBRATED if any is calibrated, else IDLE. Assets: every known asset (IDLE when no state yet)."""
+    """The guide's fields first: ``system_state`` (CALIBRATING while any asset calibrates, else MONITORING
+    if any monitors, else CALIBRATED if any is calibrated, else IDLE: with one asset, its state),
+    ``calibration_active`` (any asset calibrating), then ``baseline_established``, ``models_loaded`` and
+    the flat ``baseline_summary`` of the asset calibrated most recently (``asset_id``) with its
+    ``calibration`` progress. Assets: every known asset (IDLE when no state yet)."""
     view = ctx.view
     try:
         stored = set(await asyncio.to_thread(ctx.store.assets))
@@ -161,11 +249,22 @@ async def monitoring_status(ctx: ContextDep, who: Viewer) -> MonitoringStatus:
         log.warning("store_unavailable", error=str(exc))
         stored = set()
     assets = {a: asset_status(view, a) for a in sorted(stored | view.known_assets())}
-    return MonitoringStatus(
+    subject = subject_asset(assets)
+    out = MonitoringStatus(
         system_state=system_state(s.state for s in assets.values()),
+        calibration_active=any(s.calibration_active for s in assets.values()),
+        asset_id=subject,
+        calibrations={a: s.calibration for a, s in assets.items() if s.calibration_active and s.calibration},
+        state_counts=dict(sorted(Counter(s.state for s in assets.values()).items())),
         assets=assets,
         services={name: st.state for name, st in sorted(view.services.items())},
     )
+    if subject is not None:
+        st = assets[subject]
+        out.baseline_established, out.models_loaded = st.baseline_established, st.models_loaded
+        out.baseline_summary = flat_summary(view.models.get(subject, {}))
+        out.calibration = st.calibration
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,14 +274,16 @@ FeatureStats = dict[str, dict[str, float]]
 
 
 class BaselineInfo(BaseModel):
-    asset_id: str
-    #: Version of the legacy model (else of the first model announced); every kind's in ``versions``.
-    version: str
-    versions: dict[str, str]
+    """The guide's ``baseline`` and ``batch_baseline`` first, then ours."""
+
     #: Legacy model's feature baseline: feature -> {mean, std, min, max, median, mad} (feature units).
     baseline: FeatureStats | None = None
     #: Batch model's feature baseline (same form).
     batch_baseline: FeatureStats | None = None
+    asset_id: str
+    #: Version of the legacy model (else of the first model announced); every kind's in ``versions``.
+    version: str
+    versions: dict[str, str]
     #: Autoencoder's (vibration) feature baseline, when that model exists.
     vibration_baseline: FeatureStats | None = None
     #: Raw signal -> {mean, std, min, max} of the calibration readings (None for vibration-only assets).
@@ -204,17 +305,45 @@ def signal_stats(models: dict[str, ModelInfo]) -> dict[str, dict[str, float]] | 
     return {sig: stat.model_dump(exclude_none=True) for sig, stat in sb.items()} or None
 
 
+def last_calibrated(models: Mapping[str, dict[str, ModelInfo]]) -> str | None:
+    """The asset whose newest announced model version is the newest (None when no asset has models)."""
+    newest = [
+        (t, a)
+        for a, kinds in models.items()
+        if (t := max(filter(None, (version_time(i.version) for i in kinds.values())), default=None))
+    ]
+    if newest:
+        return max(newest)[1]
+    with_models = sorted(a for a, kinds in models.items() if kinds)
+    return with_models[-1] if with_models else None
+
+
 @router.get(
     "/baseline",
     response_model=BaselineInfo,
-    responses={404: {"description": "No models for this asset"}, 422: {"description": "Invalid asset id"}},
+    responses={
+        404: {"description": "No models for this asset (or, without asset_id, for any asset)"},
+        422: {"description": "Invalid asset id"},
+    },
 )
 async def get_baseline(
     ctx: ContextDep,
     who: Viewer,
-    asset_id: Annotated[str, Query(pattern=ASSET_ID_PATTERN, description="Asset id")],
+    asset_id: Annotated[
+        str | None,
+        Query(
+            pattern=ASSET_ID_PATTERN,
+            description="Asset id; default: the asset calibrated most recently (named in the answer)",
+        ),
+    ] = None,
 ) -> BaselineInfo:
-    """Feature and signal baselines stored in the manifests of the asset's announced models."""
+    """Feature and signal baselines stored in the manifests of the asset's announced models. Without
+    ``asset_id``: those of the asset calibrated most recently (the newest model version); 404 with the
+    reason when no asset has models."""
+    if asset_id is None:
+        asset_id = last_calibrated(ctx.view.models)
+        if asset_id is None:
+            raise HTTPException(404, "no baseline: no asset is calibrated yet (calibrate one first)")
     models = ctx.view.models.get(asset_id, {})
     if not models:
         reason = f"no baseline for asset {asset_id!r}: no model announced (calibrate it first)"

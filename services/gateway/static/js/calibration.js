@@ -11,14 +11,17 @@ export function showCalibrationState(ev, prevState) {
   const reason = typeof ev.reason === 'string' ? ev.reason : '';
   const status = $('calibration-status');
   if (ev.state === 'CALIBRATING') {
-    setStatus(status, `Calibrating… ${reason}`.trim());
+    const cal = ev.calibration;
+    const pct = cal && isNum(cal.percent) ? ` ${Math.round(cal.percent)}% (step ${cal.step}/${cal.steps})` : '';
+    setStatus(status, `Calibrating…${pct} ${reason}`.trim());
   } else if (ev.previous === 'CALIBRATING' || prevState === 'CALIBRATING') {
     const ok = ev.state === 'CALIBRATED' || ev.state === 'MONITORING';
     setStatus(status, ok ? `Calibrated${reason ? `: ${reason}` : '.'}` : `Calibration failed${reason ? `: ${reason}` : '.'}`, ok ? 'success' : 'error');
   }
 }
 
-/** Status line for the response of POST /calibration/start. */
+/** Status line for the response of POST /calibration/start (202 calibration_started: progress and result
+ * then arrive as state events, see showCalibrationState). */
 function showCalibrationResult(status, res) {
   const st = res && res.status;
   const models = res && res.models && typeof res.models === 'object'
@@ -26,7 +29,7 @@ function showCalibrationResult(status, res) {
   const pts = res && isNum(res.data_points_collected) ? `${res.data_points_collected} data points` : '';
   if (st === 'failed' || st === 'rejected') {
     setStatus(status, `Calibration ${st}: ${res.message || 'no reason given'}`, 'error');
-  } else if (st === 'accepted') {
+  } else if (st === 'accepted' || st === 'calibration_started') {
     setText(status, `Calibration started${pts ? ` (${pts})` : ''}. ${res.message || ''}`.trim());
   } else {
     const bits = [pts, models ? `models: ${models}` : '', res && res.message ? res.message : ''].filter(Boolean);
