@@ -368,7 +368,7 @@ class Bench:
             for a in assets:
                 t = time.perf_counter()
                 r = await http.post(
-                    "/calibration/start", json={"asset_id": a, "lookback_minutes": (n + 60) / 60}
+                    "/calibration/start?wait=true", json={"asset_id": a, "lookback_minutes": (n + 60) / 60}
                 )
                 if r.status_code != 200:
                     raise RuntimeError(f"calibration of {a} failed: {r.status_code} {r.text}")

@@ -302,7 +302,7 @@ class Bench:
         body = {"asset_id": a, "lookback_minutes": lookback, "end": end.isoformat()}
         t = time.perf_counter()
         async with httpx.AsyncClient(base_url=f"{self.stack.api}/api/v1", headers=self.stack.headers) as c:
-            r = await c.post("/calibration/start", json=body, timeout=PHASE_TIMEOUT_S)
+            r = await c.post("/calibration/start?wait=true", json=body, timeout=PHASE_TIMEOUT_S)
         if r.status_code != 200 or "autoencoder" not in r.json().get("models", {}):
             raise RuntimeError(f"calibration of {a}: {r.status_code} {r.text}")
         log(f"{case.name}: calibrated {a} on {CAL_WINDOWS} windows in {time.perf_counter() - t:.1f} s")

@@ -79,7 +79,7 @@ def _stored_readings(stack: Stack, start: datetime) -> list[dict[str, Any]]:
 def test_burst_then_calibration_at_once_finds_every_reading_stamped_on_arrival(stack: Stack) -> None:
     begin = datetime.now(UTC)
     accepted = asyncio.run(_post_burst(stack, BURST))
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": ASSET, "lookback_minutes": 60})
+    r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": ASSET, "lookback_minutes": 60})
     assert r.status_code == 200, r.text
     assert r.json()["data_points_collected"] == BURST, r.json()  # every reading of the burst
 

@@ -64,7 +64,7 @@ async def test_health_alarm_lifecycle(stack: Stack) -> None:
             break
         await asyncio.sleep(0.5)
     await asyncio.sleep(2)  # features of the last readings in flight
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": ASSET, "lookback_minutes": 65})
+    r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": ASSET, "lookback_minutes": 65})
     assert r.status_code == 200, r.text
 
     async with Collector(url, [topics.health(ASSET), topics.alarm(ASSET), topics.SCORE_FILTER]) as col:

@@ -66,7 +66,7 @@ async def test_simple_readings_calibrate_score_and_detect(stack: Stack) -> None:
     # too little data first
     await publish(url, raw, simple_payloads(asset, 40, T0, 0.2, seed=1))
     await wait_readings(stack, asset, 40)
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": asset})
+    r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": asset})
     assert r.status_code == 400 and r.json()["detail"].startswith(
         "Insufficient data for calibration: found 40"
     )
@@ -75,7 +75,7 @@ async def test_simple_readings_calibrate_score_and_detect(stack: Stack) -> None:
     t = T0 + 60
     await publish(url, raw, simple_payloads(asset, 1500, t, 0.2, seed=2))
     await wait_readings(stack, asset, 1540)
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": asset, "lookback_minutes": 10})
+    r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": asset, "lookback_minutes": 10})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "completed" and set(body["models"]) == {"legacy", "batch"}
@@ -129,7 +129,7 @@ async def test_simple_readings_calibrate_score_and_detect(stack: Stack) -> None:
         )
     await publish(url, raw, mixed)
     await wait_readings(stack, asset, 1540 + 600 + 4 * 220 + 510)
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": asset, "lookback_minutes": 1.5})
+    r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": asset, "lookback_minutes": 1.5})
     assert r.status_code == 400 and r.json()["detail"].startswith("Baseline validation failed:"), r.text
     assert api(stack, "GET", "/monitoring/status").json()["assets"][asset]["models_loaded"]["legacy_model"]
 
@@ -159,7 +159,7 @@ async def test_vibration_windows_every_fault_flagged_by_autoencoder(stack: Stack
     await publish(url, raw, window_payloads(asset, 400, t, seed=1))
     t += 400 * 256 / 500
     await asyncio.sleep(4)
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": asset, "lookback_minutes": 10})
+    r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": asset, "lookback_minutes": 10})
     assert r.status_code == 200, r.text
     assert "autoencoder" in r.json()["models"]
 

@@ -97,7 +97,7 @@ def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stac
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         r = httpx.post(
-            f"{stack.api}/api/v1/calibration/start",
+            f"{stack.api}/api/v1/calibration/start?wait=true",
             json={"asset_id": ASSET, "lookback_minutes": 10},
             headers=stack.headers,
             timeout=300,
@@ -289,7 +289,7 @@ async def test_a_directory_of_gapped_snapshots_replays_two_assets_bounded_and_re
 
     # Calibrate one asset: from now on its windows are acknowledged by their autoencoder score too.
     r = await asyncio.to_thread(
-        api, stack, "POST", "/calibration/start", json={"asset_id": B1, "lookback_minutes": 60}
+        api, stack, "POST", "/calibration/start?wait=true", json={"asset_id": B1, "lookback_minutes": 60}
     )
     assert r.status_code == 200 and "autoencoder" in r.json()["models"], r.text
     later = tmp_path / "later"

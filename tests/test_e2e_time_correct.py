@@ -99,7 +99,7 @@ def wait_until(check: Any, what: str, timeout: float = 300.0) -> Any:
 
 
 def calibrate(stack: Stack, asset: str) -> dict[str, Any]:
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": asset, "lookback_minutes": 10})
+    r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": asset, "lookback_minutes": 10})
     assert r.status_code == 200, r.text
     assert "autoencoder" in r.json()["models"], r.text
     return r.json()
