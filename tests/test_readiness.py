@@ -72,7 +72,8 @@ def calibrate_and_score(stack: Stack) -> tuple[dict[str, Any], float]:
     t0 = time.time() - WARMUP - MORE - FAULTY - 60
     sent = asyncio.run(send_all(stack.api, stack.headers, readings(WARMUP, t0, 1), rate_hz=300))
     assert len(sent.accepted) == WARMUP
-    r = api(stack, "POST", "/calibration/start", json={"asset_id": ASSET, "lookback_minutes": 30})
+    body = {"asset_id": ASSET, "lookback_minutes": 30}
+    r = api(stack, "POST", "/calibration/start", json=body, params={"wait": "true"})  # the final result
     assert r.status_code == 200, r.text
     assert {"legacy", "batch"} <= set(r.json()["models"]), r.json()
     wait(lambda: {"legacy", "batch"} <= set(fleet(stack).get("models", {})), 60, "models in the view", stack)
