@@ -75,8 +75,10 @@ class Settings(BaseSettings):
     historian_batch_size: int = 500
     historian_flush_seconds: float = 0.5
     historian_buffer_points: int = 200_000
-    # Features: readings per batch window (sliding, one vector per reading), and legacy warm-up.
-    batch_window: int = Field(default=100, ge=2, le=10_000)
+    # Features: readings per batch window (sliding, one vector per reading), and legacy warm-up. 8 lets
+    # the guide's 5-minute 1 Hz calibration (300 readings = 37 non-overlapping windows; 240 suffice) train
+    # the batch model; at 100 Hz the guide's 1 s windows are BATCH_WINDOW=100.
+    batch_window: int = Field(default=8, ge=2, le=10_000)
     legacy_warmup: int = Field(default=30, ge=0, le=10_000)
     # Health: seconds (wall clock) the oldest window of an asset waits for its missing parts (a score, its
     # features, its reading) once neither it nor the awaited stream has moved; then it is assessed without.
