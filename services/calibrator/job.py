@@ -48,6 +48,7 @@ from shared.messages import (
 from shared.store import Store
 
 from .data import Collected, collect, wait_for_store
+from .interchange import training_config
 from .lifecycle import AssetStates, announcements
 
 log = structlog.get_logger()
@@ -266,7 +267,8 @@ async def _train_save_announce(
     await run.step("validating", f"Collected {run.points} data points; validating the baseline")
     await asyncio.to_thread(validate_data, c, datasets, cal.config)
     await run.step("training", "Validated baseline; training...")
-    cfg = replace(cal.config, validate=False, min_readings=MIN_FEATURE_ROWS)
+    ae = training_config(run.req.training, cal.config.autoencoder)  # the request's / asset's parameters
+    cfg = replace(cal.config, validate=False, min_readings=MIN_FEATURE_ROWS, autoencoder=ae)
     result = await asyncio.to_thread(calibrate, datasets, cfg, run.progress)
     await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
     baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline}

@@ -9,6 +9,9 @@ Commands (request/reply with a correlation id, see ``docs/ARCHITECTURE.md``):
   configuration, clears the retained topics; state → IDLE (:mod:`.lifecycle`).
 - ``cmd/reload`` (:class:`AssetCommand` → :class:`ReloadReply`): re-reads the newest registry version
   from disk (hand-edited thresholds take effect) and re-announces it.
+- ``cmd/model_import`` / ``cmd/model_export`` (FlowFuse three-file autoencoder form, :mod:`.interchange`):
+  import as a new registry version (announced; refused files answered ``invalid`` with the reason) or
+  return the current autoencoder's three files.
 - ``cmd/config`` (:class:`ConfigRequest` → :class:`ConfigReply`): validates the configuration (an
   invalid one is answered with code ``invalid``), persists it (:mod:`.configs`) and publishes it
   retained on ``config/<asset>``.
@@ -47,12 +50,14 @@ from shared.messages import (
     Reply,
     StateChange,
 )
+from shared.messages.commands import ModelExportRequest, ModelImportReply, ModelImportRequest
 from shared.readiness import Readiness
 from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
 from shared.settings import Settings
 from shared.store import Store, open_store
 
 from . import configs, lifecycle
+from .interchange import model_export, model_import
 from .job import Calibration, default_config, run_calibration
 from .startup import (
     SYNC_TIMEOUT_S,
@@ -177,8 +182,24 @@ class CalibratorHandlers:
             )
             return [Publish(req.reply_to, busy)]
         self.running.add(req.asset_id)
+        if req.training is None:  # the asset configuration's training parameters, if any
+            cfg = await asyncio.to_thread(configs.load_config, self.config_dir, req.asset_id)
+            if cfg is not None and cfg.training is not None:
+                req = req.model_copy(update={"training": cfg.training})
         self.jobs.put_nowait(req)
         return None
+
+    async def on_model_import(self, d: Delivery[ModelImportRequest]) -> Outbox:
+        """``cmd/model_import``: the three files become the asset's autoencoder (:mod:`.interchange`)."""
+        req = d.message
+        if req.asset_id in self.running:
+            busy = f"calibration of {req.asset_id} is running; import after it"
+            return [Publish(req.reply_to, _failed(ModelImportReply, req.correlation_id, "busy", busy))]
+        return await model_import(self.cal, req)
+
+    async def on_model_export(self, d: Delivery[ModelExportRequest]) -> Outbox:
+        """``cmd/model_export``: the three files of the asset's autoencoder (:mod:`.interchange`)."""
+        return await model_export(self.cal.model_dir, d.message)
 
     async def on_purge(self, d: Delivery[AssetCommand]) -> Outbox:
         req = d.message
@@ -311,6 +332,8 @@ class CalibratorHandlers:
             Route(topics.command("purge"), AssetCommand, self.on_purge),
             Route(topics.command("reload"), AssetCommand, self.on_reload),
             Route(topics.command("config"), parse_config_request, self.on_config),
+            Route(topics.command("model_import"), ModelImportRequest, self.on_model_import),
+            Route(topics.command("model_export"), ModelExportRequest, self.on_model_export),
             Route(self.sync.filter, parse_sync_marker, self.sync.on_marker),
         ]
 

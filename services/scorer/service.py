@@ -11,7 +11,9 @@ announcements it holds).
 
 Only trusted models are loaded (:func:`shared.learning.signing.admit`): the announcement's Ed25519
 signature verifies with the configured public key (``MODEL_VERIFY_KEY``), the ONNX graph has the
-tensors the manifest names and a probe inference gives finite raw scores. A refused announcement leaves
+tensors the manifest names, a probe inference gives finite raw scores and an autoencoder's scores pass
+the sign check (≥ 0, higher far from its training mean: :func:`shared.learning.signing.check_model`,
+the same checks an imported model passes before it is saved). A refused announcement leaves
 the previous model in place and is reported twice: a dead letter with the reason and a
 :class:`ModelRejected` event on ``rejections/<asset>/<model>`` (the gateway shows it).
 """
@@ -55,13 +57,14 @@ class Slot:
     def from_announcement(
         cls, ann: ModelAnnouncement, window: int, verifier: ModelVerifier, topic_asset: str | None = None
     ) -> Slot:
-        """The announced model when it is trusted (:func:`admit`); :class:`UntrustedModel` otherwise."""
+        """The announced model when it is trusted (:func:`admit`); :class:`UntrustedModel` otherwise. The
+        rolling mean spans the manifest's ``rolling_window`` when it names one, else ``window``."""
         return cls(
             version=ann.version,
             model=admit(ann, verifier, topic_asset=topic_asset),
             names=list(ann.manifest.features),
             threshold=ann.manifest.threshold,
-            rolling=RollingScore(window),
+            rolling=RollingScore(ann.manifest.rolling_window or window),
         )
 
     def score(self, fv: FeatureVector, model_kind: str) -> Score:

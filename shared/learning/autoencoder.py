@@ -1,9 +1,7 @@
 """Vibration autoencoder: training in torch, export to ONNX with the scaler inside (pure: no I/O).
 
 Network: MLP d → 16 → 8 → 16 → d, ReLU after each hidden layer, linear output; d = 33 (3 axes × 11
-features) or 11 (single axis).
-
-Input scaling (inside the exported graph, so the ONNX input is the raw feature vector):
+features) or 11 (single axis). Input scaling (inside the exported graph, so the ONNX input is the raw feature vector):
 
     z = clip((x − mean) / max(std, min_std), −clip, +clip)
 
@@ -51,8 +49,8 @@ EpochCallback = Callable[[int, int, float], None]
 ONNX_INPUT = interchange.RAW_INPUT
 AE_OUTPUT = interchange.ERROR_OUTPUT
 HIDDEN = (16, 8, 16)
-#: Smallest threshold written to a manifest (raw scores are ≥ 0 here; classify needs > 0), in
-#: standardised units²: far below any real reconstruction error, above float32 noise of a zero error.
+#: Smallest threshold written (raw scores ≥ 0; classify needs > 0), standardised units²: far below any
+#: real reconstruction error, above float32 noise of a zero error.
 THRESHOLD_FLOOR = 1e-6
 
 
@@ -73,6 +71,8 @@ class AutoencoderConfig:
     full_batch: bool = False
     #: Rolling window of the scorer (windows): recorded in the manifest, used by the scorer.
     window: int = 10
+    #: Name of the parameter preset these values came from (recorded only).
+    preset: str = "default"
 
     def check(self) -> AutoencoderConfig:
         """Return ``self`` if every field is in range (counts ≥ 1, lr/min_std/clip > 0, k ≥ 0, integer
@@ -124,8 +124,7 @@ class Adam:
     """Adam (Kingma & Ba 2015) exactly as ``torch.optim.Adam`` with default options, on ``params``.
 
     m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·(m / (1−β₁ᵗ)) / (sqrt(v / (1−β₂ᵗ)) + ε).
-    Written out because constructing ``torch.optim.Adam`` imports ``torch._dynamo`` (≈1.6 s on this
-    machine), which alone would exceed the calibration time budget on a fresh process.
+    Written out: constructing ``torch.optim.Adam`` imports ``torch._dynamo`` (≈1.6 s on this machine).
     """
 
     def __init__(
@@ -165,11 +164,8 @@ class Adam:
 
 
 class FlatMLP:
-    """The Linear/ReLU stack of ``net`` re-expressed over one flat parameter vector ``theta``.
-
-    Same maths as ``net`` (same initial weights), but the optimiser updates one tensor per step
-    instead of eight, which makes a training step ≈45 % cheaper for a network this small.
-    """
+    """The Linear/ReLU stack of ``net`` over one flat parameter vector ``theta``: same maths and initial
+    weights, but one tensor to update per step instead of eight (a step ≈45 % cheaper at this size)."""
 
     def __init__(self, net: torch.nn.Sequential) -> None:
         self.linears = [m for m in net if isinstance(m, torch.nn.Linear)]
@@ -329,6 +325,7 @@ def train_autoencoder(
             "min_std": cfg.min_std,
             "clip": cfg.clip,
             "window": cfg.window,
+            "preset": cfg.preset,
             "seed": cfg.seed,
             "final_loss": loss_value,
         },
@@ -393,10 +390,9 @@ def export_autoencoder_onnx(model: AutoencoderModel) -> bytes:
     back. Sets ``model.interchange`` (the manifest's ``interchange`` block).
     """
     d = len(model.features)
+    net = model.module.net
     layers = [
-        (m.weight.detach().numpy(), m.bias.detach().numpy())
-        for m in model.module.net
-        if isinstance(m, torch.nn.Linear)
+        (m.weight.detach().numpy(), m.bias.detach().numpy()) for m in net if isinstance(m, torch.nn.Linear)
     ]
     recon = interchange.reconstruction_graph(layers, d)
     blob, info = interchange.wrap(recon, model.mean, model.std, model.config.clip, d)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import structlog
 from numpy.typing import NDArray
 
 from ._checks import as_matrix, as_names, count, fraction, positive
@@ -34,6 +35,8 @@ from .autoencoder import AutoencoderConfig, export_autoencoder_onnx, train_autoe
 from .baseline import Baseline, ValidationResult, validate_baseline
 from .forest import export_forest_onnx, train_forest
 from .scoring import OnnxModel
+
+log = structlog.get_logger()
 
 KINDS = ("legacy", "batch", "autoencoder")
 _LABEL = {"legacy": "legacy forest", "batch": "batch forest", "autoencoder": "autoencoder"}
@@ -227,12 +230,24 @@ def _fit_autoencoder(
     """Train and export the autoencoder; at most ``max_ae_flagged`` of its training rows may score above
     its threshold."""
     progress(f"Training autoencoder ({cfg.autoencoder.epochs} epochs)...")
-    ae = train_autoencoder(X, names, cfg.autoencoder)
+    ae = train_autoencoder(X, names, cfg.autoencoder, epoch_reporter(progress))
     trained_at = time.perf_counter()
     blob = export_autoencoder_onnx(ae)
     extra = {"error_mean": ae.error_mean, "error_std": ae.error_std, "final_loss": ae.final_loss}
     native_y = ae.raw_scores(X.astype(np.float32))
     return _Fitted(blob, ae.entry(), native_y, cfg.max_ae_flagged, ae.train_seconds, extra, trained_at)
+
+
+def epoch_reporter(progress: Callable[[str], None]) -> Callable[[int, int, float], None]:
+    """Per-epoch progress of the autoencoder: the log every 5 % of the epochs, ``progress`` every 10 %."""
+
+    def report(epoch: int, epochs: int, loss: float) -> None:
+        if epoch % max(1, epochs // 20) == 0 or epoch == epochs:
+            log.info("autoencoder_epoch", epoch=epoch, epochs=epochs, loss=round(loss, 6))
+        if epoch % max(1, epochs // 10) == 0 or epoch == epochs:
+            progress(f"Training autoencoder: epoch {epoch}/{epochs}, loss {loss:.6g}")
+
+    return report
 
 
 def _fit_forest(

@@ -18,7 +18,12 @@ Manifest (JSON)::
 
 Each entry holds its features, scaler (or null), threshold, raw-score convention parameters,
 baseline and training stats (see :mod:`shared.learning.calibration`). Editing ``threshold`` by hand
-takes effect the next time the manifest is loaded.
+takes effect the next time the manifest is loaded. So does editing an autoencoder's
+``threshold_rule`` (``k``, ``error_mean``, ``error_std``): the rule records the threshold it gave
+(``threshold_rule.threshold``); when the rule now gives another value and ``threshold`` was not edited,
+``threshold`` becomes the rule's value (written back to the file); when both were edited the manifest
+is refused (``ValueError`` naming both), as is a ``k`` that is not a finite number ≥ 0 or a rule
+without the training error statistics (an imported threshold: edit ``threshold``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from shared.messages.learning import ModelManifest
 from shared.topics import MODEL_KINDS, valid_asset_id
 
 from .scoring import OnnxModel, check_entry
+from .threshold_rule import apply_threshold_rule
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
@@ -195,8 +201,19 @@ def save_version(
     return version
 
 
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Replace ``path`` atomically with ``manifest`` (JSON, indented)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}")
+    try:
+        _write(tmp, json.dumps(manifest, indent=2, allow_nan=False).encode("utf-8"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def load_manifest(model_dir: str | Path, asset_id: str, version: str) -> dict[str, Any]:
-    """Read and check ``manifest.json`` of one version (every model entry via ``check_entry``)."""
+    """Read and check ``manifest.json`` of one version (every model entry via ``check_entry``; an edited
+    threshold rule applied and written back, :func:`apply_threshold_rule`)."""
     path = version_dir(model_dir, asset_id, version) / MANIFEST
     try:
         text = path.read_text(encoding="utf-8")
@@ -208,12 +225,16 @@ def load_manifest(model_dir: str | Path, asset_id: str, version: str) -> dict[st
         raise ValueError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), dict):
         raise ValueError(f"{path}: expected an object with a 'models' mapping")
+    changed = False
     for kind, entry in manifest["models"].items():
         check_kind(kind)
         try:
             check_entry(entry)
+            changed = apply_threshold_rule(entry, f"models.{kind}") or changed
         except ValueError as exc:
             raise ValueError(f"{path}: models.{kind}: {exc}") from exc
+    if changed:
+        _write_manifest(path, manifest)
     return manifest
 
 
@@ -302,3 +323,49 @@ def delete_asset(model_dir: str | Path, asset_id: str) -> bool:
         return False
     shutil.rmtree(adir)
     return True
+
+
+def read_model_bytes(model_dir: str | Path, asset_id: str, version: str, kind: str) -> bytes:
+    """The ONNX bytes of one model of a version, checked against the manifest's sha256."""
+    manifest = load_manifest(model_dir, asset_id, version)
+    entry = manifest["models"].get(check_kind(kind))
+    if entry is None:
+        raise ModelNotFound(f"version {version} of asset {asset_id!r} has no {kind} model")
+    try:
+        data = model_path(model_dir, asset_id, version, kind).read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelNotFound(f"{kind} model file of {asset_id} {version} is missing") from exc
+    if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ValueError(f"{kind} model file of {asset_id} {version} does not match its sha256")
+    return data
+
+
+_STORED_KEYS = ("file", "sha256", "bytes")
+
+
+def save_replacing(
+    model_dir: str | Path,
+    asset_id: str,
+    kind: str,
+    onnx: bytes,
+    entry: dict[str, Any],
+    training: dict[str, Any],
+) -> str:
+    """A new version of ``asset_id`` with ``kind`` replaced by ``(onnx, entry)`` and every other model of
+    the newest version carried over unchanged (same bytes and entries; baseline and training blocks kept,
+    ``training[kind]`` replaced); returns the version id."""
+    models: dict[str, tuple[bytes, dict[str, Any]]] = {}
+    baseline: dict[str, Any] = {}
+    stats: dict[str, Any] = {}
+    latest = latest_version(model_dir, asset_id)
+    if latest is not None:
+        manifest = load_manifest(model_dir, asset_id, latest)
+        baseline = dict(manifest.get("baseline") or {})
+        stats = dict(manifest.get("training") or {})
+        for other, old in manifest["models"].items():
+            if other != kind:
+                clean = {k: v for k, v in old.items() if k not in _STORED_KEYS}
+                models[other] = (read_model_bytes(model_dir, asset_id, latest, other), clean)
+    models[kind] = (onnx, entry)
+    stats[kind] = training
+    return save_version(model_dir, asset_id, models, baseline, stats)
