@@ -12,25 +12,35 @@ Examples (from the repository root)::
     python scripts/generate_data.py --mode vibration --fault bearing_outer --severity severe \\
         --topic factory/motor_01/vibration/raw
 
+The default endpoint follows ``make run``'s settings: ``http://localhost:$GATEWAY_PORT`` (8000) and
+``$MQTT_URL``, else ``mqtt://localhost:$EMBEDDED_MQTT_PORT`` (1883). Any Python runs it: without the
+packages it re-runs itself with the repository's ``.venv`` (``scripts/_bootstrap.py``).
+
 Exit code: 0 when every event was sent, 1 when some failed, 2 for bad arguments, 130 on Ctrl+C.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # any Python: the repository's .venv when this one lacks the packages
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _bootstrap
+
+    _bootstrap.ensure()
 
 import argparse
 import asyncio
 import contextlib
 import json
 import math
-import os
 import signal
 import ssl
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -55,6 +65,7 @@ from shared.secrets import with_device_login  # noqa: E402
 from shared.settings import BrokerAddress, Settings, parse_mqtt_url  # noqa: E402
 
 SIMPLE_PATH = "/api/v1/data/simple"
+RULE = "=" * 60
 HTTP_TIMEOUT_S = 5.0
 MQTT_TIMEOUT_S = 5.0
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -74,7 +85,21 @@ def say(line: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Arguments
 # ---------------------------------------------------------------------------------------------
+def default_api(settings: Settings) -> str:
+    """The gateway ``make run`` starts with these settings: ``http://localhost:<GATEWAY_PORT>`` (its
+    host when bound to a specific non-loopback address)."""
+    host = settings.gateway_host
+    host = "localhost" if host in ("", "0.0.0.0", "::", "127.0.0.1", "::1") else host
+    return f"http://{'[' + host + ']' if ':' in host else host}:{settings.gateway_port}"
+
+
+def default_mqtt(settings: Settings) -> str:
+    """``MQTT_URL``, else the embedded broker ``make run`` starts (``EMBEDDED_MQTT_PORT``)."""
+    return settings.mqtt_url or f"mqtt://localhost:{settings.embedded_mqtt_port}"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    settings = Settings()
     p = argparse.ArgumentParser(
         prog="generate_data.py",
         description="Send synthetic healthy or faulty sensor data to Rotorwatch (REST or MQTT).",
@@ -96,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
             f"vibration: {', '.join(synth.FAULT_KINDS_VIBRATION)}"
         ),
     )
-    p.add_argument("--api", default="http://localhost:8000", help="gateway base URL (simple mode)")
+    p.add_argument(
+        "--api",
+        default=default_api(settings),
+        help="gateway base URL (simple mode; default: $GATEWAY_PORT)",
+    )
     p.add_argument("--api-key", default=None, help=API_KEY_HELP)
     p.add_argument("--seed", type=int, default=None, help="random seed (reproducible values)")
     p.add_argument("--mode", choices=("simple", "vibration"), default="simple")
@@ -110,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mqtt",
-        default=os.environ.get("MQTT_URL") or "mqtt://localhost:1883",
-        help="broker URL (vibration mode; default $MQTT_URL)",
+        default=default_mqtt(settings),
+        help="broker URL (vibration mode; default $MQTT_URL, else the embedded broker's $EMBEDDED_MQTT_PORT)",
     )
     p.add_argument("--topic", default=None, help="MQTT topic (default rotorwatch/v1/raw/<asset>/vibration)")
     p.add_argument("--fs", type=float, default=500.0, help="sample rate, Hz (vibration mode)")
@@ -328,19 +357,36 @@ async def run_vibration(a: argparse.Namespace, stats: Stats) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+def banner(a: argparse.Namespace) -> list[str]:
+    """The run's header: asset, duration, interval, mode, endpoint (then what else the run does)."""
+    if a.faulty:
+        mode = f"FAULTY ({a.fault or 'fault kind drawn per event'}"
+        mode += f", severity {a.severity})" if a.mode == "vibration" else ")"
+    else:
+        mode = "HEALTHY (normal operation)"
+    target = f"{a.api}{SIMPLE_PATH}" if a.mode == "simple" else f"{a.mqtt} topic {a.topic}"
+    timing = "accelerated (--fast: no waiting, timestamps one interval apart)" if a.fast else "real time"
+    return [
+        RULE,
+        "PREDICTIVE MAINTENANCE - DATA GENERATOR",
+        RULE,
+        f"Asset ID: {a.asset_id}",
+        f"Duration: {a.duration:g} seconds",
+        f"Interval: {a.interval} seconds",
+        f"Mode: {mode}",
+        f"Endpoint: {target}",
+        f"Events: {a.count} ({'readings' if a.mode == 'simple' else 'vibration windows'}), {timing}",
+        RULE,
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     # A parent shell may have started us with SIGINT ignored; Ctrl+C must always stop the run cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     a = parse_args(argv)
     stats = Stats(total=a.count)
-    health = f"faulty ({a.fault or 'fault kind drawn per event'})" if a.faulty else "healthy"
-    target = f"{a.api}{SIMPLE_PATH}" if a.mode == "simple" else f"{a.mqtt} topic {a.topic}"
-    if a.mode == "vibration" and a.faulty:
-        health += f", severity {a.severity}"
-    say(
-        f"[START] {a.mode}: {a.count} events every {a.interval:g}s{' (fast)' if a.fast else ''}, "
-        f"{health}, asset {a.asset_id} -> {target}"
-    )
+    for line in banner(a):
+        say(line)
     interrupted = False
     try:
         if a.mode == "simple":
@@ -350,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         interrupted = True
         say(f"[INTERRUPTED] Stopped after {stats.sent + stats.failed} of {stats.total} events")
-    say(f"[COMPLETE] Sent {stats.sent} events, {stats.failed} failed")
+    for line in (RULE, f"[COMPLETE] Sent {stats.sent} events, {stats.failed} failed", RULE):
+        say(line)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if stats.failed else EXIT_OK

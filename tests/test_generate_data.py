@@ -103,6 +103,20 @@ def run_cli(
     )
 
 
+RULE = "=" * 60
+BANNER = (
+    "{r}\nPREDICTIVE MAINTENANCE - DATA GENERATOR\n{r}\nAsset ID: {asset}\nDuration: {duration} seconds\n"
+    "Interval: {interval} seconds\nMode: {mode}\nEndpoint: {endpoint}\n"
+)
+
+
+def tail(out: str) -> str:
+    """The summary of the closing block (separator, ``[COMPLETE] ...``, separator), which it checks."""
+    lines = out.splitlines()
+    assert lines[-3] == RULE and lines[-1] == RULE, lines[-3:]
+    return lines[-2]
+
+
 def _lines(text: str, prefix: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefix)]
 
@@ -167,7 +181,7 @@ def test_fast_run_sends_exactly_duration_over_interval_events(api: tuple[str, Re
             f"{body['power_factor']:.2f}",
             f"{body['vibration_g']:.3f}",
         )
-    assert res.stdout.splitlines()[-1] == "[COMPLETE] Sent 10 events, 0 failed"
+    assert tail(res.stdout) == "[COMPLETE] Sent 10 events, 0 failed"
 
 
 def test_thirty_seconds_at_5_hz_is_150_events_ending_before_now(api: tuple[str, Recorder]) -> None:
@@ -182,7 +196,7 @@ def test_thirty_seconds_at_5_hz_is_150_events_ending_before_now(api: tuple[str, 
     assert all(b - a == timedelta(seconds=0.2) for a, b in zip(stamps, stamps[1:], strict=False))
     # default start: now - duration, so the run covers the 30 s before it started
     assert before - timedelta(seconds=30) <= stamps[0] <= after - timedelta(seconds=30)
-    assert res.stdout.splitlines()[-1] == "[COMPLETE] Sent 150 events, 0 failed"
+    assert tail(res.stdout) == "[COMPLETE] Sent 150 events, 0 failed"
 
 
 def test_forced_fault_makes_every_event_that_fault(api: tuple[str, Recorder]) -> None:
@@ -216,7 +230,7 @@ def test_server_errors_count_as_failures_and_the_run_continues(api: tuple[str, R
     fails = _lines(res.stdout, "[FAIL]")
     assert len(fails) == 5 and all("HTTP 500" in f and "storage unavailable" in f for f in fails)
     assert len(_lines(res.stdout, "[OK]")) == 5
-    assert res.stdout.splitlines()[-1] == "[COMPLETE] Sent 5 events, 5 failed"
+    assert tail(res.stdout) == "[COMPLETE] Sent 5 events, 5 failed"
 
 
 def test_unreachable_api_fails_every_event_without_crashing() -> None:
@@ -225,8 +239,73 @@ def test_unreachable_api_fails_every_event_without_crashing() -> None:
     )
     assert res.returncode == 1
     assert len(_lines(res.stdout, "[FAIL]")) == 3
-    assert res.stdout.splitlines()[-1] == "[COMPLETE] Sent 0 events, 3 failed"
+    assert tail(res.stdout) == "[COMPLETE] Sent 0 events, 3 failed"
     assert "Traceback" not in res.stderr
+
+
+def test_the_guides_banner_and_lines(api: tuple[str, Recorder]) -> None:
+    """The guide's console output: banner (asset, duration, interval, mode, endpoint), one ``[OK] Sent
+    event`` line per event, the ``[COMPLETE]`` block."""
+    url, rec = api
+    rec.reset()
+    res = run_cli(
+        "--asset_id", "motor_01", "--duration", "3", "--interval", "1.0", "--healthy", "--fast", "--api", url
+    )
+    assert res.returncode == 0, res.stderr
+    head = BANNER.format(
+        r=RULE,
+        asset="motor_01",
+        duration=3,
+        interval=1.0,
+        mode="HEALTHY (normal operation)",
+        endpoint=f"{url}/api/v1/data/simple",
+    )
+    assert res.stdout.startswith(head), res.stdout
+    lines = res.stdout.splitlines()
+    assert lines[8].startswith("Events: 3 (readings), accelerated") and lines[9] == RULE
+    assert [bool(OK_SIMPLE.match(line)) for line in lines[10:13]] == [True] * 3
+    assert lines[13:] == [RULE, "[COMPLETE] Sent 3 events, 0 failed", RULE]
+    faulty = run_cli("--duration", "1", "--fault", "jitter", "--fast", "--api", url).stdout.splitlines()
+    assert faulty[6] == "Mode: FAULTY (jitter)"
+
+
+def test_default_endpoints_follow_make_runs_settings() -> None:
+    """No --api / --mqtt: the gateway and embedded broker ``make run`` starts with the same environment."""
+    res = run_cli("--duration", "1", "--fast", env={"GATEWAY_PORT": str(free_port())})
+    m = re.search(r"^Endpoint: (http://localhost:(\d+))/api/v1/data/simple$", res.stdout, re.M)
+    assert m is not None, res.stdout
+    assert (
+        f"localhost:{m.group(2)}" in _lines(res.stdout, "[FAIL]")[0]
+    )  # it really sent there (no one listens)
+    res = run_cli("--mode", "vibration", "--duration", "1", "--fast", env={"EMBEDDED_MQTT_PORT": "18999"})
+    assert "Endpoint: mqtt://localhost:18999 topic rotorwatch/v1/raw/motor_01/vibration" in res.stdout
+    assert tail(res.stdout) == "[COMPLETE] Sent 0 events, 1 failed"
+    res = run_cli(
+        "--mode", "vibration", "--duration", "1", "--fast", env={"MQTT_URL": "mqtt://127.0.0.1:18998"}
+    )
+    assert "Endpoint: mqtt://127.0.0.1:18998 topic" in res.stdout
+
+
+def test_a_python_without_the_packages_reruns_with_the_venv(api: tuple[str, Recorder]) -> None:
+    """``python scripts/generate_data.py`` with an interpreter lacking the packages (here: ``-S``, no
+    site-packages) runs it again with the repository's ``.venv``."""
+    url, rec = api
+    rec.reset()
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("no .venv in this checkout")
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    bare = subprocess.run([str(base), "-S", "-c", "import httpx"], capture_output=True)
+    assert bare.returncode != 0  # the bare interpreter really lacks them
+    res = subprocess.run(
+        [str(base), "-S", "scripts/generate_data.py", "--duration", "2", "--fast", "--api", url],
+        cwd=ROOT,
+        env={k: v for k, v in _env().items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert tail(res.stdout) == "[COMPLETE] Sent 2 events, 0 failed" and len(rec.bodies) == 2
 
 
 @pytest.mark.parametrize(
@@ -273,8 +352,8 @@ def test_sigint_mid_run_prints_the_summary_and_exits_130(api: tuple[str, Recorde
     assert "Traceback" not in err
     sent = len([s for s in lines if s.startswith("[OK]")])
     assert 2 <= sent < 300
-    assert lines[-2].startswith("[INTERRUPTED] Stopped after")
-    assert lines[-1] == f"[COMPLETE] Sent {sent} events, 0 failed"
+    assert lines[-4].startswith("[INTERRUPTED] Stopped after")
+    assert tail("\n".join(lines)) == f"[COMPLETE] Sent {sent} events, 0 failed"
     # real-time stamps are the wall clock at sending: increasing
     stamps = [_ts(b) for b in rec.bodies]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
@@ -360,7 +439,7 @@ async def test_vibration_windows_arrive_on_a_custom_topic(mosquitto: MosquittoSe
         assert [float(m.group(k)) for k in (5, 6, 7)] == pytest.approx(list(r), abs=0.006)
         # severe imbalance: 1x radial 0.05 + 2 × 0.25 g peak, ≈ 0.39 g RMS on x; axial z stays ≈ 0.02 g
         assert r[0] > 0.3 and r[2] < 0.05
-    assert out.splitlines()[-1] == "[COMPLETE] Sent 5 events, 0 failed"
+    assert tail(out) == "[COMPLETE] Sent 5 events, 0 failed"
 
 
 @pytest.mark.integration
@@ -373,7 +452,7 @@ async def test_vibration_default_topic_is_the_raw_vibration_topic(mosquitto: Mos
     assert all(p["motor_id"] == "pump_7" and p["fs_hz"] == 500.0 and len(p["x"]) == 256 for _, p in received)
     assert received[1][1]["ts"] - received[0][1]["ts"] == pytest.approx(0.25, abs=1e-6)
     assert all(math.isfinite(v) for _, p in received for v in p["z"])
-    assert out.splitlines()[-1] == "[COMPLETE] Sent 2 events, 0 failed"
+    assert tail(out) == "[COMPLETE] Sent 2 events, 0 failed"
 
 
 def test_vibration_mode_with_no_broker_counts_failures() -> None:
@@ -390,7 +469,7 @@ def test_vibration_mode_with_no_broker_counts_failures() -> None:
     )
     assert res.returncode == 1
     assert len(_lines(res.stdout, "[FAIL] Window")) == 2
-    assert res.stdout.splitlines()[-1] == "[COMPLETE] Sent 0 events, 2 failed"
+    assert tail(res.stdout) == "[COMPLETE] Sent 0 events, 2 failed"
     assert "Traceback" not in res.stderr
 
 
@@ -407,8 +486,9 @@ def test_vibration_sigint_mid_run_prints_the_summary_and_exits_130(mosquitto: Mo
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        seen = [proc.stdout.readline().rstrip("\n") for _ in range(3)]  # [START] and two windows
-        assert seen[0].startswith("[START]") and all(OK_WINDOW.match(s) for s in seen[1:]), seen
+        seen = [proc.stdout.readline().rstrip("\n") for _ in range(12)]  # the banner and two windows
+        assert seen[1] == "PREDICTIVE MAINTENANCE - DATA GENERATOR", seen
+        assert seen[9] == RULE and all(OK_WINDOW.match(s) for s in seen[10:]), seen
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=30)
     finally:
@@ -418,4 +498,4 @@ def test_vibration_sigint_mid_run_prints_the_summary_and_exits_130(mosquitto: Mo
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     sent = len([s for s in lines if s.startswith("[OK]")])
-    assert lines[-1] == f"[COMPLETE] Sent {sent} events, 0 failed"
+    assert tail("\n".join(lines)) == f"[COMPLETE] Sent {sent} events, 0 failed"
