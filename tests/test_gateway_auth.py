@@ -68,6 +68,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/logs"): OPERATE,
     ("POST", "/api/v1/calibration/start"): OPERATE,
     ("POST", "/api/v1/models/reload"): ADMIN,
+    ("POST", "/api/v1/models/import"): ADMIN,
+    ("GET", "/api/v1/models/{asset_id}/export"): ADMIN,
     ("POST", "/api/v1/system/purge"): ADMIN,
     ("GET", "/api/v1/stream"): READ,
     ("GET", "/api/v1/users"): ADMIN,

@@ -31,6 +31,7 @@ from shared.messages import (
     ReloadReply,
     ServiceStatus,
 )
+from shared.messages.commands import ModelExportReply, ModelImportReply
 from tests.support.gateway import KEYS, memory_settings, responder, seed_auth
 
 #: Generated requests per operation (the fixed budget) and the longest one request may take.
@@ -59,6 +60,8 @@ COMMANDS = (
     ("alarm_action", _failed, AlarmActionReply),
     ("config", _failed, ConfigReply),
     ("calibrate", _calibration, CalibrationReply),
+    ("model_import", _failed, ModelImportReply),
+    ("model_export", _failed, ModelExportReply),
 )
 
 

@@ -76,6 +76,7 @@ __all__ = [
     "export_files",
     "from_zip",
     "parse_files",
+    "to_zip",
     "reconstruction_graph",
     "unwrap",
     "wrap",
@@ -107,12 +108,19 @@ class ThreeFiles:
         return np.maximum(np.asarray(self.std, dtype=np.float64), FLOW_MIN_STD)
 
     def zip(self) -> bytes:
-        """A zip of the three files (deflated, fixed timestamps)."""
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, data in self.files().items():
-                zf.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
-        return buf.getvalue()
+        """A zip of the three files (:func:`to_zip`)."""
+        return to_zip(self.files())
+
+
+def to_zip(files: Mapping[str, bytes]) -> bytes:
+    """A zip of ``files`` (name → bytes; deflated, fixed timestamps, so the same files give the same zip)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------
