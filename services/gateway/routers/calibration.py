@@ -16,6 +16,7 @@ from services.gateway.auth.guard import Operator
 from services.gateway.commands import command, http_status
 from services.gateway.deps import ContextDep
 from shared.messages import AssetId, CalibrationReply, CalibrationRequest, Timestamp, utcnow
+from shared.messages.assets import TrainingParams
 
 router = APIRouter(prefix="/calibration", tags=["calibration"])
 
@@ -39,6 +40,12 @@ class CalibrationStart(BaseModel):
         description="Data time the calibration's data ends at (ISO-8601 or epoch s; default: now). The "
         "calibrator first waits until the store holds the asset's data up to it (bounded by "
         "CALIBRATION_STORE_WAIT_S), then uses the look-back before the newest stored point not after it",
+    )
+    training: TrainingParams | None = Field(
+        default=None,
+        description="Autoencoder training parameters for this calibration (preset default|flowfuse, "
+        "threshold_sigma, min_std, clip, epochs, learning_rate, batch full|mini, rolling_window); "
+        "default: the asset configuration's, else the default preset",
     )
 
 
@@ -120,6 +127,7 @@ async def start_calibration(
         lookback_minutes=body.lookback_minutes,
         end=body.end or utcnow(),  # a reading accepted before this request is data the calibration uses
         reply_accepted=True,
+        training=body.training,
     )
     reply = await command(
         ctx,
