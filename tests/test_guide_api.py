@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
-from services.gateway.routers.monitoring import version_time
+from services.gateway.routers.monitoring import guide_batch_name, version_time
 from shared import topics
+from shared.features import BATCH_FEATURE_NAMES
 from shared.messages import (
     CalibrationProgress,
     CalibrationReply,
+    FeatureBaseline,
+    FeatureStat,
     ModelAnnouncement,
     SignalStat,
     StateChange,
@@ -189,3 +192,42 @@ async def test_a_body_that_is_not_json_is_a_clear_422(mgw: MemoryGateway) -> Non
     r = await mgw.api.post("/calibration/start", content=b'["motor_01"]', headers=form)
     assert r.status_code == 422 and "valid dictionary" in r.json()["detail"]
     assert mgw.bus.on(topics.command("calibrate")) == []
+
+
+def test_batch_features_take_the_guides_names() -> None:
+    assert [guide_batch_name(n) for n in BATCH_FEATURE_NAMES[:4]] == [
+        "voltage_mean",
+        "voltage_std",
+        "voltage_peak_to_peak",
+        "voltage_rms",
+    ]
+    assert len({guide_batch_name(n) for n in BATCH_FEATURE_NAMES}) == 16
+    assert guide_batch_name("power_factor_v_ptp") == "power_factor_v_ptp"  # not one of ours: unchanged
+
+
+async def test_baseline_answers_in_the_guides_shape(mgw: MemoryGateway) -> None:
+    asset = uid("m")
+    stats = FeatureBaseline(
+        n=300,
+        features=[
+            FeatureStat(name=f, mean=1.0 + i, std=0.5, min=0.0, max=3.0 + i, median=1.0, mad=0.2)
+            for i, f in enumerate(BATCH_FEATURE_NAMES)
+        ],
+    )
+    ann = ModelAnnouncement(
+        asset_id=asset,
+        model="batch",
+        version="v20240601T120000Z-cccccc",
+        path=f"/models/{asset}/batch.onnx",
+        created_at=datetime(2024, 6, 1, 12, tzinfo=UTC),
+        manifest=manifest("batch", list(BATCH_FEATURE_NAMES), baseline=stats),
+        onnx_b64="AAAA",
+    )
+    await mgw.retain(topics.model_announce(asset, "batch"), signed(ann))
+    await poll(lambda: asset in mgw.view.models)
+    body = (await mgw.api.get("/monitoring/baseline")).json()
+    assert body["asset_id"] == asset and body["baseline"] is None
+    batch = body["batch_baseline"]
+    assert list(batch)[:4] == ["voltage_mean", "voltage_std", "voltage_peak_to_peak", "voltage_rms"]
+    assert batch["voltage_peak_to_peak"]["mean"] == 3.0 and batch["vibration_rms"]["std"] == 0.5
+    assert body["batch_feature_names"]["current_peak_to_peak"] == "current_a_ptp"

@@ -278,9 +278,11 @@ class BaselineInfo(BaseModel):
 
     #: Legacy model's feature baseline: feature -> {mean, std, min, max, median, mad} (feature units).
     baseline: FeatureStats | None = None
-    #: Batch model's feature baseline (same form).
+    #: Batch model's feature baseline (same form), under the guide's names (``voltage_peak_to_peak``).
     batch_baseline: FeatureStats | None = None
     asset_id: str
+    #: The guide's batch feature name → the name in the batch model's manifest (``voltage_v_ptp``).
+    batch_feature_names: dict[str, str] = Field(default_factory=dict)
     #: Version of the legacy model (else of the first model announced); every kind's in ``versions``.
     version: str
     versions: dict[str, str]
@@ -290,6 +292,19 @@ class BaselineInfo(BaseModel):
     signal_baseline: dict[str, dict[str, float]] | None = None
     #: Model kind -> number of calibration samples its baseline was computed from.
     samples: dict[str, int] = Field(default_factory=dict)
+
+
+#: Batch feature ``{signal}_{stat}`` → the guide's name: signal without its unit, ``ptp`` spelt out.
+_GUIDE_SIGNAL = dict(zip(SIGNALS, SUMMARY_SIGNALS, strict=True))
+_GUIDE_STAT = {"mean": "mean", "std": "std", "ptp": "peak_to_peak", "rms": "rms"}
+
+
+def guide_batch_name(name: str) -> str:
+    """``voltage_v_ptp`` → ``voltage_peak_to_peak`` (the guide's batch names); other names unchanged."""
+    signal, _, stat = name.rpartition("_")
+    if signal in _GUIDE_SIGNAL and stat in _GUIDE_STAT:
+        return f"{_GUIDE_SIGNAL[signal]}_{_GUIDE_STAT[stat]}"
+    return name
 
 
 def feature_stats(manifest: ModelManifest) -> FeatureStats | None:
@@ -350,13 +365,16 @@ async def get_baseline(
         raise HTTPException(404, reason)
     first = next(k for k in (*MODEL_KINDS, *sorted(models)) if k in models)
     stats = {kind: feature_stats(info.manifest) for kind, info in models.items()}
+    batch = stats.get("batch") or {}
+    names = {guide_batch_name(f): f for f in batch}
     samples = {k: info.manifest.baseline.n for k, info in models.items() if info.manifest.baseline}
     return BaselineInfo(
         asset_id=asset_id,
         version=models[first].version,
         versions={k: info.version for k, info in sorted(models.items())},
         baseline=stats.get("legacy"),
-        batch_baseline=stats.get("batch"),
+        batch_baseline={g: batch[f] for g, f in names.items()} or None,
+        batch_feature_names=names,
         vibration_baseline=stats.get("autoencoder"),
         signal_baseline=signal_stats(models),
         samples=samples,
