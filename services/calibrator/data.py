@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.features import BATCH_FEATURE_NAMES, LEGACY_FEATURE_NAMES, LegacyFeatureState, batch_features
+from shared.features.batch import sliding_windows
+from shared.learning.screening import Screening, screen
 from shared.messages import SIGNALS, from_ns
 from shared.records import READINGS, WINDOWS, features_measurement, point_to_features
 from shared.store import Point, Store, paging
@@ -38,6 +41,10 @@ class Collected:
     signals: NDArray[np.float64] | None = None
     #: Data time covered by the readings, seconds.
     reading_span_s: float = 0.0
+    #: Data time of each row of ``signals``, seconds (Unix).
+    reading_ts: NDArray[np.float64] | None = None
+    #: The screenings of the data (readings, vibration windows), set by :func:`screen_collected`.
+    screenings: list[Screening] = field(default_factory=list)
     #: How the wait for the store ended (set by the job; ``None`` when it did not wait).
     store_wait: StoreWait | None = None
 
@@ -175,15 +182,82 @@ def collect(store: Store, asset_id: str, lookback_minutes: float, end_ns: int | 
     out.counts["readings"] = len(readings)
     if readings:
         out.reading_span_s = (readings[-1].ts_ns - readings[0].ts_ns) / 1e9
-    rows = [[float(p.fields[s]) for s in SIGNALS] for p in readings if all(s in p.fields for s in SIGNALS)]
-    if rows:
-        out.signals = np.asarray(rows, dtype=np.float64)
-        for j, s in enumerate(SIGNALS):
-            v = out.signals[:, j]
-            out.signal_baseline[s] = {
-                "mean": float(v.mean()),
-                "std": float(v.std()),
-                "min": float(v.min()),
-                "max": float(v.max()),
-            }
+    complete = [p for p in readings if all(s in p.fields for s in SIGNALS)]
+    if complete:
+        out.signals = np.asarray([[float(p.fields[s]) for s in SIGNALS] for p in complete], dtype=np.float64)
+        out.reading_ts = np.asarray([p.ts_ns / 1e9 for p in complete], dtype=np.float64)
+        out.signal_baseline = signal_baseline(out.signals)
+    return out
+
+
+def signal_baseline(signals: NDArray[np.float64]) -> dict[str, dict[str, float]]:
+    """Mean, population std, min and max of each reading signal (its unit: V, A, 1, g)."""
+    return {
+        s: {
+            "mean": float(signals[:, j].mean()),
+            "std": float(signals[:, j].std()),
+            "min": float(signals[:, j].min()),
+            "max": float(signals[:, j].max()),
+        }
+        for j, s in enumerate(SIGNALS)
+    }
+
+
+def reading_features(
+    ts: NDArray[np.float64], signals: NDArray[np.float64], batch_window: int, legacy_warmup: int
+) -> dict[str, tuple[NDArray[np.float64], list[str]]]:
+    """The legacy and batch feature matrices of readings in time order, computed as the features service
+    does (:class:`shared.features.engine.FeatureEngine`, step 1): a legacy vector per reading once
+    ``legacy_warmup`` readings are in its 1 h horizon, a batch vector per full window of ``batch_window``."""
+    state = LegacyFeatureState()
+    legacy = []
+    for t, row in zip(ts, signals, strict=True):
+        vec = state.update(float(t), *(float(v) for v in row))
+        if state.n_horizon >= legacy_warmup:
+            legacy.append(vec)
+    out = {}
+    if legacy:
+        out["legacy"] = (np.asarray(legacy), list(LEGACY_FEATURE_NAMES))
+    if signals.shape[0] >= batch_window:
+        out["batch"] = (batch_features(sliding_windows(signals, batch_window)), list(BATCH_FEATURE_NAMES))
+    return out
+
+
+def screen_collected(
+    c: Collected,
+    datasets: dict[str, tuple[NDArray[np.float64], list[str]]],
+    *,
+    sigma: float,
+    max_fraction: float,
+    batch_window: int,
+    legacy_warmup: int = 30,
+) -> list[Screening]:
+    """Screen the data the chosen ``datasets`` are trained on (see :mod:`shared.learning.screening`):
+    the raw readings for the legacy/batch forests, the vibration feature rows for the autoencoder.
+
+    Returns the screenings (check ``ok``: more than ``max_fraction`` flagged means reject). Where some
+    rows are flagged but not too many, they are excluded here, in place: flagged readings leave
+    ``c.signals`` and ``c.signal_baseline``, and the legacy/batch datasets are recomputed from the
+    remaining readings (a stored vector's rolling statistics still hold the faulty readings); flagged
+    vibration windows leave the autoencoder dataset.
+    """
+    out: list[Screening] = []
+    if ("legacy" in datasets or "batch" in datasets) and c.signals is not None and c.signals.shape[0] >= 2:
+        res = screen(c.signals, list(SIGNALS), what="readings", sigma=sigma, max_fraction=max_fraction)
+        out.append(res)
+        if res.ok and res.n_flagged and c.reading_ts is not None:
+            keep = ~res.flagged
+            c.signals, c.reading_ts = c.signals[keep], c.reading_ts[keep]
+            c.signal_baseline = signal_baseline(c.signals)
+            rebuilt = reading_features(c.reading_ts, c.signals, batch_window, legacy_warmup)
+            for kind in ("legacy", "batch"):
+                if kind in datasets and kind in rebuilt:
+                    datasets[kind] = c.datasets[kind] = rebuilt[kind]
+    if "autoencoder" in datasets:
+        X, names = datasets["autoencoder"]
+        res = screen(X, names, what="vibration windows", sigma=sigma, max_fraction=max_fraction)
+        out.append(res)
+        if res.ok and res.n_flagged:
+            datasets["autoencoder"] = c.datasets["autoencoder"] = (X[~res.flagged], names)
+    c.screenings = out
     return out

@@ -25,17 +25,15 @@ import structlog
 
 from shared.bus import Bus
 from shared.learning import registry
-from shared.learning.baseline import validate_baseline
 from shared.learning.calibration import (
-    BaselineRejected,
     CalibrationConfig,
     CalibrationError,
     InsufficientData,
     calibrate,
 )
+from shared.learning.screening import ContaminatedData
 from shared.learning.signing import ModelSigner
 from shared.messages import (
-    SIGNALS,
     AssetState,
     CalibrationPhase,
     CalibrationProgress,
@@ -47,7 +45,7 @@ from shared.messages import (
 )
 from shared.store import Store
 
-from .data import Collected, collect, wait_for_store
+from .data import Collected, collect, screen_collected, wait_for_store
 from .interchange import training_config
 from .lifecycle import AssetStates, announcements
 
@@ -90,25 +88,21 @@ def insufficient_message(c: Collected) -> str:
     return text
 
 
-def validate_data(c: Collected, datasets: dict[str, Any], config: CalibrationConfig) -> None:
-    """Reject contaminated calibration data before training (previous models stay active).
-
-    The check runs on the *data*, not on derived features: on the raw readings (voltage, current,
-    power factor, vibration — independent samples) when the legacy/batch models are trained, and on
-    the per-window vibration features for the autoencoder. Rolling features (1 h mean, 100-sample
-    windows) are autocorrelated and would make a fraction-beyond-3σ rule unreliable.
-    """
-    checks: list[tuple[str, Any, list[str]]] = []
-    if "legacy" in datasets and c.signals is not None:
-        checks.append(("legacy", c.signals, list(SIGNALS)))
-    if "autoencoder" in datasets:
-        checks.append(("autoencoder", *datasets["autoencoder"]))
-    for kind, X, names in checks:
-        res = validate_baseline(
-            X, names, sigma=config.sigma, max_outlier_fraction=config.max_outlier_fraction
-        )
+def validate_data(
+    c: Collected, datasets: dict[str, Any], config: CalibrationConfig, batch_window: int = 100
+) -> list[str]:
+    """Screen the calibration data before training (:func:`.data.screen_collected`): reject it when more
+    than ``max_outlier_fraction`` lies beyond the robust 3σ rule (previous models stay active), else
+    exclude the flagged rows; returns the exclusion notes for the reply."""
+    notes = []
+    for res in screen_collected(
+        c, datasets, sigma=config.sigma, max_fraction=config.max_outlier_fraction, batch_window=batch_window
+    ):
         if not res.ok:
-            raise BaselineRejected(kind, res)
+            raise ContaminatedData(res)
+        if res.n_flagged:
+            notes.append(res.message())
+    return notes
 
 
 def _forest_note(c: Collected, kind: str, batch_window: int) -> str | None:
@@ -265,13 +259,14 @@ async def _train_save_announce(
     kind → version."""
     cal, bus, asset = run.cal, run.bus, run.req.asset_id
     await run.step("validating", f"Collected {run.points} data points; validating the baseline")
-    await asyncio.to_thread(validate_data, c, datasets, cal.config)
+    notes = [*await asyncio.to_thread(validate_data, c, datasets, cal.config, cal.batch_window), *notes]
     await run.step("training", "Validated baseline; training...")
     ae = training_config(run.req.training, cal.config.autoencoder)  # the request's / asset's parameters
     cfg = replace(cal.config, validate=False, min_readings=MIN_FEATURE_ROWS, autoencoder=ae)
     result = await asyncio.to_thread(calibrate, datasets, cfg, run.progress)
     await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
-    baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline}
+    screening = [r.to_dict() for r in c.screenings]
+    baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline, "screening": screening}
     stats = {**result.training_stats, "timings_s": result.timings, "data_points": result.data_points}
     version = await asyncio.to_thread(
         registry.save_version, cal.model_dir, asset, result.models, baseline_info, stats
