@@ -108,7 +108,9 @@ def template(tmp_path_factory: pytest.TempPathFactory, influxd: InfluxServer) ->
         while store.count("readings", ASSET) < len(sent.accepted) and time.monotonic() < deadline:
             time.sleep(0.2)
         store.close()
-        r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": ASSET, "lookback_minutes": 10})
+        r = api(
+            stack, "POST", "/calibration/start?wait=true", json={"asset_id": ASSET, "lookback_minutes": 10}
+        )
         assert r.status_code == 200, r.text
         assert set(MODELS) <= set(r.json()["models"]), r.json()
     finally:

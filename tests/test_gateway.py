@@ -498,7 +498,9 @@ async def test_request_reply_over_real_broker(
         task = asyncio.create_task(responder(c))
         try:
             r = await asyncio.to_thread(
-                client.post, "/api/v1/calibration/start?wait=true", json={"asset_id": "m1", "lookback_minutes": 5}
+                client.post,
+                "/api/v1/calibration/start?wait=true",
+                json={"asset_id": "m1", "lookback_minutes": 5},
             )
         finally:
             # Re-cancel until done: on Python 3.11 a cancellation arriving just as an aiomqtt publish
