@@ -6,6 +6,8 @@
   vs per-window loops, and the ratio.
 * ``calibration``: :mod:`benchmarks.bench_calibration` (subprocess): seconds per full calibration
   for 300, 1,000 and 10,000 rows; the ratio is the time relative to the smallest size.
+* ``validation``: :mod:`benchmarks.bench_calibration_validation` (subprocess): false rejections of
+  healthy calibrations and silent acceptance of contaminated ones (2-5 % faulty readings).
 * ``pipeline``: :mod:`benchmarks.bench_pipeline` (in this process; it starts Mosquitto and every
   service): fault-to-health latency and end-to-end throughput vs the raw broker rate.
 * ``replay``: :mod:`benchmarks.bench_replay` (in this process; Mosquitto and every service again):
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("features", "calibration", "pipeline", "replay")
+NAMES = ("features", "calibration", "validation", "pipeline", "replay")
 
 
 @dataclass
@@ -148,6 +150,18 @@ def run_calibration(quick: bool) -> Section:
     return sec
 
 
+def run_validation(quick: bool) -> Section:
+    """:mod:`benchmarks.bench_calibration_validation` (subprocess); its ``ROW|case|value|baseline|ratio``
+    lines become the summary rows."""
+    sec = Section("validation")
+    argv = [sys.executable, "-m", "benchmarks.bench_calibration_validation", *(["--quick"] if quick else [])]
+    rc, lines = stream(argv)
+    sec.ok, sec.rows = rc == 0, [Row(*ln.split("|")[1:5]) for ln in lines if ln.startswith("ROW|")]
+    if rc:
+        sec.error = f"exit status {rc}"
+    return sec
+
+
 def run_pipeline(quick: bool) -> Section:
     from benchmarks import bench_pipeline as bp
 
@@ -212,6 +226,7 @@ def run_replay(quick: bool) -> Section:
 RUNNERS: dict[str, Callable[[bool], Section]] = {
     "features": run_features,
     "calibration": run_calibration,
+    "validation": run_validation,
     "pipeline": run_pipeline,
     "replay": run_replay,
 }

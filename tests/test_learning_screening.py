@@ -1,0 +1,122 @@
+"""Robust 3σ screening of calibration data: flagging, exclusion, rejection, and the calibrator's use of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import ndtri
+
+from services.calibrator.data import Collected, reading_features, signal_baseline
+from services.calibrator.job import default_config, validate_data
+from shared.learning.baseline import familywise_cutoff
+from shared.learning.screening import ContaminatedData, screen
+from shared.messages import SIGNALS
+
+MEANS = (230.0, 15.0, 0.92, 0.15)
+SIGMAS = (2.0, 0.3, 0.01, 0.01)
+
+
+def healthy(n: int) -> np.ndarray:
+    """n readings whose columns are the exact normal quantiles (i + 0.5) / n of N(mean, σ²), each column
+    in its own fixed order: the robust scale of such a column is σ (to about 1 %), and no value lies
+    beyond Φ⁻¹(1 − 0.5/n) σ (2.58σ for n = 100)."""
+    z = ndtri((np.arange(n) + 0.5) / n)
+    order = np.random.default_rng(0)
+    cols = [m + s * z[order.permutation(n)] for m, s in zip(MEANS, SIGMAS, strict=True)]
+    return np.stack(cols, axis=1)
+
+
+def with_spikes(n: int, k: int, volts: float = 300.0) -> np.ndarray:
+    x = healthy(n)
+    x[np.linspace(5, n - 5, k).astype(int), 0] = volts
+    return x
+
+
+def test_healthy_data_has_nothing_beyond_the_cutoff() -> None:
+    res = screen(healthy(100), list(SIGNALS), what="readings")
+    assert res.n_flagged == 0 and res.ok
+    assert res.cutoff == pytest.approx(familywise_cutoff(3.0, 4)) and 3.39 < res.cutoff < 3.41
+    assert res.message().startswith("Baseline validated: 0 of 100 readings beyond 3σ")
+
+
+def test_spikes_are_flagged_and_cannot_inflate_the_scale() -> None:
+    x = with_spikes(100, 4)  # 4 % voltage spikes of 300 V
+    res = screen(x, list(SIGNALS), what="readings")
+    assert res.n_flagged == 4 and res.per_column == {"voltage_v": 4, "current_a": 0, "power_factor": 0,
+                                                      "vibration_g": 0}  # fmt: skip
+    assert np.flatnonzero(res.flagged).tolist() == np.flatnonzero(x[:, 0] == 300.0).tolist()
+    assert res.ok  # 4 % <= 5 %: excluded, not rejected
+    # the plain σ of the voltage is inflated to ≈ 14 V by the spikes, the robust one stays ≈ 2 V
+    assert x[:, 0].std() > 13.0
+    assert res.scale_high[0] == pytest.approx(2.0, rel=0.05) and res.scale_low[0] == pytest.approx(
+        2.0, rel=0.05
+    )
+    assert res.message() == (
+        "Excluded 4 of 100 readings beyond 3σ (robust median/MAD σ, 3.40σ per column for 4 columns) "
+        "from training (voltage_v 4); 4.0% outliers, limit 5.0%"
+    )
+    d = res.to_dict()
+    assert d["excluded"] == 4 and d["n"] == 100 and d["per_column"]["voltage_v"] == 4
+
+
+def test_cutoff_is_the_familywise_three_sigma() -> None:
+    x = healthy(100)
+    x[10, 1] = 15.0 + 3.2 * 0.3  # 3.2σ: within the 3.40σ cut-off for 4 columns
+    x[20, 3] = 0.15 + 3.7 * 0.01  # 3.7σ: beyond it
+    res = screen(x, list(SIGNALS))
+    assert np.flatnonzero(res.flagged).tolist() == [20]
+    assert screen(x[:, [1]], ["current_a"]).n_flagged == 1  # one column alone: the plain 3σ rule
+
+
+def test_at_most_five_percent_is_accepted_more_is_rejected_with_the_reason() -> None:
+    assert screen(with_spikes(100, 5), list(SIGNALS)).ok  # exactly 5 %: the limit itself is allowed
+    res = screen(with_spikes(100, 6), list(SIGNALS), what="readings")
+    assert not res.ok and res.n_flagged == 6
+    msg = str(ContaminatedData(res))
+    assert msg.startswith("Baseline validation failed: 6.0% outliers (6 of 100 readings beyond 3σ")
+    assert "voltage_v 6" in msg and "limit 5.0%" in msg
+    assert res.to_dict()["excluded"] == 0
+
+
+def test_a_mostly_constant_count_is_not_judged() -> None:
+    counts = np.zeros((100, 1))
+    counts[[3, 50, 90], 0] = 1.0  # a spike count: 0 in 97 % of the rows
+    assert screen(counts, ["current_spike_count"]).n_flagged == 0
+
+
+def collected(x: np.ndarray) -> tuple[Collected, dict]:
+    ts = 1_700_000_000.0 + np.arange(x.shape[0], dtype=np.float64)
+    c = Collected("m1", 5.0, None, signals=x.copy(), reading_ts=ts)
+    c.datasets = reading_features(ts, x, 8, 30)  # the stored vectors: computed from every reading
+    c.signal_baseline = signal_baseline(x)
+    return c, dict(c.datasets)
+
+
+def test_calibrator_excludes_flagged_readings_and_recomputes_the_features() -> None:
+    x = with_spikes(200, 8)  # 4 %
+    c, datasets = collected(x)
+    assert c.signal_baseline["voltage_v"]["std"] > 13.0  # what the baseline would have been
+    assert datasets["legacy"][0][:, 0].max() > 232.0  # the 1 h mean carries the spikes
+    notes = validate_data(c, datasets, default_config(), batch_window=8)
+    assert notes == [c.screenings[0].message()] and notes[0].startswith("Excluded 8 of 200 readings")
+    assert c.signals is not None and c.signals.shape[0] == 192 and c.signals[:, 0].max() < 240.0
+    assert c.signal_baseline["voltage_v"]["std"] == pytest.approx(2.0, rel=0.05)
+    legacy, batch = datasets["legacy"][0], datasets["batch"][0]
+    assert legacy.shape[0] == 192 - 29 and batch.shape[0] == 192 - 7  # warm-up 30, window 8, step 1
+    assert legacy[:, 0].max() < 231.5 and batch[:, 2].max() < 20.0  # 1 h mean, voltage peak-to-peak
+    assert c.datasets["legacy"] is datasets["legacy"]
+
+
+def test_calibrator_rejects_more_than_five_percent_and_keeps_the_data() -> None:
+    x = with_spikes(200, 12)  # 6 %
+    c, datasets = collected(x)
+    with pytest.raises(ContaminatedData, match=r"Baseline validation failed: 6\.0% outliers"):
+        validate_data(c, datasets, default_config(), batch_window=8)
+    assert c.signals is not None and c.signals.shape[0] == 200
+
+
+def test_healthy_readings_pass_unchanged() -> None:
+    c, datasets = collected(healthy(200))
+    before = datasets["legacy"]
+    assert validate_data(c, datasets, default_config(), batch_window=8) == []
+    assert datasets["legacy"] is before and c.screenings[0].n_flagged == 0
