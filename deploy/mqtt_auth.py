@@ -99,7 +99,15 @@ GRANTS: tuple[Grant, ...] = (
     Grant(
         "calibrator",
         ("calibrator",),
-        read=("state/+", "cmd/calibrate", "cmd/purge", "cmd/reload", "cmd/config"),
+        read=(
+            "state/+",
+            "cmd/calibrate",
+            "cmd/purge",
+            "cmd/reload",
+            "cmd/config",
+            "cmd/model_import",
+            "cmd/model_export",
+        ),
         write=("reply/+/+", "state/+", "models/+/+", "config/+", "health/+"),
     ),
     Grant(
@@ -156,6 +164,8 @@ GRANTS: tuple[Grant, ...] = (
             "cmd/reload",
             "cmd/alarm_action",
             "cmd/config",
+            "cmd/model_import",
+            "cmd/model_export",
         ),
     ),
 )

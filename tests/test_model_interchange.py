@@ -24,6 +24,7 @@ import re
 import zipfile
 from collections import deque
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,12 @@ def payloads(n: int, seed: int, t0: float = 1.7e9, fault: str | None = None) -> 
     return out
 
 
-def replay_windows() -> list[dict[str, Any]]:
-    """Healthy windows, then each fault for 12 windows with healthy ones between."""
-    seq = payloads(20, seed=101)
+def replay_windows(t0: float = 1.75e9) -> list[dict[str, Any]]:
+    """Healthy windows, then each fault for 12 windows with healthy ones between (consecutive times)."""
+    seq = payloads(20, seed=101, t0=t0)
     for i, fault in enumerate(("imbalance", "misalignment", "looseness", "bearing_outer")):
-        seq += payloads(12, seed=200 + i, fault=fault) + payloads(12, seed=300 + i)
+        for n, seed, f in ((12, 200 + i, fault), (12, 300 + i, None)):
+            seq += payloads(n, seed=seed, t0=t0 + len(seq) * 256 / 500, fault=f)
     return seq
 
 
@@ -419,10 +421,11 @@ def test_zip_round_trip_and_folders(article_files: dict[str, bytes]) -> None:
 # Integration: the whole stack
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def stack(tmp_path_factory: pytest.TempPathFactory, mosquitto: Any) -> Iterator[Any]:
+    """The whole system (SQLite store) on a real Mosquitto the test also publishes to."""
     from tests.support.stack import Stack
 
-    s = Stack(tmp_path_factory.mktemp("interchange")).start()
+    s = Stack(tmp_path_factory.mktemp("interchange"), mqtt_url=mosquitto.url).start()
     yield s
     s.stop()
 
@@ -432,10 +435,22 @@ def _multipart(files: dict[str, bytes]) -> dict[str, tuple[str, bytes]]:
 
 
 async def _ready(stack: Any) -> None:
-    from tests.support.faults import wait_for
-    from tests.support.stack import api
+    """Until ``/readyz`` answers 200: every announced model is loaded by its scorer."""
+    import httpx
 
-    await wait_for(lambda: api(stack, "GET", "/../readyz").status_code == 200, 60, "/readyz 200")
+    from tests.support.faults import wait_for
+
+    last: list[str] = []
+
+    def ready() -> bool:
+        r = httpx.get(f"{stack.api}/readyz", timeout=10)
+        last[:] = [r.text]
+        return r.status_code == 200
+
+    try:
+        await wait_for(ready, 60, "/readyz 200")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {last}") from None
 
 
 async def _replay(stack: Any, asset: str, seq: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -463,7 +478,8 @@ async def test_import_replay_export_on_the_stack(
     seq = replay_windows()
     live = await _replay(stack, asset, seq)
     assert [s["model_version"] for s in live] == [version] * len(seq)
-    assert [s["ts"] for s in live] == sorted(s["ts"] for s in live)  # scored in publish order
+    times = [datetime.fromisoformat(s["ts"]).timestamp() for s in live]
+    assert times == pytest.approx([p["ts"] for p in seq], abs=1e-3)  # every window, scored in publish order
     flow = article_flow(article_files, seq)
     assert [s["severity"] for s in live] == [f["severity"] for f in flow]
     np.testing.assert_allclose(

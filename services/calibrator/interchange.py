@@ -90,6 +90,7 @@ def imported_entry(
     blob, info = interchange.wrap(three.onnx, three.mean, std, three.clip, interchange.FLOW_FEATURES)
     given = training.resolved() if training is not None else None
     entry: dict[str, Any] = {
+        "kind": KIND,
         "algorithm": "autoencoder",
         "features": vibration_feature_names(),
         "n_features": interchange.FLOW_FEATURES,
@@ -116,7 +117,7 @@ def imported_entry(
 def check_imported(blob: bytes, entry: dict[str, Any]) -> None:
     """The checks every loaded model passes (graph, probe, sign); :class:`ImportRefused` otherwise."""
     try:
-        manifest = ModelManifest.model_validate({**entry, "kind": KIND})
+        manifest = ModelManifest.model_validate(entry)
         model = OnnxModel.from_bytes(blob, manifest.entry())
         check_model(model, manifest)
     except (UntrustedModel, ValueError) as exc:
@@ -171,13 +172,13 @@ async def model_import(cal: Calibration, req: ModelImportRequest) -> list[Publis
 
     try:
         version, entry = await asyncio.to_thread(import_autoencoder, cal.model_dir, req)
+        pubs, models = await announcements(cal.model_dir, req.asset_id, version, signer=cal.signer)
     except (ImportRefused, interchange.InterchangeError) as exc:
         log.warning("model_import_refused", asset_id=req.asset_id, reason=str(exc))
         return failed("invalid", str(exc))
     except Exception as exc:  # a bug or a registry failure must not take the service down
         log.exception("model_import_failed", asset_id=req.asset_id)
         return failed("internal", f"import failed: {type(exc).__name__}: {exc}")
-    pubs, models = await announcements(cal.model_dir, req.asset_id, version, signer=cal.signer)
     state = cal.states.get(req.asset_id)
     text = f"autoencoder imported as {version} (FlowFuse three-file form)"
     pubs.append(cal.states.change(req.asset_id, "CALIBRATED" if state == "IDLE" else state, text, models))
