@@ -517,3 +517,49 @@ async def test_import_refusals_over_http(stack: Any, article_files: dict[str, by
     )
     assert zipped.status_code == 200, zipped.text
     assert api(stack, "GET", "/models/nobody/export").status_code == 404
+
+
+@pytest.mark.integration
+async def test_trained_with_flowfuse_preset_exports_and_threshold_rule_edit_takes_effect(stack: Any) -> None:
+    """Asset configuration with the flowfuse preset → calibration (full-batch, recorded in the manifest)
+    → export scored the article's way matches the live scores; an edited threshold_rule.k takes effect on
+    reload."""
+    from tests.support.stack import api
+
+    asset = "ff_trained"
+    cfg = api(stack, "PUT", f"/assets/{asset}/config", json={"training": {"preset": "flowfuse"}})
+    assert cfg.status_code == 200, cfg.text
+    from tests.support.pipeline import publish
+
+    t0 = 1.76e9
+    train = [{**p, "motor_id": asset} for p in payloads(330, seed=11, t0=t0)]
+    await publish(stack.broker_url, topics.raw_vibration(asset), train)
+    end = datetime.fromtimestamp(train[-1]["ts"]).astimezone().isoformat()
+    body = {"asset_id": asset, "lookback_minutes": 60 * 24 * 30, "end": end}
+    r = api(stack, "POST", "/calibration/start", params={"wait": "true"}, json=body)
+    assert r.status_code == 200, r.text
+    mdir = stack.data_dir / "models" / asset
+    path = max(mdir.glob("v*/manifest.json"))
+    entry = json.loads(path.read_text())["models"]["autoencoder"]
+    assert entry["params"]["preset"] == "flowfuse" and entry["params"]["full_batch"] is True
+    assert entry["source"] == "trained" and entry["rolling_window"] == 10
+    await _ready(stack)
+    seq = replay_windows(t0=train[-1]["ts"] + 1)
+    live = await _replay(stack, asset, seq)
+    files = ic.from_zip(api(stack, "GET", f"/models/{asset}/export").content)
+    flow = article_flow(files, seq)
+    assert [s["severity"] for s in live] == [f["severity"] for f in flow]
+    np.testing.assert_allclose(
+        [s["anomaly_score"] for s in live], [f["anomaly_score"] for f in flow], atol=1e-5
+    )
+    # Edit k in the manifest: the reload applies it (written back) and the scorer uses it.
+    manifest = json.loads(path.read_text())
+    rule = manifest["models"]["autoencoder"]["threshold_rule"]
+    rule["k"] = 5.0
+    path.write_text(json.dumps(manifest))
+    assert api(stack, "POST", "/models/reload", params={"asset_id": asset}).status_code == 200
+    want = rule["error_mean"] + 5.0 * rule["error_std"]
+    assert json.loads(path.read_text())["models"]["autoencoder"]["threshold"] == pytest.approx(want)
+    await _ready(stack)
+    later = await _replay(stack, asset, replay_windows(t0=seq[-1]["ts"] + 1)[:3])
+    assert [s["threshold"] for s in later] == pytest.approx([want] * 3)
