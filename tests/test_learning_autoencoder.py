@@ -155,3 +155,40 @@ def test_bad_input_is_rejected():
         train_autoencoder(np.full((10, 3), np.nan), names(3))
     with pytest.raises(ValueError, match="3 feature names for 2"):
         train_autoencoder(np.zeros((10, 2)), names(3))
+
+
+def test_full_batch_is_one_unshuffled_step_per_epoch_on_every_row():
+    """``full_batch`` (the FlowFuse article): each epoch is one Adam step on the loss over all rows, so
+    the row order does not matter and the progress callback sees every epoch."""
+    rng = np.random.default_rng(3)
+    X = healthy(rng, 120, 6)
+    cfg = AutoencoderConfig(epochs=15, full_batch=True)
+    seen: list[tuple[int, int, float]] = []
+    a = train_autoencoder(X, names(6), cfg, lambda e, n, loss: seen.append((e, n, loss)))
+    b = train_autoencoder(X[::-1].copy(), names(6), cfg)
+    assert a.params["batch_size"] == 120 and a.params["full_batch"] is True
+    assert a.threshold == pytest.approx(b.threshold, rel=1e-5)
+    assert [(e, n) for e, n, _ in seen] == [(e, 15) for e in range(1, 16)]
+    assert seen[-1][2] == pytest.approx(a.final_loss)
+    mini = train_autoencoder(X, names(6), AutoencoderConfig(epochs=15))
+    assert mini.params["batch_size"] == 64 and mini.threshold != pytest.approx(a.threshold, rel=1e-3)
+
+
+def test_export_wraps_the_article_form_and_records_it(trained33):
+    """The graph is the article's reconstruction graph between the scaler and the per-row MSE; the entry
+    names the wrapper, the rolling window, the source and the rule's own threshold."""
+    _, _, model, blob, _ = trained33
+    e = model.entry()
+    assert e["interchange"]["reconstruction"] == "reconstruction" and e["interchange"]["opset"] == 11
+    assert e["source"] == "trained" and e["rolling_window"] == 10
+    assert e["threshold_rule"]["threshold"] == e["threshold"]
+    ops = [n.op_type for n in onnx.load_from_string(blob).graph.node]
+    assert ops[:4] == ["Sub", "Div", "Max", "Min"] and ops[-3:] == ["Sub", "Mul", "ReduceMean"]
+    assert ops.count("MatMul") == 4 and ops.count("Relu") == 3
+
+
+def test_bad_training_options_are_refused():
+    with pytest.raises(ValueError, match="window"):
+        AutoencoderConfig(window=0).check()
+    with pytest.raises(ValueError, match="full_batch"):
+        AutoencoderConfig(full_batch="yes").check()  # type: ignore[arg-type]
