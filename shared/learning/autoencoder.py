@@ -1,7 +1,7 @@
 """Vibration autoencoder: training in torch, export to ONNX with the scaler inside (pure: no I/O).
 
 Network: MLP d → 16 → 8 → 16 → d, ReLU after each hidden layer, linear output; d = 33 (3 axes × 11
-features) or 11 (single axis). Input scaling (inside the exported graph, so the ONNX input is the raw feature vector):
+features) or 11 (single axis). Input scaling, inside the exported graph (its input is raw features):
 
     z = clip((x − mean) / max(std, min_std), −clip, +clip)
 
