@@ -197,7 +197,8 @@ async def test_calibrator_ready_after_reannouncing_and_the_scorer_counts_what_it
         await wait_for(lambda: any(s.ready for s in statuses(bus, "calibrator")), 10, "calibrator ready")
         await wait_for(lambda: summary(bus, "scorer-legacy")[-1] == ("online", True, [], 2), 10, "2 loaded")
     cal = statuses(bus, "calibrator")
-    assert (cal[0].ready, cal[0].detail) == (False, ServiceDetail(waiting_for=["configs", "models", "states"]))
+    first = (cal[0].ready, cal[0].detail)
+    assert first == (False, ServiceDetail(waiting_for=["configs", "models", "states"]))
     ready = next(s for s in cal if s.ready)
     assert ready.detail == ServiceDetail(models_announced=2)
     # both announcements went out before the calibrator said it is ready
