@@ -53,7 +53,7 @@ def test_spikes_are_flagged_and_cannot_inflate_the_scale() -> None:
     )
     assert res.message() == (
         "Excluded 4 of 100 readings beyond 3σ (robust median/MAD σ, 3.40σ per column for 4 columns) "
-        "from training (voltage_v 4); 4.0% outliers, limit 5.0%"
+        "from training (voltage_v 4; trained on the other 96); 4.0% outliers, limit 5.0%"
     )
     d = res.to_dict()
     assert d["excluded"] == 4 and d["n"] == 100 and d["per_column"]["voltage_v"] == 4

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from shared.features import BATCH_FEATURE_NAMES, LEGACY_FEATURE_NAMES, LegacyFeatureState, batch_features
 from shared.features.batch import sliding_windows
-from shared.learning.screening import Screening, screen
+from shared.learning.screening import Screening, screen, screen_windows
 from shared.messages import SIGNALS, from_ns
 from shared.records import READINGS, WINDOWS, features_measurement, point_to_features
 from shared.store import Point, Store, paging
@@ -255,7 +255,7 @@ def screen_collected(
                     datasets[kind] = c.datasets[kind] = rebuilt[kind]
     if "autoencoder" in datasets:
         X, names = datasets["autoencoder"]
-        res = screen(X, names, what="vibration windows", sigma=sigma, max_fraction=max_fraction)
+        res = screen_windows(X, names, sigma=sigma, max_fraction=max_fraction)
         out.append(res)
         if res.ok and res.n_flagged:
             datasets["autoencoder"] = c.datasets["autoencoder"] = (X[~res.flagged], names)

@@ -51,6 +51,8 @@ from .lifecycle import AssetStates, announcements
 
 log = structlog.get_logger()
 
+#: Readings / vibration windows a calibration must *collect* (counted before screening: the rows the
+#: screening excludes, at most 5 %, never make a calibration insufficient).
 MIN_READINGS = 100
 MIN_WINDOWS = 300
 #: The batch forest needs this many *non-overlapping* windows' worth of readings: sliding windows
@@ -262,7 +264,11 @@ async def _train_save_announce(
     notes = [*await asyncio.to_thread(validate_data, c, datasets, cal.config, cal.batch_window), *notes]
     await run.step("training", "Validated baseline; training...")
     ae = training_config(run.req.training, cal.config.autoencoder)  # the request's / asset's parameters
-    cfg = replace(cal.config, validate=False, min_readings=MIN_FEATURE_ROWS, autoencoder=ae)
+    # The minimums (MIN_READINGS, MIN_WINDOWS) apply to the data collected, checked by select_datasets
+    # before screening: excluding up to 5 % flagged rows must not turn a sufficient calibration into
+    # "insufficient" (300 windows with 14 excluded are trained on the 286 left).
+    floor = MIN_FEATURE_ROWS
+    cfg = replace(cal.config, validate=False, min_readings=floor, min_windows=floor, autoencoder=ae)
     result = await asyncio.to_thread(calibrate, datasets, cfg, run.progress)
     await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
     screening = [r.to_dict() for r in c.screenings]
