@@ -1,7 +1,7 @@
 """Calibration validation: false rejections of healthy data and silent acceptance of contaminated data.
 
 Run: ``PYTHONPATH=. .venv/bin/python -m benchmarks.bench_calibration_validation [--quick]
-[--healthy 200] [--seeds 6]``
+[--healthy 200] [--seeds 6] [--real-seeds 5] [--real-only]``
 
 Every case runs the calibrator's own steps on synthetic 1 Hz readings, without broker or store: the
 features service's legacy and batch features of all readings (``BATCH_WINDOW`` 8, legacy warm-up 30),
@@ -21,24 +21,43 @@ and self-check) with the calibrator's default configuration.
   *silent* (accepted with nothing excluded: the target is 0). Printed beside: faulty readings excluded
   / left in the training data, healthy readings excluded, and the voltage σ of the stored baseline.
 
+* **Real data** (``--real-only`` runs just this; skipped when ``../shared/datasets`` is absent): the
+  calibrator's screening (``validate_data``) of real vibration windows, each channel a single-axis asset.
+  Healthy: FEMTO/PRONOSTIA early life of the six bearings (first snapshots, at most 300 and only the
+  first half of each run), both channels; CWRU 0 HP normal record per channel at 48 kHz (2048- and
+  4096-sample windows) and resampled to 12 kHz (2048, 512 hop). Printed: rejected (target 0), windows
+  excluded, and the old per-column rule beside. Contaminated: 2/3/4/5 % of the windows replaced by faulty
+  ones (FEMTO: the last 30 snapshots of the same bearing and channel; CWRU: every fault record of the same
+  rate and channel) at random positions or as one block at the end, ``--real-seeds`` seeds each (5):
+  rejected / excluded / silent, and faulty windows excluded / left. Then the issue's replay end to end
+  (FEMTO Bearing1_1, 300 snapshots per channel: select, validate, train the autoencoder).
+
 Numbers are printed, never asserted; summary lines start with ``ROW|`` for ``python -m benchmarks``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
+import structlog
 from numpy.typing import NDArray
+from scipy.signal import resample_poly
 
 from services.calibrator.data import Collected, reading_features, signal_baseline
 from services.calibrator.job import MIN_FEATURE_ROWS, default_config, select_datasets, validate_data
 from shared import synth
 from shared.features.engine import BATCH_WINDOW
+from shared.features.vibration import window_features
 from shared.learning.calibration import CalibrationError, calibrate
+from shared.learning.screening import ContaminatedData, Screening, screen
 from shared.messages import SIGNALS
 
 FRACTIONS = (0.02, 0.03, 0.04, 0.05)
@@ -151,12 +170,201 @@ def contaminated(mode: str, frac: float, seeds: int) -> tuple[int, int, int]:
     return counts["rejected"], counts["excluded"], counts["silent"]
 
 
+# --- Real data: vibration windows of real bearings (FEMTO/PRONOSTIA run-to-failure, CWRU) ----------------
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+#: FEMTO healthy segment: the first snapshots of each run, at most 300 and only the first half of its life.
+FEMTO_EARLY, FEMTO_EARLY_LIFE = 300, 0.5
+#: FEMTO faulty snapshots: the last 30 of each run (its final 5 minutes, at 10 s per snapshot).
+FEMTO_LAST = 30
+FEMTO_BEARINGS = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2")
+
+
+@dataclass
+class RealSet:
+    """One asset's healthy calibration windows (features, time order) and faulty windows to mix in."""
+
+    name: str
+    names: list[str]
+    healthy: NDArray[np.float64]
+    faults: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+
+
+def femto_sets(root: Path) -> list[RealSet]:
+    """Each FEMTO bearing × channel (0 horizontal, 1 vertical) as a single-axis asset: 2560-sample
+    snapshots (0.1 s at 25.6 kHz) in g, healthy = early life, faults = the last snapshots."""
+    out = []
+    for b in FEMTO_BEARINGS:
+        z = np.load(root / "femto_pronostia" / f"femto_Bearing{b}.npz")
+        life = float(json.loads(str(z["meta_json"]))["life_s"])
+        n = min(FEMTO_EARLY, int((z["t_s"] < FEMTO_EARLY_LIFE * life).sum()))
+        g = float(z["scale_g"])
+        for ch in (0, 1):
+            names, healthy = window_features(z["acc"][:n, :, ch] * g)
+            last = window_features(z["acc"][-FEMTO_LAST:, :, ch] * g)[1]
+            out.append(RealSet(f"FEMTO {b} {'hv'[ch]}", names, healthy, {"last 5 min": last}))
+    return out
+
+
+def _cut(x: NDArray[np.float64], win: int, hop: int) -> NDArray[np.float64]:
+    return np.stack([x[i : i + win] for i in range(0, x.shape[0] - win + 1, hop)])
+
+
+def cwru_sets(root: Path) -> list[RealSet]:
+    """CWRU 0 HP: the normal record (48 kHz, 5 s) per channel (DE, FE) as a single-axis asset, cut into
+    2048-sample windows (and 4096, healthy only); at 12 kHz the normal record is resampled by 1/4 and cut
+    with a 512-sample hop (116 windows). Faults: the same rate's fault records, 2048-sample windows."""
+    z = np.load(root / "cwru" / "cwru_0hp_1797rpm.npz")
+    out = []
+    for ch in ("DE", "FE"):
+        normal = z[f"normal__{ch}"].astype(np.float64)
+        for rate, x, win, hop in (
+            ("48k", normal, 2048, 2048),
+            ("48k", normal, 4096, 4096),
+            ("12k", resample_poly(normal, 1, 4), 2048, 512),
+        ):
+            names, healthy = window_features(_cut(x, win, hop))
+            faults = {}
+            if win == 2048:
+                for key in z.files:
+                    label, _, c = key.partition("__")
+                    if c == ch and label.endswith(rate) and label != "normal":
+                        faults[label] = window_features(_cut(z[key].astype(np.float64), win, win))[1]
+            out.append(RealSet(f"CWRU {rate} {ch} {win}", names, healthy, faults))
+    return out
+
+
+def screen_real(X: NDArray[np.float64], names: list[str]) -> Screening:
+    """The calibrator's screening of an autoencoder dataset (``validate_data`` on vibration windows only)."""
+    n = X.shape[0]
+    c = Collected("real", 0.0, None, counts={"vibration": n}, datasets={"autoencoder": (X, names)})
+    try:
+        validate_data(c, {"autoencoder": (X, names)}, default_config())
+    except ContaminatedData as exc:
+        return exc.screening
+    return c.screenings[0]
+
+
+def real_healthy(sets: list[RealSet]) -> None:
+    """False rejections of each real healthy set; the old per-column rule beside, for comparison."""
+    rejected, old_rejected = 0, 0
+    for s in sets:
+        res = screen_real(s.healthy, s.names)
+        old = screen(s.healthy, s.names, what="vibration windows")
+        rejected += not res.ok
+        old_rejected += not old.ok
+        verdict = "REJECTED" if not res.ok else f"accepted, {res.n_flagged:2d} excluded"
+        print(
+            f"  {s.name:18s} {res.n:3d} windows: {verdict} ({100 * res.fraction:.1f}%); old per-column rule: "
+            f"{old.n_flagged:3d} flagged ({100 * old.fraction:.1f}%{', rejected' if not old.ok else ''})"
+        )
+    print(
+        f"ROW|false rejections, {len(sets)} real healthy sets (FEMTO early life, CWRU normal)|"
+        f"{rejected}/{len(sets)}|per-column rule before: {old_rejected}/{len(sets)}|target 0"
+    )
+
+
+def mix(
+    rng: np.random.Generator, s: RealSet, bad: NDArray[np.float64], frac: float, block: bool
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """``s.healthy`` with ``max(1, round(frac·n))`` rows replaced by random faulty windows: at random
+    positions, or as one block at the end (a fault that starts within the look-back)."""
+    n = s.healthy.shape[0]
+    k = max(1, round(frac * n))
+    where = np.arange(n - k, n) if block else rng.choice(n, size=k, replace=False)
+    X = s.healthy.copy()
+    X[where] = bad[rng.choice(bad.shape[0], size=k, replace=bad.shape[0] < k)]
+    faulty = np.zeros(n, dtype=bool)
+    faulty[where] = True
+    return X, faulty
+
+
+def real_cases(
+    sets: list[RealSet], seeds: int
+) -> Iterator[tuple[str, NDArray[np.float64], bool, int, RealSet]]:
+    """Every (set, fault, placement, seed): its name, the faulty windows, end block?, seed, the set."""
+    for s in sets:
+        for label, bad in s.faults.items():
+            for block in (False, True):
+                for seed in range(seeds):
+                    yield f"{s.name} {label} {'end' if block else 'random'} seed {seed}", bad, block, seed, s
+
+
+def real_fraction(sets: list[RealSet], frac: float, seeds: int) -> None:
+    """Outcome of every case at ``frac`` faulty windows: rejected / excluded / silent."""
+    tot = {"rejected": 0, "excluded": 0, "silent": 0}
+    caught, left, silent_cases = 0, 0, []
+    for case, bad, block, seed, s in real_cases(sets, seeds):
+        X, faulty = mix(np.random.default_rng(seed), s, bad, frac, block)
+        res = screen_real(X, s.names)
+        kind = "rejected" if not res.ok else "excluded" if res.n_flagged else "silent"
+        tot[kind] += 1
+        if res.ok:
+            caught += int((res.flagged & faulty).sum())
+            left += int((~res.flagged & faulty).sum())
+        if kind == "silent":
+            silent_cases.append(case)
+    runs = sum(tot.values())
+    print(
+        f"  {100 * frac:.0f}% faulty windows: rejected {tot['rejected']}, excluded {tot['excluded']}, "
+        f"silent {tot['silent']} of {runs}; accepted ones: faulty windows excluded {caught}, left {left}"
+    )
+    by_fault = Counter(case.rsplit(" ", 3)[0] for case in silent_cases)
+    for fault, k in sorted(by_fault.items()):
+        print(f"    silent: {fault} ({k} of its cases)")
+    what = f"{100 * frac:.0f}% faulty real windows (FEMTO last 5 min, CWRU faults; random or end block)"
+    outcome = f"rejected {tot['rejected']}, excluded {tot['excluded']}"
+    print(f"ROW|{what}|silent {tot['silent']}/{runs}|{outcome}|target 0 silent")
+
+
+def real_calibration(root: Path) -> None:
+    """The issue's replay: FEMTO Bearing1_1, the first 300 snapshots per channel, through
+    ``select_datasets`` → ``validate_data`` → ``calibrate`` (autoencoder) with the calibrator's settings."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    z = np.load(root / "femto_pronostia" / "femto_Bearing1_1.npz")
+    for ch in (0, 1):
+        names, X = window_features(z["acc"][:300, :, ch] * float(z["scale_g"]))
+        c = Collected("femto", 60.0, None, counts={"vibration": 300}, datasets={"autoencoder": (X, names)})
+        cfg = default_config()
+        datasets, _ = select_datasets(c)
+        try:
+            notes = validate_data(c, datasets, cfg)
+            floor = MIN_FEATURE_ROWS
+            calibrate(datasets, replace(cfg, validate=False, min_readings=floor, min_windows=floor))
+            text = "calibrated" + "".join(f"; {n}" for n in notes)
+        except CalibrationError as exc:
+            text = f"FAILED: {exc}"
+        print(f"  FEMTO 1_1 {'hv'[ch]} (300 windows): {text}")
+
+
+def real_data(seeds: int) -> None:
+    root = DATA
+    if not (root / "femto_pronostia").is_dir() or not (root / "cwru").is_dir():
+        print(f"real data: {root} not found, section skipped")
+        return
+    t = time.perf_counter()
+    sets = femto_sets(root) + cwru_sets(root)
+    print("real healthy vibration windows (screening of the autoencoder's calibration data):")
+    real_healthy(sets)
+    print(f"real contaminated windows ({seeds} seeds per set, fault, fraction and placement):")
+    for frac in FRACTIONS:
+        real_fraction([s for s in sets if s.faults], frac, seeds)
+    print("end to end (select, validate, train the autoencoder):")
+    real_calibration(root)
+    print(f"real data: {time.perf_counter() - t:.0f} s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="50 healthy seeds, 2 seeds per contaminated case")
     p.add_argument("--healthy", type=int, default=None, help="healthy calibrations per generator (200)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per fault mode and fraction (6)")
+    p.add_argument("--real-seeds", type=int, default=None, help="seeds per real contaminated case (5)")
+    p.add_argument("--real-only", action="store_true", help="only the real-data section")
     a = p.parse_args()
+    if a.real_only:
+        real_data(a.real_seeds or (2 if a.quick else 5))
+        return
     n_healthy = a.healthy or (50 if a.quick else 200)
     seeds = a.seeds or (2 if a.quick else 6)
     t = time.perf_counter()
@@ -171,6 +379,7 @@ def main() -> None:
         runs = int(tot.sum())
         case = f"{100 * frac:.0f}% faulty readings, {len(MODES)} fault modes x {seeds}"
         print(f"ROW|{case}|silent {tot[2]}/{runs}|rejected {tot[0]}, excluded {tot[1]}|target 0 silent")
+    real_data(a.real_seeds or (2 if a.quick else 5))
     print(f"total {time.perf_counter() - t:.0f} s")
 
 
