@@ -52,7 +52,13 @@ from numpy.typing import NDArray
 from scipy.signal import resample_poly
 
 from services.calibrator.data import Collected, reading_features, signal_baseline
-from services.calibrator.job import MIN_FEATURE_ROWS, default_config, select_datasets, validate_data
+from services.calibrator.job import (
+    MIN_FEATURE_ROWS,
+    default_config,
+    select_datasets,
+    train_config,
+    validate_data,
+)
 from shared import synth
 from shared.features.engine import BATCH_WINDOW
 from shared.features.vibration import window_features
@@ -329,8 +335,7 @@ def real_calibration(root: Path) -> None:
         datasets, _ = select_datasets(c)
         try:
             notes = validate_data(c, datasets, cfg)
-            floor = MIN_FEATURE_ROWS
-            calibrate(datasets, replace(cfg, validate=False, min_readings=floor, min_windows=floor))
+            calibrate(datasets, train_config(cfg))
             text = "calibrated" + "".join(f"; {n}" for n in notes)
         except CalibrationError as exc:
             text = f"FAILED: {exc}"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.special import ndtri
 
 from services.calibrator.data import Collected, reading_features, signal_baseline
-from services.calibrator.job import default_config, validate_data
+from services.calibrator.job import MIN_WINDOWS, default_config, select_datasets, train_config, validate_data
+from shared.features.vibration import vibration_feature_names, window_features
 from shared.learning.baseline import familywise_cutoff
-from shared.learning.screening import ContaminatedData, screen
+from shared.learning.calibration import InsufficientData, calibrate
+from shared.learning.screening import ContaminatedData, screen, screen_windows
 from shared.messages import SIGNALS
 
 MEANS = (230.0, 15.0, 0.92, 0.15)
@@ -120,3 +125,107 @@ def test_healthy_readings_pass_unchanged() -> None:
     before = datasets["legacy"]
     assert validate_data(c, datasets, default_config(), batch_window=8) == []
     assert datasets["legacy"] is before and c.screenings[0].n_flagged == 0
+
+
+# --- vibration windows (screen_windows): heavy tails, drift, real data ---
+
+FEMTO = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "femto_pronostia"
+NAMES = vibration_feature_names(["x"])
+
+
+def quantiles(n: int, seed: int) -> np.ndarray:
+    """The standard normal quantiles (i + 0.5) / n in a seeded random order (|z| ≤ 2.94 for n = 300)."""
+    return ndtri((np.arange(n) + 0.5) / n)[np.random.default_rng(seed).permutation(n)]
+
+
+def window_rows(level: np.ndarray) -> np.ndarray:
+    """Feature rows [n, 11] (order of ``NAMES``) around RMS ``level`` (g): the shape features heavy-tailed
+    like real impacts (crest and kurtosis Pareto-distributed, up to ≈ 18 and ≈ 300)."""
+    n = level.shape[0]
+    u = (np.arange(n) + 0.5) / n
+    pareto = (1.0 / u[np.random.default_rng(7).permutation(n)]) ** 0.5  # 1 .. 24, heavy upper tail
+    crest, kurt = 2.5 + 0.65 * pareto, 0.1 + 0.5 * pareto**2
+    cols = {"rms": level, "peak": level * crest, "ptp": 2 * level * crest, "crest_factor": crest,
+            "variance": level**2, "std": level, "skewness": 0.05 * pareto, "kurtosis": kurt,
+            "shape_factor": 1.25 + 0.01 * pareto, "impulse_factor": 1.25 * crest,
+            "clearance_factor": 1.4 * crest}  # fmt: skip
+    return np.stack([cols[name[2:]] for name in NAMES], axis=1)
+
+
+def lognormal_level(n: int, median: float = 0.4, sigma_ln: float = 0.25) -> np.ndarray:
+    return median * np.exp(sigma_ln * quantiles(n, 1))
+
+
+def test_heavy_tailed_healthy_windows_are_not_rejected() -> None:
+    X = window_rows(lognormal_level(300))  # log-normal RMS: its upper tail reaches 2.1× the median
+    res = screen_windows(X, NAMES)
+    assert res.ok and res.n_flagged == 0 and res.names == ("x_rms",)
+    assert res.center[0] == pytest.approx(0.4, rel=0.02)
+    assert res.scale_low[0] == pytest.approx(0.25, rel=0.05)  # robust σ of ln RMS
+    assert not screen(X, NAMES).ok  # the per-column rule rejects the same healthy data (its tails)
+
+
+def test_run_in_and_slow_drift_are_not_outliers() -> None:
+    n = 300
+    level = 0.37 * np.exp(0.04 * quantiles(n, 2)) * np.linspace(1.0, 0.8, n)  # drifts down by 20 %
+    level[:24] *= 1.6  # run-in: the first 24 windows 1.6× louder (FEMTO Bearing1_1: 0.56 vs 0.37 g)
+    res = screen_windows(window_rows(level), NAMES)
+    assert res.n_flagged == 0 and res.ok
+    assert not screen(window_rows(level), NAMES).ok
+
+
+def test_loud_windows_are_flagged_isolated_or_as_a_block() -> None:
+    level = lognormal_level(300, sigma_ln=0.05)
+    isolated, block = [17, 90, 151, 230], np.arange(290, 300)  # 4 isolated, 10 at the end: 14 = 4.7 %
+    level[isolated] *= 1.6  # within ×2 of the median of all, but far from their neighbours
+    level[block] *= 3.0  # too long for the running median to stay put: the ×2 rule catches it
+    res = screen_windows(window_rows(level), NAMES)
+    assert np.flatnonzero(res.flagged).tolist() == [*isolated, *block.tolist()]
+    assert res.ok and res.per_column == {"x_rms": 14}
+    assert res.message().startswith("Excluded 14 of 300 vibration windows whose RMS is beyond 3σ")
+    assert "trained on the other 286" in res.message()
+    level[[40, 120, 200]] *= 4.0  # 17 = 5.7 %: rejected
+    res = screen_windows(window_rows(level), NAMES)
+    assert not res.ok and str(ContaminatedData(res)).startswith("Baseline validation failed: 5.7% outliers")
+
+
+def test_a_dead_window_is_flagged_and_names_without_rms_use_the_column_rule() -> None:
+    X = window_rows(lognormal_level(100))
+    X[5] = 0.0  # an all-zero (dead sensor) window: every feature 0
+    assert np.flatnonzero(screen_windows(X, NAMES).flagged).tolist() == [5]
+    other = [f"f{j}" for j in range(11)]
+    assert screen_windows(X, other).rule is None and screen_windows(X, other).names == tuple(other)
+
+
+def test_excluded_windows_never_make_a_sufficient_calibration_insufficient() -> None:
+    level = lognormal_level(MIN_WINDOWS, sigma_ln=0.1)
+    level[np.arange(5, MIN_WINDOWS, 21)[:14]] *= 3.0  # 14 loud windows (4.7 %)
+    X = window_rows(level)
+    c = Collected("m1", 60.0, None, counts={"vibration": MIN_WINDOWS}, datasets={"autoencoder": (X, NAMES)})
+    datasets, _ = select_datasets(c)
+    notes = validate_data(c, datasets, default_config())
+    assert notes[0].startswith(f"Excluded 14 of {MIN_WINDOWS} vibration windows")
+    assert datasets["autoencoder"][0].shape[0] == MIN_WINDOWS - 14
+    cfg = train_config(default_config())
+    assert cfg.min_windows <= MIN_WINDOWS * 0.95 and not cfg.validate
+    with pytest.raises(InsufficientData, match=f"found {MIN_WINDOWS - 14} windows, need {MIN_WINDOWS}"):
+        calibrate(datasets, replace(default_config(), validate=False))  # what the calibrator did before
+
+
+def femto_rows(first: slice, channel: int) -> np.ndarray:
+    z = np.load(FEMTO / "femto_Bearing1_1.npz")
+    return window_features(z["acc"][first, :, channel] * float(z["scale_g"]))[1]
+
+
+def test_real_femto_early_life_passes_and_late_life_windows_are_caught() -> None:
+    """FEMTO Bearing1_1 (real data, ../shared): the first 60 snapshots hold the run-in step (24 snapshots
+    at 0.55 g, then 0.38 g) and impacts; three of the last snapshots (≈ 5 g RMS) mixed in are flagged."""
+    healthy = femto_rows(slice(0, 60), 0)
+    res = screen_windows(healthy, NAMES)
+    assert res.ok and res.n_flagged <= 1
+    late = femto_rows(slice(-3, None), 0)
+    X = healthy.copy()
+    X[[10, 35, 59]] = late
+    res = screen_windows(X, NAMES)
+    assert np.flatnonzero(res.flagged).tolist() == [10, 35, 59] and res.ok  # 5 %: excluded, and said
+    assert res.message().startswith("Excluded 3 of 60 vibration windows")

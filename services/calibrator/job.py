@@ -143,6 +143,18 @@ def select_datasets(c: Collected, batch_window: int = 100) -> tuple[dict[str, An
     return chosen, notes
 
 
+def train_config(config: CalibrationConfig, autoencoder: Any = None) -> CalibrationConfig:
+    """The configuration ``calibrate`` trains with, after :func:`validate_data` screened the data (its own
+    validation off). The minimums (``MIN_READINGS``, ``MIN_WINDOWS``) apply to the data *collected*,
+    checked by :func:`select_datasets` before screening: excluding up to 5 % flagged rows must not turn a
+    sufficient calibration into "insufficient" (300 windows with 14 excluded are trained on the 286
+    left), so only ``MIN_FEATURE_ROWS`` is required here. ``autoencoder``: the request's / asset's
+    training parameters (``None``: the configuration's)."""
+    ae = config.autoencoder if autoencoder is None else autoencoder
+    floor = MIN_FEATURE_ROWS
+    return replace(config, validate=False, min_readings=floor, min_windows=floor, autoencoder=ae)
+
+
 def failure(exc: BaseException) -> tuple[ErrorCode, str]:
     """The reply code and operator message for an exception that ended a calibration."""
     if isinstance(exc, InsufficientData | NotEnoughData):
@@ -263,12 +275,7 @@ async def _train_save_announce(
     await run.step("validating", f"Collected {run.points} data points; validating the baseline")
     notes = [*await asyncio.to_thread(validate_data, c, datasets, cal.config, cal.batch_window), *notes]
     await run.step("training", "Validated baseline; training...")
-    ae = training_config(run.req.training, cal.config.autoencoder)  # the request's / asset's parameters
-    # The minimums (MIN_READINGS, MIN_WINDOWS) apply to the data collected, checked by select_datasets
-    # before screening: excluding up to 5 % flagged rows must not turn a sufficient calibration into
-    # "insufficient" (300 windows with 14 excluded are trained on the 286 left).
-    floor = MIN_FEATURE_ROWS
-    cfg = replace(cal.config, validate=False, min_readings=floor, min_windows=floor, autoencoder=ae)
+    cfg = train_config(cal.config, training_config(run.req.training, cal.config.autoencoder))
     result = await asyncio.to_thread(calibrate, datasets, cfg, run.progress)
     await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
     screening = [r.to_dict() for r in c.screenings]
