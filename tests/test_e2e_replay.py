@@ -23,6 +23,7 @@ import pytest
 
 from shared import topics
 from shared.synth import vibration_window
+from tests.support.recordings import vibration_recording
 from tests.support.servers import MosquittoServer
 from tests.support.stack import ROOT, Stack, api
 
@@ -37,19 +38,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer) 
     s = Stack(tmp_path_factory.mktemp("replay"), mqtt_url=mosquitto.url).start()
     yield s
     s.stop()
-
-
-def recording(path: Path, windows: list[tuple[int, str | None]], seed: int, t0: float) -> Path:
-    """A continuous 3-axis recording: ``(count, fault)`` segments of N-sample windows."""
-    rng = np.random.default_rng(seed)
-    parts, t = [], t0
-    for count, fault in windows:
-        for _ in range(count):
-            parts.append(vibration_window(rng, FS, N, rpm=1800, fault=fault, severity="severe", t0_s=t))
-            t += N / FS
-    data = np.concatenate(parts, axis=1)
-    np.savez(path, x=data[0], y=data[1], z=data[2], fs_hz=np.float64(FS))
-    return path
 
 
 def replay(stack: Stack, path: Path, start: datetime) -> None:
@@ -93,7 +81,7 @@ def wait_health(stack: Stack, until: datetime, timeout: float = 120) -> dict:
 
 def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stack, tmp_path: Path) -> None:
     healthy_s = 400 * N / FS
-    replay(stack, recording(tmp_path / "healthy.npz", [(400, None)], 1, 0.0), START)
+    replay(stack, vibration_recording(tmp_path / "healthy.npz", [(400, None)], 1, 0.0), START)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         r = httpx.post(
@@ -109,7 +97,9 @@ def test_replayed_history_drives_alarms_and_degradation_in_data_time(stack: Stac
     assert "autoencoder" in r.json()["models"]
 
     fault_start = START + timedelta(seconds=healthy_s)
-    run = recording(tmp_path / "run.npz", [(60, None), (80, "imbalance"), (150, None)], 2, healthy_s)
+    run = vibration_recording(
+        tmp_path / "run.npz", [(60, None), (80, "imbalance"), (150, None)], 2, healthy_s
+    )
     replay(stack, run, fault_start)
     end = fault_start + timedelta(seconds=(60 + 80 + 150) * N / FS)
     st = wait_health(stack, end - timedelta(seconds=2))

@@ -20,10 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from shared.synth import vibration_window
+from tests.support.recordings import vibration_recording
 from tests.support.servers import MosquittoServer
 from tests.support.stack import ROOT, Stack, api
 
@@ -46,19 +45,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mosquitto: MosquittoServer) 
     s = Stack(tmp_path_factory.mktemp("timecorrect"), mqtt_url=mosquitto.url).start()
     yield s
     s.stop()
-
-
-def recording(path: Path, segments: list[tuple[int, str | None]], seed: int, t0: float) -> Path:
-    """A continuous 3-axis recording of N-sample windows, ``(count, fault)`` segments."""
-    rng = np.random.default_rng(seed)
-    parts, t = [], t0
-    for count, fault in segments:
-        for _ in range(count):
-            parts.append(vibration_window(rng, FS, N, rpm=1800, fault=fault, severity="severe", t0_s=t))
-            t += WINDOW_S
-    data = np.concatenate(parts, axis=1)
-    np.savez(path, x=data[0], y=data[1], z=data[2], fs_hz=np.float64(FS))
-    return path
 
 
 def replay(stack: Stack, path: Path, asset: str, start: datetime, speed: str, *extra: str) -> str:
@@ -120,7 +106,7 @@ def health_series(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def test_paced_and_max_speed_replays_give_identical_verdicts(stack: Stack, tmp_path: Path) -> None:
-    healthy = recording(tmp_path / "healthy.npz", [(HEALTHY_WINDOWS, None)], 1, 0.0)
+    healthy = vibration_recording(tmp_path / "healthy.npz", [(HEALTHY_WINDOWS, None)], 1, 0.0)
     for asset in ASSETS:
         replay(stack, healthy, asset, START, "max")
     manifests = [calibrate(stack, a) for a in ASSETS]
@@ -128,7 +114,7 @@ def test_paced_and_max_speed_replays_give_identical_verdicts(stack: Stack, tmp_p
 
     run_start = START + timedelta(seconds=HEALTHY_WINDOWS * WINDOW_S)
     run_end = run_start + timedelta(seconds=RUN_WINDOWS * WINDOW_S)
-    run = recording(tmp_path / "run.npz", RUN, 2, HEALTHY_WINDOWS * WINDOW_S)
+    run = vibration_recording(tmp_path / "run.npz", RUN, 2, HEALTHY_WINDOWS * WINDOW_S)
     replay(stack, run, PACED, run_start, "100")
     replay(stack, run, FAST, run_start, "max")
     # no back-pressure at all (broker acknowledgements only): the features run far ahead of the
