@@ -173,6 +173,17 @@ LOG = {
 }
 
 
+CAL_RUNNING = {  # a calibration's progress as /monitoring/status reports it while it trains
+    "phase": "training",
+    "step": 4,
+    "steps": 5,
+    "percent": 60.0,
+    "started_at": iso(T0 + timedelta(seconds=6)),
+    "data_points_collected": 2990,
+    "finished_at": None,
+}
+
+
 class FixtureApi:
     """In-test API: fixed documents, recorded POSTs, SSE events pushed by the test."""
 
@@ -182,6 +193,8 @@ class FixtureApi:
         self.alarm = dict(ALARM)
         self.logs = [dict(LOG)]
         self.calibration_calls = 0
+        self.calibration: dict[str, Any] | None = None  # pump_a's calibration progress in the status
+        self.models = {"legacy": "v7", "batch": "v7"}  # pump_a's announced model versions
         self.health = dict(HEALTH_1)  # what /monitoring/status reports for pump_a
         self.stream_down = False  # True: /api/v1/stream answers 503
         self.purged = False  # after POST /system/purge pump_a is IDLE with nothing stored, as for real
@@ -218,6 +231,8 @@ class FixtureApi:
                 "baseline_established": True,
                 "models_loaded": {"legacy_model": True, "batch_model": True, "autoencoder": False},
                 "baseline_summary": BASELINE,
+                "models": fx.models,
+                "calibration": fx.calibration,
                 **{k: v for k, v in fx.health.items() if k not in ("asset_id", "model_ratios")},
             }
             fan = {
@@ -302,6 +317,11 @@ class FixtureApi:
                     {"detail": "Insufficient data for calibration: found 12 readings (need 100)"},
                     status_code=400,
                 )
+            if fx.calibration_calls == 3:  # today's gateway: accepted, goes on in the background
+                fx.calibration = CAL_RUNNING
+                body = {"status": "calibration_started", "asset_id": body["asset_id"]}
+                body |= {"data_points_collected": 2990, "message": "Baseline calibration in progress"}
+                return JSONResponse(body, status_code=202)
             return {
                 "status": "completed",
                 "asset_id": body["asset_id"],
@@ -356,6 +376,24 @@ def _screenshot(page: Page, name: str) -> None:
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(100)
     page.screenshot(path=str(output_path(name)), full_page=True)
+
+
+def _record_texts(page: Page, testid: str) -> None:
+    """Record every text the element takes from now on (window.__texts): a status line may show a
+    text for less time than an expect() poll takes."""
+    page.evaluate(
+        """(id) => {
+            const node = document.querySelector(`[data-testid="${id}"]`);
+            window.__texts = [node.textContent];
+            new MutationObserver(() => window.__texts.push(node.textContent))
+                .observe(node, { childList: true, characterData: true, subtree: true });
+        }""",
+        testid,
+    )
+
+
+def _texts(page: Page) -> list[str]:
+    return list(page.evaluate("window.__texts"))
 
 
 def _class(page: Page, testid: str) -> str:
@@ -515,7 +553,16 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     )
     page.get_by_test_id("calibrate-button").click()
     expect(status).to_contain_text("Calibration complete — 3000 data points; models: legacy v7, batch v7")
-    assert fx.posts.count(("/calibration/start", {"asset_id": "pump_a", "lookback_minutes": 5})) == 2
+    # today's gateway answers 202 and the progress is in /monitoring/status (no stream event here):
+    # the page says it started, shows the progress, then the result once the status says completed
+    _record_texts(page, "calibration-status")
+    page.get_by_test_id("calibrate-button").click()
+    expect(status).to_have_text("Calibrating… 60% — training (step 4/5), 2990 data points")
+    fx.models = {"legacy": "v8", "batch": "v8"}
+    fx.calibration = {**CAL_RUNNING, "phase": "completed", "step": 5, "percent": 100.0}
+    expect(status).to_have_text("Calibration complete — 2990 data points; models: legacy v8, batch v8")
+    assert "Calibration started (2990 data points). Baseline calibration in progress" in _texts(page)
+    assert fx.posts.count(("/calibration/start", {"asset_id": "pump_a", "lookback_minutes": 5})) == 3
 
     # --- operator log: posted, listed, and a second chart marker ------------------------------------
     page.get_by_test_id("log-event-type").select_option("corrective_alignment")
@@ -632,24 +679,32 @@ def test_dashboard_reconnects_after_gateway_restart(
 # 2. The real gateway app serves the page
 # =============================================================================================
 @pytest.fixture
-def gateway_server(mosquitto: MosquittoServer, tmp_path: Path) -> Iterator[ThreadedServer]:
-    """The real gateway app (real Mosquitto, SQLite store in tmp_path/data, where its first start
-    writes admin.password) with the dashboard mounted."""
+def gateway_server(tmp_path: Path) -> Iterator[ThreadedServer]:
+    """The real gateway app (its own real Mosquitto, SQLite store in tmp_path/data, where its first
+    start writes admin.password) with the dashboard mounted.
+
+    Its own broker, not the session's: the gateway's view lists every asset with a retained state,
+    config, health or model topic, and earlier tests leave those on the shared broker (the whole suite
+    showed "N assets" where a fresh system has none; alone the test passed)."""
     from services.gateway.app import create_app
     from shared.settings import Settings
 
-    settings = Settings(
-        mqtt_url=mosquitto.url, data_dir=tmp_path / "data", influx_url=None, rotorwatch_env="development"
-    )
-    app = create_app(settings)
-    paths = {getattr(r, "path", None) for r in app.routes}
-    if "/" not in paths:  # until the lead wires the dashboard into create_app
-        app.include_router(dashboard.router)
-    if "/static" not in paths:
-        dashboard.mount_static(app)
-    srv = ThreadedServer(app).start()
-    yield srv
-    srv.stop()
+    broker = MosquittoServer(tmp_path / "mqtt").start()
+    try:
+        settings = Settings(
+            mqtt_url=broker.url, data_dir=tmp_path / "data", influx_url=None, rotorwatch_env="development"
+        )
+        app = create_app(settings)
+        paths = {getattr(r, "path", None) for r in app.routes}
+        if "/" not in paths:  # until the lead wires the dashboard into create_app
+            app.include_router(dashboard.router)
+        if "/static" not in paths:
+            dashboard.mount_static(app)
+        srv = ThreadedServer(app).start()
+        yield srv
+        srv.stop()
+    finally:
+        broker.stop()
 
 
 @pytest.mark.integration
@@ -787,11 +842,17 @@ def test_full_flow_calibrate_fault_ack_purge(stack: Stack, page: Page) -> None:
     expect(page.get_by_test_id("asset-view")).to_be_visible()
     expect(page.get_by_test_id("reading-ts")).to_contain_text("latest reading", timeout=30_000)
 
-    # calibrate from the UI
+    # calibrate from the UI: the gateway answers 202 calibration_started; the page says so, shows the
+    # calibrator's progress (stream state events and /monitoring/status) and then the result
+    _record_texts(page, "calibration-status")
     page.get_by_test_id("calibrate-minutes").fill("15")
     page.get_by_test_id("calibrate-button").click()
     status = page.get_by_test_id("calibration-status")
     expect(status).to_contain_text("Calibration complete", timeout=180_000)
+    expect(status).to_contain_text(re.compile(r"— \d+ data points; models: .*legacy v"))
+    texts = _texts(page)
+    assert any(t.startswith("Calibration started (") for t in texts), texts
+    assert any(re.match(r"Calibrating… \d+% — \w+ \(step \d/\d\)", t) for t in texts), texts
     expect(page.get_by_test_id("state-label")).to_have_text(
         re.compile("CALIBRATED|MONITORING"), timeout=30_000
     )
@@ -860,6 +921,7 @@ def test_full_flow_calibrate_fault_ack_purge(stack: Stack, page: Page) -> None:
     expect(page.get_by_test_id("health-score")).to_have_text("—")
     mark("ack + purge")
     print(f"\n[dashboard flow] healthy score {healthy_score}; " + "; ".join(phases))
+    print("[dashboard flow] calibration status line: " + " | ".join(texts))
 
     assert console.errors() == [], stack.tail()
 
