@@ -255,3 +255,23 @@ def test_score_messages_and_staleness() -> None:
     # the autoencoder stops publishing; 2 minutes later only the fresh batch model counts
     r = a.update(T0 + 420, [ModelScore("batch", 0.0, 0.5, False)])
     assert r.health_score == 100.0 and r.models["autoencoder"]["fresh"] is False
+
+
+def test_anomaly_alarm_deadband_no_reopen_on_the_faults_leftover() -> None:
+    """After a fault the scores fall to 0.9x threshold (unflagged) with a few flagged 1.05x windows in
+    between, as the legacy forest does while the 1 h voltage mean still holds a burst. The alarm stays
+    open while the smoothed ratio is still at or above 1 (deadband) and clears once it is below: one
+    alarm, not a second one opened on the leftover of the first (10 unflagged windows cleared it while
+    the smoothed ratio was 1.07, and the next 3 flags of 5 opened it again)."""
+    a = HealthAssessor("p1", id_factory=Ids())
+    t, _ = run(a, 0.0, 120, healthy, np.random.default_rng(1))
+    t, fault = run(a, t, 60, lambda _: np.full(len(MODELS), 4.0), np.random.default_rng(2))
+    tail = [0.9] * 10 + [1.05, 0.9, 1.05, 0.9, 1.05] + [0.9] * 200
+    rest = []
+    for r in tail:
+        rest.append(a.update(t, scores(np.full(len(MODELS), r))))
+        t += 1.0
+    transitions = events(fault) + events(rest)
+    assert [e.kind for e in transitions] == ["opened", "resolved"], [e.kind for e in transitions]
+    cleared = next(i for i, r in enumerate(rest) if r.alarm_events)
+    assert cleared > 15, "held open through the leftover flags (deadband), then cleared"

@@ -454,8 +454,10 @@ async def replay(tmp_path: Path, order: list[Part]) -> list[tuple[str, dict]]:
 
 async def test_features_first_then_scores_gives_the_same_health_and_alarms(tmp_path: Path) -> None:
     """The ``--speed max`` shape (every reading and vector of 200 windows, then their scores) and the
-    paced one (each window whole before the next) publish the same health series and alarm events."""
-    ratios = [0.3 if i < 120 else 4.0 if i < 170 else 0.3 for i in range(200)]
+    paced one (each window whole before the next) publish the same health series and alarm events.
+    The healthy tail is long enough (90 windows) for the smoothed ratio to fall below 1 after the
+    fault, which the alarm's deadband waits for before it clears."""
+    ratios = [0.3 if i < 120 else 4.0 if i < 170 else 0.3 for i in range(260)]
     windows = [parts(i, r) for i, r in enumerate(ratios)]
     paced = [p for w in windows for p in w]
     ahead = [p for w in windows for p in w[:2]] + [w[2] for w in windows]

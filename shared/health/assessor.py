@@ -37,6 +37,7 @@ from shared.health.insights import Insight, MachineInfo, ModelStatus, build_insi
 from shared.health.iso20816 import ZoneResult, zone_limits
 from shared.health.params import AssessorParams
 from shared.health.policy import (
+    SOURCE_MODELS,
     Condition,
     anomaly_condition,
     degradation_excess,
@@ -194,11 +195,22 @@ class HealthAssessor:
         """The alarm conditions this update observes (see :mod:`shared.health.policy`)."""
         out: list[Condition] = []
         if ev.scored:
-            out.append(anomaly_condition(snap.models, persistent, insights))
+            out.append(anomaly_condition(snap.models, persistent or self._holding(snap), insights))
         velocity = self._evidence.velocity
         if ev.velocity is not None and velocity is not None:
             out.append(iso_condition(velocity, snap.iso, iso_on(snap), self.iso_group, self.foundation))
         return out
+
+    def _holding(self, snap: Snapshot) -> list[str]:
+        """Deadband of the open anomaly alarm: the models whose smoothed ratio is still at or above
+        ``alarm_min_smoothed_ratio`` (the level it opened at) keep it on, so it clears only once the
+        evidence is back below that level; [] while no anomaly alarm is open. Without it an alarm
+        auto-cleared on 10 unflagged windows with the smoothed ratio still at 1.07 and opened again
+        on the next 3 flags (tests/test_e2e_health.py: a second alarm 20 s after the first cleared)."""
+        if not any(a.source == SOURCE_MODELS for a in self._alarms.open_alarms(self.asset_id)):
+            return []
+        level = self.params.alarm_min_smoothed_ratio
+        return sorted(m for m, t in snap.models.items() if t.smoothed >= level)
 
     def _observe(self, ts: float, c: Condition) -> list[AlarmTransition]:
         return self._alarms.observe(self.asset_id, c.source, ts, c.active, c.severity, c.reason, c.models)
