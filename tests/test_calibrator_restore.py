@@ -227,3 +227,22 @@ async def test_restore_leaves_an_asset_being_calibrated_alone(tmp_path: Path) ->
     states = lifecycle.AssetStates()
     pubs = await lifecycle.restore(store, tmp_path / "models", states, {"busy"}, lifecycle.Announced())
     assert pubs == [] and states.get("busy") == "IDLE"
+
+
+def test_two_scorers_monitoring_restores_the_first_ones_time(tmp_path: Path) -> None:
+    """Each scorer moves a CALIBRATED asset to MONITORING on its first score: two of one reading store
+    two MONITORINGs a fraction of a second apart. The state's ``since`` is the first one's, whichever
+    the broker retained last (CI: restored 0.5 ms later than before the restart)."""
+    store = SqliteStore(tmp_path / "s.db")
+    first = change("m1", "MONITORING", "CALIBRATED", "first data scored by the legacy model", 5)
+    second = first.model_copy(
+        update={
+            "ts": first.ts + timedelta(microseconds=480),
+            "reason": "first data scored by the batch model",
+        }
+    )
+    store_states(store, change("m1", "CALIBRATED", "CALIBRATING", "calibrated", 4), first, second)
+    assert lifecycle.stored_states(store, ["m1"])["m1"].ts == first.ts
+    later = change("m1", "MONITORING", "CALIBRATED", "after a recalibration", 9)
+    store_states(store, change("m1", "CALIBRATED", "CALIBRATING", "again", 8), later)
+    assert lifecycle.stored_states(store, ["m1"])["m1"].ts == later.ts  # a new run: its own time

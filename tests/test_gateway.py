@@ -646,3 +646,23 @@ async def test_gateway_process_serves_and_stops_on_sigterm(
             proc.kill()
             proc.wait()
         log.close()
+
+
+async def test_view_keeps_the_first_of_two_scorers_monitoring() -> None:
+    """Two scorers of one reading both move the asset to MONITORING; the broker retains whichever came
+    last. The view keeps the first one's time (the state's ``since``, as the calibrator restores it)."""
+    view, bus = BusView("gw-test"), MemoryBus()
+    service = bus_side(view)
+    t0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    legacy = StateChange(asset_id="a1", state="MONITORING", previous="CALIBRATED", reason="legacy", ts=t0)
+    batch = legacy.model_copy(update={"ts": t0 + timedelta(microseconds=480), "reason": "batch"})
+    for sc in (legacy, batch):
+        await deliver(service, bus, topics.state("a1"), sc.model_dump_json().encode(), retain=True)
+    assert view.states["a1"].ts == t0
+    view.states.clear()
+    for sc in (batch, legacy):  # the other arrival order
+        await deliver(service, bus, topics.state("a1"), sc.model_dump_json().encode(), retain=True)
+    assert view.states["a1"].ts == t0
+    idle = StateChange(asset_id="a1", state="CALIBRATED", previous="CALIBRATING", ts=t0 + timedelta(hours=1))
+    await deliver(service, bus, topics.state("a1"), idle.model_dump_json().encode(), retain=True)
+    assert view.states["a1"].state == "CALIBRATED"

@@ -206,14 +206,34 @@ def stored_states(store: Store, assets: Iterable[str]) -> dict[str, StateChange]
     unreadable point is logged and its asset left out."""
     out: dict[str, StateChange] = {}
     for asset in assets:
-        points = store.query(records.STATES, asset, limit=1, newest=True)
+        points = store.query(records.STATES, asset, limit=RACE_POINTS, newest=True)
         if not points:
             continue
         try:
-            out[asset] = _stored_state(points[-1])
+            out[asset] = _first_of_run([_stored_state(p) for p in points])
         except ValueError as exc:
             log.warning("stored_state_unreadable", asset_id=asset, ts_ns=points[-1].ts_ns, error=str(exc))
     return out
+
+
+#: Newest stored states read per asset: enough to see every scorer's MONITORING of one first score.
+RACE_POINTS = 8
+
+
+def _first_of_run(states: list[StateChange]) -> StateChange:
+    """The newest state, or for MONITORING the first of the newest run of MONITORINGs from the same
+    previous state (oldest first in ``states``): every scorer publishes MONITORING on its first score
+    of a CALIBRATED asset, and the first one's time is the state's ``since`` (the gateway keeps it too:
+    ``services.gateway.view._later_duplicate``)."""
+    newest = states[-1]
+    if newest.state != "MONITORING":
+        return newest
+    first = newest
+    for sc in reversed(states[:-1]):
+        if sc.state != "MONITORING" or sc.previous != newest.previous:
+            break
+        first = sc
+    return first
 
 
 def _again(msg: StateChange, announced: Announced) -> Publish:

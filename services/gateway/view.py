@@ -159,7 +159,8 @@ class BusView:
             self.states.pop(_asset_of(d), None)
             return None
         asset = _asset_of(d, d.message.asset_id)
-        self.states[asset] = d.message
+        if not _later_duplicate(self.states.get(asset), d.message):
+            self.states[asset] = d.message
         if self.hub.active():
             self.hub.publish("state", asset, d.message.model_dump_json())
         return None
@@ -344,3 +345,16 @@ def missing_for_ready(
             Missing(what="health", asset_id=a, reason="stored health not restored (no retained health)")
         )
     return out
+
+
+def _later_duplicate(held: StateChange | None, new: StateChange) -> bool:
+    """A MONITORING after the MONITORING held, with a later data time: each scorer moves a CALIBRATED
+    asset to MONITORING on its first score, so two scorers of one reading both publish it and the
+    broker retains whichever came last. The first one's time is the state's ``since`` (what the
+    calibrator restores after a restart, :func:`services.calibrator.lifecycle.stored_states`)."""
+    return (
+        held is not None
+        and held.state == new.state == "MONITORING"
+        and held.previous == new.previous
+        and held.ts <= new.ts
+    )
