@@ -8,6 +8,7 @@ declare -A pkg_for=(
   [chromium]=chromium
   [pdftoppm]=poppler-utils
   [docker-compose]=docker-compose
+  [curl]=curl
 )
 missing=()
 for bin in "${!pkg_for[@]}"; do

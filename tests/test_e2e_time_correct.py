@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 from tests.support.recordings import vibration_recording
 from tests.support.servers import MosquittoServer
 from tests.support.stack import ROOT, Stack, api
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,8 @@ RUN = [(300, None), (200, "imbalance"), (150, None)]
 RUN_WINDOWS = sum(n for n, _ in RUN)
 PACED, FAST, FLOOD = "tc_paced", "tc_fast", "tc_flood"
 ASSETS = (PACED, FAST, FLOOD)
+#: Longest wait (s) for the pipeline to settle after a replay.
+WAIT_S = 300.0
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +74,6 @@ def history(
             return items
         params["after"] = body["next"]
     raise AssertionError("paging did not end")
-
-
-def wait_until(check: Any, what: str, timeout: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def calibrate(stack: Stack, asset: str) -> dict[str, Any]:
@@ -125,7 +117,9 @@ def test_paced_and_max_speed_replays_give_identical_verdicts(stack: Stack, tmp_p
         scores = history(stack, asset, "scores", run_start, run_end)
         return scores if len(scores) >= RUN_WINDOWS else None
 
-    scores = {a: wait_until(lambda a=a: settled(a), f"{RUN_WINDOWS} scores of {a}") for a in ASSETS}
+    scores = {
+        a: until(lambda a=a: settled(a), WAIT_S, f"{RUN_WINDOWS} scores of {a}", poll_s=0.5) for a in ASSETS
+    }
     for asset, got in scores.items():
         ids = [s["event_id"] for s in got]
         assert len(ids) == len(set(ids)) == RUN_WINDOWS, f"{asset}: every window scored exactly once"
@@ -143,7 +137,9 @@ def test_paced_and_max_speed_replays_give_identical_verdicts(stack: Stack, tmp_p
         last = datetime.fromisoformat(h[-1]["ts"]) if h else None
         return h if last and last >= run_end - timedelta(seconds=2 * WINDOW_S) else None
 
-    series = {a: health_series(wait_until(lambda a=a: health_done(a), f"health {a}")) for a in ASSETS}
+    series = {
+        a: health_series(until(lambda a=a: health_done(a), WAIT_S, f"health {a}", poll_s=0.5)) for a in ASSETS
+    }
     assert series[PACED] == series[FAST] == series[FLOOD]
     assert min(h[1] for h in series[FAST]) < 75, "the fault lowered the health"
 
@@ -151,7 +147,7 @@ def test_paced_and_max_speed_replays_give_identical_verdicts(stack: Stack, tmp_p
         found = alarms(stack, asset)
         return found if found and all(a[4] == "RESOLVED" for a in found) else None
 
-    got = {a: wait_until(lambda a=a: closed(a), f"closed alarms of {a}") for a in ASSETS}
+    got = {a: until(lambda a=a: closed(a), WAIT_S, f"closed alarms of {a}", poll_s=0.5) for a in ASSETS}
     assert got[PACED] == got[FAST] == got[FLOOD]
     onset = run_start + timedelta(seconds=RUN[0][0] * WINDOW_S)
     opened = [datetime.fromisoformat(a[2]) for a in got[FAST]]

@@ -291,8 +291,7 @@ def test_a_python_without_the_packages_reruns_with_the_venv(api: tuple[str, Reco
     site-packages) runs it again with the repository's ``.venv``."""
     url, rec = api
     rec.reset()
-    if not (ROOT / ".venv" / "bin" / "python").exists():
-        pytest.skip("no .venv in this checkout")
+    assert (ROOT / ".venv" / "bin" / "python").exists(), "no .venv: the make targets create it (make venv)"
     base = Path(sys.base_prefix) / "bin" / "python3"
     bare = subprocess.run([str(base), "-S", "-c", "import httpx"], capture_output=True)
     assert bare.returncode != 0  # the bare interpreter really lacks them

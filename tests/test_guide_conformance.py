@@ -62,8 +62,8 @@ HEALTHY["vibration_mean"] = (0.15, 0.01)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if shutil.which("curl") is None:
-        pytest.skip("the guide's requests are curl commands: curl is not installed")
+    # the guide's requests are curl commands (make test installs curl: scripts/install_system_deps.sh)
+    assert shutil.which("curl") is not None, "curl is not installed: run scripts/install_system_deps.sh"
     s = Stack(tmp_path_factory.mktemp("guide")).start()
     yield s
     s.stop()

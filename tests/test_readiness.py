@@ -27,6 +27,7 @@ import pytest
 from tests.support.faults import payloads, send_all
 from tests.support.pipeline import simple_payloads
 from tests.support.stack import Stack, api
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +43,8 @@ def fleet(stack: Stack) -> dict[str, Any]:
 
 
 def wait(check: Any, timeout: float, what: str, stack: Stack) -> Any:
-    """Poll ``check()`` until it returns something truthy (every 0.2 s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s\n{stack.tail()}")
-        time.sleep(0.2)
+    """:func:`tests.support.wait.until`, with the stack's log tail when it times out."""
+    return until(check, timeout, what, detail=stack.tail)
 
 
 def readings(n: int, t0: float, seed: int) -> list[dict[str, Any]]:
