@@ -10,6 +10,7 @@ from scipy import stats
 
 from shared.features import (
     VIBRATION_FEATURES,
+    axes_features,
     vibration_feature_names,
     vibration_features,
     window_features,
@@ -197,3 +198,17 @@ def test_feature_name_errors() -> None:
         vibration_feature_names(())
     with pytest.raises(ValueError, match="sequence of axis names"):
         vibration_feature_names("xyz")
+
+
+def test_axes_features_any_subset_matches_per_axis_features() -> None:
+    rng = np.random.default_rng(3)
+    h, v = rng.normal(size=(2, 4, 256))
+    names, values = axes_features({"y": h, "z": v})
+    assert names[:2] == ["y_rms", "y_peak"] and names[11] == "z_rms" and len(names) == 22
+    assert values.shape == (4, 22)
+    np.testing.assert_allclose(values[:, :11], vibration_features(h))
+    np.testing.assert_allclose(values[:, 11:], vibration_features(v))
+    with pytest.raises(ValueError, match="z: shape"):
+        axes_features({"y": h, "z": v[:, :100]})
+    with pytest.raises(ValueError, match="at least one axis"):
+        axes_features({})

@@ -33,6 +33,7 @@ from shared.features.vibration import (
     MIN_SAMPLES,
     VIBRATION_FEATURES,
     VIBRATION_UNITS,
+    axes_features,
     vibration_feature_names,
     vibration_features,
     window_features,
@@ -62,5 +63,6 @@ __all__ = [
     "stack_features",
     "vibration_feature_names",
     "vibration_features",
+    "axes_features",
     "window_features",
 ]

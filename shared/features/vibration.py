@@ -35,7 +35,7 @@ overflows for any accepted input (``|x| <= 1e100``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,6 +175,31 @@ def _shape_moments(
     skewness = np.where(varying, m3 / m2_safe**1.5, 0.0)
     kurtosis = np.where(varying, m4 / (m2_safe * m2_safe) - 3.0, 0.0)
     return m2, skewness, kurtosis
+
+
+def axes_features(signals: Mapping[str, Any]) -> tuple[list[str], NDArray[np.float64]]:
+    """Features of a window with any set of named axes (1, 2 or 3 of ``x``, ``y``, ``z``, or any names).
+
+    ``signals`` maps axis name → array_like of shape ``[..., n]`` in g (every axis the same shape, e.g.
+    ``[frames, n]``). Returns ``(names, values)``: ``len(signals) * 11`` names ``{axis}_{feature}``,
+    axis-major in the mapping's order (:func:`vibration_feature_names`), and ``values`` of shape
+    ``[..., len(signals) * 11]`` in the same order. Units as in :func:`vibration_features`.
+
+    Raises ``ValueError`` naming the axis if an axis is invalid, if no axis is given, or if the axes'
+    shapes differ.
+    """
+    if not signals:
+        raise ValueError("signals: give at least one axis")
+    axes = list(signals)
+    names = vibration_feature_names(axes)
+    arrays = {a: as_signal(signals[a], a, min_samples=MIN_SAMPLES) for a in axes}
+    first = arrays[axes[0]].shape
+    for a in axes[1:]:
+        if arrays[a].shape != first:
+            raise ValueError(f"{a}: shape {arrays[a].shape} differs from {axes[0]}'s shape {first}")
+    stacked = np.stack([arrays[a] for a in axes], axis=-2)  # [..., n_axes, n]
+    values = vibration_features(stacked)  # [..., n_axes, 11]
+    return names, values.reshape(*values.shape[:-2], len(axes) * len(VIBRATION_FEATURES))
 
 
 def window_features(x: Any, y: Any = None, z: Any = None) -> tuple[list[str], NDArray[np.float64]]:
