@@ -27,8 +27,10 @@ from shared.messages import (
     new_event_id,
     to_utc,
 )
+from shared.messages.inputs import AXES, NO_AXIS
 
-AXES = ("x", "y", "z")
+#: Field of the positional form: 1 to 3 unnamed arrays, taken as x, y, z in this order.
+CHANNELS = "channels"
 
 
 def json_type(value: Any) -> str:
@@ -88,36 +90,38 @@ def check_number_field(obj: dict[str, Any], name: str) -> None:
         raise Rejected(f"{name}: must be a finite number, got {value}")
 
 
-def check_axis(name: str, value: Any) -> int:
-    """Check one accelerometer axis (JSON array of g values) and return its length.
+def check_axis(name: str, value: Any, label: str | None = None) -> int:
+    """Check one accelerometer axis (JSON array of g values) and return its length. Errors start with
+    ``label`` (default ``axis <name>``, e.g. ``channels[1]`` for the positional form).
 
     Rules: an array of ``MIN_WINDOW..MAX_WINDOW`` numbers (no strings, booleans, nulls), all finite,
     each with ``|a| <= VIBRATION_MAX_G`` g. The finiteness and bound checks are vectorised with numpy
     (a 65,536-sample axis takes about a millisecond).
     """
+    label = label or f"axis {name}"
     if not isinstance(value, list):
-        raise Rejected(f"axis {name}: must be an array of numbers, got {json_type(value)}")
+        raise Rejected(f"{label}: must be an array of numbers, got {json_type(value)}")
     n = len(value)
     if n < MIN_WINDOW or n > MAX_WINDOW:
-        raise Rejected(f"axis {name}: has {n} samples; a window needs {MIN_WINDOW}..{MAX_WINDOW}")
+        raise Rejected(f"{label}: has {n} samples; a window needs {MIN_WINDOW}..{MAX_WINDOW}")
     if not set(map(type, value)) <= {float, int}:
         i = next(i for i, v in enumerate(value) if type(v) not in (float, int))
-        raise Rejected(f"axis {name}[{i}]: must be a number, got {json_type(value[i])}")
+        raise Rejected(f"{label}[{i}]: must be a number, got {json_type(value[i])}")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (OverflowError, ValueError) as exc:
-        raise Rejected(f"axis {name}: not representable as 64-bit floats ({exc})") from None
+        raise Rejected(f"{label}: not representable as 64-bit floats ({exc})") from None
     bad = ~np.isfinite(arr)
     if bad.any():
         i = int(np.argmax(bad))
         raise Rejected(
-            f"axis {name}[{i}]: must be a finite number, got {arr[i]} "
+            f"{label}[{i}]: must be a finite number, got {arr[i]} "
             f"({int(bad.sum())} non-finite samples in total)"
         )
     mag = np.abs(arr)
     i = int(np.argmax(mag))
     if mag[i] > VIBRATION_MAX_G:
-        raise Rejected(f"axis {name}[{i}]: {arr[i]} g is outside ±{VIBRATION_MAX_G} g")
+        raise Rejected(f"{label}[{i}]: {arr[i]} g is outside ±{VIBRATION_MAX_G} g")
     return n
 
 
@@ -155,14 +159,37 @@ def parse_vibration(payload: bytes, asset_in_topic: str | None = None) -> Vibrat
     asset = check_asset_field(obj, "motor_id")
     _same_asset(asset_in_topic, "motor_id", asset)
     check_number_field(obj, "fs_hz")
-    if "x" not in obj:
-        raise Rejected("axis x: field required")
-    lengths = {name: check_axis(name, obj[name]) for name in AXES if obj.get(name) is not None}
+    labelled = _labelled_axes(obj)
+    lengths = {key: check_axis(key, value, label) for key, label, value in labelled}
     if len(set(lengths.values())) > 1:
         raise Rejected(
             "axis lengths differ: " + ", ".join(f"{k} has {v} samples" for k, v in lengths.items())
         )
     return VibrationBatchIn.model_validate(obj)
+
+
+def _labelled_axes(obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """``(key, label, value)`` of each axis in a window payload: named ``x``/``y``/``z`` (null = absent)
+    or positional ``channels`` (x, y, z in order). Rejects both forms at once, neither, and more than
+    3 channels."""
+    named = [a for a in AXES if obj.get(a) is not None]
+    chans = obj.get(CHANNELS)
+    if chans is None:
+        if not named:
+            raise Rejected(NO_AXIS)
+        return [(a, f"axis {a}", obj[a]) for a in named]
+    if named:
+        raise Rejected(
+            f"give the axes by name (x, y, z) or by position ({CHANNELS}), not both: "
+            f"found {CHANNELS} and {', '.join(named)}"
+        )
+    if not isinstance(chans, list) or not 1 <= len(chans) <= len(AXES):
+        got = f"{len(chans)} channels" if isinstance(chans, list) else json_type(chans)
+        raise Rejected(f"{CHANNELS}: must be an array of 1 to 3 arrays of numbers (x, y, z), got {got}")
+    return [
+        (f"{CHANNELS}[{i}]", f"{CHANNELS}[{i}] ({a})", v)
+        for i, (a, v) in enumerate(zip(AXES, chans, strict=False))
+    ]
 
 
 def normalise_simple(raw: SimpleReadingIn, arrival: datetime) -> Reading:
@@ -180,16 +207,15 @@ def normalise_simple(raw: SimpleReadingIn, arrival: datetime) -> Reading:
 
 
 def to_window(batch: VibrationBatchIn, arrival: datetime) -> Window:
-    """Window of ``n`` samples per axis at ``fs_hz`` Hz; ``axes`` is ``[x]`` or ``[x, y, z]``."""
-    axes: list[Any] = ["x"] if batch.y is None else ["x", "y", "z"]
+    """Window of ``n`` samples per axis at ``fs_hz`` Hz; ``axes`` lists the axes sent (x, y, z order;
+    ``channels`` are x, y, z in order)."""
+    data = batch.axis_data()
     return Window(
         event_id=batch.event_id or new_event_id(),
         asset_id=batch.motor_id,
         ts=to_utc(batch.ts) if batch.ts is not None else to_utc(arrival),
         fs_hz=batch.fs_hz,
-        n=len(batch.x),
-        axes=axes,
-        x=batch.x,
-        y=batch.y,
-        z=batch.z,
+        n=len(next(iter(data.values()))),
+        axes=list(data),  # type: ignore[arg-type]
+        **data,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -29,17 +30,30 @@ SIGNALS: tuple[str, ...] = ("voltage_v", "current_a", "power_factor", "vibration
 Samples = Annotated[list[float], Field(min_length=MIN_WINDOW, max_length=MAX_WINDOW)]
 
 
-def check_axes(x: list[float], y: list[float] | None, z: list[float] | None) -> None:
-    """x alone (single-axis) or x, y and z of one length, every sample within ±``VIBRATION_MAX_G`` g."""
-    n = len(x)
-    for name, arr in (("y", y), ("z", z)):
-        if arr is not None and len(arr) != n:
-            raise ValueError(f"axis lengths differ: x has {n} samples, {name} has {len(arr)}")
-    if (y is None) != (z is None):
-        raise ValueError("give x alone (single-axis) or x, y and z together")
-    for name, arr in (("x", x), ("y", y), ("z", z)):
-        if arr is not None and max(abs(min(arr)), abs(max(arr))) > VIBRATION_MAX_G:
+#: Axis names of a window, in this order everywhere (payloads, ``Window.axes``, feature names).
+AXES: tuple[str, ...] = ("x", "y", "z")
+
+
+def check_axes(axes: Mapping[str, Sequence[float] | None]) -> list[str]:
+    """The axes present (not ``None``) in ``axes``, in x, y, z order: any non-empty subset of x, y, z,
+    all of one length, every sample within ±``VIBRATION_MAX_G`` g. ``ValueError`` naming the axis."""
+    unknown = [a for a in axes if a not in AXES]
+    if unknown:
+        raise ValueError(f"unknown axis {unknown[0]!r}: axes are x, y and z")
+    present = [a for a in AXES if axes.get(a) is not None]
+    if not present:
+        raise ValueError("no axis: give at least one of x, y, z")
+    n = len(axes[present[0]] or [])
+    for name in present[1:]:
+        if len(axes[name] or []) != n:
+            raise ValueError(
+                f"axis lengths differ: {present[0]} has {n} samples, {name} has {len(axes[name] or [])}"
+            )
+    for name in present:
+        arr = axes[name] or []
+        if max(abs(min(arr)), abs(max(arr))) > VIBRATION_MAX_G:
             raise ValueError(f"axis {name} exceeds ±{VIBRATION_MAX_G} g")
+    return present
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,21 +72,46 @@ class SimpleReadingIn(Message):
     event_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
+#: Reason for a window payload without samples.
+NO_AXIS = "no axis: give x, y and/or z (arrays of g), or channels (1 to 3 arrays of g, taken as x, y, z)"
+
+
 class VibrationBatchIn(Message):
-    """A 3-axis (or single-axis: x only) accelerometer window in g, as an ESP32-class device sends it."""
+    """An accelerometer window in g, as an ESP32-class device sends it: any of the axes ``x``, ``y``,
+    ``z`` by name (1, 2 or 3 of them, one length), or ``channels``: 1 to 3 unnamed arrays taken as
+    x, y, z in that order (not both forms)."""
 
     motor_id: AssetId = Field(validation_alias="motor_id")
     ts: Timestamp | None = Field(default=None, description="Time of the window's first sample")
-    x: Samples
+    x: Samples | None = None
     y: Samples | None = None
     z: Samples | None = None
+    channels: Annotated[list[Samples], Field(min_length=1, max_length=len(AXES))] | None = Field(
+        default=None, description="Unnamed axes, taken as x, y, z in this order (instead of x/y/z)"
+    )
     fs_hz: SampleRate = DEFAULT_FS_HZ
     event_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
     @model_validator(mode="after")
     def _check(self) -> VibrationBatchIn:
-        check_axes(self.x, self.y, self.z)
+        if self.channels is not None:
+            named = [a for a in AXES if getattr(self, a) is not None]
+            if named:
+                raise ValueError(
+                    f"give the axes by name (x, y, z) or by position (channels), not both: "
+                    f"found channels and {', '.join(named)}"
+                )
+        data = self.axis_data()
+        if not data:
+            raise ValueError(NO_AXIS)
+        check_axes(data)
         return self
+
+    def axis_data(self) -> dict[str, list[float]]:
+        """The window's samples (g) per axis present, in x, y, z order (``channels`` mapped in order)."""
+        if self.channels is not None:
+            return dict(zip(AXES, self.channels, strict=False))
+        return {a: v for a in AXES if (v := getattr(self, a)) is not None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +129,8 @@ class Reading(Message):
 
 
 class Window(Message):
-    """``n`` samples per listed axis (g) at ``fs_hz`` Hz, starting at ``ts``."""
+    """``n`` samples per listed axis (g) at ``fs_hz`` Hz, starting at ``ts``. ``axes`` lists exactly the
+    axes that carry samples (1, 2 or 3 of x, y, z, in that order)."""
 
     event_id: EventId
     asset_id: AssetId
@@ -98,19 +138,23 @@ class Window(Message):
     fs_hz: SampleRate
     n: int = Field(ge=MIN_WINDOW, le=MAX_WINDOW)
     axes: list[Literal["x", "y", "z"]]
-    x: Samples
+    x: Samples | None = None
     y: Samples | None = None
     z: Samples | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Window:
-        check_axes(self.x, self.y, self.z)
-        if len(self.x) != self.n:
-            raise ValueError(f"n is {self.n} but the axes hold {len(self.x)} samples")
-        expected = ["x"] if self.y is None else ["x", "y", "z"]
-        if self.axes != expected:
-            raise ValueError(f"axes {self.axes} do not name the axes given ({expected})")
+        present = check_axes({"x": self.x, "y": self.y, "z": self.z})
+        if self.axes != present:
+            raise ValueError(f"axes {self.axes} do not name the axes given ({present})")
+        held = len(getattr(self, present[0]))
+        if held != self.n:
+            raise ValueError(f"n is {self.n} but the axes hold {held} samples")
         return self
+
+    def axis_data(self) -> dict[str, list[float]]:
+        """Samples (g) per listed axis, in ``axes`` order."""
+        return {a: getattr(self, a) for a in self.axes}
 
 
 class DeadLetter(Message):
