@@ -4,8 +4,8 @@ pipeline, with their original timestamps and sample rates, a bounded number of w
 asset, each acknowledged end to end.
 
 Vibration recordings are cut into windows, each stamped with the **original time of its first
-sample** and the **original sample rate**, and sent as ``VibrationBatchIn`` JSON
-``{"motor_id", "ts", "x"[, "y", "z"], "fs_hz", "event_id"}`` to MQTT ``rotorwatch/v1/raw/<asset>/vibration``
+sample** and the **original sample rate**, and sent as ``VibrationBatchIn`` JSON ``{"motor_id", "ts",
+"x"/"y"/"z" (the asset's 1 to 3 axes), "fs_hz", "event_id"}`` to MQTT ``rotorwatch/v1/raw/<asset>/vibration``
 (QoS 1, default) or ``POST {api}/api/v1/data/batch``. Simple-reading CSVs (``--kind simple``) go one
 row per reading to ``rotorwatch/v1/raw/<asset>/simple`` or ``POST {api}/api/v1/data/simple``.
 
@@ -21,8 +21,9 @@ time column (``column``), the file name (``name`` with ``--name-pattern``, e.g. 
 a fixed interval (``interval``: ``--start`` + k x ``--interval`` s for the k-th file in name order),
 the file's modification time (``mtime``); ``auto`` (default) takes the first that applies, in that
 order (``--start`` alone for a single file). ``--channel`` maps channels to assets: ``0=bearing1``
-(repeat it for several assets in one call), ``DE`` (to ``--asset_id``), ``0,1,2=fan`` (x, y, z);
-``x``[,``y``,``z``] signals or a single signal need none. Without ``--channel``, ``--label`` takes
+(repeat it for several assets in one call), ``DE`` (to ``--asset_id``), ``0,1=bearing1`` (two channels
+of one sensor: x, y), ``0,1,2=fan`` (x, y, z), ``0:y,1:z=pump`` (each channel names its axis); signals
+named ``x``, ``y`` and/or ``z`` or a single signal need none. Without ``--channel``, ``--label`` takes
 channel ``DE`` (as before).
 
 Window ``i`` of a snapshot starts at sample ``offset = i * hop`` and is stamped ``ts = start +
@@ -70,6 +71,8 @@ always printed. The summary: sent, acknowledged, failed, skipped, the most windo
 Examples (from the repository root)::
 
     python scripts/replay.py ../shared/datasets/cwru/cwru_0hp_1797rpm.npz --key IR007_12k__DE
+    python scripts/replay.py ../shared/datasets/femto_pronostia/femto_Bearing1_1.npz \\
+        --channel 0,1=bearing1_1 --window 2560 --start 2010-12-01T09:39:39Z
     python scripts/replay.py ims/2nd_test --fs 20000 --name-pattern %Y.%m.%d.%H.%M.%S \\
         --channel 0=bearing1 --channel 1=bearing2 --window 4096 --resume
     python scripts/replay.py rec.csv --fs 25600 --via http --api http://localhost:8000 --speed 10
@@ -791,7 +794,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="channel to asset, repeatable: CH=ASSET, CH (to --asset_id), CX,CY,CZ=ASSET (x, y, z); "
+        help="channel to asset, repeatable: CH=ASSET, CH (to --asset_id), C1,C2[,C3]=ASSET (the x, y[, z] "
+        "axes of one asset), CH:AXIS[,CH:AXIS]=ASSET (e.g. 0:y,1:z=pump); "
         f"--label without --channel takes {DEFAULT_CHANNEL}",
     )
     p.add_argument("--key", default=None, help="CWRU npz: one array <label>__<channel>, e.g. IR007_12k__DE")

@@ -17,7 +17,7 @@ import numpy as np
 
 from shared.messages import FS_MAX_HZ, FS_MIN_HZ
 
-#: Axis names of one (single- or three-axis) sensor.
+#: Axis names of one sensor (it may have any 1, 2 or 3 of them).
 AXES = ("x", "y", "z")
 #: A file's own sample rate and the caller's ``fs_hz`` must agree to this fraction.
 FS_AGREE_TOL = 0.01
@@ -124,15 +124,12 @@ def _as_signal(value: Any, name: str, source: str) -> np.ndarray:
 
 
 def check_signals(arrays: Mapping[str, Any], source: str) -> dict[str, np.ndarray]:
-    """Validate signals: 1-D, numeric, finite, equal length, not empty; axis names x alone or x, y, z.
+    """Validate signals: 1-D, numeric, finite, equal length, not empty (names: any, e.g. x, y and/or z).
 
     Returns float64 arrays in the order given; raises ``ValueError`` naming ``source`` otherwise.
     """
     if not arrays:
         raise ValueError(f"{source}: no signals")
-    axes = [a for a in AXES if a in arrays]
-    if axes and axes not in (["x"], ["x", "y", "z"]):
-        raise ValueError(f"{source}: give x alone (single-axis) or x, y and z together, found {axes}")
     out = {name: _as_signal(value, name, source) for name, value in arrays.items()}
     lengths = {name: arr.shape[0] for name, arr in out.items()}
     first = next(iter(lengths))
