@@ -119,8 +119,9 @@ async def post_simple(request: Request, ctx: ContextDep, who: Ingest) -> Any:
     openapi_extra=_body_schema(VibrationBatchIn),
 )
 async def post_batch(request: Request, ctx: ContextDep, who: Ingest) -> Any:
-    """One accelerometer window (:class:`VibrationBatchIn`: x, or x/y/z, in g at ``fs_hz`` Hz); event id
-    and arrival time as for ``/simple``."""
+    """One accelerometer window (:class:`VibrationBatchIn`: any 1 to 3 of x, y, z by name, or
+    ``channels``: 1 to 3 arrays taken as x, y, z; in g at ``fs_hz`` Hz); event id and arrival time as
+    for ``/simple``."""
     body: VibrationBatchIn = await _parse(request, raw.parse_vibration)
     require_asset(who, body.motor_id)
     eid, ts = body.event_id or new_event_id(), body.ts or utcnow()
