@@ -11,8 +11,8 @@ between points. Units in brackets.
   event_id, is_faulty? (bool label).
 - ``windows`` (``Window``): event_id, fs_hz [Hz], n [samples], axes (e.g. ``"xyz"``), rms_x / rms_y /
   rms_z [g] (RMS of each listed axis; the raw samples are not stored).
-- ``features_<kind>`` (``FeatureVector``): one field per feature [feature units], extras as
-  ``e_<name>``, event_id, feature_names (the names in order, comma-joined).
+- ``features_<kind>`` (``FeatureVector``): one field per feature [feature units], extras as ``e_<name>``,
+  event_id, feature_names (the names in order, comma-joined), frames? (JSON rows), frame_samples?.
 - ``scores`` (``Score``), tag ``model``: anomaly_score, raw_score, threshold [model units], is_anomaly,
   severity, model_version, event_id.
 - ``states`` (``StateChange``): state, reason, previous?.
@@ -74,7 +74,8 @@ FEATURES_PREFIX = "features_"
 EXTRA_PREFIX = "e_"
 #: Field holding a feature vector's names in order (fields themselves are unordered in InfluxDB).
 FEATURE_NAMES_FIELD = "feature_names"
-_FEATURE_META = ("event_id", FEATURE_NAMES_FIELD)
+_FRAMES = "frames frame_samples"
+_FEATURE_META = ("event_id", FEATURE_NAMES_FIELD, *_FRAMES.split())
 
 M = TypeVar("M", bound=Message)
 
@@ -120,7 +121,7 @@ _HEALTH = _Layout(HEALTH, HealthUpdate, _HEALTH_FIELDS + " insights model_ratios
 _ALARM_OPTIONAL = "auto_cleared previous who note action_code"
 _ALARM = _Layout(ALARMS, AlarmEvent, "state source severity reason opened_at", _ALARM_OPTIONAL, "alarm_id")
 _OPLOG = _Layout(OPLOGS, OperatorLog, "event_type severity", "description author", "log_id")
-_FEATURES = {k: _Layout(features_measurement(k), FeatureVector, "event_id") for k in topics.FEATURE_KINDS}
+_FEATURES = {k: _Layout(f"features_{k}", FeatureVector, "event_id", _FRAMES) for k in topics.FEATURE_KINDS}
 
 
 def _stored(value: Any) -> FieldValue:
@@ -369,17 +370,21 @@ def point_to_features(point: Point) -> tuple[list[str], list[float], dict[str, f
     return names, values, extras
 
 
+def point_to_frames(point: Point) -> tuple[int, list[list[float]]] | None:
+    """``(frame_samples, rows)`` of a ``features_<kind>`` point whose vector carried frames, else None."""
+    if "frames" not in point.fields:
+        return None
+    return int(_field(point, "frame_samples")), _from_json(point.fields["frames"])
+
+
 #: Order of alarm states within one data time (a later lifecycle step wins a tie).
 _ALARM_STATE_RANK = {"ACTIVE": 0, "ACKNOWLEDGED": 1, "RESOLVED": 2}
 
 
 def latest_alarms(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
-    """Reduce alarm transitions to the latest per ``alarm_id``, newest alarm first.
-
-    The latest transition of an alarm is the one with the greatest ``ts``; at equal ``ts`` the later
-    lifecycle state wins (ACTIVE < ACKNOWLEDGED < RESOLVED). Alarms are ordered by ``opened_at``, then
-    by the latest transition's ``ts``, both descending (ties by ``alarm_id`` for a stable order).
-    """
+    """The latest transition per ``alarm_id`` (greatest ``ts``; at equal ``ts`` the later state: ACTIVE <
+    ACKNOWLEDGED < RESOLVED), ordered by ``opened_at``, then by that ``ts``, both descending (ties by
+    ``alarm_id`` for a stable order)."""
     latest: dict[str, AlarmEvent] = {}
     for e in events:
         cur = latest.get(e.alarm_id)
@@ -391,10 +396,5 @@ def latest_alarms(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
 def point_to_dict(point: Point) -> dict[str, Any]:
     """A flat, JSON-ready row: ``ts`` (ISO-8601 UTC), ``ts_ns``, ``asset_id``, the tags, then the
     fields (a tag or field named ``ts``/``ts_ns`` would be overwritten by the later one)."""
-    return {
-        "ts": from_ns(point.ts_ns).isoformat(),
-        "ts_ns": point.ts_ns,
-        "asset_id": point.asset_id,
-        **point.tags,
-        **point.fields,
-    }
+    head = {"ts": from_ns(point.ts_ns).isoformat(), "ts_ns": point.ts_ns, "asset_id": point.asset_id}
+    return {**head, **point.tags, **point.fields}

@@ -10,7 +10,9 @@
   calibrator (30 needed), which sets the forest's threshold on held-out windows it did not fit;
 - every vibration window → one *vibration* vector (11 time-domain features per axis) with the
   spectral indicators (velocity RMS mm/s, order amplitudes, envelope at bearing defect frequencies
-  when the asset config allows) as ``extras``.
+  when the asset config allows) as ``extras``; a window of 512 samples or more also carries the same
+  features of each of its frames (``frames``: :mod:`shared.features.frames`, e.g. 20 frames of 128
+  samples for 2,560), the rows the autoencoder is calibrated and scored on.
 
 Exactly once per event: each asset remembers its newest :data:`RECENT_IDS` reading event ids, and a
 reading seen before (a re-delivery) changes nothing and gives no vector (:meth:`FeatureEngine.on_reading`),
@@ -26,16 +28,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from shared.features import (
     BATCH_FEATURE_NAMES,
     LEGACY_FEATURE_NAMES,
     LegacyFeatureState,
+    axes_features,
     batch_features,
     bearing_orders,
     spectral_features,
-    window_features,
 )
+from shared.features.frames import frame_rule, split_frames
 from shared.messages import AssetConfig, FeatureVector, Reading, Window
 
 
@@ -155,8 +159,13 @@ class FeatureEngine:
         return out
 
     def on_window(self, w: Window) -> FeatureVector:
+        """The window's vibration vector: its features (``values``), spectral ``extras`` and, when the
+        window splits into more than one frame (:func:`shared.features.frames.frame_rule`), the same
+        features of every frame (``frames``, ``frame_samples``)."""
         axes = [np.asarray(getattr(w, a), dtype=np.float64) for a in w.axes]
-        names, values = window_features(*axes)
+        named = dict(zip(w.axes, axes, strict=True))
+        names, values = axes_features(named)
+        rows, samples = window_frames(named, names)
         cfg = self.configs.get(w.asset_id)
         signals = np.stack(axes)
         orders = config_bearing_orders(cfg)
@@ -171,7 +180,23 @@ class FeatureEngine:
             names=list(names),
             values=[float(v) for v in values],
             extras=reduce_axes(spec, axis_rms),
+            frames=rows,
+            frame_samples=samples,
         )
+
+
+def window_frames(
+    signals: dict[str, NDArray[np.float64]], names: list[str]
+) -> tuple[list[list[float]] | None, int | None]:
+    """``(rows, frame_samples)``: the time-domain features of each frame of a window (axis → samples),
+    one row per frame in ``names`` order; ``(None, None)`` when the window is one frame."""
+    rule = frame_rule(len(next(iter(signals.values()))))
+    if not rule.split:
+        return None, None
+    frame_names, per_frame = axes_features({a: split_frames(x) for a, x in signals.items()})
+    if frame_names != names:
+        raise ValueError(f"frame features {frame_names[:3]}... differ from the window's {names[:3]}...")
+    return [[float(v) for v in row] for row in per_frame], rule.samples
 
 
 def reduce_axes(spec: dict[str, np.ndarray], axis_rms: np.ndarray) -> dict[str, float]:

@@ -35,6 +35,11 @@ def severity_of(anomaly_score: float, threshold: float) -> Severity:
     return "NORMAL"
 
 
+#: Most numbers a vector's frames may hold: 32 frames × 33 features (3 axes), ~20 KB as JSON, well
+#: inside the 64 KB an InfluxDB 1.x string field holds (the historian stores them as one string).
+MAX_FRAME_VALUES = 32 * 33
+
+
 class FeatureVector(Message):
     """Named features computed from one reading (legacy), a reading window (batch) or a vibration window."""
 
@@ -46,11 +51,23 @@ class FeatureVector(Message):
     values: list[float]
     # Extra (non-model) indicators, e.g. spectral/envelope values; may be empty.
     extras: dict[str, float] = Field(default_factory=dict)
+    #: Vibration windows split into frames (:mod:`shared.features.frames`, only when a window has more
+    #: than one): the same features of each frame, one row per frame in ``names`` order.
+    frames: list[list[float]] | None = Field(default=None, min_length=2, max_length=32)
+    #: Samples per frame (set with ``frames``).
+    frame_samples: int | None = Field(default=None, ge=2)
 
     @model_validator(mode="after")
     def _same_length(self) -> FeatureVector:
         if len(self.names) != len(self.values):
             raise ValueError(f"{len(self.names)} names but {len(self.values)} values")
+        if (self.frames is None) != (self.frame_samples is None):
+            raise ValueError("frames and frame_samples go together")
+        if self.frames is not None and len(self.frames) * len(self.names) > MAX_FRAME_VALUES:
+            raise ValueError(f"frames hold more than {MAX_FRAME_VALUES} values (32 frames x 33 features)")
+        for i, row in enumerate(self.frames or ()):
+            if len(row) != len(self.names):
+                raise ValueError(f"frame {i} holds {len(row)} values for {len(self.names)} names")
         return self
 
 
