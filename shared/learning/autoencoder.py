@@ -21,18 +21,19 @@ Training: Adam (lr 1e-3), MSE loss, ``epochs`` passes over shuffled mini-batches
 epoch, 10,000 rows → 8 steps of 1,250), so the number of optimiser steps (≤ 8 per epoch) and the
 cost stay bounded as n grows. With ``full_batch`` (the FlowFuse article, preset ``flowfuse``) an
 epoch is one Adam step on all n rows, unshuffled, as the article trains (mini-batches take ~5× more
-steps and fit tighter: a lower threshold). Weights: torch's default ``Linear`` init after
-``torch.manual_seed(seed)``, in the article's layer order. Single-threaded by default (``threads=1``:
-the matrices are tiny) and seeded, hence deterministic. The threshold is floored at 1e-6 so severity
-stays defined even for degenerate (constant) training data.
+steps and fit tighter: a lower threshold). Weights: torch's default ``Linear`` init drawn from a
+``torch.Generator`` seeded with ``seed``, in the article's layer order (the values
+``torch.manual_seed(seed)`` gives, without touching torch's global generator). Single-threaded by
+default (``threads=1``: tiny matrices; :func:`.torch_guard.torch_threads`) and seeded, hence
+deterministic, also with several trainings at once in threads. The threshold is floored at 1e-6 so
+severity stays defined even for degenerate (constant) training data.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ from numpy.typing import NDArray
 
 from . import interchange_graph as interchange
 from ._checks import as_matrix, as_names, count, positive
+from .torch_guard import init_linear, torch_threads
 
 #: ``on_epoch(epoch, epochs, loss)`` after every epoch (1-based; loss in standardised units²).
 EpochCallback = Callable[[int, int, float], None]
@@ -94,9 +96,16 @@ class AutoencoderConfig:
 
 
 class ScaledAutoencoder(torch.nn.Module):
-    """raw x [N, d] → per-sample reconstruction error [N] (scaler and clipping inside)."""
+    """raw x [N, d] → per-sample reconstruction error [N] (scaler and clipping inside); the Linear
+    weights are drawn from ``generator`` (default: one seeded with 0), never torch's global one."""
 
-    def __init__(self, mean: NDArray[np.float32], std: NDArray[np.float32], clip: float) -> None:
+    def __init__(
+        self,
+        mean: NDArray[np.float32],
+        std: NDArray[np.float32],
+        clip: float,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         d = int(mean.shape[0])
         self.register_buffer("mean", torch.from_numpy(np.asarray(mean, dtype=np.float32).copy()))
@@ -105,10 +114,11 @@ class ScaledAutoencoder(torch.nn.Module):
         layers: list[torch.nn.Module] = []
         width = d
         for h in HIDDEN:
-            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+            layers += [torch.nn.utils.skip_init(torch.nn.Linear, width, h), torch.nn.ReLU()]
             width = h
-        layers.append(torch.nn.Linear(width, d))
+        layers.append(torch.nn.utils.skip_init(torch.nn.Linear, width, d))
         self.net = torch.nn.Sequential(*layers)
+        init_linear(self.net, generator or torch.Generator().manual_seed(0))
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         """z = clip((x − mean) / std, −clip, +clip) of raw ``x`` [N, d] (std already floored)."""
@@ -196,17 +206,6 @@ class FlatMLP:
         for lin, (w, b) in zip(self.linears, self._views(self.theta.detach()), strict=True):
             lin.weight.copy_(w)
             lin.bias.copy_(b)
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (process-wide) and restore it afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -340,15 +339,16 @@ def _fit_module(
     bs: int,
     on_epoch: EpochCallback | None = None,
 ) -> tuple[ScaledAutoencoder, float]:
-    """Build the network (weights seeded by ``cfg.seed``) and train it on ``x`` [n, d] raw float32.
+    """Build the network and train it on ``x`` [n, d] raw float32; the weights and the shuffling come
+    from two ``torch.Generator`` seeded with ``cfg.seed`` (torch's global generator is not used).
 
     Inputs are standardised once, z = clip((x − mean) / std, ±clip); the weights are trained on z as
     one flat vector (:class:`FlatMLP`) with :class:`Adam` and copied back. Returns the module in eval
     mode and the final epoch's mean loss (standardised units²). Call inside :func:`torch_threads`.
     """
-    torch.manual_seed(cfg.seed)
+    init = torch.Generator().manual_seed(cfg.seed)
+    module = ScaledAutoencoder(mean.astype(np.float32), std.astype(np.float32), cfg.clip, init)
     gen = torch.Generator().manual_seed(cfg.seed)
-    module = ScaledAutoencoder(mean.astype(np.float32), std.astype(np.float32), cfg.clip)
     with torch.no_grad():
         z = module.standardise(x)
     flat = FlatMLP(module.net)
