@@ -170,11 +170,11 @@ async def test_config_is_persisted_published_retained_and_returned(tmp_path: Pat
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
         (
             {"bearing": {"n_balls": 9, "ball_diameter_mm": 40, "pitch_diameter_mm": 39}},
-            "bearing pitch_diameter_mm (39) must be greater than ball_diameter_mm (40)",
+            "bearing pitch_diameter (39 mm) must be greater than ball_diameter (40 mm)",
         ),
         (
             {"bearing": {"n_balls": 9, "ball_diameter_mm": 7.94}},
-            "bearing geometry is incomplete: n_balls, ball_diameter_mm given but pitch_diameter_mm missing",
+            "bearing geometry is incomplete: n_balls, ball_diameter given but pitch_diameter missing",
         ),
         ({"bearing": {}}, "bearing needs its geometry"),
         ({"bearing": {"n_balls": 2, "ball_diameter_mm": 1, "pitch_diameter_mm": 5}}, "bearing.n_balls:"),

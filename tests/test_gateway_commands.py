@@ -421,14 +421,10 @@ async def test_config_put_asks_the_calibrator_and_get_serves_the_retained(gw: Me
         r = await c.put(f"/assets/{asset}/config", json=GOOD_CONFIG)
         assert r.status_code == 200, r.text
         cfg = AssetConfig.model_validate(r.json())
-        assert (cfg.asset_id, cfg.name, cfg.type, cfg.rpm, cfg.iso_group, cfg.foundation) == (
-            asset,
-            "Cooling pump 3",
-            "pump",
-            1480.0,
-            2,
-            "flexible",
-        )
+        assert (cfg.asset_id, cfg.name, cfg.type, cfg.rpm) == (asset, "Cooling pump 3", "pump", 1480.0)
+        # The deprecated top-level iso_group/foundation are kept, ISO applicability is not confirmed.
+        assert (cfg.iso.applies, cfg.iso.group, cfg.iso.foundation) == (False, 2, "flexible")
+        assert "iso_group" not in r.json() and r.json()["iso"]["foundation"] == "flexible"
         assert cfg.bearing is not None and cfg.bearing.n_balls == 9
         assert cfg.updated_at == STORED_AT  # the calibrator's stored copy is the answer
         [req] = seen
@@ -475,11 +471,11 @@ async def test_config_refused_by_the_calibrator_is_422_with_its_reason(gw: Memor
         ({"type": "turbine"}, "type: Input should be 'motor'"),
         (
             {"bearing": {"n_balls": 9, "ball_diameter_mm": 40, "pitch_diameter_mm": 39}},
-            "bearing pitch_diameter_mm (39) must be greater than ball_diameter_mm (40)",
+            "bearing pitch_diameter (39 mm) must be greater than ball_diameter (40 mm)",
         ),
         (
             {"bearing": {"n_balls": 9, "ball_diameter_mm": 7.94}},
-            "bearing geometry is incomplete: n_balls, ball_diameter_mm given but pitch_diameter_mm missing",
+            "bearing geometry is incomplete: n_balls, ball_diameter given but pitch_diameter missing",
         ),
         ({"bearing": {}}, "bearing needs its geometry"),
         ({"bearing": {"n_balls": 2, "ball_diameter_mm": 1, "pitch_diameter_mm": 5}}, "bearing.n_balls"),

@@ -10,7 +10,7 @@ import pytest
 
 from shared.health import AssessorParams, HealthAssessor, ModelScore
 from shared.health.alarms import AlarmTransitionError
-from shared.messages import AssetConfig, BearingGeometry, Score
+from shared.messages import AssetConfig, BearingGeometry, IsoSettings, Score
 
 T0 = 1_700_000_000.0
 MODELS = ("legacy", "batch", "autoencoder")
@@ -155,9 +155,8 @@ def test_operator_flow_and_maintenance_reset() -> None:
 
 
 def test_iso_zone_before_calibration() -> None:
-    cfg = AssetConfig(
-        asset_id="p1", iso_group=1, foundation="rigid", rpm=1800, bearing=BearingGeometry(bpfo_order=3.5667)
-    )
+    iso = IsoSettings(applies=True, group=1, foundation="rigid", power_kw=400)  # confirmed: may alarm
+    cfg = AssetConfig(asset_id="p1", iso=iso, rpm=1800, bearing=BearingGeometry(bpfo_order=3.5667))
     a = HealthAssessor("p1", config=cfg, id_factory=Ids())
     first = a.update(T0)
     assert first.health_score is None and first.risk_level is None and first.maintenance_window_days is None

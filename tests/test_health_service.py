@@ -21,11 +21,13 @@ from shared.messages import (
     AlarmActionReply,
     AlarmActionRequest,
     AlarmEvent,
+    AssetConfig,
     DeadLetter,
     FeatureBaseline,
     FeatureStat,
     FeatureVector,
     HealthUpdate,
+    IsoSettings,
     ModelAnnouncement,
     ModelManifest,
     RawScore,
@@ -234,6 +236,8 @@ async def test_healthy_then_severe_fault_raises_one_alarm_then_ack_and_resolve(t
 async def test_iso_zone_health_before_calibration(tmp_path: Path) -> None:
     bus = MemoryBus()
     svc = service(tmp_path)
+    iso = IsoSettings(applies=True, power_kw=75)  # confirmed: group 2 (15 .. 300 kW), rigid
+    await deliver(svc, bus, topics.asset_config("p1"), AssetConfig(asset_id="p1", iso=iso))
     fv = FeatureVector(
         event_id=new_event_id(),
         asset_id="p1",
@@ -246,6 +250,7 @@ async def test_iso_zone_health_before_calibration(tmp_path: Path) -> None:
     await deliver(svc, bus, topics.features("p1", "vibration"), fv)
     hu = HealthUpdate.model_validate_json(bus.retained[topics.health("p1")].payload)
     assert hu.iso_zone == "D" and hu.velocity_rms_mm_s == 5.1  # group 2 rigid: C/D at 4.5 mm/s
+    assert (hu.zone_basis, hu.zone_basis_text) == ("iso20816-3", "ISO 20816-3 group 2, rigid")
     assert any("5.1 mm/s" in i.text for i in hu.insights)
 
 

@@ -141,6 +141,8 @@ def to_health_message(asset_id: str, a: Assessment) -> HealthUpdate | None:
         maintenance_reason=a.maintenance_explanation,
         iso_zone=a.iso.zone if a.iso else None,
         velocity_rms_mm_s=a.iso.velocity_mm_s if a.iso else None,
+        zone_basis=a.iso.basis if a.iso else None,
+        zone_basis_text=a.iso.basis_text if a.iso else None,
         insights=[
             InsightItem(text=i.text, severity=i.severity.lower(), signal=i.signal, value=i.value)  # type: ignore[arg-type]
             for i in a.insights

@@ -16,7 +16,7 @@ Routes (handlers validate, call :mod:`shared.health`, return what to publish):
   task, publishes one when a window's wait is over, so it is released inside the message pipeline even
   when no further message comes); the first tick of each connection republishes every asset's last
   health, retained (a restarted broker forgot it);
-- ``config/<a>`` → running speed, bearing, ISO group/foundation (cleared: forgotten);
+- ``config/<a>`` → running speed, bearing, zone basis of its ``iso`` block (cleared: forgotten);
 - ``models/<a>/<model>`` → the model's calibration baseline (cleared: dropped); only from announcements
   whose signature verifies (``MODEL_VERIFY_KEY``, :mod:`shared.learning.signing`), others are
   dead-lettered with the reason and the previous baseline stays;

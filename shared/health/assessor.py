@@ -8,14 +8,16 @@
 2. **Alarm policy** (:mod:`shared.health.policy`): persistent models, health (with
    :func:`~shared.health.scoring.health_from_scores`, risk and grade), the degradation excess, and
    the two alarm conditions (``anomaly``: observed on every update that moves a model or the
-   signals track; ``iso20816``: on every update that carries a new velocity RMS).
+   signals track; ``iso20816``: on every update that carries a new velocity RMS, never active when
+   the asset's zone basis is information only, see :func:`~shared.health.iso20816.basis_of`).
 3. **Degradation** (:class:`~shared.health.degradation.DegradationTracker`) with ``persistent = any
    persistent model or ISO``, and the **maintenance window**
    (:func:`~shared.health.degradation.maintenance_window_days`).
 4. **Presentation** (:func:`~shared.health.insights.build_insights`) of the fresh features (all
    kinds merged by name) vs the baseline, the models (latest ratio, persistent flag; not the
-   signals track, whose evidence is in the per-signal insights), ISO and bearing info. The anomaly
-   alarm's reason is the top two insight texts.
+   signals track, whose evidence is in the per-signal insights), the ISO zone (only when its basis
+   may alarm: an information-only zone is in the assessment's ``iso`` but makes no insight) and
+   bearing info. The anomaly alarm's reason is the top two insight texts.
 5. **Alarms** (:class:`~shared.health.alarms.AlarmBook`): the conditions become transitions.
 
 Resolving an alarm with a maintenance action (or :meth:`HealthAssessor.record_maintenance`)
@@ -34,7 +36,7 @@ from shared.health.alarms import MAINTENANCE_ACTIONS, Alarm, AlarmBook, AlarmNot
 from shared.health.degradation import DegradationTracker, maintenance_window_days
 from shared.health.evidence import SIGNAL_TRACK, Evidence, EvidenceState, ModelScore, Snapshot, finite_ts
 from shared.health.insights import Insight, MachineInfo, ModelStatus, build_insights
-from shared.health.iso20816 import ZoneResult, zone_limits
+from shared.health.iso20816 import ZoneBasis, ZoneResult, basis_of
 from shared.health.params import AssessorParams
 from shared.health.policy import (
     SOURCE_MODELS,
@@ -123,8 +125,8 @@ class HealthAssessor:
         self.asset_id = asset_id
         self.params = params or AssessorParams()
         self.machine = MachineInfo()
-        self.iso_group = 2
-        self.foundation = "rigid"
+        #: Limits the velocity zone is judged against; default: information only (group 2 rigid).
+        self.zone_basis: ZoneBasis = basis_of(None)
         self.set_config(config)
         self.baseline: dict[str, dict[str, float]] | None = check_baseline(baseline)
         self._evidence = EvidenceState()
@@ -133,17 +135,16 @@ class HealthAssessor:
 
     # -- configuration -------------------------------------------------------------------------
     def set_config(self, config: AssetConfig | None) -> None:
-        """Apply an asset configuration (speed, bearing, ISO group and foundation)."""
+        """Apply an asset configuration (speed, bearing, and the zone basis of its ``iso`` block)."""
         if config is None:
             return
         if not isinstance(config, AssetConfig):
             raise ValueError(f"config must be an AssetConfig, got {type(config).__name__}")
         if config.asset_id != self.asset_id:
             raise ValueError(f"config is for asset {config.asset_id!r}, not {self.asset_id!r}")
-        zone_limits(config.iso_group, config.foundation)  # validates
+        basis = basis_of(config.iso)  # validates
         self.machine = MachineInfo.from_config(config)
-        self.iso_group = config.iso_group
-        self.foundation = config.foundation
+        self.zone_basis = basis
 
     def set_baseline(self, baseline: Baseline | None) -> None:
         """Baseline statistics per feature name: ``{"mean", "std", "min"?, "max"?}`` (None: none)."""
@@ -159,8 +160,8 @@ class HealthAssessor:
         """Ingest the scores and/or feature values observed at data time ``ts`` (s) and return
         the assessment. All inputs are validated before any state changes (ValueError)."""
         ev = self._evidence.collect(ts, scores, features, self.baseline, self.params)
-        self._evidence.apply(ev, self.params, self.iso_group, self.foundation)
-        snap = self._evidence.snapshot(self.params, self.iso_group, self.foundation)
+        self._evidence.apply(ev, self.params, self.zone_basis)
+        snap = self._evidence.snapshot(self.params, self.zone_basis)
         persistent = persistent_models(snap.models, self.params)
         health = health_of(snap, persistent)
         condition_on = bool(persistent) or iso_on(snap)
@@ -182,7 +183,7 @@ class HealthAssessor:
             snap.features,
             self.baseline,
             statuses,
-            snap.iso,
+            snap.iso if snap.iso is not None and snap.iso.alarming else None,  # information: no insight
             self.machine,
             p.max_insights,
             z_min=p.z_min,
@@ -198,7 +199,7 @@ class HealthAssessor:
             out.append(anomaly_condition(snap.models, persistent or self._holding(snap), insights))
         velocity = self._evidence.velocity
         if ev.velocity is not None and velocity is not None:
-            out.append(iso_condition(velocity, snap.iso, iso_on(snap), self.iso_group, self.foundation))
+            out.append(iso_condition(velocity, snap.iso, iso_on(snap), self.zone_basis))
         return out
 
     def _holding(self, snap: Snapshot) -> list[str]:

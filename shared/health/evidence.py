@@ -10,7 +10,8 @@ ValueError), then applied (:meth:`EvidenceState.apply`):
    so one huge excursion cannot hold the smoothed value up after the machine is back to normal.
 2. **Pointwise flags** into each track's k-of-n :class:`~shared.health.persistence.Persistence`: a
    model's own ``is_anomaly``; the signals track's ratio above :data:`shared.messages.WARNING_RATIO`;
-   the raw velocity in ISO 20816 zone C or D.
+   the raw velocity in zone C or D of an alarming :class:`~shared.health.iso20816.ZoneBasis`
+   (confirmed ISO 20816-3 or custom limits; never for an information-only basis).
 3. **Staleness**: a track or feature not updated for ``stale_after_s`` (900 s) of data time no longer
    counts (:meth:`EvidenceState.snapshot`): a stopped scorer must not freeze the health.
 
@@ -29,9 +30,9 @@ from typing import Any, get_args
 from shared.health.iso20816 import (
     UNSATISFACTORY_ZONES,
     VELOCITY_FEATURE,
+    ZoneBasis,
     ZoneResult,
-    iso_zone,
-    zone_limits,
+    classify,
 )
 from shared.health.params import AssessorParams
 from shared.health.persistence import Persistence
@@ -211,7 +212,7 @@ class Evidence:
 @dataclass(frozen=True)
 class Snapshot:
     """The fresh evidence at one data time: tracks and features within ``stale_after_s``, and the
-    ISO 20816 zone of the smoothed velocity."""
+    zone of the smoothed velocity against the asset's basis (``iso.alarming``: it may alarm)."""
 
     models: dict[str, Track]
     velocity: Track | None
@@ -280,8 +281,9 @@ class EvidenceState:
         return None if ts == last else velocity  # equal ts: duplicate delivery
 
     # -- applying ----------------------------------------------------------------------------------
-    def apply(self, ev: Evidence, params: AssessorParams, iso_group: int, foundation: str) -> None:
-        """Advance the clock, store the feature values and smooth every new value into its track."""
+    def apply(self, ev: Evidence, params: AssessorParams, basis: ZoneBasis) -> None:
+        """Advance the clock, store the feature values and smooth every new value into its track (the
+        velocity is flagged in zone C/D only when ``basis`` may alarm)."""
         ts = ev.ts
         self.now = ts if self.now is None else max(self.now, ts)
         for k, v in ev.features.items():
@@ -301,9 +303,9 @@ class EvidenceState:
             track.severity = sev
             self.models[SIGNAL_TRACK] = track
         if ev.velocity is not None:
-            raw_zone = iso_zone(ev.velocity, iso_group, foundation).zone
-            capped = min(ev.velocity, VELOCITY_CAP_FACTOR * zone_limits(iso_group, foundation)[2])
-            self.velocity = smooth(self.velocity, capped, ts, raw_zone in UNSATISFACTORY_ZONES, params)
+            flag = basis.alarming and classify(ev.velocity, basis).zone in UNSATISFACTORY_ZONES
+            capped = min(ev.velocity, VELOCITY_CAP_FACTOR * basis.limits[2])
+            self.velocity = smooth(self.velocity, capped, ts, flag, params)
 
     def clear_persistence(self) -> None:
         """Maintenance: every condition has to persist again (k windows) before it counts."""
@@ -316,12 +318,12 @@ class EvidenceState:
     def fresh(self, last_ts: float, params: AssessorParams) -> bool:
         return self.now is not None and self.now - last_ts <= params.stale_after_s
 
-    def snapshot(self, params: AssessorParams, iso_group: int, foundation: str) -> Snapshot:
+    def snapshot(self, params: AssessorParams, basis: ZoneBasis) -> Snapshot:
         models = {m: t for m, t in self.models.items() if self.fresh(t.last_ts, params)}
         vel = (
             self.velocity if self.velocity is not None and self.fresh(self.velocity.last_ts, params) else None
         )
-        iso = None if vel is None else iso_zone(vel.smoothed, iso_group, foundation)
+        iso = None if vel is None else classify(vel.smoothed, basis)
         current = {k: v for k, (v, t) in self.features.items() if self.fresh(t, params)}
         return Snapshot(models, vel, iso, current)
 

@@ -29,19 +29,32 @@ H >= 315 mm. Group 2: medium machines, 15 kW .. 300 kW, or shaft height 160 mm <
 
 Boundary convention: a value *equal* to a boundary belongs to the lower (better) zone, i.e.
 ``v <= A/B`` is A, ``A/B < v <= B/C`` is B, ``B/C < v <= C/D`` is C, ``v > C/D`` is D.
+
+**Basis** (:class:`ZoneBasis`, from an asset's ``iso`` config by :func:`basis_of`): the limits a
+zone is judged against, and whether it may alarm. ``iso20816-3``: the user confirmed the standard
+applies (group and foundation above); ``custom``: the user's own A/B, B/C, C/D limits; both raise
+alarms and cap the health. ``information``: applicability not confirmed (the default, and every
+config that predates the ``iso`` block): the zone of the configured group/foundation is shown, never
+an alarm nor a health penalty — a small test-rig bearing in "zone D" of group-2 limits is healthy.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from shared.messages import IsoSettings
+
 Zone = Literal["A", "B", "C", "D"]
 Foundation = Literal["rigid", "flexible"]
+BasisKind = Literal["iso20816-3", "custom", "information"]
+#: The basis kinds whose zones raise alarms and cap the health.
+ALARMING_BASES: tuple[str, ...] = ("iso20816-3", "custom")
 
 #: (group, foundation) -> (A/B, B/C, C/D) boundaries, velocity RMS in mm/s.
 ZONE_LIMITS_MM_S: dict[tuple[int, str], tuple[float, float, float]] = {
@@ -70,15 +83,63 @@ ZONE_DESCRIPTIONS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class ZoneBasis:
+    """What a velocity's zone is judged against (module doc): the kind, the (A/B, B/C, C/D) limits
+    in mm/s, and the ISO group/foundation they come from (None for custom limits)."""
+
+    kind: BasisKind
+    limits: tuple[float, float, float]
+    group: int | None = None
+    foundation: str | None = None
+
+    @property
+    def alarming(self) -> bool:
+        """The zone may raise the ISO alarm and cap the health (confirmed standard or custom limits)."""
+        return self.kind in ALARMING_BASES
+
+    @property
+    def text(self) -> str:
+        """For people: ``ISO 20816-3 group 2, rigid``, ``custom limits 1/2/3 mm/s`` or ``information
+        only: ISO applicability not confirmed (ISO 20816-3 group 2, rigid limits)``."""
+        if self.kind == "custom":
+            return "custom limits " + "/".join(f"{v:g}" for v in self.limits) + " mm/s"
+        standard = f"ISO 20816-3 group {self.group}, {self.foundation}"
+        if self.kind == "information":
+            return f"information only: ISO applicability not confirmed ({standard} limits)"
+        return standard
+
+    @classmethod
+    def standard(cls, group: int, foundation: str, confirmed: bool) -> ZoneBasis:
+        """The standard's limits of ``group``/``foundation``; ``confirmed``: the user said it applies."""
+        kind: BasisKind = "iso20816-3" if confirmed else "information"
+        return cls(kind, zone_limits(group, foundation), int(group), foundation)
+
+    @classmethod
+    def custom(cls, limits: Sequence[float]) -> ZoneBasis:
+        """The user's own (A/B, B/C, C/D) limits in mm/s (finite, > 0, increasing)."""
+        lim = tuple(float(v) for v in limits)
+        if len(lim) != 3 or not all(math.isfinite(v) and v > 0 for v in lim) or not lim[0] < lim[1] < lim[2]:
+            raise ValueError(f"custom zone limits must be three increasing velocities > 0 mm/s, got {limits}")
+        return cls("custom", (lim[0], lim[1], lim[2]))
+
+
+@dataclass(frozen=True)
 class ZoneResult:
-    """An ISO 20816-3 evaluation of one velocity value."""
+    """The zone of one velocity value against a :class:`ZoneBasis`."""
 
     zone: Zone
     velocity_mm_s: float
     limits: tuple[float, float, float]  # (A/B, B/C, C/D) in mm/s
-    group: int
-    foundation: str
+    group: int | None
+    foundation: str | None
     description: str
+    basis: BasisKind = "iso20816-3"
+    basis_text: str = ""
+
+    @property
+    def alarming(self) -> bool:
+        """The zone may raise the ISO alarm and cap the health (see :class:`ZoneBasis`)."""
+        return self.basis in ALARMING_BASES
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -87,13 +148,16 @@ class ZoneResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ZoneResult:
+        group, foundation = d.get("group"), d.get("foundation")
         return cls(
             zone=d["zone"],
             velocity_mm_s=float(d["velocity_mm_s"]),
             limits=(float(d["limits"][0]), float(d["limits"][1]), float(d["limits"][2])),
-            group=int(d["group"]),
-            foundation=str(d["foundation"]),
+            group=None if group is None else int(group),
+            foundation=None if foundation is None else str(foundation),
             description=str(d["description"]),
+            basis=d.get("basis", "iso20816-3"),
+            basis_text=str(d.get("basis_text", "")),
         )
 
 
@@ -119,23 +183,39 @@ def _check_velocity(v: float) -> float:
 
 
 def iso_zone(velocity_mm_s: float, group: int = 2, foundation: str = "rigid") -> ZoneResult:
-    """Classify broadband velocity RMS ``velocity_mm_s`` (mm/s, 10..1000 Hz) into zone A..D.
+    """Classify broadband velocity RMS ``velocity_mm_s`` (mm/s, 10..1000 Hz) into zone A..D of the
+    standard's ``group``/``foundation`` limits (basis ``iso20816-3``; see :func:`classify`)."""
+    return classify(velocity_mm_s, ZoneBasis.standard(group, foundation, confirmed=True))
 
-    ``zone = A if v <= A/B, B if v <= B/C, C if v <= C/D, else D`` with the boundaries of
-    :func:`zone_limits` (equal to a boundary = the better zone).
-    """
+
+def classify(velocity_mm_s: float, basis: ZoneBasis) -> ZoneResult:
+    """Zone of velocity RMS ``velocity_mm_s`` (mm/s) against ``basis``'s (A/B, B/C, C/D) limits:
+    ``zone = A if v <= A/B, B if v <= B/C, C if v <= C/D, else D`` (equal to a boundary = the better
+    zone)."""
     v = _check_velocity(velocity_mm_s)
-    limits = zone_limits(group, foundation)
-    idx = int(np.searchsorted(np.asarray(limits), v, side="left"))
+    idx = int(np.searchsorted(np.asarray(basis.limits), v, side="left"))
     zone = ZONES[idx]
     return ZoneResult(
         zone=zone,
         velocity_mm_s=v,
-        limits=limits,
-        group=int(group),
-        foundation=foundation,
+        limits=basis.limits,
+        group=basis.group,
+        foundation=basis.foundation,
         description=ZONE_DESCRIPTIONS[zone],
+        basis=basis.kind,
+        basis_text=basis.text,
     )
+
+
+def basis_of(iso: IsoSettings | None) -> ZoneBasis:
+    """The basis of an asset's ``iso`` config: its ``zone_limits_mm_s`` (custom) when given, else the
+    standard's limits of its group/foundation, confirmed when ``applies``; no config: information
+    only, group 2 rigid."""
+    if iso is None:
+        return ZoneBasis.standard(2, "rigid", confirmed=False)
+    if iso.zone_limits_mm_s is not None:
+        return ZoneBasis.custom(iso.zone_limits_mm_s)
+    return ZoneBasis.standard(iso.effective_group, iso.foundation, confirmed=iso.applies)
 
 
 def iso_zone_index(velocity_mm_s: ArrayLike, group: int = 2, foundation: str = "rigid") -> NDArray[np.int64]:

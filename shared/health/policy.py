@@ -10,7 +10,8 @@ Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
 * **Health** (:func:`health_of`): :func:`~shared.health.scoring.health_from_scores` of the fresh
   smoothed ratios, except that a persistent model counts with its latest ratio (capped at
   :data:`~shared.health.evidence.SMOOTH_RATIO_CAP`) when that is higher, so health and alarm never
-  disagree; with the ISO 20816-3 zone of the smoothed velocity. None while neither is known.
+  disagree; with the zone of the smoothed velocity when its basis may alarm (confirmed ISO 20816-3
+  or custom limits; an information-only zone never lowers the health). None while neither is known.
 * **Degradation excess** (:func:`degradation_excess`): ``max(smoothed ratio - 1 over persistent
   models, v_smoothed / (B/C boundary) - 1 when the ISO condition is on)``.
 * **Anomaly alarm** (:func:`anomaly_condition`, source :data:`SOURCE_MODELS`): on while any fresh
@@ -19,7 +20,9 @@ Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
   :data:`shared.messages.CRITICAL_RATIO` or its latest score says CRITICAL; else WARNING. The
   reason is the top :data:`REASON_INSIGHTS` insight texts.
 * **ISO alarm** (:func:`iso_condition`, source :data:`SOURCE_ISO`): on while the raw velocity was in
-  zone C or D in k of the last n windows; CRITICAL when the smoothed velocity is in zone D.
+  zone C or D in k of the last n windows; CRITICAL when the smoothed velocity is in zone D. Only
+  with an alarming basis (:class:`~shared.health.iso20816.ZoneBasis`): never on for a machine whose
+  ISO applicability was not confirmed and that has no custom limits.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 
 from shared.health.evidence import SMOOTH_RATIO_CAP, Snapshot, Track
 from shared.health.insights import Insight
-from shared.health.iso20816 import DAMAGE_ZONE, ZoneResult, iso_zone
+from shared.health.iso20816 import DAMAGE_ZONE, ZoneBasis, ZoneResult, classify
 from shared.health.params import AssessorParams
 from shared.health.scoring import health_from_scores
 from shared.messages import CRITICAL_RATIO, WARNING_RATIO
@@ -68,14 +71,21 @@ def health_of(snap: Snapshot, persistent: Sequence[str]) -> float | None:
     ratios = {m: t.smoothed for m, t in snap.models.items()}
     for m in persistent:
         ratios[m] = max(ratios[m], min(snap.models[m].last, SMOOTH_RATIO_CAP))
-    if not ratios and snap.iso is None:
+    zone = snap.iso.zone if snap.iso is not None and snap.iso.alarming else None
+    if not ratios and zone is None:
         return None
-    return health_from_scores(ratios, snap.iso.zone if snap.iso else None)
+    return health_from_scores(ratios, zone)
 
 
 def iso_on(snap: Snapshot) -> bool:
-    """The ISO condition: the fresh velocity track's persistence (zone C/D in k of n windows)."""
-    return snap.velocity is not None and snap.velocity.persistence.on
+    """The ISO condition: the fresh velocity track's persistence (zone C/D in k of n windows), with a
+    basis that may alarm."""
+    return (
+        snap.velocity is not None
+        and snap.velocity.persistence.on
+        and snap.iso is not None
+        and snap.iso.alarming
+    )
 
 
 def degradation_excess(snap: Snapshot, persistent: Sequence[str]) -> float:
@@ -103,15 +113,15 @@ def anomaly_condition(
     return Condition(SOURCE_MODELS, True, "CRITICAL" if critical else "WARNING", reason, tuple(persistent))
 
 
-def iso_condition(
-    velocity: Track, smoothed: ZoneResult | None, active: bool, group: int, foundation: str
-) -> Condition:
+def iso_condition(velocity: Track, smoothed: ZoneResult | None, active: bool, basis: ZoneBasis) -> Condition:
     """The ISO alarm's condition from the velocity track just updated (its latest raw value names the
-    zone in the reason) and the zone of the smoothed fresh velocity (severity)."""
-    raw = iso_zone(velocity.last, group, foundation)
+    zone and its basis in the reason) and the zone of the smoothed fresh velocity (severity); never
+    active on a basis that may not alarm."""
+    raw = classify(velocity.last, basis)
     reason = (
-        f"Vibration velocity {velocity.last:.1f} mm/s (ISO 20816 zone {raw.zone}); zone C or D in "
+        f"Vibration velocity {velocity.last:.1f} mm/s (zone {raw.zone}, {basis.text}); zone C or D in "
         f"{velocity.persistence.count} of the last {velocity.persistence.n} windows"
     )
+    active = active and basis.alarming
     severity = "CRITICAL" if smoothed is not None and smoothed.zone == DAMAGE_ZONE else "WARNING"
     return Condition(SOURCE_ISO, active, severity, reason)

@@ -6,7 +6,7 @@ be seconds). Modules: :mod:`.base` (helpers, bounds), :mod:`.inputs` (raw input,
 :mod:`.learning` (features, scores, manifests, state), :mod:`.assets`, :mod:`.health`, :mod:`.commands`.
 """
 
-from shared.messages.assets import AssetConfig, BearingGeometry
+from shared.messages.assets import AssetConfig, BearingGeometry, IsoSettings
 from shared.messages.base import (
     CURRENT_MAX_A,
     DEFAULT_FS_HZ,
@@ -124,6 +124,7 @@ __all__ = [
     "FeatureVector",
     "HealthUpdate",
     "InsightItem",
+    "IsoSettings",
     "LogEventType",
     "Message",
     "ModelAnnouncement",

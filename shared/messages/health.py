@@ -9,6 +9,7 @@ from pydantic import Field
 from shared.messages.base import AssetId, Count, Message, Timestamp
 
 RiskLevel = Literal["LOW", "MODERATE", "HIGH", "CRITICAL"]
+ZoneBasisKind = Literal["iso20816-3", "custom", "information"]
 AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
 ActionCode = Literal[
     "bearing_replaced",
@@ -56,6 +57,13 @@ class HealthUpdate(Message):
     maintenance_reason: str = ""
     iso_zone: Literal["A", "B", "C", "D"] | None = None
     velocity_rms_mm_s: float | None = None
+    #: What ``iso_zone`` is judged against: ``iso20816-3`` (applicability confirmed in the asset's
+    #: config), ``custom`` (the config's own limits) — both may alarm — or ``information`` (not
+    #: confirmed: shown only, never an alarm nor a health penalty). None when there is no zone.
+    zone_basis: ZoneBasisKind | None = None
+    #: The basis for people, e.g. "ISO 20816-3 group 2, rigid", "custom limits 1/2/3 mm/s",
+    #: "information only: ISO applicability not confirmed (ISO 20816-3 group 2, rigid limits)".
+    zone_basis_text: str | None = None
     insights: list[InsightItem] = Field(default_factory=list)
     model_ratios: dict[str, float] = Field(default_factory=dict)
     active_alarms: Count = 0

@@ -30,6 +30,7 @@ from shared.messages import (
     Score,
     from_ns,
 )
+from shared.messages.assets import LEGACY_ISO_KEYS
 from shared.store import Point
 from shared.topics import ASSET_ID_PATTERN
 
@@ -187,10 +188,15 @@ _CONFIG_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _contract_config(asset_id: str, body: BaseModel) -> AssetConfig:
-    """The body as the contract's :class:`AssetConfig` (its validators run here: e.g. bearing geometry);
-    an invalid one is HTTP 422 like any invalid body."""
+    """The body as the contract's :class:`AssetConfig` (its validators run here: e.g. bearing geometry,
+    ISO 20816-3 applicability); an invalid one is HTTP 422 like any invalid body. The deprecated
+    top-level ``iso_group``/``foundation`` (never dumped) are passed on: the contract reads them."""
+    data = body.model_dump()
+    legacy = {k: getattr(body, k) for k in LEGACY_ISO_KEYS if getattr(body, k, None) is not None}
+    if legacy and "iso" not in body.model_fields_set:
+        data.pop("iso")  # the default block: the legacy keys say what the client meant
     try:
-        return AssetConfig(asset_id=asset_id, **body.model_dump())
+        return AssetConfig(asset_id=asset_id, **data, **legacy)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None

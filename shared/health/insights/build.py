@@ -70,13 +70,15 @@ def rank(candidates: Iterable[Candidate]) -> list[Insight]:
 
 
 def iso_insight(iso: ZoneResult) -> Insight:
-    """Zone C -> WARNING, zone D -> CRITICAL, with the boundary crossed (mm/s)."""
+    """Zone C -> WARNING, zone D -> CRITICAL, with the boundary crossed (mm/s) and the limits' basis."""
     _, bc, cd = iso.limits
     v = iso.velocity_mm_s
+    where = "ISO 20816 zone" if iso.basis == "iso20816-3" else "zone"
+    of = "" if iso.basis == "iso20816-3" else f" of the {iso.basis_text or 'custom limits'}"
     if iso.zone == DAMAGE_ZONE:
-        text = f"Vibration in ISO 20816 zone D: {v:.1f} mm/s (above {cd:g} mm/s: damage likely)"
+        text = f"Vibration in {where} D{of}: {v:.1f} mm/s (above {cd:g} mm/s: damage likely)"
         return Insight(text, "CRITICAL", VELOCITY_FEATURE, v, ISO_RANK["D"])
-    text = f"Vibration in ISO 20816 zone C: {v:.1f} mm/s (above {bc:g} mm/s: not for long-term operation)"
+    text = f"Vibration in {where} C{of}: {v:.1f} mm/s (above {bc:g} mm/s: not for long-term operation)"
     return Insight(text, "WARNING", VELOCITY_FEATURE, v, ISO_RANK["C"])
 
 
