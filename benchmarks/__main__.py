@@ -8,6 +8,9 @@
   for 300, 1,000 and 10,000 rows; the ratio is the time relative to the smallest size.
 * ``validation``: :mod:`benchmarks.bench_calibration_validation` (subprocess): false rejections of
   healthy calibrations and silent acceptance of contaminated ones (2-5 % faulty readings).
+* ``real``: :mod:`benchmarks.bench_calibration_real` (subprocess): real bearings offered as calibration
+  data — FEMTO early life and the CWRU normal record accepted, CWRU fault records refused (screening +
+  fault signature), per set.
 * ``pipeline``: :mod:`benchmarks.bench_pipeline` (in this process; it starts Mosquitto and every
   service): fault-to-health latency and end-to-end throughput vs the raw broker rate.
 * ``replay``: :mod:`benchmarks.bench_replay` (in this process; Mosquitto and every service again):
@@ -34,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("features", "calibration", "validation", "pipeline", "replay")
+NAMES = ("features", "calibration", "validation", "real", "pipeline", "replay")
 
 
 @dataclass
@@ -162,6 +165,17 @@ def run_validation(quick: bool) -> Section:
     return sec
 
 
+def run_real(quick: bool) -> Section:
+    """:mod:`benchmarks.bench_calibration_real` (subprocess, a few seconds; ``quick`` changes nothing);
+    its ``ROW|`` lines become the summary rows."""
+    sec = Section("real")
+    rc, lines = stream([sys.executable, "-m", "benchmarks.bench_calibration_real"])
+    sec.ok, sec.rows = rc == 0, [Row(*ln.split("|")[1:5]) for ln in lines if ln.startswith("ROW|")]
+    if rc:
+        sec.error = f"exit status {rc}"
+    return sec
+
+
 def run_pipeline(quick: bool) -> Section:
     from benchmarks import bench_pipeline as bp
 
@@ -227,6 +241,7 @@ RUNNERS: dict[str, Callable[[bool], Section]] = {
     "features": run_features,
     "calibration": run_calibration,
     "validation": run_validation,
+    "real": run_real,
     "pipeline": run_pipeline,
     "replay": run_replay,
 }
