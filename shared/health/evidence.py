@@ -6,8 +6,9 @@ ValueError), then applied (:meth:`EvidenceState.apply`):
 1. **Smoothing** (per model, the signals track and the ISO velocity): exponentially weighted mean
    over data time, ``x_s <- x_s + (1 - exp(-dt / TAU)) * (x - x_s)`` with ``TAU = smoothing_tau_s``
    (30 s); the first value, or the first after a stale gap, starts it (model ratios from a prior of
-   0, "as calibrated"). Values are capped first (:data:`SMOOTH_RATIO_CAP`, :data:`VELOCITY_CAP_FACTOR`)
-   so one huge excursion cannot hold the smoothed value up after the machine is back to normal.
+   0, "as calibrated"). Values are capped first (:data:`SMOOTH_RATIO_CAP`, :data:`VELOCITY_CAP_FACTOR`
+   of an alarming zone basis; an information-only velocity is shown as measured) so one huge
+   excursion cannot hold the smoothed value up after the machine is back to normal.
 2. **Pointwise flags** into each track's k-of-n :class:`~shared.health.persistence.Persistence`: a
    model's own ``is_anomaly``; the signals track's ratio above :data:`shared.messages.WARNING_RATIO`;
    the raw velocity in zone C or D of an alarming :class:`~shared.health.iso20816.ZoneBasis`
@@ -304,8 +305,10 @@ class EvidenceState:
             self.models[SIGNAL_TRACK] = track
         if ev.velocity is not None:
             flag = basis.alarming and classify(ev.velocity, basis).zone in UNSATISFACTORY_ZONES
-            capped = min(ev.velocity, VELOCITY_CAP_FACTOR * basis.limits[2])
+            cap = VELOCITY_CAP_FACTOR * basis.limits[2] if basis.alarming else math.inf
+            capped = min(ev.velocity, cap)
             self.velocity = smooth(self.velocity, capped, ts, flag, params)
+            self.velocity.last = ev.velocity  # the reading itself (alarm reason), not the capped value
 
     def clear_persistence(self) -> None:
         """Maintenance: every condition has to persist again (k windows) before it counts."""
