@@ -20,6 +20,19 @@ Readings use the per-column rule (:func:`screen`). Vibration windows for the aut
 :func:`screen_windows`: real healthy vibration is heavy-tailed (impacts) and drifts (run-in, wear-in),
 and the per-column rule rejected 7 of 18 real healthy sets (FEMTO early life, CWRU normal); windows are
 judged on their energy (ln RMS) against their neighbours and against the whole calibration instead.
+
+Slow drift (run-in, wear-in, temperature) is not an outlier under either rule, without detrending
+(``tests/test_fault_signature_drift.py``): a linear trend of any size spreads a column evenly, so its
+ends lie ≤ 1.8 robust σ from the median; a window's energy is compared with the running median of its
+21 neighbours, which follows a trend. Accepted with nothing flagged: window RMS rising ×2 or falling
+×0.5 over the set, a warm-up ×1.6 with a time constant of 20 % of the set, a ±20 % temperature cycle;
+readings drifting 10 σ (225 → 235 V with 1 V noise, every signal at once). Spikes and jumps on top of
+the drift are still found: 8.3 % spikes → rejected, 3.3 % → exactly those rows excluded and stated, a
+×3 (windows) or ×2 (current) jump over the last 8 % → rejected. Limit: a *fast* transient is not slow
+drift — window energy ×3 decaying with a time constant of 3 % of the set has its first windows
+excluded (stated); readings with such a start-up transient in 10 %+ of the rows can be rejected:
+calibrate after the machine has settled. Whether the *whole* set is a fault recording is judged by
+:mod:`shared.learning.fault_signature`, not here (relative rules cannot see it).
 """
 
 from __future__ import annotations
