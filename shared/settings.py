@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     calibration_store_wait_s: float = Field(default=30.0, ge=0, le=3600)
     # ... or until the asset's newest stored data has not moved for this many seconds (historian idle).
     calibration_store_quiet_s: float = Field(default=2.0, ge=0, le=600)
+    # Calibrator: calibrations running at once; more wait (CALIBRATING, place in the queue). Unset: CPUs.
+    calibration_workers: int | None = Field(default=None, ge=1, le=1024)
     # Gateway /readyz: the services (comma separated) that must be online and ready; default: every
     # process python -m deploy.run starts except the gateway itself.
     ready_services: str = (

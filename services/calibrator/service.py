@@ -3,8 +3,9 @@
 Commands (request/reply with a correlation id, see ``docs/ARCHITECTURE.md``):
 
 - ``cmd/calibrate`` (:class:`CalibrationRequest` → :class:`CalibrationReply`): runs the calibration use
-  case (:mod:`.job`) in the background; a second request for an asset being calibrated is rejected with
-  code ``busy``.
+  case (:mod:`.job`) in the background, at most ``CALIBRATION_WORKERS`` at once (:mod:`.workers`: the
+  others wait, CALIBRATING with their place in the queue); a second request for an asset being
+  calibrated or queued is rejected with code ``busy``.
 - ``cmd/purge`` (:class:`AssetCommand` → :class:`PurgeReply`): deletes stored data, models and
   configuration, clears the retained topics; state → IDLE (:mod:`.lifecycle`).
 - ``cmd/reload`` (:class:`AssetCommand` → :class:`ReloadReply`): re-reads the newest registry version
@@ -58,7 +59,7 @@ from shared.store import Store, open_store
 
 from . import configs, lifecycle
 from .interchange import model_export, model_import
-from .job import Calibration, default_config, run_calibration
+from .job import Calibration, default_config
 from .startup import (
     SYNC_TIMEOUT_S,
     RetainedSync,
@@ -67,6 +68,7 @@ from .startup import (
     retrying,
     startup_readiness,
 )
+from .workers import WorkerPool, calibrate_with_worker, default_workers
 
 log = structlog.get_logger()
 
@@ -164,6 +166,8 @@ class CalibratorHandlers:
     config_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Ready once the start-up steps (:mod:`.startup`) are done on the connection.
     readiness: Readiness = field(default_factory=startup_readiness)
+    #: At most this many calibrations run at once (``CALIBRATION_WORKERS``).
+    workers: WorkerPool = field(default_factory=lambda: WorkerPool(default_workers()))
 
     async def on_state(self, d: Delivery[StateChange | None]) -> Outbox:
         if d.asset_id:
@@ -285,7 +289,7 @@ class CalibratorHandlers:
 
     async def _calibrate(self, bus: Bus, req: CalibrationRequest) -> None:
         try:
-            await run_calibration(self.cal, bus, req)
+            await calibrate_with_worker(self.workers, self.cal, bus, req)
         finally:
             self.running.discard(req.asset_id)
 
@@ -371,7 +375,10 @@ def build(
         store_quiet_s=settings.calibration_store_quiet_s,
     )
     handlers = CalibratorHandlers(
-        cal, configs.config_dir(settings.data_dir), RetainedSync(SERVICE, sync_timeout_s)
+        cal,
+        configs.config_dir(settings.data_dir),
+        RetainedSync(SERVICE, sync_timeout_s),
+        workers=WorkerPool(settings.calibration_workers or default_workers()),
     )
     return Service(
         name=SERVICE,
