@@ -21,7 +21,7 @@ from shared.features import BATCH_FEATURE_NAMES, LEGACY_FEATURE_NAMES, LegacyFea
 from shared.features.batch import sliding_windows
 from shared.learning.screening import Screening, screen, screen_windows
 from shared.messages import SIGNALS, from_ns
-from shared.records import READINGS, WINDOWS, features_measurement, point_to_features
+from shared.records import READINGS, WINDOWS, features_measurement, point_to_features, point_to_frames
 from shared.store import Point, Store, paging
 from shared.store.identity import EVENT_SLOTS
 from shared.topics import FEATURE_KINDS
@@ -47,6 +47,10 @@ class Collected:
     screenings: list[Screening] = field(default_factory=list)
     #: How the wait for the store ended (set by the job; ``None`` when it did not wait).
     store_wait: StoreWait | None = None
+    #: The frame rows of the autoencoder's windows, when its vectors carry frames (long windows).
+    frames: Frames | None = None
+    #: Sample rate (Hz) and length (samples) of the newest vibration window (``None``: no window).
+    window_layout: tuple[float, int] | None = None
 
     @property
     def readings(self) -> int:
@@ -55,6 +59,30 @@ class Collected:
     @property
     def windows(self) -> int:
         return self.counts.get("vibration", 0)
+
+    @property
+    def autoencoder_rows(self) -> int:
+        """Rows the autoencoder would train on: the frames of the windows, or the windows themselves."""
+        return len(self.frames.rows) if self.frames is not None else self.windows
+
+
+@dataclass
+class Frames:
+    """Frame rows of vibration windows (:mod:`shared.features.frames`): ``rows [m, d]`` in the window
+    matrix's feature order, ``window [m]`` the row of each frame's window in that matrix, ``samples``
+    per frame and the newest window's frames per window (``per_window``)."""
+
+    rows: NDArray[np.float64]
+    window: NDArray[np.int64]
+    samples: int
+    per_window: int
+
+    def keep(self, windows: NDArray[np.bool_]) -> Frames:
+        """The frames of the windows ``windows`` keeps (a mask over the window matrix's rows), the
+        window indices renumbered to the kept windows."""
+        renumber = np.cumsum(windows) - 1
+        mine = windows[self.window]
+        return Frames(self.rows[mine], renumber[self.window[mine]], self.samples, self.per_window)
 
 
 def _matrix(points: list[Point]) -> tuple[NDArray[np.float64], list[str]] | None:
@@ -68,6 +96,35 @@ def _matrix(points: list[Point]) -> tuple[NDArray[np.float64], list[str]] | None
         if n == names:
             rows.append(v)
     return np.asarray(rows, dtype=np.float64), list(names)
+
+
+def _layout(point: Point) -> tuple[list[str], int | None]:
+    """A vibration vector's layout: its feature names and frame length (``None``: no frames)."""
+    got = point_to_frames(point)
+    return point_to_features(point)[0], None if got is None else got[0]
+
+
+def _vibration(points: list[Point]) -> tuple[tuple[NDArray[np.float64], list[str]] | None, Frames | None]:
+    """The window matrix of the vibration vectors with the newest vector's layout (feature names and
+    frame length; older layouts are skipped), and their frame rows when they carry frames."""
+    if not points:
+        return None, None
+    names, samples = _layout(points[-1])
+    same = [p for p in points if _layout(p) == (names, samples)]
+    windows = np.asarray([point_to_features(p)[1] for p in same], dtype=np.float64)
+    if samples is None:
+        return (windows, names), None
+    per = [np.asarray(point_to_frames(p)[1], dtype=np.float64) for p in same]  # type: ignore[index]
+    owner = np.concatenate([np.full(len(f), i, dtype=np.int64) for i, f in enumerate(per)])
+    return (windows, names), Frames(np.concatenate(per), owner, samples, len(per[-1]))
+
+
+def window_layout(store: Store, asset_id: str, start_ns: int, end_ns: int) -> tuple[float, int] | None:
+    """Sample rate (Hz) and samples of the asset's newest stored window in ``[start_ns, end_ns)``."""
+    got, _ = paging.newest(store, WINDOWS, asset_id, start_ns=start_ns, end_ns=end_ns, limit=1)
+    if not got or "fs_hz" not in got[-1].fields or "n" not in got[-1].fields:
+        return None
+    return float(got[-1].fields["fs_hz"]), int(got[-1].fields["n"])
 
 
 #: Measurements a calibration reads, and whose progress :func:`wait_for_store` watches: the data
@@ -175,9 +232,13 @@ def collect(store: Store, asset_id: str, lookback_minutes: float, end_ns: int | 
     for kind in ("legacy", "batch", "vibration"):
         pts = store.query(features_measurement(kind), asset_id, start_ns=start, end_ns=end + 1)
         out.counts[kind] = len(pts)
-        mat = _matrix(pts)
+        mat, frames = _vibration(pts) if kind == "vibration" else (_matrix(pts), None)
         if mat is not None:
             out.datasets[DATASET_FOR_KIND[kind]] = mat
+        if frames is not None:
+            out.frames = frames
+    if out.windows:
+        out.window_layout = window_layout(store, asset_id, start, end + 1)
     readings = store.query(READINGS, asset_id, start_ns=start, end_ns=end + 1)
     out.counts["readings"] = len(readings)
     if readings:
@@ -239,7 +300,7 @@ def screen_collected(
     rows are flagged but not too many, they are excluded here, in place: flagged readings leave
     ``c.signals`` and ``c.signal_baseline``, and the legacy/batch datasets are recomputed from the
     remaining readings (a stored vector's rolling statistics still hold the faulty readings); flagged
-    vibration windows leave the autoencoder dataset.
+    vibration windows leave the autoencoder dataset (and so do their frames, ``c.frames``).
     """
     out: list[Screening] = []
     if ("legacy" in datasets or "batch" in datasets) and c.signals is not None and c.signals.shape[0] >= 2:
@@ -259,5 +320,14 @@ def screen_collected(
         out.append(res)
         if res.ok and res.n_flagged:
             datasets["autoencoder"] = c.datasets["autoencoder"] = (X[~res.flagged], names)
+            if c.frames is not None:
+                c.frames = c.frames.keep(~res.flagged)
     c.screenings = out
     return out
+
+
+def frame_datasets(c: Collected, datasets: dict[str, tuple[NDArray[np.float64], list[str]]]) -> None:
+    """After the window-level checks: the autoencoder trains on the frame rows of the windows kept
+    (in place; nothing changes for windows without frames)."""
+    if "autoencoder" in datasets and c.frames is not None:
+        datasets["autoencoder"] = (c.frames.rows, datasets["autoencoder"][1])

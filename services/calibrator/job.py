@@ -24,6 +24,7 @@ from typing import Any, Literal
 import structlog
 
 from shared.bus import Bus
+from shared.features.frames import RULE_TEXT, feature_axes, minimum_text
 from shared.learning import registry
 from shared.learning.calibration import (
     CalibrationConfig,
@@ -45,7 +46,7 @@ from shared.messages import (
 )
 from shared.store import Store
 
-from .data import Collected, collect, screen_collected, wait_for_store
+from .data import Collected, collect, frame_datasets, screen_collected, wait_for_store
 from .interchange import training_config
 from .lifecycle import AssetStates, announcements
 
@@ -80,10 +81,14 @@ class NotEnoughData(CalibrationError):
 
 
 def insufficient_message(c: Collected) -> str:
+    """What was found and what is needed; for vibration, in seconds of signal at the asset's rate and
+    window length (:func:`shared.features.frames.minimum_text`) when a window was found."""
+    vibration = f"{c.windows} vibration windows (need {MIN_WINDOWS})"
+    if c.window_layout is not None:
+        vibration = f"vibration data ({minimum_text(MIN_WINDOWS, *c.window_layout, c.windows)})"
     text = (
         f"Insufficient data for calibration: found {c.readings} readings (need {MIN_READINGS}) and "
-        f"{c.windows} vibration windows (need {MIN_WINDOWS}) in the last {c.lookback_minutes:g} minutes "
-        f"of data for asset {c.asset_id}"
+        f"{vibration} in the last {c.lookback_minutes:g} minutes of data for asset {c.asset_id}"
     )
     if c.store_wait is not None and c.store_wait.behind:
         text += f"; {c.store_wait.lag_text(c.asset_id)}"
@@ -105,6 +110,22 @@ def validate_data(
         if res.n_flagged:
             notes.append(res.message())
     return notes
+
+
+def frame_info(c: Collected, names: list[str]) -> dict[str, Any]:
+    """The manifest's ``frames`` block of an autoencoder: the rows it was trained on (frames of
+    ``frame_samples`` samples, ``frames_per_window`` per window, or whole windows: 1), the windows'
+    length and rate, the axes, and the rule (:mod:`shared.features.frames`)."""
+    fs_hz, n = c.window_layout or (None, None)
+    samples, per_window = (c.frames.samples, c.frames.per_window) if c.frames is not None else (n, 1)
+    return {
+        "frame_samples": samples,
+        "frames_per_window": per_window,
+        "window_samples": n,
+        "fs_hz": fs_hz,
+        "axes": feature_axes(names),
+        "rule": RULE_TEXT,
+    }
 
 
 def _forest_note(c: Collected, kind: str, batch_window: int) -> str | None:
@@ -138,7 +159,7 @@ def select_datasets(c: Collected, batch_window: int = 100) -> tuple[dict[str, An
             f"legacy model: the data spans {c.reading_span_s / 60:.0f} min, less than the 1 h of the "
             "rolling voltage mean, which is still settling; calibrate on 60+ minutes to avoid drift warnings"
         )
-    if c.windows >= MIN_WINDOWS:
+    if c.autoencoder_rows >= MIN_WINDOWS:
         chosen["autoencoder"] = c.datasets["autoencoder"]
     return chosen, notes
 
@@ -274,9 +295,12 @@ async def _train_save_announce(
     cal, bus, asset = run.cal, run.bus, run.req.asset_id
     await run.step("validating", f"Collected {run.points} data points; validating the baseline")
     notes = [*await asyncio.to_thread(validate_data, c, datasets, cal.config, cal.batch_window), *notes]
+    frame_datasets(c, datasets)  # the autoencoder trains on the frames of the windows kept
     await run.step("training", "Validated baseline; training...")
     cfg = train_config(cal.config, training_config(run.req.training, cal.config.autoencoder))
     result = await asyncio.to_thread(calibrate, datasets, cfg, run.progress)
+    if "autoencoder" in result.models:
+        result.models["autoencoder"][1]["frames"] = frame_info(c, datasets["autoencoder"][1])
     await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
     screening = [r.to_dict() for r in c.screenings]
     baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline, "screening": screening}

@@ -1,13 +1,14 @@
 """scorer service: one worker per model kind (``--model legacy|batch|autoencoder``).
 
-A worker keeps, per asset, the current model (from the retained ``models/<a>/<model>`` announcement,
-which carries the ONNX bytes and the typed manifest entry) and a rolling mean of the last ``window``
-raw scores. Every feature vector of its kind becomes one :class:`Score`: ``anomaly_score`` = rolling
-mean of raw scores, ``is_anomaly`` = anomaly_score > threshold, severity by the contract's ratios
-(:func:`shared.messages.severity_of`). The first score of a CALIBRATED asset moves it to MONITORING.
-The worker's status (``status/scorer-<kind>``) carries ``models_loaded``: the number of assets with a
-loaded model, published again whenever it changes (the gateway's ``/readyz`` compares it with the
-announcements it holds).
+A worker keeps, per asset, the current model (from the retained ``models/<a>/<model>`` announcement, which
+carries the ONNX bytes and the typed manifest entry) and a rolling mean of the last ``window`` raw scores.
+Every feature vector of its kind becomes one :class:`Score`: ``raw_score`` = the model's raw score of the
+vector, or the mean over its frames for an autoencoder trained on frames (long windows:
+:mod:`shared.features.frames`); ``anomaly_score`` = rolling mean of raw scores, ``is_anomaly`` =
+anomaly_score > threshold, severity by the contract's ratios (:func:`shared.messages.severity_of`). The
+first score of a CALIBRATED asset moves it to MONITORING. The worker's status (``status/scorer-<kind>``)
+carries ``models_loaded``: the number of assets with a loaded model, published again whenever it changes
+(the gateway's ``/readyz`` compares it with the announcements it holds).
 
 Only trusted models are loaded (:func:`shared.learning.signing.admit`): the announcement's Ed25519
 signature verifies with the configured public key (``MODEL_VERIFY_KEY``), the ONNX graph has the
@@ -31,6 +32,7 @@ import structlog
 from services.scorer.ledger import Ledger
 from shared import topics
 from shared.bus import Rejected
+from shared.features.frames import feature_axes
 from shared.learning.scoring import OnnxModel, RollingScore, classify
 from shared.learning.signing import ModelVerifier, UntrustedModel, admit, load_verifier
 from shared.messages import DeadLetter, FeatureVector, ModelAnnouncement, ModelRejected, Score, StateChange
@@ -52,6 +54,8 @@ class Slot:
     names: list[str]
     threshold: float
     rolling: RollingScore
+    #: Samples per frame the model was trained on (``None``: whole windows; see ``ModelManifest.frames``).
+    frame_samples: int | None = None
 
     @classmethod
     def from_announcement(
@@ -59,25 +63,49 @@ class Slot:
     ) -> Slot:
         """The announced model when it is trusted (:func:`admit`); :class:`UntrustedModel` otherwise. The
         rolling mean spans the manifest's ``rolling_window`` when it names one, else ``window``."""
+        frames = ann.manifest.frames or {}
+        split = int(frames.get("frames_per_window") or 1) > 1  # type: ignore[call-overload]
         return cls(
             version=ann.version,
             model=admit(ann, verifier, topic_asset=topic_asset),
             names=list(ann.manifest.features),
             threshold=ann.manifest.threshold,
             rolling=RollingScore(ann.manifest.rolling_window or window),
+            frame_samples=int(frames["frame_samples"]) if split else None,  # type: ignore[call-overload]
         )
 
-    def score(self, fv: FeatureVector, model_kind: str) -> Score:
-        """Score one feature vector (its features picked by name, in the model's order)."""
+    def rows(self, fv: FeatureVector, model_kind: str) -> np.ndarray:
+        """The rows to score, features picked by name in the model's order: the vector's frames for a
+        model trained on frames, else the vector itself. :class:`Rejected` (a dead letter) when the
+        vector does not fit the model: other axes, missing features or other frames."""
         index = {n: i for i, n in enumerate(fv.names)}
+        calibrated, received = feature_axes(self.names), feature_axes(fv.names)
+        if fv.kind == "vibration" and calibrated != received:
+            raise Rejected(
+                f"axis layout changed: the {model_kind} model {self.version} was calibrated on axes "
+                f"{','.join(calibrated)} but this window has {','.join(received)}; recalibrate the asset"
+            )
         missing = [n for n in self.names if n not in index]
         if missing:
             raise Rejected(
                 f"feature vector lacks {len(missing)} feature(s) the {model_kind} model "
                 f"{self.version} needs, e.g. {missing[:3]}"
             )
-        x = np.asarray([[fv.values[index[n]] for n in self.names]], dtype=np.float32)
-        raw = float(self.model.raw_scores(x)[0])
+        cols = [index[n] for n in self.names]
+        if self.frame_samples is None:
+            return np.asarray([[fv.values[i] for i in cols]], dtype=np.float32)
+        if fv.frames is None or fv.frame_samples != self.frame_samples:
+            got = f"frames of {fv.frame_samples} samples" if fv.frames else "a window that is one frame"
+            raise Rejected(
+                f"window length changed: the {model_kind} model {self.version} was calibrated on frames "
+                f"of {self.frame_samples} samples but this vector has {got}; recalibrate the asset"
+            )
+        return np.asarray(fv.frames, dtype=np.float32)[:, cols]
+
+    def score(self, fv: FeatureVector, model_kind: str) -> Score:
+        """Score one feature vector: raw score = the mean of its rows' raw scores (:meth:`rows`: one row,
+        or one per frame), then the rolling mean and threshold as for any vector."""
+        raw = float(np.mean(self.model.raw_scores(self.rows(fv, model_kind))))
         anomaly = self.rolling.update(raw)
         return Score(
             event_id=fv.event_id,

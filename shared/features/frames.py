@@ -31,12 +31,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.features.vibration import VIBRATION_FEATURES
+
 #: Shortest frame (samples) when a window is split.
 FRAME_MIN_SAMPLES = 128
 #: Most frames per window.
 MAX_FRAMES = 32
 #: Windows of at least this many samples (two of the guide's 256-sample windows) are split.
 SPLIT_FROM = 2 * 256
+#: The rule in one line (recorded in model manifests).
+RULE_TEXT = (
+    f"n >= {SPLIT_FROM}: k = min(n // {FRAME_MIN_SAMPLES}, {MAX_FRAMES}) frames of n // k samples "
+    "(remainder dropped); else 1 frame (the window)"
+)
 
 
 @dataclass(frozen=True)
@@ -81,3 +88,38 @@ def split_frames(x: Any) -> NDArray[np.float64]:
     rule = frame_rule(a.shape[-1])
     used = a[..., : rule.frames * rule.samples]
     return used.reshape(*a.shape[:-1], rule.frames, rule.samples)
+
+
+def rate_text(fs_hz: float) -> str:
+    """A sample rate for people: ``25.6 kHz``, ``500 Hz``."""
+    return f"{fs_hz / 1000:g} kHz" if fs_hz >= 1000 else f"{fs_hz:g} Hz"
+
+
+def minimum_text(min_rows: int, fs_hz: float, n: int, found_windows: int) -> str:
+    """How much signal ``min_rows`` training rows take for windows of ``n`` samples at ``fs_hz`` Hz,
+    and what ``found_windows`` such windows hold (seconds of signal = samples / fs_hz), e.g.
+    ``need 300 frames of 128 samples = 1.5 s at 25.6 kHz = 15 windows of 2,560; found 12 windows
+    (1.2 s, 240 frames)``, or ``need 300 windows of 256 samples = 153.6 s at 500 Hz; found 12 windows
+    (6.144 s)`` when a window is one frame."""
+    rule = frame_rule(n)
+    found_s = found_windows * n / fs_hz
+    if not rule.split:
+        need_s = min_rows * n / fs_hz
+        return (
+            f"need {min_rows:,} windows of {n:,} samples = {need_s:.4g} s at {rate_text(fs_hz)}; "
+            f"found {found_windows:,} windows ({found_s:.4g} s)"
+        )
+    windows = -(-min_rows // rule.frames)
+    need_s = min_rows * rule.samples / fs_hz
+    return (
+        f"need {min_rows:,} frames of {rule.samples:,} samples = {need_s:.4g} s at {rate_text(fs_hz)} = "
+        f"{windows:,} windows of {n:,}; found {found_windows:,} windows ({found_s:.4g} s, "
+        f"{found_windows * rule.frames:,} frames)"
+    )
+
+
+def feature_axes(names: list[str]) -> list[str]:
+    """The axes of the vibration feature names ``{axis}_{feature}`` among ``names`` (``feature`` one of
+    :data:`~shared.features.vibration.VIBRATION_FEATURES`), in order of first appearance."""
+    split = (n.split("_", 1) for n in names if "_" in n)
+    return list(dict.fromkeys(axis for axis, feature in split if feature in VIBRATION_FEATURES))

@@ -175,6 +175,11 @@ class ModelManifest(Message):
     rolling_window: int | None = Field(default=None, ge=1, le=10_000)
     #: How the graph wraps a reconstruction graph (autoencoder; :mod:`shared.learning.interchange`).
     interchange: Info | None = None
+    #: The rows an autoencoder was trained on (:mod:`shared.features.frames`): ``frame_samples``,
+    #: ``frames_per_window`` (1: whole windows), ``window_samples``, ``fs_hz``, ``axes``, ``rule``. A
+    #: scorer scores a window's frames when ``frames_per_window`` > 1; unset (older or imported models):
+    #: whole windows.
+    frames: Info | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelManifest:
@@ -186,7 +191,7 @@ class ModelManifest(Message):
 
     def entry(self) -> dict[str, object]:
         """The manifest entry as plain JSON data (what :mod:`shared.learning.scoring` reads); the
-        optional ``source``/``rolling_window``/``interchange`` only when set."""
+        optional ``source``/``rolling_window``/``interchange``/``frames`` only when set."""
         out = self.model_dump(mode="json", exclude_none=False)
         for key in _OPTIONAL_ENTRY_KEYS:
             if out.get(key) is None:
@@ -194,7 +199,7 @@ class ModelManifest(Message):
         return out
 
 
-_OPTIONAL_ENTRY_KEYS = ("source", "rolling_window", "interchange")
+_OPTIONAL_ENTRY_KEYS = ("source", "rolling_window", "interchange", "frames")
 
 
 class ModelAnnouncement(Message):
