@@ -97,6 +97,8 @@ HEALTH_1 = {
     "maintenance_reason": "vibration trend +0.01 g/h",
     "iso_zone": "B",
     "velocity_rms_mm_s": 2.35,
+    "zone_basis": "iso20816-3",
+    "zone_basis_text": "ISO 20816-3 group 2, rigid",
     "insights": [
         {
             "text": "Power factor 4.0σ below baseline",
@@ -435,6 +437,7 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     expect(page.get_by_test_id("maintenance-window")).to_have_text("within 21 days")
     expect(page.get_by_test_id("degradation-index")).to_have_text("0.31")
     expect(page.get_by_test_id("iso-zone")).to_have_text("zone B (long-term OK)")
+    expect(page.get_by_test_id("iso-basis")).to_have_text("ISO 20816-3 group 2, rigid")
     expect(page.get_by_test_id("state-label")).to_have_text("MONITORING")
 
     # --- status cards: live value, baseline target, deviation colour ---------------------------------
@@ -485,6 +488,25 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     expect(page.get_by_test_id("health-score")).to_have_text("40.0")
     expect(page.get_by_test_id("risk-label")).to_have_text("High")
     expect(page.get_by_test_id("insight-item")).to_have_count(2)
+    # Issue 17: a zone whose ISO applicability is not confirmed is shown as information, not judged.
+    info = "information only: ISO applicability not confirmed (ISO 20816-3 group 2, rigid limits)"
+    fx.push(
+        "health",
+        {
+            **HEALTH_1,
+            "ts": iso(ts_health + timedelta(seconds=0.25)),
+            "health_score": 40.0,
+            "risk_level": "HIGH",
+            "iso_zone": "D",
+            "velocity_rms_mm_s": 8.0,
+            "zone_basis": "information",
+            "zone_basis_text": info,
+        },
+    )
+    expect(page.get_by_test_id("iso-zone")).to_have_text("zone D (information only)")
+    expect(page.get_by_test_id("iso-basis")).to_have_text(info)
+    expect(page.get_by_test_id("status-velocity")).to_contain_text("Zone (information only) D")
+    assert "dev-bad" not in _class(page, "status-velocity")
     fx.push(
         "health",
         {
@@ -502,7 +524,7 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     expect(volt).to_contain_text("230.2 V")
     assert "dev-ok" in _class(page, "status-voltage")
     rw = page.evaluate("window.__rw")
-    assert rw["eventsReceived"] == 3
+    assert rw["eventsReceived"] == 4  # three health events (one information-only zone), one reading
     assert rw["lastEventDataTs"] == int(ts_reading.timestamp() * 1000)
     assert rw["lastEventAt"] >= rw["lastEventDataTs"]
 

@@ -33,6 +33,7 @@ from shared.messages import (
     RiskLevel,
     SignalStat,
 )
+from shared.messages.health import ZoneBasisKind
 from shared.store import StoreError
 from shared.topics import ASSET_ID_PATTERN, MODEL_KINDS
 
@@ -106,6 +107,9 @@ class AssetStatus(BaseModel):
     degradation_index: float | None = None
     iso_zone: Literal["A", "B", "C", "D"] | None = None
     velocity_rms_mm_s: float | None = None
+    #: What iso_zone is judged against (HealthUpdate.zone_basis): iso20816-3, custom or information.
+    zone_basis: ZoneBasisKind | None = None
+    zone_basis_text: str | None = None
     insights: list[InsightItem] = Field(default_factory=list)
     active_alarms: int | None = None
     #: Time (data time) of that health update.
@@ -228,6 +232,7 @@ def asset_status(view: BusView, asset_id: str) -> AssetStatus:
         out.degradation_index = hu.degradation_index
         out.iso_zone = hu.iso_zone
         out.velocity_rms_mm_s = hu.velocity_rms_mm_s
+        out.zone_basis, out.zone_basis_text = hu.zone_basis, hu.zone_basis_text
         out.insights = list(hu.insights)
         out.active_alarms = hu.active_alarms
         out.health_ts = hu.ts

@@ -32,8 +32,16 @@ function renderHealthFacts(h) {
   setText($('maint-reason'), h && h.maintenance_reason ? h.maintenance_reason : '');
   setText($('degradation'), h ? fmt(numOrNull(h.degradation_index), 2) : '—');
   const zone = h && typeof h.iso_zone === 'string' ? h.iso_zone : null;
-  setText($('iso-zone'), zone ? (ISO_ZONE_TEXT[zone] || zone) : '—');
+  setText($('iso-zone'), zone ? zoneText(zone, h.zone_basis) : '—');
+  setText($('iso-basis'), zone && typeof h.zone_basis_text === 'string' ? h.zone_basis_text : '—');
   setText($('health-ts'), h && h.ts ? `as of ${timeText(h.ts)}` : 'no assessment yet');
+}
+
+/** A zone for people: the standard's meaning when its limits may alarm (confirmed ISO 20816-3 or the
+ * asset's custom limits), else marked as information only (applicability not confirmed). */
+function zoneText(zone, basis) {
+  if (basis === 'information') return `zone ${zone} (information only)`;
+  return ISO_ZONE_TEXT[zone] || zone;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -77,8 +85,11 @@ function renderVelocityCard(h) {
   const vel = h ? numOrNull(h.velocity_rms_mm_s) : null;
   const zone = h && typeof h.iso_zone === 'string' ? h.iso_zone : null;
   setText(card.querySelector('[data-role="value"]'), vel == null ? '—' : `${fmt(vel, 2)} mm/s`);
-  setText(card.querySelector('[data-role="target"]'), `ISO 20816 zone ${zone || '—'}`);
-  const zcls = { A: ' dev-ok', B: ' dev-ok', C: ' dev-warn', D: ' dev-bad' }[zone] || '';
+  const basis = h ? h.zone_basis : null;
+  const label = { custom: 'Custom-limit zone', information: 'Zone (information only)' }[basis] || 'ISO 20816 zone';
+  setText(card.querySelector('[data-role="target"]'), `${label} ${zone || '—'}`);
+  // An information-only zone is not judged: no warning colours.
+  const zcls = basis === 'information' ? '' : ({ A: ' dev-ok', B: ' dev-ok', C: ' dev-warn', D: ' dev-bad' }[zone] || '');
   if (card.className !== `status-card${zcls}`) card.className = `status-card${zcls}`;
 }
 
