@@ -108,20 +108,21 @@ def features(s: CalibrationSet) -> tuple[NDArray[np.float64], list[str], dict[st
     return X, names, extras
 
 
-def frame_rows(s: CalibrationSet) -> tuple[NDArray[np.float64], list[str]]:
-    """The autoencoder's rows: each window split into frames (:func:`shared.features.frames.split_frames`),
-    in time order, 11 features per axis."""
+def frame_rows(s: CalibrationSet) -> tuple[NDArray[np.float64], list[str], int]:
+    """The autoencoder's rows: each window split into k frames (:func:`shared.features.frames.split_frames`),
+    in time order, 11 features per axis; and k."""
     frames = {a: split_frames(v) for a, v in s.signals.items()}  # [windows, k, L]
     names, X = axes_features({a: f.reshape(-1, f.shape[-1]) for a, f in frames.items()})
-    return X, names
+    return X, names, next(iter(frames.values())).shape[1]
 
 
 def judge(s: CalibrationSet) -> Verdict:
-    """Screen the frame rows (and, for comparison, the whole windows), then judge the whole windows for a
-    fault signature, with and without the envelope extras."""
+    """Screen the frame rows (the running median over the frames of 21 windows) and, for comparison, the
+    whole windows; then judge the whole windows for a fault signature, with and without the envelope
+    extras."""
     X, names, extras = features(s)
-    FX, fnames = frame_rows(s)
-    screening = screen_windows(FX, fnames)
+    FX, fnames, k = frame_rows(s)
+    screening = screen_windows(FX, fnames, what="vibration frames", frames_per_window=k)
     whole = screen_windows(X, names)
     sig = fault_signature(X, names), fault_signature(X, names, extras=extras)
     return Verdict(s, screening, whole, *sig)

@@ -110,3 +110,17 @@ def test_drifting_readings_with_a_current_jump_are_rejected() -> None:
     X[-24:, 1] *= 2.0  # the last 8 %: current doubles
     res = screen(X, SIGNALS, what="readings")
     assert not res.ok and set(np.flatnonzero(res.flagged)) >= set(range(N - 24, N))
+
+
+def test_a_faulty_window_among_frames_is_found_with_frames_per_window() -> None:
+    # 60 windows × 20 frames of RMS 0.5 g × 3 % noise; window 30's frames are ×1.6 (a faulty window)
+    k = 20
+    rms = 0.5 * np.exp(np.random.default_rng(9).normal(0.0, 0.03, 60 * k))
+    rms[30 * k : 31 * k] *= 1.6
+    framed = screen_windows(rms[:, None], ["x_rms"], what="vibration frames", frames_per_window=k)
+    assert framed.ok and set(np.flatnonzero(framed.flagged)) == set(range(30 * k, 31 * k))
+    assert framed.message().startswith("Excluded 20 of 1200 vibration frames")
+    # without it the running median of 21 rows lies inside the 20 faulty frames and follows them
+    assert screen_windows(rms[:, None], ["x_rms"]).n_flagged < k
+    with pytest.raises(ValueError, match="frames_per_window"):
+        screen_windows(rms[:, None], ["x_rms"], frames_per_window=0)
