@@ -6,6 +6,9 @@
   vs per-window loops, and the ratio.
 * ``calibration``: :mod:`benchmarks.bench_calibration` (subprocess): seconds per full calibration
   for 300, 1,000 and 10,000 rows; the ratio is the time relative to the smallest size.
+* ``concurrency``: :mod:`benchmarks.bench_calibration_concurrency` (subprocess): wall time of 1, 4 and
+  8 calibrations started at once through the calibrator's worker pool, as ratios to 1 in the same run,
+  and the time per calibration.
 * ``validation``: :mod:`benchmarks.bench_calibration_validation` (subprocess): false rejections of
   healthy calibrations and silent acceptance of contaminated ones (2-5 % faulty readings).
 * ``real``: :mod:`benchmarks.bench_calibration_real` (subprocess): real bearings offered as calibration
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("features", "calibration", "validation", "real", "pipeline", "replay")
+NAMES = ("features", "calibration", "concurrency", "validation", "real", "pipeline", "replay")
 
 
 @dataclass
@@ -153,6 +156,16 @@ def run_calibration(quick: bool) -> Section:
     return sec
 
 
+def run_concurrency(quick: bool) -> Section:
+    """:mod:`benchmarks.bench_calibration_concurrency` (subprocess); its ``ROW|...`` lines are the rows."""
+    sec = Section("concurrency")
+    rc, lines = stream([sys.executable, "-m", "benchmarks.bench_calibration_concurrency"])
+    sec.ok, sec.rows = rc == 0, [Row(*ln.split("|")[1:5]) for ln in lines if ln.startswith("ROW|")]
+    if rc:
+        sec.error = f"exit status {rc}"
+    return sec
+
+
 def run_validation(quick: bool) -> Section:
     """:mod:`benchmarks.bench_calibration_validation` (subprocess); its ``ROW|case|value|baseline|ratio``
     lines become the summary rows."""
@@ -240,6 +253,7 @@ def run_replay(quick: bool) -> Section:
 RUNNERS: dict[str, Callable[[bool], Section]] = {
     "features": run_features,
     "calibration": run_calibration,
+    "concurrency": run_concurrency,
     "validation": run_validation,
     "real": run_real,
     "pipeline": run_pipeline,
