@@ -65,6 +65,7 @@ from shared.evaluation import (  # noqa: E402
 )
 from shared.features import default_env_band, spectral_features, window_features  # noqa: E402
 from shared.features.engine import FeatureEngine  # noqa: E402
+from shared.features.frames import frame_rule, need_text, split_frames  # noqa: E402
 from shared.health.assessor import AssessorParams  # noqa: E402
 from shared.health.insights import DEFECTS, MachineInfo, build_insights, z_score  # noqa: E402
 from shared.health.iso20816 import iso_zone_index, zone_limits  # noqa: E402
@@ -268,6 +269,10 @@ class Features:
     spec: dict[str, NDArray[np.float64]]
     fs: float
     rpm: float
+    #: Time-domain features of each window's frames ``[N, k, 11]`` (``shared.features.frames``: windows of
+    #: 512+ samples); ``None`` when a window is one frame.
+    frames: NDArray[np.float64] | None = None
+    frame_samples: int | None = None
 
     def matrix(self, names: list[str]) -> NDArray[np.float64]:
         cols = {**dict(zip(self.td_names, self.td.T, strict=True)), **self.spec}
@@ -289,12 +294,16 @@ def compute_features(X: NDArray[np.float64], fs: float, rpm: float) -> Features:
     """The features service's functions, vectorised over windows (same maths per window)."""
     names, td = window_features(X)
     spec = spectral_features(X, fs, rpm=rpm, bearing_orders=SKF6205_ORDERS)
+    rule = frame_rule(X.shape[1])
+    frames = window_features(split_frames(X))[1] if rule.split else None
     return Features(
         td_names=list(names),
         td=np.asarray(td),
         spec={k: np.asarray(v) for k, v in spec.items()},
         fs=fs,
         rpm=rpm,
+        frames=frames,
+        frame_samples=rule.samples if rule.split else None,
     )
 
 
@@ -316,6 +325,10 @@ def check_engine(X: NDArray[np.float64], feats: Features, fs: float, rpm: float,
         if fv.names != feats.td_names:
             raise AssertionError(f"feature names differ from the service's: {fv.names} vs {feats.td_names}")
         np.testing.assert_allclose(fv.values, feats.td[i], rtol=1e-9, atol=1e-12)
+        if (fv.frames is None) != (feats.frames is None):
+            raise AssertionError("the service's frames and these differ in presence")
+        if fv.frames is not None and feats.frames is not None:
+            np.testing.assert_allclose(fv.frames, feats.frames[i], rtol=1e-9, atol=1e-12)
         if set(fv.extras) != set(feats.spec):
             raise AssertionError(
                 f"spectral names differ from the service's: {sorted(fv.extras)} vs {sorted(feats.spec)}"
@@ -365,6 +378,19 @@ def _onnx_scores(
     )
 
 
+def _frame_rows(f: Features) -> NDArray[np.float64]:
+    """The frame rows ``[N * k, 11]`` of windows with frames."""
+    assert f.frames is not None
+    return f.frames.reshape(-1, f.frames.shape[-1])
+
+
+def _frame_means(model: OnnxModel, f: Features) -> NDArray[np.float64]:
+    """Each window's raw score as the scorer computes it for a model trained on frames: the mean of its
+    frames' raw scores."""
+    assert f.frames is not None
+    return np.asarray(model.raw_scores(_frame_rows(f)).reshape(f.frames.shape[:2]).mean(axis=1))
+
+
 def _calibrate_autoencoder(
     X: NDArray[np.float64], names: list[str], cfg: CalibrationConfig, notes: list[str]
 ) -> tuple[bytes, dict[str, Any]]:
@@ -392,16 +418,34 @@ def autoencoder_model(key: str, title: str, spectral: bool) -> ModelSpec:
 
     def fit(tr: Features, ho: Features, fa: dict[str, Features]) -> Scored:
         names = tr.td_names + (spectral_model_names(tr) if spectral else [])
-        X = tr.matrix(names)
+        framed = not spectral and tr.frames is not None  # the live model trains on frames of long windows
+        X = _frame_rows(tr) if framed else tr.matrix(names)
         notes: list[str] = []
         cfg = CalibrationConfig(min_windows=min(CalibrationConfig().min_windows, X.shape[0]))
         blob, entry = _calibrate_autoencoder(X, names, cfg, notes)
         model = OnnxModel.from_bytes(blob, entry)
-        tr_s, ho_s, fa_s = _onnx_scores(model, names, tr, ho, fa)
+        if framed:
+            tr_s, ho_s = _frame_means(model, tr), _frame_means(model, ho)
+            fa_s = {k: _frame_means(model, f) for k, f in fa.items()}
+        else:
+            tr_s, ho_s, fa_s = _onnx_scores(model, names, tr, ho, fa)
+        rows = f"{X.shape[0]} training windows"
+        if framed and tr.frames is not None:
+            rows = (
+                f"{X.shape[0]} frame rows ({tr.frames.shape[0]} training windows × {tr.frames.shape[1]} "
+                f"frames of {tr.frame_samples} samples, as the calibrator trains on long windows; a "
+                "window's raw score is the mean of its frames' raw scores, as the scorer's)"
+            )
+        lowered = cfg.min_windows < CalibrationConfig().min_windows
         notes.append(
-            f"{len(names)} features, {X.shape[0]} training windows (calibrator minimum lowered from "
-            f"{CalibrationConfig().min_windows} to {cfg.min_windows}: there is no more healthy "
-            "training data); "
+            f"{len(names)} features, {rows}"
+            + (
+                f" (calibrator minimum lowered from {CalibrationConfig().min_windows} to {cfg.min_windows}: "
+                "there is no more healthy training data)"
+                if lowered
+                else ""
+            )
+            + "; "
             f"threshold = mean + {entry['threshold_rule']['k']:g}·std of the training reconstruction errors"
         )
         return Scored(key, title, model.threshold, tr_s, ho_s, fa_s, notes)
@@ -953,8 +997,9 @@ def guidance(high: RateResult, low: RateResult | None, rpm: float) -> list[str]:
     lines.append(
         "- Whatever the rate, ≤ 1% false alarms could not be *demonstrated* here: the CWRU set leaves "
         f"{high.split.seconds['hold']:.1f} s of held-out healthy data (see the notes under each rate). "
-        f"Calibrate on at least the calibrator's minimum of {CalibrationConfig().min_windows} windows of "
-        "the healthy machine."
+        f"Calibrate on at least the calibrator's minimum of {CalibrationConfig().min_windows} rows of the "
+        "healthy machine: windows, or the frames of long windows (here: "
+        f"{need_text(CalibrationConfig().min_windows, high.split.fs, high.split.window)})."
     )
     return [*lines, ""]
 

@@ -95,27 +95,31 @@ def rate_text(fs_hz: float) -> str:
     return f"{fs_hz / 1000:g} kHz" if fs_hz >= 1000 else f"{fs_hz:g} Hz"
 
 
-def minimum_text(min_rows: int, fs_hz: float, n: int, found_windows: int) -> str:
-    """How much signal ``min_rows`` training rows take for windows of ``n`` samples at ``fs_hz`` Hz,
-    and what ``found_windows`` such windows hold (seconds of signal = samples / fs_hz), e.g.
-    ``need 300 frames of 128 samples = 1.5 s at 25.6 kHz = 15 windows of 2,560; found 12 windows
-    (1.2 s, 240 frames)``, or ``need 300 windows of 256 samples = 153.6 s at 500 Hz; found 12 windows
-    (6.144 s)`` when a window is one frame."""
+def need_text(min_rows: int, fs_hz: float, n: int) -> str:
+    """How much signal ``min_rows`` training rows take for windows of ``n`` samples at ``fs_hz`` Hz
+    (seconds = samples / fs_hz): ``need 300 frames of 128 samples = 1.5 s at 25.6 kHz = 15 windows of
+    2,560``, or ``need 300 windows of 256 samples = 153.6 s at 500 Hz`` when a window is one frame."""
     rule = frame_rule(n)
-    found_s = found_windows * n / fs_hz
     if not rule.split:
-        need_s = min_rows * n / fs_hz
         return (
-            f"need {min_rows:,} windows of {n:,} samples = {need_s:.4g} s at {rate_text(fs_hz)}; "
-            f"found {found_windows:,} windows ({found_s:.4g} s)"
+            f"need {min_rows:,} windows of {n:,} samples = {min_rows * n / fs_hz:.4g} s at {rate_text(fs_hz)}"
         )
     windows = -(-min_rows // rule.frames)
     need_s = min_rows * rule.samples / fs_hz
     return (
         f"need {min_rows:,} frames of {rule.samples:,} samples = {need_s:.4g} s at {rate_text(fs_hz)} = "
-        f"{windows:,} windows of {n:,}; found {found_windows:,} windows ({found_s:.4g} s, "
-        f"{found_windows * rule.frames:,} frames)"
+        f"{windows:,} windows of {n:,}"
     )
+
+
+def minimum_text(min_rows: int, fs_hz: float, n: int, found_windows: int) -> str:
+    """:func:`need_text` and what ``found_windows`` windows hold: ``...; found 12 windows (1.2 s, 240
+    frames)`` (``found 12 windows (6.144 s)`` when a window is one frame)."""
+    rule = frame_rule(n)
+    found = f"{found_windows * n / fs_hz:.4g} s"
+    if rule.split:
+        found += f", {found_windows * rule.frames:,} frames"
+    return f"{need_text(min_rows, fs_hz, n)}; found {found_windows:,} windows ({found})"
 
 
 def feature_axes(names: list[str]) -> list[str]:
