@@ -32,8 +32,10 @@ B021, B028, OR014@6, IR028); most fan-end/base channels
 
 So the kurtosis limit is ≈2× the highest healthy median (0.46 → 1.0) and the envelope limit 1.35× it
 (3.7 → 5.0; the 3.7 is the CWRU normal fan-end channel judged at the drive-end bearing's BPFO; FEMTO ≤ 2.3),
-both below the drive-end records of IR007, IR014, IR021, OR007 (@6, @3, @12), OR021@6 and B014 (lowest:
-OR007@3, kurtosis 1.23, SNR 5.6). Ball faults B007/B021/B028, OR014@6 and IR028 show neither indicator
+the kurtosis limit below every drive-end record of IR007, IR014, IR021, OR007 (@6, @3, @12), OR021@6 and
+B014 (lowest OR007@3, 1.23), the envelope limit below the drive-end IR007/OR007@6/@3 and IR021 records
+(5.6-13; it adds some fan-end and base channels the kurtosis misses). Ball faults B007/B021/B028,
+OR014@6 and IR028 show neither indicator
 at 0 HP (known to be hard in the literature) and are accepted: this check is a guard
 against the obvious mistake, not a diagnosis.
 
