@@ -6,8 +6,11 @@ process-wide thread count must not leak between them (:mod:`shared.learning.torc
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from shared.learning.torch_guard import init_linear, torch_threads
 from tests.support.wait import until
 
 NAMES = [f"f{j}" for j in range(33)]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rows(seed: int, n: int = 120, d: int = 33) -> np.ndarray:
@@ -120,3 +124,24 @@ def test_a_holder_asking_another_count_waits_for_the_current_holders() -> None:
     a.join(10)
     b.join(10)
     assert seen == [("first", 1), ("second", 2)]
+
+
+def test_a_calibration_never_imports_torch_onnx() -> None:
+    """The ONNX graphs are written with ``onnx.helper`` (:mod:`shared.learning.interchange_graph`), not by
+    ``torch.onnx.export``, whose process-wide export flag made concurrent calibrations fail with
+    "GLOBALS.in_onnx_export must be False": a whole calibration in a fresh interpreter never loads it."""
+    code = (
+        "import sys, numpy as np\n"
+        "from shared.learning.calibration import CalibrationConfig, calibrate\n"
+        "from shared.learning.autoencoder import AutoencoderConfig\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(80, 33))\n"
+        "cfg = CalibrationConfig(min_windows=50, autoencoder=AutoencoderConfig(epochs=2))\n"
+        "res = calibrate({'autoencoder': (X, [f'f{j}' for j in range(33)])}, cfg)\n"
+        "assert res.models['autoencoder'][0]\n"
+        "print(sorted(m for m in sys.modules if m.startswith('torch.onnx')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
