@@ -125,16 +125,16 @@ def test_feature_vector_refuses_inconsistent_frames() -> None:
         )
 
 
-def test_frames_of_excluded_windows_leave_the_training_rows() -> None:
+def test_flagged_frames_leave_the_training_rows() -> None:
     from services.calibrator.data import Collected, Frames, frame_datasets
 
     rows = np.arange(12.0).reshape(6, 2)  # 3 windows × 2 frames, 2 features
     frames = Frames(rows, np.array([0, 0, 1, 1, 2, 2]), samples=128, per_window=2)
-    kept = frames.keep(np.array([True, False, True]))  # the screening excluded window 1
-    np.testing.assert_array_equal(kept.rows, rows[[0, 1, 4, 5]])
-    np.testing.assert_array_equal(kept.window, [0, 0, 1, 1])
+    kept = frames.without(np.array([False, False, True, False, False, True]))  # the screening flagged 2
+    np.testing.assert_array_equal(kept.rows, rows[[0, 1, 3, 4]])
+    np.testing.assert_array_equal(kept.window, [0, 0, 1, 2])
     c = Collected("m1", 60.0, None, counts={"vibration": 3}, frames=kept)
-    datasets = {"autoencoder": (np.zeros((2, 2)), ["x_rms", "x_peak"])}
+    datasets = {"autoencoder": (np.zeros((3, 2)), ["x_rms", "x_peak"])}
     frame_datasets(c, datasets)
-    np.testing.assert_array_equal(datasets["autoencoder"][0], rows[[0, 1, 4, 5]])
+    np.testing.assert_array_equal(datasets["autoencoder"][0], rows[[0, 1, 3, 4]])
     assert datasets["autoencoder"][1] == ["x_rms", "x_peak"] and c.autoencoder_rows == 4

@@ -295,7 +295,7 @@ async def _train_save_announce(
     cal, bus, asset = run.cal, run.bus, run.req.asset_id
     await run.step("validating", f"Collected {run.points} data points; validating the baseline")
     notes = [*await asyncio.to_thread(validate_data, c, datasets, cal.config, cal.batch_window), *notes]
-    frame_datasets(c, datasets)  # the autoencoder trains on the frames of the windows kept
+    frame_datasets(c, datasets)  # the autoencoder trains on the frame rows the screening kept
     await run.step("training", "Validated baseline; training...")
     cfg = train_config(cal.config, training_config(run.req.training, cal.config.autoencoder))
     result = await asyncio.to_thread(calibrate, datasets, cfg, run.progress)
