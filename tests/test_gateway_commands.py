@@ -194,6 +194,19 @@ async def test_calibration_request_carries_the_end_of_its_data(gw: MemoryGateway
     assert ends[1:] == [datetime(2012, 3, 1, 6, tzinfo=UTC)] * 2
 
 
+async def test_calibration_request_carries_the_fault_signature_override(gw: MemoryGateway) -> None:
+    """``accept_fault_signature`` (default false) reaches the calibrator; only a JSON boolean is taken."""
+    ok = uid("ok")
+    async with responder(gw.bus, "calibrate", calibrator_replies, CalibrationReply) as seen:
+        start = "/calibration/start"
+        plain = await gw.api.post(start, json={"asset_id": ok})
+        forced = await gw.api.post(start, json={"asset_id": ok, "accept_fault_signature": True})
+        text = await gw.api.post(start, json={"asset_id": ok, "accept_fault_signature": "yes"})
+    assert (plain.status_code, forced.status_code, text.status_code) == (202, 202, 422)
+    assert "accept_fault_signature" in text.json()["detail"]
+    assert [q["accept_fault_signature"] for q in seen] == [False, True]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from shared.features import BATCH_FEATURE_NAMES, LEGACY_FEATURE_NAMES, LegacyFeatureState, batch_features
 from shared.features.batch import sliding_windows
+from shared.learning.fault_signature import FaultSignature
 from shared.learning.screening import Screening, screen, screen_windows
 from shared.messages import SIGNALS, from_ns
 from shared.records import READINGS, WINDOWS, features_measurement, point_to_features, point_to_frames
@@ -49,6 +50,11 @@ class Collected:
     store_wait: StoreWait | None = None
     #: The frame rows of the autoencoder's windows, when its vectors carry frames (long windows).
     frames: Frames | None = None
+    #: Envelope SNRs at bearing defect frequencies (``env_*_snr`` extras, when the asset config gives rpm
+    #: and geometry), one value per row of the autoencoder's window matrix (NaN: a vector without it).
+    vibration_extras: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    #: The fault-signature judgement of the vibration windows (set by the job's validation).
+    fault_signature: FaultSignature | None = None
     #: Sample rate (Hz) and length (samples) of the newest vibration window (``None``: no window).
     window_layout: tuple[float, int] | None = None
 
@@ -102,13 +108,27 @@ def _layout(point: Point) -> tuple[list[str], int | None]:
     return point_to_features(point)[0], None if got is None else got[0]
 
 
+def same_layout(points: list[Point]) -> list[Point]:
+    """The vibration vectors with the newest one's layout (feature names and frame length)."""
+    newest = _layout(points[-1])
+    return [p for p in points if _layout(p) == newest]
+
+
+def envelope_extras(points: list[Point]) -> dict[str, NDArray[np.float64]]:
+    """The vectors' ``env_*_snr`` extras (envelope SNR at a bearing defect frequency, 1), one value per
+    vector (NaN where a vector lacks one); empty when none carries any."""
+    extras = [point_to_features(p)[2] for p in points]
+    keys = sorted({k for e in extras for k in e if k.startswith("env_") and k.endswith("_snr")})
+    return {k: np.asarray([e.get(k, np.nan) for e in extras], dtype=np.float64) for k in keys}
+
+
 def _vibration(points: list[Point]) -> tuple[tuple[NDArray[np.float64], list[str]] | None, Frames | None]:
     """The window matrix of the vibration vectors with the newest vector's layout (feature names and
     frame length; older layouts are skipped), and their frame rows when they carry frames."""
     if not points:
         return None, None
+    same = same_layout(points)
     names, samples = _layout(points[-1])
-    same = [p for p in points if _layout(p) == (names, samples)]
     windows = np.asarray([point_to_features(p)[1] for p in same], dtype=np.float64)
     if samples is None:
         return (windows, names), None
@@ -231,6 +251,8 @@ def collect(store: Store, asset_id: str, lookback_minutes: float, end_ns: int | 
         pts = store.query(features_measurement(kind), asset_id, start_ns=start, end_ns=end + 1)
         out.counts[kind] = len(pts)
         mat, frames = _vibration(pts) if kind == "vibration" else (_matrix(pts), None)
+        if kind == "vibration" and pts:
+            out.vibration_extras = envelope_extras(same_layout(pts))
         if mat is not None:
             out.datasets[DATASET_FOR_KIND[kind]] = mat
         if frames is not None:
@@ -345,6 +367,7 @@ def _screen_vibration(
     res = screen_windows(X, names, sigma=sigma, max_fraction=max_fraction)
     if res.ok and res.n_flagged:
         datasets["autoencoder"] = c.datasets["autoencoder"] = (X[~res.flagged], names)
+        c.vibration_extras = {k: v[~res.flagged] for k, v in c.vibration_extras.items()}
     return res
 
 

@@ -32,6 +32,7 @@ from shared.learning.calibration import (
     InsufficientData,
     calibrate,
 )
+from shared.learning.fault_signature import FaultSignatureFound, fault_signature
 from shared.learning.screening import ContaminatedData
 from shared.learning.signing import ModelSigner
 from shared.messages import (
@@ -96,11 +97,19 @@ def insufficient_message(c: Collected) -> str:
 
 
 def validate_data(
-    c: Collected, datasets: dict[str, Any], config: CalibrationConfig, batch_window: int = 100
+    c: Collected,
+    datasets: dict[str, Any],
+    config: CalibrationConfig,
+    batch_window: int = 100,
+    *,
+    accept_fault_signature: bool = False,
 ) -> list[str]:
     """Screen the calibration data before training (:func:`.data.screen_collected`): reject it when more
     than ``max_outlier_fraction`` lies beyond the robust 3σ rule (previous models stay active), else
-    exclude the flagged rows; returns the exclusion notes for the reply."""
+    exclude the flagged rows; then judge the vibration windows for a bearing-fault signature
+    (:func:`shared.learning.fault_signature.fault_signature`, on the whole-window rows: its limits were
+    measured on windows, not frames) and refuse data that shows one unless ``accept_fault_signature``.
+    Returns the notes for the reply (exclusions, an accepted signature)."""
     notes = []
     for res in screen_collected(
         c, datasets, sigma=config.sigma, max_fraction=config.max_outlier_fraction, batch_window=batch_window
@@ -109,6 +118,14 @@ def validate_data(
             raise ContaminatedData(res)
         if res.n_flagged:
             notes.append(res.message())
+    if "autoencoder" in datasets:
+        X, names = datasets["autoencoder"]
+        sig = fault_signature(X, names, extras=c.vibration_extras or None, accept=accept_fault_signature)
+        c.fault_signature = sig
+        if not sig.ok:
+            raise FaultSignatureFound(sig)
+        if sig.accepted_on_request:
+            notes.append(sig.message())
     return notes
 
 
@@ -294,7 +311,11 @@ async def _train_save_announce(
     kind → version."""
     cal, bus, asset = run.cal, run.bus, run.req.asset_id
     await run.step("validating", f"Collected {run.points} data points; validating the baseline")
-    notes = [*await asyncio.to_thread(validate_data, c, datasets, cal.config, cal.batch_window), *notes]
+    accept = run.req.accept_fault_signature
+    checked = await asyncio.to_thread(
+        validate_data, c, datasets, cal.config, cal.batch_window, accept_fault_signature=accept
+    )
+    notes = [*checked, *notes]
     frame_datasets(c, datasets)  # the autoencoder trains on the frame rows the screening kept
     await run.step("training", "Validated baseline; training...")
     cfg = train_config(cal.config, training_config(run.req.training, cal.config.autoencoder))
@@ -304,6 +325,8 @@ async def _train_save_announce(
     await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
     screening = [r.to_dict() for r in c.screenings]
     baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline, "screening": screening}
+    if c.fault_signature is not None:
+        baseline_info["fault_signature"] = c.fault_signature.to_dict()
     stats = {**result.training_stats, "timings_s": result.timings, "data_points": result.data_points}
     version = await asyncio.to_thread(
         registry.save_version, cal.model_dir, asset, result.models, baseline_info, stats

@@ -49,6 +49,9 @@ class CalibrationRequest(Message):
     #: Also reply ``accepted`` (with ``data_points_collected``) once the data is collected and enough to
     #: train on, before training; the final reply follows. False: only the final reply.
     reply_accepted: bool = False
+    #: Calibrate even when the vibration data shows a bearing-fault signature (a machine impulsive by
+    #: nature); the reply and the manifest then state the signature (:mod:`shared.learning.fault_signature`).
+    accept_fault_signature: bool = False
 
 
 class CalibrationReply(Message):

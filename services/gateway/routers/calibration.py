@@ -47,6 +47,13 @@ class CalibrationStart(BaseModel):
         "threshold_sigma, min_std, clip, epochs, learning_rate, batch full|mini, rolling_window); "
         "default: the asset configuration's, else the default preset",
     )
+    accept_fault_signature: bool = Field(
+        default=False,
+        strict=True,
+        description="Calibrate even when the vibration data shows a bearing-fault signature (median excess "
+        "kurtosis or envelope SNR at a defect frequency beyond the healthy range): for machines impulsive by "
+        "nature; the reply states the signature",
+    )
 
 
 class CalibrationResult(BaseModel):
@@ -128,6 +135,7 @@ async def start_calibration(
         end=body.end or utcnow(),  # a reading accepted before this request is data the calibration uses
         reply_accepted=True,
         training=body.training,
+        accept_fault_signature=body.accept_fault_signature,
     )
     reply = await command(
         ctx,
