@@ -116,7 +116,7 @@ _SCORE_FIELDS = "anomaly_score raw_score threshold is_anomaly severity model_ver
 _SCORE = _Layout(SCORES, Score, _SCORE_FIELDS, tag="model")
 _STATE = _Layout(STATES, StateChange, "state reason", "previous")
 _HEALTH_FIELDS = "health_score risk_level grade degradation_index maintenance_window_days active_alarms"
-_HEALTH_OPTIONAL = "maintenance_reason iso_zone velocity_rms_mm_s"
+_HEALTH_OPTIONAL = "maintenance_reason iso_zone velocity_rms_mm_s zone_basis zone_basis_text"
 _HEALTH = _Layout(HEALTH, HealthUpdate, _HEALTH_FIELDS + " insights model_ratios", _HEALTH_OPTIONAL)
 _ALARM_OPTIONAL = "auto_cleared previous who note action_code"
 _ALARM = _Layout(ALARMS, AlarmEvent, "state source severity reason opened_at", _ALARM_OPTIONAL, "alarm_id")

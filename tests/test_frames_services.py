@@ -150,9 +150,6 @@ async def test_scorer_refuses_a_window_with_other_axes_than_calibrated(tmp_path:
 FEMTO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "femto_pronostia"
 
 
-@pytest.mark.skipif(
-    not (FEMTO / "femto_Bearing1_2.npz").exists(), reason="FEMTO data set not beside the checkout"
-)
 async def test_femto_bearing1_2_first_10_percent_calibrates_on_screened_frames(tmp_path: Path) -> None:
     """FEMTO Bearing1_2's first 10 % of life (57 snapshots, horizontal + vertical as x, y): 5 snapshots
     stand out at ×1.2-1.5 of their neighbours' RMS, which rejected it when whole windows were screened

@@ -383,6 +383,13 @@ def test_health_to_point_and_back() -> None:
         "velocity_rms_mm_s": 2.8,
     }
     assert records.point_to_health(pt) == h
+    informative = health(zone_basis="information", zone_basis_text="information only: ISO not confirmed")
+    pt = records.health_to_point(informative)
+    assert (pt.fields["zone_basis"], pt.fields["zone_basis_text"]) == (
+        "information",
+        "information only: ISO not confirmed",
+    )
+    assert records.point_to_health(pt) == informative
     bare = health(iso_zone=None, velocity_rms_mm_s=None, insights=[], model_ratios={}, active_alarms=0)
     pt = records.health_to_point(bare)
     assert "iso_zone" not in pt.fields and "velocity_rms_mm_s" not in pt.fields
