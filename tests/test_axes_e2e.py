@@ -2,8 +2,8 @@
 (``z`` alone), a 2-axis (positional ``channels``: x, y) and a 3-axis (x, y, z) asset are each calibrated
 on their own windows and scored. Each model's inputs are exactly its axes' features (11, 22, 33), and
 its windows are scored by it. An asset calibrated on x, y, z that then sends x, y is not scored: the
-scorer dead-letters each window naming the calibrated axes and the received ones. A real FEMTO bearing replayed with
-``--channel 0,1=ASSET`` becomes one 2-axis asset whose model takes the x and y features.
+scorer dead-letters each window naming the calibrated axes and the received ones. A real FEMTO bearing
+replayed with ``--channel 0,1=ASSET`` becomes one 2-axis asset whose model takes the x and y features.
 """
 
 from __future__ import annotations
