@@ -63,7 +63,7 @@ KURTOSIS_LIMIT = 1.0
 ENVELOPE_SNR_LIMIT = 5.0
 #: Range of the per-set medians measured on healthy bearings (module table), for the messages.
 HEALTHY_KURTOSIS = (-0.30, 0.46)
-HEALTHY_ENVELOPE_SNR = (0.9, 3.7)
+HEALTHY_ENVELOPE_SNR = (1.3, 3.7)
 #: The calibration request field that accepts a set with a fault signature.
 OVERRIDE_FIELD = "accept_fault_signature"
 
