@@ -83,6 +83,11 @@ class ReportData:
     readings_total: int = 0
     #: The row cap applied to ``readings`` (``None``: every reading of the period is here).
     capped: int | None = None
+    #: Statistics of each ``readings`` column over EVERY reading of the period (keys ``n``, ``mean``,
+    #: ``std`` (population), ``min``, ``max``; the column's unit), filled by the gatherer when
+    #: ``readings`` is capped so a report's maximum is the period's true one. Empty: the builders
+    #: compute them from ``readings`` (which then holds every reading).
+    reading_stats: dict[str, dict[str, float]] = field(default_factory=dict)
     scores: dict[str, Series] = field(default_factory=dict)
     health: Series = field(default_factory=Series)
     latest_health: HealthUpdate | None = None
