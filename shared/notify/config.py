@@ -1,0 +1,202 @@
+"""Notification channels as an admin configures them (``PUT /api/v1/notifications/config``), retained
+on :data:`NOTIFY_CONFIG_TOPIC` by the reporter.
+
+A channel is a webhook (JSON POST, signed: :mod:`shared.notify.signing`) or an e-mail address list
+(SMTP). Each has a minimum severity (``WARNING``: every alarm; ``CRITICAL``: critical only; ``OFF``:
+none) with per-asset overrides, the transition kinds it wants, and optional quiet hours in a named
+time zone. Secrets (webhook ``secret``, SMTP ``password``) are never echoed back (:func:`redacted`); a
+PUT that leaves a secret out keeps the stored one of the channel with the same id (:func:`merged`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from shared import topics
+from shared.topics import ASSET_ID_PATTERN
+
+#: Retained notification configuration (not under ``config/+``: that filter is asset configuration).
+NOTIFY_CONFIG_TOPIC = f"{topics.ROOT}/notify/config"
+#: Command topic name (``cmd/notifications``): get/put the configuration, list deliveries.
+NOTIFY_COMMAND = "notifications"
+
+Severity = Literal["WARNING", "CRITICAL"]
+MinSeverity = Literal["WARNING", "CRITICAL", "OFF"]
+TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved"]
+TRANSITION_KINDS: tuple[TransitionKind, ...] = ("opened", "escalated", "acknowledged", "resolved")
+ChannelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+AssetKey = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}$")
+SECRET_MARK = "***"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class QuietHours(_Strict):
+    """Local ``start``..``end`` (``HH:MM``, may wrap midnight; equal means none) in ``timezone`` (IANA
+    name). Non-bypassing messages created inside are held until ``end`` (never dropped); CRITICAL ones go
+    at once when ``critical_bypass`` (default)."""
+
+    start: str
+    end: str
+    timezone: str = "UTC"
+    critical_bypass: bool = True
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.fullmatch(v):
+            raise ValueError(f"{v!r} is not a local time HH:MM (00:00..23:59)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name, e.g. Europe/Paris)") from None
+        return v
+
+    def local(self, which: Literal["start", "end"]) -> time:
+        h, m = getattr(self, which).split(":")
+        return time(int(h), int(m))
+
+
+class WebhookTarget(_Strict):
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    #: HMAC-SHA256 key (>= 16 characters); None or ``***`` in a PUT keeps the stored one.
+    secret: str | None = Field(default=None, max_length=512)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str | None) -> str | None:
+        if v is not None and v != SECRET_MARK and len(v) < 16:
+            raise ValueError("secret must have at least 16 characters")
+        return v
+
+
+class EmailTarget(_Strict):
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=587, ge=1, le=65535)
+    #: ``starttls`` (587), ``ssl`` (465) or ``none`` (a relay on a trusted network, tests).
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = Field(default=None, max_length=256)
+    #: SMTP password; None in a PUT keeps the stored one.
+    password: str | None = Field(default=None, max_length=512)
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1, max_length=50)
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        if not _EMAIL.fullmatch(v):
+            raise ValueError(f"{v!r} is not an e-mail address")
+        return v
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not _EMAIL.fullmatch(a)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {', '.join(map(repr, bad[:3]))}")
+        return v
+
+
+class Channel(_Strict):
+    id: ChannelId
+    kind: Literal["webhook", "email"]
+    enabled: bool = True
+    webhook: WebhookTarget | None = None
+    email: EmailTarget | None = None
+    min_severity: MinSeverity = "WARNING"
+    #: Per-asset minimum severity, overriding ``min_severity`` for those assets.
+    asset_min_severity: dict[AssetKey, MinSeverity] = Field(default_factory=dict)
+    events: list[TransitionKind] = Field(default_factory=lambda: list(TRANSITION_KINDS), min_length=1)
+    quiet_hours: QuietHours | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> Channel:
+        if self.kind == "webhook" and (self.webhook is None or self.email is not None):
+            raise ValueError("a webhook channel needs 'webhook' (url, secret) and no 'email'")
+        if self.kind == "email" and (self.email is None or self.webhook is not None):
+            raise ValueError("an email channel needs 'email' (host, from, to) and no 'webhook'")
+        return self
+
+    def missing_secret(self) -> str | None:
+        """What a usable channel still lacks (a webhook needs its signing secret)."""
+        if self.webhook is not None and not self.webhook.secret:
+            return f"channel {self.id!r}: webhook.secret is required (HMAC-SHA256 key, >= 16 characters)"
+        return None
+
+
+class RetryPolicy(_Strict):
+    """Delay before attempt n+1 after n failures: ``min(max_s, first_s * factor**(n-1))`` (s), at least
+    ``first_s``; a delivery still failing ``give_up_after_s`` after it was created is marked failed."""
+
+    first_s: float = Field(default=5.0, gt=0, le=3600)
+    factor: float = Field(default=2.0, ge=1, le=10)
+    max_s: float = Field(default=600.0, gt=0, le=86_400)
+    give_up_after_s: float = Field(default=7 * 86_400.0, gt=0)
+
+
+class NotificationConfig(_Strict):
+    """The whole configuration (one retained message). ``base_url``: the dashboard's address people
+    open (links ``<base_url>/#/asset/<asset>``); empty: the reporter's ``PUBLIC_BASE_URL`` setting."""
+
+    channels: list[Channel] = Field(default_factory=list, max_length=50)
+    base_url: str = Field(default="", pattern=r"^(https?://[^\s#?]+)?$", max_length=500)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @model_validator(mode="after")
+    def _unique(self) -> NotificationConfig:
+        ids = [c.id for c in self.channels]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate channel ids: {', '.join(dup)}")
+        return self
+
+    def channel(self, channel_id: str) -> Channel | None:
+        return next((c for c in self.channels if c.id == channel_id), None)
+
+
+def merged(new: NotificationConfig, old: NotificationConfig | None) -> NotificationConfig:
+    """``new`` with each secret it leaves out (None or :data:`SECRET_MARK`) taken from ``old``'s channel
+    of the same id and kind; ``ValueError`` naming the channel when a webhook then still has none."""
+    channels = []
+    for ch in new.channels:
+        prev = old.channel(ch.id) if old is not None else None
+        prev = prev if prev is not None and prev.kind == ch.kind else None
+        if ch.webhook is not None and ch.webhook.secret in (None, SECRET_MARK):
+            keep = prev.webhook.secret if prev is not None and prev.webhook is not None else None
+            ch = ch.model_copy(update={"webhook": ch.webhook.model_copy(update={"secret": keep})})
+        if ch.email is not None and ch.email.password in (None, SECRET_MARK):
+            keep = prev.email.password if prev is not None and prev.email is not None else None
+            ch = ch.model_copy(update={"email": ch.email.model_copy(update={"password": keep})})
+        problem = ch.missing_secret()
+        if problem:
+            raise ValueError(problem)
+        channels.append(ch)
+    return new.model_copy(update={"channels": channels})
+
+
+def redacted(config: NotificationConfig) -> dict[str, object]:
+    """The configuration as JSON for people: every secret replaced by :data:`SECRET_MARK` (or None when
+    unset)."""
+    data = config.model_dump(mode="json", by_alias=True)
+    for ch in data["channels"]:
+        if ch.get("webhook"):
+            ch["webhook"]["secret"] = SECRET_MARK if ch["webhook"]["secret"] else None
+        if ch.get("email"):
+            ch["email"]["password"] = SECRET_MARK if ch["email"]["password"] else None
+    return data
