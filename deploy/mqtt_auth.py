@@ -141,6 +141,12 @@ GRANTS: tuple[Grant, ...] = (
         write=("health/+", "alarms/+", "reply/+/+"),
     ),
     Grant(
+        "reporter",
+        ("reporter",),
+        read=("config/+", "models/+/+", "cmd/report"),
+        write=("reply/+/+",),
+    ),
+    Grant(
         "gateway",
         ("gateway",),
         read=(
@@ -166,6 +172,7 @@ GRANTS: tuple[Grant, ...] = (
             "cmd/config",
             "cmd/model_import",
             "cmd/model_export",
+            "cmd/report",
         ),
     ),
 )

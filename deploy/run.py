@@ -56,6 +56,7 @@ SERVICES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("scorer-batch", "services.scorer", ("--model", "batch")),
     ("scorer-autoencoder", "services.scorer", ("--model", "autoencoder")),
     ("health", "services.health", ()),
+    ("reporter", "services.reporter", ()),
     ("gateway", "services.gateway", ()),
 )
 

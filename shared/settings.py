@@ -93,10 +93,16 @@ class Settings(BaseSettings):
     calibration_store_quiet_s: float = Field(default=2.0, ge=0, le=600)
     # Calibrator: calibrations running at once; more wait (CALIBRATING, place in the queue). Unset: CPUs.
     calibration_workers: int | None = Field(default=None, ge=1, le=1024)
+    # Reporter: readings (and scores per model, health updates) a report holds at most; a longer period
+    # keeps every k-th stored point (k = ceil(count / REPORT_MAX_ROWS)) and says so.
+    report_max_rows: int = Field(default=100_000, ge=100, le=10_000_000)
+    # Reporter: reports built at once (the others wait); gateway: seconds to wait for a report's reply.
+    report_workers: int = Field(default=2, ge=1, le=64)
+    report_timeout_s: float = Field(default=120.0, gt=0)
     # Gateway /readyz: the services (comma separated) that must be online and ready; default: every
     # process python -m deploy.run starts except the gateway itself.
     ready_services: str = (
-        "ingest,historian,features,calibrator,scorer-legacy,scorer-batch,scorer-autoencoder,health"
+        "ingest,historian,features,calibrator,scorer-legacy,scorer-batch,scorer-autoencoder,health,reporter"
     )
     # Gateway live stream (SSE): per-client queue (oldest dropped when full), heartbeat period in s.
     sse_queue_size: int = Field(default=2048, ge=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from shared.messages.assets import AssetConfig, TrainingParams
 from shared.messages.base import AssetId, Message, Timestamp
@@ -166,3 +166,52 @@ class ModelExportReply(Reply):
     asset_id: str = ""
     version: str = ""
     files: dict[str, FileB64] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports (cmd/report, gateway → reporter)
+# ---------------------------------------------------------------------------------------------
+ReportKindName = Literal["executive", "excel", "industrial"]
+#: Longest period a report covers (days).
+MAX_REPORT_DAYS = 366
+
+
+class ReportRequest(Message):
+    """Request on ``cmd/report``: the ``kind`` of report of one asset over ``[start, end]`` (data time).
+    ``end`` unset: the asset's newest stored reading, window or health update; ``start`` unset: 24 h
+    before ``end``."""
+
+    correlation_id: str
+    reply_to: str
+    asset_id: AssetId
+    kind: ReportKindName
+    #: Aware datetimes (a period may end in the future: it then holds what is stored up to now).
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+
+class ReportReply(Reply):
+    """Reply to ``cmd/report``: the document (base64) and what it rests on; a failure names its code
+    (``not_found``: no data in the period or an unknown asset, ``invalid``: a bad period or a document
+    over the payload limit, ``internal``: the renderer failed) and the reason in ``message``."""
+
+    asset_id: str = ""
+    kind: ReportKindName | None = None
+    filename: str = ""
+    content_type: str = ""
+    size_bytes: int = 0
+    #: SHA-256 (hex) of the document bytes.
+    sha256: str = ""
+    #: Page count of a PDF (``None`` for the workbook).
+    pages: int | None = None
+    document_b64: str = ""
+    #: The period the report covers (data time) and when it was generated.
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    generated_at: Timestamp | None = None
+    #: Stored points the report rests on, per series (``readings`` is the period's total).
+    counts: dict[str, int] = Field(default_factory=dict)
+    #: Readings in the report when the period held more than the row cap (``None``: all).
+    capped: int | None = None
+    #: Model kind → version the report names.
+    models: dict[str, str] = Field(default_factory=dict)

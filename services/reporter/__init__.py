@@ -1,0 +1,1 @@
+"""Reporter service: report documents on request (``cmd/report``)."""
