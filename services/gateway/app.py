@@ -26,6 +26,7 @@ from services.gateway.routers import (
     logs,
     models,
     monitoring,
+    reports,
     stream,
     system,
     users,
@@ -55,6 +56,7 @@ API_ROUTERS = (
     stream.router,
     auth.router,
     users.router,
+    reports.router,
 )
 
 

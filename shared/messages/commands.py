@@ -7,9 +7,9 @@ requester maps it (e.g. to an HTTP status) without reading the message text.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, Strict
 
 from shared.messages.assets import AssetConfig, TrainingParams
 from shared.messages.base import AssetId, Message, Timestamp
@@ -174,6 +174,9 @@ class ModelExportReply(Reply):
 ReportKindName = Literal["executive", "excel", "industrial"]
 #: Longest period a report covers (days).
 MAX_REPORT_DAYS = 366
+#: A period bound: an aware time, parsed from JSON text too (unlike :data:`Timestamp`, it may lie ahead
+#: of the clock: a period ending in the future holds what is stored up to now).
+PeriodTime = Annotated[AwareDatetime, Strict(False)]
 
 
 class ReportRequest(Message):
@@ -185,9 +188,8 @@ class ReportRequest(Message):
     reply_to: str
     asset_id: AssetId
     kind: ReportKindName
-    #: Aware datetimes (a period may end in the future: it then holds what is stored up to now).
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: PeriodTime | None = None
+    end: PeriodTime | None = None
 
 
 class ReportReply(Reply):
@@ -206,8 +208,8 @@ class ReportReply(Reply):
     pages: int | None = None
     document_b64: str = ""
     #: The period the report covers (data time) and when it was generated.
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: PeriodTime | None = None
+    end: PeriodTime | None = None
     generated_at: Timestamp | None = None
     #: Stored points the report rests on, per series (``readings`` is the period's total).
     counts: dict[str, int] = Field(default_factory=dict)
