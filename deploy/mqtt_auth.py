@@ -7,6 +7,9 @@ online/offline, also its last will) and ``deadletter/<process>``, and read and w
 is the calibrator's and the scorers' (MONITORING); only the health stage publishes ``alarms/#`` (and
 ``health/#``, which the calibrator clears on purge). Device users may publish only on their own assets'
 ``raw/<asset>/simple`` and ``raw/<asset>/vibration``; the development user ``device`` on any asset's.
+The reporter reads ``cmd/report``, the retained ``config/+`` and ``models/+/+`` (report contents), and
+``alarms/+``, ``notify/config`` and ``cmd/notifications`` (alarm notifications); it answers on ``reply/+/+``
+and keeps ``notify/config`` retained.
 ``observer`` reads everything and publishes nothing (operators' ``mosquitto_sub``, dead letters).
 ``replay`` (``scripts/replay.py``, backfill) publishes raw input for any asset (like ``device``, and the
 extra raw filters) and reads what acknowledges it end to end: ``events/+/reading``, ``features/+/+``,
@@ -143,8 +146,8 @@ GRANTS: tuple[Grant, ...] = (
     Grant(
         "reporter",
         ("reporter",),
-        read=("config/+", "models/+/+", "cmd/report"),
-        write=("reply/+/+",),
+        read=("config/+", "models/+/+", "cmd/report", "alarms/+", "notify/config", "cmd/notifications"),
+        write=("reply/+/+", "notify/config"),
     ),
     Grant(
         "gateway",
@@ -173,6 +176,7 @@ GRANTS: tuple[Grant, ...] = (
             "cmd/model_import",
             "cmd/model_export",
             "cmd/report",
+            "cmd/notifications",
         ),
     ),
 )

@@ -46,7 +46,7 @@ PUBLISHES = (
     "raw/<a>/simple",
     "raw/<a>/vibration",
     "logs/<a>",
-    "cmd/{calibrate,purge,reload,alarm_action,config,model_import,model_export,report}",
+    "cmd/{calibrate,purge,reload,alarm_action,config,model_import,model_export,report,notifications}",
 )
 
 

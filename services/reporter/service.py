@@ -11,6 +11,9 @@ the period), ``internal`` (the store or the builder raised; the reason is the ex
 service goes on serving after every failure. Reports taking more than a moment log
 ``report_progress`` every :data:`PROGRESS_EVERY_S` seconds (phase, elapsed seconds).
 
+Alarm notifications (:mod:`.notifications`: ``alarms/+``, ``notify/config``, ``cmd/notifications``)
+run in the same process; its routes and delivery task are part of this service.
+
 Retained state it keeps: every asset's configuration (``config/+``) and announced models
 (``models/+/+``: the manifest's versions, thresholds, baselines; the ONNX bytes are dropped).
 """
@@ -37,6 +40,8 @@ from shared.settings import Settings
 from shared.store import Store, open_store
 
 from . import documents, gather
+from .notifications import PUBLISHES as NOTIFY_PUBLISHES
+from .notifications import Notifications
 
 log = structlog.get_logger()
 
@@ -282,6 +287,7 @@ def build(
     """The reporter; ``store`` (tests) replaces the configured store, which it then does not close;
     ``builders`` (tests) replace the report builders by kind."""
     no_arguments(SERVICE, argv)
+    notify = Notifications.from_settings(settings)
     port = StorePort(None if store is not None else (lambda: open_store(settings)), store)
     handlers = ReporterHandlers(
         port,
@@ -292,8 +298,10 @@ def build(
     )
     return Service(
         name=SERVICE,
-        routes=handlers.routes(),
-        publishes=("reply/<requester>/<id>",),
-        tasks=(handlers.run_jobs,),
+        routes=[*handlers.routes(), *notify.routes()],
+        publishes=tuple(dict.fromkeys(("reply/<requester>/<id>", *NOTIFY_PUBLISHES))),
+        tasks=(handlers.run_jobs, *notify.tasks()),
         state=port,
+        # alarms published while the reporter is away are queued by the broker (notifications)
+        persistent=True,
     )
