@@ -39,12 +39,14 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from playwright.sync_api import Browser, Page, expect
 
 from deploy.run import service_argvs
 from services.gateway.routers import dashboard
 from shared import synth, topics
+from shared.messages import AlarmEvent, HealthUpdate, OperatorLog
+from shared.reports.data import ReportData, Series
 from shared.secrets import with_device_login
 from shared.settings import parse_mqtt_url
 from tests.support.browser import ConsoleWatch, ThreadedServer, admin_password, browser, log_in, output_path
@@ -186,6 +188,77 @@ CAL_RUNNING = {  # a calibration's progress as /monitoring/status reports it whi
 }
 
 
+def fixture_report_data(asset_id: str) -> ReportData:
+    """The fixture's asset as the reporter would gather it: 10 minutes of 1 Hz readings, the health
+    updates, the fixture's alarm and operator log (its documents, not invented numbers)."""
+    ts = np.array([(T0 + timedelta(seconds=i)).timestamp() for i in range(600)])
+    rng = np.random.default_rng(3)
+    readings = Series(
+        ts_s=ts,
+        columns={
+            "voltage_v": 230.2 + rng.normal(0, 2.8, 600),
+            "current_a": 10.0 + rng.normal(0, 0.3, 600),
+            "power_factor": np.full(600, 0.91),
+            "vibration_g": 0.12 + rng.normal(0, 0.01, 600),
+        },
+        labels={"event_id": [f"{asset_id}-{i}" for i in range(600)]},
+    )
+    health = Series(
+        ts_s=ts[::60],
+        columns={
+            "health_score": np.full(10, 72.5),
+            "degradation_index": np.full(10, 0.31),
+            "maintenance_window_days": np.full(10, 21.0),
+            "velocity_rms_mm_s": np.full(10, 2.35),
+        },
+        labels={
+            "risk_level": ["MODERATE"] * 10,
+            "grade": ["C"] * 10,
+            "iso_zone": ["B"] * 10,
+            "zone_basis": ["iso20816-3"] * 10,
+        },
+    )
+    return ReportData(
+        asset_id=asset_id,
+        start=T0,
+        end=T0 + timedelta(seconds=599),
+        generated_at=T0 + timedelta(hours=1),
+        readings=readings,
+        readings_total=600,
+        health=health,
+        latest_health=HealthUpdate.model_validate({**HEALTH_1, "asset_id": asset_id}),
+        alarms=[AlarmEvent.model_validate({**ALARM, "asset_id": asset_id})],
+        logs=[OperatorLog.model_validate({**LOG, "asset_id": asset_id})],
+    )
+
+
+def fixture_report(kind: str, asset_id: str) -> Response:
+    """The ``kind`` document of the fixture's asset, built by the real builder, as the gateway sends it."""
+    data = fixture_report_data(asset_id)
+    if kind == "excel":
+        from shared.reports.excel import build_workbook
+
+        doc, ext, mime = (
+            build_workbook(data),
+            "xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    elif kind in ("executive", "industrial"):
+        from shared.reports.executive import build_executive
+        from shared.reports.industrial import build_industrial
+
+        doc = (build_executive if kind == "executive" else build_industrial)(data)
+        ext, mime = "pdf", "application/pdf"
+    else:
+        return JSONResponse({"detail": f"unknown report {kind!r}"}, status_code=422)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{asset_id}_{kind}_20250301T130000Z.{ext}"',
+        "X-Report-From": data.start.isoformat(),
+        "X-Report-To": data.end.isoformat(),
+    }
+    return Response(doc, media_type=mime, headers=headers)
+
+
 class FixtureApi:
     """In-test API: fixed documents, recorded POSTs, SSE events pushed by the test."""
 
@@ -201,6 +274,8 @@ class FixtureApi:
         self.stream_down = False  # True: /api/v1/stream answers 503
         self.purged = False  # after POST /system/purge pump_a is IDLE with nothing stored, as for real
         self.servers: list[ThreadedServer] = []
+        #: (kind, query parameters) of every report requested
+        self.reports: list[tuple[str, dict[str, str]]] = []
         self.app = self._build()
 
     def push(self, event: str, data: dict[str, Any]) -> None:
@@ -339,9 +414,13 @@ class FixtureApi:
             fx.logs = []
             return {"status": "ok", "data": {"readings": 3, "models": ["legacy", "batch"]}}
 
-        @app.get("/api/v1/reports/{asset_id}/{name}")
-        def report(asset_id: str, name: str) -> JSONResponse:
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        @app.get("/api/v1/reports/{kind}", response_model=None)
+        def report(kind: str, asset_id: str, request: Request) -> Response | JSONResponse:
+            fx.reports.append((kind, dict(request.query_params)))
+            start, end = request.query_params.get("from"), request.query_params.get("to")
+            if start and end and start >= end:
+                return JSONResponse({"detail": f"from ({start}) must be before to ({end})"}, status_code=422)
+            return fixture_report(kind, asset_id)
 
         @app.get("/api/v1/stream", response_model=None)
         async def stream(request: Request) -> StreamingResponse | JSONResponse:
@@ -371,6 +450,23 @@ def fixture_api() -> Iterator[tuple[FixtureApi, ThreadedServer]]:
     yield fx, servers[0]
     for srv in servers:
         srv.stop()
+
+
+def _saved(download: Any, stem: str) -> Path:
+    """A browser download saved under test-output/ with the name the page gave it."""
+    path = output_path(f"dashboard_report_{download.suggested_filename}")
+    download.save_as(path)
+    assert path.stat().st_size > 1000, f"{stem}: {path.stat().st_size} bytes"
+    return path
+
+
+def _pdf_pages(pdf: Path) -> int:
+    out = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in out.splitlines() if line.startswith("Pages:")))
+
+
+def _pdf_text(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
 
 
 def _screenshot(page: Page, name: str) -> None:
@@ -562,9 +658,40 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
         {"who": "Ana", "note": "", "action_code": "lubricated"},
     ) in fx.posts
 
-    # --- reports: 404 is "not available yet" --------------------------------------------------------
+    # --- reports: each button downloads a real file; the period picker sends its UTC times ----------
+    report_status = page.get_by_test_id("report-status")
+    with page.expect_download() as got:
+        page.get_by_test_id("report-executive").click()
+    exe = _saved(got.value, "executive")
+    assert exe.name == "dashboard_report_pump_a_executive_20250301T130000Z.pdf"  # the name the page gave it
+    assert _pdf_pages(exe) == 1 and "pump_a" in _pdf_text(exe)
+    assert fx.reports[-1] == ("executive", {"asset_id": "pump_a"})  # no period: the server's default
+    expect(report_status).to_contain_text(
+        "Executive report downloaded (pump_a_executive_20250301T130000Z.pdf"
+    )
+    page.get_by_test_id("report-from").fill("2025-03-01T11:00:00")
+    page.get_by_test_id("report-to").fill("2025-03-01T12:30:00")
+    with page.expect_download() as got:
+        page.get_by_test_id("report-industrial").click()
+    assert _pdf_pages(_saved(got.value, "industrial")) == 5
+    period = {"asset_id": "pump_a", "from": "2025-03-01T11:00:00Z", "to": "2025-03-01T12:30:00Z"}
+    assert fx.reports[-1] == ("industrial", period)
+    with page.expect_download() as got:
+        page.get_by_test_id("report-xlsx").click()
+    xlsx = _saved(got.value, "excel")
+    import openpyxl
+
+    wb = openpyxl.load_workbook(xlsx, read_only=True)
+    assert {"Summary", "Operator Logs", "Raw Data", "Health", "Alarms"} <= set(wb.sheetnames)
+    assert fx.reports[-1] == ("excel", period)
+    expect(report_status).to_contain_text("Excel workbook downloaded (pump_a_excel_20250301T130000Z.xlsx")
+    page.get_by_test_id("report-to").fill("2025-03-01T10:00:00")  # before from: the API's reason is shown
     page.get_by_test_id("report-executive").click()
-    expect(page.get_by_test_id("report-status")).to_have_text("Executive report: not available yet.")
+    expect(report_status).to_have_text(
+        "Executive report failed: from (2025-03-01T11:00:00Z) must be before to (2025-03-01T10:00:00Z)"
+    )
+    page.get_by_test_id("report-from").fill("")
+    page.get_by_test_id("report-to").fill("")
 
     # --- calibration: the API's error is shown as is, then a success with its numbers -------------
     page.get_by_test_id("calibrate-minutes").fill("5")
@@ -654,7 +781,7 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     expect(pump.get_by_test_id("card-state")).to_have_text("IDLE")
 
     # the two provoked HTTP errors are the only console errors allowed
-    assert console.errors(expected=[("/api/v1/reports/", 404), ("/api/v1/calibration/start", 400)]) == []
+    assert console.errors(expected=[("/api/v1/reports/", 422), ("/api/v1/calibration/start", 400)]) == []
 
 
 def test_dashboard_reconnects_after_gateway_restart(
