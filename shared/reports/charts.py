@@ -45,6 +45,7 @@ matplotlib.rcParams.update(
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.grid": True,
+        "axes.axisbelow": True,
         "grid.color": "#e4e7eb",
         "grid.linewidth": 0.5,
         "xtick.color": MUTED,
@@ -247,6 +248,20 @@ class Span:
     severity: str
 
 
+def runs(ts_s: Array, period: tuple[float, float], buckets: int = MAX_BUCKETS) -> list[tuple[float, float]]:
+    """Time spans covering ``ts_s``: the period cut into ``buckets`` equal slots, consecutive slots
+    holding at least one time merged into one span (start of the first slot, end of the last)."""
+    start, end = period
+    if not ts_s.size or end <= start:
+        return []
+    width = (end - start) / buckets
+    idx = np.unique(np.clip(((ts_s - start) / width).astype(np.int64), 0, buckets - 1))
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    firsts = np.r_[idx[0], idx[breaks + 1]]
+    lasts = np.r_[idx[breaks], idx[-1]]
+    return [(start + a * width, start + (b + 1) * width) for a, b in zip(firsts, lasts, strict=True)]
+
+
 def timeline_chart(
     spans: Sequence[Span],
     anomalies: Mapping[str, Array],
@@ -268,13 +283,13 @@ def timeline_chart(
         rows.append(sp.label)
     for kind, ts in anomalies.items():
         y = len(rows)
-        r = reduce_series(ts, np.ones_like(ts), buckets=MAX_BUCKETS * 2)
-        ax.plot(r.t, np.full(r.t.shape, y), linestyle="none", marker="|", color=ACCENT, markersize=6)
+        for t0, t1 in runs(ts, period):
+            ax.plot(to_dt(np.array([t0, t1])), [y, y], color=ACCENT, linewidth=5, solid_capstyle="butt")
         rows.append(f"{kind} anomalies")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(axis="y", visible=False)
-    ax.set_title("Alarms (bar: open, ▼ acknowledged) and anomalous scores")
+    ax.set_title("Alarms (bar: open, ▼ acknowledged) and when scores were anomalous")
     _time_axis(ax, *period)
     return to_svg(fig)
 
@@ -304,4 +319,45 @@ def health_chart(
     ax.set_title(title)
     ax.set_ylabel("health")
     _time_axis(ax, *period)
+    return to_svg(fig)
+
+
+def lines_chart(
+    series: Mapping[str, tuple[Array, Array]],
+    *,
+    size: tuple[float, float],
+    title: str,
+    ylabel: str,
+    period: tuple[float, float],
+    hlines: Sequence[tuple[float, str, str]] = (),
+) -> str:
+    """Several time series on one axis (``label -> (ts_s, y)``) with reference lines."""
+    fig = figure(*size)
+    ax = fig.add_subplot()
+    for label, (ts, y) in series.items():
+        r = reduce_series(ts, y)
+        if r.lo is not None and r.hi is not None:
+            ax.fill_between(r.t, r.lo, r.hi, alpha=0.2, linewidth=0)
+        ax.plot(r.t, r.mean, linewidth=0.9, label=label)
+    for value, label, c in hlines:
+        ax.axhline(value, color=c, linewidth=0.8, linestyle="--", label=label)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    _time_axis(ax, *period)
+    ax.legend(loc="upper left", ncols=len(series) + len(hlines))
+    return to_svg(fig)
+
+
+def bands_chart(energies: Sequence[float], band_hz: float | None, *, size: tuple[float, float]) -> str:
+    """Energy per equal frequency band as adjacent bars on a kHz axis (band index when no rate)."""
+    fig = figure(*size)
+    ax = fig.add_subplot()
+    n = len(energies)
+    width = (band_hz / 1000.0) if band_hz else 1.0
+    ax.bar(np.arange(n) * width, energies, width=width * 0.92, align="edge", color=ACCENT)
+    ax.set_xlim(0, n * width)
+    ax.set_xlabel("frequency, kHz (0 to Nyquist)" if band_hz else "band (sample rate unknown)")
+    ax.set_ylabel("g²")
+    ax.grid(axis="x", visible=False)
+    ax.set_title("Energy per frequency band")
     return to_svg(fig)

@@ -59,13 +59,13 @@ def executive_context(data: ReportData) -> dict[str, Any]:
     ctx["trend_svg"] = _trend(data)
     insights = data.latest_health.insights if data.latest_health else []
     ctx["insights"] = insights[:MAX_INSIGHTS]
-    ctx["insights_more"] = max(len(insights) - MAX_INSIGHTS, 0)
+    ctx["insights_total"] = len(insights)
     actions = facts.operator_actions(data.alarms, data.logs)
     ctx["actions"] = [
-        {"ts": facts.fmt_time(a.ts), "who": a.who, "what": a.what, "detail": a.detail}
+        {"ts": facts.fmt_cell(a.ts), "who": a.who, "what": a.what, "detail": a.detail}
         for a in actions[:MAX_ACTIONS]
     ]
-    ctx["actions_more"] = max(len(actions) - MAX_ACTIONS, 0)
+    ctx["actions_total"] = len(actions)
     return ctx
 
 
@@ -97,7 +97,7 @@ def _key_numbers(data: ReportData) -> dict[str, Any]:
     total = sum(zone_s.values())
     avail = facts.availability(data)
     return {
-        "vib_max": facts.fmt_num(stats["max"], 4) if stats else None,
+        "vib_max": f"{stats['max']:.6g}" if stats else None,
         "vib_max_at": facts.fmt_time(vmax[1]) if vmax and stats and vmax[0] == stats["max"] else None,
         "vib_mean": facts.fmt_num(stats["mean"]) if stats else None,
         "velocity": None if h is None or h.velocity_rms_mm_s is None else facts.fmt_num(h.velocity_rms_mm_s),
@@ -133,6 +133,6 @@ def _trend(data: ReportData) -> str | None:
         h.ts_s,
         score,
         bounds=GRADE_BOUNDS,
-        size=(7.1, 2.1),
+        size=(7.1, 1.85),
         period=(data.start.timestamp(), data.end.timestamp()),
     )

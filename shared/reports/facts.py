@@ -55,6 +55,11 @@ def fmt_time(t: datetime | float | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def fmt_cell(t: datetime | float | None) -> str:
+    """``2026-05-01 12:00:00`` for table cells whose header says UTC (``—`` for None)."""
+    return fmt_time(t).removesuffix(" UTC")
+
+
 def fmt_num(v: float | None, digits: int = 3) -> str:
     """``digits`` significant digits, thousands kept whole; ``—`` for None/NaN."""
     if v is None or not np.isfinite(v):

@@ -1,9 +1,12 @@
 """HTML templates (Jinja2, autoescaped) → PDF bytes with WeasyPrint (pure: no I/O besides reading the
 package's own templates).
 
-A builder states how many pages its document has; :func:`render_pdf` raises
-:class:`PageCountError` when the layout gives another count, so a layout regression fails loudly
-instead of shipping a 2-page "1-page" summary.
+A builder states how many pages its document has. Lists and free texts (alarm reasons, notes, log
+entries) have no length limit, so :func:`render_pdf` lays the document out with the row caps and
+text lengths of :data:`FIT_LEVELS`, generous first, and keeps the first layout with that page
+count; the template states how many rows it left out ("N more"). When even the most compact level
+does not fit, :class:`PageCountError` is raised: a layout regression fails loudly instead of shipping
+a 2-page "1-page" summary.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from markupsafe import Markup
 from weasyprint import HTML
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+#: Template variable ``lim``: most rows per table and a factor on text lengths, generous first.
+FIT_LEVELS: tuple[dict[str, float], ...] = (
+    {"transitions": 8, "logs": 5, "recs": 8, "actions": 5, "insights": 4, "text": 1.0},
+    {"transitions": 6, "logs": 3, "recs": 6, "actions": 4, "insights": 3, "text": 0.7},
+    {"transitions": 4, "logs": 2, "recs": 4, "actions": 3, "insights": 2, "text": 0.45},
+)
 
 
 class PageCountError(RuntimeError):
@@ -51,9 +62,12 @@ def render_html(template: str, context: dict[str, Any]) -> str:
 
 
 def render_pdf(template: str, context: dict[str, Any], pages: int) -> bytes:
-    """Render ``template`` with ``context`` to PDF bytes of exactly ``pages`` pages."""
-    html = render_html(template, context)
-    document = HTML(string=html, base_url=str(TEMPLATES)).render()
-    if len(document.pages) != pages:
-        raise PageCountError(f"{template}: layout gave {len(document.pages)} pages, expected {pages}")
-    return document.write_pdf()
+    """Render ``template`` with ``context`` to PDF bytes of exactly ``pages`` pages (module doc)."""
+    counts = []
+    for lim in FIT_LEVELS:
+        html = render_html(template, {**context, "lim": lim})
+        document = HTML(string=html, base_url=str(TEMPLATES)).render()
+        if len(document.pages) == pages:
+            return document.write_pdf()
+        counts.append(len(document.pages))
+    raise PageCountError(f"{template}: layout gave {counts} pages at each fit level, expected {pages}")

@@ -1,0 +1,475 @@
+"""The executive (1 page) and industrial (5 pages) PDFs built from hand-checkable ReportData.
+
+Checked with poppler's own tools (``pdfinfo`` page counts, ``pdftotext`` text), and every page is
+rendered to ``test-output/reports/*.png`` (``pdftoppm``) for a person to look at. The data: one hour of
+readings every 10 s whose vibration has one known maximum (0.8731 g), health falling from grade A to
+D, one alarm opened → acknowledged → resolved (bearing replaced), one still open, an operator log;
+also an empty period and 7 days of 1 Hz readings (604,800).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.messages import AlarmEvent, AssetConfig, HealthUpdate, InsightItem, OperatorLog
+from shared.reports.data import ModelInfo, ReportData, Series
+from shared.reports.executive import build_executive
+from shared.reports.industrial import build_industrial
+from tests.conftest import ROOT
+
+OUT = ROOT / "test-output" / "reports"
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+ASSET = "pump-7"
+MAX_VIB = 0.8731
+BPFO_REASON = "Envelope peak at BPFO 88.4 Hz: outer-race defect likely (SNR 6.2)"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} (poppler-utils) is needed: `make test` installs it"
+    return path
+
+
+def pdfinfo_pages(pdf: bytes) -> int:
+    out = subprocess.run([_tool("pdfinfo"), "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    m = re.search(r"^Pages:\s+(\d+)", out, re.M)
+    assert m, out
+    return int(m.group(1))
+
+
+def pdftext(pdf: bytes) -> str:
+    """The text in reading order, whitespace collapsed within each page (pages split by form feeds)."""
+    run = subprocess.run([_tool("pdftotext"), "-", "-"], input=pdf, capture_output=True, check=True)
+    return "\f".join(" ".join(page.split()) for page in run.stdout.decode().split("\f"))
+
+
+def save_pngs(pdf: bytes, stem: str) -> list[Path]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob(f"{stem}-*.png"):
+        old.unlink()
+    (OUT / f"{stem}.pdf").write_bytes(pdf)
+    subprocess.run([_tool("pdftoppm"), "-png", "-r", "70", "-", str(OUT / stem)], input=pdf, check=True)
+    return sorted(OUT.glob(f"{stem}-*.png"))
+
+
+def config() -> AssetConfig:
+    return AssetConfig.model_validate(
+        {
+            "asset_id": ASSET,
+            "name": "Cooling water pump 7",
+            "type": "pump",
+            "rpm": 1480.0,
+            "bearing": {"bpfo_order": 3.5848, "bpfi_order": 5.4152},
+            "iso": {"applies": False, "group": 2, "foundation": "rigid"},
+        }
+    )
+
+
+def models() -> list[ModelInfo]:
+    signals = {
+        "voltage_v": {"mean": 400.0, "std": 2.0, "min": 394.0, "max": 406.0, "n": 300},
+        "current_a": {"mean": 52.0, "std": 1.5, "min": 48.0, "max": 56.0, "n": 300},
+        "power_factor": {"mean": 0.86, "std": 0.01, "min": 0.83, "max": 0.89, "n": 300},
+        "vibration_g": {"mean": 0.2, "std": 0.02, "min": 0.15, "max": 0.26, "n": 300},
+    }
+    created = T0 - timedelta(days=3)
+    stat = {"mean": 0.2, "std": 0.01, "min": 0.17, "max": 0.23, "median": 0.2, "mad": 0.007}
+    feats = {"n": 57, "features": [{"name": "x_rms", **stat}, {"name": "y_rms", **stat, "mean": 0.18}]}
+    return [
+        ModelInfo(
+            "autoencoder",
+            "20260428-0800",
+            created,
+            0.042,
+            ["x_rms", "y_rms"],
+            {"epochs": 200},
+            {"signals": signals, "features": feats},
+        ),
+        ModelInfo("batch", "20260428-0800", created, 0.11, ["voltage_v_mean"], {}, {"signals": signals}),
+    ]
+
+
+def _vibration_columns(n: int, fault: np.ndarray) -> dict[str, np.ndarray]:
+    cols = {
+        "x_rms": 0.2 + 0.3 * fault,
+        "y_rms": 0.18 + 0.2 * fault,
+        "x_kurtosis": 0.3 + 4.0 * fault,
+        "velocity_rms_mm_s": 1.1 + 2.4 * fault,
+        "dominant_freq_hz": np.full(n, 24.7),
+        "order1_amp_g": np.full(n, 0.05),
+        "order2_amp_g": np.full(n, 0.02),
+        "order3_amp_g": np.full(n, 0.01),
+        "env_bpfo_amp": 0.002 + 0.03 * fault,
+        "env_bpfo_snr": 1.5 + 5.0 * fault,
+        "env_bpfi_amp": np.full(n, 0.002),
+        "env_bpfi_snr": np.full(n, 1.4),
+    }
+    for i in range(8):
+        cols[f"band_{i}_energy"] = np.full(n, 0.004 / (i + 1)) + (0.02 * fault if i == 3 else 0.0)
+    return cols
+
+
+def _alarms(t: datetime) -> list[AlarmEvent]:
+    common = {"asset_id": ASSET, "source": "bearing", "severity": "CRITICAL", "reason": BPFO_REASON}
+    opened = t + timedelta(minutes=40)
+    a = "a1b2c3d4e5f6"
+    b = {
+        "asset_id": ASSET,
+        "source": "autoencoder",
+        "severity": "WARNING",
+        "reason": "Anomaly on autoencoder: 1.6× threshold",
+    }
+    return [
+        AlarmEvent(alarm_id=a, state="ACTIVE", opened_at=opened, ts=opened, **common),
+        AlarmEvent(
+            alarm_id=a,
+            state="ACKNOWLEDGED",
+            previous="ACTIVE",
+            opened_at=opened,
+            ts=opened + timedelta(minutes=5),
+            who="maria",
+            note="vibration crew informed",
+            **common,
+        ),
+        AlarmEvent(
+            alarm_id=a,
+            state="RESOLVED",
+            previous="ACKNOWLEDGED",
+            opened_at=opened,
+            ts=opened + timedelta(minutes=15),
+            who="maria",
+            note="drive-end bearing replaced",
+            action_code="bearing_replaced",
+            **common,
+        ),
+        AlarmEvent(
+            alarm_id="ff00ee11dd22",
+            state="ACTIVE",
+            opened_at=t + timedelta(minutes=57),
+            ts=t + timedelta(minutes=57),
+            **b,
+        ),
+    ]
+
+
+def latest_health(ts: datetime) -> HealthUpdate:
+    return HealthUpdate(
+        asset_id=ASSET,
+        ts=ts,
+        health_score=42.0,
+        risk_level="HIGH",
+        grade="D",
+        degradation_index=0.31,
+        maintenance_window_days=3.4,
+        maintenance_reason="HIGH risk: health 42/100; degradation index 0.31",
+        iso_zone="C",
+        velocity_rms_mm_s=3.3,
+        zone_basis="information",
+        zone_basis_text="information only: ISO applicability not confirmed (ISO 20816-3 group 2, rigid limits)",
+        insights=[
+            InsightItem(
+                text="Envelope peak at BPFO 88.4 Hz: outer-race defect likely (SNR 6.2)",
+                severity="critical",
+                signal="env_bpfo_snr",
+                value=6.2,
+            ),
+            InsightItem(
+                text="Impulsive vibration on x axis: excess kurtosis 4.1 (baseline 0.3): bearing damage possible",
+                severity="warning",
+                signal="x_kurtosis",
+                value=4.1,
+            ),
+            InsightItem(
+                text="Anomaly on 1 model: autoencoder 1.6× threshold",
+                severity="warning",
+                signal="model:autoencoder",
+                value=1.6,
+            ),
+        ],
+        model_ratios={"autoencoder": 1.6, "batch": 0.7},
+        active_alarms=1,
+    )
+
+
+def small_data() -> ReportData:
+    """One hour: 360 readings (10 s), 60 windows, 360 health updates, 2 alarms, 1 log."""
+    n = 360
+    ts = T0.timestamp() + 10.0 * np.arange(n)
+    rng = np.random.default_rng(7)
+    fault = np.clip((np.arange(n) - 240) / 120, 0, 1)
+    vib = 0.2 + 0.02 * rng.standard_normal(n) + 0.4 * fault
+    vib[300] = MAX_VIB
+    readings = Series(
+        ts,
+        {
+            "voltage_v": 400 + 2 * rng.standard_normal(n),
+            "current_a": 52 + 1.5 * rng.standard_normal(n),
+            "power_factor": 0.86 + 0.01 * rng.standard_normal(n),
+            "vibration_g": vib,
+        },
+        {"event_id": [f"e{i}" for i in range(n)]},
+    )
+    score = 0.03 + 0.004 * rng.standard_normal(n) + 0.05 * fault
+    scores = {
+        "autoencoder": Series(
+            ts,
+            {
+                "anomaly_score": score,
+                "raw_score": score,
+                "threshold": np.full(n, 0.042),
+                "is_anomaly": (score > 0.042).astype(float),
+            },
+            {"severity": ["NORMAL"] * n, "model_version": ["20260428-0800"] * n},
+        )
+    }
+    health_score = 95 - 53 * fault
+    zones = ["A" if f < 0.2 else "B" if f < 0.6 else "C" for f in fault]
+    health = Series(
+        ts,
+        {
+            "health_score": health_score,
+            "degradation_index": 0.31 * fault,
+            "maintenance_window_days": 30 - 26.6 * fault,
+            "velocity_rms_mm_s": 1.1 + 2.2 * fault,
+        },
+        {"risk_level": ["LOW"] * n, "grade": ["A"] * n, "iso_zone": zones, "zone_basis": ["information"] * n},
+    )
+    wts = ts[::6]
+    windows = Series(
+        wts,
+        {
+            "fs_hz": np.full(60, 12800.0),
+            "n": np.full(60, 2560.0),
+            "rms_x": 0.2 + 0.3 * fault[::6],
+            "rms_y": 0.18 + 0.2 * fault[::6],
+            "rms_z": np.full(60, np.nan),
+        },
+        {"axes": ["x,y"] * 60},
+    )
+    log = OperatorLog(
+        log_id="l1",
+        asset_id=ASSET,
+        event_type="preventive_inspection",
+        severity="medium",
+        description="Listened to drive-end bearing: rumbling noise",
+        ts=T0 + timedelta(minutes=38),
+        author="maria",
+    )
+    return ReportData(
+        asset_id=ASSET,
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        generated_at=T0 + timedelta(hours=1, minutes=2),
+        config=config(),
+        models=models(),
+        readings=readings,
+        readings_total=n,
+        scores=scores,
+        health=health,
+        latest_health=latest_health(T0 + timedelta(seconds=3590)),
+        windows=windows,
+        vibration=Series(wts, _vibration_columns(60, fault[::6])),
+        alarms=_alarms(T0),
+        logs=[log],
+    )
+
+
+def empty_data() -> ReportData:
+    """A period in which nothing was stored (models and config are still retained)."""
+    return ReportData(
+        asset_id=ASSET,
+        start=T0,
+        end=T0 + timedelta(hours=24),
+        generated_at=T0 + timedelta(days=2),
+        config=config(),
+        models=models(),
+    )
+
+
+def week_data() -> ReportData:
+    """7 days of 1 Hz readings (604,800), a vibration window and health update a minute, autoencoder scores
+    per window, 40 alarms (each opened, acknowledged, resolved) with long reasons, 30 operator logs."""
+    n = 7 * 86_400
+    ts = T0.timestamp() + np.arange(n, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(0.0, 1.0, n)
+    vib = 0.2 + 0.02 * rng.standard_normal(n) + 0.3 * ramp**4
+    vib[123_456] = 1.2345
+    readings = Series(
+        ts,
+        {
+            "voltage_v": 400 + 2 * rng.standard_normal(n),
+            "current_a": 52 + 1.5 * rng.standard_normal(n),
+            "power_factor": 0.86 + 0.01 * rng.standard_normal(n),
+            "vibration_g": vib,
+        },
+    )
+    m = n // 60
+    wts = ts[::60]
+    fault = ramp[::60] ** 4
+    score = 0.03 + 0.004 * rng.standard_normal(m) + 0.06 * fault
+    scores = {
+        kind: Series(
+            wts,
+            {
+                "anomaly_score": score,
+                "raw_score": score,
+                "threshold": np.full(m, 0.042),
+                "is_anomaly": (score > 0.042).astype(float),
+            },
+            {"severity": ["NORMAL"] * m, "model_version": ["20260428-0800"] * m},
+        )
+        for kind in ("legacy", "batch", "autoencoder")
+    }
+    health = Series(
+        wts,
+        {
+            "health_score": 95 - 60 * fault,
+            "degradation_index": 0.5 * fault,
+            "maintenance_window_days": 30 - 28 * fault,
+            "velocity_rms_mm_s": 1.1 + 4 * fault,
+        },
+        {"iso_zone": ["A" if f < 0.1 else "B" if f < 0.4 else "C" if f < 0.8 else "D" for f in fault]},
+    )
+    windows = Series(wts, {"fs_hz": np.full(m, 25600.0), "n": np.full(m, 2560.0)}, {"axes": ["x,y,z"] * m})
+    long = "Envelope peak at BPFO 88.4 Hz: outer-race defect likely " + "(repeated evidence, " * 12
+    alarms, logs = [], []
+    for k in range(40):
+        t = T0 + timedelta(hours=4 * k)
+        common = {
+            "alarm_id": f"al{k:06d}",
+            "asset_id": ASSET,
+            "source": "bearing",
+            "severity": "CRITICAL",
+            "reason": long,
+            "opened_at": t,
+        }
+        alarms += [
+            AlarmEvent(state="ACTIVE", ts=t, **common),
+            AlarmEvent(
+                state="ACKNOWLEDGED",
+                previous="ACTIVE",
+                ts=t + timedelta(minutes=5),
+                who="x" * 150,
+                note="n" * 1500,
+                **common,
+            ),
+            AlarmEvent(
+                state="RESOLVED",
+                previous="ACKNOWLEDGED",
+                ts=t + timedelta(hours=1),
+                who="maria",
+                action_code="lubricated",
+                note="w " * 900,
+                **common,
+            ),
+        ]
+    for k in range(30):
+        logs.append(
+            OperatorLog(
+                log_id=f"l{k}",
+                asset_id=ASSET,
+                event_type="observation",
+                description="word " * 700,
+                ts=T0 + timedelta(hours=5 * k),
+                author="a" * 100,
+            )
+        )
+    health_latest = latest_health(T0 + timedelta(days=7) - timedelta(seconds=60))
+    return ReportData(
+        asset_id=ASSET,
+        start=T0,
+        end=T0 + timedelta(days=7),
+        generated_at=T0 + timedelta(days=7, minutes=1),
+        config=config(),
+        models=models(),
+        readings=readings,
+        readings_total=n,
+        scores=scores,
+        health=health,
+        latest_health=health_latest,
+        windows=windows,
+        vibration=Series(wts, _vibration_columns(m, fault)),
+        alarms=alarms,
+        logs=logs,
+    )
+
+
+@pytest.fixture(scope="module")
+def small() -> ReportData:
+    return small_data()
+
+
+def test_executive_is_one_page_with_the_facts(small: ReportData) -> None:
+    pdf = build_executive(small)
+    assert pdf.startswith(b"%PDF-")
+    assert pdfinfo_pages(pdf) == 1
+    text = pdftext(pdf)
+    assert "Cooling water pump 7" in text and ASSET in text
+    assert re.search(r"\bD\b", text) and "42/100" in text.replace(" ", "")
+    assert "0.8731" in text  # the one maximum of 360 readings
+    assert "ALARMS RAISED / STILL OPEN" in text and re.search(r"\b2\s*/\s*1\b", text)  # raised / still open
+    assert "100.0" in text  # availability: every minute of the hour has readings
+    assert "information only" in text  # the zone basis is stated
+    assert "drive-end bearing replaced" in text  # the latest operator action
+    assert "20260428-0800" in text and "2026-05-01 09:02:00 UTC" in text  # model version, generated at
+    assert "360 readings" in text
+    assert save_pngs(pdf, "executive")
+
+
+def test_industrial_is_five_pages_with_the_facts(small: ReportData) -> None:
+    pdf = build_industrial(small)
+    assert pdfinfo_pages(pdf) == 5
+    pages = pdftext(pdf).split("\f")
+    assert "pump-7" in pages[0] and "2026-04-28 08:00:00 UTC" in pages[0]  # calibration date
+    assert "12800 Hz" in pages[0] and "x, y" in pages[0]  # window sample rate and axes
+    assert "0.8731" in pages[0]  # period max of vibration in the baseline table
+    assert "Outside ±3σ" in pages[1]
+    assert "Raw accelerometer samples are not stored" in pages[2]
+    assert (
+        "Envelope peak at BPFO 88.4 Hz" in pages[3] and "ACKNOWLEDGED" in pages[3] and "RESOLVED" in pages[3]
+    )
+    assert "bearing replaced" in pages[3] and "rumbling noise" in pages[3]
+    assert "zone C" in pages[4] and "information only" in pages[4]
+    assert "Inspect the bearing outer race" in pages[4]  # derived from the BPFO insight
+    assert "3.4 days" in pages[4]
+    assert len(save_pngs(pdf, "industrial")) == 5
+
+
+def test_empty_period_says_so_and_keeps_page_counts() -> None:
+    data = empty_data()
+    assert data.empty
+    ex, ind = build_executive(data), build_industrial(data)
+    assert (pdfinfo_pages(ex), pdfinfo_pages(ind)) == (1, 5)
+    text = pdftext(ex)
+    assert "No data in this period" in text
+    assert "MAX VIBRATION" not in text.upper() and "HEALTH TREND" not in text.upper()  # no filler
+    pages = pdftext(ind).split("\f")
+    assert "No data in this period" in pages[0]
+    assert all("nothing to show" in p for p in (pages[1], pages[2], pages[4]))
+    assert "No alarm transition in this period" in pages[3]
+    save_pngs(ex, "executive-empty")
+    save_pngs(ind, "industrial-empty")
+
+
+def test_a_week_of_1hz_readings_keeps_page_counts_and_the_true_max() -> None:
+    data = week_data()
+    assert len(data.readings) == 604_800
+    ex, ind = build_executive(data), build_industrial(data)
+    assert (pdfinfo_pages(ex), pdfinfo_pages(ind)) == (1, 5)
+    assert "1.2345" in pdftext(ex)  # the single maximum among 604,800 readings
+    pages = pdftext(ind).split("\f")
+    assert "604,800" in pages[0]
+    m = re.search(r"(\d+) earlier transition\(s\) not listed; the newest (\d+) follow", pages[3])
+    assert m and int(m.group(1)) + int(m.group(2)) == 120  # every transition listed or counted
+    m = re.search(r"(\d+) earlier entries not listed", pages[3])
+    assert m and 0 < int(m.group(1)) < 30  # the log is cut and says so
+    save_pngs(ex, "executive-week")
+    save_pngs(ind, "industrial-week")
