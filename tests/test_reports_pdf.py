@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 
 from shared.messages import AlarmEvent, AssetConfig, HealthUpdate, InsightItem, OperatorLog
+from shared.reports import facts
 from shared.reports.data import ModelInfo, ReportData, Series
 from shared.reports.executive import build_executive
+from shared.reports.findings import recommendations
 from shared.reports.industrial import build_industrial
 from tests.conftest import ROOT
 
@@ -28,6 +30,10 @@ OUT = ROOT / "test-output" / "reports"
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 ASSET = "pump-7"
 MAX_VIB = 0.8731
+INFO_BASIS = "information only: ISO applicability not confirmed (ISO 20816-3 group 2, rigid limits)"
+KURTOSIS_INSIGHT = (
+    "Impulsive vibration on x axis: excess kurtosis 4.1 (baseline 0.3): bearing damage possible"
+)
 BPFO_REASON = "Envelope peak at BPFO 88.4 Hz: outer-race defect likely (SNR 6.2)"
 
 
@@ -172,7 +178,7 @@ def latest_health(ts: datetime) -> HealthUpdate:
         iso_zone="C",
         velocity_rms_mm_s=3.3,
         zone_basis="information",
-        zone_basis_text="information only: ISO applicability not confirmed (ISO 20816-3 group 2, rigid limits)",
+        zone_basis_text=INFO_BASIS,
         insights=[
             InsightItem(
                 text="Envelope peak at BPFO 88.4 Hz: outer-race defect likely (SNR 6.2)",
@@ -181,7 +187,7 @@ def latest_health(ts: datetime) -> HealthUpdate:
                 value=6.2,
             ),
             InsightItem(
-                text="Impulsive vibration on x axis: excess kurtosis 4.1 (baseline 0.3): bearing damage possible",
+                text=KURTOSIS_INSIGHT,
                 severity="warning",
                 signal="x_kurtosis",
                 value=4.1,
@@ -419,6 +425,7 @@ def test_executive_is_one_page_with_the_facts(small: ReportData) -> None:
     assert "100.0" in text  # availability: every minute of the hour has readings
     assert "information only" in text  # the zone basis is stated
     assert "drive-end bearing replaced" in text  # the latest operator action
+    assert "Envelope peak at BPFO 88.4 Hz: outer-race defect likely" in text  # the alarm's reason
     assert "20260428-0800" in text and "2026-05-01 09:02:00 UTC" in text  # model version, generated at
     assert "360 readings" in text
     assert save_pngs(pdf, "executive")
@@ -473,3 +480,21 @@ def test_a_week_of_1hz_readings_keeps_page_counts_and_the_true_max() -> None:
     assert m and 0 < int(m.group(1)) < 30  # the log is cut and says so
     save_pngs(ex, "executive-week")
     save_pngs(ind, "industrial-week")
+
+
+def test_the_numbers_by_hand(small: ReportData) -> None:
+    """Zones: A while fault < 0.2 (readings 0..263, 10 s each), B to < 0.6 (264..311), C after (312..359,
+    the last held 10 s to the period's end); alarms: 2 opened, 1 resolved; availability: every minute."""
+    assert facts.zone_time(small) == {"A": 2640.0, "B": 480.0, "C": 480.0, "D": 0.0, "none": 0.0}
+    counts = facts.alarm_counts(small.alarms, small.start)
+    assert (counts.raised, counts.still_open, counts.transitions) == (2, 1, 4)
+    assert facts.availability(small) == 100.0
+    half = ReportData(ASSET, T0, T0 + timedelta(hours=1), T0, readings=Series(small.readings.ts_s[:180]))
+    assert facts.availability(half) == 50.0  # readings in the first 30 of 60 minutes
+    assert facts.signal_stats(small)["vibration_g"]["max"] == MAX_VIB
+    actions = [r.action for r in recommendations(small.latest_health, small.alarms)]
+    assert actions[0].startswith("Inspect the bearing outer race")  # from the BPFO insight, critical first
+    assert any("open autoencoder alarm" in a for a in actions) and not any(
+        "bearing alarm" in a for a in actions
+    )
+    assert recommendations(None, []) == []  # no finding, no recommendation

@@ -344,7 +344,7 @@ def lines_chart(
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     _time_axis(ax, *period)
-    ax.legend(loc="upper left", ncols=len(series) + len(hlines))
+    ax.legend(loc="upper left", ncols=min(len(series) + len(hlines), 3))
     return to_svg(fig)
 
 

@@ -92,8 +92,12 @@ def config_rows(data: ReportData) -> list[tuple[str, str]]:
 def sensor_rows(data: ReportData) -> list[tuple[str, str]]:
     s = facts.sensors(data)
     rate = "—" if s.reading_rate_hz is None else f"{s.reading_rate_hz:.3g} Hz (median spacing)"
+    signals = "voltage V, current A, power factor, vibration g"
     rows = [
-        ("Readings", f"{s.readings:,} in the period; voltage V, current A, power factor, vibration g; {rate}")
+        (
+            "Readings",
+            f"{s.readings:,} in the period; {signals}; {rate}" if s.readings else "none in the period",
+        )
     ]
     if s.windows:
         fs = ", ".join(f"{v:g} Hz" for v in s.fs_hz) or "—"
