@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -488,9 +489,13 @@ def test_the_numbers_by_hand(small: ReportData) -> None:
     assert facts.zone_time(small) == {"A": 2640.0, "B": 480.0, "C": 480.0, "D": 0.0, "none": 0.0}
     counts = facts.alarm_counts(small.alarms, small.start)
     assert (counts.raised, counts.still_open, counts.transitions) == (2, 1, 4)
-    assert facts.availability(small) == 100.0
+    assert facts.availability(small) == (100.0, 60.0)
     half = ReportData(ASSET, T0, T0 + timedelta(hours=1), T0, readings=Series(small.readings.ts_s[:180]))
-    assert facts.availability(half) == 50.0  # readings in the first 30 of 60 minutes
+    assert facts.availability(half) == (50.0, 60.0)  # readings in the first 30 of 60 minutes
+    sparse = ReportData(
+        ASSET, T0, T0 + timedelta(hours=1), T0, readings=Series(small.readings.ts_s[::30][:6])
+    )
+    assert facts.availability(sparse) == (50.0, 300.0)  # one reading per 5 min for the first 30 min
     assert facts.signal_stats(small)["vibration_g"]["max"] == MAX_VIB
     actions = [r.action for r in recommendations(small.latest_health, small.alarms)]
     assert actions[0].startswith("Inspect the bearing outer race")  # from the BPFO insight, critical first
@@ -498,3 +503,24 @@ def test_the_numbers_by_hand(small: ReportData) -> None:
         "bearing alarm" in a for a in actions
     )
     assert recommendations(None, []) == []  # no finding, no recommendation
+
+
+def test_capped_readings_keep_the_true_max_from_the_period_statistics(small: ReportData) -> None:
+    """The gatherer thins a long period to every k-th reading and gives the statistics of all of them:
+    the maximum shown is the period's (reading 300, which every 7th reading skips)."""
+    r = small.readings
+    thin = Series(r.ts_s[::7], {k: v[::7] for k, v in r.columns.items()})
+    assert thin.columns["vibration_g"].max() < MAX_VIB
+    stats = {
+        k: {
+            "n": 360.0,
+            "mean": float(v.mean()),
+            "std": float(v.std()),
+            "min": float(v.min()),
+            "max": float(v.max()),
+        }
+        for k, v in r.columns.items()
+    }
+    data = replace(small, readings=thin, capped=52, reading_stats=stats)
+    text = pdftext(build_executive(data))
+    assert "0.8731" in text and "row cap 52" in text

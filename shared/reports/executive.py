@@ -47,7 +47,20 @@ def common_context(data: ReportData) -> dict[str, Any]:
         "empty": data.empty,
         "n_alarms": len(data.alarms),
         "n_logs": len(data.logs),
+        "cap_note": cap_note(data),
     }
+
+
+def cap_note(data: ReportData) -> str:
+    """What the gatherer's row cap changed ("" when nothing was capped)."""
+    if data.capped is None:
+        return ""
+    k = -(-(data.readings_total or len(data.readings)) // max(data.capped, 1))
+    return (
+        f"The period holds more than {data.capped:,} rows per series, so charts, availability and the "
+        f"per-row counts here use every k-th stored row (k = {k} for the readings); the maximum and "
+        "the baseline comparison use every reading."
+    )
 
 
 def executive_context(data: ReportData) -> dict[str, Any]:
@@ -107,8 +120,8 @@ def _key_numbers(data: ReportData) -> dict[str, Any]:
         "velocity_peak": facts.fmt_num(v_peak[0]) if v_peak else None,
         "alarms_raised": alarms.raised,
         "alarms_open": alarms.still_open,
-        "availability": None if avail is None else f"{avail:.1f}",
-        "bucket_s": f"{facts.AVAILABILITY_BUCKET_S:.0f}",
+        "availability": None if avail is None else f"{avail[0]:.1f}",
+        "bucket_s": "—" if avail is None else facts.fmt_duration(avail[1]),
         "zone_rows": [
             {
                 "zone": "no zone" if z == "none" else z,

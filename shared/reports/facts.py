@@ -5,9 +5,10 @@ Every value here is read from the data or is direct arithmetic of it; nothing is
 * **signal statistics** (``n``, ``mean``, population ``std``, ``min``, ``max`` per reading column, its
   unit): ``ReportData.reading_stats`` when the gatherer gave them (readings capped), else computed
   over ``readings`` ignoring NaN.
-* **availability of data** (%): ``100 * buckets_with_data / buckets_in_period`` with buckets of
-  :data:`AVAILABILITY_BUCKET_S` seconds from ``start``; a bucket has data when at least one reading
-  or vibration window is stamped in it.
+* **availability of data** (%): ``100 * slots_with_data / slots_in_period``, the period cut from
+  ``start`` into slots of ``max(AVAILABILITY_BUCKET_S, median spacing of the stamps)`` seconds (the
+  data's own cadence when it is slower than a minute, or thinned by the gatherer's row cap); a slot
+  has data when at least one reading or vibration window is stamped in it.
 * **time in each ISO zone** (s): each health update's ``iso_zone`` holds until the next update, at
   most ``max(HOLD_MIN_S, 3 × median update interval)`` (a longer gap counts as no data), the last one
   until the period's end under the same cap; updates without a zone count as ``none``.
@@ -103,17 +104,17 @@ def signal_stats(data: ReportData) -> dict[str, dict[str, float]]:
     return out
 
 
-def availability(data: ReportData) -> float | None:
-    """Share of the period with data, % (module doc); None for a zero-length period."""
+def availability(data: ReportData) -> tuple[float, float] | None:
+    """Share of the period with data, % and the slot width in s (module doc); None: zero-length period."""
     span = period_s(data)
     if span <= 0:
         return None
-    n_buckets = int(np.ceil(span / AVAILABILITY_BUCKET_S))
-    t0 = data.start.timestamp()
-    stamps = np.concatenate([data.readings.ts_s, data.windows.ts_s])
-    idx = np.floor((stamps - t0) / AVAILABILITY_BUCKET_S)
-    idx = idx[(idx >= 0) & (idx < n_buckets)]
-    return 100.0 * np.unique(idx).size / n_buckets
+    stamps = np.sort(np.concatenate([data.readings.ts_s, data.windows.ts_s]))
+    slot = max(AVAILABILITY_BUCKET_S, median_interval(stamps) or 0.0)
+    n_slots = int(np.ceil(span / slot))
+    idx = np.floor((stamps - data.start.timestamp()) / slot)
+    idx = idx[(idx >= 0) & (idx < n_slots)]
+    return 100.0 * np.unique(idx).size / n_slots, slot
 
 
 def zone_time(data: ReportData) -> dict[str, float]:
@@ -263,5 +264,5 @@ def data_counts(data: ReportData) -> str:
     ]
     text = ", ".join(parts)
     if data.capped is not None:
-        text += f" (charts from the first {data.capped:,} readings stored: row cap)"
+        text += f" (row cap {data.capped:,}: charts and per-row counts use every k-th stored row)"
     return text
