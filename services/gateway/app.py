@@ -26,6 +26,7 @@ from services.gateway.routers import (
     logs,
     models,
     monitoring,
+    notifications,
     reports,
     stream,
     system,
@@ -56,6 +57,7 @@ API_ROUTERS = (
     stream.router,
     auth.router,
     users.router,
+    notifications.router,
     reports.router,
 )
 
