@@ -258,7 +258,7 @@ def small_data() -> ReportData:
             "rms_y": 0.18 + 0.2 * fault[::6],
             "rms_z": np.full(60, np.nan),
         },
-        {"axes": ["x,y"] * 60},
+        {"axes": ["xy"] * 60},
     )
     log = OperatorLog(
         log_id="l1",
@@ -345,7 +345,7 @@ def week_data() -> ReportData:
         },
         {"iso_zone": ["A" if f < 0.1 else "B" if f < 0.4 else "C" if f < 0.8 else "D" for f in fault]},
     )
-    windows = Series(wts, {"fs_hz": np.full(m, 25600.0), "n": np.full(m, 2560.0)}, {"axes": ["x,y,z"] * m})
+    windows = Series(wts, {"fs_hz": np.full(m, 25600.0), "n": np.full(m, 2560.0)}, {"axes": ["xyz"] * m})
     long = "Envelope peak at BPFO 88.4 Hz: outer-race defect likely " + "(repeated evidence, " * 12
     alarms, logs = [], []
     for k in range(40):

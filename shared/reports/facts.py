@@ -200,7 +200,7 @@ def sensors(data: ReportData) -> Sensors:
     """What the stored data says about the sensors (module doc)."""
     r_dt = median_interval(data.readings.ts_s)
     w = data.windows
-    axes = sorted({a for label in w.labels.get("axes", []) for a in label.replace(",", " ").split() if a})
+    axes = sorted({c for label in w.labels.get("axes", []) for c in label if c in "xyz"})  # stored as "xyz"
     fs = sorted({float(v) for v in w.columns.get("fs_hz", np.zeros(0)) if np.isfinite(v)})
     n = sorted({int(v) for v in w.columns.get("n", np.zeros(0)) if np.isfinite(v)})
     return Sensors(
