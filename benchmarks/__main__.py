@@ -14,6 +14,9 @@
 * ``real``: :mod:`benchmarks.bench_calibration_real` (subprocess): real bearings offered as calibration
   data — FEMTO early life and the CWRU normal record accepted, CWRU fault records refused (screening +
   fault signature), per set.
+* ``reports``: :mod:`benchmarks.bench_reports` (subprocess, each case in its own process): build time
+  and peak memory of the Excel, executive and industrial reports for 24 h and 7 days of 1 Hz readings,
+  as ratios to the Excel 24 h build (24 h) and to the same report's 24 h build (7 days).
 * ``pipeline``: :mod:`benchmarks.bench_pipeline` (in this process; it starts Mosquitto and every
   service): fault-to-health latency and end-to-end throughput vs the raw broker rate.
 * ``replay``: :mod:`benchmarks.bench_replay` (in this process; Mosquitto and every service again):
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("features", "calibration", "concurrency", "validation", "real", "pipeline", "replay")
+NAMES = ("features", "calibration", "concurrency", "validation", "real", "reports", "pipeline", "replay")
 
 
 @dataclass
@@ -189,6 +192,16 @@ def run_real(quick: bool) -> Section:
     return sec
 
 
+def run_reports(quick: bool) -> Section:
+    """:mod:`benchmarks.bench_reports` (subprocess; ``quick``: 24 h only); its ``ROW|`` lines are the rows."""
+    sec = Section("reports")
+    rc, lines = stream([sys.executable, "-m", "benchmarks.bench_reports", *(["--quick"] if quick else [])])
+    sec.ok, sec.rows = rc == 0, [Row(*ln.split("|")[1:5]) for ln in lines if ln.startswith("ROW|")]
+    if rc:
+        sec.error = f"exit status {rc}"
+    return sec
+
+
 def run_pipeline(quick: bool) -> Section:
     from benchmarks import bench_pipeline as bp
 
@@ -256,6 +269,7 @@ RUNNERS: dict[str, Callable[[bool], Section]] = {
     "concurrency": run_concurrency,
     "validation": run_validation,
     "real": run_real,
+    "reports": run_reports,
     "pipeline": run_pipeline,
     "replay": run_replay,
 }

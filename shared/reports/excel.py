@@ -112,8 +112,12 @@ def score_index(data: ReportData) -> dict[str, np.ndarray]:
     ids = data.readings.labels.get("event_id", [])
     out: dict[str, np.ndarray] = {}
     for kind in sorted(data.scores):
-        pos = {e: i for i, e in enumerate(data.scores[kind].labels.get("event_id", []))}
-        idx = np.fromiter((pos.get(e, -1) for e in ids), dtype=np.intp, count=len(ids))
+        sids = data.scores[kind].labels.get("event_id", [])
+        if sids == ids:  # every reading scored, same order (the legacy model): no lookup table
+            idx = np.arange(len(ids), dtype=np.intp)
+        else:
+            pos = {e: i for i, e in enumerate(sids)}
+            idx = np.fromiter((pos.get(e, -1) for e in ids), dtype=np.intp, count=len(ids))
         if (idx >= 0).any():
             out[kind] = idx
     return out
