@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     # Reporter: reports built at once (the others wait); gateway: seconds to wait for a report's reply.
     report_workers: int = Field(default=2, ge=1, le=64)
     report_timeout_s: float = Field(default=120.0, gt=0)
+    # Reporter/gateway: largest report document (bytes); a larger one is refused (422, shorter period).
+    report_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # Gateway /readyz: the services (comma separated) that must be online and ready; default: every
     # process python -m deploy.run starts except the gateway itself.
     ready_services: str = (

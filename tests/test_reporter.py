@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 
 from services.reporter import gather
-from services.reporter.documents import filename, pdf_pages
+from services.reporter.documents import filename, part_chars, pdf_pages
 from services.reporter.service import build
 from shared import records, topics
 from shared.bus import MemoryBus
@@ -33,7 +35,7 @@ from shared.messages import (
     SignalStat,
     Window,
 )
-from shared.messages.commands import ReportReply, ReportRequest
+from shared.messages.commands import ReplyPart, ReportReply, ReportRequest
 from shared.reports.data import ReportData
 from shared.service import running_in_memory
 from shared.settings import Settings
@@ -268,13 +270,32 @@ class StandIn:
         return b"%PDF-stand-in " + data.asset_id.encode()
 
 
-async def ask(bus: MemoryBus, cid: str, **kw: object) -> ReportReply:
+@dataclass
+class Answer:
+    reply: ReportReply
+    parts: list[ReplyPart]
+    #: Largest payload (bytes) among the part messages and the final reply.
+    largest: int
+
+    @property
+    def document(self) -> bytes:
+        return base64.b64decode("".join(p.data_b64 for p in self.parts), validate=True)
+
+
+async def ask(bus: MemoryBus, cid: str, **kw: object) -> Answer:
+    """Send a report request; collect the part messages up to the final reply."""
     reply_to = topics.reply("gw", cid)
     sub = bus.subscribe(reply_to)
     req = ReportRequest(correlation_id=cid, reply_to=reply_to, **kw)  # type: ignore[arg-type]
     await bus.publish(topics.command("report"), req)
-    msg = await asyncio.wait_for(sub.get(), 10)
-    return ReportReply.model_validate_json(msg.payload)
+    parts: list[ReplyPart] = []
+    largest = 0
+    while True:
+        msg = await asyncio.wait_for(sub.get(), 10)
+        largest = max(largest, len(msg.payload))
+        if json.loads(msg.payload)["status"] != "part":
+            return Answer(ReportReply.model_validate_json(msg.payload), parts, largest)
+        parts.append(ReplyPart.model_validate_json(msg.payload))
 
 
 async def test_service_answers_with_the_document_and_keeps_serving(
@@ -290,9 +311,11 @@ async def test_service_answers_with_the_document_and_keeps_serving(
     await bus.publish(topics.model_announce(A, "legacy"), ann, retain=True)
     await bus.publish(topics.asset_config(A), AssetConfig(asset_id=A, name="Pump R", rpm=1500), retain=True)
     async with running_in_memory(svc, bus):
-        ok = await ask(bus, "1", asset_id=A, kind="executive", start=at(0), end=at(119))
+        answer = await ask(bus, "1", asset_id=A, kind="executive", start=at(0), end=at(119))
+        ok = answer.reply
         assert ok.status == "ok", ok.message
-        doc = base64.b64decode(ok.document_b64)
+        assert [(p.index, p.parts) for p in answer.parts] == [(0, 1)] and ok.parts == 1
+        doc = answer.document
         assert doc == b"%PDF-stand-in " + A.encode() and ok.size_bytes == len(doc)
         assert ok.sha256 == hashlib.sha256(doc).hexdigest() and ok.content_type == "application/pdf"
         assert re.fullmatch(rf"{A}_executive_\d{{8}}T\d{{6}}Z\.pdf", ok.filename)
@@ -302,7 +325,7 @@ async def test_service_answers_with_the_document_and_keeps_serving(
         assert data.config is not None and data.config.name == "Pump R"
         assert [mi.version for mi in data.models] == ["v9"]
 
-        default = await ask(bus, "2", asset_id=A, kind="excel")
+        default = (await ask(bus, "2", asset_id=A, kind="excel")).reply
         assert (
             default.status == "ok"
             and default.end == at(119)
@@ -311,11 +334,13 @@ async def test_service_answers_with_the_document_and_keeps_serving(
         assert default.filename.endswith(".xlsx") and default.pages is None
 
         stand_in.fail = True
-        broken = await ask(bus, "3", asset_id=A, kind="executive")
+        failed = await ask(bus, "3", asset_id=A, kind="executive")
+        broken = failed.reply
+        assert failed.parts == [] and broken.parts == 0
         assert (broken.status, broken.code) == ("failed", "internal")
         assert "template exploded" in broken.message
         again = await ask(bus, "4", asset_id=A, kind="executive")
-        assert again.status == "ok"
+        assert again.reply.status == "ok"
 
 
 @pytest.mark.parametrize(
@@ -339,18 +364,46 @@ async def test_service_refuses_with_a_code_and_reason(
     svc = build(Settings(data_dir=tmp_path), store=store, builders={"industrial": stand_in})
     bus = MemoryBus()
     async with running_in_memory(svc, bus):
-        got = await ask(bus, "x", **{"asset_id": A, "kind": "industrial", **kw})
+        answer = await ask(bus, "x", **{"asset_id": A, "kind": "industrial", **kw})
+    got = answer.reply
+    assert answer.parts == []
     assert (got.status, got.code) == ("failed", code) and reason in got.message, got.message
     assert stand_in.seen == []
 
 
-async def test_a_document_over_the_payload_limit_is_refused(store: SqliteStore, tmp_path: Path) -> None:
+def test_parts_fit_the_payload_limit() -> None:
+    assert part_chars(8 * 1024 * 1024) == 1024 * 1024
+    assert part_chars(1000) == 488 and part_chars(10) == 4
+
+
+async def test_a_document_over_the_payload_limit_arrives_intact_in_ordered_parts(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """MAX_PAYLOAD_BYTES 1000 and a 5000-byte document: every message stays within 1000 bytes, the
+    parts come in order and join to the document (size and SHA-256 of the final reply)."""
+    doc = np.random.default_rng(3).bytes(5000)
     svc = build(
-        Settings(data_dir=tmp_path, max_payload_bytes=1000),
+        Settings(data_dir=tmp_path, max_payload_bytes=1000), store=store, builders={"excel": lambda d: doc}
+    )
+    bus = MemoryBus()
+    async with running_in_memory(svc, bus):
+        got = await ask(bus, "big", asset_id=A, kind="excel")
+    n = math.ceil(math.ceil(5000 / 3) * 4 / 488)
+    assert got.reply.status == "ok" and got.reply.parts == n == 14, got.reply.message
+    assert [(p.index, p.parts, p.correlation_id) for p in got.parts] == [(i, n, "big") for i in range(n)]
+    assert got.largest <= 1000
+    assert got.document == doc and got.reply.size_bytes == 5000
+    assert got.reply.sha256 == hashlib.sha256(doc).hexdigest()
+
+
+async def test_a_document_over_report_max_bytes_is_refused(store: SqliteStore, tmp_path: Path) -> None:
+    svc = build(
+        Settings(data_dir=tmp_path, report_max_bytes=4000),
         store=store,
         builders={"excel": lambda d: b"x" * 5000},
     )
     bus = MemoryBus()
     async with running_in_memory(svc, bus):
         got = await ask(bus, "big", asset_id=A, kind="excel")
-    assert (got.status, got.code) == ("failed", "invalid") and "shorter period" in got.message
+    assert got.parts == [] and (got.reply.status, got.reply.code) == ("failed", "invalid")
+    assert "REPORT_MAX_BYTES" in got.reply.message and "shorter period" in got.reply.message

@@ -1,10 +1,12 @@
 """``GET /api/v1/reports/{kind}`` on the in-memory bus: the gateway and the real reporter service (with
 stand-in builders) share one SQLite store; every bad input answers 4xx with its reason, a builder
 failure 500 with the reporter's reason (and the next report works), no reporter 504, a reply that does
-not match its checksum 502."""
+not match its checksum or misses a part 502, a document over MAX_PAYLOAD_BYTES arrives in parts."""
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -157,21 +159,80 @@ async def test_no_reporter_is_504(gw: MemoryGateway) -> None:
     assert r.status_code == 504 and "no reply from the reporter" in r.json()["detail"]
 
 
-async def test_a_reply_that_does_not_match_its_checksum_is_502(gw: MemoryGateway) -> None:
+def final(size: int, sha: str, parts: int) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "asset_id": A,
+        "kind": "executive",
+        "filename": "x.pdf",
+        "content_type": "application/pdf",
+        "size_bytes": size,
+        "sha256": sha,
+        "parts": parts,
+    }
+
+
+def part(index: int, parts: int, data_b64: str) -> dict[str, Any]:
+    return {"status": "part", "index": index, "parts": parts, "data_b64": data_b64}
+
+
+HELLO = "aGVsbG8gcmVwb3J0IQ=="  # b"hello report!"
+HELLO_SHA = hashlib.sha256(b"hello report!").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("replies", "status", "reason"),
+    [
+        # parts out of order, one delivered twice (QoS 1): joined by index
+        (
+            [part(2, 3, HELLO[16:]), part(0, 3, HELLO[:8]), part(1, 3, HELLO[8:16]), part(0, 3, HELLO[:8])],
+            200,
+            "",
+        ),
+        ([part(0, 1, HELLO)], 502, "does not match its size/sha256"),  # final reply: sha256 of "hello"
+        ([part(0, 3, HELLO[:8]), part(2, 3, HELLO[16:])], 502, "1 of 3 parts missing (first: part 1)"),
+        ([part(0, 2, HELLO[:8]), part(1, 3, HELLO[8:])], 502, "part 1 says 3 parts, an earlier one 2"),
+        ([part(0, 1, HELLO), part(0, 1, HELLO[:4])], 502, "part 0 sent twice"),
+        ([part(0, 1, "not base64!")], 502, "not base64"),
+        ([part(0, 1, HELLO) | {"index": -1}], 502, "malformed part: index"),
+        ([], 502, "the reply names 1 parts, 0 announced"),
+    ],
+)
+async def test_parts_are_joined_and_checked(
+    gw: MemoryGateway, replies: list[dict[str, Any]], status: int, reason: str
+) -> None:
+    sha = HELLO_SHA if status == 200 else hashlib.sha256(b"hello").hexdigest()
+    size = 13 if status == 200 else 5
+
     def reply(req: dict[str, Any]) -> list[dict[str, Any]]:
-        return [
-            {
-                "status": "ok",
-                "asset_id": A,
-                "kind": "executive",
-                "filename": "x.pdf",
-                "content_type": "application/pdf",
-                "document_b64": "aGVsbG8=",
-                "size_bytes": 5,
-                "sha256": "0" * 64,
-            }
-        ]
+        return [*replies, final(size, sha, 1 if not replies else replies[0]["parts"])]
 
     async with responder(gw.bus, "report", reply):
         r = await gw.api.get("/reports/executive", params={"asset_id": A})
-    assert r.status_code == 502 and "sha256" in r.json()["detail"]
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.content == b"hello report!"
+    else:
+        assert reason in r.json()["detail"], r.text
+
+
+async def test_a_document_larger_than_max_payload_bytes_downloads_intact(tmp_path: Path) -> None:
+    """MAX_PAYLOAD_BYTES 4096 (the gateway dead-letters a bigger message) and a 60 kB document: the real
+    reporter sends it in parts, the gateway joins them; over REPORT_MAX_BYTES it is a 422."""
+    doc = random.Random(5).randbytes(60_000)
+    settings = memory_settings(tmp_path, report_timeout_s=10, max_payload_bytes=4096)
+    async with memory_gateway(settings) as g:
+        store_readings(g, 48)
+        svc = build(g.settings, store=g.app.state.ctx.store, builders={"excel": lambda d: doc})
+        small = build(
+            g.settings.model_copy(update={"report_max_bytes": 50_000}),
+            store=g.app.state.ctx.store,
+            builders={"excel": lambda d: doc},
+        )
+        async with running_in_memory(svc, g.bus):
+            r = await g.api.get("/reports/excel", params={"asset_id": A})
+        assert r.status_code == 200, r.text
+        assert r.content == doc and r.headers["x-report-sha256"] == hashlib.sha256(doc).hexdigest()
+        async with running_in_memory(small, g.bus):
+            big = await g.api.get("/reports/excel", params={"asset_id": A})
+        assert big.status_code == 422 and "REPORT_MAX_BYTES" in big.json()["detail"], big.text

@@ -1,20 +1,25 @@
 """Request/reply over the bus: publish a command carrying ``correlation_id`` and ``reply_to``, wait for
-the reply on ``reply/<requester>/<correlation_id>``."""
+the reply on ``reply/<requester>/<correlation_id>``. A reply too large for one message comes as
+:class:`~shared.messages.commands.ReplyPart` messages before it: :class:`ReplyParts` collects them
+(``accept=parts.accept``) and joins them once the final reply names their count."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic_core
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from shared import topics
-from shared.bus import Bus, Rejected
+from shared.bus import Bus, Rejected, describe_error
+from shared.messages.commands import ReplyPart
 
 log = structlog.get_logger()
 
@@ -31,6 +36,60 @@ def json_object(payload: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise Rejected(f"payload must be a JSON object, got {type(obj).__name__}")
     return obj
+
+
+@dataclass
+class ReplyParts:
+    """The parts of one multi-part reply, by index. :meth:`accept` (a :data:`ReplyCheck`) keeps each
+    ``status: part`` message and lets the final reply end the wait; :meth:`payload` joins the parts.
+    At most ``max_bytes`` decoded bytes are kept (base64: 4/3 of that); a part beyond them, a part
+    that disagrees with the others or is malformed is remembered as the reason the payload fails."""
+
+    max_bytes: int
+    chunks: dict[int, str] = field(default_factory=dict)
+    count: int | None = None
+    chars: int = 0
+    error: str | None = None
+
+    def accept(self, obj: dict[str, Any]) -> bool:
+        if obj.get("status") != "part":
+            return True
+        if self.error is None:
+            self.error = self._add(obj)
+        return False
+
+    def _add(self, obj: dict[str, Any]) -> str | None:
+        try:
+            part = ReplyPart.model_validate(obj)
+        except ValidationError as exc:
+            return f"malformed part: {describe_error(exc)}"
+        if self.count is not None and part.parts != self.count:
+            return f"part {part.index} says {part.parts} parts, an earlier one {self.count}"
+        if part.index >= part.parts:
+            return f"part index {part.index} is not below its count {part.parts}"
+        if part.index in self.chunks:  # QoS 1 may deliver twice: the same part again is no news
+            return None if self.chunks[part.index] == part.data_b64 else f"part {part.index} sent twice"
+        self.chars += len(part.data_b64)
+        if self.chars > 4 * (self.max_bytes // 3 + 1):
+            return f"the parts hold more than the {self.max_bytes} bytes a reply may have"
+        self.count = part.parts
+        self.chunks[part.index] = part.data_b64
+        return None
+
+    def payload(self, parts: int) -> bytes:
+        """The bytes of the ``parts`` parts the final reply names; ValueError with the reason when
+        one is missing, they disagree with that count, or are not base64."""
+        if self.error is not None:
+            raise ValueError(self.error)
+        if parts != (self.count or 0):
+            raise ValueError(f"the reply names {parts} parts, {self.count or 0} announced")
+        missing = [i for i in range(parts) if i not in self.chunks]
+        if missing:
+            raise ValueError(f"{len(missing)} of {parts} parts missing (first: part {missing[0]})")
+        try:
+            return base64.b64decode("".join(self.chunks[i] for i in range(parts)), validate=True)
+        except binascii.Error:
+            raise ValueError("the parts are not base64") from None
 
 
 @dataclass

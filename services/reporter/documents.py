@@ -1,7 +1,8 @@
 """The report builders by kind (imported when first used) and what a reply says of a document.
 
 Builders are pure (:class:`~shared.reports.data.ReportData` → bytes): ``executive`` and ``industrial``
-PDFs (WeasyPrint), the ``excel`` workbook (XlsxWriter).
+PDFs (WeasyPrint), the ``excel`` workbook (XlsxWriter). A document travels base64 in parts
+(:class:`~shared.messages.commands.ReplyPart`) of :func:`part_chars` characters each.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from shared.messages import to_utc
 from shared.reports.data import ReportData, ReportKind
 
 Builder = Callable[[ReportData], bytes]
+
+#: Most base64 characters one part message carries (1 MiB).
+PART_CHARS = 1024 * 1024
+#: Bytes a part message holds beyond its base64 (JSON keys, correlation id, index, count).
+PART_OVERHEAD = 512
 
 PDF = "application/pdf"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -71,3 +77,10 @@ def pdf_pages(doc: bytes) -> int | None:
             continue
     counts = [int(a or b) for t in texts for a, b in _PAGES.findall(t)]
     return max(counts) if counts else None
+
+
+def part_chars(max_payload_bytes: int) -> int:
+    """Base64 characters per part: at most :data:`PART_CHARS` and few enough that the part message
+    (plus :data:`PART_OVERHEAD`) stays within ``max_payload_bytes``; a multiple of 4, at least 4."""
+    room = min(PART_CHARS, max_payload_bytes - PART_OVERHEAD)
+    return max(4, room - room % 4)

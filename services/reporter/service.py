@@ -4,9 +4,11 @@
 the request is queued and answered from a background task, at most ``REPORT_WORKERS`` at once, so a
 long report never holds up the retained state below. A report: the period is resolved (default: the
 last 24 h of the asset's data) and checked, the asset's stored data is gathered (:mod:`.gather`, in a
-thread), the pure builder renders it (:mod:`.documents`, in a thread) and the reply carries the
-document base64 with its metadata. Failures are replies with a code: ``invalid`` (reversed period,
-over :data:`MAX_REPORT_DAYS`, a document over ``MAX_PAYLOAD_BYTES``), ``not_found`` (no stored data in
+thread), the pure builder renders it (:mod:`.documents`, in a thread), the document's base64 goes out in
+order as :class:`ReplyPart` messages (at most 1 MiB of base64 each, within ``MAX_PAYLOAD_BYTES``) on the
+reply topic, then the final reply with its metadata (``parts``, ``size_bytes``, ``sha256``). Failures
+are a final reply with a code: ``invalid`` (reversed period, over :data:`MAX_REPORT_DAYS`, a document
+over ``REPORT_MAX_BYTES``), ``not_found`` (no stored data in
 the period), ``internal`` (the store or the builder raised; the reason is the exception's). The
 service goes on serving after every failure. Reports taking more than a moment log
 ``report_progress`` every :data:`PROGRESS_EVERY_S` seconds (phase, elapsed seconds).
@@ -22,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -33,7 +36,7 @@ import structlog
 from shared import topics
 from shared.bus import Bus
 from shared.messages import AssetConfig, ErrorCode, ModelAnnouncement, utcnow
-from shared.messages.commands import MAX_REPORT_DAYS, ReportReply, ReportRequest
+from shared.messages.commands import MAX_REPORT_DAYS, ReplyPart, ReportReply, ReportRequest
 from shared.reports.data import ReportData
 from shared.service import Delivery, Outbox, Route, Service, no_arguments
 from shared.settings import Settings
@@ -48,10 +51,23 @@ log = structlog.get_logger()
 SERVICE = "reporter"
 #: Seconds between ``report_progress`` log lines of a report still being gathered or rendered.
 PROGRESS_EVERY_S = 2.0
-#: Share of MAX_PAYLOAD_BYTES a reply may use (base64 is 4/3 of the document; the rest is metadata).
-_PAYLOAD_SHARE = 0.98
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The final reply to a request and the document's base64 its ``parts`` carry (``chars`` each)."""
+
+    reply: ReportReply
+    encoded: str = ""
+    chars: int = documents.PART_CHARS
+
+    def parts(self) -> Iterator[ReplyPart]:
+        """The part messages in order, made one at a time (the base64 is not copied all at once)."""
+        n, cid, c = self.reply.parts, self.reply.correlation_id, self.chars
+        for i in range(n):
+            yield ReplyPart(correlation_id=cid, index=i, parts=n, data_b64=self.encoded[i * c : (i + 1) * c])
 
 
 class ReportFailed(Exception):
@@ -110,6 +126,7 @@ class ReporterHandlers:
     port: StorePort
     max_rows: int = gather.DEFAULT_MAX_ROWS
     max_payload_bytes: int = 8 * 1024 * 1024
+    max_bytes: int = 64 * 1024 * 1024
     workers: int = 2
     #: Builders by kind (tests); unset: :func:`documents.load_builder` when first used.
     builders: Mapping[str, documents.Builder] = field(default_factory=dict)
@@ -150,8 +167,11 @@ class ReporterHandlers:
 
         async def one(req: ReportRequest) -> None:
             async with limit:
-                reply = await self.report(req)
-            await bus.publish(req.reply_to, reply, qos=1)
+                answer = await self.report(req)
+            # in order, each acknowledged before the next: the requester has every part at the reply
+            for part in answer.parts():
+                await bus.publish(req.reply_to, part, qos=1)
+            await bus.publish(req.reply_to, answer.reply, qos=1)
 
         try:
             while True:
@@ -164,21 +184,30 @@ class ReporterHandlers:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    async def report(self, req: ReportRequest) -> ReportReply:
-        """The reply to one request (a failure is a reply with its code, never an exception)."""
+    async def report(self, req: ReportRequest) -> Answer:
+        """The answer to one request (a failure is a reply with its code, never an exception)."""
         fields = {"asset_id": req.asset_id, "kind": req.kind, "correlation_id": req.correlation_id}
         started = time.monotonic()
         try:
-            reply = await self._report(req, fields)
+            answer = await self._report(req, fields)
         except ReportFailed as exc:
             log.info("report_refused", code=exc.code, reason=str(exc), **fields)
-            return self._failed(req, exc.code, str(exc))
+            return Answer(self._failed(req, exc.code, str(exc)))
         except Exception as exc:
             log.exception("report_failed", **fields)
-            return self._failed(req, "internal", f"{req.kind} report failed: {type(exc).__name__}: {exc}")
+            reason = f"{req.kind} report failed: {type(exc).__name__}: {exc}"
+            return Answer(self._failed(req, "internal", reason))
         seconds = round(time.monotonic() - started, 2)
-        log.info("report_done", seconds=seconds, size_bytes=reply.size_bytes, pages=reply.pages, **fields)
-        return reply
+        reply = answer.reply
+        log.info(
+            "report_done",
+            seconds=seconds,
+            size_bytes=reply.size_bytes,
+            pages=reply.pages,
+            parts=reply.parts,
+            **fields,
+        )
+        return answer
 
     @staticmethod
     def _failed(req: ReportRequest, code: ErrorCode, reason: str) -> ReportReply:
@@ -196,7 +225,7 @@ class ReporterHandlers:
             raise ReportFailed("internal", "the reporter's store is not open")
         return self.port.store
 
-    async def _report(self, req: ReportRequest, fields: Mapping[str, Any]) -> ReportReply:
+    async def _report(self, req: ReportRequest, fields: Mapping[str, Any]) -> Answer:
         check_period(req.start, req.end)
         store = self._store()
         period = await asyncio.to_thread(gather.resolve_period, store, req.asset_id, req.start, req.end)
@@ -230,16 +259,17 @@ class ReporterHandlers:
             max_rows=self.max_rows,
         )
 
-    def _reply(self, req: ReportRequest, data: ReportData, doc: bytes) -> ReportReply:
+    def _reply(self, req: ReportRequest, data: ReportData, doc: bytes) -> Answer:
         kind = documents.KINDS[req.kind]
-        encoded = base64.b64encode(doc).decode("ascii")
-        if len(encoded) > self.max_payload_bytes * _PAYLOAD_SHARE:
-            mb = len(doc) / 1e6
+        if len(doc) > self.max_bytes:
             raise ReportFailed(
                 "invalid",
-                f"the {req.kind} report of this period is {mb:.1f} MB, over what one reply carries "
-                f"(MAX_PAYLOAD_BYTES {self.max_payload_bytes}); choose a shorter period",
+                f"the {req.kind} report of this period is {len(doc) / 1e6:.1f} MB, over the "
+                f"{self.max_bytes / 1e6:.1f} MB a report may have (REPORT_MAX_BYTES); "
+                "choose a shorter period",
             )
+        encoded = base64.b64encode(doc).decode("ascii")
+        chars = documents.part_chars(self.max_payload_bytes)
         counts = {
             "readings": data.readings_total,
             "windows": len(data.windows),
@@ -249,7 +279,7 @@ class ReporterHandlers:
             "operator_logs": len(data.logs),
             **{f"scores_{k}": len(s) for k, s in data.scores.items()},
         }
-        return ReportReply(
+        reply = ReportReply(
             correlation_id=req.correlation_id,
             status="ok",
             message=f"{req.kind} report of {req.asset_id}",
@@ -260,7 +290,7 @@ class ReporterHandlers:
             size_bytes=len(doc),
             sha256=documents.sha256(doc),
             pages=documents.pdf_pages(doc) if kind.extension == "pdf" else None,
-            document_b64=encoded,
+            parts=max(1, math.ceil(len(encoded) / chars)),
             start=data.start,
             end=data.end,
             generated_at=data.generated_at,
@@ -268,6 +298,7 @@ class ReporterHandlers:
             capped=data.capped,
             models={m.kind: m.version for m in data.models},
         )
+        return Answer(reply, encoded, chars)
 
     def routes(self) -> list[Route]:
         return [
@@ -293,6 +324,7 @@ def build(
         port,
         max_rows=settings.report_max_rows,
         max_payload_bytes=settings.max_payload_bytes,
+        max_bytes=settings.report_max_bytes,
         workers=settings.report_workers,
         builders=dict(builders or {}),
     )

@@ -192,10 +192,24 @@ class ReportRequest(Message):
     end: PeriodTime | None = None
 
 
+class ReplyPart(Message):
+    """One part of a reply too large for one message: the responder publishes ``parts`` of them in
+    order of ``index`` (0 … parts-1) on the reply topic, then the final reply naming ``parts``."""
+
+    correlation_id: str
+    status: Literal["part"] = "part"
+    index: int = Field(ge=0)
+    parts: int = Field(ge=1)
+    #: The part's slice of the base64 text of the whole payload (base64 of the parts joined in order).
+    data_b64: str
+
+
 class ReportReply(Reply):
-    """Reply to ``cmd/report``: the document (base64) and what it rests on; a failure names its code
-    (``not_found``: no data in the period or an unknown asset, ``invalid``: a bad period or a document
-    over the payload limit, ``internal``: the renderer failed) and the reason in ``message``."""
+    """Final reply to ``cmd/report``: what the document rests on, after its ``parts``
+    (:class:`ReplyPart`: the document's base64 in order; their joined bytes have ``size_bytes`` and
+    ``sha256``); a failure names its code (``not_found``: no data in the period or an unknown asset,
+    ``invalid``: a bad period or a document over REPORT_MAX_BYTES, ``internal``: the renderer failed)
+    and the reason in ``message``."""
 
     asset_id: str = ""
     kind: ReportKindName | None = None
@@ -206,7 +220,8 @@ class ReportReply(Reply):
     sha256: str = ""
     #: Page count of a PDF (``None`` for the workbook).
     pages: int | None = None
-    document_b64: str = ""
+    #: Number of :class:`ReplyPart` messages that carried the document before this reply.
+    parts: int = Field(default=0, ge=0)
     #: The period the report covers (data time) and when it was generated.
     start: PeriodTime | None = None
     end: PeriodTime | None = None

@@ -3,13 +3,13 @@
 ``GET /reports/{executive|excel|industrial}?asset_id=&from=&to=`` answers with the file as an attachment
 (``Content-Disposition: attachment; filename="<asset>_<kind>_<UTC yyyymmddTHHMMSSZ>.pdf|xlsx"``) and
 what it rests on in ``X-Report-*`` headers. Default period: the last 24 h of the asset's data (ending at
-its newest stored reading, window or health update), so replayed history works.
+its newest stored reading, window or health update), so replayed history works. The reporter sends the
+document in parts before its final reply (:class:`~services.gateway.requests.ReplyParts`); they are
+joined here and checked against the reply's part count, size and SHA-256 (502 when they disagree).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from datetime import timedelta
 from typing import Annotated, Any
@@ -22,6 +22,7 @@ from services.gateway.auth.guard import Viewer
 from services.gateway.commands import command, http_status
 from services.gateway.deps import ContextDep
 from services.gateway.history import history_range, known_or_404
+from services.gateway.requests import ReplyParts
 from shared.messages.commands import MAX_REPORT_DAYS, ReportKindName, ReportReply, ReportRequest
 from shared.topics import ASSET_ID_PATTERN, valid_asset_id
 
@@ -38,9 +39,12 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     404: {"description": "Unknown asset, or no stored data in the period (`detail` says which)"},
-    422: {"description": "Invalid asset id, unreadable or reversed dates, a period over 366 days"},
+    422: {
+        "description": "Invalid asset id, unreadable or reversed dates, a period over 366 days, "
+        "a document over REPORT_MAX_BYTES"
+    },
     500: {"description": "The reporter failed to build the report; `detail` is its reason"},
-    502: {"description": "Malformed reply from the reporter"},
+    502: {"description": "Malformed reply from the reporter (e.g. a part missing, a wrong checksum)"},
     503: {"description": "MQTT broker not connected"},
     504: {"description": "No reply from the reporter within REPORT_TIMEOUT_S"},
 }
@@ -50,12 +54,16 @@ def _bad(name: str, reason: str) -> HTTPException:
     return HTTPException(422, f"{name}: {reason}")
 
 
-def _document(reply: ReportReply) -> bytes:
-    """The reply's document bytes, checked against its size and SHA-256 (502 when they disagree)."""
+def _document(reply: ReportReply, parts: ReplyParts) -> bytes:
+    """The document joined from its parts, checked against the reply's part count, size and SHA-256
+    (502 with the reason when they disagree)."""
+    if reply.size_bytes > parts.max_bytes:
+        size, limit = reply.size_bytes, parts.max_bytes
+        raise HTTPException(502, f"the reporter's document has {size} bytes, over REPORT_MAX_BYTES {limit}")
     try:
-        doc = base64.b64decode(reply.document_b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise HTTPException(502, "malformed reply from the reporter: document is not base64") from None
+        doc = parts.payload(reply.parts)
+    except ValueError as exc:
+        raise HTTPException(502, f"malformed reply from the reporter: {exc}") from None
     if len(doc) != reply.size_bytes or hashlib.sha256(doc).hexdigest() != reply.sha256 or not reply.filename:
         raise HTTPException(502, "malformed reply from the reporter: document does not match its size/sha256")
     return doc
@@ -109,10 +117,17 @@ async def get_report(
     req = ReportRequest(
         correlation_id=cid, reply_to=reply_to, asset_id=asset_id, kind=kind, start=start, end=end
     )
+    parts = ReplyParts(ctx.settings.report_max_bytes)
     reply = await command(
-        ctx, "report", req, ReportReply, responder="reporter", timeout=ctx.settings.report_timeout_s
+        ctx,
+        "report",
+        req,
+        ReportReply,
+        responder="reporter",
+        timeout=ctx.settings.report_timeout_s,
+        accept=parts.accept,
     )
     if reply.status != "ok":
         raise HTTPException(http_status(reply.code), reply.message or f"{kind} report failed")
-    doc = _document(reply)
+    doc = _document(reply, parts)
     return Response(doc, media_type=reply.content_type, headers=_headers(reply))
