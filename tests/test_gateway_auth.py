@@ -78,6 +78,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/users/{username}/keys"): ADMIN,
     ("POST", "/api/v1/users/{username}/keys"): ADMIN,
     ("DELETE", "/api/v1/keys/{key_id}"): ADMIN,
+    ("GET", "/api/v1/reports/{kind}"): READ,
     ("GET", "/api/v1/notifications/config"): ADMIN,
     ("PUT", "/api/v1/notifications/config"): ADMIN,
     ("GET", "/api/v1/notifications/deliveries"): ADMIN,

@@ -31,7 +31,8 @@ from shared.messages import (
     ReloadReply,
     ServiceStatus,
 )
-from shared.messages.commands import ModelExportReply, ModelImportReply
+from shared.messages.commands import ModelExportReply, ModelImportReply, ReportReply
+from shared.notify.commands import NotifyReply
 from tests.support.gateway import KEYS, memory_settings, responder, seed_auth
 
 #: Generated requests per operation (the fixed budget) and the longest one request may take.
@@ -62,6 +63,8 @@ COMMANDS = (
     ("calibrate", _calibration, CalibrationReply),
     ("model_import", _failed, ModelImportReply),
     ("model_export", _failed, ModelExportReply),
+    ("report", _failed, ReportReply),
+    ("notifications", _failed, NotifyReply),
 )
 
 
