@@ -16,8 +16,11 @@ from shared.synth import simple_reading, vibration_window
 
 
 def client(url: str) -> aiomqtt.Client:
+    """A client for ``url`` (``mqtt://[user:pass@]host:port``: logged in when the URL has user info)."""
     b = parse_mqtt_url(url)
-    return aiomqtt.Client(b.host, b.port, max_queued_outgoing_messages=None)
+    return aiomqtt.Client(
+        b.host, b.port, username=b.username, password=b.password, max_queued_outgoing_messages=None
+    )
 
 
 def simple_payloads(
