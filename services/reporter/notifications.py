@@ -38,8 +38,10 @@ from shared.notify.outbox import Outbox
 from shared.service import Delivery, Publish, Route
 from shared.service import Outbox as Publishes
 from shared.settings import Settings
+from shared.store import open_store
 
 from .notify_io import OutboxFile, SendFailed, send_email, send_webhook
+from .scheduled import ScheduledReports
 
 log = structlog.get_logger()
 
@@ -62,12 +64,17 @@ class Notifications:
         self._wake = asyncio.Event()
         self._write = asyncio.Lock()
         self._loaded = False
+        #: Scheduled reports (its own store: set ``scheduled.store`` or ``scheduled.opener``).
+        self.scheduled = ScheduledReports(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Notifications:
-        return cls(
+        notify = cls(
             settings.data_dir / "notifications", f"http://{settings.gateway_host}:{settings.gateway_port}"
         )
+        notify.scheduled.opener = lambda: open_store(settings)
+        notify.scheduled.max_rows = settings.report_max_rows
+        return notify
 
     def routes(self) -> list[Route]:
         return [
@@ -77,7 +84,10 @@ class Notifications:
         ]
 
     def tasks(self) -> list[Task]:
-        return [self.deliver]
+        return [self.deliver, self.scheduled.run]
+
+    def wake_delivery(self) -> None:
+        self._wake.set()
 
     # -- state -----------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -110,6 +120,7 @@ class Notifications:
         self.config = config
         await asyncio.to_thread(self.file.save_config, config)
         self._wake.set()
+        self.scheduled.wake.set()
 
     # -- handlers --------------------------------------------------------------------------------
     async def on_alarm(self, d: Delivery[AlarmEvent]) -> Publishes:

@@ -25,6 +25,8 @@ from shared.notify import messages, signing
 from shared.notify.config import Channel, NotificationConfig
 from shared.notify.outbox import Delivery
 
+from . import scheduled
+
 log = structlog.get_logger()
 
 #: Seconds a webhook POST or an SMTP conversation may take.
@@ -118,13 +120,25 @@ async def send_webhook(client: httpx.AsyncClient, channel: Channel, d: Delivery,
 def email_message(channel: Channel, d: Delivery) -> EmailMessage:
     assert channel.email is not None
     msg = EmailMessage()
-    msg["Subject"] = messages.subject(d.body)
+    report = d.body.get("type") == "report.scheduled"
+    msg["Subject"] = scheduled.subject(d.body) if report else messages.subject(d.body)
     msg["From"] = channel.email.sender
     msg["To"] = ", ".join(channel.email.to)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain="rotorwatch")
     msg["X-Rotorwatch-Delivery"] = d.id
-    msg.set_content(messages.text(d.body))
+    if not report:
+        msg.set_content(messages.text(d.body))
+        return msg
+    msg.set_content(scheduled.text(d.body))
+    try:
+        doc = scheduled.attachment(d.body)
+    except OSError as exc:
+        raise SendFailed(f"the report file is unreadable: {exc}") from None
+    if doc is not None:
+        data, content_type, filename = doc
+        maintype, _, subtype = content_type.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
 
 

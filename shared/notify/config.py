@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared import topics
+from shared.notify.schedule import Schedule
 from shared.topics import ASSET_ID_PATTERN
 
 #: Retained notification configuration (not under ``config/+``: that filter is asset configuration).
@@ -157,6 +158,8 @@ class NotificationConfig(_Strict):
     channels: list[Channel] = Field(default_factory=list, max_length=50)
     base_url: str = Field(default="", pattern=r"^(https?://[^\s#?]+)?$", max_length=500)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    #: Scheduled reports (:mod:`shared.notify.schedule`), sent to e-mail channels with the PDF attached.
+    schedules: list[Schedule] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _unique(self) -> NotificationConfig:
@@ -164,6 +167,18 @@ class NotificationConfig(_Strict):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate channel ids: {', '.join(dup)}")
+        sids = [s.id for s in self.schedules]
+        dup = sorted({i for i in sids if sids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate schedule ids: {', '.join(dup)}")
+        kinds = {c.id: c.kind for c in self.channels}
+        for s in self.schedules:
+            bad = [c for c in s.channels if kinds.get(c) != "email"]
+            if bad:
+                raise ValueError(
+                    f"schedule {s.id!r}: {', '.join(map(repr, bad))} not e-mail channels of this "
+                    "configuration (a scheduled report is an e-mail with the PDF attached)"
+                )
         return self
 
     def channel(self, channel_id: str) -> Channel | None:
