@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-installed
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test check lint bench evaluate system-deps venv clean
+.PHONY: run test check lint bench evaluate system-deps venv clean quarantine
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,14 +28,19 @@ lint: venv
 	$(VENV)/bin/ruff format --check --output-format concise .
 
 test: system-deps venv lint
-	$(VENV)/bin/pytest -q -ra
+	@echo "make test: deselecting the quarantined tests (pytest -m quarantine: intermittent hangs under investigation)"
+	$(VENV)/bin/pytest -q -ra -m "not quarantine"
+
+## Tests known to fail intermittently (see the reason in each test file).
+quarantine: system-deps venv
+	$(VENV)/bin/pytest -q -ra -m quarantine
 
 ## Fast feedback: needs only the venv (no Debian packages, no servers). Tests that start Mosquitto,
 ## InfluxDB, the launcher or Chromium are marked integration/browser (tests/conftest.py enforces it).
 check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --output-format concise .
-	$(VENV)/bin/pytest -q -m "not integration and not browser"
+	$(VENV)/bin/pytest -q -m "not integration and not browser and not quarantine"
 
 bench: system-deps venv
 	$(PY) -m benchmarks

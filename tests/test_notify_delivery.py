@@ -40,7 +40,10 @@ from shared.settings import Settings
 from tests.support.gateway import memory_gateway, memory_settings, poll
 from tests.support.servers import MosquittoServer, free_port
 
-pytestmark = pytest.mark.integration
+#: Quarantined (issue 13): about 1 run in 4 one of these tests hangs until its timeout (the event loop
+#: idle, a delivery or a task cancellation never completing); not yet explained. `make quarantine` runs
+#: them; `make test` deselects them and prints that it does.
+pytestmark = [pytest.mark.integration, pytest.mark.quarantine]
 
 SECRET = "hook-secret-0123456789"
 OPENED = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
@@ -267,11 +270,15 @@ async def test_alarms_published_while_the_reporter_is_stopped_are_delivered_on_r
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
             await c.publish("rotorwatch/v1/notify/config", json.dumps(cfg), qos=1, retain=True)
         first = Notifications(tmp_path / "notifications", "http://unused")
-        task = asyncio.create_task(serve_routes(reporter(first), settings))
+        service = reporter(first)
+        task = asyncio.create_task(serve_routes(service, settings))
         try:
-            await poll(lambda: first.config.channels, timeout=20)
+            # Subscribed (alarms included) and configured: an alarm published now reaches it.
+            await poll(lambda: service.serve_state.connected and first.config.channels, timeout=20)
             await _publish_mqtt(mosquitto, events[:1])
-            await poll(lambda: len(hook.received) == 1, timeout=20)
+            # Stop once the delivery is recorded (a stop between the send and its record re-sends it:
+            # at-least-once, receivers dedupe on X-Rotorwatch-Delivery); this test checks a clean stop.
+            await poll(lambda: len(hook.received) == 1 and _delivered(first, 1), timeout=20)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
