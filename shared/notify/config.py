@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 from datetime import time
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared import topics
-from shared.notify.schedule import Schedule
+from shared.notify.schedule import Schedule, check_hhmm, check_zone
 from shared.topics import ASSET_ID_PATTERN
 
 #: Retained notification configuration (not under ``config/+``: that filter is asset configuration).
@@ -32,7 +31,6 @@ TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved"]
 TRANSITION_KINDS: tuple[TransitionKind, ...] = ("opened", "escalated", "acknowledged", "resolved")
 ChannelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 AssetKey = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}$")
 SECRET_MARK = "***"
 
@@ -54,18 +52,12 @@ class QuietHours(_Strict):
     @field_validator("start", "end")
     @classmethod
     def _hhmm(cls, v: str) -> str:
-        if not _HHMM.fullmatch(v):
-            raise ValueError(f"{v!r} is not a local time HH:MM (00:00..23:59)")
-        return v
+        return check_hhmm(v)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (an IANA name, e.g. Europe/Paris)") from None
-        return v
+        return check_zone(v)
 
     def local(self, which: Literal["start", "end"]) -> time:
         h, m = getattr(self, which).split(":")

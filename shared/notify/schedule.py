@@ -26,6 +26,24 @@ from shared.topics import ASSET_ID_PATTERN
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def check_hhmm(v: str) -> str:
+    """``v`` when it is a local time ``HH:MM`` (00:00..23:59); ValueError with the reason otherwise."""
+    if not _HHMM.fullmatch(v):
+        raise ValueError(f"{v!r} is not a local time HH:MM (00:00..23:59)")
+    return v
+
+
+def check_zone(v: str) -> str:
+    """``v`` when it names an IANA time zone; ValueError with the reason otherwise."""
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r} (an IANA name, e.g. Europe/Paris)") from None
+    return v
+
+
 ScheduleId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 AssetKey = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
 #: Longest period a scheduled report covers (days; a report covers at most a year).
@@ -54,18 +72,12 @@ class Schedule(BaseModel):
     @field_validator("at")
     @classmethod
     def _hhmm(cls, v: str | None) -> str | None:
-        if v is not None and not _HHMM.fullmatch(v):
-            raise ValueError(f"{v!r} is not a local time HH:MM (00:00..23:59)")
-        return v
+        return None if v is None else check_hhmm(v)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (an IANA name, e.g. Europe/Paris)") from None
-        return v
+        return check_zone(v)
 
     @model_validator(mode="after")
     def _when(self) -> Schedule:

@@ -122,17 +122,7 @@ def _key_numbers(data: ReportData) -> dict[str, Any]:
         "alarms_open": alarms.still_open,
         "availability": None if avail is None else f"{avail[0]:.1f}",
         "bucket_s": "—" if avail is None else facts.fmt_duration(avail[1]),
-        "zone_rows": [
-            {
-                "zone": "no zone" if z == "none" else z,
-                "time": facts.fmt_duration(s),
-                "share": f"{100 * s / total:.1f}",
-            }
-            for z, s in zone_s.items()
-            if s > 0
-        ]
-        if total > 0
-        else [],
+        "zone_rows": facts.zone_rows(zone_s),
         "zone_svg": charts.zone_bar(zone_s, size=(3.3, 0.32)) if total > 0 else None,
     }
 

@@ -141,6 +141,19 @@ class AlarmCounts:
     transitions: int
 
 
+def zone_rows(zone_s: dict[str, float]) -> list[dict[str, str]]:
+    """Table rows of the time spent in each zone (:func:`zone_time`): zone, duration, share of the total
+    in % (zones with no time left out; no rows when no time is known)."""
+    total = sum(zone_s.values())
+    if total <= 0:
+        return []
+    return [
+        {"zone": "no zone" if z == "none" else z, "time": fmt_duration(s), "share": f"{100 * s / total:.1f}"}
+        for z, s in zone_s.items()
+        if s > 0
+    ]
+
+
 def alarm_counts(alarms: list[AlarmEvent], start: datetime) -> AlarmCounts:
     """Alarms raised in the period and still open at its end (module doc)."""
     raised = {

@@ -290,7 +290,6 @@ def assessment_page(data: ReportData) -> dict[str, Any]:
     h = data.latest_health
     b = _basis(data)
     zone_s = facts.zone_time(data)
-    total = sum(zone_s.values())
     di = data.health.columns.get("degradation_index", np.zeros(0))
     score = data.health.columns.get("health_score", np.zeros(0))
     recs = recommendations(h, data.alarms)
@@ -313,17 +312,7 @@ def assessment_page(data: ReportData) -> dict[str, Any]:
         "limits": [f"{v:g}" for v in b.limits],
         "velocity": facts.fmt_num(h.velocity_rms_mm_s) if h and h.velocity_rms_mm_s is not None else None,
         "zone_text": ZONE_DESCRIPTIONS.get(h.iso_zone or "", "") if h else "",
-        "zone_rows": [
-            {
-                "zone": "no zone" if z == "none" else z,
-                "time": facts.fmt_duration(s),
-                "share": f"{100 * s / total:.1f}",
-            }
-            for z, s in zone_s.items()
-            if s > 0
-        ]
-        if total > 0
-        else [],
+        "zone_rows": facts.zone_rows(zone_s),
         "di_now": facts.fmt_num(facts.last_finite(di)),
         "di_max": facts.fmt_num(float(np.nanmax(di))) if np.isfinite(di).any() else "—",
         "score_first": facts.fmt_num(float(score[np.isfinite(score)][0]))
