@@ -18,6 +18,7 @@ import pytest
 from services.reporter.notifications import Notifications
 from shared import records
 from shared.bus import MemoryBus
+from shared.messages import AssetConfig
 from shared.notify.config import NOTIFY_CONFIG_TOPIC
 from shared.service import Service, running_in_memory
 from shared.store.sqlite import SqliteStore
@@ -85,6 +86,8 @@ async def test_a_due_schedule_mails_the_executive_pdf_once_per_asset(tmp_path: P
         async with receivers(start_webhook=False) as (_, sink, smtp_port):
             notify = Notifications(tmp_path / "notifications", "http://unused", clock=clock)
             notify.scheduled.store = store
+            # the reporter's retained asset configurations (service.build shares its handlers' map)
+            notify.scheduled.configs = {A: AssetConfig(asset_id=A, name="Boiler feed pump 2", type="pump")}
             async with running_in_memory(reporter(notify), bus):
                 await bus.publish(NOTIFY_CONFIG_TOPIC, config(smtp_port), retain=True)
                 await poll(lambda: "schedule:weekly-exec" in notify.outbox.seen)
@@ -123,7 +126,7 @@ def _check(sink: Sink, tmp_path: Path) -> None:
     info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"^Pages:\s+1$", info, re.M), info
     words = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
-    assert A in words
+    assert A in words and "Boiler feed pump 2" in words  # the asset's configuration is used
 
     empty = by_asset[EMPTY]
     assert pdf_of(empty) is None

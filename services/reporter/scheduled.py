@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from shared.bus import Bus
-from shared.messages import utcnow
+from shared.messages import AssetConfig, ModelAnnouncement, utcnow
 from shared.notify.outbox import Delivery
 from shared.notify.schedule import Schedule, iso, latest_due, next_due
 from shared.store import Store
@@ -58,6 +58,10 @@ class ScheduledReports:
         self.max_rows = max_rows
         self.directory = notify.file.directory / "reports"
         self.wake = asyncio.Event()
+        #: The retained asset configurations and model announcements the reporter keeps (set by the
+        #: service to its report handlers' maps; empty: reports without them).
+        self.configs: Mapping[str, AssetConfig] = {}
+        self.models: Mapping[str, Mapping[str, ModelAnnouncement]] = {}
 
     async def run(self, bus: Bus) -> None:
         """Run the due schedules, then sleep until the next one (or a new configuration), until cancelled."""
@@ -136,7 +140,15 @@ class ScheduledReports:
         start = end - timedelta(days=s.period_days)
         body.update(start=start.isoformat(), end=end.isoformat())
         data = await asyncio.to_thread(
-            gather.gather, store, asset, start, end, generated_at=utcnow(), max_rows=self.max_rows
+            gather.gather,
+            store,
+            asset,
+            start,
+            end,
+            generated_at=utcnow(),
+            config=self.configs.get(asset),
+            models=self.models.get(asset, {}),
+            max_rows=self.max_rows,
         )
         if data.empty:
             body["no_data"] = f"no readings, vibration windows or health updates of {asset} in the period"

@@ -328,6 +328,8 @@ def build(
         workers=settings.report_workers,
         builders=dict(builders or {}),
     )
+    # Scheduled reports show the asset's configuration and models, as the reports on request do.
+    notify.scheduled.configs, notify.scheduled.models = handlers.configs, handlers.models
     return Service(
         name=SERVICE,
         routes=[*handlers.routes(), *notify.routes()],
