@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from shared.learning import torch_guard
@@ -98,7 +97,6 @@ def test_torch_threads_is_shared_by_equal_counts_and_restored_by_the_last_holder
     assert torch.get_num_threads() == start
 
 
-@pytest.mark.skipif(torch.get_num_threads() < 2, reason="needs a default of 2+ torch threads to differ")
 def test_a_holder_asking_another_count_waits_for_the_current_holders() -> None:
     """While a holder runs with 1 thread, a caller asking for 2 waits (it never changes the count under
     the running one) and gets its 2 once the first leaves."""
