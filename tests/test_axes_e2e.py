@@ -104,16 +104,20 @@ def manifest(col: Collector, asset: str) -> dict[str, Any]:
 
 async def calibrate(stack: Stack, col: Collector, asset: str, **body: Any) -> dict[str, Any]:
     """Calibrate ``asset`` (wait=true), then wait until the scorer has loaded a model for every asset
-    announced so far (its ``models_loaded``) and return the announced manifest."""
+    this stack announced so far (its ``models_loaded``) and return the announced manifest."""
     r = await asyncio.to_thread(
         api, stack, "POST", "/calibration/start?wait=true", json={"asset_id": asset, **body}
     )
     assert r.status_code == 200, r.text
     version = r.json()["models"][KIND]
-    await col.wait_for(
+    _, mine, _ = await col.wait_for(
         lambda t, p: t == topics.model_announce(asset, KIND) and p.get("version") == version, timeout=60
     )
-    loaded = len({p["asset_id"] for p in col.on(topics.model_announce_filter(KIND))})
+    # Only this stack's announcements count: the session's broker also holds retained announcements
+    # of other tests' stacks, signed with other keys, which this stack's scorer rightly refuses.
+    key = mine["key_id"]
+    announced = col.on(topics.model_announce_filter(KIND))
+    loaded = len({p["asset_id"] for p in announced if p.get("key_id") == key})
     await col.wait_for(
         lambda t, p: (
             t == topics.service_status(SCORER)

@@ -52,7 +52,6 @@ def end_of(snapshots: int) -> str:
         return (FEMTO_START + timedelta(seconds=float(z["t_s"][snapshots - 1]) + 1.0)).isoformat()
 
 
-@pytest.mark.quarantine  # CI-like run: timed out once on the full suite (passes alone), not yet explained
 async def test_femto_calibrates_on_30_snapshots_of_frames_and_is_scored(stack: Stack) -> None:
     asset = "frames_b11"
     filters = [topics.model_announce_filter(KIND), topics.service_status(SCORER), topics.score(asset, KIND)]
