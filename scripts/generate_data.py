@@ -353,7 +353,8 @@ async def run_vibration(a: argparse.Namespace, stats: Stats) -> None:
     finally:
         if client is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.__aexit__(None, None, None), MQTT_TIMEOUT_S)
+                async with asyncio.timeout(MQTT_TIMEOUT_S):
+                    await client.__aexit__(None, None, None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -425,7 +425,8 @@ class MqttLink:
         if self.client is not None:
             client, self.client = self.client, None
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.__aexit__(None, None, None), MQTT_TIMEOUT_S)
+                async with asyncio.timeout(MQTT_TIMEOUT_S):
+                    await client.__aexit__(None, None, None)
 
 
 class HttpLink:

@@ -268,7 +268,8 @@ async def serve(
         await pipeline.stop(worker)
         with contextlib.suppress(Exception):
             if client.is_connected:
-                await asyncio.wait_for(announce_offline(bus, service, st.readiness), 2)
+                async with asyncio.timeout(2):
+                    await announce_offline(bus, service, st.readiness)
         with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
 

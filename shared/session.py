@@ -385,10 +385,12 @@ class Pipeline:
         if not self._in_hand:
             task.cancel()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(asyncio.wait([task])), grace_s)
+            async with asyncio.timeout(grace_s):
+                await asyncio.shield(asyncio.wait([task]))
         if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         if self._clean and self.checkpoint is not None and self.client.is_connected:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.save(), grace_s)
+                async with asyncio.timeout(grace_s):
+                    await self.save()

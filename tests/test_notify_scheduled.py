@@ -76,9 +76,6 @@ def text_of(m: Message) -> str:
     return part.get_payload(decode=True).decode()  # type: ignore[union-attr]
 
 
-# Quarantined: in a CI-like run the restarted outbox read 1 of 2 deliveries (the second record was
-# not yet on disk when the test reloaded it: a race in the test to fix).
-@pytest.mark.quarantine
 async def test_a_due_schedule_mails_the_executive_pdf_once_per_asset(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db.sqlite")
     points = [records.reading_to_point(reading(i, vib=2.75 if i == 91 else None)) for i in range(120)]

@@ -95,7 +95,8 @@ class RetainedSync:
         arrived = self.pending[token] = asyncio.Event()
         try:
             await bus.publish(topics.sync(self.service, token), token.encode(), qos=1)
-            await asyncio.wait_for(arrived.wait(), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                await arrived.wait()
             return True
         except TimeoutError:
             log.warning("sync_marker_timeout", service=self.service, timeout_s=self.timeout_s)

@@ -202,7 +202,8 @@ class Historian:
         while True:
             if not self._closing and len(self._buf) < self.batch_size:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+                    async with asyncio.timeout(self.flush_seconds):
+                        await self._wake.wait()
             self._wake.clear()
             await self.flush()
             if self._closing:
@@ -223,9 +224,10 @@ class Historian:
         self._wake.set()
         task, self._task = self._task, None
         try:
-            if task is not None and not task.done():
-                await asyncio.wait_for(task, timeout_s)  # run() returns after its final flush
-            else:
-                await asyncio.wait_for(self._flush_all(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                if task is not None and not task.done():
+                    await task  # run() returns after its final flush
+                else:
+                    await self._flush_all()
         except TimeoutError:
             log.error("unflushed_on_exit", buffered=len(self._buf))

@@ -64,6 +64,8 @@ class Notifications:
         self._wake = asyncio.Event()
         self._write = asyncio.Lock()
         self._loaded = False
+        #: Journal writes of attempt outcomes still running (see :meth:`_record`).
+        self._recording: set[asyncio.Future[None]] = set()
         #: Scheduled reports (its own store: set ``scheduled.store`` or ``scheduled.opener``).
         self.scheduled = ScheduledReports(self)
 
@@ -203,11 +205,22 @@ class Notifications:
                     wake = self.outbox.next_wake(now, busy)
                     wait = MAX_IDLE_S if wake is None else min(MAX_IDLE_S, max(0.0, wake - now))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), wait)
+                        async with asyncio.timeout(wait):
+                            await self._wake.wait()
             finally:
                 for task in list(busy.values()):
                     task.cancel()
                 await asyncio.gather(*busy.values(), return_exceptions=True)
+                await asyncio.gather(*self._recording, return_exceptions=True)
+
+    async def _record(self, op: dict[str, Any]) -> None:
+        """Journal one attempt's outcome, to the end even when the attempt is cancelled meanwhile (a
+        stop while the line is being written): :meth:`deliver` waits for it before it returns, so an
+        orderly stop never forgets a sent message and sends it again after a restart."""
+        task = asyncio.ensure_future(self.persist([op]))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        await asyncio.shield(task)
 
     async def attempt(self, client: httpx.AsyncClient, delivery_id: str) -> None:
         """One attempt of one delivery; its outcome journaled."""
@@ -217,7 +230,7 @@ class Notifications:
         if ch is None or not ch.enabled or ch.kind != d.kind:
             reason = f"channel {d.channel!r} was removed or disabled"
             log.warning("notify_cancelled", reason=reason, **fields)
-            await self.persist([self.outbox.cancel(d.id, reason)])
+            await self._record(self.outbox.cancel(d.id, reason))
             return
         try:
             if ch.kind == "webhook":
@@ -235,7 +248,7 @@ class Notifications:
                 retry_in_s=round(after["next_at"] - self.clock(), 3),
                 **fields,
             )
-            await self.persist([op])
+            await self._record(op)
             return
-        await self.persist([self.outbox.succeeded(d.id, self.clock())])
+        await self._record(self.outbox.succeeded(d.id, self.clock()))
         log.info("notify_delivered", attempts=d.attempts + 1, **fields)

@@ -74,9 +74,8 @@ class ScheduledReports:
                     self.store, opened = await asyncio.to_thread(self.opener), True
                 wait = await self.tick()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.wake.wait(), min(MAX_WAIT_S, MAX_WAIT_S if wait is None else wait)
-                    )
+                    async with asyncio.timeout(min(MAX_WAIT_S, MAX_WAIT_S if wait is None else wait)):
+                        await self.wake.wait()
         finally:
             if opened and self.store is not None:
                 store, self.store = self.store, None

@@ -48,7 +48,8 @@ async def healthz(ctx: ContextDep, _: Public) -> Health | JSONResponse:
     """200 when the broker is connected and the store answers its ping, else 503 naming what is down."""
     broker = ctx.serve_state.connected
     try:
-        store = await asyncio.wait_for(asyncio.to_thread(ctx.store.ping), STORE_PING_TIMEOUT_S)
+        async with asyncio.timeout(STORE_PING_TIMEOUT_S):
+            store = await asyncio.to_thread(ctx.store.ping)
     except TimeoutError:
         store = False
     if broker and store:
@@ -80,7 +81,8 @@ async def readyz(ctx: ContextDep, _: Public) -> Readiness | JSONResponse:
     store_missing: list[Missing] = []
     try:
         query = asyncio.to_thread(stored_health_assets, ctx.store, set(view.health))
-        stored = await asyncio.wait_for(query, STORE_PING_TIMEOUT_S)
+        async with asyncio.timeout(STORE_PING_TIMEOUT_S):
+            stored = await query
     except (StoreError, TimeoutError) as exc:
         stored = []
         store_missing.append(
