@@ -40,10 +40,7 @@ from shared.settings import Settings
 from tests.support.gateway import memory_gateway, memory_settings, poll
 from tests.support.servers import MosquittoServer, free_port
 
-#: Quarantined (issue 13): about 1 run in 4 one of these tests hangs until its timeout (the event loop
-#: idle, a delivery or a task cancellation never completing); not yet explained. `make quarantine` runs
-#: them; `make test` deselects them and prints that it does.
-pytestmark = [pytest.mark.integration, pytest.mark.quarantine]
+pytestmark = pytest.mark.integration
 
 SECRET = "hook-secret-0123456789"
 OPENED = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
