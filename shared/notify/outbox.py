@@ -36,7 +36,7 @@ class Delivery(BaseModel):
 
     id: str
     channel: str
-    kind: Literal["webhook", "email"]
+    kind: Literal["webhook", "email", "apprise"]
     transition_id: str
     asset_id: str
     severity: str
