@@ -40,7 +40,7 @@ from shared.service import Outbox as Publishes
 from shared.settings import Settings
 from shared.store import open_store
 
-from .notify_io import OutboxFile, SendFailed, send_email, send_webhook
+from .notify_io import OutboxFile, SendFailed, send_apprise, send_email, send_webhook
 from .scheduled import ScheduledReports
 
 log = structlog.get_logger()
@@ -235,6 +235,8 @@ class Notifications:
         try:
             if ch.kind == "webhook":
                 await send_webhook(client, ch, d, self.clock())
+            elif ch.kind == "apprise":
+                await asyncio.to_thread(send_apprise, ch, d)
             else:
                 await asyncio.to_thread(send_email, ch, d)
         except SendFailed as exc:

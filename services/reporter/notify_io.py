@@ -1,4 +1,4 @@
-"""The reporter's notification I/O: the outbox journal file and the two senders (webhook, SMTP).
+"""The reporter's notification I/O: the outbox journal file and the senders (webhook, SMTP, apprise).
 
 :class:`OutboxFile` is ``DATA_DIR/notifications/outbox.jsonl`` (operations of
 :mod:`shared.notify.outbox`, appended and flushed before the alarm message is acknowledged; compacted
@@ -17,12 +17,13 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import structlog
 
 from shared.notify import messages, signing
-from shared.notify.config import Channel, NotificationConfig
+from shared.notify.config import Channel, NotificationConfig, load_apprise, scrub, url_scheme
 from shared.notify.outbox import Delivery
 
 from . import scheduled
@@ -163,3 +164,51 @@ def send_email(channel: Channel, d: Delivery) -> None:
             smtp.send_message(msg)
     except (smtplib.SMTPException, OSError) as exc:
         raise SendFailed(f"SMTP {target.host}:{target.port}: {type(exc).__name__}: {exc}") from None
+
+
+#: apprise's notification type by transition (its icon/colour where the service shows one).
+_APPRISE_TYPE = {"opened": "failure", "escalated": "failure", "acknowledged": "info", "resolved": "success"}
+
+
+def apprise_message(d: Delivery) -> tuple[str, str, str, Path | None]:
+    """Title, body, apprise notification type and the file to attach: the e-mail's subject and plain
+    text (:mod:`shared.notify.messages`, a scheduled report's :mod:`.scheduled`), the report's PDF."""
+    if d.body.get("type") == "report.scheduled":
+        att = d.body.get("attachment")
+        path = Path(att["path"]) if att else None
+        if path is not None and not path.is_file():
+            raise SendFailed(f"the report file is unreadable: {path} is gone")
+        return scheduled.subject(d.body), scheduled.text(d.body), "info", path
+    kind = d.body["type"].removeprefix("alarm.")
+    notify_type = _APPRISE_TYPE.get(kind, "info")
+    if kind == "opened" and d.body["severity"] == "WARNING":
+        notify_type = "warning"
+    return messages.subject(d.body), messages.text(d.body), notify_type, None
+
+
+def send_apprise(channel: Channel, d: Delivery) -> None:
+    """Notify every URL of the channel with apprise (blocking: call in a thread); a report's PDF is
+    attached where the service takes attachments. apprise answers False when a URL failed:
+    :class:`SendFailed` with the reason from that call's apprise log, every piece of the URLs scrubbed
+    (a retry notifies all the channel's URLs again)."""
+    assert channel.apprise is not None and channel.apprise.urls
+    apprise = load_apprise()
+    urls = channel.apprise.urls
+    title, body, notify_type, path = apprise_message(d)
+    sender = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
+    for url in urls:
+        if not sender.add(url):
+            raise SendFailed(f"apprise cannot use the {url_scheme(url)}:// URL of channel {channel.id!r}")
+    attach = None
+    if path is not None:
+        name = quote(d.body["attachment"]["filename"], safe="")
+        attach = apprise.AppriseAttachment(f"file://{quote(str(path))}?name={name}")
+    result = sender.notify(
+        body=body, title=title, notify_type=notify_type, attach=attach, timeout=SEND_TIMEOUT_S
+    )
+    if result:
+        return
+    said = [f"{e.level} {e.message}" for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
+    schemes = ", ".join(dict.fromkeys(f"{url_scheme(u)}://" for u in urls))
+    reason = "; ".join(said[-3:]) or f"not delivered ({result.status.name})"
+    raise SendFailed(scrub(f"apprise {schemes}: {reason}", urls)[:500])

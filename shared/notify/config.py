@@ -1,17 +1,21 @@
 """Notification channels as an admin configures them (``PUT /api/v1/notifications/config``), retained
 on :data:`NOTIFY_CONFIG_TOPIC` by the reporter.
 
-A channel is a webhook (JSON POST, signed: :mod:`shared.notify.signing`) or an e-mail address list
-(SMTP). Each has a minimum severity (``WARNING``: every alarm; ``CRITICAL``: critical only; ``OFF``:
+A channel is a webhook (JSON POST, signed: :mod:`shared.notify.signing`), an e-mail address list
+(SMTP) or a list of apprise URLs (``tgram://…``, ``slack://…``, ``json://…``: every service the apprise
+library speaks). Each has a minimum severity (``WARNING``: every alarm; ``CRITICAL``: critical only; ``OFF``:
 none) with per-asset overrides, the transition kinds it wants, and optional quiet hours in a named
-time zone. Secrets (webhook ``secret``, SMTP ``password``) are never echoed back (:func:`redacted`); a
-PUT that leaves a secret out keeps the stored one of the channel with the same id (:func:`merged`).
+time zone. Secrets (webhook ``secret``, SMTP ``password``, every apprise URL: they carry tokens) are never
+echoed back (:func:`redacted`); a PUT that leaves a secret out, or sends it back redacted, keeps the stored
+one of the channel with the same id (:func:`merged`), which also checks each apprise URL with apprise.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import time
+from types import ModuleType
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -27,12 +31,18 @@ NOTIFY_COMMAND = "notifications"
 
 Severity = Literal["WARNING", "CRITICAL"]
 MinSeverity = Literal["WARNING", "CRITICAL", "OFF"]
+ChannelKind = Literal["webhook", "email", "apprise"]
 TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved"]
 TRANSITION_KINDS: tuple[TransitionKind, ...] = ("opened", "escalated", "acknowledged", "resolved")
 ChannelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 AssetKey = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}$")
 SECRET_MARK = "***"
+#: ``scheme://`` at the start of an apprise URL (the only part of it ever shown).
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,31})://")
+#: Longest apprise URL (characters) and most URLs per channel.
+APPRISE_URL_MAX = 2048
+APPRISE_URLS_MAX = 16
 
 
 class _Strict(BaseModel):
@@ -106,12 +116,108 @@ class EmailTarget(_Strict):
         return v
 
 
+def url_scheme(url: str) -> str:
+    """The scheme of an apprise URL (``tgram``), ``?`` when it has none: all of a URL that is shown."""
+    m = _SCHEME.match(url)
+    return m.group(1).lower() if m else "?"
+
+
+def redact_url(url: str) -> str:
+    """``<scheme>://***``: an apprise URL as people see it (its token, password and host hidden)."""
+    return f"{url_scheme(url)}://{SECRET_MARK}"
+
+
+def is_redacted_url(url: str) -> bool:
+    """Whether ``url`` is the redacted form ``<scheme>://***`` (:func:`redact_url`)."""
+    m = _SCHEME.match(url)
+    return m is not None and url[m.end() :] == SECRET_MARK
+
+
+def load_apprise() -> ModuleType:
+    """The apprise module (imported on first use: ~0.1 s). Its own log is kept out of the process log
+    (``propagate = False``): apprise's messages may quote a URL's token; callers read each call's log
+    from its result and scrub it (:func:`scrub`)."""
+    import apprise
+
+    logging.getLogger("apprise").propagate = False
+    return apprise
+
+
+def scrub(text: str, urls: list[str]) -> str:
+    """``text`` with every piece of ``urls`` after the scheme (user, password, host, port, path
+    segments, query keys and values: each run of 3+ characters between ``/:@?&=#,+``) replaced by
+    :data:`SECRET_MARK`, longest first: a reason or log line never carries a token."""
+    pieces: set[str] = set()
+    for url in urls:
+        m = _SCHEME.match(url)
+        rest = url[m.end() :] if m else url
+        pieces.update(p for p in re.split(r"[/:@?&=#,+\s]", rest) if len(p) >= 3)
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, SECRET_MARK)
+    return text
+
+
+def check_apprise_url(channel_id: str, index: int, url: str) -> None:
+    """``ValueError`` naming the channel, the URL's position and scheme (never the URL) when apprise
+    cannot make a notification service of ``url``."""
+    apprise = load_apprise()
+    scheme = url_scheme(url)
+    where = f"channel {channel_id!r}: apprise.urls[{index}] ({scheme}://…)"
+    if scheme == "?":
+        raise ValueError(f"{where} is not a URL: apprise URLs look like tgram://bottoken/chat_id")
+    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+        known = scheme in apprise.manager_plugins.NotificationManager().schemas()
+        why = (
+            "apprise could not parse it (a token, host or target missing or malformed)"
+            if known
+            else f"apprise has no {scheme}:// service"
+        )
+        raise ValueError(f"{where} refused: {why}")
+
+
+class AppriseTarget(_Strict):
+    """1 to 16 apprise URLs (https://github.com/caronc/apprise/wiki), each ≤ 2048 characters; one message
+    goes to each. None, or every URL redacted (``<scheme>://***``), in a PUT keeps the stored ones."""
+
+    urls: list[Annotated[str, StringConstraints(min_length=1, max_length=APPRISE_URL_MAX)]] | None = Field(
+        default=None, min_length=1, max_length=APPRISE_URLS_MAX
+    )
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        for i, url in enumerate(v):
+            if url_scheme(url) == "?":
+                raise ValueError(f"urls[{i}] is not a URL (scheme://…, e.g. tgram://bottoken/chat_id)")
+        redacted = [is_redacted_url(u) for u in v]
+        if any(redacted) and not all(redacted):
+            raise ValueError(
+                "send every URL in full, or all of them redacted (scheme://***) to keep the stored ones"
+            )
+        return v
+
+    def kept(self) -> bool:
+        """Whether a PUT asks to keep the stored URLs (left out, or all redacted)."""
+        return self.urls is None or all(is_redacted_url(u) for u in self.urls)
+
+
+#: What each channel kind needs, for the refusal.
+_NEEDS: dict[str, str] = {
+    "webhook": "a webhook channel needs 'webhook' (url, secret)",
+    "email": "an email channel needs 'email' (host, from, to)",
+    "apprise": "an apprise channel needs 'apprise' (urls)",
+}
+
+
 class Channel(_Strict):
     id: ChannelId
-    kind: Literal["webhook", "email"]
+    kind: ChannelKind
     enabled: bool = True
     webhook: WebhookTarget | None = None
     email: EmailTarget | None = None
+    apprise: AppriseTarget | None = None
     min_severity: MinSeverity = "WARNING"
     #: Per-asset minimum severity, overriding ``min_severity`` for those assets.
     asset_min_severity: dict[AssetKey, MinSeverity] = Field(default_factory=dict)
@@ -120,16 +226,23 @@ class Channel(_Strict):
 
     @model_validator(mode="after")
     def _target(self) -> Channel:
-        if self.kind == "webhook" and (self.webhook is None or self.email is not None):
-            raise ValueError("a webhook channel needs 'webhook' (url, secret) and no 'email'")
-        if self.kind == "email" and (self.email is None or self.webhook is not None):
-            raise ValueError("an email channel needs 'email' (host, from, to) and no 'webhook'")
+        targets = {"webhook": self.webhook, "email": self.email, "apprise": self.apprise}
+        others = [k for k, v in targets.items() if v is not None and k != self.kind]
+        if targets[self.kind] is None or others:
+            not_these = " or ".join(repr(k) for k in targets if k != self.kind)
+            raise ValueError(f"{_NEEDS[self.kind]} and no {not_these}")
         return self
 
     def missing_secret(self) -> str | None:
-        """What a usable channel still lacks (a webhook needs its signing secret)."""
+        """What a usable channel still lacks (a webhook needs its signing secret, an apprise channel its
+        URLs in full)."""
         if self.webhook is not None and not self.webhook.secret:
             return f"channel {self.id!r}: webhook.secret is required (HMAC-SHA256 key, >= 16 characters)"
+        if self.apprise is not None and self.apprise.kept():
+            return (
+                f"channel {self.id!r}: apprise.urls is required (1 to {APPRISE_URLS_MAX} apprise URLs; "
+                "the redacted form keeps stored URLs only)"
+            )
         return None
 
 
@@ -178,8 +291,9 @@ class NotificationConfig(_Strict):
 
 
 def merged(new: NotificationConfig, old: NotificationConfig | None) -> NotificationConfig:
-    """``new`` with each secret it leaves out (None or :data:`SECRET_MARK`) taken from ``old``'s channel
-    of the same id and kind; ``ValueError`` naming the channel when a webhook then still has none."""
+    """``new`` with each secret it leaves out (None or :data:`SECRET_MARK`; apprise URLs: left out or
+    all redacted) taken from ``old``'s channel of the same id and kind; ``ValueError`` naming the channel
+    when a webhook or an apprise channel then still has none, or apprise cannot use one of its URLs."""
     channels = []
     for ch in new.channels:
         prev = old.channel(ch.id) if old is not None else None
@@ -190,20 +304,28 @@ def merged(new: NotificationConfig, old: NotificationConfig | None) -> Notificat
         if ch.email is not None and ch.email.password in (None, SECRET_MARK):
             keep = prev.email.password if prev is not None and prev.email is not None else None
             ch = ch.model_copy(update={"email": ch.email.model_copy(update={"password": keep})})
+        if ch.apprise is not None and ch.apprise.kept():
+            keep = prev.apprise.urls if prev is not None and prev.apprise is not None else None
+            ch = ch.model_copy(update={"apprise": ch.apprise.model_copy(update={"urls": keep})})
         problem = ch.missing_secret()
         if problem:
             raise ValueError(problem)
+        urls = (ch.apprise.urls or []) if ch.apprise is not None else []
+        for i, url in enumerate(urls):
+            check_apprise_url(ch.id, i, url)
         channels.append(ch)
     return new.model_copy(update={"channels": channels})
 
 
 def redacted(config: NotificationConfig) -> dict[str, object]:
     """The configuration as JSON for people: every secret replaced by :data:`SECRET_MARK` (or None when
-    unset)."""
+    unset), each apprise URL by ``<scheme>://***``."""
     data = config.model_dump(mode="json", by_alias=True)
     for ch in data["channels"]:
         if ch.get("webhook"):
             ch["webhook"]["secret"] = SECRET_MARK if ch["webhook"]["secret"] else None
         if ch.get("email"):
             ch["email"]["password"] = SECRET_MARK if ch["email"]["password"] else None
+        if ch.get("apprise") and ch["apprise"]["urls"]:
+            ch["apprise"]["urls"] = [redact_url(u) for u in ch["apprise"]["urls"]]
     return data
