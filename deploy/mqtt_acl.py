@@ -8,11 +8,12 @@ follow the same rules (``tests/test_mqtt_auth_brokers.py`` runs one matrix on bo
   101 iterations, a 64-byte hash.
 - **ACL file** (Mosquitto's ``acl_file``): ``user <name>`` starts a user's section, ``topic
   [read|write|readwrite] <filter>`` grants that user access (readwrite when the access word is
-  missing); ``topic`` lines before the first ``user`` line apply to anonymous clients; ``pattern
-  [access] <filter>`` lines apply to every client with ``%u`` (user name) and ``%c`` (client id)
-  substituted. Publishing on a topic needs a write rule whose filter matches it; receiving a message
-  needs a read rule that matches its topic; subscribing needs a read rule that covers the whole filter.
-  Anything not granted is denied.
+  missing), ``topic deny <filter>`` takes it away again on what the filter matches, before any grant
+  (Mosquitto's explicit deny); ``topic`` lines before the first ``user`` line apply to anonymous
+  clients; ``pattern [access] <filter>`` lines apply to every client with ``%u`` (user name) and
+  ``%c`` (client id) substituted. Publishing on a topic needs a write rule whose filter matches it;
+  receiving a message needs a read rule that matches its topic; subscribing needs a read rule that
+  covers the whole filter. Anything not granted is denied.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from typing import Literal
 PBKDF2_ITERATIONS = 101
 SALT_BYTES = 12
 
-Access = Literal["read", "write", "readwrite"]
+Access = Literal["read", "write", "readwrite", "deny"]
 Action = Literal["publish", "subscribe", "receive"]
-ACCESS_WORDS: frozenset[str] = frozenset({"read", "write", "readwrite"})
+ACCESS_WORDS: frozenset[str] = frozenset({"read", "write", "readwrite", "deny"})
 
 
 # --- passwords --------------------------------------------------------------------------------------
@@ -124,6 +125,12 @@ class Rule:
         need = "write" if action == "publish" else "read"
         return self.access in (need, "readwrite")
 
+    def denies(self, action: Action, topic: str) -> bool:
+        """A ``deny`` rule matching the topic (publish, receive) or covering the whole subscription."""
+        if self.access != "deny":
+            return False
+        return (filter_covers if action == "subscribe" else topic_matches)(self.filter, topic)
+
     def line(self, keyword: str = "topic") -> str:
         return f"{keyword} {self.access} {self.filter}"
 
@@ -169,13 +176,16 @@ class Acl:
     def allows(self, user: str | None, action: Action, topic: str, client_id: str = "") -> bool:
         """Whether ``user`` may publish on / receive ``topic``, or subscribe to the filter ``topic``."""
         match = filter_covers if action == "subscribe" else topic_matches
-        return any(r.grants(action) and match(r.filter, topic) for r in self.rules_for(user, client_id))
+        rules = list(self.rules_for(user, client_id))
+        if any(r.denies(action, topic) for r in rules):
+            return False
+        return any(r.grants(action) and match(r.filter, topic) for r in rules)
 
 
 def _rule(words: list[str], n: int) -> Rule:
     access, topic = ("readwrite", words[0]) if len(words) == 1 else (words[0], words[1])
     if access not in ACCESS_WORDS:
-        raise ValueError(f"ACL line {n}: access must be read, write or readwrite, got {access!r}")
+        raise ValueError(f"ACL line {n}: access must be read, write, readwrite or deny, got {access!r}")
     return Rule(access, topic)  # type: ignore[arg-type]
 
 

@@ -10,7 +10,9 @@ is the calibrator's and the scorers' (MONITORING); only the health stage publish
 The reporter reads ``cmd/report``, the retained ``config/+`` and ``models/+/+`` (report contents), and
 ``alarms/+``, ``notify/config`` and ``cmd/notifications`` (alarm notifications); it answers on ``reply/+/+``
 and keeps ``notify/config`` retained.
-``observer`` reads everything and publishes nothing (operators' ``mosquitto_sub``, dead letters).
+``observer`` reads everything but the topics that carry secrets (:data:`SECRET_TOPICS`: the retained
+notification configuration and the admin's notification commands, denied explicitly) and publishes
+nothing (operators' ``mosquitto_sub``, dead letters).
 ``replay`` (``scripts/replay.py``, backfill) publishes raw input for any asset (like ``device``, and the
 extra raw filters) and reads what acknowledges it end to end: ``events/+/reading``, ``features/+/+``,
 ``scores/+/+`` and the retained ``models/+/+`` (which models score an asset); nothing else.
@@ -188,6 +190,9 @@ OBSERVER = "observer"
 #: The replay/backfill tool: raw input for any asset, and the topics that acknowledge it end to end.
 REPLAY = "replay"
 RAW_KINDS = ("simple", "vibration")
+#: Topics that carry secrets (notification channels' webhook secrets, SMTP passwords, apprise URLs: the
+#: retained configuration and the admin's put commands); ``observer`` reads everything else.
+SECRET_TOPICS = ("notify/config", "cmd/notifications")
 REPLAY_READS = ("events/+/reading", "features/+/+", "scores/+/+", "models/+/+")
 
 
@@ -234,7 +239,7 @@ def acl_rules(
         if g.user == "ingest":
             rules += [("read", f) for f in extra_raw_filters]
         out[g.user] = rules
-    out[OBSERVER] = [("read", t("#"))]
+    out[OBSERVER] = [("read", t("#")), *(("deny", t(f)) for f in SECRET_TOPICS)]
     raw_writes = [("write", t(f"raw/+/{k}")) for k in RAW_KINDS] + [("write", f) for f in extra_raw_filters]
     out[REPLAY] = [*raw_writes, *(("read", t(f)) for f in REPLAY_READS)]
     if dev_device:

@@ -189,9 +189,9 @@ def test_device_users_publish_only_their_assets_raw_input() -> None:
             topics.RAW_VIBRATION_FILTER, topic
         )
         assert acl.allows(mqtt_auth.DEV_DEVICE, "publish", topic) is raw, topic
-        assert acl.allows(mqtt_auth.OBSERVER, "receive", topic) and not acl.allows(
-            "observer", "publish", topic
-        )
+        secret = topic.removeprefix(f"{topics.ROOT}/") in mqtt_auth.SECRET_TOPICS
+        assert acl.allows(mqtt_auth.OBSERVER, "receive", topic) is not secret, topic
+        assert not acl.allows(mqtt_auth.OBSERVER, "publish", topic), topic
     assert not acl.allows(None, "receive", topics.state("m1"))  # no anonymous rules
     assert not acl.allows(None, "publish", topics.raw_simple("m1"))
 
@@ -310,3 +310,13 @@ def test_make_run_is_development_unless_said_otherwise(
     assert run.child_env(Settings(data_dir=tmp_path))["ROTORWATCH_ENV"] == "development"
     monkeypatch.setenv("ROTORWATCH_ENV", "production")
     assert run.child_env(Settings(data_dir=tmp_path))["ROTORWATCH_ENV"] == "production"
+
+
+def test_a_deny_rule_takes_away_what_a_broader_grant_gives() -> None:
+    acl = Acl.parse("user op\ntopic read a/#\ntopic deny a/secret/#\ntopic write a/out\n")
+    assert acl.allows("op", "receive", "a/x") and acl.allows("op", "subscribe", "a/#")
+    assert not acl.allows("op", "receive", "a/secret/k")
+    assert not acl.allows("op", "subscribe", "a/secret/+")  # wholly inside the denied filter
+    assert acl.allows("op", "subscribe", "a/+/k")  # allowed; its secret matches are not delivered
+    assert acl.allows("op", "publish", "a/out") and not acl.allows("op", "publish", "a/x")
+    assert "topic deny a/secret/#" in mqtt_auth.acl_text({"op": [("deny", "a/secret/#")]})

@@ -178,11 +178,20 @@ async def test_each_service_user_receives_and_publishes_exactly_what_its_routes_
     got = await observe(broker, user, [*needs.receives, ALL], sends, marker, expect=routed)
     assert got == routed, f"{broker.kind}: {user} received {sorted(got ^ routed)} against its routes"
 
-    # Publishing: of every sample topic, only the ones it declares reach a subscriber.
+    # Publishing: of every sample topic, only the ones it declares reach a subscriber: the observer for
+    # what it may read, the reporter for the topics that carry secrets (denied to the observer).
     declared = {t for t in samples if any(n.declares(t) for n in mates)}
+    readable = {t for t in samples if acl.allows(mqtt_auth.OBSERVER, "receive", t)}
+    hidden = set(samples) - readable
+    assert {t.removeprefix(f"{topics.ROOT}/") for t in hidden} <= set(mqtt_auth.SECRET_TOPICS)
     got = await observe(
-        broker, mqtt_auth.OBSERVER, [ALL], [(user, t) for t in samples], marker, expect=declared
+        broker, mqtt_auth.OBSERVER, [ALL], [(user, t) for t in readable], marker, expect=declared & readable
     )
+    if hidden:
+        reporter_marker = ("reporter", sync_marker("reporter"))
+        filters = [*hidden, reporter_marker[1]]
+        sends = [(user, t) for t in hidden]
+        got |= await observe(broker, "reporter", filters, sends, reporter_marker, expect=declared & hidden)
     assert got == declared, (
         f"{broker.kind}: {user} published {sorted(got ^ declared)} against its declaration"
     )
@@ -328,3 +337,31 @@ async def test_a_refused_login_leaves_a_persistent_session_alone(broker: Target)
         await h.publish(sync_marker("historian"), b"end", qos=1)
         got = await collect_until(h, b"end", [(topic, b"queued")])
     assert (topic, b"queued") in got, f"{broker.kind}: the queued message was lost: {got}"
+
+
+# --- secrets ------------------------------------------------------------------------------------------------
+async def test_the_observer_reads_everything_but_the_topics_that_carry_secrets(broker: Target) -> None:
+    """The retained notification configuration (webhook secrets, SMTP passwords) and the admin's
+    notification commands never reach ``observer``, subscribed to everything or to them by name; the
+    reporter, which needs them, still gets them, and the observer still gets the rest."""
+    secret = [f"{topics.ROOT}/{f}" for f in mqtt_auth.SECRET_TOPICS]
+    assert secret == [f"{topics.ROOT}/notify/config", topics.command("notifications")]
+    plain = topics.alarm("sec_1")
+    sends = [(writer_of(broker.auth.acl, t), t) for t in [*secret, plain]]
+    marker = (writer_of(broker.auth.acl, plain), plain.replace("sec_1", "sec_marker"))
+    try:
+        got = await observe(broker, mqtt_auth.OBSERVER, [ALL, *secret], sends, marker, expect=[plain])
+        assert got == {plain}, (broker.kind, got)
+        rx_marker = ("reporter", sync_marker("reporter"))
+        got = await observe(
+            broker,
+            "reporter",
+            [*secret, plain, sync_marker("reporter")],
+            sends,
+            rx_marker,
+            expect=[*secret, plain],
+        )
+        assert got == {*secret, plain}, (broker.kind, got)
+    finally:
+        async with client(broker, writer_of(broker.auth.acl, secret[0])) as w:
+            await w.publish(secret[0], b"", qos=1, retain=True)
