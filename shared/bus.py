@@ -267,9 +267,8 @@ async def serve(
     finally:
         await pipeline.stop(worker)
         with contextlib.suppress(Exception):
-            if client.is_connected:
-                async with asyncio.timeout(2):
-                    await announce_offline(bus, service, st.readiness)
+            async with asyncio.timeout(2):
+                await announce_offline(bus, service, st.readiness) if client.is_connected else None
         with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
 
