@@ -2,10 +2,13 @@
 ``notify/config``) comes due on the reporter's clock; the reporter builds the executive PDF from the
 SQLite store's stored data (the real builder) and a local SMTP server (aiosmtpd) receives exactly one
 e-mail per asset per due time: with the 1-page PDF naming the asset, or — for an asset without data —
-an e-mail saying so and no PDF. A restarted reporter (same journal) does not send it again."""
+an e-mail saying so and no PDF. The same schedule's apprise channel (apprise's JSON POST to a local
+receiver) gets the same two messages, the same PDF attached. A restarted reporter (same journal) does not
+send them again."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -23,7 +26,7 @@ from shared.notify.config import NOTIFY_CONFIG_TOPIC
 from shared.service import Service, running_in_memory
 from shared.store.sqlite import SqliteStore
 from tests.support.gateway import poll
-from tests.test_notify_delivery import Sink, receivers
+from tests.support.notify import Sink, WebhookReceiver, receivers
 from tests.test_reporter import A, health, reading
 
 pytestmark = pytest.mark.integration
@@ -41,7 +44,7 @@ class Clock:
         return time.time() + self.offset
 
 
-def config(smtp_port: int) -> dict[str, object]:
+def config(smtp_port: int, hook: WebhookReceiver) -> dict[str, object]:
     mail = {
         "id": "managers",
         "kind": "email",
@@ -53,10 +56,11 @@ def config(smtp_port: int) -> dict[str, object]:
             "to": ["managers@plant.example"],
         },
     }
-    schedule = {"id": "weekly-exec", "channels": ["managers"], "assets": [A, EMPTY], "every_s": 3600}
+    chat = {"id": "chat", "kind": "apprise", "apprise": {"urls": [f"json://127.0.0.1:{hook.port}/reports"]}}
+    schedule = {"id": "weekly-exec", "channels": ["managers", "chat"], "assets": [A, EMPTY], "every_s": 3600}
     return {
         "retry": {"first_s": 0.05, "factor": 2.0, "max_s": 0.4},
-        "channels": [mail],
+        "channels": [mail, chat],
         "schedules": [schedule],
     }
 
@@ -83,19 +87,25 @@ async def test_a_due_schedule_mails_the_executive_pdf_once_per_asset(tmp_path: P
     store.write(points)
     clock, bus = Clock(), MemoryBus()
     try:
-        async with receivers(start_webhook=False) as (_, sink, smtp_port):
+        async with receivers() as (hook, sink, smtp_port):
             notify = Notifications(tmp_path / "notifications", "http://unused", clock=clock)
             notify.scheduled.store = store
             # the reporter's retained asset configurations (service.build shares its handlers' map)
             notify.scheduled.configs = {A: AssetConfig(asset_id=A, name="Boiler feed pump 2", type="pump")}
             async with running_in_memory(reporter(notify), bus):
-                await bus.publish(NOTIFY_CONFIG_TOPIC, config(smtp_port), retain=True)
+                await bus.publish(NOTIFY_CONFIG_TOPIC, config(smtp_port, hook), retain=True)
                 await poll(lambda: "schedule:weekly-exec" in notify.outbox.seen)
                 assert sink.messages == []  # not due yet: the first occurrence is an hour after
                 clock.offset = 3600.5
                 notify.scheduled.wake.set()
-                await poll(lambda: notify.outbox.counts()["delivered"] == 2, timeout=60)
+                await poll(lambda: notify.outbox.counts()["delivered"] == 4, timeout=60)
             _check(sink, tmp_path)
+            _check_apprise(hook, sink)
+            # every delivery done: the next check deletes the report file (none other was written)
+            reports = tmp_path / "notifications" / "reports"
+            assert [p.suffix for p in reports.iterdir()] == [".pdf"]
+            assert await notify.scheduled.tick() is not None
+            assert list(reports.iterdir()) == []
 
             # restarted on the same journal, still past that due time: nothing is sent again
             again = Notifications(tmp_path / "notifications", "http://unused", clock=clock)
@@ -103,8 +113,8 @@ async def test_a_due_schedule_mails_the_executive_pdf_once_per_asset(tmp_path: P
             await again.load()
             assert again.config.schedules and "schedule:weekly-exec" in again.outbox.seen
             assert await again.scheduled.tick() is not None
-            assert again.outbox.counts() == {"pending": 0, "delivered": 2, "failed": 0, "cancelled": 0}
-            assert len(sink.messages) == 2
+            assert again.outbox.counts() == {"pending": 0, "delivered": 4, "failed": 0, "cancelled": 0}
+            assert (len(sink.messages), len(hook.received)) == (2, 2)
     finally:
         store.close()
 
@@ -132,3 +142,16 @@ def _check(sink: Sink, tmp_path: Path) -> None:
     assert pdf_of(empty) is None
     assert empty["Subject"].endswith(": no data in the period")
     assert f"No report: no stored data of asset {EMPTY}" in text_of(empty)
+
+
+def _check_apprise(hook: WebhookReceiver, sink: Sink) -> None:
+    """The apprise channel got the e-mails' subjects, the PDF attached to the asset with data only."""
+    got = {b["title"]: b for b in hook.bodies()}
+    assert set(got) == {m["Subject"].replace("\r\n", "").strip() for m in sink.messages}  # unfolded
+    with_data = got[f"[Rotorwatch] Scheduled executive report of {A}"]
+    (att,) = with_data["attachments"]
+    assert att["mimetype"] == "application/pdf" and att["filename"].endswith(".pdf")
+    mailed = next(pdf_of(m) for m in sink.messages if A in m["Subject"])
+    assert base64.b64decode(att["base64"]) == mailed
+    (empty,) = [b for t, b in got.items() if EMPTY in t]
+    assert not empty.get("attachments") and "no data in the period" in empty["title"]

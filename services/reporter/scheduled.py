@@ -1,6 +1,7 @@
 """Scheduled reports: the reporter's task that, when a schedule of the notification configuration is
-due (:mod:`shared.notify.schedule`), builds the report of each of its assets and queues one e-mail per
-asset per channel in the notification outbox (:mod:`.notifications`), with the PDF attached.
+due (:mod:`shared.notify.schedule`), builds the report of each of its assets and queues one message per
+asset per channel (e-mail or apprise) in the notification outbox (:mod:`.notifications`), with the PDF
+attached.
 
 The report is made by the same path as ``cmd/report``: :func:`.gather.newest_data` (the period is the
 last ``period_days`` of the asset's data, up to the due time), :func:`.gather.gather`, and the builder
@@ -10,7 +11,8 @@ Dedupe and restarts: each (schedule, asset, due time) is a "transition id" ``rep
 <due ms>`` planned once into the outbox journal (seen + one delivery per channel), so it is retried like
 an alarm message, survives restarts and is never queued twice. The moment the reporter first saw a
 schedule is journaled too (``schedule:<id>``): only occurrences after it run. The PDF is written to
-``DATA_DIR/notifications/reports/`` before the delivery is journaled; the delivery names the file.
+``DATA_DIR/notifications/reports/`` before the delivery is journaled; the delivery names the file, and
+the file is deleted once no pending delivery names it (:meth:`ScheduledReports.prune`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import structlog
 
 from shared.bus import Bus
 from shared.messages import AssetConfig, ModelAnnouncement, utcnow
+from shared.notify.config import REPORT_KINDS
 from shared.notify.outbox import Delivery
 from shared.notify.schedule import Schedule, iso, latest_due, next_due
 from shared.store import Store
@@ -95,7 +98,23 @@ class ScheduledReports:
             if due is not None:
                 await self.run_schedule(s, due)
             waits.append(max(0.0, next_due(s, since, self.notify.clock()) - self.notify.clock()))
+        await self.prune()
         return min(waits) if waits else None
+
+    async def prune(self) -> int:
+        """Delete the report files no pending delivery needs any more (each was sent, failed for good or
+        was cancelled; or a crash left it before its delivery was journaled); how many were deleted.
+        Runs in the schedule task, after the occurrences it plans, so a file is never deleted between
+        its writing and its delivery's journal line."""
+        needed = {
+            str(d.body["attachment"]["path"])
+            for d in self.notify.outbox.pending()
+            if isinstance(d.body.get("attachment"), dict)
+        }
+        deleted = await asyncio.to_thread(_prune, self.directory, needed)
+        if deleted:
+            log.info("scheduled_reports_pruned", files=deleted)
+        return deleted
 
     async def _since(self, s: Schedule, now: float) -> float:
         key = f"schedule:{s.id}"
@@ -171,12 +190,12 @@ class ScheduledReports:
         ops: list[dict[str, Any]] = [{"op": "seen", "tid": tid, "at": now}]
         for cid in s.channels:
             ch = self.notify.config.channel(cid)
-            if ch is None or ch.kind != "email" or not ch.enabled:
+            if ch is None or ch.kind not in REPORT_KINDS or not ch.enabled:
                 continue
             d = Delivery(
                 id=f"{tid}@{cid}",
                 channel=cid,
-                kind="email",
+                kind=ch.kind,
                 transition_id=tid,
                 asset_id=asset,
                 severity="INFO",
@@ -188,6 +207,15 @@ class ScheduledReports:
         for op in ops:
             self.notify.outbox.apply(op)
         await self.notify.persist(ops)
+
+
+def _prune(directory: Path, needed: set[str]) -> int:
+    if not directory.is_dir():
+        return 0
+    gone = [p for p in directory.iterdir() if p.name.endswith((".pdf", ".pdf.tmp")) and str(p) not in needed]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return len(gone)
 
 
 def _write(path: Path, doc: bytes) -> None:

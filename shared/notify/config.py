@@ -38,6 +38,8 @@ ChannelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-
 AssetKey = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}$")
 SECRET_MARK = "***"
+#: Channel kinds a scheduled report (a message with the PDF attached) can go to.
+REPORT_KINDS = ("email", "apprise")
 #: ``scheme://`` at the start of an apprise URL (the only part of it ever shown).
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,31})://")
 #: Longest apprise URL (characters) and most URLs per channel.
@@ -278,11 +280,11 @@ class NotificationConfig(_Strict):
             raise ValueError(f"duplicate schedule ids: {', '.join(dup)}")
         kinds = {c.id: c.kind for c in self.channels}
         for s in self.schedules:
-            bad = [c for c in s.channels if kinds.get(c) != "email"]
+            bad = [c for c in s.channels if kinds.get(c) not in REPORT_KINDS]
             if bad:
                 raise ValueError(
-                    f"schedule {s.id!r}: {', '.join(map(repr, bad))} not e-mail channels of this "
-                    "configuration (a scheduled report is an e-mail with the PDF attached)"
+                    f"schedule {s.id!r}: {', '.join(map(repr, bad))} not e-mail or apprise channels of "
+                    "this configuration (a scheduled report is a message with the PDF attached)"
                 )
         return self
 
