@@ -36,6 +36,7 @@ from shared.messages import (
     Window,
 )
 from shared.messages.commands import ReplyPart, ReportReply, ReportRequest
+from shared.reports import facts
 from shared.reports.data import ReportData
 from shared.service import running_in_memory
 from shared.settings import Settings
@@ -189,6 +190,20 @@ def test_gather_reads_every_series_of_the_period_inclusive(store: SqliteStore) -
     assert [a.state for a in data.alarms] == ["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
     assert [e.description for e in data.logs] == ["checked the coupling"]  # 101 s is after the period
     assert not data.empty
+
+
+def test_an_alarm_open_when_the_period_begins_is_carried_into_it(store: SqliteStore) -> None:
+    """The alarm opened at 60 s and resolved at 100 s: open at the start of a period from 70 s (its
+    last earlier transition is the acknowledgement), not carried into one from 101 s; still open at the
+    end of 70..90 s, not of 70..110 s."""
+    data = gather.gather(store, A, at(70), at(90), generated_at=at(500))
+    assert data.alarms == [] and [a.state for a in data.open_before] == ["ACKNOWLEDGED"]
+    counts = facts.alarm_counts(data.alarms, data.start, data.open_before)
+    assert (counts.raised, counts.still_open, counts.open_at_start) == (0, 1, 1)
+    data = gather.gather(store, A, at(70), at(110), generated_at=at(500))
+    counts = facts.alarm_counts(data.alarms, data.start, data.open_before)
+    assert (counts.raised, counts.still_open, counts.open_at_start) == (0, 0, 1)
+    assert gather.gather(store, A, at(101), at(119), generated_at=at(500)).open_before == []
 
 
 def test_gather_caps_rows_but_keeps_the_true_statistics(store: SqliteStore) -> None:

@@ -489,6 +489,15 @@ def test_the_numbers_by_hand(small: ReportData) -> None:
     assert facts.zone_time(small) == {"A": 2640.0, "B": 480.0, "C": 480.0, "D": 0.0, "none": 0.0}
     counts = facts.alarm_counts(small.alarms, small.start)
     assert (counts.raised, counts.still_open, counts.transitions) == (2, 1, 4)
+    # two alarms already open when the period began: one resolved in it, one not (still open at its end)
+    early = small.start - timedelta(days=3)
+    before = [
+        small.alarms[0].model_copy(update={"alarm_id": f"old-{i}", "opened_at": early, "ts": early})
+        for i in (1, 2)
+    ]
+    resolved = before[0].model_copy(update={"state": "RESOLVED", "previous": "ACTIVE", "ts": small.start})
+    counts = facts.alarm_counts([resolved, *small.alarms], small.start, before)
+    assert (counts.raised, counts.still_open, counts.open_at_start, counts.transitions) == (2, 2, 2, 5)
     assert facts.availability(small) == (100.0, 60.0)
     half = ReportData(ASSET, T0, T0 + timedelta(hours=1), T0, readings=Series(small.readings.ts_s[:180]))
     assert facts.availability(half) == (50.0, 60.0)  # readings in the first 30 of 60 minutes

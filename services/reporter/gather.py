@@ -270,6 +270,20 @@ def alarms_in(store: Store, w: Window) -> list[AlarmEvent]:
     return sorted(events, key=lambda a: (a.ts, _ALARM_RANK[a.state], a.alarm_id))
 
 
+#: How far back before a period the gatherer looks for alarms still open when it began (ns).
+OPEN_LOOKBACK_NS = 366 * 86_400 * 10**9
+
+
+def alarms_open_before(store: Store, w: Window) -> list[AlarmEvent]:
+    """For each alarm still open when the period began (its last transition in the year before the
+    period is not ``RESOLVED``), that transition; oldest first."""
+    before = Window(w.asset_id, max(0, w.start_ns - OPEN_LOOKBACK_NS), w.start_ns - 1, w.max_rows)
+    last: dict[str, AlarmEvent] = {}
+    for a in alarms_in(store, before):
+        last[a.alarm_id] = a
+    return [a for a in last.values() if a.state != "RESOLVED"]
+
+
 def logs_in(store: Store, w: Window) -> list[OperatorLog]:
     """Operator log entries in the period, oldest first."""
     entries = _messages(store, w, records.OPLOGS, records.point_to_oplog)
@@ -350,5 +364,6 @@ def gather(
         windows=windows,
         vibration=_vibration(store, w),
         alarms=alarms_in(store, w),
+        open_before=alarms_open_before(store, w),
         logs=logs_in(store, w),
     )

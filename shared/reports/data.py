@@ -69,7 +69,9 @@ class ReportData:
     ``vibration``: columns = the stored vibration feature vectors' features and extras (spectral band
     energies, envelope amplitudes/SNRs, velocity), NaN where a vector lacks one. ``latest_health``: the
     newest stored health update in the period (``None``: none). ``alarms``: every stored alarm transition
-    in the period (oldest first); ``logs``: operator log entries in the period (oldest first).
+    in the period (oldest first); ``open_before``: for each alarm still open when the period began (its
+    last transition before the period is not ``RESOLVED``, looked back at most a year), that transition;
+    ``logs``: operator log entries in the period (oldest first).
     ``readings_total``: how many readings the period holds (``readings`` may be capped, see ``capped``).
     """
 
@@ -94,6 +96,7 @@ class ReportData:
     windows: Series = field(default_factory=Series)
     vibration: Series = field(default_factory=Series)
     alarms: list[AlarmEvent] = field(default_factory=list)
+    open_before: list[AlarmEvent] = field(default_factory=list)
     logs: list[OperatorLog] = field(default_factory=list)
 
     @property

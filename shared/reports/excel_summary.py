@@ -24,6 +24,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from shared.reports import facts
 from shared.reports.data import ReportData
 from shared.reports.excel_rows import write_cells
 
@@ -248,12 +249,10 @@ def _latest_health(data: ReportData) -> Section:
 
 
 def _alarms(data: ReportData) -> Section:
-    start, end = data.start.timestamp(), data.end.timestamp()
-    raised = {a.alarm_id for a in data.alarms if start <= a.opened_at.timestamp() <= end}
-    last = {a.alarm_id: a.state for a in data.alarms}
-    still_open = sorted(k for k, s in last.items() if s != "RESOLVED")
+    counts = facts.alarm_counts(data.alarms, data.start, data.open_before)
     items: list[Item] = [
-        ("Alarms raised in the period", len(raised), "alarms"),
-        ("Alarms open at the end (last transition not RESOLVED)", len(still_open), "alarms"),
+        ("Alarms raised in the period", counts.raised, "alarms"),
+        ("Alarms open when the period began", counts.open_at_start, "alarms"),
+        ("Alarms open at the end (last transition not RESOLVED)", counts.still_open, "alarms"),
     ]
     return "Alarms", items

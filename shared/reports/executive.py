@@ -105,7 +105,7 @@ def _key_numbers(data: ReportData) -> dict[str, Any]:
     v_peak = facts.column_max(data.vibration, "velocity_rms_mm_s") or facts.column_max(
         data.health, "velocity_rms_mm_s"
     )
-    alarms = facts.alarm_counts(data.alarms, data.start)
+    alarms = facts.alarm_counts(data.alarms, data.start, data.open_before)
     zone_s = facts.zone_time(data)
     total = sum(zone_s.values())
     avail = facts.availability(data)
@@ -120,6 +120,7 @@ def _key_numbers(data: ReportData) -> dict[str, Any]:
         "velocity_peak": facts.fmt_num(v_peak[0]) if v_peak else None,
         "alarms_raised": alarms.raised,
         "alarms_open": alarms.still_open,
+        "alarms_carried": alarms.open_at_start,
         "availability": None if avail is None else f"{avail[0]:.1f}",
         "bucket_s": "—" if avail is None else facts.fmt_duration(avail[1]),
         "zone_rows": facts.zone_rows(zone_s),

@@ -13,7 +13,9 @@ Every value here is read from the data or is direct arithmetic of it; nothing is
   most ``max(HOLD_MIN_S, 3 × median update interval)`` (a longer gap counts as no data), the last one
   until the period's end under the same cap; updates without a zone count as ``none``.
 * **alarms raised**: distinct alarm ids with an ``ACTIVE`` transition opened in the period;
-  **still open**: distinct alarm ids whose last transition in the period is not ``RESOLVED``.
+  **still open**: distinct alarm ids whose last transition up to the period's end is not ``RESOLVED``
+  (alarms open when the period began count until a ``RESOLVED`` in the period); **open at start**: the
+  alarms already open when the period began.
 * **sample rates**: readings ``1 / median(Δt)`` Hz; vibration windows their stored ``fs_hz`` and
   ``n``, one window every ``median(Δt)`` s.
 """
@@ -21,6 +23,7 @@ Every value here is read from the data or is direct arithmetic of it; nothing is
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -139,6 +142,7 @@ class AlarmCounts:
     raised: int
     still_open: int
     transitions: int
+    open_at_start: int = 0
 
 
 def zone_rows(zone_s: dict[str, float]) -> list[dict[str, str]]:
@@ -154,16 +158,20 @@ def zone_rows(zone_s: dict[str, float]) -> list[dict[str, str]]:
     ]
 
 
-def alarm_counts(alarms: list[AlarmEvent], start: datetime) -> AlarmCounts:
-    """Alarms raised in the period and still open at its end (module doc)."""
+def alarm_counts(
+    alarms: list[AlarmEvent], start: datetime, open_before: Sequence[AlarmEvent] = ()
+) -> AlarmCounts:
+    """Alarms raised in the period, still open at its end and open at its start (module doc);
+    ``open_before``: the last transition before the period of each alarm then open."""
     raised = {
         a.alarm_id for a in alarms if a.state == "ACTIVE" and a.previous is None and a.opened_at >= start
     }
-    last: dict[str, str] = {}
+    last: dict[str, str] = {a.alarm_id: a.state for a in open_before}
     for a in alarms:
         last[a.alarm_id] = a.state
     still_open = sum(1 for s in last.values() if s != "RESOLVED")
-    return AlarmCounts(len(raised), still_open, len(alarms))
+    carried = {a.alarm_id for a in open_before if a.state != "RESOLVED"}
+    return AlarmCounts(len(raised), still_open, len(alarms), len(carried))
 
 
 @dataclass

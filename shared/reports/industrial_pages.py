@@ -259,7 +259,7 @@ def alarms_page(data: ReportData) -> dict[str, Any]:
         }
         for g in data.logs[-MAX_LOGS:]
     ]
-    counts = facts.alarm_counts(data.alarms, data.start)
+    counts = facts.alarm_counts(data.alarms, data.start, data.open_before)
     return {
         "timeline": timeline,
         "spans_more": spans_more,
@@ -267,6 +267,7 @@ def alarms_page(data: ReportData) -> dict[str, Any]:
         "transitions_total": len(data.alarms),
         "raised": counts.raised,
         "open": counts.still_open,
+        "carried": counts.open_at_start,
         "anomaly_rows": rows,
         "logs": logs,
         "logs_total": len(data.logs),
