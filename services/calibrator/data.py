@@ -50,8 +50,9 @@ class Collected:
     store_wait: StoreWait | None = None
     #: The frame rows of the autoencoder's windows, when its vectors carry frames (long windows).
     frames: Frames | None = None
-    #: Envelope SNRs at bearing defect frequencies (``env_*_snr`` extras, when the asset config gives rpm
-    #: and geometry), one value per row of the autoencoder's window matrix (NaN: a vector without it).
+    #: Envelope amplitudes and SNRs at bearing defect frequencies (``env_*_amp``/``env_*_snr`` extras, when
+    #: the asset config gives rpm and geometry), one value per row of the autoencoder's window matrix
+    #: (NaN: a vector without it).
     vibration_extras: dict[str, NDArray[np.float64]] = field(default_factory=dict)
     #: The fault-signature judgement of the vibration windows (set by the job's validation).
     fault_signature: FaultSignature | None = None
@@ -115,10 +116,10 @@ def same_layout(points: list[Point]) -> list[Point]:
 
 
 def envelope_extras(points: list[Point]) -> dict[str, NDArray[np.float64]]:
-    """The vectors' ``env_*_snr`` extras (envelope SNR at a bearing defect frequency, 1), one value per
-    vector (NaN where a vector lacks one); empty when none carries any."""
+    """The vectors' ``env_*_amp`` (g) and ``env_*_snr`` (1) extras (envelope amplitude and SNR at a bearing
+    defect frequency), one value per vector (NaN where a vector lacks one); empty when none carries any."""
     extras = [point_to_features(p)[2] for p in points]
-    keys = sorted({k for e in extras for k in e if k.startswith("env_") and k.endswith("_snr")})
+    keys = sorted({k for e in extras for k in e if k.startswith("env_") and k.endswith(("_amp", "_snr"))})
     return {k: np.asarray([e.get(k, np.nan) for e in extras], dtype=np.float64) for k in keys}
 
 

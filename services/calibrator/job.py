@@ -26,6 +26,7 @@ import structlog
 from shared.bus import Bus
 from shared.features.frames import RULE_TEXT, feature_axes, minimum_text
 from shared.learning import registry
+from shared.learning.baseline import envelope_baseline
 from shared.learning.calibration import (
     CalibrationConfig,
     CalibrationError,
@@ -327,6 +328,9 @@ async def _train_save_announce(
     baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline, "screening": screening}
     if c.fault_signature is not None:
         baseline_info["fault_signature"] = c.fault_signature.to_dict()
+    envelope = envelope_baseline(c.vibration_extras)
+    if envelope:  # the healthy envelope level the health stage judges bearing-defect peaks against
+        baseline_info["envelope_baseline"] = envelope
     stats = {**result.training_stats, "timings_s": result.timings, "data_points": result.data_points}
     version = await asyncio.to_thread(
         registry.save_version, cal.model_dir, asset, result.models, baseline_info, stats

@@ -6,11 +6,17 @@ deviation ``MAD = median(|x - median|)``. It is stored as JSON in every model ma
 
 :func:`validate_baseline` decides whether calibration data looks healthy enough to learn "normal"
 from. The rule is documented there.
+
+:func:`envelope_baseline` summarises the calibration windows' envelope indicators at the bearing
+defect frequencies (``env_{d}_amp``, ``env_{d}_snr``): the healthy level a defect peak must rise above
+before the health stage names a bearing component.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +32,8 @@ MAD_TO_SIGMA = 1.482602218505602
 REL_SCALE_FLOOR = 1e-6
 #: Half-width, in units of the initial scale, of the window used by the reweighting step.
 REWEIGHT_K = 3.0
+#: Envelope indicators kept by :func:`envelope_baseline`: ``env_{d}_amp`` (g) and ``env_{d}_snr`` (1).
+ENVELOPE_NAME = re.compile(r"^env_(bpfo|bpfi|bsf|ftf)_(amp|snr)$")
 
 
 def _truncated_variance(k: float) -> float:
@@ -326,3 +334,49 @@ def _verdict(
         n=n,
         d=len(names),
     )
+
+
+#: Fewest calibration windows an envelope statistic rests on (a 95th percentile of fewer is a guess).
+ENVELOPE_MIN_WINDOWS = 10
+#: Statistics stored per envelope indicator (:func:`envelope_baseline`).
+ENVELOPE_STATS = ("n", "mean", "std", "median", "mad", "p95", "max")
+
+
+def envelope_baseline(
+    extras: Mapping[str, Any], *, min_windows: int = ENVELOPE_MIN_WINDOWS
+) -> dict[str, dict[str, float]]:
+    """The healthy distribution of each envelope indicator of the calibration windows.
+
+    ``extras``: name → one value per calibration window (NaN where a window lacks it), as the
+    vibration vectors' extras carry them; only ``env_{d}_amp`` (g) and ``env_{d}_snr`` (1) are kept
+    (d = bpfo, bpfi, bsf, ftf). Per indicator, over its finite values x (units of the indicator)::
+
+        n, mean, std (ddof=0), median, mad = median(|x - median|), p95 (linear interpolation), max
+
+    An indicator is left out when fewer than ``min_windows`` finite values exist or every value is 0
+    (the demodulation band cannot carry that defect frequency, :mod:`shared.features.envelope`).
+    The health stage judges a bearing-defect peak against these (rise over the calibrated p95,
+    :mod:`shared.health.insights.envelope`).
+    """
+    min_windows = count(min_windows, "min_windows")
+    if not isinstance(extras, Mapping):
+        raise ValueError(f"extras: expected a mapping name -> values, got {type(extras).__name__}")
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted(extras):
+        if not ENVELOPE_NAME.match(str(name)):
+            continue
+        v = np.asarray(extras[name], dtype=np.float64).reshape(-1)
+        x = v[np.isfinite(v)]
+        if x.size < min_windows or not np.any(x != 0.0):
+            continue
+        med = float(np.median(x))
+        out[name] = {
+            "n": float(x.size),
+            "mean": float(x.mean()),
+            "std": float(x.std()),
+            "median": med,
+            "mad": float(np.median(np.abs(x - med))),
+            "p95": float(np.percentile(x, 95.0)),
+            "max": float(x.max()),
+        }
+    return out
