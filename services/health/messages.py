@@ -5,11 +5,14 @@ the service's own :class:`Tick`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
+from shared import topics
 from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
 from shared.health.assessor import Assessment
 from shared.learning.signing import ModelVerifier, UntrustedModel
@@ -25,6 +28,7 @@ from shared.messages import (
     ModelManifest,
     Reading,
 )
+from shared.service import Publish
 
 Baseline = dict[str, dict[str, float]]
 
@@ -51,7 +55,8 @@ def _utc(ts: float) -> datetime:
 
 def baseline_from_manifest(manifest: ModelManifest) -> Baseline:
     """Per-feature ``{mean, std, min, max}`` of a model's calibration, plus the raw-signal baseline
-    (``voltage_v``, ``current_a``, ``power_factor``, ``vibration_g``; absent statistics left out)."""
+    (``voltage_v``, ``current_a``, ``power_factor``, ``vibration_g``; absent statistics left out) and
+    the envelope baseline (``env_{d}_amp``/``env_{d}_snr``: ``{n, mean, std, median, mad, p95, max}``)."""
     out: Baseline = {}
     if manifest.baseline is not None:
         for f in manifest.baseline.features:
@@ -59,6 +64,8 @@ def baseline_from_manifest(manifest: ModelManifest) -> Baseline:
     for name, stat in manifest.signal_baseline.items():
         values = {k: getattr(stat, k) for k in BASELINE_STATS}
         out[name] = {k: float(v) for k, v in values.items() if v is not None}
+    for name, env in (manifest.envelope_baseline or {}).items():  # n, mean, std, median, mad, p95, max
+        out[name] = {k: float(v) for k, v in env.model_dump().items()}
     return out
 
 
@@ -152,6 +159,11 @@ def to_health_message(asset_id: str, a: Assessment) -> HealthUpdate | None:
     )
 
 
+def alarm_publishes(asset_id: str, events: Sequence[AlarmTransition]) -> list[Publish]:
+    """The alarm transitions, each on ``alarms/<asset>``."""
+    return [Publish(topics.alarm(asset_id), to_alarm_message(asset_id, t)) for t in events]
+
+
 def error_code(exc: Exception) -> ErrorCode:
     """``not_found`` (no such alarm), ``conflict`` (the alarm's state forbids it), else ``invalid``."""
     if isinstance(exc, AlarmNotFound):
@@ -175,6 +187,11 @@ class PublishThrottle:
 
     def published(self, asset: str, ts: float, risk: str | None) -> None:
         self._last[asset] = (ts, risk)
+
+    def restore(self, asset: str, last: dict[str, Any] | None) -> None:
+        """After a restart: as if never stopped (``last``: the last saved health, JSON form)."""
+        if last is not None and asset not in self._last:
+            self.published(asset, datetime.fromisoformat(last["ts"]).timestamp(), last["risk_level"])
 
     def knows(self, asset: str) -> bool:
         return asset in self._last

@@ -240,14 +240,15 @@ def load_manifest(model_dir: str | Path, asset_id: str, version: str) -> dict[st
 
 def model_entries(manifest: dict[str, Any]) -> dict[str, ModelManifest]:
     """The model entries of a loaded manifest, typed, each with the raw-signal baseline of the
-    calibration data (``baseline.signal_baseline``) attached; ``ValueError`` for an entry the
-    contract does not accept (e.g. a key it does not declare)."""
+    calibration data (``baseline.signal_baseline``) and, when stored, its envelope baseline
+    (``baseline.envelope_baseline``) attached; ``ValueError`` for an entry the contract does not
+    accept (e.g. a key it does not declare)."""
     baseline = manifest.get("baseline") or {}
-    signals = baseline.get("signal_baseline") or {}
-    return {
-        kind: ModelManifest.model_validate({**entry, "signal_baseline": signals})
-        for kind, entry in manifest["models"].items()
-    }
+    attached = {"signal_baseline": baseline.get("signal_baseline") or {}}
+    if baseline.get("envelope_baseline"):
+        attached["envelope_baseline"] = baseline["envelope_baseline"]
+    models = manifest["models"]
+    return {kind: ModelManifest.model_validate({**entry, **attached}) for kind, entry in models.items()}
 
 
 def _created_key(model_dir: str | Path, asset_id: str, version: str) -> str:

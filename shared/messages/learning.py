@@ -114,6 +114,19 @@ class SignalStat(Message):
     n: int | None = None
 
 
+class EnvelopeStat(Message):
+    """Healthy distribution of one envelope indicator over the calibration windows (``env_{d}_amp`` in
+    g, ``env_{d}_snr`` dimensionless; :func:`shared.learning.baseline.envelope_baseline`)."""
+
+    n: float = Field(ge=1, description="calibration windows the statistics rest on")
+    mean: float
+    std: float = Field(ge=0)
+    median: float
+    mad: float = Field(ge=0)
+    p95: float
+    max: float
+
+
 class RawScore(Message):
     """How the ONNX output becomes the raw score (higher = more anomalous)."""
 
@@ -130,13 +143,22 @@ class RawScore(Message):
 
 
 class ScalerInfo(Message):
-    """Standardisation inside the autoencoder graph: z = clip((x - mean) / std, -clip, clip)."""
+    """Standardisation inside the autoencoder graph: z = clip((x - mean) / std, -clip, clip), ``std`` the
+    floored divisor (:mod:`shared.learning.scaler`). ``floor``: ``relative`` (max(raw_std, rel_floor *
+    scale, abs_eps)) or ``absolute`` (max(raw_std, min_std)); unset in entries written before it existed,
+    which were trained with the absolute floor (read them with :func:`shared.learning.scaler.floor_of`).
+    ``raw_std`` (the std before the floor) and ``scale`` (median |x|) are per feature, feature units."""
 
     mean: list[float]
     std: list[float]
     min_std: float
     clip: float
     formula: str = ""
+    floor: Literal["relative", "absolute"] | None = None
+    rel_floor: float | None = Field(default=None, gt=0)
+    abs_eps: float | None = Field(default=None, gt=0)
+    raw_std: list[float] | None = None
+    scale: list[float] | None = None
 
 
 #: Free-form, JSON-only documentation blocks (threshold rule, validation verdict, training stats).
@@ -167,6 +189,9 @@ class ModelManifest(Message):
     bytes: int | None = Field(default=None, ge=1)
     #: Raw-signal baseline of the calibration data (voltage_v, current_a, power_factor, vibration_g).
     signal_baseline: dict[str, SignalStat] = Field(default_factory=dict)
+    #: Envelope indicators at the bearing defect frequencies over the calibration windows (the registry's
+    #: ``baseline.envelope_baseline``); unset: calibrated before it was stored, or no rpm/bearing config.
+    envelope_baseline: dict[str, EnvelopeStat] | None = None
     #: Where the model came from: ``trained`` by a calibration or ``imported`` (three-file form).
     #: The fields below are left out of :meth:`entry` when unset, so entries written before they
     #: existed keep their signatures.
@@ -196,10 +221,16 @@ class ModelManifest(Message):
         for key in _OPTIONAL_ENTRY_KEYS:
             if out.get(key) is None:
                 out.pop(key, None)
+        scaler = out.get("scaler")
+        if isinstance(scaler, dict):  # the floor's fields only when set (older entries keep signatures)
+            for key in _OPTIONAL_SCALER_KEYS:
+                if scaler.get(key) is None:
+                    scaler.pop(key, None)
         return out
 
 
-_OPTIONAL_ENTRY_KEYS = ("source", "rolling_window", "interchange", "frames")
+_OPTIONAL_SCALER_KEYS = ("floor", "rel_floor", "abs_eps", "raw_std", "scale")
+_OPTIONAL_ENTRY_KEYS = ("source", "rolling_window", "interchange", "frames", "envelope_baseline")
 
 
 class ModelAnnouncement(Message):
