@@ -22,8 +22,8 @@ from numpy.typing import ArrayLike, NDArray
 from shared.health.sensor import (
     SensorFinding,
     SensorParams,
-    finite_time,
     check_window,
+    finite_time,
     rate_findings,
     robust_spread,
     window_findings,
