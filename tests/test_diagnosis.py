@@ -17,6 +17,8 @@ import pytest
 
 from services.health.messages import baseline_from_manifest
 from shared.features.engine import FeatureEngine
+from shared.health.assessor import Assessment, HealthAssessor
+from shared.health.insights import MachineInfo, build_insights
 from shared.learning import registry
 from shared.learning.baseline import envelope_baseline
 from shared.learning.forest import export_forest_onnx, train_forest
@@ -123,3 +125,127 @@ async def test_calibration_stores_the_envelope_baseline_of_its_windows(tmp_path:
     assert 0 < env["env_bpfo_amp"]["median"] < env["env_bpfo_amp"]["p95"] <= env["env_bpfo_amp"]["max"]
     entry = registry.model_entries(manifest)["autoencoder"]
     assert entry.envelope_baseline is not None and set(entry.envelope_baseline) == set(env)
+
+
+# ---------------------------------------------------------------------------------------------
+# Health stage: a component is named only when its envelope evidence rose, persistently
+# ---------------------------------------------------------------------------------------------
+CFG = AssetConfig(asset_id="m1", rpm=1800.0, bearing=BearingGeometry(bpfo_order=3.5667, bpfi_order=5.4333))
+#: Calibrated envelope level of a healthy asset: BPFO amplitude median 0.012 g, p95 0.020 g.
+ENV_BASE = {
+    "env_bpfo_amp": {"n": 100, "mean": 0.013, "std": 0.004, "median": 0.012, "mad": 0.002, "p95": 0.02},
+    "env_bpfi_amp": {"n": 100, "mean": 0.010, "std": 0.003, "median": 0.010, "mad": 0.002, "p95": 0.016},
+}
+T0 = 1_700_000_000.0
+
+
+def window(amp: float, snr: float, bpfi: tuple[float, float] = (0.01, 1.2)) -> dict[str, float]:
+    return {"env_bpfo_amp": amp, "env_bpfo_snr": snr, "env_bpfi_amp": bpfi[0], "env_bpfi_snr": bpfi[1]}
+
+
+def bearing_texts(r: Assessment) -> list[str]:
+    return [i.text for i in r.insights if i.signal.startswith(("env_", "envelope:"))]
+
+
+def run(a: HealthAssessor, windows: list[dict[str, float]], start: float = 0.0) -> list[Assessment]:
+    return [a.update(T0 + start + 10.0 * i, features=w) for i, w in enumerate(windows)]
+
+
+def test_a_component_is_named_only_after_the_amplitude_rose_in_4_of_6_windows() -> None:
+    a = HealthAssessor("m1", config=CFG, baseline=ENV_BASE)
+    # 0.050 g = 4.2x the median 0.012 g and 2.5x the p95 0.020 g, SNR 6.1 >= 3
+    rs = run(a, [window(0.05, 6.1)] * 4)
+    assert [bearing_texts(r) for r in rs[:3]] == [[], [], []]
+    assert bearing_texts(rs[3]) == [
+        "Envelope amplitude at BPFO (107 Hz) 4.2× its calibrated level (0.012 g → 0.05 g) in 4 of the last "
+        "4 windows: outer-race defect likely (SNR 6.1)"
+    ]
+    ins = rs[3].insights[0]
+    assert ins.signal == "env_bpfo_amp" and ins.value == 0.05
+    # two healthy windows: 4 of the last 6 still; a third: 4 of 6 -> 3 of 6, gone
+    rs = run(a, [window(0.012, 1.3)] * 3, start=40.0)
+    assert "in 4 of the last 6 windows" in bearing_texts(rs[1])[0]
+    assert bearing_texts(rs[2]) == []
+
+
+def test_severity_is_critical_only_when_rise_and_snr_both_double() -> None:
+    a = HealthAssessor("m1", config=CFG, baseline=ENV_BASE)
+    warn = run(a, [window(0.05, 6.1)] * 4)[-1].insights[0]  # rise 0.05/0.04 = 1.25, SNR 6.1/3 = 2.03
+    assert warn.severity == "WARNING"
+    b = HealthAssessor("m1", config=CFG, baseline=ENV_BASE)
+    crit = run(b, [window(0.09, 6.1)] * 4)[-1].insights[0]  # rise 2.25, SNR 2.03
+    assert crit.severity == "CRITICAL" and crit.text.startswith("Envelope amplitude at BPFO (107 Hz) 7.5×")
+
+
+def test_a_peak_present_at_calibration_names_no_component() -> None:
+    """A healthy asset whose envelope always shows a BPFO peak (SNR 6, e.g. a neighbour's bearing): the
+    calibration saw it, so the same peak later is its normal level, however high its SNR."""
+    rng = np.random.default_rng(7)
+    amp = 0.05 * (1.0 + 0.1 * rng.standard_normal(200))
+    snr = 6.0 + 0.5 * rng.standard_normal(200)
+    base = envelope_baseline({"env_bpfo_amp": amp[:100], "env_bpfo_snr": snr[:100]})
+    a = HealthAssessor("m1", config=CFG, baseline=base)
+    rs = run(
+        a,
+        [
+            {"env_bpfo_amp": float(x), "env_bpfo_snr": float(s)}
+            for x, s in zip(amp[100:], snr[100:], strict=True)
+        ],
+    )
+    assert all(bearing_texts(r) == [] for r in rs)
+    # the old rule (SNR >= 3 alone) would have named the outer race on every window
+    assert all(s >= 3.0 for s in snr[100:])
+
+
+def test_a_broadband_rise_without_a_peak_names_no_component() -> None:
+    """Every envelope amplitude 5x higher (a failing neighbour, looseness) but no peak at BPFO (SNR 1.4)."""
+    a = HealthAssessor("m1", config=CFG, baseline=ENV_BASE)
+    rs = run(a, [window(0.1, 1.4, bpfi=(0.08, 1.3))] * 8)
+    assert all(bearing_texts(r) == [] for r in rs)
+
+
+def test_old_manifest_without_an_envelope_level_names_no_component() -> None:
+    a = HealthAssessor("m1", config=CFG, baseline={"x_rms": {"mean": 0.3, "std": 0.01}})
+    rs = run(a, [window(0.05, 6.1)] * 4)
+    assert bearing_texts(rs[2]) == []
+    assert bearing_texts(rs[3]) == [
+        "Envelope peak at the BPFO (107 Hz) frequency: SNR 6.1 in 4 of the last 4 windows; not compared "
+        "with a calibrated envelope level, no component named (recalibrate to diagnose)"
+    ]
+    assert rs[3].insights[0].signal == "envelope:bpfo_snr"  # reports: no bearing action for it
+
+
+def test_duplicates_are_not_counted_and_state_and_maintenance_keep_or_clear_the_flags() -> None:
+    a = HealthAssessor("m1", config=CFG, baseline=ENV_BASE)
+    run(a, [window(0.05, 6.1)] * 3)
+    again = a.update(T0 + 20.0, features=window(0.05, 6.1))  # the third window delivered twice
+    assert bearing_texts(again) == []
+    b = HealthAssessor.from_dict(a.to_dict(), config=CFG, baseline=ENV_BASE)
+    assert bearing_texts(b.update(T0 + 30.0, features=window(0.05, 6.1)))[0].endswith(
+        "in 4 of the last 4 windows: outer-race defect likely (SNR 6.1)"
+    )
+    b.record_maintenance("bearing_replaced", T0 + 35.0)
+    assert bearing_texts(b.update(T0 + 40.0, features=window(0.05, 6.1))) == []
+    state = a.to_dict()
+    del state["envelope"]  # a state saved before issue 15
+    assert HealthAssessor.from_dict(state, config=CFG, baseline=ENV_BASE).to_dict()["envelope"]["flags"] == {}
+
+
+def test_one_window_at_a_time_without_counts() -> None:
+    """A caller without state (``envelope_counts`` None) judges the current window alone; a baseline with
+    only mean/std (a caller's own training statistics) keeps the SNR-and-z rule."""
+    machine = MachineInfo.from_config(CFG)
+    out = build_insights(window(0.05, 6.1), ENV_BASE, machine=machine)
+    assert [i.text for i in out] == [
+        "Envelope amplitude at BPFO (107 Hz) 4.2× its calibrated level (0.012 g → 0.05 g): outer-race defect "
+        "likely (SNR 6.1)"
+    ]
+    assert build_insights(window(0.039, 6.1), ENV_BASE, machine=machine) == []  # below 2 x p95 = 0.04 g
+    assert build_insights(window(0.05, 2.9), ENV_BASE, machine=machine) == []  # no peak at BPFO
+    z_base = {"env_bpfo_amp": {"mean": 0.01, "std": 0.005}}
+    out = build_insights({"env_bpfo_amp": 0.06, "env_bpfo_snr": 6.2}, z_base, machine=machine)
+    assert [i.text for i in out] == ["Envelope peak at BPFO 107 Hz: outer-race defect likely (SNR 6.2)"]
+    with pytest.raises(ValueError, match="p95"):
+        build_insights(
+            window(0.05, 6.1), {"env_bpfo_amp": {"mean": 0.01, "std": 0.0, "median": 0.01, "p95": -1}}
+        )

@@ -119,9 +119,13 @@ def test_bpfo_envelope_peak_with_frequency() -> None:
     assert texts(out) == ["Envelope peak at BPFO: outer-race defect likely (SNR 6.2)"]
     # high SNR but amplitude at its baseline level: not reported
     assert build_insights({**HEALTHY, "env_bpfo_snr": 6.2}, BASELINE, machine=MACHINE) == []
-    # inner race without baseline, SNR just at the threshold
+    # inner race without any baseline, SNR just at the threshold: a peak, not compared, no component
     out = build_insights({"env_bpfi_snr": 3.0}, None, machine=MACHINE)
-    assert texts(out) == ["Envelope peak at BPFI 163 Hz: inner-race defect likely (SNR 3.0)"]
+    assert texts(out) == [
+        "Envelope peak at the BPFI (163 Hz) frequency: SNR 3.0; not compared with a calibrated envelope "
+        "level, no component named (recalibrate to diagnose)"
+    ]
+    assert out[0].signal == "envelope:bpfi_snr" and out[0].severity == "WARNING"
 
 
 def test_running_speed_orders() -> None:

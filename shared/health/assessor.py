@@ -188,6 +188,7 @@ class HealthAssessor:
             p.max_insights,
             z_min=p.z_min,
             envelope_snr_min=p.envelope_snr_min,
+            envelope_counts=snap.envelope,  # bearing-defect evidence per window (k of n)
         )
 
     def _conditions(

@@ -13,7 +13,11 @@ ValueError), then applied (:meth:`EvidenceState.apply`):
    model's own ``is_anomaly``; the signals track's ratio above :data:`shared.messages.WARNING_RATIO`;
    the raw velocity in zone C or D of an alarming :class:`~shared.health.iso20816.ZoneBasis`
    (confirmed ISO 20816-3 or custom limits; never for an information-only basis).
-3. **Staleness**: a track or feature not updated for ``stale_after_s`` (900 s) of data time no longer
+3. **Envelope evidence** per bearing defect: each new vibration window's flag "the evidence rose"
+   (:func:`shared.health.insights.envelope.window_flag`, against the calibrated envelope level) is
+   kept for the last ``ENVELOPE_N`` windows; the snapshot gives (windows flagged, windows counted) to
+   the insights, which name a component only from ``ENVELOPE_K`` of them.
+4. **Staleness**: a track or feature not updated for ``stale_after_s`` (900 s) of data time no longer
    counts (:meth:`EvidenceState.snapshot`): a stopped scorer must not freeze the health.
 
 The **signals track** (pseudo-model :data:`SIGNAL_TRACK`) is the raw readings' largest deviation
@@ -28,6 +32,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from shared.health.insights.base import DEFECTS
+from shared.health.insights.envelope import ENVELOPE_N, window_flag
 from shared.health.iso20816 import (
     UNSATISFACTORY_ZONES,
     VELOCITY_FEATURE,
@@ -203,6 +209,9 @@ class Evidence:
     features: dict[str, float]
     velocity: float | None
     signal_ratio: float | None
+    #: Per bearing defect: did this window's envelope evidence rise (:func:`window_flag`); only for a
+    #: new vibration window (not a duplicate).
+    envelope: dict[str, bool] = field(default_factory=dict)
 
     @property
     def scored(self) -> bool:
@@ -219,6 +228,8 @@ class Snapshot:
     velocity: Track | None
     iso: ZoneResult | None
     features: dict[str, float]
+    #: Per bearing defect: (windows whose envelope evidence rose, windows counted), last ENVELOPE_N.
+    envelope: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -230,6 +241,9 @@ class EvidenceState:
     velocity: Track | None = None
     features: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (value, ts)
     now: float | None = None
+    #: Envelope evidence per bearing defect: the last ENVELOPE_N window flags, and their newest ts.
+    envelope: dict[str, list[bool]] = field(default_factory=dict)
+    envelope_ts: float | None = None
 
     # -- checking (no state change) ----------------------------------------------------------------
     def collect(
@@ -249,7 +263,12 @@ class EvidenceState:
         st = self.models.get(SIGNAL_TRACK)
         if ratio is not None and st is not None and ts <= st.last_ts:
             ratio = None  # duplicate or late reading: already counted
-        return Evidence(ts, tuple(new_scores), feats, self._new_velocity(ts, feats), ratio)
+        envelope = {}
+        if self.envelope_ts is None or ts > self.envelope_ts:  # equal or older: counted already
+            p = params
+            flags = {d: window_flag(feats, baseline, d, p.envelope_snr_min, p.z_min) for d in DEFECTS}
+            envelope = {d: f for d, f in flags.items() if f is not None}
+        return Evidence(ts, tuple(new_scores), feats, self._new_velocity(ts, feats), ratio, envelope)
 
     def _new_scores(self, ts: float, scores: Iterable[ModelScore | Score]) -> list[ModelScore]:
         out: list[ModelScore] = []
@@ -303,6 +322,10 @@ class EvidenceState:
             track = smooth(self.models.get(SIGNAL_TRACK), capped, ts, sev != "NORMAL", params, 0.0)
             track.severity = sev
             self.models[SIGNAL_TRACK] = track
+        if ev.envelope:
+            self.envelope_ts = ts
+            for d, flag in ev.envelope.items():
+                self.envelope[d] = [*self.envelope.get(d, []), flag][-ENVELOPE_N:]
         if ev.velocity is not None:
             flag = basis.alarming and classify(ev.velocity, basis).zone in UNSATISFACTORY_ZONES
             cap = VELOCITY_CAP_FACTOR * basis.limits[2] if basis.alarming else math.inf
@@ -316,6 +339,7 @@ class EvidenceState:
             t.persistence.clear()
         if self.velocity is not None:
             self.velocity.persistence.clear()
+        self.envelope.clear()
 
     # -- reading -------------------------------------------------------------------------------------
     def fresh(self, last_ts: float, params: AssessorParams) -> bool:
@@ -328,7 +352,10 @@ class EvidenceState:
         )
         iso = None if vel is None else classify(vel.smoothed, basis)
         current = {k: v for k, (v, t) in self.features.items() if self.fresh(t, params)}
-        return Snapshot(models, vel, iso, current)
+        envelope = {}
+        if self.envelope_ts is not None and self.fresh(self.envelope_ts, params):
+            envelope = {d: (sum(f), len(f)) for d, f in self.envelope.items()}
+        return Snapshot(models, vel, iso, current, envelope)
 
     # -- state ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -337,11 +364,13 @@ class EvidenceState:
             "models": {m: t.to_dict() for m, t in self.models.items()},
             "velocity": None if self.velocity is None else self.velocity.to_dict(),
             "features": {k: [v, t] for k, (v, t) in self.features.items()},
+            "envelope": {"ts": self.envelope_ts, "flags": {d: list(f) for d, f in self.envelope.items()}},
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EvidenceState:
         models = {m: Track.from_dict(t) for m, t in d.get("models", {}).items()}
+        env = d.get("envelope") or {}  # absent in states saved before issue 15
         for m in models:
             if m not in MODEL_KINDS and m != SIGNAL_TRACK:
                 raise ValueError(f"unknown model {m!r} in assessor state")
@@ -350,4 +379,6 @@ class EvidenceState:
             velocity=None if d.get("velocity") is None else Track.from_dict(d["velocity"]),
             features={k: (float(v[0]), float(v[1])) for k, v in d.get("features", {}).items()},
             now=d.get("now"),
+            envelope={k: [bool(f) for f in v][-ENVELOPE_N:] for k, v in env.get("flags", {}).items()},
+            envelope_ts=env.get("ts"),
         )

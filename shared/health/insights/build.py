@@ -17,7 +17,8 @@ from shared.health.insights.base import (
     severity_over,
     z_score,
 )
-from shared.health.insights.diagnostics import Baseline, Candidate, envelope_insights, order_insights
+from shared.health.insights.diagnostics import Baseline, Candidate, order_insights
+from shared.health.insights.envelope import Counts, envelope_insights
 from shared.health.insights.rules import DIAGNOSTIC_ONLY, GENERIC_WEIGHT, RULES
 from shared.health.iso20816 import DAMAGE_ZONE, UNSATISFACTORY_ZONES, VELOCITY_FEATURE, ZoneResult
 
@@ -38,11 +39,15 @@ def build_insights(
     *,
     z_min: float = 3.0,
     envelope_snr_min: float = 3.0,
+    envelope_counts: Counts | None = None,
 ) -> list[Insight]:
     """Rank the abnormal signals of ``current`` (latest feature/reading values by name) against
-    ``baseline`` (name -> {"mean", "std", ...}), the models' statuses, the ISO zone and bearing
-    frequencies; return at most ``max_items`` insights, most important first (rules and ranking
-    in :mod:`shared.health.insights`). Empty when everything is normal."""
+    ``baseline`` (name -> {"mean", "std", ...}; envelope indicators also "median", "p95"), the models'
+    statuses, the ISO zone and bearing frequencies; return at most ``max_items`` insights, most
+    important first (rules and ranking in :mod:`shared.health.insights`). ``envelope_counts``: per
+    bearing defect, (windows whose envelope evidence rose, windows counted) over the last few windows
+    (:mod:`shared.health.insights.envelope`; None: the current window alone). Empty when everything
+    is normal."""
     _check_params(max_items, z_min, envelope_snr_min)
     cur = _check_current(current)
     machine = machine or MachineInfo()
@@ -53,7 +58,7 @@ def build_insights(
         candidates.append(("iso", iso_insight(iso)))
     candidates.extend(z_insights(cur, baseline, z_min, skip_velocity=iso_bad))
     candidates.extend(order_insights(cur, baseline, machine, iso_bad, z_min))
-    candidates.extend(envelope_insights(cur, baseline, machine, z_min, envelope_snr_min))
+    candidates.extend(envelope_insights(cur, baseline, machine, z_min, envelope_snr_min, envelope_counts))
     model = model_insight(statuses)
     if model is not None:
         candidates.append(("models", model))

@@ -1,15 +1,12 @@
-"""Diagnostic insights: running-speed orders (imbalance, misalignment, looseness) and bearing envelope
-peaks (pure). Frequencies shown are ``rpm / 60 * order`` (Hz); amplitudes in g.
+"""Diagnostic insights: running-speed orders (imbalance, misalignment, looseness) (pure; bearing envelope
+peaks: :mod:`.envelope`). Frequencies shown are ``rpm / 60 * order`` (Hz); amplitudes in g.
 
 * 1× amplitude z >= z_min -> imbalance (``ratio = value / baseline mean``);
 * 2× amplitude z >= z_min (or, without a baseline, ISO zone C/D) and ``2× >= 0.5 * 1×`` ->
   misalignment;
-* 3× amplitude z >= z_min -> mechanical looseness;
-* envelope ``env_<d>_snr >= envelope_snr_min`` and, when the baseline knows ``env_<d>_amp``, its
-  ``z >= z_min``; without an SNR, ``z(env_<d>_amp) >= z_min`` alone.
+* 3× amplitude z >= z_min -> mechanical looseness.
 
-Ranking keys: ``ORDER_WEIGHT * min(z, Z_CAP)``; envelope ``ORDER_WEIGHT * min(3 * snr / snr_min,
-Z_CAP)`` (or ``ORDER_WEIGHT * min(z, Z_CAP)`` without an SNR).
+Ranking keys: ``ORDER_WEIGHT * min(z, Z_CAP)``.
 """
 
 from __future__ import annotations
@@ -17,10 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from shared.health.insights.base import (
-    DEFECTS,
     Z_CAP,
     Insight,
-    InsightSeverity,
     MachineInfo,
     baseline_stats,
     fmt_hz,
@@ -32,12 +27,10 @@ from shared.health.insights.base import (
 Baseline = Mapping[str, Mapping[str, float]] | None
 Candidate = tuple[str, Insight]  # (signal group, insight)
 
-#: Ranking weight of order and envelope insights (per σ).
+#: Ranking weight of order insights (per σ; the envelope insights use the same).
 ORDER_WEIGHT = 1.5
 #: 2× counts as misalignment only when at least this fraction of the 1× amplitude.
 MISALIGNMENT_MIN_2X_OF_1X = 0.5
-#: An SNR of ``snr_min`` ranks like a z of this many σ.
-SNR_RANK_SCALE = 3.0
 
 
 def _z_and_mean(cur: Mapping[str, float], baseline: Baseline, name: str) -> tuple[float, float] | None:
@@ -115,38 +108,3 @@ def _looseness(
         f"({fmt_num(o3)}g, baseline {fmt_num(m)}g)"
     )
     return "order3", Insight(text, severity_over(z, z_min), "order3_amp_g", o3, ORDER_WEIGHT * min(z, Z_CAP))
-
-
-def envelope_insights(
-    cur: Mapping[str, float], baseline: Baseline, machine: MachineInfo, z_min: float, snr_min: float
-) -> list[Candidate]:
-    """One insight per bearing defect with an envelope peak (module doc)."""
-    out: list[Candidate] = []
-    for d, (label, meaning) in DEFECTS.items():
-        found = _envelope_evidence(cur, baseline, d, z_min, snr_min)
-        if found is None:
-            continue
-        detail, signal, value, sev, rank = found
-        order, f1 = machine.orders.get(d), machine.shaft_hz
-        where = label if order is None or f1 is None else f"{label} {fmt_hz(order * f1)}"
-        text = f"Envelope peak at {where}: {meaning} ({detail})"
-        out.append((f"bearing_{d}", Insight(text, sev, signal, value, rank)))
-    return out
-
-
-def _envelope_evidence(
-    cur: Mapping[str, float], baseline: Baseline, d: str, z_min: float, snr_min: float
-) -> tuple[str, str, float, InsightSeverity, float] | None:
-    """(detail text, signal, value, severity, rank) of defect ``d``'s envelope peak, or None."""
-    amp, snr = cur.get(f"env_{d}_amp"), cur.get(f"env_{d}_snr")
-    stats = baseline_stats(baseline, f"env_{d}_amp")
-    z = None if amp is None or stats is None else z_score(amp, *stats)
-    if snr is not None:
-        if snr < snr_min or (z is not None and z < z_min):
-            return None
-        rank = ORDER_WEIGHT * min(SNR_RANK_SCALE * snr / snr_min, Z_CAP)
-        return f"SNR {snr:.1f}", f"env_{d}_snr", snr, severity_over(snr, snr_min), rank
-    if z is not None and amp is not None and z >= z_min:
-        detail = f"amplitude {fmt_num(amp)}g, {z:.1f}σ above normal"
-        return detail, f"env_{d}_amp", amp, severity_over(z, z_min), ORDER_WEIGHT * min(z, Z_CAP)
-    return None

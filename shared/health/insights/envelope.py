@@ -1,0 +1,215 @@
+"""Bearing-defect insights from the envelope spectrum, judged against the asset's own calibrated envelope
+level (pure).
+
+Per defect d (BPFO outer race, BPFI inner race, BSF rolling element, FTF cage) a vibration window
+carries ``a = env_{d}_amp`` (g, envelope-spectrum amplitude at ``f_d = rpm / 60 * order_d``) and
+``s = env_{d}_snr`` (1, that amplitude over the nearby envelope-spectrum median;
+:mod:`shared.features.envelope`). A healthy bearing's envelope often shows a peak near some defect
+frequency (a neighbour's defect, a structural resonance, a tone of the drive), so a peak alone names
+nothing: the evidence must have *risen* against the same indicator on the asset's own healthy
+calibration windows (:func:`shared.learning.baseline.envelope_baseline`: ``median``, ``p95``, ...).
+
+The window's evidence at d **rose** (:func:`window_flag`) when, by what the baseline holds for
+``env_{d}_amp``:
+
+* **calibrated envelope level** (``p95`` and ``median``; stored by calibrations since issue 15)::
+
+      a >= RISE_FACTOR * p95     and     s >= envelope_snr_min          (s absent: the amplitude alone)
+
+  The amplitude must have left its healthy range (2 × its calibrated 95th percentile) *and* the rise
+  must stand out at f_d (a broadband rise, e.g. from a failing neighbour or a loose machine, lifts
+  ``a`` but not ``s``). A component is named when its evidence rose in at least ``ENVELOPE_K`` of the
+  last ``ENVELOPE_N`` windows (4 of 6)::
+
+      Envelope amplitude at BPFO (168 Hz) 4.2× its calibrated level (0.012 g → 0.050 g) in 5 of the
+      last 6 windows: outer-race defect likely (SNR 6.1)
+
+  (calibrated level = the median; ``4.2× = a / median``.) Measured (scripts/diagnosis_check.py): over
+  the first half of life of the six FEMTO bearings, calibrated on their first min(300, 10 % of life)
+  snapshots, no window sequence reaches 4 of 6 (3 of 5 did, 4 times, on Bearing2_2's BPFI).
+* **mean/std only** (a baseline a caller built from its own training windows, e.g.
+  ``scripts/evaluate.py``): ``s >= envelope_snr_min`` and ``z(a) >= z_min`` (s absent: the z alone);
+  ``Envelope peak at BPFO 107 Hz: outer-race defect likely (SNR 6.2)``.
+* **no baseline** for ``env_{d}_amp`` (a model calibrated before envelope baselines were stored): a
+  peak is not compared with anything, so no component is named. ``s >= envelope_snr_min`` persistent
+  in K of N windows gives ``Envelope peak at the BPFO frequency (168 Hz): SNR 4.1 in 4 of the last 6
+  windows; not compared with a calibrated envelope level, no component named (recalibrate to
+  diagnose)``, signal ``envelope:bpfo_snr`` (no bearing action in reports), ranked
+  ``UNBASELINED_RANK`` (after every signal-specific insight). Kept rather than dropped: a persistent
+  peak is evidence an operator may want to see, as long as it claims nothing.
+
+Persistence is counted per vibration window by the assessor's evidence state
+(:class:`shared.health.evidence.EvidenceState`, with :func:`window_flag`) and passed in as
+``counts`` (defect → (windows whose evidence rose, windows counted, at most N)). Without counts (a
+caller judging one window at a time) the current window alone decides and the text names no windows.
+
+Severity: CRITICAL when ``s >= 2 * envelope_snr_min`` (:data:`shared.messages.CRITICAL_RATIO`, as for
+scores) and, on a calibrated level, also ``a >= 2 * RISE_FACTOR * p95``; else WARNING. Ranking key
+``1.5 * min(3 * s / envelope_snr_min, 30)`` (the SNR: on CWRU the fault's own frequency has the
+highest SNR while every amplitude rises), or from the rise (``3 * a / (RISE_FACTOR * p95)``) or z
+when there is no SNR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.health.insights.base import (
+    DEFECTS,
+    Z_CAP,
+    Insight,
+    InsightSeverity,
+    MachineInfo,
+    baseline_stats,
+    fmt_hz,
+    fmt_num,
+    severity_over,
+    z_score,
+)
+
+Baseline = Mapping[str, Mapping[str, float]] | None
+Candidate = tuple[str, Insight]
+#: defect -> (windows whose evidence rose, windows counted) over the last ``ENVELOPE_N``.
+Counts = Mapping[str, tuple[int, int]]
+
+#: The amplitude must reach this × its calibrated 95th percentile (FEMTO first halves: 0 persistent
+#: flags at 2 and at 3; CWRU faults rise 3-190× the healthy median, so the factor barely matters there).
+RISE_FACTOR = 2.0
+#: k-of-n persistence of the per-window evidence (windows).
+ENVELOPE_K = 4
+ENVELOPE_N = 6
+#: Ranking weight (per σ-equivalent), as the running-speed order insights.
+ORDER_WEIGHT = 1.5
+#: An SNR of ``snr_min`` (or a rise to the threshold) ranks like a z of this many σ.
+SNR_RANK_SCALE = 3.0
+#: Ranking key of a peak that is not compared with a calibrated level (below every named signal).
+UNBASELINED_RANK = 1.0
+
+
+@dataclass(frozen=True)
+class EnvelopeLevel:
+    """The calibrated envelope level of ``env_{d}_amp`` (g): median and 95th percentile."""
+
+    median: float
+    p95: float
+
+    @classmethod
+    def of(cls, baseline: Baseline, d: str) -> EnvelopeLevel | None:
+        """The level in ``baseline`` (None without ``p95``/``median``); ValueError unless finite, >= 0."""
+        entry = None if baseline is None else baseline.get(f"env_{d}_amp")
+        if entry is None or "p95" not in entry or "median" not in entry:
+            return None
+        med, p95 = entry["median"], entry["p95"]
+        for label, v in (("median", med), ("p95", p95)):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"baseline {label} of 'env_{d}_amp' must be a finite number >= 0, got {v!r}")
+        return cls(float(med), float(p95))
+
+    @property
+    def threshold(self) -> float:
+        """``RISE_FACTOR * p95`` (g)."""
+        return RISE_FACTOR * self.p95
+
+
+def window_flag(
+    cur: Mapping[str, float], baseline: Baseline, d: str, snr_min: float, z_min: float
+) -> bool | None:
+    """Whether this window's evidence at defect ``d`` rose (module doc); None when the window carries
+    nothing this baseline can judge (no ``env_{d}_amp`` under a calibrated level, no SNR without one)."""
+    amp, snr = cur.get(f"env_{d}_amp"), cur.get(f"env_{d}_snr")
+    level = EnvelopeLevel.of(baseline, d)
+    if level is not None:
+        if amp is None:
+            return None
+        return amp >= level.threshold and (snr is None or snr >= snr_min)
+    stats = baseline_stats(baseline, f"env_{d}_amp")
+    z = None if amp is None or stats is None else z_score(amp, *stats)
+    if snr is not None:
+        return snr >= snr_min and (z is None or z >= z_min)
+    return None if z is None else z >= z_min
+
+
+def envelope_insights(
+    cur: Mapping[str, float],
+    baseline: Baseline,
+    machine: MachineInfo,
+    z_min: float,
+    snr_min: float,
+    counts: Counts | None = None,
+) -> list[Candidate]:
+    """One candidate per defect whose evidence rose persistently (module doc)."""
+    out: list[Candidate] = []
+    for d in DEFECTS:
+        flag = window_flag(cur, baseline, d, snr_min, z_min)
+        if flag is None:
+            continue
+        hits, n = (int(flag), 1) if counts is None else counts.get(d, (0, 0))
+        if hits < (1 if counts is None else ENVELOPE_K):
+            continue
+        windows = "" if counts is None else f" in {hits} of the last {n} windows"
+        ins = _insight(cur, baseline, machine, d, windows, z_min, snr_min)
+        if ins is not None:
+            out.append((f"bearing_{d}", ins))
+    return out
+
+
+def _insight(
+    cur: Mapping[str, float],
+    baseline: Baseline,
+    machine: MachineInfo,
+    d: str,
+    windows: str,
+    z_min: float,
+    snr_min: float,
+) -> Insight | None:
+    label, meaning = DEFECTS[d]
+    amp, snr = cur.get(f"env_{d}_amp"), cur.get(f"env_{d}_snr")
+    order, f1 = machine.orders.get(d), machine.shaft_hz
+    hz = None if order is None or f1 is None else fmt_hz(order * f1)
+    level = EnvelopeLevel.of(baseline, d)
+    if level is not None and amp is not None:
+        return _calibrated(d, amp, snr, level, hz, windows, snr_min)
+    stats = baseline_stats(baseline, f"env_{d}_amp")
+    where = label if hz is None else f"{label} {hz}"
+    if stats is None:
+        if snr is None:
+            return None
+        at = label if hz is None else f"{label} ({hz})"
+        text = (
+            f"Envelope peak at the {at} frequency: SNR {snr:.1f}{windows}; not compared with a calibrated "
+            "envelope level, no component named (recalibrate to diagnose)"
+        )
+        return Insight(text, "WARNING", f"envelope:{d}_snr", snr, UNBASELINED_RANK)
+    if snr is not None:
+        rank = ORDER_WEIGHT * min(SNR_RANK_SCALE * snr / snr_min, Z_CAP)
+        text = f"Envelope peak at {where}: {meaning} (SNR {snr:.1f}{windows})"
+        return Insight(text, severity_over(snr, snr_min), f"env_{d}_snr", snr, rank)
+    if amp is None:
+        return None
+    z = z_score(amp, *stats)
+    detail = f"amplitude {fmt_num(amp)}g, {z:.1f}σ above normal{windows}"
+    text = f"Envelope peak at {where}: {meaning} ({detail})"
+    return Insight(text, severity_over(z, z_min), f"env_{d}_amp", amp, ORDER_WEIGHT * min(z, Z_CAP))
+
+
+def _calibrated(
+    d: str, amp: float, snr: float | None, level: EnvelopeLevel, hz: str | None, windows: str, snr_min: float
+) -> Insight:
+    """The named-component insight on a calibrated envelope level (module doc)."""
+    label, meaning = DEFECTS[d]
+    at = label if hz is None else f"{label} ({hz})"
+    rise = amp / level.threshold if level.threshold > 0 else math.inf
+    times = "above its calibrated level"
+    if level.median > 0:
+        times = f"{amp / level.median:.1f}× its calibrated level"
+    tail = "" if snr is None else f" (SNR {snr:.1f})"
+    text = (
+        f"Envelope amplitude at {at} {times} ({fmt_num(level.median)} g → {fmt_num(amp)} g){windows}: "
+        f"{meaning}{tail}"
+    )
+    strength = rise if snr is None else min(rise, snr / snr_min)
+    sev: InsightSeverity = severity_over(strength, 1.0)
+    rank_on = SNR_RANK_SCALE * (min(rise, 1e9) if snr is None else snr / snr_min)
+    return Insight(text, sev, f"env_{d}_amp", amp, ORDER_WEIGHT * min(rank_on, Z_CAP))
