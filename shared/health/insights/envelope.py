@@ -24,9 +24,14 @@ The window's evidence at d **rose** (:func:`window_flag`) when, by what the base
       Envelope amplitude at BPFO (168 Hz) 4.2× its calibrated level (0.012 g → 0.050 g) in 5 of the
       last 6 windows: outer-race defect likely (SNR 6.1)
 
-  (calibrated level = the median; ``4.2× = a / median``.) Measured (scripts/diagnosis_check.py): over
-  the first half of life of the six FEMTO bearings, calibrated on their first min(300, 10 % of life)
-  snapshots, no window sequence reaches 4 of 6 (3 of 5 did, 4 times, on Bearing2_2's BPFI).
+  (calibrated level = the median; ``4.2× = a / median``.) Measured (scripts/diagnosis_check.py): the
+  six FEMTO bearings, calibrated on their first min(300, 10 % of life) snapshots, name no component
+  in the 1,507 monitored snapshots of their first halves (the SNR-alone rule before: 198; with 3 of 5
+  instead of 4 of 6, Bearing2_2 would name its inner race in 4); on CWRU (calibrated on the healthy
+  record's first 60 %) the held-out healthy windows name nothing (before: 5 of 22 "outer race"), every
+  outer-race record that names a component names BPFO (4 of 5; OR014 none), the inner-race records
+  IR007/IR021 name BPFI, IR028 BPFO, IR014 nothing; ball faults are hard (B028 BSF, B014 FTF, B021
+  BPFI, B007 nothing).
 * **mean/std only** (a baseline a caller built from its own training windows, e.g.
   ``scripts/evaluate.py``): ``s >= envelope_snr_min`` and ``z(a) >= z_min`` (s absent: the z alone);
   ``Envelope peak at BPFO 107 Hz: outer-race defect likely (SNR 6.2)``.
