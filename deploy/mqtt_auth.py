@@ -5,8 +5,10 @@ and publish on (write). Besides those, every process may publish its own ``statu
 online/offline, also its last will) and ``deadletter/<process>``, and read and write its private
 ``sync/<process>/+`` markers. Only the calibrator publishes ``models/#`` and ``config/#``; ``state/#``
 is the calibrator's and the scorers' (MONITORING); only the health stage publishes ``alarms/#`` (and
-``health/#``, which the calibrator clears on purge). Device users may publish only on their own assets'
-``raw/<asset>/simple`` and ``raw/<asset>/vibration``; the development user ``device`` on any asset's.
+``health/#``, which the calibrator clears on purge); only the features service publishes the retained
+sensor status ``sensor/#`` (the health stage reads it, the features service reads its own back).
+Device users may publish only on their own assets' ``raw/<asset>/simple`` and ``raw/<asset>/vibration``;
+the development user ``device`` on any asset's.
 The reporter reads ``cmd/report``, the retained ``config/+`` and ``models/+/+`` (report contents), and
 ``alarms/+``, ``notify/config`` and ``cmd/notifications`` (alarm notifications); it answers on ``reply/+/+``
 and keeps ``notify/config`` retained.
@@ -98,8 +100,8 @@ GRANTS: tuple[Grant, ...] = (
     Grant(
         "features",
         ("features",),
-        read=("events/+/reading", "events/+/window", "config/+"),
-        write=("features/+/legacy", "features/+/batch", "features/+/vibration"),
+        read=("events/+/reading", "events/+/window", "config/+", "sensor/+"),
+        write=("features/+/legacy", "features/+/batch", "features/+/vibration", "sensor/+"),
     ),
     Grant(
         "calibrator",
@@ -142,6 +144,7 @@ GRANTS: tuple[Grant, ...] = (
             "models/+/+",
             "state/+",
             "cmd/alarm_action",
+            "sensor/+",
         ),
         write=("health/+", "alarms/+", "reply/+/+"),
     ),

@@ -94,6 +94,14 @@ def health(asset_id: str) -> str:
 HEALTH_FILTER = f"{ROOT}/health/+"
 
 
+def sensor(asset_id: str) -> str:
+    """The asset's sensor status (features → health, retained)."""
+    return f"{ROOT}/sensor/{_asset(asset_id)}"
+
+
+SENSOR_FILTER = f"{ROOT}/sensor/+"
+
+
 def model_announce(asset_id: str, model: str) -> str:
     if model not in MODEL_KINDS:
         raise ValueError(f"unknown model {model!r}")

@@ -149,7 +149,7 @@ def test_a_one_reading_spike_is_a_jump_a_step_that_persists_is_not() -> None:
 def test_the_same_window_three_times_is_stuck_and_a_new_rate_is_reported() -> None:
     a = AssetSensors()
     x = np.vstack([sine(), sine(phase=1.0)])
-    assert a.on_window(0.0, 500.0, x, ["x", "y"]) and a.status == "ok"  # first update: told
+    assert not a.on_window(0.0, 500.0, x, ["x", "y"]) and a.status == "ok"  # never told: ok
     assert not a.on_window(0.512, 500.0, x, ["x", "y"])
     assert a.on_window(1.024, 500.0, x, ["x", "y"]) and a.status == "fault"
     assert kinds(a.findings) == [("stuck", "window")] and a.since == 0.0
@@ -162,7 +162,7 @@ def test_the_same_window_three_times_is_stuck_and_a_new_rate_is_reported() -> No
 def test_the_status_clears_after_clear_after_clean_updates() -> None:
     rng = np.random.default_rng(4)
     a = AssetSensors(SensorParams(clear_after=5))
-    assert a.on_reading(0.0, healthy(rng)) and a.status == "ok"
+    assert not a.on_reading(0.0, healthy(rng)) and a.status == "ok"
     stuck = healthy(rng)
     changes = [a.on_reading(float(i), stuck) for i in range(1, 31)]
     assert changes.index(True) == 29 and a.status == "fault" and a.since == 1.0

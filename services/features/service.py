@@ -8,6 +8,13 @@ At-least-once in, exactly once out: the session is persistent (``rotorwatch-feat
 reading (same event id) is skipped by the engine, and the per-asset state survives a restart: the
 readings taken are journaled (:mod:`services.features.journal`, the service's checkpointed state port)
 and a reading is acknowledged to the broker only once it is in the journal.
+
+Sensor health: every reading and window also passes the asset's sensor detectors
+(:class:`shared.health.sensor_stream.AssetSensors`: stuck, flat-line, clipping, dropouts, jumps,
+sample-rate or length changes), and the retained :class:`SensorStatus` on ``sensor/<a>`` is published
+when it changes (an asset never told is ``ok``). The detectors' state is in memory only: after a restart
+the service reads its retained statuses back, so a fault told before is cleared by the first clean update
+(and reported again if the fault is seen again).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import structlog
 from services.features.journal import Journal
 from shared import topics
 from shared.features.engine import FeatureEngine
-from shared.messages import AssetConfig, Reading, Window
+from shared.health.sensor_stream import AssetSensors
+from shared.messages import SIGNALS, AssetConfig, Reading, SensorFindingItem, SensorStatus, Window
 from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
 from shared.settings import Settings
 
@@ -36,6 +44,8 @@ class FeaturesHandlers:
         self.engine = engine
         self.journal = journal
         self.duplicates = 0
+        self.sensors: dict[str, AssetSensors] = {}
+        self._last_window: dict[str, str] = {}
 
     async def on_reading(self, d: Delivery[Reading]) -> Outbox:
         r = d.message
@@ -46,21 +56,58 @@ class FeaturesHandlers:
         vectors = self.engine.on_reading(r)  # ValueError (out of order): dead letter, state unchanged
         if self.journal is not None:
             self.journal.took(r)
-        return [Publish(topics.features(fv.asset_id, fv.kind), fv) for fv in vectors]
+        sensors = self.sensors.setdefault(r.asset_id, AssetSensors())
+        changed = sensors.on_reading(r.ts.timestamp(), {k: float(getattr(r, k)) for k in SIGNALS})
+        out = self._sensor_status(r.asset_id, r.ts.timestamp()) if changed else []
+        return out + [Publish(topics.features(fv.asset_id, fv.kind), fv) for fv in vectors]
 
     async def on_window(self, d: Delivery[Window]) -> Outbox:
-        fv = self.engine.on_window(d.message)
-        return [Publish(topics.features(fv.asset_id, "vibration"), fv)]
+        w = d.message
+        fv = self.engine.on_window(w)
+        out = [Publish(topics.features(fv.asset_id, "vibration"), fv)]
+        if self._last_window.get(w.asset_id) == w.event_id:
+            return out  # a re-delivery: not a repeated window of the sensor
+        self._last_window[w.asset_id] = w.event_id
+        sensors = self.sensors.setdefault(w.asset_id, AssetSensors())
+        data = w.axis_data()
+        if sensors.on_window(w.ts.timestamp(), w.fs_hz, list(data.values()), list(data)):
+            return self._sensor_status(w.asset_id, w.ts.timestamp()) + out
+        return out
+
+    def _sensor_status(self, asset: str, ts: float) -> list[Publish]:
+        """The asset's sensor status, retained (published before the features of the same event, so
+        the health stage knows it before that event's window is complete)."""
+        s = self.sensors[asset]
+        findings = [
+            SensorFindingItem(
+                kind=f.kind, signal=f.signal, since=f.since, reason=f.reason, values=dict(f.values)
+            )
+            for f in s.findings
+        ]
+        status = SensorStatus(
+            asset_id=asset, status=s.status or "ok", ts=ts, since=s.since, findings=findings
+        )  # type: ignore[arg-type]
+        if s.status == "fault":
+            log.warning("sensor_fault", asset_id=asset, reasons=[f.reason for f in findings])
+        return [Publish(topics.sensor(asset), status, retain=True)]
 
     async def on_config(self, d: Delivery[AssetConfig | None]) -> Outbox:
         if d.message is None:
             if d.asset_id:
                 self.engine.configs.pop(d.asset_id, None)
                 self.engine.forget(d.asset_id)
+                self.sensors.pop(d.asset_id, None)
                 if self.journal is not None:
                     self.journal.forgot(d.asset_id)
             return None
         self.engine.configs[d.message.asset_id] = d.message
+        return None
+
+    async def on_sensor(self, d: Delivery[SensorStatus | None]) -> Outbox:
+        """Our own retained status, read back after a start (later echoes of it change nothing)."""
+        s = d.message
+        if s is not None and s.asset_id not in self.sensors:
+            self.sensors[s.asset_id] = AssetSensors(status=s.status, since=s.since.timestamp())
         return None
 
     def routes(self) -> list[Route]:
@@ -68,6 +115,7 @@ class FeaturesHandlers:
             Route(topics.READING_FILTER, Reading, self.on_reading),
             Route(topics.WINDOW_FILTER, Window, self.on_window),
             Route(topics.ASSET_CONFIG_FILTER, AssetConfig, self.on_config, clears=True),
+            Route(topics.SENSOR_FILTER, SensorStatus, self.on_sensor, clears=True),
         ]
 
 
@@ -79,7 +127,12 @@ def build(settings: Settings, argv: Sequence[str] = (), *, engine: FeatureEngine
     return Service(
         name=SERVICE,
         routes=FeaturesHandlers(engine, journal).routes(),
-        publishes=("features/<a>/legacy", "features/<a>/batch", "features/<a>/vibration"),
+        publishes=(
+            "features/<a>/legacy",
+            "features/<a>/batch",
+            "features/<a>/vibration",
+            "sensor/<a> (retained)",
+        ),
         state=journal,
         persistent=True,
     )

@@ -25,6 +25,7 @@ Routes (handlers validate, call :mod:`shared.health`, return what to publish):
   state. A retained one seen on (re)connect forgets too: the service may have been down during the
   purge. (Evidence gathered between a purge and a restart before the next calibration is then lost:
   ISO-zone evidence only, as no model exists then.)
+- ``sensor/<a>`` → a sensor fault opens the sensor alarm and holds the health (:mod:`.sensor`);
 - ``cmd/alarm_action`` → ack/resolve; a failed reply's ``code`` is ``not_found`` (unknown alarm),
   ``conflict`` (e.g. resolving a resolved alarm) or ``invalid``.
 
@@ -40,7 +41,6 @@ import itertools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -49,6 +49,7 @@ from services.health.messages import (
     Baseline,
     PublishThrottle,
     Tick,
+    alarm_publishes,
     error_code,
     feature_values,
     merged_baseline,
@@ -58,6 +59,7 @@ from services.health.messages import (
     trusted_baseline,
 )
 from services.health.repository import AssessorRepository, AssessorStates
+from services.health.sensor import SensorHold, sensor_alarm_events
 from shared import topics
 from shared.bus import Bus, Rejected
 from shared.health.alarms import AlarmTransition, AlarmTransitionError
@@ -81,6 +83,7 @@ from shared.messages import (
     ModelAnnouncement,
     Reading,
     Score,
+    SensorStatus,
     StateChange,
 )
 from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
@@ -111,6 +114,7 @@ class HealthHandlers:
     #: asset → model kind → that model's calibration baseline.
     baselines: dict[str, dict[str, Baseline]] = field(default_factory=dict)
     throttle: PublishThrottle = field(default_factory=PublishThrottle)
+    sensors: SensorHold = field(default_factory=SensorHold)
     #: Seconds (wall clock) an incomplete oldest window waits (:mod:`shared.health.join`).
     join_wait_s: float = JOIN_WAIT_S
     tick_topic: str = TICK_TOPIC
@@ -145,17 +149,42 @@ class HealthHandlers:
     ) -> list[Publish]:
         """Update the asset's assessment; alarm transitions are always published, the health when
         ``publish`` and due, or with a transition."""
-        result = self.assessor(asset).update(ts, scores=scores, features=features)
-        out = [Publish(topics.alarm(asset), to_alarm_message(asset, t)) for t in result.alarm_events]
-        last = self.states.last_health.get(asset)
-        if last is not None and not self.throttle.knows(asset):  # after a restart: as if never stopped
-            self.throttle.published(asset, datetime.fromisoformat(last["ts"]).timestamp(), last["risk_level"])
+        status = self.sensors.fault(asset)
+        if status is not None:
+            return self._held(asset, ts, status, publish)
+        a = self.assessor(asset)
+        result = a.update(ts, scores=scores, features=features)
+        events = result.alarm_events + sensor_alarm_events(a, ts, None)
+        out = alarm_publishes(asset, events)
+        self.throttle.restore(asset, self.states.last_health.get(asset))
         due = publish and self.throttle.due(asset, ts, result.risk_level)
-        hu = to_health_message(asset, result) if due or result.alarm_events else None
+        hu = to_health_message(asset, result) if due or events else None
         if hu is not None:
-            self.throttle.published(asset, ts, result.risk_level)
-            self.states.last_health[asset] = hu.model_dump(mode="json")
-            out.append(Publish(topics.health(asset), hu, retain=True))
+            hu.active_alarms = len(a.alarms.open_alarms(asset))
+            out.append(self._publish_health(asset, ts, hu))
+        self.states.touch(asset)
+        return out
+
+    def _publish_health(self, asset: str, ts: float, hu: HealthUpdate) -> Publish:
+        self.throttle.published(asset, ts, hu.risk_level)
+        blob = hu.model_dump(mode="json")
+        self.states.last_health[asset] = blob
+        self.sensors.remember(asset, blob)
+        return Publish(topics.health(asset), hu, retain=True)
+
+    def _held(self, asset: str, ts: float, status: SensorStatus, publish: bool) -> list[Publish]:
+        """A window during a sensor fault: observed by the sensor alarm only; the health is held."""
+        a = self.assessor(asset)
+        events = sensor_alarm_events(a, ts, status)
+        out = alarm_publishes(asset, events)
+        last = self.states.last_health.get(asset)
+        self.throttle.restore(asset, last)
+        risk = last["risk_level"] if last else None
+        if (publish and self.throttle.due(asset, ts, risk)) or events:
+            open_n = len(a.alarms.open_alarms(asset))
+            hu = self.sensors.held(asset, ts, status, open_n, last)
+            if hu is not None:
+                out.append(self._publish_health(asset, ts, hu))
         self.states.touch(asset)
         return out
 
@@ -282,6 +311,21 @@ class HealthHandlers:
             self.states.assessors[asset].set_baseline(merged_baseline(self.baselines.get(asset)))
         return self.release(asset)
 
+    async def on_sensor(self, d: Delivery[SensorStatus | None]) -> Outbox:
+        """A fault opens the sensor alarm now and holds the health; ``ok`` starts clearing it."""
+        s = d.message
+        if s is None:
+            self.sensors.status.pop(d.asset_id or "", None)
+            return None
+        self.sensors.status[s.asset_id] = s
+        if s.status == "fault":
+            return self._held(s.asset_id, s.ts.timestamp(), s, publish=True)
+        a = self.states.assessors.get(s.asset_id)
+        if a is None:
+            return None
+        self.states.touch(s.asset_id)
+        return alarm_publishes(s.asset_id, sensor_alarm_events(a, s.ts.timestamp(), None))
+
     async def on_state(self, d: Delivery[StateChange]) -> Outbox:
         sc = d.message
         if sc.purged:
@@ -293,6 +337,7 @@ class HealthHandlers:
         """Drop everything kept for ``asset`` but its configuration (owned by the config topic)."""
         self.baselines.pop(asset, None)
         self.throttle.forget(asset)
+        self.sensors.recent.pop(asset, None)
         self.states.forget(asset)
 
     # -- operator commands ------------------------------------------------------------------------
@@ -326,6 +371,7 @@ class HealthHandlers:
             Route(topics.ASSET_CONFIG_FILTER, AssetConfig, self.on_config, clears=True),
             Route(topics.model_announce_filter(), ModelAnnouncement, self.on_model, clears=True),
             Route(topics.STATE_FILTER, StateChange, self.on_state),
+            Route(topics.SENSOR_FILTER, SensorStatus, self.on_sensor, clears=True),
             Route(topics.command("alarm_action"), AlarmActionRequest, self.on_alarm_action),
             Route(topics.sync_filter(SERVICE), Tick, self.on_tick, retained=False),
         ]

@@ -20,6 +20,10 @@
    bearing info. The anomaly alarm's reason is the top two insight texts.
 5. **Alarms** (:class:`~shared.health.alarms.AlarmBook`): the conditions become transitions.
 
+6. **Sensor alarm** (source :data:`SOURCE_SENSOR`, :meth:`HealthAssessor.observe_sensor`): open while
+   the asset's sensor reports a fault (:mod:`shared.health.sensor`); the caller then holds the health
+   instead of updating it, so a stuck or clipped sensor never reads as a machine fault.
+
 Resolving an alarm with a maintenance action (or :meth:`HealthAssessor.record_maintenance`)
 resets the degradation index and clears every persistence buffer, so a fault that survives the
 repair has to persist again (k windows) and then opens a new alarm.
@@ -58,6 +62,8 @@ __all__ = ["Assessment", "AssessorParams", "HealthAssessor", "ModelScore"]
 STATE_VERSION = 1
 Baseline = Mapping[str, Mapping[str, float]]
 NO_HEALTH = "health unknown: no model scores and no vibration velocity yet"
+#: Alarm source of the sensor's own faults (stuck, clipped, dropped out, ...): not the machine's.
+SOURCE_SENSOR = "sensor"
 
 
 @dataclass
@@ -261,6 +267,14 @@ class HealthAssessor:
             }
             for m, t in sorted(self._evidence.models.items())
         }
+
+    def observe_sensor(self, ts: float, fault: bool, reason: str = "") -> list[AlarmTransition]:
+        """The sensor alarm's condition at data time ``ts`` (WARNING; opened on the first fault,
+        cleared after ``clear_windows`` observations without one)."""
+        return self._alarms.observe(self.asset_id, SOURCE_SENSOR, ts, fault, "WARNING", reason)
+
+    def sensor_alarm_open(self) -> bool:
+        return any(a.source == SOURCE_SENSOR for a in self._alarms.open_alarms(self.asset_id))
 
     # -- operator actions ----------------------------------------------------------------------------
     @property

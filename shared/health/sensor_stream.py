@@ -192,16 +192,17 @@ class AssetSensors:
     windows: WindowStream | None = None
     active: dict[Key, SensorFinding] = field(default_factory=dict)
     clean: dict[Key, int] = field(default_factory=dict)
+    #: The status last told (None: never; a caller may set the one it told before a restart).
     status: Literal["ok", "fault"] | None = None
     since: float = 0.0
 
     def on_reading(self, ts: float, values: Mapping[str, float]) -> bool:
-        """Take one reading; True when the status changed (or was never told)."""
+        """Take one reading; True when the status changed (an unknown status counts as ``ok``)."""
         self.readings = self.readings or StreamMonitor(self.params)
         return self._update("reading", ts, self.readings.update(ts, values))
 
     def on_window(self, ts: float, fs_hz: float, samples: ArrayLike, axes: Sequence[str]) -> bool:
-        """Take one window; True when the status changed (or was never told)."""
+        """Take one window; True when the status changed (an unknown status counts as ``ok``)."""
         self.windows = self.windows or WindowStream(self.params)
         return self._update("window", ts, self.windows.update(ts, fs_hz, samples, axes))
 
@@ -223,7 +224,7 @@ class AssetSensors:
             if self.clean[key] >= self.params.clear_after:
                 del self.active[key], self.clean[key]
         status: Literal["ok", "fault"] = "fault" if self.active else "ok"
-        changed = status != self.status or set(self.active) != before
+        changed = status != (self.status or "ok") or set(self.active) != before
         if self.active:
             self.since = min(f.since for f in self.active.values())
         elif status != self.status:

@@ -52,6 +52,8 @@ from shared.messages.health import (
     LogEventType,
     OperatorLog,
     RiskLevel,
+    SensorFindingItem,
+    SensorStatus,
 )
 from shared.messages.inputs import (
     SIGNALS,
@@ -139,6 +141,8 @@ __all__ = [
     "ReloadReply",
     "Reply",
     "RiskLevel",
+    "SensorFindingItem",
+    "SensorStatus",
     "ScalerInfo",
     "Score",
     "ServiceStatus",

@@ -67,6 +67,38 @@ class HealthUpdate(Message):
     insights: list[InsightItem] = Field(default_factory=list)
     model_ratios: dict[str, float] = Field(default_factory=dict)
     active_alarms: Count = 0
+    #: Set while the asset's sensor reports a fault (``sensor/<asset>``): the reason. The machine's
+    #: health, risk and degradation are then held at their last value before the fault.
+    sensor_fault: str | None = None
+
+
+SensorFindingKind = Literal[
+    "flatline", "clipping", "rate_mismatch", "length_change", "stuck", "dropout", "jump"
+]
+
+
+class SensorFindingItem(Message):
+    """One sensor fault (:mod:`shared.health.sensor`): what, on which signal, since when (data time),
+    why, and the numbers it rests on."""
+
+    kind: SensorFindingKind
+    #: An axis (x, y, z), a reading signal (voltage_v, ...), ``reading`` or ``window``.
+    signal: str = Field(max_length=64)
+    since: Timestamp
+    reason: str = Field(max_length=1000)
+    values: dict[str, float] = Field(default_factory=dict)
+
+
+class SensorStatus(Message):
+    """Retained on ``sensor/<asset>`` (features → health): whether the asset's measurement is plausible.
+    Published when it changes; ``since``: data time the current status began (a fault: its earliest
+    finding); ``ts``: data time of the update that changed it."""
+
+    asset_id: AssetId
+    status: Literal["ok", "fault"]
+    ts: Timestamp
+    since: Timestamp
+    findings: list[SensorFindingItem] = Field(default_factory=list, max_length=64)
 
 
 class AlarmEvent(Message):

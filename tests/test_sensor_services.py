@@ -1,0 +1,178 @@
+"""Sensor faults through the service handlers on the in-memory bus: the features service publishes the
+retained ``sensor/<a>`` status (stuck readings, a flat or clipped window, a dropout), and the health
+service opens a sensor alarm, holds the machine's health at its value before the fault (marked
+``sensor_fault``), withdraws a machine alarm the faulty data opened, and clears the sensor alarm after the
+fault."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+from services.features.service import build as build_features
+from shared import topics
+from shared.bus import MemoryBus
+from shared.messages import AlarmEvent, HealthUpdate, Reading, SensorFindingItem, SensorStatus, Window
+from shared.service import deliver
+from shared.settings import Settings
+from tests.test_health_service import T0, eid, service, window
+
+ASSET = "p1"
+
+
+def status(bus: MemoryBus, asset: str = ASSET) -> SensorStatus:
+    return SensorStatus.model_validate_json(bus.retained[topics.sensor(asset)].payload)
+
+
+def alarms(bus: MemoryBus) -> list[AlarmEvent]:
+    return [AlarmEvent.model_validate_json(m.payload) for m in bus.on(topics.alarm(ASSET))]
+
+
+def health(bus: MemoryBus) -> HealthUpdate:
+    return HealthUpdate.model_validate_json(bus.retained[topics.health(ASSET)].payload)
+
+
+def reading(i: int, values: tuple[float, float, float, float]) -> Reading:
+    v, c, pf, g = values
+    return Reading(
+        event_id=eid(i),
+        asset_id=ASSET,
+        ts=T0 + timedelta(seconds=i),
+        voltage_v=v,
+        current_a=c,
+        power_factor=pf,
+        vibration_g=g,
+    )
+
+
+def vib(i: int, x: np.ndarray) -> Window:
+    return Window(
+        event_id=eid(i),
+        asset_id=ASSET,
+        ts=T0 + timedelta(seconds=i),
+        fs_hz=500.0,
+        n=len(x),
+        axes=["x"],
+        x=list(x),
+    )
+
+
+async def test_features_publishes_a_stuck_stream_as_a_sensor_fault(tmp_path: Path) -> None:
+    svc, bus = build_features(Settings(data_dir=tmp_path)), MemoryBus()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        noisy = (
+            230 + rng.normal(0, 2),
+            15 + rng.normal(0, 0.3),
+            0.92 + rng.normal(0, 0.01),
+            0.15 + rng.normal(0, 0.02),
+        )
+        await deliver(svc, bus, topics.reading(ASSET), reading(i, noisy))
+    assert bus.on(topics.sensor(ASSET)) == []  # never told: ok
+    for i in range(40, 70):
+        await deliver(svc, bus, topics.reading(ASSET), reading(i, (230.0, 15.0, 0.92, 0.15)))
+    s = status(bus)
+    assert (
+        s.status == "fault" and s.since == T0 + timedelta(seconds=40) and s.ts == T0 + timedelta(seconds=69)
+    )
+    assert {(f.kind, f.signal) for f in s.findings} == {
+        ("stuck", k) for k in ("voltage_v", "current_a", "power_factor", "vibration_g")
+    }
+    assert any("stuck at 230 for 30 consecutive readings" in f.reason for f in s.findings)
+    assert len(bus.on(topics.features(ASSET, "legacy"))) + len(bus.on(topics.features(ASSET, "batch"))) > 0
+
+
+async def test_features_publishes_flat_and_clipped_windows(tmp_path: Path) -> None:
+    svc, bus = build_features(Settings(data_dir=tmp_path)), MemoryBus()
+    sine = np.sin(2 * np.pi * 10 * np.arange(256) / 500 + 0.3)
+    await deliver(svc, bus, topics.window(ASSET), vib(0, sine))
+    assert bus.on(topics.sensor(ASSET)) == []
+    await deliver(svc, bus, topics.window(ASSET), vib(1, np.clip(sine * 2, -1.5, 1.5)))
+    (f,) = status(bus).findings
+    assert (f.kind, f.signal) == ("clipping", "x")
+    await deliver(svc, bus, topics.window(ASSET), vib(2, np.zeros(256)))
+    assert {f.kind for f in status(bus).findings} == {"clipping", "flatline"}
+    assert len(bus.on(topics.features(ASSET, "vibration"))) == 3  # the features go on
+
+
+def fault(since_s: float, ts_s: float, kind: str = "stuck") -> SensorStatus:
+    finding = SensorFindingItem(
+        kind=kind,  # type: ignore[arg-type]
+        signal="voltage_v",
+        since=T0 + timedelta(seconds=since_s),
+        reason="voltage_v stuck at 230 for 30 consecutive readings (noise never repeats)",
+    )
+    return SensorStatus(
+        asset_id=ASSET,
+        status="fault",
+        ts=T0 + timedelta(seconds=ts_s),
+        since=T0 + timedelta(seconds=since_s),
+        findings=[finding],
+    )
+
+
+def ok(ts_s: float) -> SensorStatus:
+    ts = T0 + timedelta(seconds=ts_s)
+    return SensorStatus(asset_id=ASSET, status="ok", ts=ts, since=ts)
+
+
+async def test_health_holds_the_machine_health_and_raises_a_sensor_alarm(tmp_path: Path) -> None:
+    bus, svc = MemoryBus(), service(tmp_path)
+    await svc.state.open()  # type: ignore[union-attr]
+    await deliver(svc, bus, topics.sensor(ASSET), ok(0), retain=True)  # the first status: nothing
+    for i in range(100):
+        await window(svc, bus, i, 0.3)
+    before = health(bus)
+    assert before.health_score >= 95 and before.sensor_fault is None and not alarms(bus)
+    for i in range(100, 130):  # the stuck readings scored as anomalous before the fault is recognised
+        await window(svc, bus, i, 4.0)
+    machine = [a for a in alarms(bus) if a.source == "anomaly"]
+    assert machine and machine[0].state == "ACTIVE" and health(bus).health_score < 50
+
+    await deliver(svc, bus, topics.sensor(ASSET), fault(100, 129), retain=True)
+    events = alarms(bus)
+    sensor = [a for a in events if a.source == "sensor"]
+    assert [(a.state, a.severity) for a in sensor] == [("ACTIVE", "WARNING")]
+    assert "stuck at 230" in sensor[0].reason
+    withdrawn = [a for a in events if a.source == "anomaly" and a.state == "RESOLVED"]
+    assert withdrawn and withdrawn[0].who == "system" and withdrawn[0].action_code == "false_alarm"
+    held = health(bus)
+    assert held.health_score == before.health_score and held.risk_level == before.risk_level
+    assert held.sensor_fault is not None and "stuck at 230" in held.sensor_fault
+    assert held.active_alarms == 1  # the sensor alarm
+
+    n = len(bus.on(topics.alarm(ASSET)))
+    for i in range(130, 200):  # still stuck: the health stays where it was, no machine alarm
+        await window(svc, bus, i, 4.0)
+    assert health(bus).health_score == before.health_score and health(bus).sensor_fault
+    assert len(bus.on(topics.alarm(ASSET))) == n
+
+    await deliver(svc, bus, topics.sensor(ASSET), ok(200), retain=True)
+    for i in range(200, 215):  # the sensor is fine again: the health moves, the sensor alarm clears
+        await window(svc, bus, i, 0.3)
+    cleared = [a for a in alarms(bus) if a.source == "sensor" and a.state == "RESOLVED"]
+    assert cleared and cleared[0].auto_cleared
+    after = health(bus)
+    assert after.sensor_fault is None and after.active_alarms == 0 and after.health_score >= 95
+
+
+async def test_a_fault_from_the_first_data_holds_no_health(tmp_path: Path) -> None:
+    bus, svc = MemoryBus(), service(tmp_path)
+    await svc.state.open()  # type: ignore[union-attr]
+    await deliver(svc, bus, topics.sensor(ASSET), fault(0, 29), retain=True)
+    for i in range(40):
+        await window(svc, bus, i, 4.0)
+    assert topics.health(ASSET) not in bus.retained  # nothing known from before the fault
+    assert [a.source for a in alarms(bus)] == ["sensor"]
+
+
+async def test_after_a_restart_a_fault_told_before_is_cleared_by_the_first_clean_reading(
+    tmp_path: Path,
+) -> None:
+    svc, bus = build_features(Settings(data_dir=tmp_path)), MemoryBus()
+    await deliver(svc, bus, topics.sensor(ASSET), fault(0, 29), retain=True)  # our own, read back
+    await deliver(svc, bus, topics.reading(ASSET), reading(40, (231.0, 15.1, 0.93, 0.16)))
+    s = status(bus)
+    assert s.status == "ok" and s.findings == [] and s.since == T0 + timedelta(seconds=40)
