@@ -122,13 +122,15 @@ def test_threshold_is_mean_plus_3_std_and_flags_few_training_windows(trained33):
     assert np.mean(onnx_model.raw_scores(fault) > onnx_model.threshold) >= 0.95
 
 
-def test_min_std_floor_and_entry(trained33):
+def test_absolute_min_std_floor_and_entry(trained33):
     rng = np.random.default_rng(2)
     X = healthy(rng, 120, 11)
-    X[:, 4] = 7.0  # constant feature: std 0 -> floored at min_std
-    model = train_autoencoder(X, names(11), AutoencoderConfig(epochs=3, min_std=0.25))
+    X[:, 4] = 7.0  # constant feature: std 0 -> floored at min_std (the absolute floor)
+    cfg = AutoencoderConfig(epochs=3, min_std=0.25, scaler_floor="absolute")
+    model = train_autoencoder(X, names(11), cfg)
     e = model.entry()
     assert e["scaler"]["std"][4] == 0.25 and e["scaler"]["min_std"] == 0.25
+    assert e["scaler"]["floor"] == "absolute" and e["scaler"]["raw_std"][4] == 0.0
     assert e["scaler"]["mean"][4] == 7.0
     assert e["raw_score"]["transform"] == "identity"
     assert e["threshold_rule"]["k"] == 3.0

@@ -2,16 +2,12 @@
 
 Network: MLP d → 16 → 8 → 16 → d, ReLU after each hidden layer, linear output; d = 33 (3 axes × 11
 features) or 11 (single axis). Input scaling, inside the exported graph (its input is raw features):
-
-    z = clip((x − mean) / max(std, min_std), −clip, +clip)
-
-``mean``/``std`` are the training mean and population std (ddof=0) per feature, in each feature's
-own unit (g, Hz, dimensionless, ...). ``min_std`` (default 0.1, same units) is a floor on the
-divisor: without it a feature that barely varies in healthy data (std 1e-4) would turn noise-level
-drift into z-scores of hundreds and dominate the error; with it the model cannot see relative changes
-in features whose natural spread is well below ``min_std`` units (a feature with std 0.01 must move by
-0.3 units, not 0.03, to reach 3 "σ"). ``clip`` (default 5) bounds each standardised input,
-|z_j| ≤ clip, so one wild feature (a saturated sensor, a unit mix-up) cannot swamp the others.
+``z = clip((x − mean) / s, −clip, +clip)`` with ``s`` each feature's training std (population, in the
+feature's own unit) floored by :mod:`shared.learning.scaler`: relative to the feature's own magnitude
+by default (``scaler_floor="relative"``: max(std, rel_floor·median|x|, abs_eps)), or at the published
+FlowFuse pipeline's fixed ``min_std`` (0.1 feature units, ``scaler_floor="absolute"``, for
+interoperability). ``clip`` (default 5) bounds each standardised input, |z_j| ≤ clip, so one wild
+feature (a saturated sensor, a unit mix-up) cannot swamp the others.
 
 Reconstruction error (the raw score, dimensionless, in standardised units²):
 ``e = mean_j (ẑ_j − z_j)²`` per sample. Threshold = mean(e_train) + k·std(e_train), k = 3 by default.
@@ -43,6 +39,8 @@ from numpy.typing import NDArray
 
 from . import interchange_graph as interchange
 from ._checks import as_matrix, as_names, count, positive
+from .adam import Adam
+from .scaler import ABS_EPS, REL_FLOOR, Scaler, ScalerFloor, check_floor, fit_scaler
 from .torch_guard import init_linear, torch_threads
 
 #: ``on_epoch(epoch, epochs, loss)`` after every epoch (1-based; loss in standardised units²).
@@ -63,6 +61,10 @@ class AutoencoderConfig:
     epochs: int = 200
     lr: float = 1e-3
     min_std: float = 0.1
+    #: ``relative`` (default) or ``absolute`` (``min_std``, the FlowFuse pipeline's): :mod:`.scaler`.
+    scaler_floor: ScalerFloor = "absolute"
+    rel_floor: float = REL_FLOOR
+    abs_eps: float = ABS_EPS
     clip: float = 5.0
     k: float = 3.0
     min_batch: int = 64
@@ -77,11 +79,14 @@ class AutoencoderConfig:
     preset: str = "default"
 
     def check(self) -> AutoencoderConfig:
-        """Return ``self`` if every field is in range (counts ≥ 1, lr/min_std/clip > 0, k ≥ 0, integer
-        seed); raise ``ValueError`` naming the first bad field otherwise."""
+        """Return ``self`` if every field is in range (counts ≥ 1, lr/min_std/rel_floor/abs_eps/clip > 0,
+        k ≥ 0, a known scaler_floor, integer seed); raise ``ValueError`` naming the first bad field."""
         count(self.epochs, "epochs")
         positive(self.lr, "lr")
         positive(self.min_std, "min_std")
+        check_floor(self.scaler_floor)
+        positive(self.rel_floor, "rel_floor")
+        positive(self.abs_eps, "abs_eps")
         positive(self.clip, "clip")
         positive(self.k, "k", allow_zero=True)
         count(self.min_batch, "min_batch")
@@ -130,49 +135,6 @@ class ScaledAutoencoder(torch.nn.Module):
         return torch.mean((self.net(z) - z) ** 2, dim=1)
 
 
-class Adam:
-    """Adam (Kingma & Ba 2015) exactly as ``torch.optim.Adam`` with default options, on ``params``.
-
-    m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  p ← p − lr·(m / (1−β₁ᵗ)) / (sqrt(v / (1−β₂ᵗ)) + ε).
-    Written out: constructing ``torch.optim.Adam`` imports ``torch._dynamo`` (≈1.6 s on this machine).
-    """
-
-    def __init__(
-        self,
-        params: list[torch.nn.Parameter],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-    ) -> None:
-        self.params = params
-        self.lr = lr
-        self.b1, self.b2 = betas
-        self.eps = eps
-        self.t = 0
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-
-    def zero_grad(self) -> None:
-        """Drop the gradients of ``params`` (set them to None, as torch's ``set_to_none=True``)."""
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One update of every parameter with a gradient (the rule in the class docstring)."""
-        self.t += 1
-        bc1 = 1.0 - self.b1**self.t
-        bc2_sqrt = math.sqrt(1.0 - self.b2**self.t)
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            g = p.grad
-            if g is None:
-                continue
-            m.mul_(self.b1).add_(g, alpha=1.0 - self.b1)
-            v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
-            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / bc1)
-
-
 class FlatMLP:
     """The Linear/ReLU stack of ``net`` over one flat parameter vector ``theta``: same maths and initial
     weights, but one tensor to update per step instead of eight (a step ≈45 % cheaper at this size)."""
@@ -214,8 +176,8 @@ class AutoencoderModel:
 
     module: ScaledAutoencoder
     features: list[str]
-    mean: NDArray[np.float64]
-    std: NDArray[np.float64]  # floored: max(std, min_std)
+    #: The fitted scaler: ``mean``, floored divisor ``std``, the floor and what it rests on (:mod:`.scaler`).
+    scaler: Scaler
     config: AutoencoderConfig
     threshold: float
     error_mean: float
@@ -226,6 +188,16 @@ class AutoencoderModel:
     params: dict[str, Any] = field(default_factory=dict)
     #: The manifest's ``interchange`` block (:func:`shared.learning.interchange.wrap`), set on export.
     interchange: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> NDArray[np.float64]:
+        """Training mean per feature (feature units)."""
+        return self.scaler.mean
+
+    @property
+    def std(self) -> NDArray[np.float64]:
+        """The scaler's divisor per feature (feature units): the std floored (:mod:`.scaler`)."""
+        return self.scaler.std
 
     def raw_scores(self, X: Any) -> NDArray[np.float64]:
         """Per-sample reconstruction error (standardised units²) of ``X[N, d]`` via torch, float32."""
@@ -243,13 +215,7 @@ class AutoencoderModel:
             "n_features": len(self.features),
             "input": ONNX_INPUT,
             "output": AE_OUTPUT,
-            "scaler": {
-                "mean": [float(v) for v in self.mean],
-                "std": [float(v) for v in self.std],
-                "min_std": c.min_std,
-                "clip": c.clip,
-                "formula": "z = clip((x - mean) / std, -clip, clip); std already floored at min_std",
-            },
+            "scaler": {"mean": [float(v) for v in self.mean], "clip": c.clip, **self.scaler.info()},
             "raw_score": {"transform": "identity", "formula": "raw = mean_j (zhat_j - z_j)^2"},
             "threshold": self.threshold,
             "threshold_rule": {
@@ -279,7 +245,8 @@ def train_autoencoder(
 ) -> AutoencoderModel:
     """Train the autoencoder on healthy windows ``X[n, d]`` (n ≥ 2) and set its threshold.
 
-    Scaler: ``mean`` = column means, ``std`` = max(population std, ``min_std``) (feature units).
+    Scaler: ``mean`` = column means, ``std`` = population std floored by ``scaler_floor``
+    (:func:`shared.learning.scaler.fit_scaler`; feature units).
     Returns the model; with e the training reconstruction errors (standardised units²) computed by
     the final network in eval mode, float32: ``threshold`` = max(mean(e) + k·std(e), 1e-6),
     std(e) the population std. ``final_loss`` is the last epoch's mean batch MSE (same units),
@@ -290,13 +257,12 @@ def train_autoencoder(
     A = as_matrix(X, min_rows=2, dtype=np.float64)
     nm = as_names(names, A.shape[1])
     n = A.shape[0]
-    mean = A.mean(axis=0)
-    std = np.maximum(A.std(axis=0), cfg.min_std)
+    sc = fit_scaler(A, cfg.scaler_floor, min_std=cfg.min_std, rel_floor=cfg.rel_floor, abs_eps=cfg.abs_eps)
     bs = n if cfg.full_batch else batch_size(n, cfg)
     t0 = time.perf_counter()
     with torch_threads(cfg.threads):
         x = torch.from_numpy(A.astype(np.float32))
-        module, loss_value = _fit_module(x, mean, std, cfg, bs, on_epoch)
+        module, loss_value = _fit_module(x, sc.mean, sc.std, cfg, bs, on_epoch)
         with torch.no_grad():
             errors = module(x).numpy().astype(np.float64)
     seconds = time.perf_counter() - t0
@@ -305,8 +271,7 @@ def train_autoencoder(
     return AutoencoderModel(
         module=module,
         features=nm,
-        mean=mean,
-        std=std,
+        scaler=sc,
         config=cfg,
         threshold=max(e_mean + cfg.k * e_std, THRESHOLD_FLOOR),
         error_mean=e_mean,
@@ -322,6 +287,8 @@ def train_autoencoder(
             "full_batch": cfg.full_batch,
             "threshold_sigma": cfg.k,
             "min_std": cfg.min_std,
+            "scaler_floor": cfg.scaler_floor,
+            "rel_floor": cfg.rel_floor,
             "clip": cfg.clip,
             "window": cfg.window,
             "preset": cfg.preset,

@@ -210,7 +210,8 @@ def parse_files(files: Mapping[str, bytes], n_features: int = FLOW_FEATURES) -> 
 def export_files(scoring_onnx: bytes, entry: Mapping[str, Any]) -> ThreeFiles:
     """The three files of an autoencoder manifest ``entry`` (scaler, threshold, ``interchange`` block) and
     its scoring graph. The scaler's std is the divisor as used; the flow floors it at 0.1 again, so an
-    entry whose divisor is below 0.1 anywhere cannot be scored the same by the flow."""
+    entry whose divisor is below 0.1 anywhere (a relative floor, :mod:`shared.learning.scaler`, usually
+    gives such divisors) cannot be scored the same by the flow and is refused."""
     scaler = entry.get("scaler") or {}
     d = len(entry.get("features") or [])
     std = [float(s) for s in scaler.get("std", [])]
@@ -222,8 +223,9 @@ def export_files(scoring_onnx: bytes, entry: Mapping[str, Any]) -> ThreeFiles:
     if low:
         raise InterchangeError(
             f"scaler std of feature(s) {low[:5]} is below the flow's fixed MIN_STD {FLOW_MIN_STD} "
-            f"(min_std {scaler.get('min_std')}): the flow would score it differently; calibrate with "
-            f"min_std >= {FLOW_MIN_STD}"
+            f"({scaler.get('floor') or 'absolute'} floor, min_std {scaler.get('min_std')}): the flow would "
+            f"score it differently; calibrate with scaler_floor 'absolute' (preset flowfuse) and min_std >= "
+            f"{FLOW_MIN_STD}"
         )
     recon = unwrap(scoring_onnx, entry.get("interchange") or {}, d)
     return ThreeFiles(

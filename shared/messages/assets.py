@@ -238,12 +238,14 @@ class IsoSettings(Message):
 TrainingPreset = Literal["default", "flowfuse"]
 
 #: Autoencoder training parameters of each preset. ``flowfuse`` is the published FlowFuse/Node-RED
-#: article's trainer (THRESHOLD_SIGMA 3, MIN_STD 0.1, CLIP 5.0, EPOCHS 200, LEARNING_RATE 1e-3, full-batch
-#: Adam, the flow's 10-window rolling mean); ``default`` differs only in training on shuffled mini-batches.
+#: article's trainer (THRESHOLD_SIGMA 3, MIN_STD 0.1 as an absolute floor, CLIP 5.0, EPOCHS 200,
+#: LEARNING_RATE 1e-3, full-batch Adam, the flow's 10-window rolling mean); ``default`` differs only in
+#: training on shuffled mini-batches.
 TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     "default": {
         "threshold_sigma": 3.0,
         "min_std": 0.1,
+        "scaler_floor": "absolute",
         "clip": 5.0,
         "epochs": 200,
         "learning_rate": 1e-3,
@@ -253,6 +255,7 @@ TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     "flowfuse": {
         "threshold_sigma": 3.0,
         "min_std": 0.1,
+        "scaler_floor": "absolute",
         "clip": 5.0,
         "epochs": 200,
         "learning_rate": 1e-3,
@@ -267,7 +270,10 @@ class TrainingParams(Message):
 
     Unset fields take the ``preset``'s value (``default`` when no preset is named). ``threshold_sigma``
     k: threshold = mean + k·std of the training reconstruction errors (standardised units²);
-    ``min_std``: floor on the scaler's std (feature units); ``clip``: bound on each standardised input;
+    ``scaler_floor``: how the scaler floors each feature's std, ``relative`` (to the feature's own median
+    magnitude) or ``absolute`` (at ``min_std`` feature units, the FlowFuse pipeline's;
+    preset ``flowfuse``; needed to export the model to its three-file form) (:mod:`shared.learning.scaler`);
+    ``min_std``: the absolute floor (feature units); ``clip``: bound on each standardised input;
     ``epochs``, ``learning_rate`` (Adam); ``batch``: ``full`` (one step per epoch on all windows, as the
     article) or ``mini`` (shuffled mini-batches); ``rolling_window``: windows in the scorer's rolling mean.
     """
@@ -275,6 +281,7 @@ class TrainingParams(Message):
     preset: TrainingPreset | None = None
     threshold_sigma: float | None = Field(default=None, ge=0, le=100)
     min_std: float | None = Field(default=None, gt=0, le=1e6)
+    scaler_floor: Literal["relative", "absolute"] | None = None
     clip: float | None = Field(default=None, gt=0, le=1e6)
     epochs: int | None = Field(default=None, ge=1, le=100_000)
     learning_rate: float | None = Field(default=None, gt=0, le=1)
