@@ -9,21 +9,32 @@ above ``ENVELOPE_RISE_FACTOR`` × the calibrated p95 with an SNR of at least ``e
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from services.health.messages import baseline_from_manifest
+from shared import topics
+from shared.bus import MemoryBus
 from shared.features.engine import FeatureEngine
 from shared.health.assessor import Assessment, HealthAssessor
 from shared.health.insights import MachineInfo, build_insights
 from shared.learning import registry
 from shared.learning.baseline import envelope_baseline
 from shared.learning.forest import export_forest_onnx, train_forest
-from shared.messages import AssetConfig, BearingGeometry, ModelManifest, Window
+from shared.messages import (
+    AssetConfig,
+    BearingGeometry,
+    FeatureVector,
+    HealthUpdate,
+    ModelManifest,
+    Window,
+)
+from shared.messages.learning import EnvelopeStat
 from shared.records import features_to_point, window_to_point
+from tests.support.signing import signed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,3 +260,43 @@ def test_one_window_at_a_time_without_counts() -> None:
         build_insights(
             window(0.05, 6.1), {"env_bpfo_amp": {"mean": 0.01, "std": 0.0, "median": 0.01, "p95": -1}}
         )
+
+
+async def test_the_health_service_names_the_component_from_an_announced_envelope_baseline(
+    tmp_path: Path,
+) -> None:
+    """On the in-memory bus: a signed announcement whose manifest carries the envelope baseline, the asset
+    config's speed and bearing, then vibration vectors whose BPFO amplitude rose 4.2× with a peak: the
+    retained health update names the outer race from the 4th window on."""
+    from tests.test_health_service import announcement, deliver, score, service
+
+    bus = MemoryBus()
+    svc = service(tmp_path)
+    ann = announcement()
+    env = {k: EnvelopeStat(**v, max=2 * v["p95"]) for k, v in ENV_BASE.items()}
+    manifest = ann.manifest.model_copy(update={"envelope_baseline": env})
+    ann = signed(ann.model_copy(update={"manifest": manifest}))  # signed as the calibrator would
+    await deliver(svc, bus, topics.model_announce("p1", "legacy"), ann, retain=True)
+    await deliver(svc, bus, topics.asset_config("p1"), CFG.model_copy(update={"asset_id": "p1"}))
+    texts = []
+    for i in range(5):
+        fv = FeatureVector(
+            event_id=f"v{i}",
+            asset_id="p1",
+            ts=datetime(2026, 3, 1, tzinfo=UTC) + timedelta(seconds=10 * i),
+            kind="vibration",
+            names=["x_rms"],
+            values=[0.3],
+            extras={**window(0.05, 6.1), "velocity_rms_mm_s": 1.0},
+        )
+        sc = score(0, 0.3, model="autoencoder").model_copy(update={"event_id": fv.event_id, "ts": fv.ts})
+        await deliver(svc, bus, topics.score("p1", "autoencoder"), sc)  # health publishes on scores
+        await deliver(svc, bus, topics.features("p1", "vibration"), fv)
+        hu = HealthUpdate.model_validate_json(bus.retained[topics.health("p1")].payload)
+        texts.append([it.text for it in hu.insights if it.signal.startswith("env_")])
+    assert texts[:3] == [[], [], []]
+    assert texts[3] == [
+        "Envelope amplitude at BPFO (107 Hz) 4.2× its calibrated level (0.012 g → 0.05 g) in 4 of the last "
+        "4 windows: outer-race defect likely (SNR 6.1)"
+    ]
+    assert texts[4][0].endswith("in 5 of the last 5 windows: outer-race defect likely (SNR 6.1)")
