@@ -251,7 +251,11 @@ def test_imported_article_model_scores_as_the_flow_and_exports_unchanged(
 def test_trained_model_exports_in_the_article_form(healthy: list[dict[str, Any]]) -> None:
     X = np.asarray([window_features(p["x"], p["y"], p["z"])[1] for p in healthy])
     names = window_features(healthy[0]["x"], healthy[0]["y"], healthy[0]["z"])[0]
-    ae = train_autoencoder(X, names, AutoencoderConfig(epochs=60))
+    # the flow floors every std at 0.1: only a model trained with that absolute floor exports unchanged
+    relative = train_autoencoder(X, names, AutoencoderConfig(epochs=2, scaler_floor="relative"))
+    with pytest.raises(ic.InterchangeError, match="scaler_floor 'absolute'"):
+        ic.export_files(export_autoencoder_onnx(relative), relative.entry())
+    ae = train_autoencoder(X, names, AutoencoderConfig(epochs=60, scaler_floor="absolute"))
     blob = export_autoencoder_onnx(ae)
     entry = ae.entry()
     files = ic.export_files(blob, entry).files()
@@ -276,7 +280,8 @@ def test_flowfuse_preset_trains_as_the_article(healthy: list[dict[str, Any]]) ->
     flowfuse = training_config(TrainingParams(preset="flowfuse"), AutoencoderConfig())
     assert flowfuse.full_batch and flowfuse.epochs == 200 and flowfuse.k == 3.0 and flowfuse.window == 10
     ours = train_autoencoder(X, names, flowfuse)
-    mini = train_autoencoder(X, names, training_config(TrainingParams(), AutoencoderConfig()))
+    same_floor = TrainingParams(scaler_floor="absolute")  # the default preset with the article's floor
+    mini = train_autoencoder(X, names, training_config(same_floor, AutoencoderConfig()))
     thresholds = (article_threshold, ours.threshold, mini.threshold)
     print("thresholds: article {:.4f}, flowfuse {:.4f}, mini-batch {:.4f}".format(*thresholds))
     assert ours.threshold == pytest.approx(article_threshold, rel=1e-3)
