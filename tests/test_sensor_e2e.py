@@ -80,7 +80,7 @@ async def test_a_stuck_sensor_raises_a_sensor_alarm_and_leaves_machine_health_un
         last_healthy = [p for tp, p, _ in col.messages[:n] if tp == topics.health(ASSET)][-1]
         during = [p for tp, p, _ in col.messages[n:] if tp == topics.health(ASSET)]
         scores = sorted({h["health_score"] for h in during})
-        assert scores == [last_healthy["health_score"]], scores  # without the hold: 60 climbing to 100
+        assert scores == [last_healthy["health_score"]], scores  # without the hold it climbs from 60
         assert all(h["sensor_fault"] and "flat" in h["sensor_fault"] for h in during)
         machine = [
             p for tp, p, _ in col.messages[n:] if tp == topics.alarm(ASSET) and p["source"] != "sensor"

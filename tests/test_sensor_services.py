@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from services.features.service import build as build_features
 from shared import topics
@@ -176,3 +177,60 @@ async def test_after_a_restart_a_fault_told_before_is_cleared_by_the_first_clean
     await deliver(svc, bus, topics.reading(ASSET), reading(40, (231.0, 15.1, 0.93, 0.16)))
     s = status(bus)
     assert s.status == "ok" and s.findings == [] and s.since == T0 + timedelta(seconds=40)
+
+
+def noisy(rng: np.random.Generator) -> tuple[float, float, float, float]:
+    return (
+        230 + rng.normal(0, 2),
+        15 + rng.normal(0, 0.3),
+        0.92 + rng.normal(0, 0.01),
+        0.15 + rng.normal(0, 0.02),
+    )
+
+
+async def stream_fault(tmp_path: Path, kind: str) -> SensorStatus:
+    """The features service's sensor status after 100 s of a healthy stream (1 reading or window per s)
+    and then the fault ``kind``, starting at second 100."""
+    svc, bus = build_features(Settings(data_dir=tmp_path / "features")), MemoryBus()
+    rng = np.random.default_rng(7)
+    sine = np.sin(2 * np.pi * 10 * np.arange(256) / 500 + 0.3)
+    for i in range(100):
+        if kind == "clipping":
+            await deliver(svc, bus, topics.window(ASSET), vib(i, sine + rng.normal(0, 0.05, 256)))
+        else:
+            await deliver(svc, bus, topics.reading(ASSET), reading(i, noisy(rng)))
+    assert bus.on(topics.sensor(ASSET)) == []
+    if kind == "clipping":  # the sensor saturates at 0.8 g
+        await deliver(
+            svc, bus, topics.window(ASSET), vib(100, np.clip(sine + rng.normal(0, 0.05, 256), -0.8, 0.8))
+        )
+    elif kind == "dropout":  # 20 s without a reading
+        await deliver(svc, bus, topics.reading(ASSET), reading(120, noisy(rng)))
+    else:
+        for i in range(100, 130):
+            await deliver(svc, bus, topics.reading(ASSET), reading(i, (230.0, 15.0, 0.92, 0.15)))
+    return status(bus)
+
+
+@pytest.mark.parametrize(("kind", "since"), [("stuck", 100), ("clipping", 100), ("dropout", 120)])
+async def test_stuck_clipped_and_dropped_out_streams_raise_a_sensor_alarm_and_hold_health(
+    tmp_path: Path, kind: str, since: int
+) -> None:
+    s = await stream_fault(tmp_path, kind)
+    assert s.status == "fault" and {f.kind for f in s.findings} == {kind}
+    assert s.since == T0 + timedelta(seconds=since)
+    bus, svc = MemoryBus(), service(tmp_path / "health")
+    await svc.state.open()  # type: ignore[union-attr]
+    for i in range(100):
+        await window(svc, bus, i, 0.3)
+    before = health(bus)
+    for i in range(since, since + 30):  # what the faulty data would do to the machine's health
+        await window(svc, bus, i, 4.0)
+    await deliver(svc, bus, topics.sensor(ASSET), s, retain=True)
+    for i in range(since + 30, since + 60):
+        await window(svc, bus, i, 4.0)
+    opened = [a for a in alarms(bus) if a.source == "sensor" and a.state == "ACTIVE"]
+    assert len(opened) == 1 and opened[0].reason.startswith(s.findings[0].reason)
+    held = health(bus)
+    assert (held.health_score, held.risk_level) == (before.health_score, before.risk_level)
+    assert held.sensor_fault and held.degradation_index == before.degradation_index
