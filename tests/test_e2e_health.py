@@ -16,6 +16,7 @@ from shared import topics
 from tests.support.pipeline import Collector, publish, settle, simple_payloads
 from tests.support.servers import InfluxServer, MosquittoServer
 from tests.support.stack import Stack, api
+from tests.support.stored import wait_features_caught_up, wait_stored
 
 pytestmark = pytest.mark.integration
 ASSET = "e2e_health"
@@ -55,15 +56,8 @@ async def test_health_alarm_lifecycle(stack: Stack) -> None:
     # 65 minutes to calibrate on: the legacy model's 1 h rolling voltage mean must have settled
     await publish(url, raw, simple_payloads(ASSET, 3900, t, 1.0, seed=1))
     t += 3900
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        r = await asyncio.to_thread(
-            api, stack, "GET", f"/assets/{ASSET}/readings", params={"minutes": 400, "limit": 100000}
-        )
-        if r.status_code == 200 and r.json()["count"] >= 3900:
-            break
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(2)  # features of the last readings in flight
+    await wait_stored(stack, ASSET, "readings", 3900)
+    await wait_features_caught_up(stack, ASSET, "legacy")  # what calibration reads
     r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": ASSET, "lookback_minutes": 65})
     assert r.status_code == 200, r.text
 

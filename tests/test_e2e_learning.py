@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,8 @@ from shared import topics
 from tests.support.pipeline import Collector, publish, settle, simple_payloads, window_payloads
 from tests.support.servers import InfluxServer, MosquittoServer
 from tests.support.stack import Stack, api
+from tests.support.stored import wait_features_caught_up, wait_stored
+from tests.support.wait import until
 
 pytestmark = pytest.mark.integration
 
@@ -42,17 +45,9 @@ def stack(
 
 
 async def wait_readings(stack: Stack, asset: str, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    count = 0
-    while time.monotonic() < deadline:
-        r = await asyncio.to_thread(api, stack, "GET", f"/assets/{asset}/readings", params={"minutes": 43200})
-        if r.status_code == 200:
-            count = r.json()["count"]
-            if count >= n:
-                await asyncio.sleep(1.5)  # features of the last readings are in flight
-                return
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{asset}: {count}/{n} readings stored\n{stack.tail()}")
+    """Until ``n`` readings and their legacy feature vectors are stored (what calibration reads)."""
+    await wait_stored(stack, asset, "readings", n, timeout)
+    await wait_features_caught_up(stack, asset, "legacy", timeout)
 
 
 def flagged(scores: list[dict], model: str, ids: set[str]) -> list[bool]:
@@ -136,9 +131,12 @@ async def test_simple_readings_calibrate_score_and_detect(stack: Stack) -> None:
     # purge returns to IDLE and deletes data and models
     r = api(stack, "POST", "/system/purge", params={"asset_id": asset})
     assert r.status_code == 200, r.text
-    await asyncio.sleep(1)
-    st = api(stack, "GET", "/monitoring/status").json()["assets"].get(asset, {})
-    assert st.get("state", "IDLE") == "IDLE" and not st.get("baseline_established")
+
+    def purged() -> dict[str, Any] | None:
+        st = api(stack, "GET", "/monitoring/status").json()["assets"].get(asset, {})
+        return None if st.get("state", "IDLE") != "IDLE" or st.get("baseline_established") else {"ok": 1}
+
+    await asyncio.to_thread(until, purged, 30, f"{asset} IDLE without a baseline after the purge")
     assert not list((stack.workdir / "data" / "models").glob(f"{asset}/v*"))
 
 
@@ -158,7 +156,7 @@ async def test_vibration_windows_every_fault_flagged_by_autoencoder(stack: Stack
     t = T0
     await publish(url, raw, window_payloads(asset, 400, t, seed=1))
     t += 400 * 256 / 500
-    await asyncio.sleep(4)
+    await wait_stored(stack, asset, "features", 400, kind="vibration")
     r = api(stack, "POST", "/calibration/start?wait=true", json={"asset_id": asset, "lookback_minutes": 10})
     assert r.status_code == 200, r.text
     assert "autoencoder" in r.json()["models"]
