@@ -1,0 +1,72 @@
+"""Early warning (shared/health/warning.py): CUSUM step response at a known sample, k-of-n, tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.health.warning import (
+    CusumParams,
+    TrainingRun,
+    alarm_times,
+    cusum,
+    k_of_n_alarms,
+    score_run,
+    tune_cusum,
+)
+
+
+def test_cusum_step_response_at_the_known_sample() -> None:
+    t = np.arange(0.0, 200.0, 10.0)  # 10 s spacing
+    z = np.where(t >= 50.0, 2.0, 0.0)  # a step of 2 at t = 50 s
+    # k = 1, h = 25: each window after the step adds (2 - 1) * 10 = 10 -> 10, 20, 30 > 25 at t = 70 s
+    flags = cusum(t, z, k=1.0, h=25.0)
+    hits = t[flags[:, 0]]
+    assert hits[0] == 70.0
+    # reset after each alarm: the next one 30 s later
+    assert list(hits[:3]) == [70.0, 100.0, 130.0]
+
+
+def test_cusum_ignores_shifts_below_the_allowance_and_caps_gaps() -> None:
+    t = np.arange(0.0, 1000.0, 10.0)
+    assert not cusum(t, np.full(t.size, 0.9), k=1.0, h=1.0).any()
+    # one window after a 1000 s gap credits only max_gap_s = 60 s: (3 - 1) * 60 = 120 < 200
+    assert not cusum([0.0, 1000.0], [0.0, 3.0], k=1.0, h=200.0).any()
+    assert cusum([0.0, 1000.0], [0.0, 3.0], k=1.0, h=200.0, max_gap_s=1000.0).any()
+
+
+def test_cusum_refuses_bad_input() -> None:
+    with pytest.raises(ValueError):
+        cusum([0.0, 1.0], [0.0], k=1.0, h=1.0)
+    with pytest.raises(ValueError):
+        cusum([1.0, 0.0], [0.0, 0.0], k=1.0, h=1.0)
+    with pytest.raises(ValueError):
+        cusum([0.0, 1.0], [0.0, 0.0], k=1.0, h=0.0)
+
+
+def test_k_of_n() -> None:
+    z = np.array([0, 5, 0, 5, 5, 0, 0, 0], dtype=float)
+    assert list(k_of_n_alarms(z, 3.0, 3, 5)) == [False, False, False, False, True, True, False, False]
+
+
+def test_score_run_counts_first_half_alarms_as_false_and_leads_from_the_second_half() -> None:
+    out = score_run(np.array([100.0, 600.0, 900.0]), life_s=1000.0)
+    assert (out.early_alarms, out.first_any_s, out.first_alarm_s, out.lead_s) == (1, 100.0, 600.0, 400.0)
+    assert score_run(np.array([]), 1000.0).lead_s is None
+
+
+def _run(step_at: float, life: float, level: float) -> TrainingRun:
+    t = np.arange(0.0, life, 10.0)
+    return TrainingRun(t, np.where(t >= step_at, level, 0.0)[:, None], life)
+
+
+def test_tune_cusum_prefers_no_failures_then_the_longest_lead() -> None:
+    runs = [_run(700.0, 1000.0, 1.0), _run(1400.0, 2000.0, 1.0)]
+    p, (failed, neg_lead) = tune_cusum(runs, ks=(0.5, 2.0), hs=(10.0, 100.0), column_sets=[(0,)])
+    # k = 2 never alarms (a miss). k = 0.5, h = 10: S = 5, 10, 15 at the step's windows 0, 10, 20 s,
+    # so the alarm is 20 s after each step: leads 280 s and 580 s
+    assert (p.k, p.h) == (0.5, 10.0) and failed == 0
+    assert -neg_lead == pytest.approx(np.median([280 / 1000, 580 / 2000]))
+    assert alarm_times(runs[0].t_s, runs[0].z, p)[0] == 720.0
+    with pytest.raises(ValueError):
+        CusumParams(k=1.0, h=1.0, columns=())
