@@ -24,6 +24,7 @@ from shared.health.insights import MachineInfo, build_insights
 from shared.learning import registry
 from shared.learning.baseline import envelope_baseline
 from shared.learning.forest import export_forest_onnx, train_forest
+from shared.learning.scoring import OnnxModel
 from shared.messages import (
     AssetConfig,
     BearingGeometry,
@@ -136,6 +137,9 @@ async def test_calibration_stores_the_envelope_baseline_of_its_windows(tmp_path:
     assert 0 < env["env_bpfo_amp"]["median"] < env["env_bpfo_amp"]["p95"] <= env["env_bpfo_amp"]["max"]
     entry = registry.model_entries(manifest)["autoencoder"]
     assert entry.envelope_baseline is not None and set(entry.envelope_baseline) == set(env)
+    # the scorer builds the model from the announced entry, envelope baseline included
+    onnx = registry.model_path(tmp_path / "models", "m1", reply["models"]["autoencoder"], "autoencoder")
+    assert OnnxModel.from_bytes(onnx.read_bytes(), entry.entry()).threshold == entry.threshold
 
 
 # ---------------------------------------------------------------------------------------------
