@@ -30,11 +30,13 @@ from shared.messages import (
     BearingGeometry,
     FeatureVector,
     HealthUpdate,
+    InsightItem,
     ModelManifest,
     Window,
 )
 from shared.messages.learning import EnvelopeStat
 from shared.records import features_to_point, window_to_point
+from shared.reports.findings import insight_action
 from tests.support.signing import signed
 
 
@@ -227,7 +229,12 @@ def test_old_manifest_without_an_envelope_level_names_no_component() -> None:
         "Envelope peak at the BPFO (107 Hz) frequency: SNR 6.1 in 4 of the last 4 windows; not compared "
         "with a calibrated envelope level, no component named (recalibrate to diagnose)"
     ]
-    assert rs[3].insights[0].signal == "envelope:bpfo_snr"  # reports: no bearing action for it
+    assert rs[3].insights[0].signal == "envelope:bpfo_snr"
+    # reports recommend a bearing inspection for a named component only
+    item = InsightItem(text=rs[3].insights[0].text, severity="warning", signal="envelope:bpfo_snr")
+    assert insight_action(item, None) is None
+    named = item.model_copy(update={"signal": "env_bpfo_amp"})
+    assert insight_action(named, None) == "Inspect the bearing outer race; replace the bearing if confirmed"
 
 
 def test_duplicates_are_not_counted_and_state_and_maintenance_keep_or_clear_the_flags() -> None:
