@@ -46,9 +46,12 @@ bench: system-deps venv
 	$(PY) -m benchmarks
 
 DATA ?= ../shared/datasets/cwru
+RTF_DATA ?= ../shared/datasets/femto_pronostia
 EVAL_OUT ?= docs/EVALUATION.md
+## CWRU detection, then the run-to-failure section (FEMTO, leave one bearing out; plots in test-output/evaluate_rtf).
 evaluate: venv
 	$(PY) scripts/evaluate.py --data $(DATA) --out $(EVAL_OUT)
+	$(PY) scripts/evaluate_rtf.py --data $(RTF_DATA) --out $(EVAL_OUT) --plots test-output/evaluate_rtf
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache test-output

@@ -1031,6 +1031,32 @@ def rate_section(res: RateResult, heading: str) -> list[str]:
     return lines
 
 
+#: The run-to-failure section written by scripts/evaluate_rtf.py: kept as it is when this page is regenerated.
+RTF_BEGIN, RTF_END = "<!-- BEGIN RTF -->", "<!-- END RTF -->"
+
+
+def _rtf_main(argv: list[str]) -> int:
+    """``scripts/evaluate_rtf.py``'s ``main`` (loaded from its file: ``scripts`` is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_rtf", Path(__file__).with_name("evaluate_rtf.py"))
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["evaluate_rtf"] = mod
+    spec.loader.exec_module(mod)
+    return int(mod.main(argv))
+
+
+def read_rtf(out: Path) -> list[str]:
+    """The run-to-failure block of an existing page (markers included), or nothing."""
+    if out.is_file():
+        text = out.read_text(encoding="utf-8")
+        a, b = text.find(RTF_BEGIN), text.find(RTF_END)
+        if 0 <= a < b:
+            return ["", text[a : b + len(RTF_END)]]
+    return []
+
+
 def read_intro(out: Path) -> str:
     if out.is_file():
         text = out.read_text(encoding="utf-8")
@@ -1125,6 +1151,7 @@ def render(
     if low is not None:
         lines += rate_section(low, f"## {low.fs:g} Hz (decimated: what a low-rate sensor sees)")
     lines += guidance(high, low, rpm)
+    lines += read_rtf(args.out)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -1141,6 +1168,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--low-window", type=int, default=256, help="samples per window at the low rate")
     p.add_argument("--low-fs", type=float, default=LOW_FS, help="the low sample rate, Hz (0: skip)")
     p.add_argument("--train-fraction", type=float, default=0.6, help="healthy fraction used for training")
+    p.add_argument(
+        "--rtf",
+        type=Path,
+        default=None,
+        help="also run the run-to-failure section (scripts/evaluate_rtf.py) on this FEMTO directory",
+    )
     return p
 
 
@@ -1182,6 +1215,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
+    if args.rtf is not None:
+        say(f"[RTF] run-to-failure section on {args.rtf}")
+        if _rtf_main(["--data", str(args.rtf), "--out", str(args.out)]) != 0:
+            return 2
     crashed = {**high.crashed, **(low.crashed if low else {})}
     say(
         f"[DONE] wrote {args.out} in {time.perf_counter() - t0:.1f} s"
