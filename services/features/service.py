@@ -97,6 +97,7 @@ class FeaturesHandlers:
                 self.engine.configs.pop(d.asset_id, None)
                 self.engine.forget(d.asset_id)
                 self.sensors.pop(d.asset_id, None)
+                self._last_window.pop(d.asset_id, None)
                 if self.journal is not None:
                     self.journal.forgot(d.asset_id)
             return None
