@@ -18,7 +18,7 @@ from shared.bus import MemoryBus
 from shared.messages import AlarmEvent, HealthUpdate, Reading, SensorFindingItem, SensorStatus, Window
 from shared.service import deliver
 from shared.settings import Settings
-from tests.test_health_service import T0, eid, service, window
+from tests.test_health_service import T0, action, eid, service, window
 
 ASSET = "p1"
 
@@ -234,3 +234,20 @@ async def test_stuck_clipped_and_dropped_out_streams_raise_a_sensor_alarm_and_ho
     held = health(bus)
     assert (held.health_score, held.risk_level) == (before.health_score, before.risk_level)
     assert held.sensor_fault and held.degradation_index == before.degradation_index
+
+
+async def test_a_sensor_alarm_resolved_by_hand_during_the_fault_rearms_once_the_sensor_is_fine(
+    tmp_path: Path,
+) -> None:
+    bus, svc = MemoryBus(), service(tmp_path)
+    await svc.state.open()  # type: ignore[union-attr]
+    for i in range(20):
+        await window(svc, bus, i, 0.3)
+    await deliver(svc, bus, topics.sensor(ASSET), fault(20, 20), retain=True)
+    (opened,) = alarms(bus)
+    await deliver(svc, bus, topics.command("alarm_action"), action(opened.alarm_id, "resolve", "false_alarm"))
+    assert alarms(bus)[-1].state == "RESOLVED"
+    await deliver(svc, bus, topics.sensor(ASSET), ok(30), retain=True)
+    await deliver(svc, bus, topics.sensor(ASSET), fault(40, 40), retain=True)
+    again = [a for a in alarms(bus) if a.state == "ACTIVE"]
+    assert len(again) == 2 and again[1].alarm_id != opened.alarm_id

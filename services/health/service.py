@@ -324,7 +324,7 @@ class HealthHandlers:
         if a is None:
             return None
         self.states.touch(s.asset_id)
-        return alarm_publishes(s.asset_id, sensor_alarm_events(a, s.ts.timestamp(), None))
+        return alarm_publishes(s.asset_id, a.observe_sensor(s.ts.timestamp(), False))  # re-arms it
 
     async def on_state(self, d: Delivery[StateChange]) -> Outbox:
         sc = d.message
