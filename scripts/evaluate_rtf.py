@@ -345,7 +345,8 @@ def render(
         RTF_BEGIN,
         "## Run to failure (FEMTO/PRONOSTIA learning set)",
         "",
-        f"- command: `{cmd}` (plots: add `--plots test-output/evaluate_rtf`)",
+        f"- command: `{cmd}`"
+        + ("" if "--plots" in cmd else " (one PNG per bearing: add `--plots test-output/evaluate_rtf`)"),
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; run time {total_s:.1f} s",
         "- data: the six learning-set bearings of the IEEE PHM 2012 challenge (PRONOSTIA, FEMTO-ST; "
         "Nectoux et al. 2012), 2,560-sample snapshots at 25.6 kHz on two channels; not stored here.",
