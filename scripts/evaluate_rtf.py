@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from shared.features import axes_features, bearing_orders, spectral_features  # noqa: E402
+from shared.features.engine import FeatureEngine  # noqa: E402
 from shared.health.indicators import (  # noqa: E402
     INDICATOR_NAMES,
     ewma,
@@ -72,8 +73,11 @@ from shared.health.warning import (  # noqa: E402
     score_run,
     tune_cusum,
 )
+from shared.messages import AssetConfig, BearingGeometry, Window  # noqa: E402
 
 RTF_BEGIN, RTF_END = "<!-- BEGIN RTF -->", "<!-- END RTF -->"
+#: The two FEMTO channels (horizontal, vertical) as the window axes the features service sees.
+AXES = ("x", "y")
 BEARINGS = ("Bearing1_1", "Bearing1_2", "Bearing2_1", "Bearing2_2", "Bearing3_1", "Bearing3_2")
 #: FEMTO test bearing (dataset README): 13 balls of 3.5 mm on a 25.6 mm pitch diameter, 0 deg contact.
 FEMTO_ORDERS = bearing_orders(13, 3.5, 25.6)
@@ -122,12 +126,35 @@ class Run:
 
 
 def features_of(acc: NDArray[np.float64], fs_hz: float, rpm: float) -> dict[str, NDArray[np.float64]]:
-    """``rms``, ``kurtosis``, ``hf_energy`` of snapshots ``acc`` ``[n, samples, axes]`` (g)."""
+    """``rms``, ``kurtosis``, ``hf_energy`` of snapshots ``acc`` ``[n, samples, 2]`` (g, channel 0 as
+    axis x, channel 1 as y), vectorised; :func:`check_engine` checks them against the live service."""
     sig = np.moveaxis(acc, 1, 2)  # [n, axes, samples]
-    names, values = axes_features({f"a{i}": sig[:, i, :] for i in range(sig.shape[1])})
+    names, values = axes_features({a: sig[:, i, :] for i, a in enumerate(AXES)})
     spec = spectral_features(sig, fs_hz, rpm=rpm, bearing_orders=FEMTO_ORDERS)
     extras = {k: np.max(v, axis=-1) for k, v in spec.items()}  # max over axes, as reduce_axes
     return window_inputs(names, values, extras)
+
+
+def check_engine(
+    acc: NDArray[np.float64], inputs: dict[str, NDArray[np.float64]], fs_hz: float, rpm: float
+) -> None:
+    """The first and last snapshots through ``FeatureEngine.on_window`` (the features service) give the
+    same ``rms``, ``kurtosis`` and ``hf_energy`` (AssertionError otherwise)."""
+    engine = FeatureEngine()
+    engine.configs["femto"] = AssetConfig(
+        asset_id="femto",
+        rpm=rpm,
+        bearing=BearingGeometry(**{f"{k}_order": v for k, v in FEMTO_ORDERS.items()}),
+    )
+    for i in (0, acc.shape[0] - 1):
+        w = Window(
+            event_id=f"{i:032x}", asset_id="femto", ts=datetime(2010, 12, 1, tzinfo=UTC), fs_hz=fs_hz,
+            n=acc.shape[1], axes=list(AXES), x=acc[i, :, 0].tolist(), y=acc[i, :, 1].tolist(),
+        )  # fmt: skip
+        fv = engine.on_window(w)
+        live = window_inputs(fv.names, [fv.values], {k: [v] for k, v in fv.extras.items()})
+        for k, v in live.items():
+            np.testing.assert_allclose(v[0], inputs[k][i], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 def load_run(path: Path) -> Run:
@@ -137,7 +164,10 @@ def load_run(path: Path) -> Run:
         meta = json.loads(str(z["meta_json"]))
         acc = z["acc"].astype(np.float64) * float(z["scale_g"])
         t = np.asarray(z["t_s"], dtype=np.float64)
-    return Run(meta["bearing"], t, float(meta["life_s"]), features_of(acc, float(meta["fs_hz"]), meta["rpm"]))
+    fs, rpm = float(meta["fs_hz"]), float(meta["rpm"])
+    inputs = features_of(acc, fs, rpm)
+    check_engine(acc, inputs, fs, rpm)
+    return Run(meta["bearing"], t, float(meta["life_s"]), inputs)
 
 
 # ------------------------------------------------------------------------------------------- RUL
@@ -352,7 +382,8 @@ def render(
         "Nectoux et al. 2012), 2,560-sample snapshots at 25.6 kHz on two channels; not stored here.",
         f"- protocol: leave one bearing out. Each bearing is calibrated on its own first {calibrate_s:g} s; "
         "every parameter (CUSUM k, h and indicators; RUL indicator and fit window; failure threshold) "
-        "is chosen on the other five bearings only.",
+        "is chosen on the other five bearings only. Features come from the features service's functions "
+        "(checked against `FeatureEngine.on_window` on each bearing's first and last snapshot).",
         "",
         f"**Early warning**: {s['alarmed']}/{len(folds)} bearings alarmed in the second half of life, "
         f"median lead {_s(s['median_lead'])} s before the end of the record ({_s(s['clean_lead'])} s over "
@@ -385,8 +416,8 @@ LIMITS = [
     "Definitions and limits:",
     "",
     "- Indicator (`shared/health/indicators.py`): `rms_log` = ln(RMS / calibrated RMS) in neper "
-    "(RMS = the larger of the two channels' RMS, as the features service's extras; 0.69 Np = twice the "
-    "calibrated RMS). Early warning (`shared/health/warning.py`): one-sided CUSUM of `rms_log` in data "
+    "(RMS = the larger of the two channels' `{axis}_rms`; 0.69 Np = twice the calibrated RMS). "
+    "Early warning (`shared/health/warning.py`): one-sided CUSUM of `rms_log` in data "
     "time, S ← max(0, S + (rms_log − k)·Δt), alarm when S > h, then reset; (k, h) tuned on the five "
     "training bearings (fewest bearings with a first-half alarm or no alarm, then the longest median "
     "lead as a fraction of life). RUL (`shared/health/rul.py`): after the first alarm, a Mann-Kendall "
