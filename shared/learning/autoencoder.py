@@ -62,7 +62,7 @@ class AutoencoderConfig:
     lr: float = 1e-3
     min_std: float = 0.1
     #: ``relative`` (default) or ``absolute`` (``min_std``, the FlowFuse pipeline's): :mod:`.scaler`.
-    scaler_floor: ScalerFloor = "absolute"
+    scaler_floor: ScalerFloor = "relative"
     rel_floor: float = REL_FLOOR
     abs_eps: float = ABS_EPS
     clip: float = 5.0

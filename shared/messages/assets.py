@@ -239,13 +239,13 @@ TrainingPreset = Literal["default", "flowfuse"]
 
 #: Autoencoder training parameters of each preset. ``flowfuse`` is the published FlowFuse/Node-RED
 #: article's trainer (THRESHOLD_SIGMA 3, MIN_STD 0.1 as an absolute floor, CLIP 5.0, EPOCHS 200,
-#: LEARNING_RATE 1e-3, full-batch Adam, the flow's 10-window rolling mean); ``default`` differs only in
-#: training on shuffled mini-batches.
+#: LEARNING_RATE 1e-3, full-batch Adam, the flow's 10-window rolling mean); ``default`` differs in training
+#: on shuffled mini-batches and in flooring each feature's std relative to its own magnitude.
 TRAINING_PRESETS: dict[str, dict[str, Any]] = {
     "default": {
         "threshold_sigma": 3.0,
         "min_std": 0.1,
-        "scaler_floor": "absolute",
+        "scaler_floor": "relative",
         "clip": 5.0,
         "epochs": 200,
         "learning_rate": 1e-3,
@@ -271,7 +271,7 @@ class TrainingParams(Message):
     Unset fields take the ``preset``'s value (``default`` when no preset is named). ``threshold_sigma``
     k: threshold = mean + k·std of the training reconstruction errors (standardised units²);
     ``scaler_floor``: how the scaler floors each feature's std, ``relative`` (to the feature's own median
-    magnitude) or ``absolute`` (at ``min_std`` feature units, the FlowFuse pipeline's;
+    magnitude; preset ``default``) or ``absolute`` (at ``min_std`` feature units, the FlowFuse pipeline's;
     preset ``flowfuse``; needed to export the model to its three-file form) (:mod:`shared.learning.scaler`);
     ``min_std``: the absolute floor (feature units); ``clip``: bound on each standardised input;
     ``epochs``, ``learning_rate`` (Adam); ``batch``: ``full`` (one step per epoch on all windows, as the
