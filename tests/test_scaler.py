@@ -4,16 +4,23 @@ absolute. Columns are built so every std and median is known by hand."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from services.calibrator.interchange import training_config
+from shared import topics
+from shared.bus import MemoryBus
+from shared.learning import registry
 from shared.learning.autoencoder import AutoencoderConfig, train_autoencoder
 from shared.learning.calibration import CalibrationConfig, calibrate
 from shared.learning.scaler import ABS_EPS, REL_FLOOR, fit_scaler, floor_of, floored_std
-from shared.messages import ModelManifest
+from shared.messages import ModelAnnouncement, ModelManifest
 from shared.messages.assets import TrainingParams
+from tests.test_frames_services import store_windows
+from tests.test_learning_services import calibrate_via_bus, make_calibrator
 
 NAMES = ["x_rms", "x_kurtosis", "x_dead", "x_const", "x_skewness"]
 
@@ -139,3 +146,22 @@ def test_calibration_writes_the_floor_into_a_valid_manifest(floor: str) -> None:
     assert scaler["floor"] == floor and floor_of(scaler) == floor  # type: ignore[arg-type,index]
     np.testing.assert_allclose(scaler["std"], fit_scaler(X, floor).std)  # type: ignore[arg-type,index]
     assert ("scale" in scaler) == (floor == "relative")  # type: ignore[operator]
+
+
+async def test_the_calibrator_saves_and_announces_the_floor(tmp_path: Path) -> None:
+    """Through the calibrator service (in-memory bus, real SQLite store, real training): the registry's
+    manifest and the signed announcement carry the floor and the floored std of every feature."""
+    cal, store = make_calibrator(tmp_path)
+    store_windows(store, 26)
+    bus = MemoryBus()
+    reply = await calibrate_via_bus(cal, bus, minutes=24 * 60)
+    assert reply["status"] == "completed", reply
+    saved = registry.load_manifest(tmp_path / "models", "m1", reply["models"]["autoencoder"])
+    sc = saved["models"]["autoencoder"]["scaler"]
+    assert sc["floor"] == "relative" and len(sc["std"]) == len(sc["raw_std"]) == len(sc["scale"]) == 11
+    floor = np.maximum(np.asarray(sc["raw_std"]), REL_FLOOR * np.asarray(sc["scale"]))
+    np.testing.assert_allclose(sc["std"], np.maximum(floor, ABS_EPS))
+    retained = bus.retained[topics.model_announce("m1", "autoencoder")].payload
+    ann = ModelAnnouncement.model_validate_json(retained)
+    assert ann.manifest.scaler is not None and ann.manifest.scaler.floor == "relative"
+    assert ann.manifest.scaler.std == sc["std"]
