@@ -20,11 +20,12 @@ of life (:func:`threshold_prior`: median ``D_50`` and standard deviation ``s_D``
     t_fail = (u(D) - a) / b,       RUL = max(0, t_fail - t_now)        [s]
 
 Uncertainty: ``n_boot`` draws, each refitting the line to the fitted values plus residuals resampled
-with replacement (residual bootstrap; Efron & Tibshirani 1993, ch. 9) and drawing
+in moving blocks of ``round(n^(1/3))`` consecutive windows (residual moving-block bootstrap: Efron &
+Tibshirani 1993, ch. 9; Kuensch 1989, Ann. Statist. 17(3), for correlated residuals) and drawing
 ``D ~ Normal(D_50, s_D)``; the RUL is the median of the draws and the 80 % interval their 10th and
-90th percentiles. A draw with a non-positive slope never reaches ``D`` (RUL = inf). Residuals of
-consecutive windows are correlated, so the bootstrap understates the fit's share of the spread; the
-threshold's spread across training runs usually dominates.
+90th percentiles. A draw with a non-positive slope never reaches ``D`` (RUL = inf). The interval
+covers the fit's noise and the threshold's spread across training runs, not a wrong path model (an
+accelerating path fitted by a straight line is late by more than its interval).
 
 A degradation trend must exist first (:func:`trend_test`): the Mann-Kendall statistic of the window's
 values (Mann 1945; Kendall 1975) is significantly positive at ``alpha`` and the fitted slope
@@ -227,7 +228,11 @@ def _bootstrap_rul(
     """10th, 50th, 90th percentiles (s) of ``(d_i - a_i) / b_i - t_now`` over residual-bootstrap refits
     ``(a_i, b_i)`` of the path ``u`` and threshold draws ``d_i`` (path unit); inf = never reached."""
     resid = u - (a + b * t)
-    boot = (a + b * t)[None, :] + rng.choice(resid, size=(d.size, resid.size), replace=True)
+    n = resid.size
+    block = max(1, round(n ** (1 / 3)))  # moving blocks keep the residuals' short-range correlation
+    starts = rng.integers(0, n - block + 1, size=(d.size, -(-n // block)))
+    idx = (starts[..., None] + np.arange(block)).reshape(d.size, -1)[:, :n]
+    boot = (a + b * t)[None, :] + resid[idx]
     ab, bb = _ols(t, boot)
     with np.errstate(divide="ignore", invalid="ignore"):
         rul = np.where(bb > 0, (d - ab) / bb - t_now, np.inf)
