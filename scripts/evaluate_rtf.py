@@ -326,6 +326,11 @@ def summary(folds: list[Fold]) -> dict[str, Any]:
         "score": float(np.mean(np.concatenate([f.scores for f in folds]))),
         "base_score": float(np.mean(np.concatenate([f.base_scores for f in folds]))),
         "covered": sum(e is not None for f in folds for e in f.estimates),
+        "inside": sum(
+            e is not None and e.low_s <= a <= e.high_s
+            for f in folds
+            for e, (_, a) in zip(f.estimates, point_times(f.run), strict=True)
+        ),
         "points": sum(len(f.estimates) for f in folds),
     }
 
@@ -394,7 +399,8 @@ def render(
         "",
         f"**RUL** (PHM 2012 score, mean over {s['points']} points at 50..95 % of life, a point without an "
         f"estimate scores 0): median **{s['score']:.3f}** (the interval's 10th percentile, the conservative "
-        f"end: {s['score_low']:.3f}; estimates at {s['covered']}/{s['points']} points) vs linear "
+        f"end: {s['score_low']:.3f}; estimates at {s['covered']}/{s['points']} points, the actual RUL inside "
+        f"the 80 % interval at {s['inside']} of them) vs linear "
         f"extrapolation of RMS to 20 g: **{s['base_score']:.3f}**.",
         "",
         *fold_rows(folds),
@@ -445,7 +451,9 @@ LIMITS = [
     "method (calibrate, CUSUM against the own baseline, fit when trending) does.",
     "- Bearing2_2's RMS rises to about four times its calibrated value at 25–35 % of its life and "
     "stays there, and Bearing2_1's upper-band energy jumps at about 15 %: real changes that any "
-    "detector sensitive enough to warn the other bearings flags, and the definition counts as false.",
+    "detector sensitive enough to warn the other bearings flags, and the definition counts as false. "
+    "Bearing1_1's alarm at 47 % of life comes with a short RMS excursion that starts its steady rise "
+    "(`rms_log` about −0.2 Np before, then 0.3 → 1.2 Np over the next 3.5 h; see its plot).",
     "- The results depend on the calibration span (see the table below): the tuned values rest on "
     "five runs each.",
 ]
