@@ -169,3 +169,9 @@ def severity_over(value: float, minimum: float) -> InsightSeverity:
     """CRITICAL from :data:`shared.messages.CRITICAL_RATIO` × the insight's own minimum (|z| vs
     ``z_min``, SNR vs ``envelope_snr_min``, a model ratio vs 1), as for scores; else WARNING."""
     return "CRITICAL" if value >= CRITICAL_RATIO * minimum else "WARNING"
+
+
+#: Calibrated baseline statistics by signal (``{"mean", "std", ...}``), or None when uncalibrated.
+Baseline = Mapping[str, Mapping[str, float]] | None
+#: (signal group, insight): one candidate before ranking.
+Candidate = tuple[str, Insight]

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 from shared.health.insights.base import (
     Z_CAP,
+    Baseline,
+    Candidate,
     Insight,
     MachineInfo,
     baseline_stats,
@@ -23,9 +25,6 @@ from shared.health.insights.base import (
     severity_over,
     z_score,
 )
-
-Baseline = Mapping[str, Mapping[str, float]] | None
-Candidate = tuple[str, Insight]  # (signal group, insight)
 
 #: Ranking weight of order insights (per σ; the envelope insights use the same).
 ORDER_WEIGHT = 1.5

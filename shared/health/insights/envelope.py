@@ -64,6 +64,8 @@ from dataclasses import dataclass
 from shared.health.insights.base import (
     DEFECTS,
     Z_CAP,
+    Baseline,
+    Candidate,
     Insight,
     InsightSeverity,
     MachineInfo,
@@ -74,8 +76,6 @@ from shared.health.insights.base import (
     z_score,
 )
 
-Baseline = Mapping[str, Mapping[str, float]] | None
-Candidate = tuple[str, Insight]
 #: defect -> (windows whose evidence rose, windows counted) over the last ``ENVELOPE_N``.
 Counts = Mapping[str, tuple[int, int]]
 
