@@ -177,7 +177,9 @@ class SessionClient(aiomqtt.Client):
         no_conn = info.rc == paho.MQTT_ERR_NO_CONN
         if info.rc != paho.MQTT_ERR_SUCCESS and not (no_conn and qos > 0):
             raise MqttCodeError(info.rc, "Could not publish message")
-        if info.is_published():
+        # paho's is_published() raises RuntimeError for a message queued while disconnected (rc NO_CONN):
+        # that message is not published yet, it goes out after the next CONNACK
+        if not no_conn and info.is_published():
             self._remember(topic, payload, qos, retain)
             return
         if fail_fast and (no_conn or not self.is_connected):

@@ -12,7 +12,7 @@ from shared import topics
 from shared.bus import Incoming, MemoryBus, Rejected, ServeState, dispatch, encode, serve, topic_matches
 from shared.messages import Reading
 from shared.settings import Settings, parse_mqtt_url
-from tests.support.servers import MosquittoServer
+from tests.support.servers import MosquittoServer, free_port
 
 
 @pytest.mark.parametrize(
@@ -153,3 +153,14 @@ async def test_serve_reconnects_after_broker_restart(tmp_path) -> None:
         await asyncio.gather(task, return_exceptions=True)
     finally:
         srv.stop()
+
+
+async def test_a_publish_while_disconnected_is_an_mqtt_error_not_a_crash() -> None:
+    """A QoS 1 publish while the broker connection is down (paho queues it, rc NO_CONN) fails fast with
+    MqttError (the pipeline reconnects and redelivers), never paho's RuntimeError from is_published():
+    that escaped the dead-letter path and stopped a scorer's pipeline after a broker restart."""
+    from shared.session import SessionClient
+
+    client = SessionClient("127.0.0.1", free_port())
+    with pytest.raises(aiomqtt.MqttError, match="not connected"):
+        await client.publish_acked("rotorwatch/v1/x", b"1", qos=1, fail_fast=True)
