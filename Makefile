@@ -28,7 +28,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check --output-format concise .
 
 test: system-deps venv lint
-	@echo "make test: deselecting the quarantined tests (pytest -m quarantine: intermittent hangs under investigation)"
+	@echo "make test: tests marked quarantine are deselected (none at present; make quarantine runs them)"
 	$(VENV)/bin/pytest -q -ra -m "not quarantine"
 
 ## Tests known to fail intermittently (see the reason in each test file).
