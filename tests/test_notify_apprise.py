@@ -38,8 +38,8 @@ from shared.notify.config import (
 from shared.notify.outbox import Delivery
 from shared.service import running_in_memory
 from tests.support.gateway import MemoryGateway, memory_gateway, memory_settings, poll
-from tests.support.notify import WebhookReceiver
-from tests.test_notify_delivery import publish, reporter, transitions
+from tests.support.notify import WebhookReceiver, reporter
+from tests.test_notify_delivery import publish, transitions
 
 TOKEN = "s3cr3t-T0KEN-8f2b1c"
 TG = "tgram://123456789:AAH-bot-token-zz/-1001234567"

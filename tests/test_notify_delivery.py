@@ -31,11 +31,10 @@ from shared import topics
 from shared.bus import MemoryBus
 from shared.messages import AlarmEvent
 from shared.notify import signing
-from shared.service import Service, running_in_memory, serve_routes
+from shared.service import running_in_memory, serve_routes
 from shared.settings import Settings
 from tests.support.gateway import memory_gateway, memory_settings, poll
-from tests.support.notify import Sink as Sink  # re-exported: tests/test_notify_scheduled.py
-from tests.support.notify import WebhookReceiver, receivers
+from tests.support.notify import WebhookReceiver, email_channel, receivers, reporter
 from tests.support.servers import MosquittoServer
 
 pytestmark = pytest.mark.integration
@@ -50,17 +49,7 @@ def config(hook: WebhookReceiver, smtp_port: int, **retry: float) -> dict[str, A
         "retry": {"first_s": 0.05, "factor": 2.0, "max_s": 0.4, **retry},
         "channels": [
             {"id": "ops-hook", "kind": "webhook", "webhook": {"url": hook.url, "secret": SECRET}},
-            {
-                "id": "ops-mail",
-                "kind": "email",
-                "email": {
-                    "host": "127.0.0.1",
-                    "port": smtp_port,
-                    "security": "none",
-                    "from": "rotorwatch@plant.example",
-                    "to": ["maintenance@plant.example"],
-                },
-            },
+            email_channel("ops-mail", smtp_port, "maintenance@plant.example"),
         ],
     }
 
@@ -84,10 +73,6 @@ def transitions(asset: str) -> list[AlarmEvent]:
             **base, state="RESOLVED", previous="ACKNOWLEDGED", ts=OPENED + timedelta(minutes=2), who="ana"
         ),
     ]
-
-
-def reporter(notify: Notifications) -> Service:
-    return Service(name="reporter", routes=notify.routes(), tasks=notify.tasks(), persistent=True)
 
 
 async def publish(bus: MemoryBus, events: list[AlarmEvent]) -> None:

@@ -23,10 +23,10 @@ from shared import records
 from shared.bus import MemoryBus
 from shared.messages import AssetConfig
 from shared.notify.config import NOTIFY_CONFIG_TOPIC
-from shared.service import Service, running_in_memory
+from shared.service import running_in_memory
 from shared.store.sqlite import SqliteStore
 from tests.support.gateway import poll
-from tests.support.notify import Sink, WebhookReceiver, receivers
+from tests.support.notify import Sink, WebhookReceiver, email_channel, receivers, reporter
 from tests.test_reporter import A, health, reading
 
 pytestmark = pytest.mark.integration
@@ -45,17 +45,7 @@ class Clock:
 
 
 def config(smtp_port: int, hook: WebhookReceiver) -> dict[str, object]:
-    mail = {
-        "id": "managers",
-        "kind": "email",
-        "email": {
-            "host": "127.0.0.1",
-            "port": smtp_port,
-            "security": "none",
-            "from": "rotorwatch@plant.example",
-            "to": ["managers@plant.example"],
-        },
-    }
+    mail = email_channel("managers", smtp_port, "managers@plant.example")
     chat = {"id": "chat", "kind": "apprise", "apprise": {"urls": [f"json://127.0.0.1:{hook.port}/reports"]}}
     schedule = {"id": "weekly-exec", "channels": ["managers", "chat"], "assets": [A, EMPTY], "every_s": 3600}
     return {
@@ -63,10 +53,6 @@ def config(smtp_port: int, hook: WebhookReceiver) -> dict[str, object]:
         "channels": [mail, chat],
         "schedules": [schedule],
     }
-
-
-def reporter(notify: Notifications) -> Service:
-    return Service(name="reporter", routes=notify.routes(), tasks=notify.tasks(), persistent=True)
 
 
 def pdf_of(m: Message) -> bytes | None:

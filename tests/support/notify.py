@@ -14,6 +14,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from services.reporter.notifications import Notifications
+from shared.service import Service
 from tests.support.servers import free_port
 
 
@@ -75,3 +77,23 @@ async def receivers(start_webhook: bool = True) -> AsyncIterator[tuple[WebhookRe
     finally:
         await hook.stop()
         smtp.stop()
+
+
+def reporter(notify: Notifications) -> Service:
+    """The reporter's notification routes and tasks as a service (persistent session)."""
+    return Service(name="reporter", routes=notify.routes(), tasks=notify.tasks(), persistent=True)
+
+
+def email_channel(channel_id: str, smtp_port: int, to: str) -> dict[str, Any]:
+    """An e-mail channel to the local SMTP server (no TLS), from rotorwatch@plant.example to ``to``."""
+    return {
+        "id": channel_id,
+        "kind": "email",
+        "email": {
+            "host": "127.0.0.1",
+            "port": smtp_port,
+            "security": "none",
+            "from": "rotorwatch@plant.example",
+            "to": [to],
+        },
+    }
