@@ -118,20 +118,32 @@ async def send_webhook(client: httpx.AsyncClient, channel: Channel, d: Delivery,
         raise SendFailed(f"HTTP {r.status_code} from the webhook: {r.text[:200]}")
 
 
+def is_report(body: dict[str, Any]) -> bool:
+    """A scheduled report's message (else an alarm transition's)."""
+    return body.get("type") == "report.scheduled"
+
+
+def subject_and_text(body: dict[str, Any]) -> tuple[str, str]:
+    """The message's subject and plain text, the same for every channel kind: a scheduled report's
+    (:mod:`.scheduled`) or an alarm transition's (:mod:`shared.notify.messages`)."""
+    if is_report(body):
+        return scheduled.subject(body), scheduled.text(body)
+    return messages.subject(body), messages.text(body)
+
+
 def email_message(channel: Channel, d: Delivery) -> EmailMessage:
     assert channel.email is not None
     msg = EmailMessage()
-    report = d.body.get("type") == "report.scheduled"
-    msg["Subject"] = scheduled.subject(d.body) if report else messages.subject(d.body)
+    subject, text = subject_and_text(d.body)
+    msg["Subject"] = subject
     msg["From"] = channel.email.sender
     msg["To"] = ", ".join(channel.email.to)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain="rotorwatch")
     msg["X-Rotorwatch-Delivery"] = d.id
-    if not report:
-        msg.set_content(messages.text(d.body))
+    msg.set_content(text)
+    if not is_report(d.body):
         return msg
-    msg.set_content(scheduled.text(d.body))
     try:
         doc = scheduled.attachment(d.body)
     except OSError as exc:
@@ -173,17 +185,18 @@ _APPRISE_TYPE = {"opened": "failure", "escalated": "failure", "acknowledged": "i
 def apprise_message(d: Delivery) -> tuple[str, str, str, Path | None]:
     """Title, body, apprise notification type and the file to attach: the e-mail's subject and plain
     text (:mod:`shared.notify.messages`, a scheduled report's :mod:`.scheduled`), the report's PDF."""
-    if d.body.get("type") == "report.scheduled":
+    title, body = subject_and_text(d.body)
+    if is_report(d.body):
         att = d.body.get("attachment")
         path = Path(att["path"]) if att else None
         if path is not None and not path.is_file():
             raise SendFailed(f"the report file is unreadable: {path} is gone")
-        return scheduled.subject(d.body), scheduled.text(d.body), "info", path
+        return title, body, "info", path
     kind = d.body["type"].removeprefix("alarm.")
     notify_type = _APPRISE_TYPE.get(kind, "info")
     if kind == "opened" and d.body["severity"] == "WARNING":
         notify_type = "warning"
-    return messages.subject(d.body), messages.text(d.body), notify_type, None
+    return title, body, notify_type, None
 
 
 def send_apprise(channel: Channel, d: Delivery) -> None:
