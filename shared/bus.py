@@ -262,15 +262,37 @@ async def serve(
 
     pipeline = st.pipeline = Pipeline(client, handle, checkpoint, on_synced=st.readiness.sync)
     worker = asyncio.create_task(pipeline.run(), name=f"{service}-pipeline")
+    link = asyncio.create_task(
+        _connect_forever(service, settings, client, bus, subscriptions, tasks, st), name=f"{service}-link"
+    )
     try:
-        await _connect_forever(service, settings, client, bus, subscriptions, tasks, st)
+        await asyncio.wait([worker, link], return_when=asyncio.FIRST_COMPLETED)
+        if worker.done():
+            raise _stopped(service, worker)
+        await link  # only ends by raising
     finally:
+        link.cancel()
+        await asyncio.gather(link, return_exceptions=True)
         await pipeline.stop(worker)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
                 await announce_offline(bus, service, st.readiness) if client.is_connected else None
         with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
+
+
+class PipelineStopped(RuntimeError):
+    """The service's message pipeline ended on its own (an error escaped a handler's dispatch): the
+    process must end (non-zero) so its supervisor restarts it; unacknowledged messages are redelivered."""
+
+
+def _stopped(service: str, worker: asyncio.Task[None]) -> PipelineStopped:
+    """Log why the pipeline ``worker`` ended and return the error :func:`serve` raises for it."""
+    exc = None if worker.cancelled() else worker.exception()
+    log.error("pipeline_stopped", service=service, error=repr(exc))
+    err = PipelineStopped(f"{service}: message pipeline stopped ({exc!r}); exiting so it is restarted")
+    err.__cause__ = exc
+    return err
 
 
 async def _connect_forever(

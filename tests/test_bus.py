@@ -9,7 +9,17 @@ import aiomqtt
 import pytest
 
 from shared import topics
-from shared.bus import Incoming, MemoryBus, Rejected, ServeState, dispatch, encode, serve, topic_matches
+from shared.bus import (
+    Incoming,
+    MemoryBus,
+    PipelineStopped,
+    Rejected,
+    ServeState,
+    dispatch,
+    encode,
+    serve,
+    topic_matches,
+)
 from shared.messages import Reading
 from shared.settings import Settings, parse_mqtt_url
 from tests.support.servers import MosquittoServer, free_port
@@ -164,3 +174,27 @@ async def test_a_publish_while_disconnected_is_an_mqtt_error_not_a_crash() -> No
     client = SessionClient("127.0.0.1", free_port())
     with pytest.raises(aiomqtt.MqttError, match="not connected"):
         await client.publish_acked("rotorwatch/v1/x", b"1", qos=1, fail_fast=True)
+
+
+@pytest.mark.integration
+async def test_serve_ends_when_its_pipeline_dies(mosquitto: MosquittoServer) -> None:
+    """An error that escapes dispatch (here an MqttError raised by the handler, which dispatch passes
+    on) ends the pipeline: serve() must then end with PipelineStopped, so the process exits and its
+    supervisor restarts it, instead of staying up and consuming nothing."""
+    settings = Settings(mqtt_url=mosquitto.url)
+
+    async def handler(bus: MemoryBus, msg: Incoming) -> None:
+        raise aiomqtt.MqttError("publish failed: the connection dropped")
+
+    st = ServeState()
+    task = asyncio.create_task(serve("t3", settings, ["die/#"], handler, state=st))
+    async with asyncio.timeout(10):
+        await st.ready.wait()
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+        await c.publish("die/1", b"x", qos=1)
+    async with asyncio.timeout(10):
+        with pytest.raises(PipelineStopped, match="t3: message pipeline stopped") as info:
+            await task
+    assert isinstance(info.value.__cause__, aiomqtt.MqttError)
+    status = await _collect(mosquitto.url, topics.service_status("t3"), 1)
+    assert json.loads(status[0].payload)["state"] == "offline"
