@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -131,6 +133,84 @@ async def get_health_history(
     got = await history(ctx, q, records.HEALTH, asset_id)
     items = [records.point_to_health(p) for p in got.points]
     return HealthHistory(**got.summary(asset_id), count=len(items), history=items)
+
+
+#: Stored health fields served as series by ``/assets/{id}/health/series`` (:mod:`shared.records`), with
+#: their units: the health summary, the trend indicators of each update (``ind_*``) and its remaining-life
+#: estimate (``rul_*``, seconds of data time; the 80 % interval's ends). ``rul_status`` and
+#: ``rul_indicator`` are text. A field an update does not carry is ``null`` at that time.
+HEALTH_SERIES: dict[str, str] = {
+    "health_score": "0-100",
+    "degradation_index": "0-1",
+    "maintenance_window_days": "days",
+    "velocity_rms_mm_s": "mm/s",
+    "ind_rms_log": "Np",
+    "ind_hf_energy_log": "Np",
+    "ind_kurtosis_z": "robust sigma",
+    "ind_cusum": "Np*s",
+    "rul_status": "text",
+    "rul_indicator": "text",
+    "rul_median_s": "s",
+    "rul_low_s": "s",
+    "rul_high_s": "s",
+    "rul_threshold": "Np",
+}
+
+
+class HealthSeries(HistoryRange):
+    """Chosen stored health fields as aligned columns: ``ts[i]`` is the data time of ``series[f][i]``."""
+
+    units: dict[str, str]
+    ts: list[datetime]
+    series: dict[str, list[float | str | None]]
+
+
+def series_fields(raw: str | None) -> list[str]:
+    """The comma-separated field names of a series query (default: every one of :data:`HEALTH_SERIES`);
+    422 naming the unknown ones and the allowed ones."""
+    if raw is None or not raw.strip():
+        return list(HEALTH_SERIES)
+    names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in HEALTH_SERIES]
+    if unknown:
+        allowed = ", ".join(HEALTH_SERIES)
+        msg = f"unknown health series field(s) {', '.join(unknown)}: choose from {allowed}"
+        raise RequestValidationError([{"loc": ("query", "fields"), "msg": msg, "type": "value_error"}])
+    return names
+
+
+def _series_value(point: Point, name: str) -> float | str | None:
+    """A stored field as served: text as stored, numbers as floats (a non-finite one as null)."""
+    v = point.fields.get(name)
+    if isinstance(v, str) or v is None:
+        return v
+    x = float(v)
+    return x if math.isfinite(x) else None
+
+
+@router.get("/{asset_id}/health/series", response_model=HealthSeries, responses=_HISTORY_RESPONSES)
+async def get_health_series(
+    asset_id: AssetIdPath,
+    ctx: ContextDep,
+    who: Viewer,
+    q: HistoryDep,
+    fields: Annotated[
+        str | None, Query(description="Comma-separated stored health fields (default: all served)")
+    ] = None,
+) -> HealthSeries:
+    """Stored health fields by data time, oldest first, as columns (e.g. ``ind_rms_log`` with
+    ``rul_threshold`` for a trend chart): lighter than ``/health`` for long spans. Same query as the
+    other history endpoints."""
+    names = series_fields(fields)
+    got = await history(ctx, q, records.HEALTH, asset_id)
+    series = {n: [_series_value(p, n) for p in got.points] for n in names}
+    return HealthSeries(
+        **got.summary(asset_id),
+        count=len(got.points),
+        units={n: HEALTH_SERIES[n] for n in names},
+        ts=[from_ns(p.ts_ns) for p in got.points],
+        series=series,
+    )
 
 
 def _feature_vector(point: Point, kind: FeatureKind) -> FeatureVector:
