@@ -129,6 +129,21 @@ def test_a_gap_of_more_than_ten_median_intervals_is_a_dropout() -> None:
     assert (f.kind, f.since, f.values["gap_s"], f.values["median_s"]) == ("dropout", 29.5, 10.5, 1.0)
 
 
+def test_a_pause_between_bursts_shorter_than_the_floor_is_not_a_dropout() -> None:
+    """Readings stamped on arrival come in bursts (9 ms apart): a 1 s pause is 111 x the median interval
+    but below the 5 s floor; a 6 s pause is a dropout."""
+    rng = np.random.default_rng(4)
+    s = StreamMonitor(SensorParams())
+    ts = [i * 0.009 for i in range(20)]
+    for t in ts:
+        assert s.update(t, healthy(rng)) == []
+    assert s.update(ts[-1] + 1.0, healthy(rng)) == []
+    (f,) = s.update(ts[-1] + 1.0 + 6.0, healthy(rng))
+    assert (f.kind, f.values["gap_s"]) == ("dropout", pytest.approx(6.0))
+    with pytest.raises(ValueError, match="dropout_min_gap_s"):
+        SensorParams(dropout_min_gap_s=0.0)
+
+
 def test_a_one_reading_spike_is_a_jump_a_step_that_persists_is_not() -> None:
     rng = np.random.default_rng(3)
     s = StreamMonitor(SensorParams())

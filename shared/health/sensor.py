@@ -28,8 +28,10 @@ Per stream of readings or windows, in data time (:class:`StreamMonitor`):
 * ``stuck``: the same value for at least :attr:`SensorParams.stuck_readings` consecutive readings (per
   signal; a real sensor's noise never repeats exactly), or the same window (every sample equal) for at
   least :attr:`SensorParams.stuck_windows` consecutive windows;
-* ``dropout``: an interval ``ts[i] - ts[i-1] > dropout_factor * median(recent intervals)`` once
-  :attr:`SensorParams.dropout_min_intervals` intervals are known;
+* ``dropout``: an interval ``ts[i] - ts[i-1] > dropout_factor * median(recent intervals)`` and longer
+  than :attr:`SensorParams.dropout_min_gap_s` (s), once :attr:`SensorParams.dropout_min_intervals`
+  intervals are known (the floor in seconds: readings stamped on arrival come in bursts, a 9 ms median
+  interval, and a 1 s pause between bursts is not a lost sensor);
 * ``jump``: a single-sample spike: reading ``i`` differs from both neighbours by more than
   ``jump_factor * s`` while the neighbours agree within ``jump_return_factor * s``, where
   ``s = 1.4826 * median(|d - median(d)|)`` is the robust spread (MAD) of the recent steps ``d`` (at least
@@ -72,6 +74,8 @@ class SensorParams:
     stuck_windows: int = 3
     dropout_factor: float = 10.0
     dropout_min_intervals: int = 10
+    #: A gap shorter than this (s) is never a dropout, whatever the median interval.
+    dropout_min_gap_s: float = 5.0
     jump_factor: float = 20.0
     jump_return_factor: float = 3.0
     jump_min_steps: int = 30

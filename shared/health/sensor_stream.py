@@ -47,7 +47,7 @@ class Intervals:
             gap = ts - self.last_ts
             if len(self.recent) >= p.dropout_min_intervals:
                 median = float(np.median(np.fromiter(self.recent, dtype=np.float64)))
-                if gap > p.dropout_factor * median:
+                if gap > p.dropout_factor * median and gap > p.dropout_min_gap_s:
                     reason = (
                         f"Dropout: no {signal} for {gap:.3g} s, {gap / median:.1f} x the median interval "
                         f"of {median:.3g} s"
