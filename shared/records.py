@@ -17,8 +17,8 @@ between points. Units in brackets.
   severity, model_version, event_id.
 - ``states`` (``StateChange``): state, reason, previous?.
 - ``health`` (``HealthUpdate``): health_score [0..100], risk_level, grade, degradation_index [0..1],
-  maintenance_window_days [days], active_alarms [count], insights and model_ratios (compact JSON),
-  maintenance_reason, iso_zone?, velocity_rms_mm_s? [mm/s].
+  active_alarms [count], insights, model_ratios, maintenance_window_days? [days] (always in old records),
+  maintenance_reason, iso_zone?, velocity_rms_mm_s? [mm/s], zone_basis(_text)?, rul?: see health_to_point.
 - ``alarms`` (``AlarmEvent``), tags ``alarm_id`` and ``transition`` (the new state: two transitions of
   one alarm at one data time are both kept): state, source, severity, reason, opened_at (ISO-8601 UTC),
   auto_cleared, previous?, who?, note?, action_code?.
@@ -99,9 +99,8 @@ def rms(samples: Sequence[float] | np.ndarray) -> float:
 # --- message -> point -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Layout(Generic[M]):
-    """How a message family is stored, for both directions: ``fields`` always, ``optional`` ones only
-    when not ``None`` (when missing, the message's default applies), ``tag`` as a tag. Field names are
-    given space-separated, as in :func:`collections.namedtuple`."""
+    """How a message family is stored, both ways: ``fields`` always, ``optional`` ones only when not ``None``
+    (when missing, the message's default applies), ``tag`` as a tag; names space-separated."""
 
     measurement: str
     model: type[M]
@@ -115,9 +114,10 @@ _WINDOW = _Layout(WINDOWS, Window, "event_id fs_hz n")
 _SCORE_FIELDS = "anomaly_score raw_score threshold is_anomaly severity model_version event_id"
 _SCORE = _Layout(SCORES, Score, _SCORE_FIELDS, tag="model")
 _STATE = _Layout(STATES, StateChange, "state reason", "previous")
-_HEALTH_FIELDS = "health_score risk_level grade degradation_index maintenance_window_days active_alarms"
-_HEALTH_OPTIONAL = "maintenance_reason iso_zone velocity_rms_mm_s zone_basis zone_basis_text"
-_HEALTH = _Layout(HEALTH, HealthUpdate, _HEALTH_FIELDS + " insights model_ratios", _HEALTH_OPTIONAL)
+_HEALTH_FIELDS = "health_score risk_level grade degradation_index active_alarms insights model_ratios"
+_HEALTH_OPT = "maintenance_reason iso_zone velocity_rms_mm_s zone_basis zone_basis_text rul"
+_HEALTH = _Layout(HEALTH, HealthUpdate, _HEALTH_FIELDS, "maintenance_window_days " + _HEALTH_OPT)
+_RUL_FLAT, IND_PREFIX = ("status", "indicator", "median_s", "low_s", "high_s", "threshold"), "ind_"
 _ALARM_OPTIONAL = "auto_cleared previous who note action_code"
 _ALARM = _Layout(ALARMS, AlarmEvent, "state source severity reason opened_at", _ALARM_OPTIONAL, "alarm_id")
 _OPLOG = _Layout(OPLOGS, OperatorLog, "event_type severity", "description author", "log_id")
@@ -198,8 +198,11 @@ def state_to_point(sc: StateChange) -> Point:
 
 
 def health_to_point(h: HealthUpdate) -> Point:
-    """A ``health`` point; ``insights`` and ``model_ratios`` as compact JSON strings."""
-    return _write(_HEALTH, h)
+    """A ``health`` point; ``insights``, ``model_ratios``, ``rul`` as compact JSON; for queries also flat:
+    rul_status?, rul_indicator?, rul_median_s?/rul_low_s?/rul_high_s? [s], rul_threshold? [Np], and
+    ind_<name> per indicator (rms_log, hf_energy_log [Np], kurtosis_z [robust σ], cusum [Np·s])."""
+    rul = {f"rul_{k}": v for k, v in (_fields(h.rul, *_RUL_FLAT) if h.rul else {}).items()}
+    return _write(_HEALTH, h, rul | {IND_PREFIX + k: float(v) for k, v in h.indicators.items()})
 
 
 def alarm_to_point(a: AlarmEvent) -> Point:
@@ -265,8 +268,7 @@ FAMILIES: tuple[Family[Any], ...] = (
 
 
 def convert(topic: str, payload: bytes) -> list[Point]:
-    """Points for one message, from every family whose filter matches ``topic`` (ValueError when no
-    family takes the topic or one refuses the payload)."""
+    """Points for one message from every family matching ``topic`` (ValueError: none, or one refuses it)."""
     matched = [f for f in FAMILIES if topic_matches(f.filter, topic)]
     if not matched:
         raise ValueError(f"no converter for topic {topic!r}")
@@ -297,11 +299,11 @@ def _from_iso(v: Any) -> datetime:
 
 #: Fields read back through a conversion (the inverse of :func:`_stored`); the model validates the rest
 #: as stored (e.g. ``active_alarms``, stored as a float, must be whole).
-_READ_AS = {"insights": _from_json, "model_ratios": _from_json, "opened_at": _from_iso}
+_READ_AS = {"insights": _from_json, "model_ratios": _from_json, "rul": _from_json, "opened_at": _from_iso}
 
 
-def _read(point: Point, layout: _Layout[M]) -> M:
-    """The message a point of ``layout`` was made from (its asset and time are the point's)."""
+def _read(point: Point, layout: _Layout[M], **extra: Any) -> M:
+    """The message a point of ``layout`` was made from (asset and time are the point's; plus ``extra``)."""
     m = layout.measurement
     if point.measurement != m:
         raise ValueError(f"expected a {m!r} point, got {point.measurement!r}")
@@ -317,7 +319,7 @@ def _read(point: Point, layout: _Layout[M]) -> M:
             values[name] = value if read is None else read(value)
         except ValueError as exc:
             raise ValueError(f"{m} field {name!r} {exc}") from None
-    return layout.model(**values)
+    return layout.model(**values, **extra)
 
 
 def point_to_reading(point: Point) -> Reading:
@@ -331,8 +333,9 @@ def point_to_score(point: Point) -> Score:
 
 
 def point_to_health(point: Point) -> HealthUpdate:
-    """The :class:`HealthUpdate` a ``health`` point was made from."""
-    return _read(point, _HEALTH)
+    """The :class:`HealthUpdate` a ``health`` point was made from (indicators from ``ind_<name>``)."""
+    ind = {k[len(IND_PREFIX) :]: v for k, v in point.fields.items() if k.startswith(IND_PREFIX)}
+    return _read(point, _HEALTH, indicators=ind)
 
 
 def point_to_alarm(point: Point) -> AlarmEvent:
@@ -351,10 +354,8 @@ def point_to_features(point: Point) -> tuple[list[str], list[float], dict[str, f
     if not point.measurement.startswith(FEATURES_PREFIX):
         raise ValueError(f"expected a {FEATURES_PREFIX}<kind> point, got {point.measurement!r}")
     order = point.fields.get(FEATURE_NAMES_FIELD)
-    if isinstance(order, str):
-        names = order.split(",") if order else []
-    else:
-        names = sorted(k for k in point.fields if k not in _FEATURE_META and not k.startswith(EXTRA_PREFIX))
+    stored = sorted(k for k in point.fields if k not in _FEATURE_META and not k.startswith(EXTRA_PREFIX))
+    names = (order.split(",") if order else []) if isinstance(order, str) else stored
     values = []
     for n in names:
         v = _field(point, n)
@@ -383,8 +384,7 @@ _ALARM_STATE_RANK = {"ACTIVE": 0, "ACKNOWLEDGED": 1, "RESOLVED": 2}
 
 def latest_alarms(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
     """The latest transition per ``alarm_id`` (greatest ``ts``; at equal ``ts`` the later state: ACTIVE <
-    ACKNOWLEDGED < RESOLVED), ordered by ``opened_at``, then by that ``ts``, both descending (ties by
-    ``alarm_id`` for a stable order)."""
+    ACKNOWLEDGED < RESOLVED), by ``opened_at``, then that ``ts``, both descending (then ``alarm_id``)."""
     latest: dict[str, AlarmEvent] = {}
     for e in events:
         cur = latest.get(e.alarm_id)

@@ -18,6 +18,7 @@ from shared.messages import (
     InsightItem,
     OperatorLog,
     Reading,
+    RulItem,
     Score,
     StateChange,
     Window,
@@ -395,6 +396,87 @@ def test_health_to_point_and_back() -> None:
     assert "iso_zone" not in pt.fields and "velocity_rms_mm_s" not in pt.fields
     assert (pt.fields["insights"], pt.fields["model_ratios"]) == ("[]", "{}")
     assert records.point_to_health(pt) == bare
+
+
+RUL = RulItem(
+    status="estimate",
+    reason="exponential fit of rms_log over 1200 s (120 points), threshold 1.61 Np",
+    level=0.9,
+    threshold=1.61,
+    threshold_basis="median end-of-life level of 6 FEMTO/PRONOSTIA run-to-failure bearings",
+    median_s=5400.0,
+    low_s=3600.0,
+    high_s=9000.0,
+    interval=0.8,
+    model="exp_offset",
+    window_s=1200.0,
+    n_points=120,
+    as_of=TS,
+)
+
+
+def test_health_with_prognostics_round_trips_with_flat_query_fields() -> None:
+    h = health(
+        maintenance_window_days=3600.0 / 86400,
+        rul=RUL,
+        indicators={"rms_log": 0.9, "hf_energy_log": 1.2, "kurtosis_z": 0.5, "cusum": 31.0},
+    )
+    pt = records.health_to_point(h)
+    flat = {k: v for k, v in pt.fields.items() if k.startswith(("rul_", "ind_"))}
+    assert flat == {
+        "rul_status": "estimate",
+        "rul_indicator": "rms_log",
+        "rul_median_s": 5400.0,
+        "rul_low_s": 3600.0,
+        "rul_high_s": 9000.0,
+        "rul_threshold": 1.61,
+        "ind_rms_log": 0.9,
+        "ind_hf_energy_log": 1.2,
+        "ind_kurtosis_z": 0.5,
+        "ind_cusum": 31.0,
+    }
+    assert json.loads(str(pt.fields["rul"]))["threshold_basis"].startswith("median end-of-life")
+    assert records.point_to_health(pt) == h
+
+
+def test_health_without_a_window_or_with_a_reason_only_rul() -> None:
+    none = RulItem(
+        status="no_degradation_trend", reason="no persistent rise of RMS above its calibrated level"
+    )
+    h = health(maintenance_window_days=None, maintenance_reason="no degradation trend: ...", rul=none)
+    pt = records.health_to_point(h)
+    assert "maintenance_window_days" not in pt.fields
+    assert (pt.fields["rul_status"], pt.fields["rul_indicator"]) == ("no_degradation_trend", "rms_log")
+    assert "rul_median_s" not in pt.fields and "rul_threshold" not in pt.fields
+    assert records.point_to_health(pt) == h
+
+
+def test_old_health_records_and_messages_still_read() -> None:
+    old = Point(
+        "health",
+        "m1",
+        TS_NS,
+        {
+            "health_score": 80.0,
+            "risk_level": "LOW",
+            "grade": "B",
+            "degradation_index": 0.1,
+            "maintenance_window_days": 17.2,
+            "active_alarms": 0.0,
+            "insights": "[]",
+            "model_ratios": "{}",
+        },
+    )
+    h = records.point_to_health(old)
+    assert (h.maintenance_window_days, h.rul, h.indicators) == (17.2, None, {})
+    retained = json.dumps(
+        {k: v for k, v in h.model_dump(mode="json").items() if k not in ("rul", "indicators")}
+    )
+    assert HealthUpdate.model_validate_json(retained) == h  # a retained message from before prognostics
+    with pytest.raises(ValidationError):  # indicator names become field names: no odd characters
+        health(indicators={"rms log": 1.0})
+    with pytest.raises(ValidationError):
+        RulItem(status="estimate", reason="x", median_s=float("inf"))
 
 
 def test_alarm_to_point_and_back() -> None:

@@ -6,7 +6,7 @@ be seconds). Modules: :mod:`.base` (helpers, bounds), :mod:`.inputs` (raw input,
 :mod:`.learning` (features, scores, manifests, state), :mod:`.assets`, :mod:`.health`, :mod:`.commands`.
 """
 
-from shared.messages.assets import AssetConfig, BearingGeometry, IsoSettings
+from shared.messages.assets import AssetConfig, BearingGeometry, IsoSettings, SensorSettings
 from shared.messages.base import (
     CURRENT_MAX_A,
     DEFAULT_FS_HZ,
@@ -43,6 +43,7 @@ from shared.messages.commands import (
 )
 from shared.messages.health import (
     ACTION_CODES,
+    INDICATOR_NAMES,
     LOG_EVENT_TYPES,
     ActionCode,
     AlarmEvent,
@@ -52,6 +53,8 @@ from shared.messages.health import (
     LogEventType,
     OperatorLog,
     RiskLevel,
+    RulItem,
+    RulStatusKind,
     SensorFindingItem,
     SensorStatus,
 )
@@ -108,6 +111,7 @@ __all__ = [
     "AlarmState",
     "AssetCommand",
     "AssetConfig",
+    "SensorSettings",
     "AssetId",
     "AssetState",
     "BearingGeometry",
@@ -125,7 +129,10 @@ __all__ = [
     "FeatureStat",
     "FeatureVector",
     "HealthUpdate",
+    "INDICATOR_NAMES",
     "InsightItem",
+    "RulItem",
+    "RulStatusKind",
     "IsoSettings",
     "LogEventType",
     "Message",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from shared.messages.base import AssetId, Count, Message, Timestamp
 
@@ -44,6 +44,44 @@ class InsightItem(Message):
     value: float | None = None
 
 
+RulStatusKind = Literal["estimate", "no_degradation_trend", "not_calibrated", "sensor_fault"]
+#: Names of the trend indicators a :class:`HealthUpdate` may carry (``indicators``), with their units:
+#: ``rms_log`` [Np] ln(RMS / calibrated RMS), RMS of the largest axis; ``hf_energy_log`` [Np];
+#: ``kurtosis_z`` [robust σ]; ``cusum`` [Np·s] the early-warning CUSUM statistic of ``rms_log``.
+INDICATOR_NAMES: tuple[str, ...] = ("rms_log", "hf_energy_log", "kurtosis_z", "cusum")
+#: An indicator's name: stored as the field ``ind_<name>`` of a health record.
+IndicatorName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class RulItem(Message):
+    """Remaining useful life from a fitted degradation path (:mod:`shared.health.rul`), or why there is
+    none. Times in seconds of data time; indicator values in the indicator's unit (neper for rms_log)."""
+
+    status: RulStatusKind
+    #: Always set: for an estimate one sentence of what it rests on; otherwise why there is none.
+    reason: str = Field(max_length=1000)
+    #: The indicator the estimate rests on and its unit (Np: ln(RMS / calibrated RMS)).
+    indicator: str = Field(default="rms_log", max_length=64)
+    indicator_unit: str = Field(default="Np", max_length=16)
+    #: The indicator's current value and its failure threshold (indicator unit).
+    level: float | None = None
+    threshold: float | None = None
+    #: Where the threshold comes from, e.g. "median end-of-life level of 6 FEMTO/PRONOSTIA ... bearings".
+    threshold_basis: str | None = Field(default=None, max_length=500)
+    #: Remaining life (s of data time): median and the 80 % interval's ends (status ``estimate``).
+    median_s: float | None = Field(default=None, ge=0)
+    low_s: float | None = Field(default=None, ge=0)
+    high_s: float | None = Field(default=None, ge=0)
+    #: Probability the interval covers (0.8 for an estimate).
+    interval: float | None = Field(default=None, gt=0, lt=1)
+    #: Degradation path model (``log_linear`` | ``exp_offset``), the data span fitted (s), its points.
+    model: str | None = Field(default=None, max_length=32)
+    window_s: float | None = Field(default=None, gt=0)
+    n_points: Count | None = None
+    #: Data time of the estimate.
+    as_of: Timestamp | None = None
+
+
 class HealthUpdate(Message):
     """Retained on ``health/<asset>``: the latest fused assessment (times are data times)."""
 
@@ -53,7 +91,10 @@ class HealthUpdate(Message):
     risk_level: RiskLevel
     grade: Literal["A", "B", "C", "D", "F"]
     degradation_index: float = Field(ge=0, le=1)
-    maintenance_window_days: float
+    #: Days until maintenance is due: the conservative (lower) end of the RUL's 80 % interval when
+    #: ``rul.status == "estimate"``; None otherwise, and ``maintenance_reason`` says why (e.g. "no
+    #: degradation trend: ..."). Old messages always carried a number (a per-risk-level rule).
+    maintenance_window_days: float | None = Field(default=None, ge=0)
     maintenance_reason: str = ""
     iso_zone: Literal["A", "B", "C", "D"] | None = None
     velocity_rms_mm_s: float | None = None
@@ -70,6 +111,10 @@ class HealthUpdate(Message):
     #: Set while the asset's sensor reports a fault (``sensor/<asset>``): the reason. The machine's
     #: health, risk and degradation are then held at their last value before the fault.
     sensor_fault: str | None = None
+    #: Remaining useful life, or why there is none (None in messages older than prognostics).
+    rul: RulItem | None = None
+    #: Trend indicators of the latest window by name (see :data:`INDICATOR_NAMES`); absent = unknown.
+    indicators: dict[IndicatorName, float] = Field(default_factory=dict, max_length=16)
 
 
 SensorFindingKind = Literal[
