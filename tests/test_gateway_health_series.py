@@ -14,6 +14,7 @@ import pytest
 from services.gateway.routers.assets import HEALTH_SERIES
 from shared import records
 from shared.messages import ts_ns
+from shared.messages.health import INDICATOR_NAMES
 from shared.store import Point, open_store
 from tests.support.gateway import MemoryGateway, memory_gateway, memory_settings
 
@@ -86,6 +87,10 @@ async def test_series_of_indicators_and_rul_by_data_time(mgw: MemoryGateway) -> 
     assert list(body["series"]) == list(HEALTH_SERIES) and body["count"] == 2
     assert body["series"]["health_score"] == [80.0, 70.0]
     assert body["series"]["rul_median_s"] == [None, 7200.0]
+
+
+def test_every_indicator_of_the_contract_is_served() -> None:
+    assert {f"ind_{n}" for n in INDICATOR_NAMES} <= set(HEALTH_SERIES)
 
 
 async def test_unknown_field_is_422_naming_the_served_ones(mgw: MemoryGateway) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from shared.messages import (
     ModelManifest,
     OperatorLog,
     Reading,
+    RulItem,
     Score,
     SignalStat,
     StateChange,
@@ -203,6 +205,24 @@ def announcement(asset: str, model: str, manifest: ModelManifest) -> ModelAnnoun
     )
 
 
+#: A remaining-life estimate whose 80 % interval's low end (21 days) is the maintenance window.
+RUL = RulItem(
+    status="estimate",
+    reason="log-linear path of rms_log fitted to 40 points over 10 days of data",
+    level=math.log(2.0),
+    threshold=1.5,
+    threshold_basis="median end-of-life level of 6 FEMTO/PRONOSTIA run-to-failure bearings",
+    median_s=35 * 86400.0,
+    low_s=21 * 86400.0,
+    high_s=60 * 86400.0,
+    interval=0.8,
+    model="log_linear",
+    window_s=10 * 86400.0,
+    n_points=40,
+    as_of=datetime(2024, 5, 1, 13, tzinfo=UTC),
+)
+
+
 def health_update(asset: str, ts: datetime | None = None, score: float = 81.5) -> HealthUpdate:
     return HealthUpdate(
         asset_id=asset,
@@ -211,8 +231,10 @@ def health_update(asset: str, ts: datetime | None = None, score: float = 81.5) -
         risk_level="MODERATE",
         grade="B",
         degradation_index=0.125,
-        maintenance_window_days=21.0,
+        maintenance_window_days=21.0,  # the estimate's low end: 1,814,400 s
         maintenance_reason="slow vibration trend",
+        rul=RUL,
+        indicators={"rms_log": math.log(2.0), "cusum": 12.5},
         iso_zone="B",
         velocity_rms_mm_s=2.2,
         insights=[
@@ -292,6 +314,10 @@ async def test_status_fields_and_baseline(mgw: MemoryGateway) -> None:
         {"text": "Vibration 1.8x baseline", "severity": "warning", "signal": "vibration_g", "value": 1.8}
     ]
     assert a["active_alarms"] == 1 and a["health"]["health_score"] == 81.5
+    # issue 15: the estimate the window comes from, and the trend indicators, at top level and in health
+    assert RulItem.model_validate(a["rul"]) == RUL and a["rul"] == a["health"]["rul"]
+    assert a["rul"]["low_s"] / 86400 == a["maintenance_window_days"]
+    assert a["indicators"] == {"rms_log": pytest.approx(0.6931, abs=1e-4), "cusum": 12.5}
     b = st["assets"][bare]
     assert (b["calibration_active"], b["baseline_established"], b["health_score"], b["grade"]) == (
         False,

@@ -33,7 +33,7 @@ from shared.messages import (
     RiskLevel,
     SignalStat,
 )
-from shared.messages.health import ZoneBasisKind
+from shared.messages.health import RulItem, ZoneBasisKind
 from shared.store import StoreError
 from shared.topics import ASSET_ID_PATTERN, MODEL_KINDS
 
@@ -102,8 +102,14 @@ class AssetStatus(BaseModel):
     health_score: float | None = None
     risk_level: RiskLevel | None = None
     grade: Literal["A", "B", "C", "D", "F"] | None = None
+    #: Days until maintenance: the low end of ``rul``'s 80 % interval when it is an estimate, else None
+    #: (``maintenance_reason`` says why).
     maintenance_window_days: float | None = None
     maintenance_reason: str | None = None
+    #: Remaining useful life with its interval and the indicator it rests on, or why there is none.
+    rul: RulItem | None = None
+    #: Trend indicators of the latest window (rms_log, hf_energy_log [Np], kurtosis_z [σ], cusum [Np·s]).
+    indicators: dict[str, float] = Field(default_factory=dict)
     degradation_index: float | None = None
     iso_zone: Literal["A", "B", "C", "D"] | None = None
     velocity_rms_mm_s: float | None = None
@@ -229,6 +235,7 @@ def asset_status(view: BusView, asset_id: str) -> AssetStatus:
         out.grade = hu.grade
         out.maintenance_window_days = hu.maintenance_window_days
         out.maintenance_reason = hu.maintenance_reason
+        out.rul, out.indicators = hu.rul, dict(hu.indicators)
         out.degradation_index = hu.degradation_index
         out.iso_zone = hu.iso_zone
         out.velocity_rms_mm_s = hu.velocity_rms_mm_s
