@@ -15,7 +15,16 @@ import pytest
 from services.features.service import build as build_features
 from shared import topics
 from shared.bus import MemoryBus
-from shared.messages import AlarmEvent, HealthUpdate, Reading, SensorFindingItem, SensorStatus, Window
+from shared.messages import (
+    AlarmEvent,
+    AssetConfig,
+    HealthUpdate,
+    Reading,
+    SensorFindingItem,
+    SensorSettings,
+    SensorStatus,
+    Window,
+)
 from shared.service import deliver
 from shared.settings import Settings
 from tests.test_health_service import T0, action, eid, service, window
@@ -251,3 +260,28 @@ async def test_a_sensor_alarm_resolved_by_hand_during_the_fault_rearms_once_the_
     await deliver(svc, bus, topics.sensor(ASSET), fault(40, 40), retain=True)
     again = [a for a in alarms(bus) if a.state == "ACTIVE"]
     assert len(again) == 2 and again[1].alarm_id != opened.alarm_id
+
+
+async def test_the_configured_full_scale_and_rate_are_what_the_sensor_is_checked_against(
+    tmp_path: Path,
+) -> None:
+    """Three isolated samples at the accelerometer's 0.8 g range are too few for the generic flat-top
+    rule (5 at the extreme) but are clipping once the asset config states the range; a 500 Hz window is
+    a rate mismatch once the config says the device is set to 1000 Hz (without it the first window is
+    the reference)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 0.1, 256)
+    x[[40, 120, 200]] = 0.8
+    svc, bus = build_features(Settings(data_dir=tmp_path / "plain")), MemoryBus()
+    await deliver(svc, bus, topics.window(ASSET), vib(0, x))
+    assert bus.on(topics.sensor(ASSET)) == []
+
+    svc, bus = build_features(Settings(data_dir=tmp_path / "configured")), MemoryBus()
+    config = AssetConfig(asset_id=ASSET, sensor=SensorSettings(full_scale_g=0.8, sample_rate_hz=1000.0))
+    await deliver(svc, bus, topics.asset_config(ASSET), config, retain=True)
+    await deliver(svc, bus, topics.window(ASSET), vib(0, x))
+    found = {f.kind: f for f in status(bus).findings}
+    assert set(found) == {"clipping", "rate_mismatch"}
+    assert "3 at the full scale" in found["clipping"].reason
+    assert found["rate_mismatch"].reason == "Sample rate 500 Hz differs from the configured 1000 Hz"
+    assert found["rate_mismatch"].values == {"fs_hz": 500.0, "ref_fs_hz": 1000.0}

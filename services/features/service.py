@@ -102,6 +102,9 @@ class FeaturesHandlers:
                     self.journal.forgot(d.asset_id)
             return None
         self.engine.configs[d.message.asset_id] = d.message
+        sensor = d.message.sensor
+        full_scale, rate = (None, None) if sensor is None else (sensor.full_scale_g, sensor.sample_rate_hz)
+        self.sensors.setdefault(d.message.asset_id, AssetSensors()).configure(full_scale, rate)
         return None
 
     async def on_sensor(self, d: Delivery[SensorStatus | None]) -> Outbox:

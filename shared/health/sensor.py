@@ -183,14 +183,21 @@ def window_findings(
 
 
 def rate_findings(
-    fs_hz: float, n: int, ref_fs_hz: float, ref_n: int, ts: float, params: SensorParams | None = None
+    fs_hz: float,
+    n: int,
+    ref_fs_hz: float,
+    ref_n: int,
+    ts: float,
+    params: SensorParams | None = None,
+    basis: str = "stream's",
 ) -> list[SensorFinding]:
     """``rate_mismatch`` when ``fs_hz`` differs from ``ref_fs_hz`` by more than the relative
-    tolerance, ``length_change`` when ``n`` differs from ``ref_n`` (samples)."""
+    tolerance, ``length_change`` when ``n`` differs from ``ref_n`` (samples). ``basis`` names where
+    the reference rate comes from in the reason (``stream's`` first window, or ``configured``)."""
     p = params or SensorParams()
     out: list[SensorFinding] = []
     if abs(fs_hz - ref_fs_hz) > p.rate_tolerance * ref_fs_hz:
-        reason = f"Sample rate {fs_hz:g} Hz differs from the stream's {ref_fs_hz:g} Hz"
+        reason = f"Sample rate {fs_hz:g} Hz differs from the {basis} {ref_fs_hz:g} Hz"
         out.append(
             SensorFinding("rate_mismatch", "window", ts, reason, {"fs_hz": fs_hz, "ref_fs_hz": ref_fs_hz})
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -157,6 +157,9 @@ class WindowStream:
 
     params: SensorParams
     ref: tuple[float, int] | None = None
+    #: The rate the device is configured for (Hz; the asset config's ``sensor.sample_rate_hz``):
+    #: the reference rate when set, instead of the first window's.
+    expected_fs_hz: float | None = None
     intervals: Intervals | None = None
     digest: str = ""
     repeats: int = 0
@@ -170,7 +173,10 @@ class WindowStream:
         out = window_findings(x, axes, ts, p) + self.intervals.update(ts, "window")
         if self.ref is None:
             self.ref = (float(fs_hz), x.shape[1])
-        out += rate_findings(float(fs_hz), x.shape[1], self.ref[0], self.ref[1], ts, p)
+        ref_fs, basis = (
+            (self.ref[0], "stream's") if self.expected_fs_hz is None else (self.expected_fs_hz, "configured")
+        )
+        out += rate_findings(float(fs_hz), x.shape[1], ref_fs, self.ref[1], ts, p, basis)
         digest = hashlib.sha256(x.tobytes() + f"{fs_hz}".encode()).hexdigest()
         same = digest == self.digest
         self.digest, self.repeats = digest, self.repeats + 1 if same else 1
@@ -195,15 +201,28 @@ class AssetSensors:
     #: The status last told (None: never; a caller may set the one it told before a restart).
     status: Literal["ok", "fault"] | None = None
     since: float = 0.0
+    #: The configured sample rate (Hz), see :meth:`configure`.
+    expected_fs_hz: float | None = None
 
     def on_reading(self, ts: float, values: Mapping[str, float]) -> bool:
         """Take one reading; True when the status changed (an unknown status counts as ``ok``)."""
         self.readings = self.readings or StreamMonitor(self.params)
         return self._update("reading", ts, self.readings.update(ts, values))
 
+    def configure(self, full_scale_g: float | None, sample_rate_hz: float | None) -> None:
+        """Apply the asset config's sensor block: the accelerometer's full scale (g) and the rate it
+        is set to (Hz); None: not stated (the detectors keep their state)."""
+        self.params = replace(self.params, full_scale_g=full_scale_g)
+        self.expected_fs_hz = sample_rate_hz
+        for stream in (self.readings, self.windows):
+            if stream is not None:
+                stream.params = self.params
+        if self.windows is not None:
+            self.windows.expected_fs_hz = sample_rate_hz
+
     def on_window(self, ts: float, fs_hz: float, samples: ArrayLike, axes: Sequence[str]) -> bool:
         """Take one window; True when the status changed (an unknown status counts as ``ok``)."""
-        self.windows = self.windows or WindowStream(self.params)
+        self.windows = self.windows or WindowStream(self.params, expected_fs_hz=self.expected_fs_hz)
         return self._update("window", ts, self.windows.update(ts, fs_hz, samples, axes))
 
     @property

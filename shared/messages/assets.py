@@ -295,6 +295,19 @@ class TrainingParams(Message):
         return {"preset": preset, **TRAINING_PRESETS[preset], **given}
 
 
+class SensorSettings(Message):
+    """What the asset's vibration sensor is, for the sensor-health checks (:mod:`shared.health.sensor`).
+
+    ``full_scale_g``: the accelerometer's measuring range (g, e.g. 2, 4, 8, 16 for an ADXL345/MPU-6050
+    class part): samples at it count as clipping even when too few sit exactly at the window's extreme.
+    ``sample_rate_hz``: the rate the device is set to (Hz): a window at another rate is a
+    ``rate_mismatch`` (without it, the stream's first window is the reference).
+    """
+
+    full_scale_g: float | None = Field(default=None, gt=0, le=1000)
+    sample_rate_hz: float | None = Field(default=None, gt=0, le=1_000_000)
+
+
 #: Top-level keys of configs written before the ``iso`` block; read into ``iso`` (see AssetConfig).
 LEGACY_ISO_KEYS = ("iso_group", "foundation")
 
@@ -328,6 +341,8 @@ class AssetConfig(Message):
         default=None, exclude=True, description="Deprecated: use iso.foundation (read as iso.applies false)"
     )
     bearing: BearingGeometry | None = None
+    #: The vibration sensor's range and rate (sensor-health checks); None: not stated.
+    sensor: SensorSettings | None = None
     #: Autoencoder training parameters for this asset's calibrations (a request's own win).
     training: TrainingParams | None = None
     updated_at: Timestamp = Field(default_factory=utcnow)
