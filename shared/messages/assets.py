@@ -341,6 +341,9 @@ class AssetConfig(Message):
         default=None, exclude=True, description="Deprecated: use iso.foundation (read as iso.applies false)"
     )
     bearing: BearingGeometry | None = None
+    #: The machine this sensor measures (assets of one machine: a change that leads on one sensor and
+    #: follows on another is one fault, :mod:`shared.health.machine`); None: a machine of its own.
+    machine: AssetId | None = None
     #: The vibration sensor's range and rate (sensor-health checks); None: not stated.
     sensor: SensorSettings | None = None
     #: Autoencoder training parameters for this asset's calibrations (a request's own win).
