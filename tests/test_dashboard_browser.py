@@ -88,6 +88,30 @@ BASELINE = {
     "power_factor": {"mean": 0.9, "std": 0.01},
     "vibration": {"mean": 0.3, "std": 0.03},
 }
+#: A remaining-life estimate: median 2 h, 80 % interval 1-4 h, rms_log ln 2 = 0.693 Np (RMS 2x its
+#: calibrated level) against a failure threshold of 1.5 Np (RMS e^1.5 = 4.48x).
+RUL_1 = {
+    "status": "estimate",
+    "reason": "log-linear path of rms_log fitted to 54 points over 90 min of data",
+    "indicator": "rms_log",
+    "indicator_unit": "Np",
+    "level": math.log(2.0),
+    "threshold": 1.5,
+    "threshold_basis": "median end-of-life level of 6 FEMTO/PRONOSTIA run-to-failure bearings",
+    "median_s": 7200.0,
+    "low_s": 3600.0,
+    "high_s": 14400.0,
+    "interval": 0.8,
+    "model": "log_linear",
+    "window_s": 5400.0,
+    "n_points": 54,
+    "as_of": iso(T0 + timedelta(seconds=2)),
+}
+#: Stored rms_log of three health updates (RMS 1x, 1.5x, 2x calibrated), the last with the estimate.
+TREND = {
+    "ts": [iso(T0 + timedelta(seconds=i)) for i in range(3)],
+    "series": {"ind_rms_log": [0.0, math.log(1.5), math.log(2.0)], "rul_threshold": [None, None, 1.5]},
+}
 HEALTH_1 = {
     "asset_id": "pump_a",
     "ts": iso(T0 + timedelta(seconds=2)),
@@ -95,8 +119,10 @@ HEALTH_1 = {
     "risk_level": "MODERATE",
     "grade": "C",
     "degradation_index": 0.31,
-    "maintenance_window_days": 21.0,
-    "maintenance_reason": "vibration trend +0.01 g/h",
+    "maintenance_window_days": 3600 / 86400,  # RUL_1's low end, 1 h
+    "maintenance_reason": "remaining life from the rms_log trend: the 80 % interval's low end",
+    "rul": RUL_1,
+    "indicators": {"rms_log": math.log(2.0), "cusum": 12.5},
     "iso_zone": "B",
     "velocity_rms_mm_s": 2.35,
     "zone_basis": "iso20816-3",
@@ -208,7 +234,7 @@ def fixture_report_data(asset_id: str) -> ReportData:
         columns={
             "health_score": np.full(10, 72.5),
             "degradation_index": np.full(10, 0.31),
-            "maintenance_window_days": np.full(10, 21.0),
+            "maintenance_window_days": np.full(10, 3600 / 86400),
             "velocity_rms_mm_s": np.full(10, 2.35),
         },
         labels={
@@ -276,6 +302,8 @@ class FixtureApi:
         self.servers: list[ThreadedServer] = []
         #: (kind, query parameters) of every report requested
         self.reports: list[tuple[str, dict[str, str]]] = []
+        #: query parameters of every /health/series request (the trend chart's)
+        self.series_queries: list[dict[str, Any]] = []
         self.app = self._build()
 
     def push(self, event: str, data: dict[str, Any]) -> None:
@@ -345,6 +373,13 @@ class FixtureApi:
         @app.get("/api/v1/assets/{asset_id}/health")
         def health(asset_id: str, minutes: int = 10) -> dict[str, Any]:
             return {"history": [HEALTH_1] if asset_id == "pump_a" and not fx.purged else []}
+
+        @app.get("/api/v1/assets/{asset_id}/health/series")
+        def health_series(asset_id: str, fields: str = "", minutes: int = 60) -> dict[str, Any]:
+            fx.series_queries.append({"fields": fields, "minutes": minutes})
+            if asset_id != "pump_a" or fx.purged:
+                return {"ts": [], "series": {}, "count": 0}
+            return {**TREND, "count": len(TREND["ts"])}
 
         @app.get("/api/v1/alarms")
         def alarms(asset_id: str = "", state: str = "") -> dict[str, Any]:
@@ -530,7 +565,9 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     assert "risk-moderate" in _class(page, "health-ring")
     offset = float(page.locator("#ring-arc").get_attribute("stroke-dashoffset") or "nan")
     assert offset == pytest.approx(RING_C * (1 - 0.725), abs=0.01)  # 89.85
-    expect(page.get_by_test_id("maintenance-window")).to_have_text("within 21 days")
+    expect(page.get_by_test_id("maintenance-window")).to_have_text(
+        "within 60 min (conservative end of the 80 % interval)"
+    )
     expect(page.get_by_test_id("degradation-index")).to_have_text("0.31")
     expect(page.get_by_test_id("iso-zone")).to_have_text("zone B (long-term OK)")
     expect(page.get_by_test_id("iso-basis")).to_have_text("ISO 20816-3 group 2, rigid")
@@ -782,6 +819,89 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
 
     # the two provoked HTTP errors are the only console errors allowed
     assert console.errors(expected=[("/api/v1/reports/", 422), ("/api/v1/calibration/start", 400)]) == []
+
+
+def _no_digit(text: str) -> bool:
+    return not re.search(r"\d", text)
+
+
+def test_remaining_life_panel_estimate_no_trend_and_no_number(
+    fixture_api: tuple[FixtureApi, ThreadedServer], page: Page
+) -> None:
+    """Issue 15: the remaining-life panel shows an estimate with its 80 % interval, the indicator and
+    threshold it rests on; without an estimate it says why and shows no number (no window either);
+    the rms_log trend chart holds the stored series plus live updates, with the failure threshold."""
+    fx, srv = fixture_api
+    console = ConsoleWatch().attach(page)
+    page.goto(srv.url + "/#/asset/pump_a")
+    headline, window = page.get_by_test_id("rul-headline"), page.get_by_test_id("maintenance-window")
+
+    # --- 1. an estimate: median 2 h, interval 1-4 h (median's unit), window = the low end ----------
+    expect(headline).to_have_text("Remaining life: 2.0 h (80 %: 1.0 h–4.0 h)")
+    expect(page.get_by_test_id("rul-reason")).to_have_text(RUL_1["reason"])
+    # ln 2 = 0.693 Np -> RMS 2.00x; threshold 1.5 Np -> RMS e^1.5 = 4.48x
+    expect(page.get_by_test_id("rul-indicator")).to_have_text(
+        "rms_log 0.69 Np (RMS 2.00× calibrated); failure threshold 1.50 Np (RMS 4.48× calibrated)"
+    )
+    expect(page.get_by_test_id("rul-basis")).to_have_text(RUL_1["threshold_basis"])
+    expect(page.get_by_test_id("rul-model")).to_have_text(
+        "log_linear, fitted on 54 points over 90 min of data"
+    )
+    expect(page.get_by_test_id("rul-asof")).to_be_visible()
+    expect(page.get_by_test_id("rul-cusum")).to_have_text("12.5 Np·s")
+    expect(window).to_have_text("within 60 min (conservative end of the 80 % interval)")
+    trend = page.get_by_test_id("trend-chart")
+    expect(trend).to_have_attribute("data-points", "3")  # the stored series (the live doc is its last)
+    expect(trend).to_have_attribute("data-threshold", "1.5")
+    expect(page.locator("#trend-chart canvas")).to_have_count(1)
+    expect(page.get_by_test_id("trend-note")).to_have_text(
+        "3 updates, latest 0.693 Np; failure threshold 1.50 Np (dashed)"
+    )
+    assert fx.series_queries[-1] == {"fields": "ind_rms_log,rul_threshold", "minutes": 1440}
+    _screenshot(page, "dashboard-rul-estimate.png")
+
+    # --- 2. no degradation trend: the reason, no number, no window ---------------------------------
+    reason = "no persistent rise of RMS above its calibrated level (CUSUM below its decision level)"
+    fx.push(
+        "health",
+        {
+            **HEALTH_1,
+            "ts": iso(T0 + timedelta(seconds=3)),
+            "maintenance_window_days": None,
+            "maintenance_reason": f"no degradation trend: {reason}",
+            "rul": {"status": "no_degradation_trend", "reason": reason},
+            "indicators": {"rms_log": 0.05, "cusum": 0.0},
+        },
+    )
+    expect(headline).to_have_text("No degradation trend")
+    expect(page.get_by_test_id("rul-reason")).to_have_text(reason)
+    expect(window).to_have_text("none (no degradation trend)")
+    expect(page.get_by_test_id("maintenance-reason")).to_have_text(f"no degradation trend: {reason}")
+    for hidden in ("rul-indicator", "rul-basis", "rul-model", "rul-asof"):
+        expect(page.get_by_test_id(hidden)).to_be_hidden()
+    assert _no_digit(headline.inner_text()) and _no_digit(window.inner_text())
+    expect(trend).to_have_attribute("data-points", "4")  # the live update's rms_log appended
+    expect(trend).to_have_attribute("data-last", "0.05")
+    _screenshot(page, "dashboard-rul-no-trend.png")
+
+    # --- 3. no estimate at all: not calibrated, a sensor fault, an old update with a number ----------
+    cases = [
+        ({"status": "not_calibrated", "reason": "no calibrated RMS for this asset"}, "Not calibrated"),
+        ({"status": "sensor_fault", "reason": "x axis flat for 12 s"}, "Sensor fault"),
+        (None, "No remaining-life estimate"),  # pre-issue-15 update: its 21 days trace to no estimate
+    ]
+    for i, (rul, text) in enumerate(cases):
+        doc = {**HEALTH_1, "ts": iso(T0 + timedelta(seconds=4 + i)), "rul": rul, "indicators": {}}
+        doc["maintenance_window_days"] = 21.0 if rul is None else None
+        fx.push("health", doc)
+        expect(headline).to_have_text(text)
+        expect(page.get_by_test_id("rul-panel")).to_have_attribute(
+            "data-status", rul["status"] if rul else "none"
+        )
+        assert _no_digit(headline.inner_text()) and _no_digit(window.inner_text())
+        assert "21" not in page.locator("#rul-panel").inner_text() + window.inner_text()
+    expect(window).to_have_text("none (no remaining-life estimate)")
+    assert console.errors() == []
 
 
 def test_dashboard_reconnects_after_gateway_restart(

@@ -9,6 +9,7 @@ import { $, setText, storageGet } from './dom.js';
 import { enc, isNum, numOrNull, parseTs } from './format.js';
 import { buildStatusCards, renderCards, renderHealth, renderInsights } from './health.js';
 import { renderLogs } from './logs.js';
+import { renderRul, TrendChart } from './prognosis.js';
 import { Series } from './series.js';
 import { app, assetRec, healthFromStatus, mergeStatus, newerHealth, schedule } from './state.js';
 
@@ -29,7 +30,8 @@ export class AssetView {
     this.logs = [];
     this.calibrating = false;
     this.charts = new AssetCharts(this);
-    this.d = { header: true, cards: true, health: true, insights: true, alarms: true, logs: true, charts: true, scores: true, overlay: true };
+    this.trend = new TrendChart(id);
+    this.d = { header: true, cards: true, health: true, rul: true, insights: true, alarms: true, logs: true, charts: true, scores: true, overlay: true };
   }
 
   markAll() { for (const k of Object.keys(this.d)) this.d[k] = true; schedule(); }
@@ -52,6 +54,7 @@ export class AssetView {
     $('log-author').value = storageGet('rw.who');
     buildStatusCards();
     this.charts.build();
+    this.trend.build();
     const h = healthFromStatus(this.rec.status) || this.rec.health;
     if (h) this.health = newerHealth(null, h);
     this.markAll();
@@ -61,6 +64,7 @@ export class AssetView {
   destroy() {
     this.abort.abort();
     this.charts.destroy();
+    this.trend.destroy();
   }
 
   /** Forget all data (after a purge) and return to the live range. */
@@ -69,6 +73,7 @@ export class AssetView {
     for (const m of MODELS) this.scores[m].clear();
     this.latest = null; this.latestTs = null;
     this.health = null; this.alarms.clear(); this.logs = [];
+    this.trend.clear();
     this.charts.xView = null;
     this.markAll();
   }
@@ -95,6 +100,7 @@ export class AssetView {
       alarms: api(`/alarms?asset_id=${id}`, { signal }),
       logs: api(`/logs?asset_id=${id}&hours=${hours}`, { signal }),
       status: api('/monitoring/status', { signal }),
+      trend: this.trend.load(signal),
     };
     const names = Object.keys(jobs);
     const results = await Promise.allSettled(Object.values(jobs));
@@ -125,6 +131,7 @@ export class AssetView {
       this.logs = unwrapList(v, 'logs').filter((x) => x && typeof x === 'object');
       this.d.logs = true; this.d.overlay = true;
     } else if (name === 'status') mergeStatus(v);
+    else if (name === 'trend') this.trend.dirty = true;
   }
 
   /** One polling round while the stream is down: the newest minute of data plus alarms. */
@@ -181,7 +188,8 @@ export class AssetView {
     const next = newerHealth(this.health, h);
     if (next !== this.health) {
       this.health = next;
-      this.d.health = true; this.d.insights = true; this.d.cards = true;
+      this.trend.addHealth(next);
+      this.d.health = true; this.d.rul = true; this.d.insights = true; this.d.cards = true;
     }
   }
 
@@ -196,7 +204,7 @@ export class AssetView {
   onState(ev, prevState) {
     this.d.header = true;
     showCalibrationState(ev, prevState);
-    if (ev.state === 'IDLE') { this.health = null; this.d.health = true; this.d.insights = true; this.d.cards = true; }
+    if (ev.state === 'IDLE') { this.health = null; this.d.health = true; this.d.rul = true; this.d.insights = true; this.d.cards = true; }
   }
 
   // ---------------------------------------------------------------- rendering
@@ -204,11 +212,13 @@ export class AssetView {
     const d = this.d;
     if (d.header) { this.renderHeader(); d.header = false; }
     if (d.health) { renderHealth(this.health); d.health = false; }
+    if (d.rul) { renderRul(this.health); d.rul = false; }
     if (d.cards) { renderCards(this.latest, this.health, (base) => this.baselineOf(base)); d.cards = false; }
     if (d.insights) { renderInsights(this.health); d.insights = false; }
     if (d.alarms) { renderAlarms(this); d.alarms = false; }
     if (d.logs) { renderLogs(this.logs); d.logs = false; }
     this.charts.render(now);
+    this.trend.render();
   }
 
   renderHeader() {

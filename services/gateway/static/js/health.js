@@ -3,6 +3,7 @@
 import { ISO_ZONE_TEXT, riskOf, SIGNALS } from './constants.js';
 import { $, el, setText } from './dom.js';
 import { fmt, numOrNull, timeText } from './format.js';
+import { maintenanceText } from './prognosis.js';
 
 const RING_CIRCUMFERENCE = 2 * Math.PI * 52;
 
@@ -27,8 +28,8 @@ export function renderHealth(h) {
 
 function renderHealthFacts(h) {
   setText($('health-grade'), h && typeof h.grade === 'string' ? h.grade : '—');
-  const days = h ? numOrNull(h.maintenance_window_days) : null;
-  setText($('maint-window'), days == null ? '—' : `within ${fmt(days, days < 10 ? 1 : 0)} days`);
+  // Only a fitted estimate gives a window (its 80 % interval's low end); else why there is none.
+  setText($('maint-window'), maintenanceText(h));
   setText($('maint-reason'), h && h.maintenance_reason ? h.maintenance_reason : '');
   setText($('degradation'), h ? fmt(numOrNull(h.degradation_index), 2) : '—');
   const zone = h && typeof h.iso_zone === 'string' ? h.iso_zone : null;
