@@ -341,9 +341,12 @@ def check_engine(X: NDArray[np.float64], feats: Features, fs: float, rpm: float,
 
 def spectral_model_names(feats: Features) -> list[str]:
     """Spectral features fed to the combined models: all except ``dominant_freq_hz`` (a frequency
-    location, not an amount) and features that are identically 0 in training (e.g. envelope
-    features at 500 Hz)."""
-    return [k for k, v in feats.spec.items() if k != "dominant_freq_hz" and np.any(v != 0.0)]
+    location, not an amount), the harmonic envelope indicators ``env_{d}_harm_*`` (added for the
+    diagnosis in issue 15; the models keep the inputs they were measured with) and features that are
+    identically 0 in training (e.g. envelope features at 500 Hz)."""
+    return [
+        k for k, v in feats.spec.items() if k != "dominant_freq_hz" and "_harm_" not in k and np.any(v != 0.0)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
