@@ -134,7 +134,8 @@ async def test_calibration_stores_the_envelope_baseline_of_its_windows(tmp_path:
     assert reply["status"] == "completed", reply
     manifest = registry.load_manifest(tmp_path / "models", "m1", reply["models"]["autoencoder"])
     env = manifest["baseline"]["envelope_baseline"]
-    assert set(env) == {f"env_{d}_{k}" for d in ("bpfo", "bpfi", "bsf", "ftf") for k in ("amp", "snr")}
+    kinds = ("amp", "snr", "harm_amp", "harm_snr")
+    assert set(env) == {f"env_{d}_{k}" for d in ("bpfo", "bpfi", "bsf", "ftf") for k in kinds}
     assert 0.95 * 60 <= env["env_bpfo_amp"]["n"] <= 60  # the screening may exclude a few windows
     assert 0 < env["env_bpfo_amp"]["median"] < env["env_bpfo_amp"]["p95"] <= env["env_bpfo_amp"]["max"]
     entry = registry.model_entries(manifest)["autoencoder"]

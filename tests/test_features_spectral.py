@@ -92,11 +92,12 @@ def test_names_follow_the_arguments() -> None:
     assert list(full) == [
         "dominant_freq_hz", "order1_amp_g", "order2_amp_g", "order3_amp_g",
         "band_0_energy", "band_1_energy", "band_2_energy", "band_3_energy", "velocity_rms_mm_s",
-        "env_bpfo_amp", "env_bpfo_snr", "env_bpfi_amp", "env_bpfi_snr",
+        "env_bpfo_amp", "env_bpfo_snr", "env_bpfo_harm_amp", "env_bpfo_harm_snr",
+        "env_bpfi_amp", "env_bpfi_snr", "env_bpfi_harm_amp", "env_bpfi_harm_snr",
     ]  # fmt: skip
     assert list(full) == spectral_feature_names(4, True, ("bpfi", "bpfo"))
     names, values = stack_features(full)
-    assert names == list(full) and values.shape == (13,)
+    assert names == list(full) and values.shape == (17,)
 
 
 # --- golden values -----------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_band_carries_limits() -> None:
 def test_envelope_features_are_zero_when_the_band_cannot_carry_the_defect() -> None:
     xh = np.fft.rfft(np.random.default_rng(3).standard_normal((2, 256)))
     out = envelope_features(xh, 256, 500.0, RPM / 60.0, {"bpfo": 3.58}, check_env_band(None, 500.0))
-    assert list(out) == ["env_bpfo_amp", "env_bpfo_snr"]
+    assert list(out) == ["env_bpfo_amp", "env_bpfo_snr", "env_bpfo_harm_amp", "env_bpfo_harm_snr"]
     for v in out.values():
         np.testing.assert_array_equal(v, np.zeros(2))
 

@@ -23,10 +23,23 @@ With ``f_d = order_d * rpm / 60``:
   independent of sensor gain; about 1–2 for noise, >> 1 with a defect). The median is floored at
   ``1e-6 * max(E)``, so the SNR never exceeds 1e6; 0.0 when ``E`` is all zero.
 
-Only the fundamental is used: on CWRU data adding the 2nd harmonic made the features less
-specific (2 x BPFI of a 6205 nearly coincides with 3 x BPFO). Both are 0.0 when the band
+These use the fundamental only. Both are 0.0 when the band
 cannot carry the defect frequency: ``f_d >= lo`` or ``f_d * 1.02 >= hi - lo`` (the envelope of a
 band-limited signal has no content above the bandwidth) — e.g. at ``fs_hz = 500``.
+
+Harmonic evidence (a defect's impacts are short, so its envelope has harmonics of ``f_d``; a
+single bin at the fundamental is noisy on a short window). With ``H_d`` the harmonics
+``h in {1, 2, 3}`` of ``f_d`` (:func:`distinct_harmonics`) that the band carries and whose search
+window does not overlap the search window of a harmonic 1–3 of another configured defect (on an
+SKF 6205, 2 x BPFI = 324.4 Hz and 3 x BPFO = 322.1 Hz share bins, so neither counts)::
+
+    env_{d}_harm_amp = sum_{h in H_d} amp(h f_d)                        (g)
+    env_{d}_harm_snr = env_{d}_harm_amp / sum_{h in H_d} floor(h f_d)   (1)
+
+with ``amp`` and ``floor`` (the nearby median, floored as above) as for ``env_{d}_amp`` and
+``env_{d}_snr``; both 0.0 when ``H_d`` is empty or ``E`` is all zero. Reference: Randall & Antoni,
+"Rolling element bearing diagnostics — a tutorial", MSSP 25 (2011), sections 3–4 (harmonics of
+the defect frequency in the envelope spectrum).
 """
 
 from __future__ import annotations
@@ -50,6 +63,8 @@ SNR_MAX = 1e6
 #: Neighbourhood of the SNR's median: ``|f - f_d| <= max(NEAR_REL * f_d, NEAR_MIN_BINS * df)``.
 NEAR_REL = 0.5
 NEAR_MIN_BINS = 16.0
+#: Harmonics of a defect frequency summed by ``env_{d}_harm_amp`` / ``env_{d}_harm_snr``.
+HARMONICS: tuple[int, ...] = (1, 2, 3)
 
 
 def bearing_orders(
@@ -175,6 +190,31 @@ def envelope_spectrum(
     return 2.0 * np.abs(np.fft.rfft(env, axis=-1)) / wsum
 
 
+def peak_and_floor(
+    env_spec: NDArray[np.float64],
+    env_max: NDArray[np.float64],
+    freqs: NDArray[np.float64],
+    fd_hz: float,
+    df: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Envelope peak (g) at ``fd_hz`` and the nearby floor (g) it is compared with.
+
+    ``peak = max E_k`` over ``|f_k - fd| <= max(ENV_TOL fd, df)`` (``k >= 1``);
+    ``floor = max(median(E_near), max(E) / SNR_MAX, tiny)`` with the nearby bins
+    ``|f_k - fd| <= max(NEAR_REL fd, NEAR_MIN_BINS df)`` minus the search bins and bins 0–1; None
+    when no nearby bin is left. Shapes ``env_spec.shape[:-1]``.
+    """
+    idx = search_bins(freqs, fd_hz, ENV_TOL, df)
+    peak = max_over(env_spec, idx)
+    near = np.abs(freqs - fd_hz) <= max(NEAR_REL * fd_hz, NEAR_MIN_BINS * df)
+    near[:2] = False
+    near[idx] = False
+    if not near.any():
+        return peak, None
+    floor = np.maximum(env_max / SNR_MAX, np.finfo(np.float64).tiny)
+    return peak, np.maximum(np.median(env_spec[..., near], axis=-1), floor)
+
+
 def defect_amp_snr(
     env_spec: NDArray[np.float64],
     env_max: NDArray[np.float64],
@@ -187,19 +227,64 @@ def defect_amp_snr(
     ``amp = max E_k`` over ``|f_k - fd| <= max(ENV_TOL fd, df)`` (``k >= 1``);
     ``snr = amp / max(median(E_near), max(E) / SNR_MAX)`` with the nearby bins
     ``|f_k - fd| <= max(NEAR_REL fd, NEAR_MIN_BINS df)`` minus the search bins and bins 0–1;
-    0 when ``E`` is all zero or no nearby bin is left. ``env_max = max(E)`` over the last axis
-    (passed in: shared by every defect). Both of shape ``env_spec.shape[:-1]``.
+    0 when ``E`` is all zero or no nearby bin is left (:func:`peak_and_floor`). ``env_max = max(E)``
+    over the last axis (passed in: shared by every defect). Both of shape ``env_spec.shape[:-1]``.
     """
-    idx = search_bins(freqs, fd_hz, ENV_TOL, df)
-    amp = max_over(env_spec, idx)
-    near = np.abs(freqs - fd_hz) <= max(NEAR_REL * fd_hz, NEAR_MIN_BINS * df)
-    near[:2] = False
-    near[idx] = False
-    if not near.any():
+    amp, floor = peak_and_floor(env_spec, env_max, freqs, fd_hz, df)
+    if floor is None:
         return amp, np.zeros(env_spec.shape[:-1])
-    floor = np.maximum(env_max / SNR_MAX, np.finfo(np.float64).tiny)
-    med = np.median(env_spec[..., near], axis=-1)
-    return amp, np.where(env_max > 0.0, amp / np.maximum(med, floor), 0.0)
+    return amp, np.where(env_max > 0.0, amp / floor, 0.0)
+
+
+def distinct_harmonics(
+    fd_hz: Mapping[str, float], df: float, band: tuple[float, float]
+) -> dict[str, tuple[int, ...]]:
+    """Per defect, the harmonics ``h`` in :data:`HARMONICS` of ``fd_hz[d]`` (Hz) that count.
+
+    ``h`` counts when the band ``(lo, hi)`` carries ``h f_d`` (:func:`band_carries`) and, for every
+    other defect ``e`` and ``g`` in :data:`HARMONICS`, the two search windows do not overlap::
+
+        |h f_d - g f_e| > max(ENV_TOL h f_d, df) + max(ENV_TOL g f_e, df)
+
+    (a shared bin cannot tell the two defects apart). ``df``: bin spacing (Hz).
+    """
+    out: dict[str, tuple[int, ...]] = {}
+    for d, f in fd_hz.items():
+        others = [g * fe for e, fe in fd_hz.items() if e != d for g in HARMONICS]
+        out[d] = tuple(
+            h
+            for h in HARMONICS
+            if band_carries(h * f, *band)
+            and all(abs(h * f - o) > _half(h * f, df) + _half(o, df) for o in others)
+        )
+    return out
+
+
+def _half(f: float, df: float) -> float:
+    """Half-width (Hz) of the search window around ``f`` (Hz): ``max(ENV_TOL f, df)``."""
+    return max(ENV_TOL * f, df)
+
+
+def harmonic_amp_snr(
+    env_spec: NDArray[np.float64],
+    env_max: NDArray[np.float64],
+    freqs: NDArray[np.float64],
+    fd_hz: float,
+    harmonics: tuple[int, ...],
+    df: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(sum_h peak(h fd), sum_h peak / sum_h floor)`` over ``harmonics`` (g, 1; module doc);
+    zeros when ``harmonics`` is empty, ``E`` is all zero or a harmonic has no nearby bins."""
+    zeros = np.zeros(env_spec.shape[:-1])
+    peaks, floors = zeros.copy(), zeros.copy()
+    for h in harmonics:
+        peak, floor = peak_and_floor(env_spec, env_max, freqs, h * fd_hz, df)
+        if floor is None:
+            return zeros, zeros
+        peaks, floors = peaks + peak, floors + floor
+    if not harmonics:
+        return zeros, zeros
+    return peaks, np.where(env_max > 0.0, peaks / floors, 0.0)
 
 
 def envelope_features(
@@ -210,24 +295,30 @@ def envelope_features(
     defects: Mapping[str, float],
     band: tuple[float, float],
 ) -> dict[str, NDArray[np.float64]]:
-    """``env_{d}_amp`` (g) and ``env_{d}_snr`` (1) for each defect ``d`` (module docstring).
+    """``env_{d}_amp`` (g), ``env_{d}_snr`` (1), ``env_{d}_harm_amp`` (g) and ``env_{d}_harm_snr`` (1)
+    for each defect ``d`` (module docstring).
 
     ``xh``: ``rfft`` of the Hann-windowed, mean-removed ``[..., n]`` windows sampled at
     ``fs_hz``; ``shaft_hz = rpm / 60``; ``defects``: validated orders (:func:`check_defect_orders`);
-    ``band``: the demodulation band ``(lo, hi)`` in Hz. Arrays of shape ``xh.shape[:-1]``; both
-    0.0 for a defect the band cannot carry (:func:`band_carries`).
+    ``band``: the demodulation band ``(lo, hi)`` in Hz. Arrays of shape ``xh.shape[:-1]``; 0.0 for a
+    frequency the band cannot carry (:func:`band_carries`).
     """
     lo, hi = band
     freqs = bin_freqs(n, fs_hz)
     env_spec = envelope_spectrum(xh, n, freqs, lo, hi)
     env_max = np.max(env_spec, axis=-1)
+    df = fs_hz / n
+    fds = {k: order * shaft_hz for k, order in defects.items()}
+    harmonics = distinct_harmonics(fds, df, band)
     out: dict[str, NDArray[np.float64]] = {}
-    for k, order in defects.items():
-        fd = order * shaft_hz
+    for k, fd in fds.items():
         if band_carries(fd, lo, hi):
-            amp, snr = defect_amp_snr(env_spec, env_max, freqs, fd, fs_hz / n)
+            amp, snr = defect_amp_snr(env_spec, env_max, freqs, fd, df)
         else:
             amp, snr = np.zeros(xh.shape[:-1]), np.zeros(xh.shape[:-1])
         out[f"env_{k}_amp"] = amp
         out[f"env_{k}_snr"] = snr
+        out[f"env_{k}_harm_amp"], out[f"env_{k}_harm_snr"] = harmonic_amp_snr(
+            env_spec, env_max, freqs, fd, harmonics[k], df
+        )
     return out

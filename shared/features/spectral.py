@@ -29,10 +29,11 @@ Features (name, definition, unit):
     the mean power; Hann keeps leakage from being amplified by the ``1/f²`` weight). A sine of
     amplitude ``A`` g at ``f`` Hz gives ``A * 9.80665 / (2 pi f) / sqrt(2) * 1000`` mm/s.
     0.0 when ``f_hi <= 10 Hz`` (``fs_hz <= 22.2 Hz``).
-``env_{d}_amp`` (g) and ``env_{d}_snr`` (1) for each defect ``d`` in ``bearing_orders``
-(``bpfo``, ``bpfi``, ``bsf``, ``ftf``; needs ``rpm``)
+``env_{d}_amp`` (g), ``env_{d}_snr`` (1), ``env_{d}_harm_amp`` (g), ``env_{d}_harm_snr`` (1) for each
+defect ``d`` in ``bearing_orders`` (``bpfo``, ``bpfi``, ``bsf``, ``ftf``; needs ``rpm``)
     Envelope spectrum at the bearing defect frequencies ``f_d = order_d * rpm / 60``: amplitude
-    and SNR against the nearby median; definitions in :mod:`shared.features.envelope`.
+    and SNR against the nearby median, at the fundamental and summed over harmonics 1–3;
+    definitions in :mod:`shared.features.envelope`.
 
 Features whose frequency lies above Nyquist are returned as 0.0 (never omitted), so a given call
 signature always yields the same names (:func:`spectral_feature_names`); features needing ``rpm``
@@ -119,7 +120,7 @@ def spectral_feature_names(
     names.append("velocity_rms_mm_s")
     for k in BEARING_KEYS:
         if k in keys:
-            names += [f"env_{k}_amp", f"env_{k}_snr"]
+            names += [f"env_{k}_amp", f"env_{k}_snr", f"env_{k}_harm_amp", f"env_{k}_harm_snr"]
     return names
 
 
@@ -161,7 +162,7 @@ def spectral_features(
         Shaft speed, rev/min. Enables ``order{1,2,3}_amp_g`` and is required by ``bearing_orders``.
     bearing_orders : mapping, optional
         Defect frequencies in orders of shaft speed, keys among ``bpfo, bpfi, bsf, ftf`` (see
-        :func:`bearing_orders`). Enables ``env_{key}_amp`` and ``env_{key}_snr``.
+        :func:`bearing_orders`). Enables ``env_{key}_{amp,snr,harm_amp,harm_snr}``.
     n_bands : int >= 1
         Number of equal-width energy bands from 0 to Nyquist.
     env_band_hz : (lo, hi), optional

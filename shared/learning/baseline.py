@@ -32,8 +32,9 @@ MAD_TO_SIGMA = 1.482602218505602
 REL_SCALE_FLOOR = 1e-6
 #: Half-width, in units of the initial scale, of the window used by the reweighting step.
 REWEIGHT_K = 3.0
-#: Envelope indicators kept by :func:`envelope_baseline`: ``env_{d}_amp`` (g) and ``env_{d}_snr`` (1).
-ENVELOPE_NAME = re.compile(r"^env_(bpfo|bpfi|bsf|ftf)_(amp|snr)$")
+#: Envelope indicators kept by :func:`envelope_baseline`: ``env_{d}_amp``, ``env_{d}_harm_amp`` (g) and
+#: ``env_{d}_snr``, ``env_{d}_harm_snr`` (1).
+ENVELOPE_NAME = re.compile(r"^env_(bpfo|bpfi|bsf|ftf)_(harm_)?(amp|snr)$")
 
 
 def _truncated_variance(k: float) -> float:
@@ -348,8 +349,9 @@ def envelope_baseline(
     """The healthy distribution of each envelope indicator of the calibration windows.
 
     ``extras``: name → one value per calibration window (NaN where a window lacks it), as the
-    vibration vectors' extras carry them; only ``env_{d}_amp`` (g) and ``env_{d}_snr`` (1) are kept
-    (d = bpfo, bpfi, bsf, ftf). Per indicator, over its finite values x (units of the indicator)::
+    vibration vectors' extras carry them; only ``env_{d}_amp``, ``env_{d}_harm_amp`` (g) and
+    ``env_{d}_snr``, ``env_{d}_harm_snr`` (1) are kept (d = bpfo, bpfi, bsf, ftf;
+    :mod:`shared.features.envelope`). Per indicator, over its finite values x (units of the indicator)::
 
         n, mean, std (ddof=0), median, mad = median(|x - median|), p95 (linear interpolation), max
 

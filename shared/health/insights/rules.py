@@ -183,7 +183,7 @@ def _axis_rules(a: str) -> dict[str, ZRule]:
 RULES: dict[str, ZRule] = SCALAR_RULES | {k: v for a in AXES for k, v in _axis_rules(a).items()}
 #: Features handled by the diagnostic rules only (no generic z insight).
 DIAGNOSTIC_ONLY = {f"order{i}_amp_g" for i in (1, 2, 3)} | {
-    f"env_{d}_{k}" for d in DEFECTS for k in ("amp", "snr")
+    f"env_{d}_{k}" for d in DEFECTS for k in ("amp", "snr", "harm_amp", "harm_snr")
 }
 #: Ranking weight of a feature without a rule.
 GENERIC_WEIGHT = 0.8
