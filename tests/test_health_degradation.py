@@ -11,8 +11,9 @@ from shared.health.degradation import (
     DegradationParams,
     DegradationState,
     DegradationTracker,
-    maintenance_window_days,
+    maintenance_window,
 )
+from shared.health.prognostics import RulView
 
 T0 = 1_700_000_000.0
 
@@ -136,52 +137,31 @@ def test_tracker_validates_input() -> None:
 # ---------------------------------------------------------------------------------------------
 # Maintenance window
 # ---------------------------------------------------------------------------------------------
-def test_window_by_risk() -> None:
-    days, text = maintenance_window_days(18.0, "CRITICAL", 0.0, None)
-    assert days == 1.0 and text == "CRITICAL risk: health 18/100"
-    assert maintenance_window_days(40.0, "HIGH", 0.0, 0.0)[0] == 4.0
-    assert maintenance_window_days(25.0, None, 0.0, None)[0] == 4.0
-    assert maintenance_window_days(50.0, None, 0.0, None)[0] == 7.0
-    assert maintenance_window_days(62.5, None, 0.0, None)[0] == pytest.approx(10.5)
-    assert maintenance_window_days(75.0, None, 0.0, None)[0] == 14.0
-    assert maintenance_window_days(80.0, None, 0.0, None)[0] == pytest.approx(17.2)
-    days, text = maintenance_window_days(100.0, "LOW", 0.0, 0.0)
-    assert days == 30.0 and text == "LOW risk: health 100/100"
+def test_window_is_the_conservative_end_of_a_fitted_rul() -> None:
+    rul = RulView(
+        "estimate",
+        "exp_offset path of rms_log fitted over the last 1200 s (120 points, ...)",
+        level=0.9,
+        threshold=1.61,
+        median_s=2 * 86400.0,
+        low_s=43200.0,
+        high_s=None,
+        interval=0.8,
+    )
+    days, text = maintenance_window(rul)
+    assert days == 0.5  # 43,200 s of data time = half a day
+    assert text.startswith("RUL 2.0 d (80 %: 12.0 h to beyond) from the exp_offset path of rms_log fitted")
 
 
-def test_window_shortened_by_falling_trend_and_di() -> None:
-    # MODERATE 60: base 7 + 7 * 10 / 25 = 9.8; falling 10/day -> (60 - 25) / 10 = 3.5 days
-    days, text = maintenance_window_days(60.0, "MODERATE", 0.0, -10.0)
-    assert days == pytest.approx(3.5)
-    assert text == "MODERATE risk: health 60/100; health falling 10.0 points/day"
-    # slow fall that does not beat the base is not a driver
-    days, text = maintenance_window_days(100.0, "LOW", 0.0, -1.0)
-    assert days == 30.0 and "falling" not in text
-    # noise-level trend ignored
-    assert maintenance_window_days(60.0, None, 0.0, -0.4)[0] == pytest.approx(9.8)
-    # DI 0.42 -> * (1 - 0.21)
-    days, text = maintenance_window_days(100.0, None, 0.42, None)
-    assert days == pytest.approx(30 * 0.79)
-    assert text == "LOW risk: health 100/100; degradation index 0.42"
-    # CRITICAL, falling 12/day, DI 0.42: time to 0 is 1.5 d > 1 d base -> 1 * 0.79
-    days, text = maintenance_window_days(18.0, "CRITICAL", 0.42, -12.0)
-    assert days == pytest.approx(0.79)
-    assert text == "CRITICAL risk: health 18/100; degradation index 0.42"
-    # HIGH 40 falling 12/day -> (40 - 25) / 12 = 1.25 d
-    days, text = maintenance_window_days(40.0, "HIGH", 0.0, -12.0)
-    assert days == pytest.approx(1.25) and "health falling 12.0 points/day" in text
-    # floor
-    assert maintenance_window_days(5.0, None, 1.0, -100.0)[0] == 0.25
-
-
-def test_window_validates_input() -> None:
-    with pytest.raises(ValueError, match="does not match"):
-        maintenance_window_days(80.0, "HIGH", 0.0, None)
-    with pytest.raises(ValueError, match="unknown risk"):
-        maintenance_window_days(80.0, "SEVERE", 0.0, None)
-    with pytest.raises(ValueError, match="degradation_index"):
-        maintenance_window_days(80.0, None, 1.2, None)
-    with pytest.raises(ValueError, match="trend_per_day"):
-        maintenance_window_days(80.0, None, 0.0, float("inf"))
-    with pytest.raises(ValueError, match="health"):
-        maintenance_window_days(120.0, None, 0.0, None)
+def test_no_window_without_an_estimate_and_the_reason_why() -> None:
+    none = RulView("no_degradation_trend", "no persistent rise of RMS above its calibrated level")
+    assert maintenance_window(none) == (
+        None,
+        "no degradation trend: no persistent rise of RMS above its calibrated level",
+    )
+    assert maintenance_window(RulView("not_calibrated", "no baseline")) == (
+        None,
+        "not calibrated: no baseline",
+    )
+    assert maintenance_window(RulView("sensor_fault", "skipped")) == (None, "sensor fault: skipped")
+    assert maintenance_window(None) == (None, "no degradation trend: no vibration window assessed yet")

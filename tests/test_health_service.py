@@ -256,7 +256,8 @@ async def test_iso_zone_health_before_calibration(tmp_path: Path) -> None:
 
 def test_baseline_from_typed_manifest() -> None:
     b = baseline_from_manifest(manifest())
-    assert b["current_a"] == {"mean": 12.0, "std": 0.5, "min": 11.0, "max": 13.0}
+    # features also bring their median and MAD (the prognostics' calibrated RMS is a median)
+    assert b["current_a"] == {"mean": 12.0, "std": 0.5, "min": 11.0, "max": 13.0, "median": 12.0, "mad": 0.3}
     # the raw-signal baseline wins over a feature of the same name; absent statistics are left out
     assert b["voltage_v"] == {"mean": 231.0, "std": 2.5}
     assert b["power_factor"] == {"mean": 0.92, "std": 0.01}

@@ -6,7 +6,7 @@ the service's own :class:`Tick`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from shared import topics
 from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
 from shared.health.assessor import Assessment
+from shared.health.prognostics import RulView
 from shared.learning.signing import ModelVerifier, UntrustedModel
 from shared.messages import (
     SIGNALS,
@@ -27,6 +28,7 @@ from shared.messages import (
     ModelAnnouncement,
     ModelManifest,
     Reading,
+    RulItem,
 )
 from shared.service import Publish
 
@@ -39,8 +41,10 @@ STATE_AFTER: dict[str, AlarmState] = {
     "acknowledged": "ACKNOWLEDGED",
     "resolved": "RESOLVED",
 }
-#: Statistics of a baseline entry the assessor reads (feature or signal units).
+#: Statistics of a baseline entry the assessor reads (feature or signal units); features also give
+#: their median and MAD (the prognostics' calibrated RMS level is the ``{axis}_rms`` median).
 BASELINE_STATS = ("mean", "std", "min", "max")
+FEATURE_STATS = (*BASELINE_STATS, "median", "mad")
 ALARM_SEVERITIES = ("WARNING", "CRITICAL")
 #: At most one health update per asset per this many seconds of data time (unless the risk level
 #: changes or an alarm transition happens): scores of every model arrive for each reading.
@@ -60,7 +64,7 @@ def baseline_from_manifest(manifest: ModelManifest) -> Baseline:
     out: Baseline = {}
     if manifest.baseline is not None:
         for f in manifest.baseline.features:
-            out[f.name] = {k: float(getattr(f, k)) for k in BASELINE_STATS}
+            out[f.name] = {k: float(getattr(f, k)) for k in FEATURE_STATS}
     for name, stat in manifest.signal_baseline.items():
         values = {k: getattr(stat, k) for k in BASELINE_STATS}
         out[name] = {k: float(v) for k, v in values.items() if v is not None}
@@ -144,7 +148,7 @@ def to_health_message(asset_id: str, a: Assessment) -> HealthUpdate | None:
         risk_level=a.risk_level,  # type: ignore[arg-type]
         grade=a.grade,  # type: ignore[arg-type]
         degradation_index=float(a.degradation_index),
-        maintenance_window_days=float(a.maintenance_window_days or 0.0),
+        maintenance_window_days=a.maintenance_window_days,
         maintenance_reason=a.maintenance_explanation,
         iso_zone=a.iso.zone if a.iso else None,
         velocity_rms_mm_s=a.iso.velocity_mm_s if a.iso else None,
@@ -156,7 +160,17 @@ def to_health_message(asset_id: str, a: Assessment) -> HealthUpdate | None:
         ],
         model_ratios={m: float(v["ratio"]) for m, v in a.models.items() if "ratio" in v},
         active_alarms=len(a.open_alarms),
+        rul=to_rul_item(a.rul),
+        indicators={k: float(v) for k, v in a.indicators.items()},
     )
+
+
+def to_rul_item(rul: RulView | None) -> RulItem | None:
+    """The message form of the assessment's RUL (data times as UTC datetimes)."""
+    if rul is None:
+        return None
+    fields = {k: v for k, v in asdict(rul).items() if v is not None and k != "as_of"}
+    return RulItem(**fields, as_of=None if rul.as_of is None else _utc(rul.as_of))
 
 
 def alarm_publishes(asset_id: str, events: Sequence[AlarmTransition]) -> list[Publish]:

@@ -1,8 +1,8 @@
 """The health stage's view of each asset's sensor status (``sensor/<a>``, retained, from the features
 service): while it reports a fault, the machine's health is held at its last value before the fault
-began, marked ``sensor_fault`` with the reason, instead of being moved by the faulty data; the sensor
-alarm (source ``sensor``, WARNING) opens at once, and machine alarms opened since the fault began are
-withdrawn (resolved as ``false_alarm`` by ``system``). Once the status is ``ok`` again the windows update
+began, marked ``sensor_fault`` with the reason (and no maintenance window: RUL status ``sensor_fault``),
+instead of being moved by the faulty data; the sensor alarm (source ``sensor``, WARNING) opens at once,
+and machine alarms opened since the fault began are withdrawn (resolved as ``false_alarm`` by ``system``). Once the status is ``ok`` again the windows update
 the health as before and the sensor alarm clears after the usual clear windows.
 
 The held value is the last health published at a data time before the fault's ``since`` (its first
@@ -83,11 +83,24 @@ class SensorHold:
         if blob is None:
             return None
         held = {**blob, "ts": datetime.fromtimestamp(ts, UTC).isoformat(), "active_alarms": open_alarms}
-        return HealthUpdate.model_validate({**held, "sensor_fault": fault_reason(status)})
+        return HealthUpdate.model_validate({**held, **no_prognosis(fault_reason(status))})
 
     def forget(self, asset: str) -> None:
         self.status.pop(asset, None)
         self.recent.pop(asset, None)
+
+
+def no_prognosis(reason: str) -> dict[str, Any]:
+    """The fields of a held health that say why there is no maintenance window during a sensor fault:
+    the faulty windows are kept out of the indicators (the RUL is not updated), so no window is shown."""
+    why = f"no estimate while the sensor reports a fault ({reason})"[:1000]
+    return {
+        "sensor_fault": reason,
+        "maintenance_window_days": None,
+        "maintenance_reason": f"sensor fault: {why}",
+        "rul": {"status": "sensor_fault", "reason": why},
+        "indicators": {},
+    }
 
 
 def _ts(blob: dict[str, Any]) -> float:

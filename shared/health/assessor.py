@@ -11,8 +11,10 @@
    signals track; ``iso20816``: on every update that carries a new velocity RMS, never active when
    the asset's zone basis is information only, see :func:`~shared.health.iso20816.basis_of`).
 3. **Degradation** (:class:`~shared.health.degradation.DegradationTracker`) with ``persistent = any
-   persistent model or ISO``, and the **maintenance window**
-   (:func:`~shared.health.degradation.maintenance_window_days`).
+   persistent model or ISO``; **prognostics** (:class:`~shared.health.prognostics.PrognosticsTracker`,
+   calibrated from the baseline's ``{axis}_rms``) on every vibration window: trend indicators, the
+   ``trend`` alarm (CUSUM of rms_log) and the RUL, from which the **maintenance window** comes
+   (:func:`~shared.health.degradation.maintenance_window`: a fitted estimate, or None and why).
 4. **Presentation** (:func:`~shared.health.insights.build_insights`) of the fresh features (all
    kinds merged by name) vs the baseline, the models (latest ratio, persistent flag; not the
    signals track, whose evidence is in the per-signal insights), the ISO zone (only when its basis
@@ -25,25 +27,26 @@
    instead of updating it, so a stuck or clipped sensor never reads as a machine fault.
 
 Resolving an alarm with a maintenance action (or :meth:`HealthAssessor.record_maintenance`)
-resets the degradation index and clears every persistence buffer, so a fault that survives the
-repair has to persist again (k windows) and then opens a new alarm.
+resets the degradation index and the prognostics and clears every persistence buffer, so a fault that
+survives the repair has to persist again (k windows; the CUSUM from 0) and then opens a new alarm.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shared.health.alarms import MAINTENANCE_ACTIONS, Alarm, AlarmBook, AlarmNotFound, AlarmTransition
-from shared.health.degradation import DegradationTracker, maintenance_window_days
+from shared.health.degradation import DegradationTracker, maintenance_window
 from shared.health.evidence import SIGNAL_TRACK, Evidence, EvidenceState, ModelScore, Snapshot, finite_ts
 from shared.health.insights import Insight, MachineInfo, ModelStatus, build_insights
 from shared.health.iso20816 import ZoneBasis, ZoneResult, basis_of
 from shared.health.params import AssessorParams
 from shared.health.policy import (
     SOURCE_MODELS,
+    SOURCE_TREND,
     Condition,
     anomaly_condition,
     degradation_excess,
@@ -51,15 +54,17 @@ from shared.health.policy import (
     iso_condition,
     iso_on,
     persistent_models,
+    trend_condition,
 )
+from shared.health.prognostics import PrognosticsTracker, PrognosticsView, RulView, calibration_from_baseline
 from shared.health.scoring import grade, ratio_to_health, risk_level
 from shared.messages import ACTION_CODES, AssetConfig, Score
 from shared.topics import valid_asset_id
 
-__all__ = ["Assessment", "AssessorParams", "HealthAssessor", "ModelScore"]
+__all__ = ["SOURCE_TREND", "Assessment", "AssessorParams", "HealthAssessor", "ModelScore"]
 
-#: Version of :meth:`HealthAssessor.to_dict`'s layout.
-STATE_VERSION = 1
+#: Version of :meth:`HealthAssessor.to_dict`'s layout (2: with prognostics; 1 still loads without).
+STATE_VERSION = 2
 Baseline = Mapping[str, Mapping[str, float]]
 NO_HEALTH = "health unknown: no model scores and no vibration velocity yet"
 #: Alarm source of the sensor's own faults (stuck, clipped, dropped out, ...): not the machine's.
@@ -84,6 +89,10 @@ class Assessment:
     alarm_events: list[AlarmTransition]
     open_alarms: list[Alarm]
     models: dict[str, dict[str, Any]]
+    #: Remaining useful life or why there is none (None before any vibration window).
+    rul: RulView | None = None
+    #: Trend indicators of the latest vibration window (rms_log, kurtosis_z [Np, σ], cusum [Np·s]).
+    indicators: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -91,6 +100,7 @@ class Assessment:
         d["insights"] = [i.to_dict() for i in self.insights]
         d["alarm_events"] = [e.to_dict() for e in self.alarm_events]
         d["open_alarms"] = [a.to_dict() for a in self.open_alarms]
+        d["rul"] = None if self.rul is None else asdict(self.rul)
         return d
 
 
@@ -137,6 +147,8 @@ class HealthAssessor:
         self.baseline: dict[str, dict[str, float]] | None = check_baseline(baseline)
         self._evidence = EvidenceState()
         self._degradation = DegradationTracker(self.params.degradation)
+        self._prognostics = PrognosticsTracker(self.params.prognostics)
+        self._prognostics.calibrate(calibration_from_baseline(self.baseline))
         self._alarms = AlarmBook(clear_windows=self.params.clear_windows, id_factory=id_factory)
 
     # -- configuration -------------------------------------------------------------------------
@@ -153,8 +165,10 @@ class HealthAssessor:
         self.zone_basis = basis
 
     def set_baseline(self, baseline: Baseline | None) -> None:
-        """Baseline statistics per feature name: ``{"mean", "std", "min"?, "max"?}`` (None: none)."""
+        """Baseline statistics per feature name: ``{"mean", "std", "min"?, "max"?, "median"?, ...}`` (None:
+        none); its ``{axis}_rms`` level calibrates the prognostics (a new level restarts them)."""
         self.baseline = check_baseline(baseline)
+        self._prognostics.calibrate(calibration_from_baseline(self.baseline))
 
     # -- updates ---------------------------------------------------------------------------------
     def update(
@@ -172,10 +186,10 @@ class HealthAssessor:
         health = health_of(snap, persistent)
         condition_on = bool(persistent) or iso_on(snap)
         self._degradation.update(ev.ts, health, condition_on, degradation_excess(snap, persistent))
+        prog = self._prognostics.update(ev.ts, features)  # None: no vibration window in this update
         insights = self._insights(snap)
-        transitions = [
-            t for c in self._conditions(ev, snap, persistent, insights) for t in self._observe(ev.ts, c)
-        ]
+        conditions = self._conditions(ev, snap, persistent, insights, prog)
+        transitions = [t for c in conditions for t in self._observe(ev.ts, c)]
         return self._assessment(ev.ts, health, snap, insights, transitions)
 
     def _insights(self, snap: Snapshot) -> list[Insight]:
@@ -198,7 +212,12 @@ class HealthAssessor:
         )
 
     def _conditions(
-        self, ev: Evidence, snap: Snapshot, persistent: list[str], insights: list[Insight]
+        self,
+        ev: Evidence,
+        snap: Snapshot,
+        persistent: list[str],
+        insights: list[Insight],
+        prog: PrognosticsView | None,
     ) -> list[Condition]:
         """The alarm conditions this update observes (see :mod:`shared.health.policy`)."""
         out: list[Condition] = []
@@ -207,6 +226,8 @@ class HealthAssessor:
         velocity = self._evidence.velocity
         if ev.velocity is not None and velocity is not None:
             out.append(iso_condition(velocity, snap.iso, iso_on(snap), self.zone_basis))
+        if prog is not None:
+            out.append(trend_condition(prog))
         return out
 
     def _holding(self, snap: Snapshot) -> list[str]:
@@ -232,10 +253,9 @@ class HealthAssessor:
         transitions: list[AlarmTransition],
     ) -> Assessment:
         di, trend = self._degradation.di, self._degradation.trend_per_day
-        window: float | None = None
-        explanation = NO_HEALTH
-        if health is not None:
-            window, explanation = maintenance_window_days(health, None, di, trend)
+        view = self._prognostics.last_view
+        rul = None if view is None else view.rul
+        window, explanation = maintenance_window(rul) if health is not None else (None, NO_HEALTH)
         return Assessment(
             asset_id=self.asset_id,
             ts=ts,
@@ -251,6 +271,8 @@ class HealthAssessor:
             alarm_events=transitions,
             open_alarms=self._alarms.open_alarms(self.asset_id),
             models=self._models_view(snap),
+            rul=rul,
+            indicators={} if view is None else dict(view.indicators),
         )
 
     def _models_view(self, snap: Snapshot) -> dict[str, dict[str, Any]]:
@@ -323,6 +345,7 @@ class HealthAssessor:
 
     def _maintenance(self, ts: float, action_code: str) -> None:
         self._degradation.reset(ts, action_code)
+        self._prognostics.reset()
         self._evidence.clear_persistence()
 
     # -- state ---------------------------------------------------------------------------------------
@@ -333,6 +356,7 @@ class HealthAssessor:
             "asset_id": self.asset_id,
             **self._evidence.to_dict(),
             "degradation": self._degradation.to_dict(),
+            "prognostics": self._prognostics.to_dict(),
             "alarms": self._alarms.to_dict(),
         }
 
@@ -345,10 +369,13 @@ class HealthAssessor:
         params: AssessorParams | None = None,
         id_factory: Callable[[], str] | None = None,
     ) -> HealthAssessor:
-        if d.get("version") != STATE_VERSION:
+        if d.get("version") not in (1, STATE_VERSION):  # 1: saved before prognostics (a fresh tracker)
             raise ValueError(f"unsupported assessor state version {d.get('version')!r}")
         a = cls(d["asset_id"], config=config, baseline=baseline, params=params, id_factory=id_factory)
         a._evidence = EvidenceState.from_dict(d)
         a._degradation = DegradationTracker.from_dict(d["degradation"], a.params.degradation)
         a._alarms = AlarmBook.from_dict(d["alarms"], id_factory=id_factory)
+        if "prognostics" in d:
+            a._prognostics = PrognosticsTracker.from_dict(d["prognostics"], a.params.prognostics)
+            a._prognostics.calibrate(calibration_from_baseline(a.baseline))  # a new level restarts it
         return a

@@ -40,7 +40,10 @@ unaffected, and noise within the band does not flip the sign). The trend is repo
 ``MIN_TREND_SPAN_S`` (15 min) of data time has passed since the first sample (or the last reset);
 before that it is ``None``.
 
-Maintenance window (days): see :func:`maintenance_window_days`.
+Maintenance window (days): :func:`maintenance_window`, from the remaining useful life of the fitted
+degradation path (:mod:`shared.health.prognostics`): the 80 % interval's lower end, or None with the
+reason there is none ("no degradation trend: ...", "not calibrated: ..."). It replaced a rule of
+hand-picked days per risk level (issue 15: the window must trace back to a fitted estimate).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from shared.health.scoring import RISK_BOUNDS, RISK_LEVELS, risk_level
+from shared.health.prognostics import RulView
 
 SECONDS_PER_DAY = 86_400.0
 #: Health points the latest sample must be away from the fast mean to clip the trend's sign.
@@ -201,83 +204,30 @@ class DegradationTracker:
 # ---------------------------------------------------------------------------------------------
 # Maintenance window
 # ---------------------------------------------------------------------------------------------
-#: Base window (days) per risk level; LOW and MODERATE scale with health (see the function).
-BASE_DAYS = {"CRITICAL": 1.0, "HIGH": 4.0}
-MIN_WINDOW_DAYS = 0.25
-MAX_WINDOW_DAYS = 90.0
-#: Trends flatter than this (points/day) are treated as noise.
-TREND_NOISE_PER_DAY = 0.5
-#: DI shortens the window by up to this fraction (at DI = 1).
-DI_SHORTENING = 0.5
-#: The explanation names the DI from this value.
-DI_REPORTED_FROM = 0.005
-#: Health below which the risk is CRITICAL (a falling trend's target): the lowest risk bound, 25.
-CRITICAL_HEALTH_BOUND = RISK_BOUNDS[-1][0]
+NO_WINDOW = "no vibration window assessed yet"
+#: Maintenance-reason prefix per RUL status without an estimate.
+_WHY = {"no_degradation_trend": "no degradation trend", "not_calibrated": "not calibrated"}
 
 
-def maintenance_window_days(
-    health: float,
-    risk: str | None,
-    degradation_index: float,
-    trend_per_day: float | None,
-) -> tuple[float, str]:
-    """Recommended days until maintenance, and a one-line explanation of what drives it.
-
-    1. base by risk (``h`` = health):
-       CRITICAL 1 d; HIGH 4 d; MODERATE ``7 + 7 * (h - 50) / 25`` (7..14 d);
-       LOW ``14 + 16 * (h - 75) / 25`` (14..30 d).
-    2. falling trend (``trend < -0.5`` points/day): time until health reaches the CRITICAL
-       boundary, ``(h - 25) / -trend`` (for a CRITICAL machine: until 0, ``h / -trend``);
-       ``days = min(base, that)``.
-    3. degradation: ``days *= 1 - 0.5 * DI``.
-    4. clip to 0.25 .. 90 days.
-
-    ``risk`` may be None (computed from health); when given it must equal ``risk_level(health)``.
-    The explanation lists the drivers, e.g.
-    ``"CRITICAL risk: health 18/100; health falling 12.0 points/day; degradation index 0.42"``.
-    """
-    h, expected, di, trend = _window_inputs(health, risk, degradation_index, trend_per_day)
-    days = _base_days(expected, h)
-    reasons = [f"{expected} risk: health {h:.0f}/100"]
-
-    if trend is not None and trend < -TREND_NOISE_PER_DAY:
-        target = 0.0 if expected == "CRITICAL" else CRITICAL_HEALTH_BOUND
-        to_target = (h - target) / -trend
-        if to_target < days:
-            days = to_target
-            reasons.append(f"health falling {-trend:.1f} points/day")
-
-    if di > 0.0:
-        days *= 1.0 - DI_SHORTENING * di
-        if di >= DI_REPORTED_FROM:
-            reasons.append(f"degradation index {di:.2f}")
-
-    days = min(max(days, MIN_WINDOW_DAYS), MAX_WINDOW_DAYS)
-    return days, "; ".join(reasons)
+def _duration(s: float) -> str:
+    """``s`` seconds for people: "45 s", "12 min", "3.4 h", "2.1 d"."""
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 2 * SECONDS_PER_DAY:
+        return f"{s / 3600:.1f} h"
+    return f"{s / SECONDS_PER_DAY:.1f} d"
 
 
-def _window_inputs(
-    health: float, risk: str | None, degradation_index: float, trend_per_day: float | None
-) -> tuple[float, str, float, float | None]:
-    """Checked (health, its risk level, DI, trend) of :func:`maintenance_window_days`."""
-    expected = risk_level(health)
-    h = float(health)
-    if risk is not None:
-        if risk not in RISK_LEVELS:
-            raise ValueError(f"unknown risk level {risk!r}: expected one of {RISK_LEVELS}")
-        if risk != expected:
-            raise ValueError(f"risk {risk} does not match health {h:g} (which is {expected} risk)")
-    di = _finite("degradation_index", degradation_index)
-    if not 0.0 <= di <= 1.0:
-        raise ValueError(f"degradation_index must be within 0..1, got {di}")
-    trend = None if trend_per_day is None else _finite("trend_per_day", trend_per_day)
-    return h, expected, di, trend
-
-
-def _base_days(risk: str, h: float) -> float:
-    """Step 1 of :func:`maintenance_window_days`: days by risk level (LOW/MODERATE scale with health)."""
-    if risk in BASE_DAYS:
-        return BASE_DAYS[risk]
-    if risk == "MODERATE":
-        return 7.0 + 7.0 * (h - 50.0) / 25.0
-    return 14.0 + 16.0 * (h - 75.0) / 25.0
+def maintenance_window(rul: RulView | None) -> tuple[float | None, str]:
+    """Days until maintenance and why: the conservative (lower) end of the RUL's 80 % interval, in days
+    of data time, when there is an estimate; otherwise None and the reason (e.g. "no degradation trend:
+    ...", "not calibrated: ...")."""
+    if rul is None:
+        return None, f"no degradation trend: {NO_WINDOW}"
+    if rul.status == "estimate" and rul.low_s is not None and rul.median_s is not None:
+        high = "beyond" if rul.high_s is None else _duration(rul.high_s)
+        text = f"RUL {_duration(rul.median_s)} (80 %: {_duration(rul.low_s)} to {high}) from the {rul.reason}"
+        return rul.low_s / SECONDS_PER_DAY, text
+    return None, f"{_WHY.get(rul.status, rul.status.replace('_', ' '))}: {rul.reason}"

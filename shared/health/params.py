@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from shared.health.degradation import DegradationParams
 from shared.health.persistence import Persistence
+from shared.health.prognostics import PrognosticsParams
 
 #: EWMA time constant of the smoothed model ratios and velocity (s).
 SMOOTHING_TAU_S = 30.0
@@ -61,6 +62,8 @@ class AssessorParams:
     # track keeps health proportional to how far the machine is from normal.
     signal_z_threshold: float = SIGNAL_Z_THRESHOLD
     degradation: DegradationParams = field(default_factory=DegradationParams)
+    #: Indicators, CUSUM early warning and RUL (defaults from the FEMTO evaluation; per asset if needed).
+    prognostics: PrognosticsParams = field(default_factory=PrognosticsParams)
 
     def __post_init__(self) -> None:
         for name in ("smoothing_tau_s", "stale_after_s", "z_min", "envelope_snr_min"):

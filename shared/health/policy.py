@@ -23,6 +23,9 @@ Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
   zone C or D in k of the last n windows; CRITICAL when the smoothed velocity is in zone D. Only
   with an alarming basis (:class:`~shared.health.iso20816.ZoneBasis`): never on for a machine whose
   ISO applicability was not confirmed and that has no custom limits.
+* **Trend alarm** (:func:`trend_condition`, source :data:`SOURCE_TREND`, WARNING): the early warning of
+  :class:`~shared.health.prognostics.PrognosticsTracker`, on from a CUSUM alarm of ``rms_log`` until
+  the CUSUM is back at 0; observed on every update that carries a vibration window.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from shared.health.evidence import SMOOTH_RATIO_CAP, Snapshot, Track
 from shared.health.insights import Insight
 from shared.health.iso20816 import DAMAGE_ZONE, ZoneBasis, ZoneResult, classify
 from shared.health.params import AssessorParams
+from shared.health.prognostics import PrognosticsView
 from shared.health.scoring import health_from_scores
 from shared.messages import CRITICAL_RATIO, WARNING_RATIO
 
@@ -41,6 +45,8 @@ from shared.messages import CRITICAL_RATIO, WARNING_RATIO
 SOURCE_MODELS = "anomaly"
 #: Alarm source of the ISO 20816-3 velocity zone.
 SOURCE_ISO = "iso20816"
+#: Alarm source of the early warning on the trend indicator (CUSUM of rms_log).
+SOURCE_TREND = "trend"
 #: Insight texts that make an alarm's reason.
 REASON_INSIGHTS = 2
 
@@ -125,3 +131,8 @@ def iso_condition(velocity: Track, smoothed: ZoneResult | None, active: bool, ba
     active = active and basis.alarming
     severity = "CRITICAL" if smoothed is not None and smoothed.zone == DAMAGE_ZONE else "WARNING"
     return Condition(SOURCE_ISO, active, severity, reason)
+
+
+def trend_condition(view: PrognosticsView) -> Condition:
+    """The trend alarm's condition (module doc); its reason states the CUSUM alarm's numbers."""
+    return Condition(SOURCE_TREND, view.trend_on, "WARNING", view.trend_reason)

@@ -47,8 +47,9 @@ class InsightItem(Message):
 RulStatusKind = Literal["estimate", "no_degradation_trend", "not_calibrated", "sensor_fault"]
 #: Names of the trend indicators a :class:`HealthUpdate` may carry (``indicators``), with their units:
 #: ``rms_log`` [Np] ln(RMS / calibrated RMS), RMS of the largest axis; ``hf_energy_log`` [Np];
-#: ``kurtosis_z`` [robust σ]; ``cusum`` [Np·s] the early-warning CUSUM statistic of ``rms_log``.
-INDICATOR_NAMES: tuple[str, ...] = ("rms_log", "hf_energy_log", "kurtosis_z", "cusum")
+#: ``kurtosis_z`` [robust σ]; ``cusum`` [Np·s] the early-warning CUSUM statistic of ``rms_log`` and
+#: ``cusum_h`` [Np·s] the decision level it is compared with (the trend alarm opens when cusum > cusum_h).
+INDICATOR_NAMES: tuple[str, ...] = ("rms_log", "hf_energy_log", "kurtosis_z", "cusum", "cusum_h")
 #: An indicator's name: stored as the field ``ind_<name>`` of a health record.
 IndicatorName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 

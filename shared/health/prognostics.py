@@ -1,0 +1,399 @@
+"""Prognostics of one asset in data time: trend indicators, early warning and remaining useful life (pure).
+
+:class:`PrognosticsTracker` is what the health service (and ``scripts/evaluate_rtf.py``) runs per asset.
+Usage::
+
+    tracker = PrognosticsTracker(PrognosticsParams())
+    tracker.calibrate(calibration_from_baseline(baseline))   # the asset's calibration (None: none)
+    view = tracker.update(ts, features)                       # one vibration window at data time ts (s)
+
+``features`` maps the vibration vector's names (``{axis}_rms`` [g], ``{axis}_kurtosis``) to values
+(:meth:`shared.features.engine.FeatureEngine.on_window`); ``update`` returns None for an update with no
+``{axis}_rms`` (e.g. scores only). Per window it:
+
+1. computes the indicators against the calibration (:mod:`shared.health.indicators`):
+   ``rms_log = ln(RMS / RMS_cal)`` [Np], RMS the largest axis's ``{axis}_rms``, RMS_cal the calibration
+   baseline's median (mean when no median) of the largest axis; ``kurtosis_z = (k - k_cal) / s_cal``
+   [robust σ] when the baseline has ``{axis}_kurtosis``;
+2. steps the one-sided CUSUM of ``rms_log`` in data time (:func:`shared.health.warning.cusum`'s
+   recursion, one window at a time: ``S <- max(0, S + (rms_log - k) * min(dt, max_step_s))``; alarm when
+   ``S > h``, then ``S = 0``) [Np·s]. The *trend condition* is on from an alarm until ``S`` is back at 0;
+3. keeps one mean ``(ts, rms_log)`` per ``bucket_s`` of data time over the last ``buffer_s``;
+4. from the first CUSUM alarm on, every ``rul_every_s`` of data time, fits the degradation path and
+   extrapolates it to the failure threshold (:func:`shared.health.rul.estimate_rul`): the RUL's median
+   and 80 % interval, or :class:`~shared.health.rul.NoTrend` with the reason. Before the first alarm
+   the answer is "no degradation trend" with the CUSUM's numbers, never a number of days.
+
+Windows while the sensor reports a fault are skipped (``sensor_fault=True``: no state change). A
+maintenance action resets everything but the calibration (:meth:`PrognosticsTracker.reset`), as it
+resets the degradation index. Every default of :class:`PrognosticsParams` says what it rests on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shared.health.indicators import REL_SCALE_FLOOR, TINY, Baseline, log_ratio, robust_z
+from shared.health.rul import (
+    DEFAULT_ALPHA,
+    DEFAULT_N_BOOT,
+    MODELS,
+    NoTrend,
+    RulEstimate,
+    ThresholdPrior,
+    estimate_rul,
+    threshold_prior,
+)
+from shared.health.warning import CusumParams
+
+#: End-of-life ``rms_log`` [Np] of the six FEMTO/PRONOSTIA learning-set bearings (Bearing1_1, 1_2,
+#: 2_1, 2_2, 3_1, 3_2): the indicator smoothed (EWMA, 60 s) at each run's last snapshot, each bearing
+#: calibrated on its own first 1800 s (scripts/evaluate_rtf.py, notes 15-C). Median 1.61 Np (RMS about
+#: 5x its calibrated level), standard deviation 0.36 Np.
+FEMTO_EOL_RMS_LOG: tuple[float, ...] = (2.44, 1.66, 1.51, 1.77, 1.46, 1.56)
+FEMTO_BASIS = "median end-of-life level of 6 FEMTO/PRONOSTIA run-to-failure bearings (accelerated life)"
+#: Axis RMS / kurtosis feature names of a vibration vector (``x_rms``; not the batch ``vibration_g_rms``).
+_AXIS_RMS = re.compile(r"^([a-z])_rms$")
+#: Robust spread of normal data from the median absolute deviation (as indicators.MAD_TO_SIGMA).
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class PrognosticsParams:
+    """Tuning of :class:`PrognosticsTracker` (defaults: what the FEMTO leave-one-bearing-out evaluation
+    chose, docs/EVALUATION.md "Run to failure"; helper C may retune them there)."""
+
+    #: CUSUM allowance k [Np]: 0.7 Np = RMS 2x calibration; chosen in 5 of 6 FEMTO LOBO folds.
+    cusum_k: float = 0.7
+    #: CUSUM decision interval h [Np·s]; chosen in 5 of 6 folds (10 in the Bearing1_1 fold).
+    cusum_h: float = 30.0
+    #: Longest data-time step credited to the CUSUM per window [s] (warning.DEFAULT_MAX_GAP_S).
+    max_step_s: float = 60.0
+    #: Data time between RUL estimates after the first alarm [s] (15-C: "every 60 s of data time").
+    rul_every_s: float = 60.0
+    #: Degradation path and fit window [s]: ``exp_offset`` over 1200 s, recommended in 15-C from the
+    #: single FEMTO bearing that degrades gradually (Bearing1_1), *not* a LOBO result (LOBO chose
+    #: ``log_linear`` over 9600 s, ~2x late on that bearing).
+    rul_model: str = "exp_offset"
+    rul_window_s: float = 1200.0
+    #: One buffered mean per this much data time [s] (FEMTO's snapshot interval; bounds memory and the
+    #: O(n²) trend test) over the longest fit window of the evaluation's grid [s].
+    bucket_s: float = 10.0
+    buffer_s: float = 9600.0
+    #: Failure threshold of rms_log: end-of-life values of training runs [Np] and their basis (text).
+    eol_rms_log: tuple[float, ...] = FEMTO_EOL_RMS_LOG
+    threshold_basis: str = FEMTO_BASIS
+    #: Trend test significance and bootstrap draws (shared.health.rul defaults).
+    alpha: float = DEFAULT_ALPHA
+    n_boot: int = DEFAULT_N_BOOT
+
+    def __post_init__(self) -> None:
+        CusumParams(self.cusum_k, self.cusum_h, (0,), self.max_step_s)  # k >= 0, h > 0, step > 0
+        if self.rul_model not in MODELS:
+            raise ValueError(f"PrognosticsParams.rul_model must be one of {MODELS}, got {self.rul_model!r}")
+        for name in ("rul_every_s", "rul_window_s", "bucket_s", "buffer_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ValueError(f"PrognosticsParams.{name} must be a positive number, got {v!r}")
+        if self.buffer_s < self.rul_window_s:
+            raise ValueError("PrognosticsParams.buffer_s must cover rul_window_s")
+        self.prior()  # at least 2 finite end-of-life values
+
+    def prior(self) -> ThresholdPrior:
+        """The failure threshold prior (median, spread, runs) of ``eol_rms_log`` [Np]."""
+        return threshold_prior(self.eol_rms_log)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The asset's calibrated levels: RMS_cal [g] (largest axis) and, when known, kurtosis median/spread."""
+
+    rms_cal: float
+    kurtosis_median: float | None = None
+    kurtosis_scale: float | None = None
+
+
+def _centre(stats: Mapping[str, float]) -> float:
+    return float(stats.get("median", stats["mean"]))
+
+
+def calibration_from_baseline(baseline: Mapping[str, Mapping[str, float]] | None) -> Calibration | None:
+    """The :class:`Calibration` of a calibration baseline (feature name -> ``{"mean", "std", "median"?,
+    "mad"?}``): RMS_cal = the largest ``{axis}_rms`` median (mean when absent) [g]; kurtosis: the same
+    axis rule, spread ``1.4826 * mad`` (``std`` when absent), floored like
+    :func:`~shared.health.indicators.robust_baseline`. None without a positive ``{axis}_rms`` level."""
+    if not baseline:
+        return None
+    axes = [m.group(1) for n in baseline if (m := _AXIS_RMS.match(n))]
+    levels = [_centre(baseline[f"{a}_rms"]) for a in axes]
+    if not levels or max(levels) <= 0:
+        return None
+    kurt = [baseline[f"{a}_kurtosis"] for a in axes if f"{a}_kurtosis" in baseline]
+    if not kurt:
+        return Calibration(max(levels))
+    k = max(kurt, key=_centre)
+    med = _centre(k)
+    spread = _MAD_TO_SIGMA * k["mad"] if "mad" in k else k["std"]
+    return Calibration(max(levels), med, max(spread, REL_SCALE_FLOOR * abs(med), TINY))
+
+
+@dataclass(frozen=True)
+class RulView:
+    """Remaining useful life at ``as_of`` (s), or why there is none (fields of the message's RulItem)."""
+
+    status: str  # estimate | no_degradation_trend | not_calibrated | sensor_fault
+    reason: str
+    level: float | None = None  # rms_log now [Np]
+    threshold: float | None = None  # [Np]
+    threshold_basis: str | None = None
+    median_s: float | None = None
+    low_s: float | None = None
+    high_s: float | None = None  # None: the 90th percentile never reaches the threshold
+    interval: float | None = None
+    model: str | None = None
+    window_s: float | None = None
+    n_points: int | None = None
+    as_of: float | None = None
+
+
+@dataclass(frozen=True)
+class PrognosticsView:
+    """One window's prognostics: indicators by name, the trend condition (on, crossed now, reason) and
+    the RUL item."""
+
+    indicators: dict[str, float]
+    trend_on: bool
+    crossed: bool
+    trend_reason: str
+    rul: RulView
+
+
+@dataclass
+class _State:
+    """Everything :class:`PrognosticsTracker` keeps between windows (JSON-able via asdict)."""
+
+    cal: Calibration | None = None
+    s: float = 0.0  # CUSUM [Np·s]
+    s_since: float | None = None  # data time S last left 0 [s]
+    last_ts: float | None = None
+    on: bool = False  # trend condition
+    first_alarm_ts: float | None = None
+    alarm: tuple[float, float, float] | None = None  # last crossing: (S, accumulated s, rms_log)
+    buckets: deque[tuple[float, float]] = field(default_factory=deque)  # (mean ts, mean rms_log)
+    partial: tuple[int, float, float, int] | None = None  # (bucket index, sum ts, sum rms_log, n)
+    rul_ts: float | None = None
+    rul: RulView | None = None
+
+
+NOT_CALIBRATED = (
+    "no calibration baseline with a vibration RMS ({axis}_rms): calibrate the asset on healthy running"
+)
+NO_WINDOW = "no vibration window assessed yet"
+#: Maintenance-reason prefix per RUL status without an estimate.
+_WHY = {"no_degradation_trend": "no degradation trend", "not_calibrated": "not calibrated"}
+
+
+class PrognosticsTracker:
+    """Per-asset indicators, CUSUM early warning and RUL over successive vibration windows (module doc).
+
+    ``PrognosticsTracker(params).update(ts, features)`` is the whole interface for a replay: ``ts`` data
+    time (s, non-decreasing; an older window is ignored), ``features`` name -> value of one vibration
+    window. :meth:`calibrate` first (without it every view says "not calibrated")."""
+
+    def __init__(self, params: PrognosticsParams | None = None) -> None:
+        self.params = params or PrognosticsParams()
+        self._prior = self.params.prior()
+        self._st = _State()
+        #: The latest view (in memory only; None after a restore until the next window).
+        self.last_view: PrognosticsView | None = None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return self._st.cal
+
+    @property
+    def first_alarm_ts(self) -> float | None:
+        """Data time of the first CUSUM alarm since the calibration or the last reset (s)."""
+        return self._st.first_alarm_ts
+
+    def calibrate(self, cal: Calibration | None) -> None:
+        """Set the asset's calibration; a different one restarts the history (the indicators change
+        reference), the same one (e.g. re-announced after a restart) keeps it."""
+        if cal != self._st.cal:
+            self._st = _State(cal=cal)
+            self.last_view = None
+
+    def reset(self) -> None:
+        """Maintenance: forget the CUSUM, buffer, first alarm and RUL; keep the calibration."""
+        self._st = _State(cal=self._st.cal)
+        self.last_view = None
+
+    def update(
+        self, ts: float, features: Mapping[str, float] | None, sensor_fault: bool = False
+    ) -> PrognosticsView | None:
+        """One vibration window at data time ``ts`` (s); None when ``features`` has no ``{axis}_rms`` or
+        the window is older than the last one. ``sensor_fault``: the window is skipped (no state
+        change) and the view says so. ValueError on a non-finite ``ts`` or an invalid RMS."""
+        ts = float(ts)
+        if not math.isfinite(ts):
+            raise ValueError(f"ts must be finite, got {ts}")
+        st = self._st
+        if not features or not any(_AXIS_RMS.match(n) for n in features):
+            return None
+        if st.last_ts is not None and ts < st.last_ts:
+            return None
+        if sensor_fault:
+            why = "no estimate while the sensor reports a fault: its windows are skipped"
+            return self._keep(PrognosticsView({}, False, False, "", RulView("sensor_fault", why, as_of=ts)))
+        if st.cal is None:
+            return self._keep(
+                PrognosticsView({}, False, False, "", RulView("not_calibrated", NOT_CALIBRATED))
+            )
+        ind = self._indicators(features)  # checks the values before any state change
+        y = ind["rms_log"]
+        crossed = self._cusum(ts, y)
+        ind["cusum"], ind["cusum_h"] = st.s, self.params.cusum_h
+        self._buffer(ts, y)
+        return self._keep(PrognosticsView(ind, st.on, crossed, self._trend_reason(), self._rul(ts, y)))
+
+    def _keep(self, view: PrognosticsView) -> PrognosticsView:
+        self.last_view = view
+        return view
+
+    def _indicators(self, features: Mapping[str, float]) -> dict[str, float]:
+        """``rms_log`` [Np] and, when calibrated, ``kurtosis_z`` [robust σ] (module doc)."""
+        cal = self._st.cal
+        assert cal is not None
+        axes = [m.group(1) for n in features if (m := _AXIS_RMS.match(n))]
+        out = {"rms_log": float(log_ratio(max(float(features[f"{a}_rms"]) for a in axes), cal.rms_cal))}
+        kurt = [float(features[f"{a}_kurtosis"]) for a in axes if f"{a}_kurtosis" in features]
+        if kurt and cal.kurtosis_median is not None and cal.kurtosis_scale is not None:
+            base = Baseline(cal.kurtosis_median, cal.kurtosis_scale, 0)
+            out["kurtosis_z"] = float(robust_z(max(kurt), base))
+        return out
+
+    def _cusum(self, ts: float, y: float) -> bool:
+        """One step of the data-time CUSUM (module doc); True when it crossed ``h`` at this window."""
+        p, st = self.params, self._st
+        w = 0.0 if st.last_ts is None else min(ts - st.last_ts, p.max_step_s)
+        s = max(0.0, st.s + (y - p.cusum_k) * w)
+        if st.s == 0.0 and s > 0.0:
+            st.s_since = ts - w
+        crossed = s > p.cusum_h
+        if crossed:
+            st.alarm = (s, ts - (ts - w if st.s_since is None else st.s_since), y)
+            st.first_alarm_ts = ts if st.first_alarm_ts is None else st.first_alarm_ts
+            s = 0.0
+        if s == 0.0:
+            st.s_since = None
+        st.on = crossed or (st.on and s > 0.0)
+        st.s, st.last_ts = s, ts
+        return crossed
+
+    def _trend_reason(self) -> str:
+        """The last CUSUM alarm's numbers, e.g. "RMS 2.3x its calibrated level (rms_log 0.83 Np) for
+        64 s of data: CUSUM 31 Np·s > 30"; "" before any."""
+        if self._st.alarm is None:
+            return ""
+        s, span, y = self._st.alarm
+        return (
+            f"RMS {math.exp(y):.1f}× its calibrated level (rms_log {y:.2f} Np) for {span:.0f} s of data: "
+            f"CUSUM {s:.0f} Np·s > {self.params.cusum_h:g}"
+        )
+
+    def _buffer(self, ts: float, y: float) -> None:
+        """Add the window to its ``bucket_s`` mean; drop means older than ``buffer_s``."""
+        p, st = self.params, self._st
+        idx = math.floor(ts / p.bucket_s)
+        if st.partial is not None and st.partial[0] != idx:
+            _, sum_t, sum_y, n = st.partial
+            st.buckets.append((sum_t / n, sum_y / n))
+            st.partial = None
+        _, sum_t, sum_y, n = st.partial or (idx, 0.0, 0.0, 0)
+        st.partial = (idx, sum_t + ts, sum_y + y, n + 1)
+        while st.buckets and st.buckets[0][0] <= ts - p.buffer_s:
+            st.buckets.popleft()
+
+    def series(self) -> tuple[np.ndarray, np.ndarray]:
+        """The buffered ``(ts [s], rms_log [Np])`` means, the current (partial) bucket last."""
+        pts = list(self._st.buckets)
+        if self._st.partial is not None:
+            _, sum_t, sum_y, n = self._st.partial
+            pts.append((sum_t / n, sum_y / n))
+        a = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        return a[:, 0], a[:, 1]
+
+    def _rul(self, ts: float, y: float) -> RulView:
+        """Before the first alarm: no trend (the CUSUM's numbers); after it, a fresh estimate every
+        ``rul_every_s`` of data time (the last one in between)."""
+        p, st = self.params, self._st
+        if st.first_alarm_ts is None:
+            why = (
+                f"no persistent rise of RMS above its calibrated level (CUSUM of rms_log {st.s:.1f} of "
+                f"{p.cusum_h:g} Np·s, allowance {p.cusum_k:g} Np)"
+            )
+            return RulView("no_degradation_trend", why, level=y, as_of=ts)
+        if st.rul is None or st.rul_ts is None or ts - st.rul_ts >= p.rul_every_s:
+            t, v = self.series()
+            est = estimate_rul(
+                t, v, ts, self._prior, p.rul_window_s, alpha=p.alpha, n_boot=p.n_boot, model=p.rul_model
+            )
+            st.rul, st.rul_ts = self._rul_view(est, ts, y), ts
+        return st.rul
+
+    def _rul_view(self, est: RulEstimate | NoTrend, ts: float, y: float) -> RulView:
+        p = self.params
+        fit = {"threshold": self._prior.median, "threshold_basis": p.threshold_basis, "as_of": ts}
+        fit |= {"model": p.rul_model, "window_s": p.rul_window_s}
+        if isinstance(est, NoTrend):
+            return RulView(
+                "no_degradation_trend", est.reason.removeprefix("no degradation trend: "), y, **fit
+            )
+        if not math.isfinite(est.median_s):
+            why = (
+                f"the {p.rul_model} path over {p.rul_window_s:g} s reaches the threshold in < half the draws"
+            )
+            return RulView("no_degradation_trend", why, est.level_now, **fit)
+        why = (
+            f"{p.rul_model} path of rms_log fitted over the last {p.rul_window_s:g} s ({est.n_points} "
+            f"points, slope {est.slope_per_s * 3600:.3g} Np/h) extrapolated to {est.threshold:.2f} Np "
+            f"({p.threshold_basis})"
+        )
+        high = est.high_s if math.isfinite(est.high_s) else None
+        return RulView(
+            "estimate", why, est.level_now, median_s=est.median_s, low_s=est.low_s, high_s=high,
+            interval=0.8, n_points=est.n_points, **fit,
+        )  # fmt: skip
+
+    # -- state -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state (not the params: pass the same ones to :meth:`from_dict`)."""
+        d = asdict(self._st)
+        d["buckets"] = [list(b) for b in self._st.buckets]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], params: PrognosticsParams | None = None) -> PrognosticsTracker:
+        """The tracker saved by :meth:`to_dict` (ValueError when malformed)."""
+        t = cls(params)
+        try:
+            t._st = _State(
+                **{
+                    **d,
+                    "cal": None if d["cal"] is None else Calibration(**d["cal"]),
+                    "alarm": None if d["alarm"] is None else tuple(d["alarm"]),
+                    "buckets": deque(tuple(b) for b in d["buckets"]),
+                    "partial": None if d["partial"] is None else tuple(d["partial"]),
+                    "rul": None if d["rul"] is None else RulView(**d["rul"]),
+                }
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed prognostics state: {exc!r}") from None
+        return t

@@ -1,0 +1,98 @@
+"""HealthAssessor with prognostics: trend alarm, RUL and the maintenance window (pure, data time)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from shared.health import HealthAssessor, ModelScore
+from shared.health.assessor import SOURCE_TREND
+
+T0 = 1_700_000_000.0
+RMS_CAL = 0.2  # g
+#: A calibration baseline as the health service builds it from a vibration model's manifest.
+BASELINE = {
+    "x_rms": {"mean": 0.2, "std": 0.004, "min": 0.19, "max": 0.21, "median": 0.2, "mad": 0.003},
+    "x_kurtosis": {"mean": 0.0, "std": 0.1, "min": -0.2, "max": 0.2, "median": 0.0, "mad": 0.07},
+}
+
+
+class Ids:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"{self.n:032x}"
+
+
+def healthy_scores(rng: np.random.Generator) -> list[ModelScore]:
+    return [ModelScore("autoencoder", float(abs(rng.normal(0, 0.15))), 0.5, False, "NORMAL")]
+
+
+def rising(s: float) -> float:
+    """rms_log = ln(1 + 0.02 exp(t / 1800)): crosses 0.7 Np at 7066 s, the 1.61 Np threshold at 9538 s."""
+    return RMS_CAL * (1 + 0.02 * math.exp((s - T0) / 1800))
+
+
+def run(a: HealthAssessor, start: float, seconds: int, rms_of, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(seconds):
+        ts = start + i
+        out.append(a.update(ts, healthy_scores(rng), {"x_rms": rms_of(ts), "x_kurtosis": 0.0}))
+    return out
+
+
+def test_healthy_asset_has_no_window_and_says_why() -> None:
+    a = HealthAssessor("m1", baseline=BASELINE, id_factory=Ids())
+    res = run(a, T0, 1800, lambda _: RMS_CAL)
+    last = res[-1]
+    assert last.maintenance_window_days is None and a.alarms.alarms() == []
+    assert last.maintenance_explanation.startswith("no degradation trend: no persistent rise of RMS")
+    assert last.rul is not None and last.rul.status == "no_degradation_trend"
+    assert last.indicators == {"rms_log": 0.0, "kurtosis_z": 0.0, "cusum": 0.0, "cusum_h": 30.0}
+    json.dumps(last.to_dict())
+
+
+def test_uncalibrated_asset_says_not_calibrated() -> None:
+    a = HealthAssessor("m1", id_factory=Ids())
+    last = run(a, T0, 10, lambda _: RMS_CAL)[-1]
+    assert last.maintenance_window_days is None and last.rul.status == "not_calibrated"
+    assert last.maintenance_explanation.startswith("not calibrated: ")
+
+
+def test_rising_vibration_opens_a_trend_alarm_and_gives_a_fitted_window() -> None:
+    a = HealthAssessor("m1", baseline=BASELINE, id_factory=Ids())
+    res = run(a, T0, 8400, rising)
+    opened = [e for r in res for e in r.alarm_events if e.kind == "opened"]
+    trend = [e for e in opened if e.alarm["source"] == SOURCE_TREND]
+    assert len(trend) == 1 and trend[0].alarm["severity"] == "WARNING"
+    assert abs(trend[0].alarm["opened_at"] - (T0 + 7529)) < 15  # as the tracker test computes
+    assert trend[0].alarm["reason"].startswith("RMS 2.") and "CUSUM" in trend[0].alarm["reason"]
+    last = res[-1]
+    assert last.rul.status == "estimate"
+    assert last.maintenance_window_days == last.rul.low_s / 86400
+    assert last.maintenance_explanation.startswith("RUL ")
+    assert {"rms_log", "kurtosis_z", "cusum"} <= last.indicators.keys()
+
+
+def test_maintenance_resets_the_prognostics_and_an_old_state_still_loads() -> None:
+    a = HealthAssessor("m1", baseline=BASELINE, id_factory=Ids())
+    run(a, T0, 8000, rising)
+    state = a.to_dict()
+    assert state["version"] == 2 and state["prognostics"]["first_alarm_ts"] is not None
+    b = HealthAssessor.from_dict(json.loads(json.dumps(state)), baseline=BASELINE)
+    assert b.to_dict() == state
+    a.record_maintenance("bearing_replaced", T0 + 8000)
+    last = run(a, T0 + 8001, 5, lambda _: RMS_CAL)[-1]
+    assert last.rul.status == "no_degradation_trend" and last.maintenance_window_days is None
+    # a state saved before prognostics (version 1) loads with a fresh tracker
+    old = {k: v for k, v in state.items() if k != "prognostics"} | {"version": 1}
+    c = HealthAssessor.from_dict(old, baseline=BASELINE)
+    assert c.to_dict()["prognostics"]["first_alarm_ts"] is None
+    # a new calibration level restarts the history
+    b.set_baseline({**BASELINE, "x_rms": {**BASELINE["x_rms"], "median": 0.4}})
+    assert b.to_dict()["prognostics"]["buckets"] == []

@@ -1,0 +1,191 @@
+"""PrognosticsTracker on hand-checkable RMS series (pure, data time, 1 window per second)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from shared.health.degradation import maintenance_window
+from shared.health.prognostics import (
+    Calibration,
+    PrognosticsParams,
+    PrognosticsTracker,
+    calibration_from_baseline,
+)
+from shared.health.warning import cusum
+
+T0 = 1_700_000_000.0
+RMS_CAL = 0.2  # g
+
+
+def feats(rms: float, kurtosis: float = 0.0) -> dict[str, float]:
+    """A vibration window whose largest axis RMS is ``rms`` (g)."""
+    return {"x_rms": rms, "y_rms": rms / 2, "x_kurtosis": kurtosis, "vibration_g_rms": 99.0}
+
+
+def tracker(**kw) -> PrognosticsTracker:
+    t = PrognosticsTracker(PrognosticsParams(**kw))
+    t.calibrate(Calibration(RMS_CAL))
+    return t
+
+
+def feed(t: PrognosticsTracker, start: float, rms_of, seconds: int) -> list:
+    return [t.update(start + i, feats(rms_of(start + i))) for i in range(seconds)]
+
+
+def test_flat_rms_is_no_degradation_trend_with_the_reason() -> None:
+    t = tracker()
+    views = feed(t, T0, lambda _: RMS_CAL, 3600)
+    last = views[-1]
+    assert last.indicators == {"rms_log": 0.0, "cusum": 0.0, "cusum_h": 30.0}
+    assert not any(v.trend_on or v.crossed for v in views) and t.first_alarm_ts is None
+    assert last.rul.status == "no_degradation_trend"
+    assert last.rul.reason.startswith("no persistent rise of RMS above its calibrated level (CUSUM")
+    days, why = maintenance_window(last.rul)
+    assert days is None and why.startswith("no degradation trend: no persistent rise of RMS")
+    assert len(t.series()[0]) == 360  # one mean per 10 s
+
+
+def test_a_step_to_three_times_the_rms_alarms_after_h_over_shift_seconds() -> None:
+    # rms_log = ln 3 = 1.0986 Np, k = 0.7: S grows 0.3986 Np·s per 1 s window; S > h = 30 after
+    # ceil(30 / 0.3986) = 76 windows (75 give 29.9)
+    t = tracker()
+    feed(t, T0, lambda _: RMS_CAL, 600)
+    step = T0 + 600
+    views = feed(t, step, lambda _: 3 * RMS_CAL, 200)
+    first = next(i for i, v in enumerate(views) if v.crossed)
+    assert first == 75  # the window at step + 75 s is the 76th credited second (the step window gets 1 s)
+    assert t.first_alarm_ts == step + 75
+    v = views[first]
+    assert v.trend_on and v.indicators["cusum"] == 0.0  # reset at the alarm
+    assert (
+        v.trend_reason
+        == "RMS 3.0× its calibrated level (rms_log 1.10 Np) for 76 s of data: CUSUM 30 Np·s > 30"
+    )
+    assert all(w.trend_on for w in views[first:])  # S keeps growing: the condition stays on
+    # second alarm 76 windows later (step + 151); at step + 199, S = 48 x 0.3986 = 19.13 Np·s. Back at
+    # the calibrated level S falls 0.7 Np·s per window: still > 0 after 27 windows, 0 at the 28th
+    after = feed(t, step + 200, lambda _: RMS_CAL, 40)
+    assert [w.trend_on for w in after].index(False) == 27 and not any(w.trend_on for w in after[27:])
+
+
+def test_twice_the_rms_stays_below_the_allowance() -> None:
+    # k = 0.7 Np is RMS x 2.01: a steady doubling (0.693 Np) never accumulates
+    t = tracker()
+    views = feed(t, T0, lambda s: RMS_CAL * (1 if s < T0 + 600 else 2), 3000)
+    assert not any(v.crossed for v in views) and views[-1].indicators["cusum"] == 0.0
+
+
+def rising(s: float) -> float:
+    """RMS whose excess over calibration grows exponentially: rms_log = ln(1 + 0.02 exp(t / 1800))."""
+    return RMS_CAL * (1 + 0.02 * math.exp((s - T0) / 1800))
+
+
+#: Analytic time the rising path reaches the default threshold 1.61 Np: 1800 ln((e^1.61 - 1) / 0.02).
+T_FAIL = T0 + 1800 * math.log(math.expm1(1.61) / 0.02)
+
+
+def test_an_exponential_rise_gives_an_estimate_near_the_analytic_crossing() -> None:
+    t = tracker()
+    views = feed(t, T0, rising, 8400)
+    # rms_log reaches k = 0.7 Np at 1800 ln((e^0.7 - 1) / 0.02) = 7066 s rising at y' = (1.0138 / 2.0138)
+    # / 1800 = 2.8e-4 Np/s; S ~ y' tau^2 / 2 reaches h = 30 Np·s after tau = sqrt(2 h / y') = 463 s
+    assert t.first_alarm_ts - T0 == pytest.approx(7066 + 463, abs=15)
+    assert all(v.rul.status == "no_degradation_trend" for v in views[: int(t.first_alarm_ts - T0)])
+    rul = views[-1].rul
+    assert rul.status == "estimate" and rul.model == "exp_offset" and rul.window_s == 1200.0
+    assert rul.interval == 0.8 and rul.threshold == pytest.approx(1.61)
+    assert rul.low_s <= rul.median_s <= rul.high_s
+    actual = T_FAIL - rul.as_of  # ~1,140 s
+    assert rul.median_s == pytest.approx(actual, abs=100)  # the 400 threshold draws' median: ±40 s
+    assert rul.low_s < actual < rul.high_s
+    days, why = maintenance_window(rul)
+    assert days == rul.low_s / 86400 and why.startswith("RUL ")
+    # a fresh estimate every 60 s of data time, the last one in between
+    assert views[-1].rul.as_of - views[-61].rul.as_of == 60
+
+
+def test_state_round_trip_continues_identically() -> None:
+    a = tracker()
+    feed(a, T0, rising, 7500)
+    b = PrognosticsTracker.from_dict(json.loads(json.dumps(a.to_dict())), a.params)
+    assert b.to_dict() == a.to_dict()
+    va, vb = feed(a, T0 + 7500, rising, 300), feed(b, T0 + 7500, rising, 300)
+    assert va == vb and va[-1].rul.status == "estimate"
+    with pytest.raises(ValueError, match="malformed"):
+        PrognosticsTracker.from_dict({"cal": None})
+
+
+def test_maintenance_reset_keeps_the_calibration_only() -> None:
+    t = tracker()
+    feed(t, T0, rising, 8000)
+    assert t.first_alarm_ts is not None
+    t.reset()
+    assert t.first_alarm_ts is None and t.calibration == Calibration(RMS_CAL)
+    v = t.update(T0 + 8000, feats(RMS_CAL))
+    assert v.indicators["cusum"] == 0.0 and v.rul.status == "no_degradation_trend"
+    assert len(t.series()[0]) == 1
+    # a new calibration level restarts the history, the same one keeps it
+    feed(t, T0 + 8001, lambda _: RMS_CAL, 100)
+    t.calibrate(Calibration(RMS_CAL))
+    assert len(t.series()[0]) > 1
+    t.calibrate(Calibration(2 * RMS_CAL))
+    assert len(t.series()[0]) == 0
+
+
+def test_sensor_fault_windows_are_skipped() -> None:
+    t = tracker()
+    feed(t, T0, lambda _: RMS_CAL, 100)
+    before = t.to_dict()
+    v = t.update(T0 + 100, feats(50 * RMS_CAL), sensor_fault=True)
+    assert v.rul.status == "sensor_fault" and v.indicators == {} and not v.trend_on
+    assert t.to_dict() == before
+    assert maintenance_window(v.rul)[1].startswith("sensor fault: ")
+
+
+def test_not_calibrated_no_vibration_and_old_windows() -> None:
+    t = PrognosticsTracker()
+    v = t.update(T0, feats(RMS_CAL))
+    assert v.rul.status == "not_calibrated" and maintenance_window(v.rul)[1].startswith("not calibrated: ")
+    t.calibrate(Calibration(RMS_CAL))
+    assert t.update(T0, {"vibration_g_rms": 1.0}) is None  # batch features only: no vibration window
+    assert t.update(T0 + 5, feats(RMS_CAL)) is not None
+    assert t.update(T0 + 1, feats(RMS_CAL)) is None  # older than the last window: ignored
+    with pytest.raises(ValueError):
+        t.update(T0 + 6, feats(-1.0))
+    with pytest.raises(ValueError, match="rul_model"):
+        PrognosticsParams(rul_model="cubic")
+    with pytest.raises(ValueError, match="buffer_s"):
+        PrognosticsParams(buffer_s=600.0)
+
+
+def test_calibration_from_baseline_uses_the_largest_axis_median() -> None:
+    base = {
+        "x_rms": {"mean": 0.21, "std": 0.01, "median": 0.2, "mad": 0.005},
+        "y_rms": {"mean": 0.3, "std": 0.01},  # no median: its mean
+        "x_kurtosis": {"mean": 0.1, "std": 0.2, "median": 0.0, "mad": 0.1},
+        "vibration_g_rms": {"mean": 5.0, "std": 1.0},  # the batch signal's RMS is not an axis
+    }
+    cal = calibration_from_baseline(base)
+    assert cal == Calibration(0.3, 0.0, pytest.approx(0.14826))
+    t = PrognosticsTracker()
+    t.calibrate(cal)
+    v = t.update(T0, {"x_rms": 0.6, "x_kurtosis": 1.4826})
+    assert v.indicators["rms_log"] == pytest.approx(math.log(2)) and v.indicators[
+        "kurtosis_z"
+    ] == pytest.approx(10)
+    assert calibration_from_baseline(None) is None
+    assert calibration_from_baseline({"vibration_g_rms": {"mean": 1.0, "std": 0.1}}) is None
+
+
+def test_the_incremental_cusum_matches_warning_cusum() -> None:
+    rng = np.random.default_rng(3)
+    times = T0 + np.cumsum(rng.uniform(0.5, 90.0, 400))  # irregular steps, some longer than 60 s
+    y = np.abs(rng.normal(0.8, 0.4, 400))
+    t = tracker()
+    crossed = [t.update(s, feats(RMS_CAL * math.exp(v))).crossed for s, v in zip(times, y, strict=True)]
+    expected = cusum(times, y, 0.7, 30.0, 60.0)[:, 0]
+    assert sum(crossed) > 5 and crossed == expected.tolist()
