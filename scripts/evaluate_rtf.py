@@ -90,6 +90,9 @@ BASELINE_FAIL_G = 20.0
 KS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
 HS = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 COLUMN_SETS = ((0,),)
+#: Persistence span of the early warning, s (fixed a priori, not tuned: a rise must last 30 s of data
+#: time -- 2 to 3 FEMTO snapshots -- before the CUSUM accumulates it; warning.persistent_level).
+PERSIST_S = 30.0
 #: The RUL is fitted on the indicator the warning watches (the threshold is in its unit).
 RUL_INDICATORS = ("rms_log",)
 RUL_WINDOWS_S = (600.0, 1200.0, 2400.0, 4800.0, 9600.0)
@@ -267,7 +270,7 @@ class Fold:
 
 def evaluate_fold(test: Run, train: list[Run], calibrate_s: float) -> Fold:
     runs = [TrainingRun(r.t_s, r.z, r.life_s) for r in train]
-    params, obj = tune_cusum(runs, KS, HS, COLUMN_SETS)
+    params, obj = tune_cusum(runs, KS, HS, COLUMN_SETS, persist_s=PERSIST_S)
     out = score_run(alarm_times(test.t_s, test.z, params), test.life_s)
     base = score_run(baseline_alarms(test, calibrate_s), test.life_s)
     fit, _ = tune_rul(train, params)

@@ -11,6 +11,7 @@ from shared.health.warning import (
     alarm_times,
     cusum,
     k_of_n_alarms,
+    persistent_level,
     score_run,
     tune_cusum,
 )
@@ -70,3 +71,35 @@ def test_tune_cusum_prefers_no_failures_then_the_longest_lead() -> None:
     assert alarm_times(runs[0].t_s, runs[0].z, p)[0] == 720.0
     with pytest.raises(ValueError):
         CusumParams(k=1.0, h=1.0, columns=())
+
+
+def test_persistent_level_is_the_lowest_value_over_the_span_in_data_time() -> None:
+    t = np.array([0.0, 20.0, 40.0, 60.0, 70.0, 80.0])
+    z = np.array([0.0, 1.3, 0.1, 1.6, 1.5, 1.4])
+    # span 30 s: window i sees t_i - 30 < t_j <= t_i -> {0}, {0,20}, {20,40}, {40,60}, {60,70}, {60,70,80}
+    lvl = persistent_level(t, z, 30.0)[:, 0]
+    assert list(lvl) == [0.0, 0.0, 0.1, 0.1, 1.5, 1.4]
+    assert list(persistent_level(t, z, 0.0)[:, 0]) == list(z)
+    with pytest.raises(ValueError):
+        persistent_level(t, z, -1.0)
+
+
+def test_persistence_stops_single_window_spikes_but_not_a_sustained_rise() -> None:
+    t = np.arange(0.0, 400.0, 20.0)
+    z = np.zeros(t.size)
+    z[[5, 8]] = 1.6  # two isolated one-window spikes (as FEMTO Bearing1_1 at 47 % of life)
+    z[15:] = 1.5  # a sustained rise from t = 300 s
+    raw = CusumParams(k=0.7, h=10.0)
+    held = CusumParams(k=0.7, h=10.0, persist_s=30.0)
+    # raw: (1.6 - 0.7) * 20 = 18 > 10 at the first spike (t = 100 s)
+    assert alarm_times(t, z, raw)[0] == 100.0
+    # persistent: the level is 1.5 only once two windows (20 s apart) are above: t = 320 s, S = 16 > 10
+    assert alarm_times(t, z, held)[0] == 320.0
+
+
+def test_tune_cusum_breaks_ties_towards_the_most_conservative_setting() -> None:
+    runs = [_run(700.0, 1000.0, 3.0)]
+    # k = 0.5 and k = 1.0 with h = 10 both alarm at the step's own window (S = 25 and 20 > 10):
+    # the same lead, so the larger k wins
+    p, (failed, _) = tune_cusum(runs, ks=(0.5, 1.0), hs=(10.0,), column_sets=[(0,)])
+    assert (p.k, p.h, failed) == (1.0, 10.0, 0)
