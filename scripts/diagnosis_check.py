@@ -3,7 +3,7 @@
 envelope evidence rose against the asset's calibrated envelope level, and the right one?
 
     python scripts/diagnosis_check.py [--femto ../shared/datasets/femto_pronostia]
-                                      [--cwru ../shared/datasets/cwru] [--check-engine 5]
+                                      [--cwru ../shared/datasets/cwru] [--check-engine 5] [--snr-rise 1.3]
 
 Both parts run the live code: envelope features as the features service computes them
 (:func:`shared.features.spectral_features` per axis, the maximum over axes as
@@ -22,8 +22,12 @@ the named component is the best-ranked one.
    without an envelope baseline (an old manifest) shows the unnamed "peak not compared" insight.
 2. **CWRU** (0 HP, 1797 rpm, drive end, SKF 6205): calibrated on the first 60 % of the healthy record
    (48 kHz, resampled to 12 kHz; windows of 2048 samples, hop 1024), the last 40 % held out; each fault
-   record (12 kHz, non-overlapping windows) runs through its own assessor from that calibration. The
-   confusion table counts records (the component named in most of its windows) and windows.
+   record (non-overlapping windows; the 12 kHz recordings, then the three 48 kHz ones resampled to
+   12 kHz) runs through its own assessor from that calibration. The confusion tables count records
+   (the component named in most of its windows) and windows. The data set has 0 HP only.
+
+``--snr-rise`` runs the whole check with another harmonic SNR rise factor of the rule
+(:data:`shared.health.insights.envelope.SNR_RISE`), a sensitivity check.
 
 Prints the tables; exit 0 (whatever the numbers), 2 when a data file is missing.
 """
@@ -58,7 +62,7 @@ from shared.evaluation import frame  # noqa: E402
 from shared.features import spectral_features  # noqa: E402
 from shared.features.engine import FeatureEngine, config_bearing_orders  # noqa: E402
 from shared.health.assessor import HealthAssessor  # noqa: E402
-from shared.health.insights import DEFECTS  # noqa: E402
+from shared.health.insights import DEFECTS, envelope  # noqa: E402
 from shared.learning.baseline import envelope_baseline  # noqa: E402
 from shared.messages import AssetConfig, BearingGeometry, Window  # noqa: E402
 
@@ -198,13 +202,14 @@ def print_femto(rows: list[FemtoRow]) -> None:
 def cwru_records(
     path: Path,
 ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64], NDArray[np.float64]]:
-    """Fault records (12 kHz, drive end) by label, and the healthy record's training/held-out parts
-    resampled from 48 kHz to 12 kHz (split in time before resampling)."""
+    """Fault records (drive end; the 12 kHz ones, then the 48 kHz ones resampled to 12 kHz) by label,
+    and the healthy record's training/held-out parts resampled from 48 kHz to 12 kHz (split in time
+    before resampling)."""
     with np.load(path / "cwru_0hp_1797rpm.npz") as z:
         meta = json.loads(str(z["meta_json"]))
-        faults = {k: z[f"{k}__DE"].astype(np.float64) for k in meta if k.endswith("_12k")}
-        normal = z["normal__DE"].astype(np.float64)
-        fs_n = float(meta["normal"]["fs_hz"])
+        raw = {k: (z[f"{k}__DE"].astype(np.float64), float(meta[k]["fs_hz"])) for k in meta}
+    faults = {k: resample_poly(x, 1, int(round(fs / CWRU_FS))) for k, (x, fs) in raw.items() if k != "normal"}
+    normal, fs_n = raw["normal"]
     cut = int(0.6 * normal.size)
     q = int(round(fs_n / CWRU_FS))
     return faults, resample_poly(normal[:cut], 1, q), resample_poly(normal[cut:], 1, q)
@@ -235,8 +240,9 @@ def cwru(path: Path, n_check: int) -> tuple[int, list[CwruRecord]]:
     ext = envelope_extras(xt, CWRU_FS, cfg)
     check_engine(xt, CWRU_FS, cfg, ext, range(min(n_check, xt.shape[0])))
     base = envelope_baseline(ext)
+    order = sorted(faults, key=lambda k: (k.endswith("_48k"), k))  # the 12 kHz recordings first
     records = {"normal (held out)": windows(hold, CWRU_WINDOW // 2)} | {
-        k: windows(v, CWRU_WINDOW) for k, v in sorted(faults.items())
+        k: windows(faults[k], CWRU_WINDOW) for k in order
     }
     out = []
     for label, xw in records.items():
@@ -249,11 +255,13 @@ def cwru(path: Path, n_check: int) -> tuple[int, list[CwruRecord]]:
     return xt.shape[0], out
 
 
-def confusion(records: list[CwruRecord], by_windows: bool) -> dict[str, Counter[str]]:
-    """True family -> component named -> count (records, or windows)."""
+def confusion(records: list[CwruRecord], by_windows: bool, fs: str = "12k") -> dict[str, Counter[str]]:
+    """True family -> component named -> count (records, or windows) over the held-out healthy windows
+    and the fault records recorded at ``fs`` ("12k", or "48k": resampled to 12 kHz)."""
     table: dict[str, Counter[str]] = {f: Counter() for f in FAMILY}
     for r in records:
-        table[r.family].update(r.named if by_windows else Counter([r.verdict]))
+        if r.family == "normal" or r.label.endswith(f"_{fs}"):
+            table[r.family].update(r.named if by_windows else Counter([r.verdict]))
     return table
 
 
@@ -265,12 +273,17 @@ def print_cwru(n_train: int, records: list[CwruRecord]) -> None:
         named = ", ".join(f"{d} {c}" for d, c in r.named.most_common())
         old = ", ".join(f"{d} {c}" for d, c in r.old.most_common())
         print(f"| {r.label} | {r.windows} | {named} | {r.verdict} | {old} |")
-    for title, by_windows in (("records", False), ("windows", True)):
-        print(f"\nConfusion ({title}): true family x component named\n")
+    for fs, title, by_windows in (
+        ("12k", "12 kHz records", False),
+        ("12k", "12 kHz windows", True),
+        ("48k", "48 kHz records resampled to 12 kHz", False),
+    ):
+        print(f"\nConfusion ({title}; with the held-out healthy windows): true family x component named\n")
         print("| true \\ named | " + " | ".join(NAMES) + " |")
         print("|---|" + "---|" * len(NAMES))
-        for fam, c in confusion(records, by_windows).items():
-            print(f"| {fam} ({FAMILY[fam]}) | " + " | ".join(str(c.get(n, 0)) for n in NAMES) + " |")
+        for fam, c in confusion(records, by_windows, fs).items():
+            if sum(c.values()):
+                print(f"| {fam} ({FAMILY[fam]}) | " + " | ".join(str(c.get(n, 0)) for n in NAMES) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--femto", type=Path, default=DATASETS / "femto_pronostia")
     ap.add_argument("--cwru", type=Path, default=DATASETS / "cwru")
     ap.add_argument("--check-engine", type=int, default=5, help="windows cross-checked per data set")
+    ap.add_argument(
+        "--snr-rise",
+        type=float,
+        default=envelope.SNR_RISE,
+        help="harmonic SNR rise factor of the rule (a sensitivity check; default: the live value)",
+    )
     args = ap.parse_args(argv)
+    envelope.SNR_RISE = args.snr_rise
     for p, f in ((args.femto, "femto_Bearing1_1.npz"), (args.cwru, "cwru_0hp_1797rpm.npz")):
         if not (p / f).exists():
             print(f"missing {p / f} (see the data set's README)", file=sys.stderr)

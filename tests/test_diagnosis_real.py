@@ -1,6 +1,7 @@
 """Bearing-defect diagnosis on real recordings (issue 15), through scripts/diagnosis_check.py (the live
 feature, calibration and health code): no component is named over the healthy first half of any FEMTO
-bearing, none on CWRU's held-out healthy windows, and the clear CWRU race faults name their own race.
+bearing, none on CWRU's held-out healthy windows, the CWRU race faults that name a component name their
+own race (IR014 since the harmonic rule), and no race fault is called the other race.
 
 The data sets beside the checkout (``../shared/datasets``) are part of CI: a missing file fails."""
 
@@ -24,9 +25,12 @@ def test_cwru_names_the_faulty_race_and_nothing_on_healthy_windows() -> None:
     assert n_train == 34
     by = {r.label: r for r in records}
     assert by["normal (held out)"].named == {"none": 22}
-    for label in ("IR007_12k", "IR021_12k"):
+    for label in ("IR007_12k", "IR014_12k", "IR021_12k", "IR007_48k"):
         assert by[label].verdict == "bpfi", by[label]
-    for label in ("OR007@6_12k", "OR007@3_12k", "OR007@12_12k", "OR021@6_12k"):
+    for label in ("OR007@6_12k", "OR007@3_12k", "OR007@12_12k", "OR021@6_12k", "OR007@6_48k"):
         assert by[label].verdict == "bpfo", by[label]
-    table = dc.confusion(records, by_windows=False)
-    assert table["OR"]["bpfi"] == 0 and table["normal"]["none"] == 1
+    for fs in ("12k", "48k"):  # no race is ever called the other race, in records or in windows
+        for by_windows in (False, True):
+            table = dc.confusion(records, by_windows, fs)
+            assert table["OR"]["bpfi"] == 0 and table["IR"]["bpfo"] == 0, table
+    assert dc.confusion(records, by_windows=False)["normal"] == {"none": 1}

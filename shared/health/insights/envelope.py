@@ -9,29 +9,46 @@ frequency (a neighbour's defect, a structural resonance, a tone of the drive), s
 nothing: the evidence must have *risen* against the same indicator on the asset's own healthy
 calibration windows (:func:`shared.learning.baseline.envelope_baseline`: ``median``, ``p95``, ...).
 
-The window's evidence at d **rose** (:func:`window_flag`) when, by what the baseline holds for
-``env_{d}_amp``:
+The window's evidence at d **rose** (:func:`window_flag`) when, by what the baseline holds:
 
-* **calibrated envelope level** (``p95`` and ``median``; stored by calibrations since issue 15)::
+* **calibrated harmonic level** (``p95`` and ``median`` of ``env_{d}_harm_amp`` and
+  ``env_{d}_harm_snr`` for every judged defect; stored by calibrations since issue 15, session 2).
+  With ``A_d = env_{d}_harm_amp`` (g, the envelope amplitudes at the harmonics 1–3 of f_d that no
+  other defect shares, summed) and ``S_d = env_{d}_harm_snr`` (1, that sum over the summed nearby
+  floors; :mod:`shared.features.envelope`)::
+
+      rise_A(d) = A_d / p95(A_d) >= RISE_FACTOR     and     rise_S(d) = S_d / p95(S_d) >= SNR_RISE
+
+  and d has the largest ``rise_S`` of the defects that pass both (at most one defect per window).
+  The amplitude must have left its healthy range *and* the peaks must stand out of the envelope
+  spectrum more than they did on the healthy windows: a fault lifts the whole envelope spectrum
+  (on CWRU every family's ``A`` rises 2–130× on every fault record), so the amplitude alone cannot
+  tell the families apart, while the SNR rises at the fault's own harmonics. Comparing each
+  family with its own calibrated level (not one absolute SNR for all) removes what a healthy
+  machine already shows at a frequency; taking the strongest rise (not every crossing) names one
+  component. Harmonics: a defect's impacts are short, so their envelope has harmonics; summed,
+  they carry the evidence through the noise of a single bin on a short window (on CWRU IR014 the
+  fundamental alone stays below an SNR of 3). A component is named when its evidence rose in at
+  least ``ENVELOPE_K`` of the last ``ENVELOPE_N`` windows (4 of 6)::
+
+      Envelope harmonics of BPFI (162 Hz) 16.4× their calibrated level (0.0051 g → 0.084 g),
+      harmonic SNR 2.3 (2.0× its calibrated level) in 5 of the last 6 windows: inner-race defect likely
+
+  Measured (scripts/diagnosis_check.py; docs/EVALUATION.md, "Bearing-defect diagnosis"): FEMTO
+  first halves name nothing (1,507 snapshots); CWRU held-out healthy windows name nothing; CWRU
+  (0 HP, 12 kHz) inner race 3 of 4 records BPFI (IR028 nothing), outer race 4 of 5 BPFO (OR014@6
+  nothing), ball 0 of 4 BSF (B014 and B028 FTF, B021 BPFI, B007 nothing). ``SNR_RISE`` = 1.3 was
+  chosen on those same records (1.0–1.2 call OR014@6 inner race, 1.5 loses windows of IR014/OR021):
+  there are no other labelled fault records to check it on.
+* **calibrated envelope level** of the fundamental only (``p95`` and ``median`` of ``env_{d}_amp``;
+  calibrations of issue 15 before the harmonic indicators)::
 
       a >= RISE_FACTOR * p95     and     s >= envelope_snr_min          (s absent: the amplitude alone)
 
-  The amplitude must have left its healthy range (2 × its calibrated 95th percentile) *and* the rise
-  must stand out at f_d (a broadband rise, e.g. from a failing neighbour or a loose machine, lifts
-  ``a`` but not ``s``). A component is named when its evidence rose in at least ``ENVELOPE_K`` of the
-  last ``ENVELOPE_N`` windows (4 of 6)::
-
-      Envelope amplitude at BPFO (168 Hz) 4.2× its calibrated level (0.012 g → 0.050 g) in 5 of the
-      last 6 windows: outer-race defect likely (SNR 6.1)
-
-  (calibrated level = the median; ``4.2× = a / median``.) Measured (scripts/diagnosis_check.py): the
-  six FEMTO bearings, calibrated on their first min(300, 10 % of life) snapshots, name no component
-  in the 1,507 monitored snapshots of their first halves (the SNR-alone rule before: 198; with 3 of 5
-  instead of 4 of 6, Bearing2_2 would name its inner race in 4); on CWRU (calibrated on the healthy
-  record's first 60 %) the held-out healthy windows name nothing (before: 5 of 22 "outer race"), every
-  outer-race record that names a component names BPFO (4 of 5; OR014 none), the inner-race records
-  IR007/IR021 name BPFI, IR028 BPFO, IR014 nothing; ball faults are hard (B028 BSF, B014 FTF, B021
-  BPFI, B007 nothing).
+  per defect, each on its own (several may be named); ``Envelope amplitude at BPFO (168 Hz) 4.2× its
+  calibrated level (0.012 g → 0.050 g) in 5 of the last 6 windows: outer-race defect likely (SNR
+  6.1)`` (calibrated level = the median). Measured before the harmonic rule: CWRU inner race 2 of 4
+  (IR028 BPFO), outer race 4 of 5, ball 1 of 4.
 * **mean/std only** (a baseline a caller built from its own training windows, e.g.
   ``scripts/evaluate.py``): ``s >= envelope_snr_min`` and ``z(a) >= z_min`` (s absent: the z alone);
   ``Envelope peak at BPFO 107 Hz: outer-race defect likely (SNR 6.2)``.
@@ -48,7 +65,9 @@ Persistence is counted per vibration window by the assessor's evidence state
 ``counts`` (defect → (windows whose evidence rose, windows counted, at most N)). Without counts (a
 caller judging one window at a time) the current window alone decides and the text names no windows.
 
-Severity: CRITICAL when ``s >= 2 * envelope_snr_min`` (:data:`shared.messages.CRITICAL_RATIO`, as for
+Severity (harmonic level): CRITICAL when ``rise_A >= 2 * RISE_FACTOR`` and ``rise_S >= 2 * SNR_RISE``
+(:data:`shared.messages.CRITICAL_RATIO`); ranking key ``1.5 * min(3 * rise_S / SNR_RISE, 30)``.
+Otherwise: CRITICAL when ``s >= 2 * envelope_snr_min`` (:data:`shared.messages.CRITICAL_RATIO`, as for
 scores) and, on a calibrated level, also ``a >= 2 * RISE_FACTOR * p95``; else WARNING. Ranking key
 ``1.5 * min(3 * s / envelope_snr_min, 30)`` (the SNR: on CWRU the fault's own frequency has the
 highest SNR while every amplitude rises), or from the rise (``3 * a / (RISE_FACTOR * p95)``) or z
@@ -82,6 +101,8 @@ Counts = Mapping[str, tuple[int, int]]
 #: The amplitude must reach this × its calibrated 95th percentile (FEMTO first halves: 0 persistent
 #: flags at 2 and at 3; CWRU faults rise 3-190× the healthy median, so the factor barely matters there).
 RISE_FACTOR = 2.0
+#: The harmonic SNR must reach this × its calibrated 95th percentile (harmonic rule, module doc).
+SNR_RISE = 1.3
 #: k-of-n persistence of the per-window evidence (windows).
 ENVELOPE_K = 4
 ENVELOPE_N = 6
@@ -95,21 +116,26 @@ UNBASELINED_RANK = 1.0
 
 @dataclass(frozen=True)
 class EnvelopeLevel:
-    """The calibrated envelope level of ``env_{d}_amp`` (g): median and 95th percentile."""
+    """The calibrated level of one envelope indicator (its unit): median and 95th percentile."""
 
     median: float
     p95: float
 
     @classmethod
     def of(cls, baseline: Baseline, d: str) -> EnvelopeLevel | None:
-        """The level in ``baseline`` (None without ``p95``/``median``); ValueError unless finite, >= 0."""
-        entry = None if baseline is None else baseline.get(f"env_{d}_amp")
+        """The level of ``env_{d}_amp`` in ``baseline`` (:meth:`named`)."""
+        return cls.named(baseline, f"env_{d}_amp")
+
+    @classmethod
+    def named(cls, baseline: Baseline, name: str) -> EnvelopeLevel | None:
+        """The level of ``name`` (None without ``p95``/``median``); ValueError unless finite, >= 0."""
+        entry = None if baseline is None else baseline.get(name)
         if entry is None or "p95" not in entry or "median" not in entry:
             return None
         med, p95 = entry["median"], entry["p95"]
         for label, v in (("median", med), ("p95", p95)):
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"baseline {label} of 'env_{d}_amp' must be a finite number >= 0, got {v!r}")
+                raise ValueError(f"baseline {label} of {name!r} must be a finite number >= 0, got {v!r}")
         return cls(float(med), float(p95))
 
     @property
@@ -118,11 +144,68 @@ class EnvelopeLevel:
         return RISE_FACTOR * self.p95
 
 
+def _over(value: float, level: float) -> float:
+    """``value / level`` (1); inf for a positive value over a zero level, 0 for 0 over 0."""
+    if level > 0:
+        return value / level
+    return math.inf if value > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class HarmonicRise:
+    """One window's harmonic evidence at a defect against its calibrated level (module doc):
+    ``amp`` (g) and ``snr`` (1) are ``env_{d}_harm_amp``/``env_{d}_harm_snr``."""
+
+    amp: float
+    snr: float
+    amp_level: EnvelopeLevel
+    snr_level: EnvelopeLevel
+
+    @classmethod
+    def of(cls, cur: Mapping[str, float], baseline: Baseline, d: str) -> HarmonicRise | None:
+        """None unless the window carries both indicators and the baseline holds both levels."""
+        amp, snr = cur.get(f"env_{d}_harm_amp"), cur.get(f"env_{d}_harm_snr")
+        amp_level = EnvelopeLevel.named(baseline, f"env_{d}_harm_amp")
+        snr_level = EnvelopeLevel.named(baseline, f"env_{d}_harm_snr")
+        if amp is None or snr is None or amp_level is None or snr_level is None:
+            return None
+        return cls(float(amp), float(snr), amp_level, snr_level)
+
+    @property
+    def amp_rise(self) -> float:
+        """``amp / p95(amp)`` (1)."""
+        return _over(self.amp, self.amp_level.p95)
+
+    @property
+    def snr_rise(self) -> float:
+        """``snr / p95(snr)`` (1)."""
+        return _over(self.snr, self.snr_level.p95)
+
+    @property
+    def rose(self) -> bool:
+        """``amp_rise >= RISE_FACTOR`` and ``snr_rise >= SNR_RISE``."""
+        return self.amp_rise >= RISE_FACTOR and self.snr_rise >= SNR_RISE
+
+
+def strongest(cur: Mapping[str, float], baseline: Baseline) -> str | None:
+    """The defect whose harmonic evidence rose (:attr:`HarmonicRise.rose`) with the largest
+    ``snr_rise`` (ties: :data:`DEFECTS` order); None when none rose or none is judged on harmonics."""
+    best, best_rise = None, -math.inf
+    for d in DEFECTS:
+        r = HarmonicRise.of(cur, baseline, d)
+        if r is not None and r.rose and r.snr_rise > best_rise:
+            best, best_rise = d, r.snr_rise
+    return best
+
+
 def window_flag(
     cur: Mapping[str, float], baseline: Baseline, d: str, snr_min: float, z_min: float
 ) -> bool | None:
-    """Whether this window's evidence at defect ``d`` rose (module doc); None when the window carries
-    nothing this baseline can judge (no ``env_{d}_amp`` under a calibrated level, no SNR without one)."""
+    """Whether this window's evidence at defect ``d`` rose (module doc): on a calibrated harmonic level,
+    ``d`` is :func:`strongest`; else the fundamental's rule. None when the window carries nothing this
+    baseline can judge (no ``env_{d}_amp`` under a calibrated level, no SNR without one)."""
+    if HarmonicRise.of(cur, baseline, d) is not None:
+        return strongest(cur, baseline) == d
     amp, snr = cur.get(f"env_{d}_amp"), cur.get(f"env_{d}_snr")
     level = EnvelopeLevel.of(baseline, d)
     if level is not None:
@@ -173,6 +256,9 @@ def _insight(
     amp, snr = cur.get(f"env_{d}_amp"), cur.get(f"env_{d}_snr")
     order, f1 = machine.orders.get(d), machine.shaft_hz
     hz = None if order is None or f1 is None else fmt_hz(order * f1)
+    rise = HarmonicRise.of(cur, baseline, d)
+    if rise is not None:
+        return _harmonic(d, rise, hz, windows)
     level = EnvelopeLevel.of(baseline, d)
     if level is not None and amp is not None:
         return _calibrated(d, amp, snr, level, hz, windows, snr_min)
@@ -218,3 +304,22 @@ def _calibrated(
     sev: InsightSeverity = severity_over(strength, 1.0)
     rank_on = SNR_RANK_SCALE * (min(rise, 1e9) if snr is None else snr / snr_min)
     return Insight(text, sev, f"env_{d}_amp", amp, ORDER_WEIGHT * min(rank_on, Z_CAP))
+
+
+def _harmonic(d: str, r: HarmonicRise, hz: str | None, windows: str) -> Insight:
+    """The named-component insight on the calibrated harmonic level (module doc)."""
+    label, meaning = DEFECTS[d]
+    at = label if hz is None else f"{label} ({hz})"
+    times = "above their calibrated level"
+    if r.amp_level.median > 0:
+        times = f"{r.amp / r.amp_level.median:.1f}× their calibrated level"
+    text = (
+        f"Envelope harmonics of {at} {times} ({fmt_num(r.amp_level.median)} g → {fmt_num(r.amp)} g), "
+        f"harmonic SNR {r.snr:.1f} ({_over(r.snr, r.snr_level.median):.1f}× its calibrated level){windows}: "
+        f"{meaning}"
+    )
+    strength = min(r.amp_rise / RISE_FACTOR, r.snr_rise / SNR_RISE)
+    rank_on = SNR_RANK_SCALE * min(r.snr_rise / SNR_RISE, 1e9)
+    return Insight(
+        text, severity_over(strength, 1.0), f"env_{d}_harm_amp", r.amp, ORDER_WEIGHT * min(rank_on, Z_CAP)
+    )
