@@ -10,7 +10,9 @@ from shared.health.warning import (
     TrainingRun,
     alarm_times,
     cusum,
+    cusum_step,
     k_of_n_alarms,
+    persistence_step,
     persistent_level,
     score_run,
     tune_cusum,
@@ -103,3 +105,23 @@ def test_tune_cusum_breaks_ties_towards_the_most_conservative_setting() -> None:
     # the same lead, so the larger k wins
     p, (failed, _) = tune_cusum(runs, ks=(0.5, 1.0), hs=(10.0,), column_sets=[(0,)])
     assert (p.k, p.h, failed) == (1.0, 10.0, 0)
+
+
+def test_the_one_window_steps_give_the_batch_functions_results() -> None:
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.choice([0.0, 5.0, 10.0, 20.0, 90.0], size=300))  # equal stamps and gaps > 60 s
+    z = rng.normal(0.5, 0.6, size=t.size)
+    p = CusumParams(k=0.7, h=10.0, persist_s=30.0)
+    recent: list[tuple[float, float]] = []
+    s, last, levels, hits = 0.0, None, [], []
+    for ti, zi in zip(t, z, strict=True):
+        recent, level = persistence_step(recent, float(ti), float(zi), p.persist_s)
+        s, crossed = cusum_step(s, level, 0.0 if last is None else float(ti - last), p.k, p.h, p.max_gap_s)
+        last = ti
+        levels.append(level)
+        hits.append(crossed)
+    np.testing.assert_array_equal(levels, persistent_level(t, z, p.persist_s)[:, 0])
+    np.testing.assert_array_equal(t[hits], alarm_times(t, z, p))
+    assert any(hits)
+    with pytest.raises(ValueError):
+        cusum_step(-1.0, 0.0, 1.0, 0.7, 10.0)

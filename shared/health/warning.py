@@ -35,6 +35,7 @@ half before its end (a miss); then the longest median lead time as a fraction of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +110,36 @@ def cusum(t_s: Any, z: Any, k: float, h: float, max_gap_s: float = DEFAULT_MAX_G
         out[i] = hit
         s[hit] = 0.0
     return out
+
+
+def cusum_step(
+    s: float, z: float, dt_s: float, k: float, h: float, max_gap_s: float = DEFAULT_MAX_GAP_S
+) -> tuple[float, bool]:
+    """One window of :func:`cusum` for a live tracker: ``S' = max(0, S + (z - k) * min(dt_s, max_gap_s))``
+    [unit * s]; returns ``(0, True)`` when ``S' > h`` (an alarm, then reset), else ``(S', False)``.
+    ``dt_s`` (s, >= 0) is the data time since the previous window (0 for the first)."""
+    if not (math.isfinite(s) and s >= 0 and math.isfinite(z) and math.isfinite(dt_s) and dt_s >= 0):
+        raise ValueError(f"cusum_step: need finite s >= 0, z and dt_s >= 0; got {s}, {z}, {dt_s}")
+    CusumParams(k, h, (0,), max_gap_s)  # checks the numbers
+    nxt = max(0.0, s + (z - k) * min(dt_s, max_gap_s))
+    return (0.0, True) if nxt > h else (nxt, False)
+
+
+def persistence_step(
+    recent: Sequence[tuple[float, float]], ts: float, z: float, persist_s: float
+) -> tuple[list[tuple[float, float]], float]:
+    """One window of :func:`persistent_level` for a live tracker.
+
+    ``recent`` holds the previous windows' ``(ts, z)`` (as returned by the previous call; JSON-able);
+    returns the pairs with ``ts_j > ts - persist_s`` plus the new one, and their lowest ``z`` (the
+    CUSUM's input). ``persist_s = 0`` keeps only the new window (level = ``z``)."""
+    if not (math.isfinite(ts) and math.isfinite(z) and math.isfinite(persist_s) and persist_s >= 0):
+        raise ValueError(
+            f"persistence_step: need finite ts, z and persist_s >= 0; got {ts}, {z}, {persist_s}"
+        )
+    kept = [(float(a), float(b)) for a, b in recent if a > ts - persist_s] if persist_s > 0 else []
+    kept.append((float(ts), float(z)))
+    return kept, min(b for _, b in kept)
 
 
 def persistent_level(t_s: Any, z: Any, persist_s: float) -> NDArray[np.float64]:
