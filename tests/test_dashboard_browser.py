@@ -837,7 +837,7 @@ def test_remaining_life_panel_estimate_no_trend_and_no_number(
     headline, window = page.get_by_test_id("rul-headline"), page.get_by_test_id("maintenance-window")
 
     # --- 1. an estimate: median 2 h, interval 1-4 h (median's unit), window = the low end ----------
-    expect(headline).to_have_text("Remaining life: 2.0 h (80 %: 1.0 h–4.0 h)")
+    expect(headline).to_have_text("Remaining life: 2.0 h (80 %: 1.0–4.0 h)")
     expect(page.get_by_test_id("rul-reason")).to_have_text(RUL_1["reason"])
     # ln 2 = 0.693 Np -> RMS 2.00x; threshold 1.5 Np -> RMS e^1.5 = 4.48x
     expect(page.get_by_test_id("rul-indicator")).to_have_text(
@@ -888,7 +888,7 @@ def test_remaining_life_panel_estimate_no_trend_and_no_number(
     cases = [
         ({"status": "not_calibrated", "reason": "no calibrated RMS for this asset"}, "Not calibrated"),
         ({"status": "sensor_fault", "reason": "x axis flat for 12 s"}, "Sensor fault"),
-        (None, "No remaining-life estimate"),  # pre-issue-15 update: its 21 days trace to no estimate
+        (None, "No estimate"),  # pre-issue-15 update: its 21 days trace to no estimate
     ]
     for i, (rul, text) in enumerate(cases):
         doc = {**HEALTH_1, "ts": iso(T0 + timedelta(seconds=4 + i)), "rul": rul, "indicators": {}}
@@ -900,7 +900,7 @@ def test_remaining_life_panel_estimate_no_trend_and_no_number(
         )
         assert _no_digit(headline.inner_text()) and _no_digit(window.inner_text())
         assert "21" not in page.locator("#rul-panel").inner_text() + window.inner_text()
-    expect(window).to_have_text("none (no remaining-life estimate)")
+    expect(window).to_have_text("none (no remaining-life estimate)")  # the maintenance fact says why
     assert console.errors() == []
 
 

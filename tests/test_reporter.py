@@ -31,6 +31,7 @@ from shared.messages import (
     ModelAnnouncement,
     OperatorLog,
     Reading,
+    RulItem,
     Score,
     SignalStat,
     Window,
@@ -75,16 +76,34 @@ def score(i: int, model: str = "legacy") -> Score:
 
 
 def health(i: int, value: float) -> HealthUpdate:
+    """Healthy (> 80): no degradation trend, RMS as calibrated (rms_log 0 Np). Else RMS 2x calibrated
+    (rms_log ln 2 Np) and an estimate of 2 h (80 %: 1-4 h), the window its 1 h low end."""
+    ok = value > 80
+    rul = RulItem(status="no_degradation_trend", reason="no persistent rise of RMS")
+    if not ok:
+        rul = RulItem(
+            status="estimate",
+            reason="log-linear path of rms_log",
+            level=math.log(2.0),
+            threshold=1.5,
+            median_s=7200.0,
+            low_s=3600.0,
+            high_s=14400.0,
+            interval=0.8,
+            model="log_linear",
+        )
     return HealthUpdate(
         asset_id=A,
         ts=T0 + timedelta(seconds=i),
         health_score=value,
-        risk_level="LOW" if value > 80 else "HIGH",
-        grade="A" if value > 80 else "D",
+        risk_level="LOW" if ok else "HIGH",
+        grade="A" if ok else "D",
         degradation_index=0.1,
-        maintenance_window_days=30.0,
+        maintenance_window_days=None if ok else 3600 / 86400,
         iso_zone="B",
         velocity_rms_mm_s=2.5,
+        rul=rul,
+        indicators={"rms_log": 0.0 if ok else math.log(2.0), "cusum": 0.0 if ok else 40.0},
     )
 
 
@@ -181,6 +200,14 @@ def test_gather_reads_every_series_of_the_period_inclusive(store: SqliteStore) -
     assert list(data.health.columns["health_score"]) == [95.0] * 5 + [40.0] * 5
     assert data.health.labels["grade"][-1] == "D" and data.health.labels["iso_zone"][0] == "B"
     assert data.latest_health is not None and data.latest_health.ts == at(100)
+    # issue 15: the trend indicators and the remaining-life fields as series (NaN / "" where absent)
+    hc = data.health.columns
+    assert list(hc["ind_rms_log"]) == pytest.approx([0.0] * 5 + [math.log(2.0)] * 5)
+    assert list(hc["ind_cusum"]) == [0.0] * 5 + [40.0] * 5
+    assert np.isnan(hc["rul_low_s"][:5]).all() and list(hc["rul_low_s"][5:]) == [3600.0] * 5
+    assert np.isnan(hc["maintenance_window_days"][:5]).all() and hc["rul_threshold"][-1] == 1.5
+    assert data.health.labels["rul_status"] == ["no_degradation_trend"] * 5 + ["estimate"] * 5
+    assert data.latest_health.rul is not None and data.latest_health.rul.median_s == 7200.0
     assert len(data.windows) == 2 and data.windows.labels["axes"] == ["x", "x"]
     assert data.windows.columns["rms_x"][0] == pytest.approx(records.rms(window(30).x or []))
     assert math.isnan(data.windows.columns["rms_y"][0])

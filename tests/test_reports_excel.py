@@ -7,6 +7,7 @@ from the package parts: openpyxl drops charts on load), row-cap statements, an e
 from __future__ import annotations
 
 import io
+import math
 import re
 import tracemalloc
 import zipfile
@@ -16,7 +17,7 @@ import numpy as np
 import openpyxl
 import pytest
 
-from shared.messages import AlarmEvent, AssetConfig, HealthUpdate, OperatorLog
+from shared.messages import AlarmEvent, AssetConfig, HealthUpdate, OperatorLog, RulItem
 from shared.reports import excel
 from shared.reports.data import ModelInfo, ReportData, Series
 from shared.reports.excel import build_workbook
@@ -74,20 +75,48 @@ def _scores(ids: list[str], ts: np.ndarray, base: float, version: str) -> Series
     )
 
 
+#: The newest update's estimate: median 20 days, 80 % interval 12.5-40 days (the window: 12.5 days).
+RUL = RulItem(
+    status="estimate",
+    reason="log-linear path of rms_log fitted to 48 points over 2 days of data",
+    level=math.log(2.0),
+    threshold=1.5,
+    threshold_basis="median end-of-life level of 6 FEMTO/PRONOSTIA run-to-failure bearings",
+    median_s=20 * 86400.0,
+    low_s=12.5 * 86400.0,
+    high_s=40 * 86400.0,
+    interval=0.8,
+    model="log_linear",
+    window_s=2 * 86400.0,
+    n_points=48,
+    as_of=datetime(2025, 3, 4, 10, 0, 9, tzinfo=UTC),
+)
+
+
 def _health() -> Series:
     return Series(
         ts_s=np.array([_ts(0), _ts(5), _ts(9)]),
         columns={
             "health_score": np.array([92.0, 80.5, 61.25]),
             "degradation_index": np.array([0.05, 0.2, 0.4]),
-            "maintenance_window_days": np.array([60.0, 30.0, 12.5]),
+            "maintenance_window_days": np.array([np.nan, np.nan, 12.5]),  # RUL's low end, days
             "velocity_rms_mm_s": np.array([1.2, np.nan, 4.75]),
+            # RMS 1x, 1.5x, 2x calibrated; only the last update has an estimate (RUL, below)
+            "ind_rms_log": np.log([1.0, 1.5, 2.0]),
+            "ind_hf_energy_log": np.array([0.0, 0.3, np.nan]),
+            "ind_kurtosis_z": np.array([0.1, 1.2, 2.5]),
+            "ind_cusum": np.array([0.0, 4.0, 35.5]),
+            "rul_median_s": np.array([np.nan, np.nan, RUL.median_s]),
+            "rul_low_s": np.array([np.nan, np.nan, RUL.low_s]),
+            "rul_high_s": np.array([np.nan, np.nan, RUL.high_s]),
+            "rul_threshold": np.array([np.nan, np.nan, RUL.threshold]),
         },
         labels={
             "risk_level": ["LOW", "MODERATE", "HIGH"],
             "grade": ["A", "B", "C"],
             "iso_zone": ["A", "", "C"],
             "zone_basis": ["iso20816-3", "", "iso20816-3"],
+            "rul_status": ["no_degradation_trend", "no_degradation_trend", "estimate"],
         },
     )
 
@@ -139,7 +168,9 @@ def make_data(n: int = 10) -> ReportData:
         grade="C",
         degradation_index=0.4,
         maintenance_window_days=12.5,
-        maintenance_reason="legacy score rising",
+        maintenance_reason="remaining life: the 80 % interval's low end",
+        rul=RUL,
+        indicators={"rms_log": math.log(2.0), "cusum": 35.5},
         iso_zone="C",
         velocity_rms_mm_s=4.75,
         zone_basis="iso20816-3",
@@ -252,19 +283,31 @@ def test_health_sheet_value_by_value(book: openpyxl.Workbook) -> None:
         "Time (UTC)",
         "Health score (0-100)",
         "Degradation index (0-1)",
-        "Maintenance window (days)",
+        "Maintenance window (days, RUL 80% low end)",
         "Velocity RMS (mm/s)",
+        "rms_log = ln(RMS/calibrated) (Np)",
+        "HF energy log (Np)",
+        "Kurtosis z (robust sigma)",
+        "CUSUM of rms_log (Np*s)",
+        "RUL median (s)",
+        "RUL 80% interval low (s)",
+        "RUL 80% interval high (s)",
+        "RUL failure threshold (Np)",
         "Grade",
         "Risk level",
         "ISO 20816 zone",
         "Zone basis",
+        "RUL status",
     ]
     rows = _rows(ws)
     assert rows == [
         (
             _naive_ms(datetime.fromtimestamp(h.ts_s[i], UTC)),
             *[None if np.isnan(v) else float(v) for v in (h.columns[k][i] for k in excel_health_keys())],
-            *[h.labels[k][i] or None for k in ("grade", "risk_level", "iso_zone", "zone_basis")],
+            *[
+                h.labels[k][i] or None
+                for k in ("grade", "risk_level", "iso_zone", "zone_basis", "rul_status")
+            ],
         )
         for i in range(3)
     ]
@@ -336,7 +379,15 @@ def test_summary_numbers_from_the_data(book: openpyxl.Workbook) -> None:
     assert s["Health score"] == (61.25, "0-100")
     assert s["Grade"] == ("C", "A-F")
     assert s["Risk level"] == ("HIGH", None)
-    assert s["Maintenance window"] == (12.5, "days")
+    # the window traces back to the estimate: its 80 % interval's low end (12.5 days)
+    assert s["Remaining life"] == ("20.0 days (80 %: 12.5–40.0 days)", None)
+    assert s["Remaining life, median"] == (1_728_000.0, "s")
+    assert s["Remaining life, 80 % interval low end"] == (1_080_000.0, "s")
+    assert s["Rests on"] == ("rms_log 0.69 Np (RMS 2.00× calibrated)", None)
+    assert s["Failure threshold"] == (1.5, "Np")
+    assert s["Model"] == ("log_linear, 48 points over 2.0 days of data", None)
+    assert s["Maintenance window (the interval's low end)"] == (12.5, "days")
+    assert "Maintenance window" not in s
     assert s["Zone basis"] == ("ISO 20816-3 group 2, rigid", None)
     # al-0 was opened two hours before the period (its resolution lies in it); al-1, al-2 opened in it
     assert s["Alarms raised in the period"] == (2, "alarms")
@@ -347,7 +398,7 @@ def test_summary_numbers_from_the_data(book: openpyxl.Workbook) -> None:
 def test_layout_frozen_header_autofilter_widths(book: openpyxl.Workbook) -> None:
     for name, last_col, n in (
         ("Raw Data", "R", 10),
-        ("Health", "I", 3),
+        ("Health", "R", 3),  # time, 12 numbers, 5 labels
         ("Alarms", "L", 4),
         ("Operator Logs", "F", 2),
     ):

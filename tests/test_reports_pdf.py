@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.messages import AlarmEvent, AssetConfig, HealthUpdate, InsightItem, OperatorLog
+from shared.health.rul import RulEstimate, estimate_rul, threshold_prior
+from shared.messages import AlarmEvent, AssetConfig, HealthUpdate, InsightItem, OperatorLog, RulItem
 from shared.reports import facts
 from shared.reports.data import ModelInfo, ReportData, Series
 from shared.reports.executive import build_executive
 from shared.reports.findings import recommendations
 from shared.reports.industrial import build_industrial
+from shared.reports.prognosis import prognosis
 from tests.conftest import ROOT
 
 OUT = ROOT / "test-output" / "reports"
@@ -166,7 +168,37 @@ def _alarms(t: datetime) -> list[AlarmEvent]:
     ]
 
 
-def latest_health(ts: datetime) -> HealthUpdate:
+#: Failure threshold of rms_log from three training runs' end-of-life levels (test data, Np): D_50 = 1.5.
+PRIOR = threshold_prior([1.4, 1.5, 1.6])
+#: Calibrated vibration RMS of the fixtures (g): rms_log = ln(vibration / CAL_RMS).
+CAL_RMS = 0.2
+
+
+def fitted_rul(ts_s: np.ndarray, rms_log: np.ndarray, window_s: float) -> RulItem:
+    """The remaining-life estimate shared.health.rul fits to the fixture's own rms_log at its last time."""
+    t_now = float(ts_s[-1])
+    est = estimate_rul(ts_s, rms_log, t_now, PRIOR, window_s)
+    assert isinstance(est, RulEstimate), est
+    return RulItem(
+        status="estimate",
+        reason=f"log-linear path of rms_log fitted to {est.n_points} points over the last {window_s:g} s",
+        level=est.level_now,
+        threshold=est.threshold,
+        threshold_basis="median end-of-life rms_log of 3 training runs (test data)",
+        median_s=est.median_s,
+        low_s=est.low_s,
+        high_s=est.high_s if np.isfinite(est.high_s) else None,
+        interval=0.8,
+        model="log_linear",
+        window_s=window_s,
+        n_points=est.n_points,
+        as_of=datetime.fromtimestamp(t_now, UTC),
+    )
+
+
+def latest_health(ts: datetime, rul: RulItem | None) -> HealthUpdate:
+    """The newest update: window = the estimate's low end (days), or none without an estimate."""
+    window = None if rul is None or rul.low_s is None else rul.low_s / 86_400
     return HealthUpdate(
         asset_id=ASSET,
         ts=ts,
@@ -174,8 +206,10 @@ def latest_health(ts: datetime) -> HealthUpdate:
         risk_level="HIGH",
         grade="D",
         degradation_index=0.31,
-        maintenance_window_days=3.4,
+        maintenance_window_days=window,
         maintenance_reason="HIGH risk: health 42/100; degradation index 0.31",
+        rul=rul,
+        indicators={} if rul is None or rul.level is None else {"rms_log": rul.level},
         iso_zone="C",
         velocity_rms_mm_s=3.3,
         zone_basis="information",
@@ -238,13 +272,17 @@ def small_data() -> ReportData:
     }
     health_score = 95 - 53 * fault
     zones = ["A" if f < 0.2 else "B" if f < 0.6 else "C" for f in fault]
+    rms_log = np.log(vib / CAL_RMS)
+    rul = fitted_rul(ts[:-1], rms_log[:-1], 1200.0)  # the newest update (t0 + 3590 s), last 20 min
     health = Series(
         ts,
         {
             "health_score": health_score,
             "degradation_index": 0.31 * fault,
-            "maintenance_window_days": 30 - 26.6 * fault,
+            "maintenance_window_days": _at_end(n, rul.low_s / 86_400),
             "velocity_rms_mm_s": 1.1 + 2.2 * fault,
+            "ind_rms_log": rms_log,
+            "rul_threshold": _at_end(n, PRIOR.median),
         },
         {"risk_level": ["LOW"] * n, "grade": ["A"] * n, "iso_zone": zones, "zone_basis": ["information"] * n},
     )
@@ -280,12 +318,19 @@ def small_data() -> ReportData:
         readings_total=n,
         scores=scores,
         health=health,
-        latest_health=latest_health(T0 + timedelta(seconds=3590)),
+        latest_health=latest_health(T0 + timedelta(seconds=3590), rul),
         windows=windows,
         vibration=Series(wts, _vibration_columns(60, fault[::6])),
         alarms=_alarms(T0),
         logs=[log],
     )
+
+
+def _at_end(n: int, value: float | None) -> np.ndarray:
+    """A stored column known only at the newest update (earlier ones had no estimate): NaN elsewhere."""
+    col = np.full(n, np.nan)
+    col[-1] = np.nan if value is None else value
+    return col
 
 
 def empty_data() -> ReportData:
@@ -322,6 +367,8 @@ def week_data() -> ReportData:
     wts = ts[::60]
     fault = ramp[::60] ** 4
     score = 0.03 + 0.004 * rng.standard_normal(m) + 0.06 * fault
+    week_log = np.log(1.0 + 3.0 * fault) + 0.02 * rng.standard_normal(m)  # RMS up to 4x calibrated
+    week_rul = fitted_rul(wts, week_log, 6 * 3600.0)
     scores = {
         kind: Series(
             wts,
@@ -340,8 +387,10 @@ def week_data() -> ReportData:
         {
             "health_score": 95 - 60 * fault,
             "degradation_index": 0.5 * fault,
-            "maintenance_window_days": 30 - 28 * fault,
+            "maintenance_window_days": _at_end(m, week_rul.low_s / 86_400),
             "velocity_rms_mm_s": 1.1 + 4 * fault,
+            "ind_rms_log": week_log,
+            "rul_threshold": _at_end(m, PRIOR.median),
         },
         {"iso_zone": ["A" if f < 0.1 else "B" if f < 0.4 else "C" if f < 0.8 else "D" for f in fault]},
     )
@@ -389,7 +438,7 @@ def week_data() -> ReportData:
                 author="a" * 100,
             )
         )
-    health_latest = latest_health(T0 + timedelta(days=7) - timedelta(seconds=60))
+    health_latest = latest_health(T0 + timedelta(days=7) - timedelta(seconds=60), week_rul)
     return ReportData(
         asset_id=ASSET,
         start=T0,
@@ -429,6 +478,13 @@ def test_executive_is_one_page_with_the_facts(small: ReportData) -> None:
     assert "Envelope peak at BPFO 88.4 Hz: outer-race defect likely" in text  # the alarm's reason
     assert "20260428-0800" in text and "2026-05-01 09:02:00 UTC" in text  # model version, generated at
     assert "360 readings" in text
+    # the remaining life fitted to the fixture's rms_log: 5 min (80 %: 3-8 min), window its low end
+    p = prognosis(small.latest_health)
+    assert p is not None and p.estimate == "5 min (80 %: 3–8 min)"
+    flat = text.replace(" ", "")  # pdftotext breaks lines inside the interval
+    assert p.estimate.replace(" ", "") in flat and "within3min(conservativeendofthe80%interval)" in flat
+    assert "rms_log 1.09 Np (RMS 2.99× calibrated)" in text and "failure threshold 1.50 Np" in text
+    assert "days" not in text
     assert save_pngs(pdf, "executive")
 
 
@@ -447,8 +503,49 @@ def test_industrial_is_five_pages_with_the_facts(small: ReportData) -> None:
     assert "bearing replaced" in pages[3] and "rumbling noise" in pages[3]
     assert "zone C" in pages[4] and "information only" in pages[4]
     assert "Inspect the bearing outer race" in pages[4]  # derived from the BPFO insight
-    assert "3.4 days" in pages[4]
+    p = prognosis(small.latest_health)
+    assert p is not None and p.estimate is not None and p.window is not None
+    flat = pages[4].replace(" ", "")
+    assert p.estimate.replace(" ", "") in flat and p.window.replace(" ", "") in flat
+    assert "rms_log 1.09 Np" in pages[4]
+    assert "median end-of-life rms_log of 3 training runs" in pages[4]  # the threshold's basis
+    assert "Degradation trend (rms_log) over the period" in pages[4]  # the chart with the threshold
+    assert "Plan the maintenance within 3 min" in pages[4]  # the recommendation rests on the estimate
     assert len(save_pngs(pdf, "industrial")) == 5
+
+
+@pytest.mark.parametrize(
+    ("rul", "headline"),
+    [
+        (RulItem(status="no_degradation_trend", reason="no persistent rise of RMS"), "No degradation trend"),
+        (RulItem(status="sensor_fault", reason="x axis flat for 12 s"), "Sensor fault"),
+        (None, "No estimate"),  # an update older than prognostics
+    ],
+)
+def test_without_an_estimate_no_window_is_shown(
+    small: ReportData, rul: RulItem | None, headline: str
+) -> None:
+    """The maintenance window traces back to a fitted estimate or the reports say why there is none:
+    an old update's 3.4 days (its per-risk-level rule) appear nowhere."""
+    h = small.latest_health
+    assert h is not None
+    latest = h.model_copy(update={"rul": rul, "maintenance_window_days": None if rul else 3.4})
+    health = replace(
+        small.health, columns={**small.health.columns, "maintenance_window_days": np.full(360, np.nan)}
+    )
+    data = replace(small, latest_health=latest, health=health)
+    ex, ind = pdftext(build_executive(data)), pdftext(build_industrial(data)).split("\f")
+    reason = rul.reason if rul else "predates prognostics"
+
+    def flat(t: str) -> str:  # pdftotext breaks lines at spaces and hyphens
+        return t.replace(" ", "").replace("-", "")
+
+    for text in (ex, ind[4]):
+        assert flat(headline) in flat(text) and flat(reason) in flat(text)
+        assert "3.4" not in text and "within" not in text
+    assert "none: no fitted remaining-life estimate" in ind[4]
+    assert "Investigate the HIGH risk (no maintenance window: no remaining-life estimate)" in ind[4]
+    assert "Plan the maintenance" not in ind[4]
 
 
 def test_empty_period_says_so_and_keeps_page_counts() -> None:

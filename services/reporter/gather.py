@@ -54,8 +54,24 @@ DATA_MEASUREMENTS = (records.READINGS, records.WINDOWS, records.HEALTH)
 
 _READING_COLUMNS = ("voltage_v", "current_a", "power_factor", "vibration_g")
 _SCORE_COLUMNS = ("anomaly_score", "raw_score", "threshold", "is_anomaly")
-_HEALTH_COLUMNS = ("health_score", "degradation_index", "maintenance_window_days", "velocity_rms_mm_s")
-_HEALTH_LABELS = ("risk_level", "grade", "iso_zone", "zone_basis")
+#: Stored health fields a report reads (:mod:`shared.records`): the summary, the trend indicators
+#: (``ind_*``: rms_log, hf_energy_log [Np], kurtosis_z [robust σ], cusum [Np·s]) and the remaining-life
+#: estimate (``rul_*``: median and 80 % interval ends [s], threshold [Np]); NaN / "" where absent.
+_HEALTH_COLUMNS = (
+    "health_score",
+    "degradation_index",
+    "maintenance_window_days",
+    "velocity_rms_mm_s",
+    "ind_rms_log",
+    "ind_hf_energy_log",
+    "ind_kurtosis_z",
+    "ind_cusum",
+    "rul_median_s",
+    "rul_low_s",
+    "rul_high_s",
+    "rul_threshold",
+)
+_HEALTH_LABELS = ("risk_level", "grade", "iso_zone", "zone_basis", "rul_status")
 _WINDOW_COLUMNS = ("fs_hz", "n", "rms_x", "rms_y", "rms_z")
 _ALARM_RANK = {"ACTIVE": 0, "ACKNOWLEDGED": 1, "RESOLVED": 2}
 

@@ -4,7 +4,8 @@
 Sheets, in order: ``Summary`` (asset, period, generated at, model versions, data counts, key numbers,
 latest health, alarms; a native line chart of the health score, or of the readings' vibration when no
 health update is stored), ``Operator Logs``, ``Raw Data`` (every stored reading of the workbook with the
-scores of the same ``event_id`` per model kind), ``Health`` (trend) and ``Alarms`` (transitions). Row 1
+scores of the same ``event_id`` per model kind), ``Health`` (trend, with the trend indicators and
+the remaining-life estimate of each update: :data:`HEALTH_COLS`) and ``Alarms`` (transitions). Row 1
 of each data sheet states what it holds (and a row cap when one applies), row 2 is the header (units in
 it), frozen, with an autofilter. Numbers are numbers, times Excel date-times in UTC. An empty period
 (:attr:`ReportData.empty`) gives a workbook whose only sheet says so. The workbook is written in
@@ -62,14 +63,23 @@ SCORE_LABELS: tuple[tuple[str, str, float], ...] = (
 HEALTH_COLS: tuple[tuple[str, str, float], ...] = (
     ("health_score", "Health score (0-100)", 14),
     ("degradation_index", "Degradation index (0-1)", 14),
-    ("maintenance_window_days", "Maintenance window (days)", 16),
+    ("maintenance_window_days", "Maintenance window (days, RUL 80% low end)", 16),
     ("velocity_rms_mm_s", "Velocity RMS (mm/s)", 14),
+    ("ind_rms_log", "rms_log = ln(RMS/calibrated) (Np)", 16),
+    ("ind_hf_energy_log", "HF energy log (Np)", 14),
+    ("ind_kurtosis_z", "Kurtosis z (robust sigma)", 14),
+    ("ind_cusum", "CUSUM of rms_log (Np*s)", 14),
+    ("rul_median_s", "RUL median (s)", 14),
+    ("rul_low_s", "RUL 80% interval low (s)", 14),
+    ("rul_high_s", "RUL 80% interval high (s)", 14),
+    ("rul_threshold", "RUL failure threshold (Np)", 14),
 )
 HEALTH_LABELS: tuple[tuple[str, str, float], ...] = (
     ("grade", "Grade", 8),
     ("risk_level", "Risk level", 12),
     ("iso_zone", "ISO 20816 zone", 10),
     ("zone_basis", "Zone basis", 14),
+    ("rul_status", "RUL status", 18),
 )
 
 

@@ -5,8 +5,10 @@ Key numbers: the highest vibration reading (g) of the period (``reading_stats`` 
 thinned the readings, so it is the true one) and its time when that reading is on Raw Data; the
 highest velocity RMS (mm/s) among the stored health updates; each reading column's n, min, mean, max
 and population standard deviation over every reading of the period; the latest health update (score
-0-100, grade, risk, maintenance window in days and its reason, ISO 20816 zone, velocity RMS, zone
-basis); alarms raised
+0-100, grade, risk, ISO 20816 zone, velocity RMS, zone basis) and its remaining life
+(:mod:`shared.reports.prognosis`): with an estimate its median and 80 % interval (s), the indicator
+and failure threshold it rests on, the model, and the maintenance window (the interval's low end, days);
+without one, why there is none and no window; alarms raised
 (distinct alarm IDs whose ``opened_at`` lies in the period) and still open (distinct alarm IDs whose
 last transition in the period is not ``RESOLVED``).
 """
@@ -24,9 +26,11 @@ from xlsxwriter.format import Format
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from shared.messages import HealthUpdate
 from shared.reports import facts
 from shared.reports.data import ReportData
 from shared.reports.excel_rows import write_cells
+from shared.reports.prognosis import prognosis
 
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 #: A summary row: (item, value, unit); a value of None is written as "none stored".
@@ -238,14 +242,38 @@ def _latest_health(data: ReportData) -> Section:
         ("Grade", h.grade, "A-F"),
         ("Risk level", h.risk_level, ""),
         ("Degradation index", h.degradation_index, "0-1"),
-        ("Maintenance window", h.maintenance_window_days, "days"),
-        ("Maintenance reason", h.maintenance_reason or None, ""),
         ("ISO 20816 zone", h.iso_zone, ""),
         ("Velocity RMS", h.velocity_rms_mm_s, "mm/s"),
         ("Zone basis", h.zone_basis_text or h.zone_basis, ""),
         ("Active alarms at that update", h.active_alarms, "alarms"),
+        *_remaining_life(h),
     ]
     return "Latest health", items
+
+
+def _remaining_life(h: HealthUpdate) -> list[Item]:
+    """The estimate with what it rests on and the window it gives, or why there is none (no window)."""
+    p, rul = prognosis(h), h.rul
+    if p is None or not p.is_estimate or rul is None:
+        why = p.reason if p else ""
+        return [
+            ("Remaining life", p.headline if p else None, ""),
+            ("Why no estimate", why, ""),
+            ("Maintenance window", "none: no fitted remaining-life estimate", ""),
+        ]
+    return [
+        ("Remaining life", p.estimate, ""),
+        ("Remaining life, median", rul.median_s, "s"),
+        ("Remaining life, 80 % interval low end", rul.low_s, "s"),
+        ("Remaining life, 80 % interval high end", rul.high_s, "s"),
+        ("Rests on", p.indicator, ""),
+        ("Failure threshold", rul.threshold, rul.indicator_unit),
+        ("Threshold basis", rul.threshold_basis, ""),
+        ("Model", p.model, ""),
+        ("Estimate as of", rul.as_of, "UTC"),
+        ("Estimate", rul.reason, ""),
+        ("Maintenance window (the interval's low end)", p.window_days, "days"),
+    ]
 
 
 def _alarms(data: ReportData) -> Section:

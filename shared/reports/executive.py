@@ -1,7 +1,9 @@
 """The executive PDF: one A4 page for managers (pure: ReportData → PDF bytes).
 
-Contents: asset and period; the newest health update's grade A-F, health score, risk and
-maintenance window (with its reason); key numbers — maximum vibration (g, over every reading of the
+Contents: asset and period; the newest health update's grade A-F, health score, risk, remaining
+life (median and 80 % interval, the indicator and failure threshold it rests on) and the maintenance
+window it gives (the interval's low end), or why there is no estimate
+(:mod:`shared.reports.prognosis`); key numbers — maximum vibration (g, over every reading of the
 period), velocity RMS (newest, with its ISO 20816 zone and the zone's basis; the period's maximum),
 alarms raised / still open, time in each ISO zone, availability of data (:mod:`shared.reports.facts`);
 a health trend chart; the top insights of the newest health update; the latest operator actions (log
@@ -18,6 +20,7 @@ import numpy as np
 from shared.health.scoring import GRADE_BOUNDS
 from shared.reports import charts, facts
 from shared.reports.data import ReportData
+from shared.reports.prognosis import prognosis
 from shared.reports.render import render_pdf
 
 PAGES = 1
@@ -91,8 +94,7 @@ def _health(data: ReportData) -> dict[str, Any]:
             "grade": h.grade,
             "score": f"{h.health_score:.0f}",
             "risk": h.risk_level,
-            "window": f"{h.maintenance_window_days:.1f}",
-            "reason": h.maintenance_reason,
+            "rul": prognosis(h),
             "ts": facts.fmt_time(h.ts),
         }
     }

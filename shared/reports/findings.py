@@ -9,8 +9,10 @@ A recommendation exists only because of a finding in the data, and carries it (`
   current, power factor → their electrical checks; vibration level → mechanical inspection; a model
   flag without a named signal → review the flagged period;
 * every alarm still open at the period's end (not acknowledged: acknowledge and investigate);
-* a MODERATE, HIGH or CRITICAL risk → do the maintenance within the health's maintenance window,
-  with its reasons.
+* a remaining-life estimate (:mod:`shared.reports.prognosis`) → plan the maintenance within the
+  conservative (low) end of its 80 % interval, because of the estimate and the indicator it rests on;
+  a MODERATE, HIGH or CRITICAL risk without an estimate → investigate the risk, saying why there is
+  no remaining-life estimate (never a number of days that no fitted estimate gives).
 
 No finding, no recommendation: the report then says nothing in the period calls for action.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.messages import AlarmEvent, HealthUpdate, InsightItem
+from shared.reports.prognosis import prognosis
 
 #: Insight signal prefix/suffix → action (first match wins; see module doc).
 BEARING_ACTIONS: dict[str, str] = {
@@ -85,14 +88,8 @@ def recommendations(latest: HealthUpdate | None, alarms: list[AlarmEvent]) -> li
             if action:
                 out.append(Recommendation(action, item.text, item.severity))
     out += _alarm_actions(alarms)
-    if latest is not None and latest.risk_level in RISK_WITH_ACTION:
-        reason = latest.maintenance_reason or f"{latest.risk_level} risk"
-        sev = "critical" if latest.risk_level in ("HIGH", "CRITICAL") else "warning"
-        out.append(
-            Recommendation(
-                f"Do the maintenance within {latest.maintenance_window_days:.1f} days", reason, sev
-            )
-        )
+    if latest is not None:
+        out += _maintenance(latest)
     seen: set[str] = set()
     unique = []
     for r in sorted(out, key=lambda r: {"critical": 0, "warning": 1}.get(r.severity, 2)):
@@ -100,6 +97,19 @@ def recommendations(latest: HealthUpdate | None, alarms: list[AlarmEvent]) -> li
             seen.add(r.action)
             unique.append(r)
     return unique
+
+
+def _maintenance(latest: HealthUpdate) -> list[Recommendation]:
+    """Plan the maintenance within an estimate's window, or investigate a raised risk without one."""
+    p = prognosis(latest)
+    sev = "critical" if latest.risk_level in ("HIGH", "CRITICAL") else "warning"
+    if p is not None and p.is_estimate:
+        because = f"{p.headline}, on {p.indicator}: {p.reason}"
+        return [Recommendation(f"Plan the maintenance {p.window}", because, sev)]
+    if latest.risk_level not in RISK_WITH_ACTION or p is None:
+        return []
+    action = f"Investigate the {latest.risk_level} risk (no maintenance window: no remaining-life estimate)"
+    return [Recommendation(action, f"{p.headline}: {p.reason}", sev)]
 
 
 def _alarm_actions(alarms: list[AlarmEvent]) -> list[Recommendation]:

@@ -6,7 +6,9 @@ Nyquist = ``fs_hz / 2`` of the newest window, :mod:`shared.features.spectral`), 
 2×, 3× running speed (``order{h}_amp_g``, g zero-to-peak) and its envelope amplitudes at the bearing
 defect frequencies (``env_{d}_amp``, g, with their SNR), each placed at ``order × rpm / 60`` Hz.
 
-Degradation trend: the least-squares slope of the health score over the period, points/day.
+Degradation trend: the least-squares slope of the health score over the period, points/day; the
+remaining-life estimate of the newest update (:mod:`shared.reports.prognosis`) and the stored trend of
+the indicator it rests on, ``rms_log = ln(RMS / calibrated RMS)`` in Np, with the failure threshold.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from shared.health.iso20816 import ZONE_DESCRIPTIONS, ZoneBasis, basis_of
 from shared.reports import charts, facts
 from shared.reports.data import ReportData, Series
 from shared.reports.findings import recommendations
+from shared.reports.prognosis import prognosis
 
 FULL_W = 7.1
 MAX_SPANS = 8
@@ -286,6 +289,29 @@ def _health_slope(h: Series) -> float | None:
     return float(np.polyfit((t - t[0]) / 86_400.0, y, 1)[0])
 
 
+def rms_log_chart(data: ReportData, size: tuple[float, float]) -> str | None:
+    """The stored ``ind_rms_log`` (Np) over the period with the newest failure threshold (the newest
+    update's, else the last stored ``rul_threshold``) as a dashed line; None when no rms_log is stored."""
+    h = data.health
+    y = h.columns.get("ind_rms_log")
+    if y is None or not np.isfinite(y).any():
+        return None
+    latest = data.latest_health
+    threshold = latest.rul.threshold if latest and latest.rul and latest.rul.threshold is not None else None
+    if threshold is None:
+        threshold = facts.last_finite(h.columns.get("rul_threshold", np.zeros(0)))
+    lines = [] if threshold is None else [(threshold, f"failure threshold {threshold:.2f} Np", charts.CRIT)]
+    return charts.line_chart(
+        h.ts_s,
+        y,
+        size=size,
+        title="rms_log = ln(RMS / calibrated RMS), the indicator the remaining-life estimate rests on",
+        ylabel="Np",
+        period=_period(data),
+        hlines=lines,
+    )
+
+
 def assessment_page(data: ReportData) -> dict[str, Any]:
     """Page 5: ISO 20816 assessment, degradation, maintenance window, recommended actions."""
     h = data.latest_health
@@ -322,6 +348,8 @@ def assessment_page(data: ReportData) -> dict[str, Any]:
         "score_last": facts.fmt_num(facts.last_finite(score)),
         "slope": None if slope is None else f"{slope:+.1f}",
         "di_chart": di_chart,
+        "rul": prognosis(h),
+        "rms_chart": rms_log_chart(data, (FULL_W, 1.3)),
         "recommendations": recs[:MAX_RECOMMENDATIONS],
         "recommendations_total": len(recs),
     }

@@ -39,14 +39,15 @@ export function lifeText(s, ref = s) {
   return `${(s / per).toFixed(digits)} ${name}`;
 }
 
-/** "2.0 h (80 %: 1.0–4.0 h)" from a RulItem with status estimate (no upper end: "no upper bound"). */
+/** "2.0 h (80 %: 1.0–4.0 h)" from a RulItem with status estimate, in the median's unit (no upper
+ * end: "1.0 h – no upper bound"); the same text as shared/reports/prognosis.py. */
 export function estimateText(rul) {
   const med = rul.median_s;
   const [name, per, digits] = lifeUnit(med);
   const v = (s) => (s / per).toFixed(digits);
   const pct = isNum(rul.interval) ? Math.round(rul.interval * 100) : 80;
-  const hi = isNum(rul.high_s) ? `${v(rul.high_s)} ${name}` : 'no upper bound';
-  return `${v(med)} ${name} (${pct} %: ${v(rul.low_s)} ${name}–${hi})`;
+  const span = isNum(rul.high_s) ? `${v(rul.low_s)}–${v(rul.high_s)} ${name}` : `${v(rul.low_s)} ${name} – no upper bound`;
+  return `${v(med)} ${name} (${pct} %: ${span})`;
 }
 
 /** The update's RulItem when it is a usable estimate (median and low end known), else null. */
@@ -59,7 +60,9 @@ export function estimateOf(h) {
 export function maintenanceText(h) {
   if (!h) return '—';
   const rul = estimateOf(h);
-  if (rul) return `within ${lifeText(rul.low_s)} (conservative end of the ${Math.round((rul.interval || 0.8) * 100)} % interval)`;
+  // under a minute (possibly 0: the threshold's spread reaches below the current level): now
+  const when = rul && rul.low_s < 60 ? 'now' : rul && `within ${lifeText(rul.low_s)}`;
+  if (rul) return `${when} (conservative end of the ${Math.round((rul.interval || 0.8) * 100)} % interval)`;
   const st = h.rul && STATUS_TEXT[h.rul.status];
   return st && h.rul.status !== 'estimate' ? `none (${st.toLowerCase()})` : 'none (no remaining-life estimate)';
 }
@@ -103,7 +106,7 @@ export function renderRul(h) {
   let head;
   if (est) head = `Remaining life: ${estimateText(est)}`;
   else if (rul && STATUS_TEXT[rul.status] && rul.status !== 'estimate') head = STATUS_TEXT[rul.status];
-  else head = h ? 'No remaining-life estimate' : 'No health assessment yet';
+  else head = h ? 'No estimate' : 'No health assessment yet';
   setText($('rul-headline'), head);
   let reason = rul && rul.reason ? rul.reason : '';
   if (!rul && h) reason = 'This health update carries no remaining-life estimate.';
