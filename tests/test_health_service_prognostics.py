@@ -1,11 +1,18 @@
-"""Health service on the in-memory bus with prognostics: a rising vibration stream opens a ``trend`` alarm
-and publishes a fitted RUL and maintenance window; a healthy one publishes no window and says why."""
+"""Health service with prognostics, on the in-memory bus and on a real Mosquitto: a rising vibration
+stream opens a ``trend`` alarm and publishes a fitted RUL and maintenance window; a healthy one publishes
+no window and says why."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from services.health.service import build
 from shared import topics
@@ -21,8 +28,9 @@ from shared.messages import (
     RawScore,
     Score,
 )
-from shared.service import Service, deliver
+from shared.service import Service, deliver, run_service
 from shared.settings import Settings
+from tests.support.pipeline import Collector, client
 from tests.support.signing import VERIFY_KEY, signed
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -31,7 +39,7 @@ STEP_S = 10  # one vibration window per 10 s of data time (FEMTO's snapshot inte
 NAMES = ["x_rms", "y_rms", "x_kurtosis", "y_kurtosis"]
 
 
-def announcement() -> ModelAnnouncement:
+def announcement(asset: str = "p1") -> ModelAnnouncement:
     """A signed autoencoder announcement whose calibration baseline has the vibration RMS (median 0.2 g)."""
     stats = [
         FeatureStat(name="x_rms", mean=0.2, std=0.004, min=0.19, max=0.21, median=RMS_CAL, mad=0.003),
@@ -51,7 +59,7 @@ def announcement() -> ModelAnnouncement:
         baseline=FeatureBaseline(n=180, features=stats),
     )
     ann = ModelAnnouncement(
-        asset_id="p1",
+        asset_id=asset,
         model="autoencoder",
         version="v1",
         path="p1/v1",
@@ -62,16 +70,20 @@ def announcement() -> ModelAnnouncement:
     return signed(ann)
 
 
-async def vibration_window(svc: Service, bus: MemoryBus, i: int, rms: float) -> None:
+def rising(i: int) -> float:
+    """x_rms of window ``i``: rms_log = ln(1 + 0.02 exp(t / 1800 s)), 0.7 Np at 7066 s, 1.61 Np at 9538 s."""
+    return RMS_CAL * (1 + 0.02 * math.exp(STEP_S * i / 1800))
+
+
+def window_parts(i: int, rms: float, asset: str = "p1") -> list[tuple[str, FeatureVector | Score]]:
     """Window ``i`` (data time T0 + 10 i s): its vibration vector and the autoencoder's (healthy) score."""
-    ts, event = T0 + timedelta(seconds=STEP_S * i), f"p1-{i:08d}"
+    ts, event = T0 + timedelta(seconds=STEP_S * i), f"{asset}-{i:08d}"
     fv = FeatureVector(
-        event_id=event, asset_id="p1", ts=ts, kind="vibration", names=NAMES, values=[rms, rms / 2, 0.0, 0.0]
+        event_id=event, asset_id=asset, ts=ts, kind="vibration", names=NAMES, values=[rms, rms / 2, 0.0, 0.0]
     )
-    await deliver(svc, bus, topics.features("p1", "vibration"), fv)
     score = Score(
         event_id=event,
-        asset_id="p1",
+        asset_id=asset,
         ts=ts,
         model="autoencoder",
         model_version="v1",
@@ -81,7 +93,12 @@ async def vibration_window(svc: Service, bus: MemoryBus, i: int, rms: float) -> 
         is_anomaly=False,
         severity="NORMAL",
     )
-    await deliver(svc, bus, topics.score("p1", "autoencoder"), score)
+    return [(topics.features(asset, "vibration"), fv), (topics.score(asset, "autoencoder"), score)]
+
+
+async def vibration_window(svc: Service, bus: MemoryBus, i: int, rms: float) -> None:
+    for topic, msg in window_parts(i, rms):
+        await deliver(svc, bus, topic, msg)
 
 
 def health(bus: MemoryBus) -> HealthUpdate:
@@ -105,9 +122,8 @@ async def test_rising_vibration_opens_a_trend_alarm_and_publishes_a_fitted_windo
     bus = MemoryBus()
     svc = build(Settings(data_dir=tmp_path, model_verify_key=VERIFY_KEY))
     await deliver(svc, bus, topics.model_announce("p1", "autoencoder"), announcement(), retain=True)
-    # rms_log = ln(1 + 0.02 exp(t / 1800 s)): 0.7 Np at 7066 s, the 1.61 Np threshold at 9538 s
     for i in range(860):
-        await vibration_window(svc, bus, i, RMS_CAL * (1 + 0.02 * math.exp(STEP_S * i / 1800)))
+        await vibration_window(svc, bus, i, rising(i))
     alarms = [AlarmEvent.model_validate_json(m.payload) for m in bus.on(topics.alarm("p1"))]
     trend = [a for a in alarms if a.source == "trend"]
     assert trend and trend[0].state == "ACTIVE" and trend[0].severity == "WARNING"
@@ -118,3 +134,35 @@ async def test_rising_vibration_opens_a_trend_alarm_and_publishes_a_fitted_windo
     assert hu.maintenance_reason.startswith("RUL ")
     actual = 1800 * math.log(math.expm1(1.61) / 0.02) - (hu.rul.as_of - T0).total_seconds()
     assert hu.rul.low_s < actual < (hu.rul.high_s or math.inf)
+
+
+@pytest.mark.integration
+async def test_rising_vibration_on_a_real_broker(mosquitto: Any, tmp_path: Path) -> None:
+    """The same rising stream through Mosquitto: the trend alarm and a health with a fitted window arrive."""
+    asset = f"rul-{uuid.uuid4().hex[:8]}"
+    s = Settings(data_dir=tmp_path, model_verify_key=VERIFY_KEY, mqtt_url=mosquitto.url)
+    svc = build(s)
+    async with client(mosquitto.url) as c:
+        ann = announcement(asset).model_dump_json()
+        await c.publish(topics.model_announce(asset, "autoencoder"), ann, qos=1, retain=True)
+    async with Collector(mosquitto.url, [topics.alarm(asset), topics.health(asset)]) as col:
+        task = asyncio.create_task(run_service(svc, s))
+        try:
+            async with client(mosquitto.url) as c:
+                for i in range(860):
+                    for topic, msg in window_parts(i, rising(i), asset):
+                        await c.publish(topic, msg.model_dump_json(), qos=1)
+            _, alarm, _ = await col.wait_for(lambda t, p: t == topics.alarm(asset) and p["source"] == "trend")
+            _, hu, _ = await col.wait_for(
+                lambda t, p: t == topics.health(asset) and (p.get("rul") or {}).get("status") == "estimate"
+            )
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            async with client(mosquitto.url) as c:
+                for t in (topics.model_announce(asset, "autoencoder"), topics.health(asset)):
+                    await c.publish(t, b"", qos=1, retain=True)
+    assert alarm["severity"] == "WARNING" and "CUSUM" in alarm["reason"]
+    assert hu["maintenance_window_days"] == hu["rul"]["low_s"] / 86400
+    assert hu["maintenance_reason"].startswith("RUL ") and hu["indicators"]["cusum_h"] == 30.0
