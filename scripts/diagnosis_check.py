@@ -218,7 +218,9 @@ def cwru_records(
 @dataclass
 class CwruRecord:
     """One CWRU record: its family, windows, the component named per window (counts), the record's
-    verdict (the component named in most windows, 'none' when never) and the old rule's counts."""
+    verdict (the component named in most windows, 'none' when never), the old rule's counts and, per
+    defect, the median over its windows of the harmonic rises (``A/p95(A)``, ``S/p95(S)``) the rule
+    compares (:class:`shared.health.insights.envelope.HarmonicRise`)."""
 
     label: str
     family: str
@@ -226,6 +228,21 @@ class CwruRecord:
     named: Counter[str]
     verdict: str
     old: Counter[str]
+    rises: dict[str, tuple[float, float]]
+
+
+def median_rises(base: dict, ex: Extras) -> dict[str, tuple[float, float]]:
+    """Per defect: median over windows of ``(amp_rise, snr_rise)`` against the calibrated levels."""
+    out = {}
+    for d in DEFECTS:
+        rs = [
+            envelope.HarmonicRise.of({k: float(v[i]) for k, v in ex.items()}, base, d)
+            for i in range(len(ex[f"env_{d}_amp"]))
+        ]
+        ok = [r for r in rs if r is not None]
+        if ok:
+            out[d] = (float(np.median([r.amp_rise for r in ok])), float(np.median([r.snr_rise for r in ok])))
+    return out
 
 
 def cwru(path: Path, n_check: int) -> tuple[int, list[CwruRecord]]:
@@ -251,7 +268,8 @@ def cwru(path: Path, n_check: int) -> tuple[int, list[CwruRecord]]:
         some = Counter({d: c for d, c in named.items() if d != "none"})
         verdict = some.most_common(1)[0][0] if some else "none"
         family = "normal" if label.startswith("normal") else label.split("0")[0]
-        out.append(CwruRecord(label, family, xw.shape[0], named, verdict, Counter(old_rule(ex))))
+        rises = median_rises(base, ex)
+        out.append(CwruRecord(label, family, xw.shape[0], named, verdict, Counter(old_rule(ex)), rises))
     return xt.shape[0], out
 
 
@@ -273,6 +291,14 @@ def print_cwru(n_train: int, records: list[CwruRecord]) -> None:
         named = ", ".join(f"{d} {c}" for d, c in r.named.most_common())
         old = ", ".join(f"{d} {c}" for d, c in r.old.most_common())
         print(f"| {r.label} | {r.windows} | {named} | {r.verdict} | {old} |")
+    need = f"A >= {envelope.RISE_FACTOR:g} and S >= {envelope.SNR_RISE:g}, then the largest S"
+    print("\nWhy (median over each record's windows): harmonic amplitude rise A/p95(A) and harmonic SNR")
+    print(f"rise S/p95(S) per defect; the rule needs {need}\n")
+    print("| record | " + " | ".join(f"{d} A, S" for d in DEFECTS) + " |")
+    print("|---|" + "---|" * len(DEFECTS))
+    for r in records:
+        cells = [f"{r.rises[d][0]:.1f}, {r.rises[d][1]:.2f}" if d in r.rises else "-" for d in DEFECTS]
+        print(f"| {r.label} | " + " | ".join(cells) + " |")
     for fs, title, by_windows in (
         ("12k", "12 kHz records", False),
         ("12k", "12 kHz windows", True),
