@@ -621,7 +621,7 @@ def test_new_families_round_trip_through_the_store(backend: str, tmp_path, reque
     else:
         store = InfluxStore(request.getfixturevalue("influxd").url, f"t_{uuid.uuid4().hex[:12]}")
     try:
-        h = health()
+        h = health(rul=RUL, indicators={"rms_log": 0.9, "cusum": 12.5})
         a1 = alarm()
         a2 = alarm(
             state="RESOLVED", previous="ACKNOWLEDGED", action_code="lubricated", note='multi\nline "q"'

@@ -152,6 +152,9 @@ async def test_health_holds_the_machine_health_and_raises_a_sensor_alarm(tmp_pat
     assert held.health_score == before.health_score and held.risk_level == before.risk_level
     assert held.sensor_fault is not None and "stuck at 230" in held.sensor_fault
     assert held.active_alarms == 1  # the sensor alarm
+    # no maintenance window while the measurement is implausible: the RUL says why
+    assert held.maintenance_window_days is None and held.maintenance_reason.startswith("sensor fault: ")
+    assert held.rul is not None and held.rul.status == "sensor_fault" and held.indicators == {}
 
     n = len(bus.on(topics.alarm(ASSET)))
     for i in range(130, 200):  # still stuck: the health stays where it was, no machine alarm
