@@ -55,9 +55,10 @@ from shared.health.warning import CusumParams
 
 #: End-of-life ``rms_log`` [Np] of the six FEMTO/PRONOSTIA learning-set bearings (Bearing1_1, 1_2,
 #: 2_1, 2_2, 3_1, 3_2): the indicator smoothed (EWMA, 60 s) at each run's last snapshot, each bearing
-#: calibrated on its own first 1800 s (scripts/evaluate_rtf.py, notes 15-C). Median 1.61 Np (RMS about
-#: 5x its calibrated level), standard deviation 0.36 Np.
-FEMTO_EOL_RMS_LOG: tuple[float, ...] = (2.44, 1.66, 1.51, 1.77, 1.46, 1.56)
+#: calibrated on its own first 1800 s (scripts/evaluate_rtf.py ``load_run``, ``Run.calibrate(1800)``,
+#: ``Run.eol("rms_log")``; re-measured on 2026-12-01). Median 1.61 Np (RMS 5.0x its calibrated
+#: level), standard deviation 0.36 Np.
+FEMTO_EOL_RMS_LOG: tuple[float, ...] = (2.45, 1.66, 1.54, 1.78, 1.47, 1.56)
 FEMTO_BASIS = "median end-of-life level of 6 FEMTO/PRONOSTIA run-to-failure bearings (accelerated life)"
 #: Axis RMS / kurtosis feature names of a vibration vector (``x_rms``; not the batch ``vibration_g_rms``).
 _AXIS_RMS = re.compile(r"^([a-z])_rms$")
