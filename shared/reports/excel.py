@@ -38,6 +38,7 @@ from shared.reports.excel_rows import (
     write_header,
 )
 from shared.reports.excel_summary import Formats, write_summary
+from shared.reports.prognosis import traced_windows
 
 #: Rows above the data on each data sheet: the statement row and the header row.
 DATA_TOP = 2
@@ -225,7 +226,11 @@ def raw_statement(data: ReportData, rows: int) -> str:
 def _write_health(ws: Worksheet, data: ReportData, fm: Formats) -> None:
     h = data.health
     cols = [array_col("Time (UTC)", 20, h.ts_s, "time")]
-    cols += [array_col(t, w, h.columns[k]) for k, t, w in HEALTH_COLS if k in h.columns]
+    # the window only where it comes from an estimate (an old update's per-risk days are not one)
+    columns = dict(h.columns)
+    if "maintenance_window_days" in columns:
+        columns["maintenance_window_days"] = traced_windows(h)
+    cols += [array_col(t, w, columns[k]) for k, t, w in HEALTH_COLS if k in columns]
     cols += [list_col(t, w, h.labels[k]) for k, t, w in HEALTH_LABELS if k in h.labels]
     n = min(len(h), MAX_DATA_ROWS)
     text = f"Stored health updates of {_period(data)}, oldest first: {n:,} rows."

@@ -17,8 +17,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
 from shared.messages import HealthUpdate
 from shared.messages.health import RulItem
+from shared.reports.data import Array, Series
 
 #: Headline of each RUL status without an estimate.
 STATUS_TEXT: dict[str, str] = {
@@ -52,7 +55,8 @@ def life_text(seconds: float, ref: float | None = None) -> str:
 class Prognosis:
     """What a report says about remaining life (all texts; ``window`` None = no window)."""
 
-    #: ``estimate``, another RUL status, or ``none`` (an update without ``rul``).
+    #: ``estimate``, another RUL status, ``none`` (an update without ``rul``) or ``incomplete`` (an
+    #: estimate without its median or low end: not shown).
     status: str
     #: "Remaining life 2.0 h (80 %: 1.0–4.0 h)" or "No degradation trend" etc.
     headline: str
@@ -142,6 +146,16 @@ def prognosis(h: HealthUpdate | None) -> Prognosis | None:
     if rul is None:
         return Prognosis(status="none", headline=NO_RUL, reason=NO_RUL_REASON)
     # an "estimate" without its numbers: say so rather than show part of it
-    return Prognosis(
-        status=rul.status, headline=NO_RUL, reason=f"the estimate lacks its median or interval ({rul.reason})"
-    )
+    reason = f"the estimate lacks its median or interval ({rul.reason})"
+    return Prognosis(status="incomplete", headline=NO_RUL, reason=reason)
+
+
+def traced_windows(health: Series) -> Array:
+    """The stored ``maintenance_window_days`` of each update where it comes from an estimate
+    (``rul_status == "estimate"``), NaN elsewhere: an update older than prognostics stored days from a
+    per-risk-level rule, which a report does not show as a window."""
+    days = health.columns.get("maintenance_window_days", np.full(len(health), np.nan))
+    status = health.labels.get("rul_status", [""] * len(health))
+    if len(status) != days.shape[0]:
+        raise ValueError(f"rul_status has {len(status)} labels for {days.shape[0]} windows")
+    return np.where(np.asarray(status, dtype=object) == "estimate", days, np.nan).astype(np.float64)
