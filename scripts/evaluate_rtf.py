@@ -52,15 +52,21 @@ from shared.features.engine import FeatureEngine  # noqa: E402
 from shared.health.indicators import (  # noqa: E402
     INDICATOR_NAMES,
     ewma,
+    log_ratio,
     robust_baseline,
     robust_z,
     window_indicators,
     window_inputs,
 )
+from shared.health.prognostics import (  # noqa: E402
+    Calibration,
+    PrognosticsParams,
+    PrognosticsTracker,
+    calibration_from_baseline,
+)
 from shared.health.rul import (  # noqa: E402
     MODELS,
     NoTrend,
-    RulEstimate,
     challenge_score,
     estimate_rul,
     threshold_prior,
@@ -73,6 +79,7 @@ from shared.health.warning import (  # noqa: E402
     score_run,
     tune_cusum,
 )
+from shared.learning.baseline import Baseline  # noqa: E402
 from shared.messages import AssetConfig, BearingGeometry, Window  # noqa: E402
 
 RTF_BEGIN, RTF_END = "<!-- BEGIN RTF -->", "<!-- END RTF -->"
@@ -107,42 +114,67 @@ class DataMissing(Exception):
 
 @dataclass
 class Run:
-    """One run to failure: times (s), life (s), per-window ``rms`` / ``kurtosis`` / ``hf_energy``."""
+    """One run to failure: times (s), life (s), per-window ``rms`` / ``kurtosis`` / ``hf_energy`` and the
+    axis features the health service's tracker reads (``{axis}_rms`` [g], ``{axis}_kurtosis``)."""
 
     name: str
     t_s: NDArray[np.float64]
     life_s: float
     inputs: dict[str, NDArray[np.float64]]
+    axes: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    cal: Calibration | None = None
     ind: dict[str, NDArray[np.float64]] = field(default_factory=dict)
     z: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 3)))
 
     def calibrate(self, calibrate_s: float) -> None:
-        """Indicators against the first ``calibrate_s`` seconds; ``z`` = the CUSUM's inputs
-        (``rms_log``, ``hf_energy_log`` in neper)."""
+        """Calibration on the first ``calibrate_s`` seconds, as the service gets it: the calibrator's
+        feature baseline (:class:`shared.learning.baseline.Baseline`) turned into the tracker's
+        :class:`Calibration` (:func:`calibration_from_baseline`); ``rms_log`` exactly as the tracker
+        computes it (largest axis RMS over the largest calibrated axis median), the other indicators
+        from :func:`window_indicators` (plots). ``z``: the CUSUM's inputs (``rms_log``,
+        ``hf_energy_log``)."""
         cal = self.t_s < self.t_s[0] + calibrate_s
+        names = sorted(self.axes)
+        base = Baseline.fit(np.column_stack([self.axes[n][cal] for n in names]), names).to_dict()
+        self.cal = calibration_from_baseline({f.pop("name"): f for f in base["features"]})
+        assert self.cal is not None
         self.ind = window_indicators(self.inputs, cal)
+        rms = np.max([v for n, v in self.axes.items() if n.endswith("_rms")], axis=0)
+        self.ind["rms_log"] = log_ratio(rms, self.cal.rms_cal)
         self.z = np.column_stack([self.ind[n] for n in INDICATOR_NAMES[:2]])
+
+    def window(self, i: int) -> dict[str, float]:
+        """The axis features of window ``i`` (what :meth:`PrognosticsTracker.update` reads)."""
+        return {n: float(v[i]) for n, v in self.axes.items()}
 
     def eol(self, name: str) -> float:
         """The indicator's smoothed value at the last window (end of life), neper."""
         return float(ewma(self.t_s, self.ind[name], SMOOTH_TAU_S)[-1])
 
 
-def features_of(acc: NDArray[np.float64], fs_hz: float, rpm: float) -> dict[str, NDArray[np.float64]]:
+def features_of(
+    acc: NDArray[np.float64], fs_hz: float, rpm: float
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.float64]]]:
     """``rms``, ``kurtosis``, ``hf_energy`` of snapshots ``acc`` ``[n, samples, 2]`` (g, channel 0 as
-    axis x, channel 1 as y), vectorised; :func:`check_engine` checks them against the live service."""
+    axis x, channel 1 as y), vectorised, and the axis features ``{axis}_rms``, ``{axis}_kurtosis``;
+    :func:`check_engine` checks them against the live service."""
     sig = np.moveaxis(acc, 1, 2)  # [n, axes, samples]
     names, values = axes_features({a: sig[:, i, :] for i, a in enumerate(AXES)})
     spec = spectral_features(sig, fs_hz, rpm=rpm, bearing_orders=FEMTO_ORDERS)
     extras = {k: np.max(v, axis=-1) for k, v in spec.items()}  # max over axes, as reduce_axes
-    return window_inputs(names, values, extras)
+    axes = {n: values[:, i] for i, n in enumerate(names) if n.endswith(("_rms", "_kurtosis"))}
+    return window_inputs(names, values, extras), axes
 
 
 def check_engine(
-    acc: NDArray[np.float64], inputs: dict[str, NDArray[np.float64]], fs_hz: float, rpm: float
+    acc: NDArray[np.float64],
+    inputs: dict[str, NDArray[np.float64]],
+    axes: dict[str, NDArray[np.float64]],
+    fs_hz: float,
+    rpm: float,
 ) -> None:
     """The first and last snapshots through ``FeatureEngine.on_window`` (the features service) give the
-    same ``rms``, ``kurtosis`` and ``hf_energy`` (AssertionError otherwise)."""
+    same ``rms``, ``kurtosis``, ``hf_energy`` and axis features (AssertionError otherwise)."""
     engine = FeatureEngine()
     engine.configs["femto"] = AssetConfig(
         asset_id="femto",
@@ -158,6 +190,8 @@ def check_engine(
         live = window_inputs(fv.names, [fv.values], {k: [v] for k, v in fv.extras.items()})
         for k, v in live.items():
             np.testing.assert_allclose(v[0], inputs[k][i], rtol=1e-9, atol=1e-12, err_msg=k)
+        for k, v in axes.items():
+            np.testing.assert_allclose(fv.values[fv.names.index(k)], v[i], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 def load_run(path: Path) -> Run:
@@ -168,9 +202,9 @@ def load_run(path: Path) -> Run:
         acc = z["acc"].astype(np.float64) * float(z["scale_g"])
         t = np.asarray(z["t_s"], dtype=np.float64)
     fs, rpm = float(meta["fs_hz"]), float(meta["rpm"])
-    inputs = features_of(acc, fs, rpm)
-    check_engine(acc, inputs, fs, rpm)
-    return Run(meta["bearing"], t, float(meta["life_s"]), inputs)
+    inputs, axes = features_of(acc, fs, rpm)
+    check_engine(acc, inputs, axes, fs, rpm)
+    return Run(meta["bearing"], t, float(meta["life_s"]), inputs, axes)
 
 
 # ------------------------------------------------------------------------------------------- RUL
@@ -183,28 +217,50 @@ def point_times(run: Run) -> list[tuple[float, float]]:
     return out
 
 
+@dataclass(frozen=True)
+class PointEst:
+    """A remaining-life estimate at an evaluation point: median and 80 % interval (s; ``inf`` = never
+    reached) made at data time ``as_of`` (s)."""
+
+    median_s: float
+    low_s: float
+    high_s: float
+    as_of: float
+
+
 def rul_estimates(
     run: Run, fit: tuple[str, float, str], eols: list[float], first_alarm: float | None
-) -> list[RulEstimate | None]:
-    """RUL at each point, None where there is no estimate (no alarm yet, or no trend)."""
+) -> list[PointEst | None]:
+    """RUL at each point with :func:`estimate_rul` directly (the training runs' side of the RUL tuning),
+    None where there is no estimate (no alarm yet, or no trend)."""
     prior = threshold_prior(eols)
-    out: list[RulEstimate | None] = []
+    out: list[PointEst | None] = []
     for t_now, _ in point_times(run):
         if first_alarm is None or first_alarm > t_now:
             out.append(None)
             continue
         indicator, window_s, model = fit
         est = estimate_rul(run.t_s, run.ind[indicator], t_now, prior, window_s, model=model)
-        out.append(None if isinstance(est, NoTrend) else est)
+        ok = not isinstance(est, NoTrend) and np.isfinite(est.median_s)
+        out.append(PointEst(est.median_s, est.low_s, est.high_s, t_now) if ok else None)  # type: ignore[union-attr]
     return out
 
 
-def score(run: Run, estimates: list[RulEstimate | None], low: bool = False) -> NDArray[np.float64]:
+def actuals(run: Run, estimates: list[PointEst | None]) -> NDArray[np.float64]:
+    """The actual RUL (s) at each point: life minus the estimate's data time (the point's without one)."""
+    return np.array(
+        [
+            run.life_s - (t if e is None else e.as_of)
+            for e, (t, _) in zip(estimates, point_times(run), strict=True)
+        ]
+    )
+
+
+def score(run: Run, estimates: list[PointEst | None], low: bool = False) -> NDArray[np.float64]:
     """PHM 2012 accuracy per point of the median (``low``: the interval's 10th percentile); a
     missing estimate scores 0."""
-    actual = np.array([a for _, a in point_times(run)])
     est = np.array([np.inf if e is None else (e.low_s if low else e.median_s) for e in estimates])
-    return challenge_score(actual, est)[1]
+    return challenge_score(actuals(run, estimates), est)[1]
 
 
 def first_alarm(run: Run, p: CusumParams) -> float | None:
@@ -261,26 +317,75 @@ class Fold:
     base_lead_s: float | None
     fit: tuple[str, float, str]  # indicator, window_s, model
     threshold: float
-    estimates: list[RulEstimate | None]
+    estimates: list[PointEst | None]
+    tracker_checked: bool  # the tracker's alarms equal warning.alarm_times on the same series
     scores: NDArray[np.float64]
     scores_low: NDArray[np.float64]
     base_estimates: list[float]
     base_scores: NDArray[np.float64]
 
 
+@dataclass
+class Replay:
+    """A bearing replayed window by window through :class:`PrognosticsTracker` (the health service's
+    prognostics): its ``rms_log`` (Np) and CUSUM alarm flags per window, the RUL at each point."""
+
+    rms_log: NDArray[np.float64]
+    alarms: NDArray[np.bool_]
+    estimates: list[PointEst | None]
+
+
+#: PrognosticsParams has the persistence span (helper A's tracker) -- else the tracker runs without it.
+TRACKER_PERSISTS = "persist_s" in PrognosticsParams.__dataclass_fields__
+
+
+def tracker_params(p: CusumParams, fit: tuple[str, float, str], eols: list[float]) -> PrognosticsParams:
+    """The tracker's parameters for a fold: the CUSUM and RUL fit tuned on the training bearings, the
+    failure threshold prior from their end-of-life values."""
+    extra = {"persist_s": p.persist_s} if TRACKER_PERSISTS else {}
+    return PrognosticsParams(
+        cusum_k=p.k, cusum_h=p.h, max_step_s=p.max_gap_s, rul_model=fit[2], rul_window_s=fit[1],
+        buffer_s=max(RUL_WINDOWS_S), eol_rms_log=tuple(eols),
+        threshold_basis=f"median end-of-life rms_log of the {len(eols)} training bearings", **extra,
+    )  # fmt: skip
+
+
+def replay(run: Run, params: PrognosticsParams) -> Replay:
+    """Every window of ``run`` through a fresh tracker calibrated as :meth:`Run.calibrate` did."""
+    tracker = PrognosticsTracker(params)
+    tracker.calibrate(run.cal)
+    at = {t: j for j, (t, _) in enumerate(point_times(run))}
+    rms_log = np.empty(run.t_s.size)
+    alarms = np.zeros(run.t_s.size, dtype=bool)
+    est: list[PointEst | None] = [None] * len(at)
+    for i, t in enumerate(run.t_s):
+        view = tracker.update(float(t), run.window(i))
+        assert view is not None, f"{run.name}: window {i} not assessed"
+        rms_log[i], alarms[i] = view.indicators["rms_log"], view.crossed
+        r = view.rul
+        if float(t) in at and r.status == "estimate" and r.median_s is not None and r.as_of is not None:
+            high = np.inf if r.high_s is None else r.high_s
+            est[at[float(t)]] = PointEst(r.median_s, r.low_s or 0.0, high, r.as_of)
+    return Replay(rms_log, alarms, est)
+
+
 def evaluate_fold(test: Run, train: list[Run], calibrate_s: float) -> Fold:
+    """Tune on ``train`` (CUSUM, RUL fit, threshold), then replay ``test`` through the tracker."""
     runs = [TrainingRun(r.t_s, r.z, r.life_s) for r in train]
-    params, obj = tune_cusum(runs, KS, HS, COLUMN_SETS, persist_s=PERSIST_S)
-    out = score_run(alarm_times(test.t_s, test.z, params), test.life_s)
-    base = score_run(baseline_alarms(test, calibrate_s), test.life_s)
+    params, obj = tune_cusum(runs, KS, HS, COLUMN_SETS, persist_s=PERSIST_S if TRACKER_PERSISTS else 0.0)
     fit, _ = tune_rul(train, params)
     eols = [r.eol(fit[0]) for r in train]
-    est = rul_estimates(test, fit, eols, out.first_any_s)
+    rp = replay(test, tracker_params(params, fit, eols))
+    np.testing.assert_allclose(rp.rms_log, test.ind["rms_log"], rtol=0, atol=1e-12)
+    times = test.t_s[rp.alarms]
+    checked = bool(np.array_equal(times, alarm_times(test.t_s, test.z, params)))
+    out = score_run(times, test.life_s)
+    base = score_run(baseline_alarms(test, calibrate_s), test.life_s)
     base_est = baseline_rul(test)
     return Fold(
         test, params, obj, out.early_alarms, out.first_any_s, out.lead_s, base.early_alarms, base.lead_s,
-        fit, threshold_prior(eols).median, est, score(test, est), score(test, est, low=True),
-        base_est,
+        fit, threshold_prior(eols).median, rp.estimates, checked, score(test, rp.estimates),
+        score(test, rp.estimates, low=True), base_est,
         challenge_score(np.array([a for _, a in point_times(test)]), np.array(base_est))[1],
     )  # fmt: skip
 
@@ -310,11 +415,29 @@ def _median(v: list[float]) -> float | None:
     return float(np.median(v)) if v else None
 
 
+def _mean(v: list[float]) -> float | None:
+    return float(np.mean(v)) if v else None
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f} %"
+
+
+def _f3(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
 def summary(folds: list[Fold]) -> dict[str, Any]:
     leads = [f.lead_s for f in folds if f.lead_s is not None]
+    fracs = [f.lead_s / f.run.life_s for f in folds if f.lead_s is not None]
+    clean = [f for f in folds if f.lead_s is not None and f.early == 0]
     base_leads = [f.base_lead_s for f in folds if f.base_lead_s is not None]
     return {
-        "clean_lead": _median([f.lead_s for f in folds if f.lead_s is not None and f.early == 0]),
+        "clean": len(clean),
+        "base_clean": sum(f.base_lead_s is not None and f.base_early == 0 for f in folds),
+        "clean_lead": _median([f.lead_s for f in clean if f.lead_s is not None]),
+        "clean_lead_frac": _median([f.lead_s / f.run.life_s for f in clean if f.lead_s is not None]),
+        "lead_frac": _median(fracs),
         "base_clean_lead": _median(
             [f.base_lead_s for f in folds if f.base_lead_s is not None and f.base_early == 0]
         ),
@@ -332,8 +455,14 @@ def summary(folds: list[Fold]) -> dict[str, Any]:
         "inside": sum(
             e is not None and e.low_s <= a <= e.high_s
             for f in folds
-            for e, (_, a) in zip(f.estimates, point_times(f.run), strict=True)
+            for e, a in zip(f.estimates, actuals(f.run, f.estimates), strict=True)
         ),
+        "score_est": _mean([s for f in folds for s, e in zip(f.scores, f.estimates, strict=True) if e]),
+        "base_covered": sum(np.isfinite(b) for f in folds for b in f.base_estimates),
+        "base_score_est": _mean(
+            [s for f in folds for s, b in zip(f.base_scores, f.base_estimates, strict=True) if np.isfinite(b)]
+        ),
+        "tracker_checked": all(f.tracker_checked for f in folds),
         "points": sum(len(f.estimates) for f in folds),
     }
 
@@ -359,7 +488,7 @@ def fold_rows(folds: list[Fold]) -> list[str]:
     return lines
 
 
-def _est(e: RulEstimate | None) -> str:
+def _est(e: PointEst | None) -> str:
     return "—" if e is None else f"{_s(e.median_s)} [{_s(e.low_s)}–{_s(e.high_s)}]"
 
 
@@ -369,7 +498,7 @@ def point_rows(folds: list[Fold]) -> list[str]:
     for f in folds:
         cells = [
             f"{_est(e)} / {_s(b)} / {_s(a)}"
-            for e, b, (_, a) in zip(f.estimates, f.base_estimates, point_times(f.run), strict=True)
+            for e, b, a in zip(f.estimates, f.base_estimates, actuals(f.run, f.estimates), strict=True)
         ]
         lines.append(f"| {f.run.name} | " + " | ".join(cells) + " |")
     return lines
@@ -389,22 +518,37 @@ def render(
         "- data: the six learning-set bearings of the IEEE PHM 2012 challenge (PRONOSTIA, FEMTO-ST; "
         "Nectoux et al. 2012), 2,560-sample snapshots at 25.6 kHz on two channels; not stored here.",
         f"- protocol: leave one bearing out. Each bearing is calibrated on its own first {calibrate_s:g} s; "
-        "every parameter (CUSUM k, h and indicators; RUL indicator and fit window; failure threshold) "
-        "is chosen on the other five bearings only. Features come from the features service's functions "
-        "(checked against `FeatureEngine.on_window` on each bearing's first and last snapshot).",
+        "every parameter (CUSUM k and h; RUL fit window and model; failure threshold) is chosen on the "
+        "other five bearings only. Features come from the features service's functions (checked against "
+        "`FeatureEngine.on_window` on each bearing's first and last snapshot); the held-out bearing is then "
+        "replayed window by window through `shared.health.prognostics.PrognosticsTracker`, the code the "
+        "health service runs (calibrated from the calibrator's feature baseline), with the fold's "
+        "parameters: its alarms and RUL estimates are what is scored"
+        + (
+            " (its alarms equal `warning.alarm_times` on the same series in every fold)."
+            if s["tracker_checked"]
+            else " (**its alarms differ from `warning.alarm_times` on the same series in some fold**)."
+        ),
         "",
-        f"**Early warning**: {s['alarmed']}/{len(folds)} bearings alarmed in the second half of life, "
-        f"median lead {_s(s['median_lead'])} s before the end of the record ({_s(s['clean_lead'])} s over "
-        f"the bearings without a first-half alarm); {s['with_fa']}/{len(folds)} had an alarm in the first "
-        f"half (false by definition). Plain RMS threshold: {s['base_alarmed']}/{len(folds)} alarmed, "
-        f"median lead {_s(s['base_median_lead'])} s ({_s(s['base_clean_lead'])} s without a first-half "
-        f"alarm), {s['base_with_fa']}/{len(folds)} with an alarm in the first half.",
+        f"**Early warning**: {s['clean']}/{len(folds)} bearings alarm before the end of their life with no "
+        f"alarm in the first half; {s['alarmed']}/{len(folds)} alarmed in the second half, "
+        f"{s['with_fa']}/{len(folds)} also in the first half (false by definition). Median lead of the first "
+        f"second-half alarm: {_s(s['clean_lead'])} s ({_pct(s['clean_lead_frac'])} of life) over the "
+        "bearings "
+        f"without a first-half alarm, {_s(s['median_lead'])} s ({_pct(s['lead_frac'])}) over all. Plain RMS "
+        f"threshold: {s['base_clean']}/{len(folds)} clean, {s['base_alarmed']}/{len(folds)} alarmed, "
+        f"{s['base_with_fa']}/{len(folds)} with a first-half alarm, median lead "
+        f"{_s(s['base_median_lead'])} s "
+        f"({_s(s['base_clean_lead'])} s without a first-half alarm).",
         "",
-        f"**RUL** (PHM 2012 score, mean over {s['points']} points at 50..95 % of life, a point without an "
-        f"estimate scores 0): median **{s['score']:.3f}** (the interval's 10th percentile, the conservative "
-        f"end: {s['score_low']:.3f}; estimates at {s['covered']}/{s['points']} points, the actual RUL inside "
-        f"the 80 % interval at {s['inside']} of them) vs linear "
-        f"extrapolation of RMS to 20 g: **{s['base_score']:.3f}**.",
+        f"**RUL** (PHM 2012 score at {s['points']} points, 50..95 % of life every 5 %): mean over all "
+        "points, "
+        f"a point without an estimate scoring 0: **{s['score']:.3f}** (the interval's 10th percentile, the "
+        f"conservative end: {s['score_low']:.3f}); estimates at {s['covered']}/{s['points']} points, mean "
+        f"over those {_f3(s['score_est'])}; the actual RUL inside the 80 % interval at {s['inside']} of "
+        f"{s['covered']}. Linear extrapolation of RMS to 20 g, same points: **{s['base_score']:.3f}** "
+        f"(finite estimates at {s['base_covered']}/{s['points']}, mean over those "
+        f"{_f3(s['base_score_est'])}).",
         "",
         *fold_rows(folds),
         "",
