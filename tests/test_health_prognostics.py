@@ -53,7 +53,7 @@ def test_healthy_asset_has_no_window_and_says_why() -> None:
     assert last.maintenance_window_days is None and a.alarms.alarms() == []
     assert last.maintenance_explanation.startswith("no degradation trend: no persistent rise of RMS")
     assert last.rul is not None and last.rul.status == "no_degradation_trend"
-    assert last.indicators == {"rms_log": 0.0, "kurtosis_z": 0.0, "cusum": 0.0, "cusum_h": 30.0}
+    assert last.indicators == {"rms_log": 0.0, "kurtosis_z": 0.0, "cusum": 0.0, "cusum_h": 10.0}
     json.dumps(last.to_dict())
 
 
@@ -70,8 +70,11 @@ def test_rising_vibration_opens_a_trend_alarm_and_gives_a_fitted_window() -> Non
     opened = [e for r in res for e in r.alarm_events if e.kind == "opened"]
     trend = [e for e in opened if e.alarm["source"] == SOURCE_TREND]
     assert len(trend) == 1 and trend[0].alarm["severity"] == "WARNING"
-    assert abs(trend[0].alarm["opened_at"] - (T0 + 7529)) < 15  # as the tracker test computes
-    assert trend[0].alarm["reason"].startswith("RMS 2.") and "CUSUM" in trend[0].alarm["reason"]
+    assert abs(trend[0].alarm["opened_at"] - (T0 + 7362)) < 15  # as the tracker test computes
+    assert (
+        trend[0].alarm["reason"].startswith("RMS ≥ 2.2× its calibrated level")
+        and "CUSUM" in trend[0].alarm["reason"]
+    )
     last = res[-1]
     assert last.rul.status == "estimate"
     assert last.maintenance_window_days == last.rul.low_s / 86400

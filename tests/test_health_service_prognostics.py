@@ -115,7 +115,7 @@ async def test_healthy_stream_has_no_window_and_says_no_degradation_trend(tmp_pa
     assert hu.maintenance_window_days is None and not bus.on(topics.alarm("p1"))
     assert hu.maintenance_reason.startswith("no degradation trend: no persistent rise of RMS")
     assert hu.rul is not None and hu.rul.status == "no_degradation_trend"
-    assert hu.indicators == {"rms_log": 0.0, "kurtosis_z": 0.0, "cusum": 0.0, "cusum_h": 30.0}
+    assert hu.indicators == {"rms_log": 0.0, "kurtosis_z": 0.0, "cusum": 0.0, "cusum_h": 10.0}
 
 
 async def test_rising_vibration_opens_a_trend_alarm_and_publishes_a_fitted_window(tmp_path: Path) -> None:
@@ -165,4 +165,4 @@ async def test_rising_vibration_on_a_real_broker(mosquitto: Any, tmp_path: Path)
                     await c.publish(t, b"", qos=1, retain=True)
     assert alarm["severity"] == "WARNING" and "CUSUM" in alarm["reason"]
     assert hu["maintenance_window_days"] == hu["rul"]["low_s"] / 86400
-    assert hu["maintenance_reason"].startswith("RUL ") and hu["indicators"]["cusum_h"] == 30.0
+    assert hu["maintenance_reason"].startswith("RUL ") and hu["indicators"]["cusum_h"] == 10.0

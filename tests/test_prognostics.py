@@ -15,7 +15,7 @@ from shared.health.prognostics import (
     PrognosticsTracker,
     calibration_from_baseline,
 )
-from shared.health.warning import cusum
+from shared.health.warning import cusum, persistent_level
 
 T0 = 1_700_000_000.0
 RMS_CAL = 0.2  # g
@@ -40,7 +40,7 @@ def test_flat_rms_is_no_degradation_trend_with_the_reason() -> None:
     t = tracker()
     views = feed(t, T0, lambda _: RMS_CAL, 3600)
     last = views[-1]
-    assert last.indicators == {"rms_log": 0.0, "cusum": 0.0, "cusum_h": 30.0}
+    assert last.indicators == {"rms_log": 0.0, "cusum": 0.0, "cusum_h": 10.0}
     assert not any(v.trend_on or v.crossed for v in views) and t.first_alarm_ts is None
     assert last.rul.status == "no_degradation_trend"
     assert last.rul.reason.startswith("no persistent rise of RMS above its calibrated level (CUSUM")
@@ -49,27 +49,42 @@ def test_flat_rms_is_no_degradation_trend_with_the_reason() -> None:
     assert len(t.series()[0]) == 360  # one mean per 10 s
 
 
-def test_a_step_to_three_times_the_rms_alarms_after_h_over_shift_seconds() -> None:
-    # rms_log = ln 3 = 1.0986 Np, k = 0.7: S grows 0.3986 Np·s per 1 s window; S > h = 30 after
-    # ceil(30 / 0.3986) = 76 windows (75 give 29.9)
+def test_a_step_to_three_times_the_rms_alarms_after_persist_plus_h_over_shift_seconds() -> None:
+    # rms_log = ln 3 = 1.0986 Np. The persistent level (lowest rms_log of the windows in the last 30 s)
+    # is ln 3 from step + 29 s (the window at step - 1 is then out); from there S grows (1.0986 - 0.7)
+    # x 1 s = 0.3986 Np·s per window and passes h = 10 at the 26th window (25 give 9.97): step + 54 s
     t = tracker()
     feed(t, T0, lambda _: RMS_CAL, 600)
     step = T0 + 600
     views = feed(t, step, lambda _: 3 * RMS_CAL, 200)
     first = next(i for i, v in enumerate(views) if v.crossed)
-    assert first == 75  # the window at step + 75 s is the 76th credited second (the step window gets 1 s)
-    assert t.first_alarm_ts == step + 75
+    assert first == 54 and t.first_alarm_ts == step + 54
     v = views[first]
     assert v.trend_on and v.indicators["cusum"] == 0.0  # reset at the alarm
-    assert (
-        v.trend_reason
-        == "RMS 3.0× its calibrated level (rms_log 1.10 Np) for 76 s of data: CUSUM 30 Np·s > 30"
+    assert v.trend_reason == (
+        "RMS ≥ 3.0× its calibrated level (rms_log ≥ 1.10 Np) throughout the last 30 s; "
+        "CUSUM > 10 Np·s over 26 s of data"
     )
     assert all(w.trend_on for w in views[first:])  # S keeps growing: the condition stays on
-    # second alarm 76 windows later (step + 151); at step + 199, S = 48 x 0.3986 = 19.13 Np·s. Back at
-    # the calibrated level S falls 0.7 Np·s per window: still > 0 after 27 windows, 0 at the 28th
-    after = feed(t, step + 200, lambda _: RMS_CAL, 40)
-    assert [w.trend_on for w in after].index(False) == 27 and not any(w.trend_on for w in after[27:])
+    # alarms every 26 windows (54, 80, ..., 184): at step + 199, S = 15 x 0.3986 = 5.98 Np·s. Back at the
+    # calibrated level the persistent level is 0 at once and S falls 0.7 Np·s per window: > 0 after 8
+    # windows, 0 at the 9th
+    after = feed(t, step + 200, lambda _: RMS_CAL, 20)
+    assert [w.trend_on for w in after].index(False) == 8 and not any(w.trend_on for w in after[8:])
+
+
+def test_a_spike_of_one_window_cannot_alarm() -> None:
+    # one window every 10 s; a single window at 10x (2.30 Np): without persistence S = (2.30 - 0.7) x 10
+    # = 16 Np·s > 10 alarms at once, with the 30 s persistence the level stays at 0
+    spike = T0 + 3000.0
+
+    def rms(s: float) -> float:
+        return 10 * RMS_CAL if s == spike else RMS_CAL
+
+    for persist_s, alarms in ((30.0, 0), (0.0, 1)):
+        t = tracker(persist_s=persist_s)
+        views = [t.update(T0 + 10 * i, feats(rms(T0 + 10 * i))) for i in range(600)]
+        assert sum(v.crossed for v in views) == alarms
 
 
 def test_twice_the_rms_stays_below_the_allowance() -> None:
@@ -92,8 +107,9 @@ def test_an_exponential_rise_gives_an_estimate_near_the_analytic_crossing() -> N
     t = tracker()
     views = feed(t, T0, rising, 8400)
     # rms_log reaches k = 0.7 Np at 1800 ln((e^0.7 - 1) / 0.02) = 7066 s rising at y' = (1.0138 / 2.0138)
-    # / 1800 = 2.8e-4 Np/s; S ~ y' tau^2 / 2 reaches h = 30 Np·s after tau = sqrt(2 h / y') = 463 s
-    assert t.first_alarm_ts - T0 == pytest.approx(7066 + 463, abs=15)
+    # / 1800 = 2.8e-4 Np/s; the persistent level (the lowest of the last 30 s) lags it by 29 s; then
+    # S ~ y' tau^2 / 2 reaches h = 10 Np·s after tau = sqrt(2 h / y') = 267 s: 7066 + 29 + 267 = 7362 s
+    assert t.first_alarm_ts - T0 == pytest.approx(7362, abs=15)
     assert all(v.rul.status == "no_degradation_trend" for v in views[: int(t.first_alarm_ts - T0)])
     rul = views[-1].rul
     assert rul.status == "estimate" and rul.model == "exp_offset" and rul.window_s == 1200.0
@@ -181,11 +197,11 @@ def test_calibration_from_baseline_uses_the_largest_axis_median() -> None:
     assert calibration_from_baseline({"vibration_g_rms": {"mean": 1.0, "std": 0.1}}) is None
 
 
-def test_the_incremental_cusum_matches_warning_cusum() -> None:
+def test_the_tracker_alarms_as_warning_persistent_level_then_cusum() -> None:
     rng = np.random.default_rng(3)
     times = T0 + np.cumsum(rng.uniform(0.5, 90.0, 400))  # irregular steps, some longer than 60 s
     y = np.abs(rng.normal(0.8, 0.4, 400))
     t = tracker()
     crossed = [t.update(s, feats(RMS_CAL * math.exp(v))).crossed for s, v in zip(times, y, strict=True)]
-    expected = cusum(times, y, 0.7, 30.0, 60.0)[:, 0]
+    expected = cusum(times, persistent_level(times, y, 30.0), 0.7, 10.0, 60.0)[:, 0]
     assert sum(crossed) > 5 and crossed == expected.tolist()
