@@ -17,8 +17,6 @@ import contextlib
 import faulthandler
 import json
 import signal
-import socket
-import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,7 +28,8 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from shared import topics
-from shared.messages import DeadLetter, ServiceStatus
+from shared.messages import DeadLetter
+from shared.mqtt_client import make_client
 from shared.readiness import Readiness, StatusReporter, announce_offline
 from shared.session import Checkpointed, Pipeline, Received, SessionClient
 from shared.settings import Settings
@@ -161,50 +160,6 @@ class MqttBus:
     ) -> None:
         data = encode(payload)
         await self.client.publish_acked(topic, data, qos=qos, retain=retain, fail_fast=not self.durable)
-
-
-def client_id_for(service: str, settings: Settings) -> str:
-    """The stable MQTT client id of a service: ``rotorwatch-<service>``, plus ``-<ROTORWATCH_INSTANCE>``
-    when set (replicas of one service, or test runs sharing a broker, need distinct sessions)."""
-    suffix = settings.rotorwatch_instance.strip()
-    return f"rotorwatch-{service}" + (f"-{suffix}" if suffix else "")
-
-
-def make_client(
-    settings: Settings,
-    client_id: str | None = None,
-    *,
-    persistent: bool = False,
-    will_service: str | None = None,
-) -> SessionClient:
-    """A client for ``settings.broker``. ``persistent`` keeps the session (queued QoS 1) across restarts
-    and acknowledges received messages manually (:mod:`shared.session`)."""
-    b = settings.broker
-    will = None
-    if will_service:
-        will = aiomqtt.Will(
-            topics.service_status(will_service),
-            ServiceStatus(service=will_service, state="offline").model_dump_json(),
-            qos=1,
-            retain=True,
-        )
-    tls_context = ssl.create_default_context() if b.tls else None
-    return SessionClient(
-        b.host,
-        b.port,
-        username=b.username,
-        password=b.password,
-        identifier=client_id,
-        clean_session=not persistent if client_id else True,
-        will=will,
-        keepalive=settings.mqtt_keepalive_s,
-        tls_context=tls_context,
-        timeout=10,
-        manual_acks=persistent and client_id is not None,
-        replay_s=settings.mqtt_replay_s,
-        # no Nagle: a message waits for a PUBACK round trip (else ~40 ms each, with delayed TCP ACKs)
-        socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-    )
 
 
 @dataclass

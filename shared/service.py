@@ -44,7 +44,6 @@ from shared.bus import (
     Rejected,
     ServeState,
     Task,
-    client_id_for,
     dispatch,
     run,
     serve,
@@ -52,6 +51,7 @@ from shared.bus import (
 )
 from shared.log import configure_logging
 from shared.messages.base import set_max_future_skew
+from shared.mqtt_client import client_id_for
 from shared.readiness import Readiness, StatusReporter, announce_offline
 from shared.session import Checkpointed
 from shared.settings import Settings
@@ -142,8 +142,9 @@ class Service:
     tasks: Sequence[Task] = ()
     state: StatePort | None = None
     #: Persistent session (``clean_session=false``) with a stable client id (default
-    #: ``rotorwatch-<name>``, :func:`~shared.bus.client_id_for`): the broker queues QoS 1 messages while
-    #: the service is away, and a message is acknowledged only once it is done (at-least-once).
+    #: ``rotorwatch-<name>``, :func:`~shared.mqtt_client.client_id_for`): the broker queues QoS 1
+    #: messages while the service is away, and a message is acknowledged only once it is done
+    #: (at-least-once).
     client_id: str | None = None
     persistent: bool = False
     serve_state: ServeState = field(default_factory=ServeState)

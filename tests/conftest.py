@@ -50,7 +50,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def _own_mqtt_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own persistent MQTT sessions (client ids ``rotorwatch-<service>-<instance>``,
-    :func:`shared.bus.client_id_for`), in process and in the stacks it starts: a session left on the
+    :func:`shared.mqtt_client.client_id_for`), in process and in the stacks it starts: a session left on the
     shared broker by an earlier test is never resumed by a later one."""
     monkeypatch.setenv("ROTORWATCH_INSTANCE", f"t{uuid.uuid4().hex[:12]}")
 
