@@ -110,7 +110,12 @@ RUL_1 = {
 #: Stored rms_log of three health updates (RMS 1x, 1.5x, 2x calibrated), the last with the estimate.
 TREND = {
     "ts": [iso(T0 + timedelta(seconds=i)) for i in range(3)],
-    "series": {"ind_rms_log": [0.0, math.log(1.5), math.log(2.0)], "rul_threshold": [None, None, 1.5]},
+    "series": {
+        "ind_rms_log": [0.0, math.log(1.5), math.log(2.0)],
+        "rul_threshold": [None, None, 1.5],
+        "ind_cusum": [0.0, 4.0, 12.5],
+        "ind_cusum_h": [10.0, 10.0, 10.0],
+    },
 }
 HEALTH_1 = {
     "asset_id": "pump_a",
@@ -122,7 +127,7 @@ HEALTH_1 = {
     "maintenance_window_days": 3600 / 86400,  # RUL_1's low end, 1 h
     "maintenance_reason": "remaining life from the rms_log trend: the 80 % interval's low end",
     "rul": RUL_1,
-    "indicators": {"rms_log": math.log(2.0), "cusum": 12.5},
+    "indicators": {"rms_log": math.log(2.0), "cusum": 12.5, "cusum_h": 10.0},
     "iso_zone": "B",
     "velocity_rms_mm_s": 2.35,
     "zone_basis": "iso20816-3",
@@ -848,16 +853,19 @@ def test_remaining_life_panel_estimate_no_trend_and_no_number(
         "log_linear, fitted on 54 points over 90 min of data"
     )
     expect(page.get_by_test_id("rul-asof")).to_be_visible()
-    expect(page.get_by_test_id("rul-cusum")).to_have_text("12.5 Np·s")
+    expect(page.get_by_test_id("rul-cusum")).to_have_text("12.5 Np·s (decision level 10.0 Np·s)")
     expect(window).to_have_text("within 60 min (conservative end of the 80 % interval)")
     trend = page.get_by_test_id("trend-chart")
     expect(trend).to_have_attribute("data-points", "3")  # the stored series (the live doc is its last)
     expect(trend).to_have_attribute("data-threshold", "1.5")
     expect(page.locator("#trend-chart canvas")).to_have_count(1)
     expect(page.get_by_test_id("trend-note")).to_have_text(
-        "3 updates, latest 0.693 Np; failure threshold 1.50 Np (dashed)"
+        "3 updates, latest 0.693 Np; failure threshold 1.50 Np (dashed); "
+        "CUSUM decision level 10.0 Np·s (blue dashed)"
     )
-    assert fx.series_queries[-1] == {"fields": "ind_rms_log,rul_threshold", "minutes": 1440}
+    expect(trend).to_have_attribute("data-cusum-h", "10")
+    fields = "ind_rms_log,rul_threshold,ind_cusum,ind_cusum_h"
+    assert fx.series_queries[-1] == {"fields": fields, "minutes": 1440}
     _screenshot(page, "dashboard-rul-estimate.png")
 
     # --- 2. no degradation trend: the reason, no number, no window ---------------------------------

@@ -106,6 +106,7 @@ def _health() -> Series:
             "ind_hf_energy_log": np.array([0.0, 0.3, np.nan]),
             "ind_kurtosis_z": np.array([0.1, 1.2, 2.5]),
             "ind_cusum": np.array([0.0, 4.0, 35.5]),
+            "ind_cusum_h": np.full(3, 30.0),
             "rul_median_s": np.array([np.nan, np.nan, RUL.median_s]),
             "rul_low_s": np.array([np.nan, np.nan, RUL.low_s]),
             "rul_high_s": np.array([np.nan, np.nan, RUL.high_s]),
@@ -289,6 +290,7 @@ def test_health_sheet_value_by_value(book: openpyxl.Workbook) -> None:
         "HF energy log (Np)",
         "Kurtosis z (robust sigma)",
         "CUSUM of rms_log (Np*s)",
+        "CUSUM decision level (Np*s)",
         "RUL median (s)",
         "RUL 80% interval low (s)",
         "RUL 80% interval high (s)",
@@ -398,7 +400,7 @@ def test_summary_numbers_from_the_data(book: openpyxl.Workbook) -> None:
 def test_layout_frozen_header_autofilter_widths(book: openpyxl.Workbook) -> None:
     for name, last_col, n in (
         ("Raw Data", "R", 10),
-        ("Health", "R", 3),  # time, 12 numbers, 5 labels
+        ("Health", "S", 3),  # time, 13 numbers, 5 labels
         ("Alarms", "L", 4),
         ("Operator Logs", "F", 2),
     ):

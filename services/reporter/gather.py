@@ -55,7 +55,8 @@ DATA_MEASUREMENTS = (records.READINGS, records.WINDOWS, records.HEALTH)
 _READING_COLUMNS = ("voltage_v", "current_a", "power_factor", "vibration_g")
 _SCORE_COLUMNS = ("anomaly_score", "raw_score", "threshold", "is_anomaly")
 #: Stored health fields a report reads (:mod:`shared.records`): the summary, the trend indicators
-#: (``ind_*``: rms_log, hf_energy_log [Np], kurtosis_z [robust σ], cusum [Np·s]) and the remaining-life
+#: (``ind_*``: rms_log, hf_energy_log [Np], kurtosis_z [robust σ], cusum and its decision level cusum_h
+#: [Np·s]) and the remaining-life
 #: estimate (``rul_*``: median and 80 % interval ends [s], threshold [Np]); NaN / "" where absent.
 _HEALTH_COLUMNS = (
     "health_score",
@@ -66,6 +67,7 @@ _HEALTH_COLUMNS = (
     "ind_hf_energy_log",
     "ind_kurtosis_z",
     "ind_cusum",
+    "ind_cusum_h",
     "rul_median_s",
     "rul_low_s",
     "rul_high_s",

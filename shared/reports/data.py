@@ -65,9 +65,9 @@ class ReportData:
     ``is_anomaly`` (0/1), labels ``event_id``, ``severity``, ``model_version``. ``health``: columns
     ``health_score``, ``degradation_index``, ``maintenance_window_days``, ``velocity_rms_mm_s``, the
     trend indicators ``ind_rms_log``, ``ind_hf_energy_log`` (Np), ``ind_kurtosis_z`` (robust σ),
-    ``ind_cusum`` (Np·s) and the remaining-life fields ``rul_median_s``, ``rul_low_s``, ``rul_high_s``
-    (s), ``rul_threshold`` (Np) (NaN when absent), labels ``risk_level``, ``grade``, ``iso_zone`` (""
-    when absent), ``zone_basis``, ``rul_status``.
+    ``ind_cusum`` and its decision level ``ind_cusum_h`` (Np·s) and the remaining-life fields
+    ``rul_median_s``, ``rul_low_s``, ``rul_high_s`` (s), ``rul_threshold`` (Np) (NaN when absent),
+    labels ``risk_level``, ``grade``, ``iso_zone`` ("" when absent), ``zone_basis``, ``rul_status``.
     ``windows``: columns ``fs_hz``, ``n``, ``rms_x|y|z`` (g, NaN for an axis not sent), label ``axes``.
     ``vibration``: columns = the stored vibration feature vectors' features and extras (spectral band
     energies, envelope amplitudes/SNRs, velocity), NaN where a vector lacks one. ``latest_health``: the

@@ -70,6 +70,7 @@ HEALTH_COLS: tuple[tuple[str, str, float], ...] = (
     ("ind_hf_energy_log", "HF energy log (Np)", 14),
     ("ind_kurtosis_z", "Kurtosis z (robust sigma)", 14),
     ("ind_cusum", "CUSUM of rms_log (Np*s)", 14),
+    ("ind_cusum_h", "CUSUM decision level (Np*s)", 14),
     ("rul_median_s", "RUL median (s)", 14),
     ("rul_low_s", "RUL 80% interval low (s)", 14),
     ("rul_high_s", "RUL 80% interval high (s)", 14),

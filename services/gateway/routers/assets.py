@@ -148,6 +148,7 @@ HEALTH_SERIES: dict[str, str] = {
     "ind_hf_energy_log": "Np",
     "ind_kurtosis_z": "robust sigma",
     "ind_cusum": "Np*s",
+    "ind_cusum_h": "Np*s",
     "rul_status": "text",
     "rul_indicator": "text",
     "rul_median_s": "s",

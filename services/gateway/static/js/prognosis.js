@@ -7,7 +7,8 @@
  * (or an update without `rul`) shows why there is no estimate, never a number of days.
  *
  * The chart draws rms_log over the last 24 h of stored health updates (/assets/{id}/health/series)
- * plus live ones, with the failure threshold as a dashed line. */
+ * plus live ones, with the failure threshold as a dashed line, and the early-warning CUSUM of rms_log
+ * (Np·s, right axis) with its decision level (the trend alarm opens above it) when the updates carry it. */
 /* global uPlot */
 import { api } from './api.js';
 import { $, setText } from './dom.js';
@@ -116,7 +117,9 @@ export function renderRul(h) {
   setRow('rul-model', est ? modelText(est) : null);
   setRow('rul-asof', est && est.as_of ? timeText(est.as_of) : null);
   const cusum = h && h.indicators ? numOrNull(h.indicators.cusum) : null;
-  setRow('rul-cusum', cusum == null ? null : `${fmt(cusum, 1)} Np·s`);
+  const level = h && h.indicators ? numOrNull(h.indicators.cusum_h) : null;
+  const of = level == null ? '' : ` (decision level ${fmt(level, 1)} Np·s)`;
+  setRow('rul-cusum', cusum == null ? null : `${fmt(cusum, 1)} Np·s${of}`);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -124,12 +127,12 @@ export function renderRul(h) {
 // ------------------------------------------------------------------------------------------------
 const AXIS = () => ({ stroke: '#a3b0bd', grid: { stroke: '#26303a', width: 1 }, ticks: { stroke: '#2d3844', width: 1 }, font: '11px system-ui, sans-serif' });
 
-function drawLevel(u, value, label, colour) {
+function drawLevel(u, value, label, colour, scale = 'y') {
   if (!isNum(value)) return;
   const { ctx } = u;
   const { left, top, width, height } = u.bbox;
   const dpr = devicePixelRatio || 1;
-  const y = u.valToPos(value, 'y', true);
+  const y = u.valToPos(value, scale, true);
   if (y < top || y > top + height) return;
   ctx.save();
   ctx.strokeStyle = colour;
@@ -148,7 +151,9 @@ export class TrendChart {
     this.id = assetId;
     this.t = [];          // data time, s
     this.v = [];          // rms_log, Np
+    this.c = [];          // CUSUM of rms_log, Np·s (null where an update has none)
     this.threshold = null;
+    this.cusumH = null;   // the CUSUM's decision level, Np·s (newest)
     this.u = null;
     this.resizeObs = null;
     this.dirty = true;
@@ -156,17 +161,20 @@ export class TrendChart {
 
   /** Load the stored series (abortable); replaces what is held. */
   async load(signal) {
-    const q = `fields=ind_rms_log,rul_threshold&minutes=${TREND_MINUTES}&limit=${TREND_LIMIT}`;
+    const q = `fields=ind_rms_log,rul_threshold,ind_cusum,ind_cusum_h&minutes=${TREND_MINUTES}&limit=${TREND_LIMIT}`;
     const body = await api(`/assets/${enc(this.id)}/health/series?${q}`, { signal });
     const ts = Array.isArray(body && body.ts) ? body.ts : [];
     const s = (body && body.series) || {};
     const lv = Array.isArray(s.ind_rms_log) ? s.ind_rms_log : [];
     const th = Array.isArray(s.rul_threshold) ? s.rul_threshold : [];
-    this.t = []; this.v = [];
+    const cu = Array.isArray(s.ind_cusum) ? s.ind_cusum : [];
+    const ch = Array.isArray(s.ind_cusum_h) ? s.ind_cusum_h : [];
+    this.t = []; this.v = []; this.c = [];
     ts.forEach((iso, i) => {
       const t = parseTs(iso);
-      if (t != null && isNum(lv[i])) { this.t.push(t / 1000); this.v.push(lv[i]); }
+      if (t != null && isNum(lv[i])) { this.t.push(t / 1000); this.v.push(lv[i]); this.c.push(numOrNull(cu[i])); }
       if (isNum(th[i])) this.threshold = th[i];
+      if (isNum(ch[i])) this.cusumH = ch[i];
     });
     this.dirty = true;
   }
@@ -177,15 +185,17 @@ export class TrendChart {
     const t = parseTs(h.ts);
     const v = h.indicators ? numOrNull(h.indicators.rms_log) : null;
     if (h.rul && isNum(h.rul.threshold)) { this.threshold = h.rul.threshold; this.dirty = true; }
+    const ind = h.indicators || {};
+    if (isNum(ind.cusum_h)) { this.cusumH = ind.cusum_h; this.dirty = true; }
     if (t == null || v == null) return;
     const s = t / 1000;
     if (this.t.length && s <= this.t[this.t.length - 1]) return;
-    this.t.push(s); this.v.push(v);
-    if (this.t.length > TREND_KEEP) { this.t.splice(0, this.t.length - TREND_KEEP); this.v.splice(0, this.v.length - TREND_KEEP); }
+    this.t.push(s); this.v.push(v); this.c.push(numOrNull(ind.cusum));
+    if (this.t.length > TREND_KEEP) for (const a of [this.t, this.v, this.c]) a.splice(0, a.length - TREND_KEEP);
     this.dirty = true;
   }
 
-  clear() { this.t = []; this.v = []; this.threshold = null; this.dirty = true; }
+  clear() { this.t = []; this.v = []; this.c = []; this.threshold = null; this.cusumH = null; this.dirty = true; }
 
   build() {
     const box = $('trend-chart');
@@ -194,11 +204,24 @@ export class TrendChart {
     this.u = new uPlot({
       width, height: 160,
       legend: { show: false },
-      scales: { x: { time: true }, y: { auto: true, range: (u, min, max) => this.yRange(min, max) } },
-      axes: [{ ...AXIS(), size: 40 }, { ...AXIS(), size: 56, values: (u, vals) => vals.map((x) => x.toFixed(2)) }],
-      series: [{}, { label: 'rms_log', stroke: '#e3b341', width: 1.25, points: { show: false }, spanGaps: false }],
-      hooks: { draw: [(u) => drawLevel(u, this.threshold, 'failure threshold', '#ff6b63')] },
-    }, [[], []], box);
+      scales: {
+        x: { time: true },
+        y: { auto: true, range: (u, min, max) => this.yRange(min, max) },
+        c: { auto: true, range: (u, min, max) => [0, Math.max(max ?? 0, this.cusumH ?? 0, 1) * 1.1] },
+      },
+      axes: [
+        { ...AXIS(), size: 40 },
+        { ...AXIS(), size: 56, label: 'rms_log (Np)', labelSize: 14, values: (u, vals) => vals.map((x) => x.toFixed(2)) },
+        { ...AXIS(), scale: 'c', side: 1, grid: { show: false }, size: 56, label: 'CUSUM (Np·s)', labelSize: 14 },
+      ],
+      series: [{},
+        { label: 'rms_log', stroke: '#e3b341', width: 1.25, points: { show: false }, spanGaps: false },
+        { label: 'CUSUM', scale: 'c', stroke: '#58a6ff', width: 1, points: { show: false }, spanGaps: false }],
+      hooks: { draw: [(u) => {
+        drawLevel(u, this.threshold, 'failure threshold', '#ff6b63');
+        drawLevel(u, this.cusumH, 'CUSUM decision level', '#58a6ff', 'c');
+      }] },
+    }, [[], [], []], box);
     this.resizeObs = new ResizeObserver(() => {
       const w = Math.max(300, box.clientWidth);
       if (this.u && this.u.width !== w) this.u.setSize({ width: w, height: this.u.height });
@@ -230,12 +253,14 @@ export class TrendChart {
     box.dataset.points = String(this.t.length);
     box.dataset.threshold = isNum(this.threshold) ? String(this.threshold) : '';
     box.dataset.last = this.v.length ? String(this.v[this.v.length - 1]) : '';
+    box.dataset.cusumH = isNum(this.cusumH) ? String(this.cusumH) : '';
     const note = $('trend-note');
     if (!this.t.length) setText(note, 'No rms_log in the last 24 h of this asset\'s health updates.');
     else {
       const th = isNum(this.threshold) ? `; failure threshold ${fmt(this.threshold, 2)} Np (dashed)` : '; no failure threshold (no estimate)';
-      setText(note, `${this.t.length} updates, latest ${fmt(this.v[this.v.length - 1], 3)} Np${th}`);
+      const ch = isNum(this.cusumH) ? `; CUSUM decision level ${fmt(this.cusumH, 1)} Np·s (blue dashed)` : '';
+      setText(note, `${this.t.length} updates, latest ${fmt(this.v[this.v.length - 1], 3)} Np${th}${ch}`);
     }
-    this.u.setData([this.t, this.v]);
+    this.u.setData([this.t, this.v, this.c]);
   }
 }
