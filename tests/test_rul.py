@@ -97,3 +97,21 @@ def test_challenge_score_known_values() -> None:
         challenge_score(np.array([0.0]), np.array([1.0]))
     with pytest.raises(ValueError):
         challenge_score(np.array([1.0]), np.array([-1.0]))
+
+
+def test_pooled_model_spans_the_single_fits_and_needs_a_trend_somewhere() -> None:
+    # rms_log = 0.2 + t / 1000 on 10 s windows: every path and window sees the same rising line, the
+    # threshold 1.2 Np is crossed at t = 1000 s; at t_now = 600 s the RUL is ~400 s.
+    t = np.arange(0.0, 601.0, 10.0)
+    y = 0.2 + t / 1000.0 + np.random.default_rng(1).normal(0, 0.005, t.size)
+    prior = ThresholdPrior(1.2, 0.02, 5)
+    single = [estimate_rul(t, y, 600.0, prior, 600.0, model=m) for m in ("log_linear", "exp_offset")]
+    pooled = estimate_rul(t, y, 600.0, prior, 600.0, model="pooled")
+    assert isinstance(pooled, RulEstimate) and all(isinstance(e, RulEstimate) for e in single)
+    assert pooled.median_s == pytest.approx(400.0, rel=0.15)
+    assert min(e.low_s for e in single) <= pooled.low_s and pooled.high_s <= max(e.high_s for e in single)
+    assert pooled.n_points == single[0].n_points == t.size - 1  # the longest window, t > t_now - 600 s
+    flat = estimate_rul(t, np.full(t.size, 0.1), 600.0, prior, 600.0, model="pooled")
+    assert isinstance(flat, NoTrend) and "600 s" in flat.reason
+    with pytest.raises(ValueError):
+        estimate_rul(t, y, 600.0, prior, 600.0, model="nope")
