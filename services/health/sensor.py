@@ -2,8 +2,9 @@
 service): while it reports a fault, the machine's health is held at its last value before the fault
 began, marked ``sensor_fault`` with the reason (and no maintenance window: RUL status ``sensor_fault``),
 instead of being moved by the faulty data; the sensor alarm (source ``sensor``, WARNING) opens at once,
-and machine alarms opened since the fault began are withdrawn (resolved as ``false_alarm`` by ``system``). Once the status is ``ok`` again the windows update
-the health as before and the sensor alarm clears after the usual clear windows.
+and machine alarms opened since the fault began are withdrawn (resolved as ``false_alarm`` by
+``system``). Once the status is ``ok`` again the windows update the health as before and the sensor
+alarm clears after the usual clear windows.
 
 The held value is the last health published at a data time before the fault's ``since`` (its first
 faulty reading or window: a stuck stream is recognised only after 30 identical readings, whose health
