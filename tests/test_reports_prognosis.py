@@ -19,11 +19,11 @@ from shared.reports.prognosis import estimate_text, life_text, life_unit, progno
 T = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
 
-def rul(median: float, low: float, high: float | None, **kw: object) -> RulItem:
+def rul(median: float, low: float, high: float | None, level: float = math.log(2.0)) -> RulItem:
     return RulItem(
         status="estimate",
         reason="log-linear path of rms_log fitted to 30 points",
-        level=math.log(2.0),
+        level=level,
         threshold=1.5,
         threshold_basis="median end-of-life level of 6 run-to-failure bearings",
         median_s=median,
@@ -34,7 +34,6 @@ def rul(median: float, low: float, high: float | None, **kw: object) -> RulItem:
         window_s=5400.0,
         n_points=30,
         as_of=T,
-        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -90,6 +89,12 @@ def test_an_estimate_states_what_it_rests_on_and_its_window() -> None:
     # the threshold's spread reaches below the current level: the low end is 0, maintenance is due now
     now = prognosis(update(rul(600.0, 0.0, 1800.0)))
     assert now is not None and now.window == "now (conservative end of the 80 % interval)"
+    past = prognosis(update(rul(0.0, 0.0, 240.0, level=2.0)))  # rms_log 2.0 Np >= its threshold 1.5 Np
+    assert (
+        past is not None
+        and past.indicator == "rms_log 2.00 Np (RMS 7.39× calibrated), past the failure threshold"
+    )
+    assert past.headline == "Remaining life 0 min (80 %: 0–4 min)"
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,16 @@ def estimate_text(rul: RulItem) -> str:
     return f"{rul.median_s / per:.{d}f} {unit} ({pct} %: {span})"
 
 
+def _indicator(rul: RulItem) -> str:
+    """``"rms_log 1.05 Np (RMS 2.86× calibrated)"``, with ", past the failure threshold" when the level
+    is at or above it (the estimate is then 0 or nearly)."""
+    name = rul.indicator
+    if rul.level is None:
+        return name
+    past = ", past the failure threshold" if rul.threshold is not None and rul.level >= rul.threshold else ""
+    return f"{name} {_level(name, rul.indicator_unit, rul.level)}{past}"
+
+
 def _within(low_s: float) -> str:
     """``"within 1.0 h"``; ``"now"`` when the low end is under a minute (it may be 0: the threshold's
     spread reaches below the current level)."""
@@ -124,7 +134,7 @@ def _estimate(rul: RulItem) -> Prognosis:
         status="estimate",
         headline=f"Remaining life {estimate_text(rul)}",
         reason=rul.reason,
-        indicator=f"{name} {_level(name, unit, rul.level)}" if rul.level is not None else name,
+        indicator=_indicator(rul),
         threshold=threshold,
         model=model,
         window=f"{_within(rul.low_s)} (conservative end of the {pct} % interval)",

@@ -74,7 +74,8 @@ function indicatorText(rul) {
   const parts = [];
   if (isNum(rul.level)) {
     const ratio = name === 'rms_log' ? ` (RMS ${fmt(Math.exp(rul.level), 2)}× calibrated)` : '';
-    parts.push(`${name} ${fmt(rul.level, 2)} ${unit}${ratio}`);
+    const past = isNum(rul.threshold) && rul.level >= rul.threshold ? ', past the failure threshold' : '';
+    parts.push(`${name} ${fmt(rul.level, 2)} ${unit}${ratio}${past}`);
   } else parts.push(name);
   if (isNum(rul.threshold)) {
     const ratio = name === 'rms_log' ? ` (RMS ${fmt(Math.exp(rul.threshold), 2)}× calibrated)` : '';
