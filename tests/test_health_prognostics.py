@@ -99,3 +99,15 @@ def test_maintenance_resets_the_prognostics_and_an_old_state_still_loads() -> No
     # a new calibration level restarts the history
     b.set_baseline({**BASELINE, "x_rms": {**BASELINE["x_rms"], "median": 0.4}})
     assert b.to_dict()["prognostics"]["buckets"] == []
+
+
+def test_trend_alarm_clears_once_the_cusum_is_back_at_zero_for_clear_windows() -> None:
+    a = HealthAssessor("m1", baseline=BASELINE, id_factory=Ids())
+    run(a, T0, 600, lambda _: RMS_CAL)
+    during = run(a, T0 + 600, 200, lambda _: 3 * RMS_CAL)  # alarms at +54 s (tests/test_prognostics.py)
+    opened = [e for r in during for e in r.alarm_events if e.alarm["source"] == SOURCE_TREND]
+    assert [e.kind for e in opened] == ["opened"] and opened[0].alarm["opened_at"] == T0 + 654
+    # back at the calibrated level: S (5.98 Np·s) is 0 from the 9th window; 10 windows off resolve it
+    after = run(a, T0 + 800, 30, lambda _: RMS_CAL)
+    resolved = [(i, e) for i, r in enumerate(after) for e in r.alarm_events if e.kind == "resolved"]
+    assert len(resolved) == 1 and resolved[0][1].auto_cleared and resolved[0][0] == 8 + 10 - 1
