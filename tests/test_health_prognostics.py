@@ -89,6 +89,10 @@ def test_maintenance_resets_the_prognostics_and_an_old_state_still_loads() -> No
     assert state["version"] == 2 and state["prognostics"]["first_alarm_ts"] is not None
     b = HealthAssessor.from_dict(json.loads(json.dumps(state)), baseline=BASELINE)
     assert b.to_dict() == state
+    # the service restores without a baseline and sets it when the retained announcement arrives
+    r = HealthAssessor.from_dict(json.loads(json.dumps(state)))
+    r.set_baseline(BASELINE)
+    assert r.to_dict() == state
     a.record_maintenance("bearing_replaced", T0 + 8000)
     last = run(a, T0 + 8001, 5, lambda _: RMS_CAL)[-1]
     assert last.rul.status == "no_degradation_trend" and last.maintenance_window_days is None

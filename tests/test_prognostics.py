@@ -128,6 +128,7 @@ def test_state_round_trip_continues_identically() -> None:
     a = tracker()
     feed(a, T0, rising, 7500)
     b = PrognosticsTracker.from_dict(json.loads(json.dumps(a.to_dict())), a.params)
+    b.calibrate(a.calibration)  # the same calibration: the history continues
     assert b.to_dict() == a.to_dict()
     va, vb = feed(a, T0 + 7500, rising, 300), feed(b, T0 + 7500, rising, 300)
     assert va == vb and va[-1].rul.status == "estimate"
@@ -150,6 +151,18 @@ def test_maintenance_reset_keeps_the_calibration_only() -> None:
     assert len(t.series()[0]) > 1
     t.calibrate(Calibration(2 * RMS_CAL))
     assert len(t.series()[0]) == 0
+
+
+def test_no_calibration_pauses_and_the_same_one_resumes() -> None:
+    # restored before the model announcements came back: windows say "not calibrated", history kept
+    t = tracker()
+    feed(t, T0, rising, 7500)
+    saved = t.to_dict()
+    r = PrognosticsTracker.from_dict(saved, t.params)
+    r.calibrate(None)
+    assert r.update(T0 + 7500, feats(RMS_CAL)).rul.status == "not_calibrated" and r.to_dict() == saved
+    r.calibrate(Calibration(RMS_CAL))
+    assert r.to_dict() == saved and r.update(T0 + 7500, feats(rising(T0 + 7500))).indicators["cusum"] > 0
 
 
 def test_sensor_fault_windows_are_skipped() -> None:

@@ -377,5 +377,6 @@ class HealthAssessor:
         a._alarms = AlarmBook.from_dict(d["alarms"], id_factory=id_factory)
         if "prognostics" in d:
             a._prognostics = PrognosticsTracker.from_dict(d["prognostics"], a.params.prognostics)
-            a._prognostics.calibrate(calibration_from_baseline(a.baseline))  # a new level restarts it
+            # a new level restarts it; no baseline yet (restored before the announcements) pauses it
+            a._prognostics.calibrate(calibration_from_baseline(a.baseline))
         return a

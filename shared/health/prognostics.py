@@ -210,7 +210,7 @@ class PrognosticsTracker:
     def __init__(self, params: PrognosticsParams | None = None) -> None:
         self.params = params or PrognosticsParams()
         self._prior = self.params.prior()
-        self._st = _State()
+        self._st, self._paused = _State(), True
         #: The latest view (in memory only; None after a restore until the next window).
         self.last_view: PrognosticsView | None = None
 
@@ -225,15 +225,15 @@ class PrognosticsTracker:
 
     def calibrate(self, cal: Calibration | None) -> None:
         """Set the asset's calibration; a different one restarts the history (the indicators change
-        reference), the same one (e.g. re-announced after a restart) keeps it."""
-        if cal != self._st.cal:
-            self._st = _State(cal=cal)
-            self.last_view = None
+        reference), the same one keeps it. None (no baseline known, e.g. restored before the model
+        announcements came back) pauses it: windows say "not calibrated", the history waits."""
+        self._paused = cal is None
+        if cal is not None and cal != self._st.cal:
+            self._st, self.last_view = _State(cal=cal), None
 
     def reset(self) -> None:
         """Maintenance: forget the CUSUM, buffer, first alarm and RUL; keep the calibration."""
-        self._st = _State(cal=self._st.cal)
-        self.last_view = None
+        self._st, self.last_view = _State(cal=self._st.cal), None
 
     def update(
         self, ts: float, features: Mapping[str, float] | None, sensor_fault: bool = False
@@ -252,7 +252,7 @@ class PrognosticsTracker:
         if sensor_fault:
             why = "no estimate while the sensor reports a fault: its windows are skipped"
             return self._keep(PrognosticsView({}, False, False, "", RulView("sensor_fault", why, as_of=ts)))
-        if st.cal is None:
+        if st.cal is None or self._paused:
             return self._keep(
                 PrognosticsView({}, False, False, "", RulView("not_calibrated", NOT_CALIBRATED))
             )
@@ -380,7 +380,7 @@ class PrognosticsTracker:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], params: PrognosticsParams | None = None) -> PrognosticsTracker:
-        """The tracker saved by :meth:`to_dict` (ValueError when malformed)."""
+        """The tracker :meth:`to_dict` saved (ValueError if malformed); paused until :meth:`calibrate`."""
         t = cls(params)
         try:
             t._st = _State(
