@@ -909,6 +909,15 @@ def test_remaining_life_panel_estimate_no_trend_and_no_number(
         assert _no_digit(headline.inner_text()) and _no_digit(window.inner_text())
         assert "21" not in page.locator("#rul-panel").inner_text() + window.inner_text()
     expect(window).to_have_text("none (no remaining-life estimate)")  # the maintenance fact says why
+    expect(page.get_by_test_id("rul-reason")).to_have_text(
+        "This health update predates prognostics: its window came from a per-risk-level rule."
+    )
+    # an update without rul nor window (e.g. an asset without vibration windows): its reason says why
+    why = "no degradation trend: no vibration window assessed yet"
+    doc = {**HEALTH_1, "ts": iso(T0 + timedelta(seconds=8)), "rul": None, "indicators": {}}
+    fx.push("health", doc | {"maintenance_window_days": None, "maintenance_reason": why})
+    expect(page.get_by_test_id("rul-reason")).to_have_text(why)
+    expect(headline).to_have_text("No estimate")
     assert console.errors() == []
 
 

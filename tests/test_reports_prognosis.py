@@ -14,7 +14,7 @@ import pytest
 
 from shared.messages import HealthUpdate, RulItem
 from shared.reports.data import Series
-from shared.reports.prognosis import estimate_text, life_text, life_unit, prognosis, traced_windows
+from shared.reports.prognosis import Prognosis, estimate_text, life_text, life_unit, prognosis, traced_windows
 
 T = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -106,7 +106,7 @@ def test_an_estimate_states_what_it_rests_on_and_its_window() -> None:
         (
             None,
             "No estimate",
-            "this health update carries no remaining-life estimate (it predates prognostics)",
+            "this health update predates prognostics: its window came from a per-risk-level rule",
         ),
         (
             RulItem(status="estimate", reason="half"),
@@ -120,6 +120,14 @@ def test_without_an_estimate_the_reason_and_no_window(r: RulItem | None, headlin
     assert p is not None and not p.is_estimate
     assert (p.headline, p.reason, p.window, p.window_days, p.estimate) == (headline, reason, None, None, None)
     assert prognosis(None) is None
+    # an update without rul nor window: its maintenance reason says why (else a general sentence)
+    why = update(None).model_copy(
+        update={"maintenance_reason": "no degradation trend: no vibration window yet"}
+    )
+    assert prognosis(why) == Prognosis("none", "No estimate", "no degradation trend: no vibration window yet")
+    assert prognosis(update(None)) == Prognosis(
+        "none", "No estimate", "this health update carries no remaining-life estimate"
+    )
 
 
 def test_stored_windows_count_only_where_they_come_from_an_estimate() -> None:

@@ -30,7 +30,10 @@ STATUS_TEXT: dict[str, str] = {
     "sensor_fault": "Sensor fault",
 }
 NO_RUL = "No estimate"
-NO_RUL_REASON = "this health update carries no remaining-life estimate (it predates prognostics)"
+#: Why an update without ``rul`` has no estimate: it carries a window, so it predates prognostics (the
+#: days came from a per-risk-level rule); otherwise its ``maintenance_reason`` says why, else this.
+OLD_RULE_REASON = "this health update predates prognostics: its window came from a per-risk-level rule"
+NO_RUL_REASON = "this health update carries no remaining-life estimate"
 
 
 def life_unit(seconds: float) -> tuple[str, float, int]:
@@ -154,7 +157,9 @@ def prognosis(h: HealthUpdate | None) -> Prognosis | None:
     if rul is not None and rul.status in STATUS_TEXT:
         return Prognosis(status=rul.status, headline=STATUS_TEXT[rul.status], reason=rul.reason)
     if rul is None:
-        return Prognosis(status="none", headline=NO_RUL, reason=NO_RUL_REASON)
+        old = h.maintenance_window_days is not None
+        reason = OLD_RULE_REASON if old else (h.maintenance_reason or NO_RUL_REASON)
+        return Prognosis(status="none", headline=NO_RUL, reason=reason)
     # an "estimate" without its numbers: say so rather than show part of it
     reason = f"the estimate lacks its median or interval ({rul.reason})"
     return Prognosis(status="incomplete", headline=NO_RUL, reason=reason)

@@ -111,7 +111,11 @@ export function renderRul(h) {
   else head = h ? 'No estimate' : 'No health assessment yet';
   setText($('rul-headline'), head);
   let reason = rul && rul.reason ? rul.reason : '';
-  if (!rul && h) reason = 'This health update carries no remaining-life estimate.';
+  // no rul: a window means the update predates prognostics; else its maintenance reason says why
+  if (!rul && h) {
+    if (isNum(h.maintenance_window_days)) reason = 'This health update predates prognostics: its window came from a per-risk-level rule.';
+    else reason = h.maintenance_reason || 'This health update carries no remaining-life estimate.';
+  }
   setText($('rul-reason'), reason);
   setRow('rul-indicator', est ? indicatorText(est) : null);
   setRow('rul-basis', est && est.threshold_basis ? est.threshold_basis : null);
