@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from services.health.repository import AssessorStates
 from services.health.service import build
 from shared import topics
 from shared.bus import MemoryBus
@@ -134,6 +135,32 @@ async def test_rising_vibration_opens_a_trend_alarm_and_publishes_a_fitted_windo
     assert hu.maintenance_reason.startswith("RUL ")
     actual = 1800 * math.log(math.expm1(1.61) / 0.02) - (hu.rul.as_of - T0).total_seconds()
     assert hu.rul.low_s < actual < (hu.rul.high_s or math.inf)
+
+
+async def test_a_restart_keeps_the_prognostics(tmp_path: Path) -> None:
+    """Saved at a checkpoint, restored without a baseline, the retained announcement comes back: the
+    tracker continues (its first alarm and buffer kept) instead of starting again."""
+    bus = MemoryBus()
+    svc = build(Settings(data_dir=tmp_path, model_verify_key=VERIFY_KEY))
+    st = svc.state
+    assert isinstance(st, AssessorStates)
+    await st.open()
+    await deliver(svc, bus, topics.model_announce("p1", "autoencoder"), announcement(), retain=True)
+    for i in range(780):  # the trend alarm opens at window 735
+        await vibration_window(svc, bus, i, rising(i))
+    await st.save(st.snapshot())
+    saved = st.assessors["p1"].to_dict()["prognostics"]
+    assert saved["first_alarm_ts"] is not None
+    again = build(Settings(data_dir=tmp_path, model_verify_key=VERIFY_KEY))
+    st2 = again.state
+    assert isinstance(st2, AssessorStates)
+    await st2.open()
+    await deliver(again, bus, topics.model_announce("p1", "autoencoder"), announcement(), retain=True)
+    assert st2.assessors["p1"].to_dict()["prognostics"] == saved
+    for i in range(780, 860):
+        await vibration_window(again, bus, i, rising(i))
+    hu = health(bus)
+    assert hu.rul is not None and hu.rul.status == "estimate" and hu.maintenance_window_days is not None
 
 
 @pytest.mark.integration
