@@ -58,9 +58,11 @@ def test_evaluation_runs_end_to_end_and_writes_its_section(data: Path, tmp_path:
     out.write_text("# page\n\nkept text\n", encoding="utf-8")
     plots = tmp_path / "plots"
     argv = ["--data", str(data), "--out", str(out), "--plots", str(plots), "--calibrate-s", "200"]
-    assert rtf.main([*argv, "--also-calibrate", "300"]) == 0
+    assert rtf.main([*argv, "--also-calibrate", "300", "--sweep-persist", "30"]) == 0
     text = out.read_text(encoding="utf-8")
     assert "| 300 | " in text and "| 200 | " in text  # the sensitivity table, one row per span
+    assert text.count("| 30 | 0.1, ") == 2  # the early-warning sweep: one span, both k grids
+    assert "through `shared.health.prognostics.PrognosticsTracker`" in text
     assert text.startswith("# page\n\nkept text\n")
     assert text.count(rtf.RTF_BEGIN) == 1 and text.count(rtf.RTF_END) == 1
     assert "## Run to failure (FEMTO/PRONOSTIA learning set)" in text
@@ -77,6 +79,7 @@ def test_every_synthetic_run_alarms_late_and_gets_estimates(data: Path) -> None:
     runs = [rtf.load_run(data / f"femto_{b}.npz") for b in rtf.BEARINGS]
     folds = rtf.evaluate(runs, 200.0, say=lambda _: None)
     for f in folds:
+        assert f.tracker_checked, f.run.name  # the service's tracker alarms exactly as warning.alarm_times
         assert f.early == 0, f.run.name  # nothing changes in the first half
         assert f.lead_s is not None and 0 < f.lead_s < f.run.life_s / 2, f.run.name
         assert any(e is not None for e in f.estimates), f.run.name
