@@ -163,3 +163,39 @@ def test_the_strongest_snr_rise_wins_and_the_text_states_both_rises() -> None:
     # a SNR that did not rise 1.3x names nothing, however high the amplitude
     low = row | {"env_bpfi_harm_snr": 1.5, "env_bpfo_harm_snr": 1.5}
     assert strongest(low, base) is None
+
+
+def test_impacts_recurring_at_cage_speed_name_the_rolling_elements_or_the_cage(calibrated) -> None:
+    """A damaged ball is carried through the load zone at cage speed: its impacts recur at FTF (CWRU
+    B014 and B028 raise FTF, not BSF). Envelope ``1 + 0.5 cos(2 pi FTF t) + 0.3 cos(2 pi 2 FTF t)``:
+    the FTF harmonics rise, and the insight names the rolling elements or the cage."""
+    ftf = ORDERS["ftf"] * FR  # 11.93 Hz
+    ex = extras(windows(np.random.default_rng(5), 6, {ftf: 0.5, 2 * ftf: 0.3}))
+    a = HealthAssessor("m1", config=CFG, baseline=calibrated)
+    last = [a.update(T0 + 10.0 * j, features={k: float(v[j]) for k, v in ex.items()}) for j in range(6)][-1]
+    named = [i for i in last.insights if i.signal.startswith("env_")]
+    assert [i.signal for i in named] == ["env_ftf_harm_amp"]
+    assert named[0].text.endswith(
+        "in 6 of the last 6 windows: rolling-element or cage defect likely (impacts recurring at cage speed)"
+    )
+
+
+def test_a_ball_resonance_below_the_demodulation_band_names_nothing(calibrated) -> None:
+    """What the fixed band cannot do: the ball-fault modulation of FAULTS['bsf'] on a carrier at 0.6-1 kHz
+    (below the default 1.2-4.8 kHz band at 12 kHz) leaves the band's envelope unchanged: nothing named."""
+    rng = np.random.default_rng(6)
+    t = np.arange(N) / FS
+    f = np.fft.rfftfreq(N, 1 / FS)
+    rows = []
+    for _ in range(6):
+        spec = np.fft.rfft(rng.standard_normal(N))
+        spec[(f < 600) | (f > 1000)] = 0
+        e = 1.0 + sum(m * np.cos(2 * np.pi * fm * t) for fm, m in FAULTS["bsf"].items())
+        low = 0.1 * e * np.fft.irfft(spec, N)
+        normal = windows(rng, 1, {})[0]  # the healthy in-band signal, as calibrated
+        rows.append(low + normal)
+    ex = extras(np.asarray(rows))
+    a = HealthAssessor("m1", config=CFG, baseline=calibrated)
+    for j in range(6):
+        r = a.update(T0 + 10.0 * j, features={k: float(v[j]) for k, v in ex.items()})
+        assert not [i for i in r.insights if i.signal.startswith("env")]

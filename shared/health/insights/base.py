@@ -19,12 +19,16 @@ STD_REL_FLOOR = 0.01
 STD_ABS_FLOOR = 1e-12
 
 MODEL_LABELS = {"legacy": "Legacy", "batch": "Batch", "autoencoder": "Autoencoder"}
-#: Bearing defect → (label, meaning); the frequencies are orders of shaft speed.
+#: Bearing defect → (label, meaning); the frequencies are orders of shaft speed. FTF names the rolling
+#: elements too: a damaged ball is carried through the load zone at cage speed, so its impacts recur at
+#: FTF (Randall & Antoni, MSSP 25 (2011), section 2); on CWRU the ball records B014 and B028 raise FTF,
+#: not BSF (docs/EVALUATION.md, "Bearing-defect diagnosis"), and the envelope cannot tell that from a
+#: cage defect.
 DEFECTS: dict[str, tuple[str, str]] = {
     "bpfo": ("BPFO", "outer-race defect likely"),
     "bpfi": ("BPFI", "inner-race defect likely"),
     "bsf": ("BSF", "rolling-element defect likely"),
-    "ftf": ("FTF", "cage defect likely"),
+    "ftf": ("FTF", "rolling-element or cage defect likely (impacts recurring at cage speed)"),
 }
 
 
