@@ -7,8 +7,10 @@ import math
 
 import numpy as np
 
+from services.health.messages import to_rul_item
 from shared.health import HealthAssessor, ModelScore
 from shared.health.assessor import SOURCE_TREND
+from shared.health.prognostics import RulView
 
 T0 = 1_700_000_000.0
 RMS_CAL = 0.2  # g
@@ -115,3 +117,11 @@ def test_trend_alarm_clears_once_the_cusum_is_back_at_zero_for_clear_windows() -
     after = run(a, T0 + 800, 30, lambda _: RMS_CAL)
     resolved = [(i, e) for i, r in enumerate(after) for e in r.alarm_events if e.kind == "resolved"]
     assert len(resolved) == 1 and resolved[0][1].auto_cleared and resolved[0][0] == 8 + 10 - 1
+
+
+def test_rul_message_keeps_to_the_contracts_bounds() -> None:
+    item = to_rul_item(
+        RulView("estimate", "x" * 1500, threshold_basis="b" * 800, median_s=1.0, low_s=0.0, as_of=T0)
+    )
+    assert item is not None and (len(item.reason), len(item.threshold_basis or "")) == (1000, 500)
+    assert item.as_of is not None and item.as_of.timestamp() == T0 and to_rul_item(None) is None

@@ -170,6 +170,9 @@ def to_rul_item(rul: RulView | None) -> RulItem | None:
     if rul is None:
         return None
     fields = {k: v for k, v in asdict(rul).items() if v is not None and k != "as_of"}
+    fields["reason"] = rul.reason[:1000]  # the contract's bounds (a configured basis may be long)
+    if rul.threshold_basis is not None:
+        fields["threshold_basis"] = rul.threshold_basis[:500]
     return RulItem(**fields, as_of=None if rul.as_of is None else _utc(rul.as_of))
 
 
