@@ -12,7 +12,7 @@
 /* global uPlot */
 import { api } from './api.js';
 import { $, setText } from './dom.js';
-import { enc, fmt, isNum, numOrNull, parseTs, timeText } from './format.js';
+import { dateTimeText, enc, fmt, isNum, numOrNull, parseTs } from './format.js';
 
 /** Look-back of the trend chart, minutes, and most points it loads. */
 export const TREND_MINUTES = 1440;
@@ -120,7 +120,7 @@ export function renderRul(h) {
   setRow('rul-indicator', est ? indicatorText(est) : null);
   setRow('rul-basis', est && est.threshold_basis ? est.threshold_basis : null);
   setRow('rul-model', est ? modelText(est) : null);
-  setRow('rul-asof', est && est.as_of ? timeText(est.as_of) : null);
+  setRow('rul-asof', est && est.as_of ? dateTimeText(est.as_of) : null);
   const cusum = h && h.indicators ? numOrNull(h.indicators.cusum) : null;
   const level = h && h.indicators ? numOrNull(h.indicators.cusum_h) : null;
   const of = level == null ? '' : ` (decision level ${fmt(level, 1)} Np·s)`;
