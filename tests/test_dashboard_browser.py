@@ -309,6 +309,7 @@ class FixtureApi:
         self.reports: list[tuple[str, dict[str, str]]] = []
         #: query parameters of every /health/series request (the trend chart's)
         self.series_queries: list[dict[str, Any]] = []
+        self.trend_truncated = False  # the series answer says older points were left out
         self.app = self._build()
 
     def push(self, event: str, data: dict[str, Any]) -> None:
@@ -384,7 +385,7 @@ class FixtureApi:
             fx.series_queries.append({"fields": fields, "minutes": minutes})
             if asset_id != "pump_a" or fx.purged:
                 return {"ts": [], "series": {}, "count": 0}
-            return {**TREND, "count": len(TREND["ts"])}
+            return {**TREND, "count": len(TREND["ts"]), "truncated": fx.trend_truncated}
 
         @app.get("/api/v1/alarms")
         def alarms(asset_id: str = "", state: str = "") -> dict[str, Any]:
@@ -864,6 +865,11 @@ def test_remaining_life_panel_estimate_no_trend_and_no_number(
         "CUSUM decision level 10.0 Np·s (blue dashed)"
     )
     expect(trend).to_have_attribute("data-cusum-h", "10")
+    fx.trend_truncated = True  # a day holding more updates than the chart loads: the note says so
+    page.get_by_test_id("window-minutes").select_option("30")  # reloads the asset view's data
+    expect(page.get_by_test_id("trend-note")).to_contain_text(
+        "newest 3 updates (older ones of the 24 h left out), latest 0.693 Np"
+    )
     fields = "ind_rms_log,rul_threshold,ind_cusum,ind_cusum_h"
     assert fx.series_queries[-1] == {"fields": fields, "minutes": 1440}
     _screenshot(page, "dashboard-rul-estimate.png")

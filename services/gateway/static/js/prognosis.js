@@ -159,6 +159,7 @@ export class TrendChart {
     this.c = [];          // CUSUM of rms_log, Np·s (null where an update has none)
     this.threshold = null;
     this.cusumH = null;   // the CUSUM's decision level, Np·s (newest)
+    this.truncated = false;
     this.u = null;
     this.resizeObs = null;
     this.dirty = true;
@@ -175,6 +176,7 @@ export class TrendChart {
     const cu = Array.isArray(s.ind_cusum) ? s.ind_cusum : [];
     const ch = Array.isArray(s.ind_cusum_h) ? s.ind_cusum_h : [];
     this.t = []; this.v = []; this.c = [];
+    this.truncated = Boolean(body && body.truncated);  // more updates in the 24 h than the limit
     ts.forEach((iso, i) => {
       const t = parseTs(iso);
       if (t != null && isNum(lv[i])) { this.t.push(t / 1000); this.v.push(lv[i]); this.c.push(numOrNull(cu[i])); }
@@ -264,7 +266,8 @@ export class TrendChart {
     else {
       const th = isNum(this.threshold) ? `; failure threshold ${fmt(this.threshold, 2)} Np (dashed)` : '; no failure threshold (no estimate)';
       const ch = isNum(this.cusumH) ? `; CUSUM decision level ${fmt(this.cusumH, 1)} Np·s (blue dashed)` : '';
-      setText(note, `${this.t.length} updates, latest ${fmt(this.v[this.v.length - 1], 3)} Np${th}${ch}`);
+      const n = this.truncated ? `newest ${this.t.length} updates (older ones of the 24 h left out)` : `${this.t.length} updates`;
+      setText(note, `${n}, latest ${fmt(this.v[this.v.length - 1], 3)} Np${th}${ch}`);
     }
     this.u.setData([this.t, this.v, this.c]);
   }
