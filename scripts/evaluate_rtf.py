@@ -550,8 +550,9 @@ def render(
         "- data: the six learning-set bearings of the IEEE PHM 2012 challenge (PRONOSTIA, FEMTO-ST; "
         "Nectoux et al. 2012), 2,560-sample snapshots at 25.6 kHz on two channels; not stored here.",
         f"- protocol: leave one bearing out. Each bearing is calibrated on its own first {calibrate_s:g} s; "
-        "every parameter (CUSUM k and h; RUL fit window and model; failure threshold) is chosen on the "
-        "other five bearings only. Features come from the features service's functions (checked against "
+        "the CUSUM's k and h and the RUL's failure threshold are chosen on the other five bearings only "
+        "(the RUL fit is fixed: pooled model averaging, see the limits). Features come from the "
+        "features service's functions (checked against "
         "`FeatureEngine.on_window` on each bearing's first and last snapshot); the held-out bearing is then "
         "replayed window by window through `shared.health.prognostics.PrognosticsTracker`, the code the "
         "health service runs (calibrated from the calibrator's feature baseline), with the fold's "
