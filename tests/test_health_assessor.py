@@ -60,7 +60,8 @@ def test_one_healthy_hour() -> None:
     last = res[-1]
     assert last.risk_level == "LOW" and last.grade == "A"
     # scores only, no vibration window: no fitted estimate, and the reason says so (no invented days)
-    assert last.maintenance_window_days is None and last.rul is None
+    assert last.maintenance_window_days is None and last.rul is not None
+    assert (last.rul.status, last.rul.reason) == ("no_degradation_trend", "no vibration window assessed yet")
     assert last.maintenance_explanation == "no degradation trend: no vibration window assessed yet"
     assert last.health_trend_per_day == 0.0
     json.dumps(last.to_dict())

@@ -26,8 +26,13 @@ def feats(rms: float, kurtosis: float = 0.0) -> dict[str, float]:
     return {"x_rms": rms, "y_rms": rms / 2, "x_kurtosis": kurtosis, "vibration_g_rms": 99.0}
 
 
+#: Hand-checkable settings (the defaults may be retuned on FEMTO): CUSUM on a 30 s persistent level with
+#: h = 10 Np·s, and one exponential path (``exp_offset``, the shape of :func:`rising`) over 1200 s.
+HAND = {"persist_s": 30.0, "cusum_h": 10.0, "rul_model": "exp_offset", "rul_window_s": 1200.0}
+
+
 def tracker(**kw) -> PrognosticsTracker:
-    t = PrognosticsTracker(PrognosticsParams(**kw))
+    t = PrognosticsTracker(PrognosticsParams(**(HAND | kw)))
     t.calibrate(Calibration(RMS_CAL))
     return t
 
@@ -40,7 +45,7 @@ def test_flat_rms_is_no_degradation_trend_with_the_reason() -> None:
     t = tracker()
     views = feed(t, T0, lambda _: RMS_CAL, 3600)
     last = views[-1]
-    assert last.indicators == {"rms_log": 0.0, "cusum": 0.0, "cusum_h": 10.0}
+    assert last.indicators == {"rms_log": 0.0, "cusum": 0.0, "cusum_h": 10.0}  # HAND's h
     assert not any(v.trend_on or v.crossed for v in views) and t.first_alarm_ts is None
     assert last.rul.status == "no_degradation_trend"
     assert last.rul.reason.startswith("no persistent rise of RMS above its calibrated level (CUSUM")
@@ -122,6 +127,21 @@ def test_an_exponential_rise_gives_an_estimate_near_the_analytic_crossing() -> N
     assert days == rul.low_s / 86400 and why.startswith("RUL ")
     # a fresh estimate every 60 s of data time, the last one in between
     assert views[-1].rul.as_of - views[-61].rul.as_of == 60
+
+
+def test_the_defaults_on_the_exponential_rise() -> None:
+    # k 0.7 Np, h 30 Np·s on rms_log itself: S ~ y' tau^2 / 2 = 30 after tau = sqrt(60 / 2.8e-4) = 463 s
+    t = PrognosticsTracker()
+    t.calibrate(Calibration(RMS_CAL))
+    rul = feed(t, T0, rising, 8400)[-1].rul
+    assert t.first_alarm_ts - T0 == pytest.approx(7066 + 463, abs=15)
+    # both path shapes over 9600/4800/2400/1200 s pooled: measured median 1512 s, 80 % 222-4961 s; the
+    # straight log-linear fits of the accelerating path make it later than the exp_offset fit (1134 s)
+    assert rul.status == "estimate" and rul.model == "pooled" and rul.window_s == 9600.0
+    assert rul.low_s < T_FAIL - rul.as_of < rul.high_s and rul.median_s > T_FAIL - rul.as_of
+    assert (
+        "log_linear and exp_offset paths of rms_log over the last 9600/4800/2400/1200 s pooled" in rul.reason
+    )
 
 
 def test_state_round_trip_continues_identically() -> None:

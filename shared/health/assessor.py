@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shared.health.alarms import MAINTENANCE_ACTIONS, Alarm, AlarmBook, AlarmNotFound, AlarmTransition
-from shared.health.degradation import DegradationTracker, maintenance_window
+from shared.health.degradation import NO_WINDOW, DegradationTracker, maintenance_window
 from shared.health.evidence import SIGNAL_TRACK, Evidence, EvidenceState, ModelScore, Snapshot, finite_ts
 from shared.health.insights import Insight, MachineInfo, ModelStatus, build_insights
 from shared.health.iso20816 import ZoneBasis, ZoneResult, basis_of
@@ -89,7 +89,7 @@ class Assessment:
     alarm_events: list[AlarmTransition]
     open_alarms: list[Alarm]
     models: dict[str, dict[str, Any]]
-    #: Remaining useful life or why there is none (None before any vibration window).
+    #: Remaining useful life or why there is none.
     rul: RulView | None = None
     #: Trend indicators of the latest vibration window (rms_log, kurtosis_z [Np, σ], cusum [Np·s]).
     indicators: dict[str, float] = field(default_factory=dict)
@@ -253,8 +253,8 @@ class HealthAssessor:
         transitions: list[AlarmTransition],
     ) -> Assessment:
         di, trend = self._degradation.di, self._degradation.trend_per_day
-        view = self._prognostics.last_view
-        rul = None if view is None else view.rul
+        view = self._prognostics.last_view  # None: no vibration window yet (e.g. a readings-only asset)
+        rul = RulView("no_degradation_trend", NO_WINDOW) if view is None else view.rul
         window, explanation = maintenance_window(rul) if health is not None else (None, NO_HEALTH)
         return Assessment(
             asset_id=self.asset_id,
