@@ -18,10 +18,11 @@ Rules
   calibration signal from turning tiny measurement noise into huge z-scores.
 * **ISO 20816-3**: zone C -> WARNING, zone D -> CRITICAL (``Vibration in ISO 20816 zone C: 5.1 mm/s``).
 * **Envelope (bearing) peaks** (:mod:`.envelope`): d = BPFO (outer race), BPFI (inner race), BSF
-  (rolling element), FTF (cage); the frequency shown is ``rpm / 60 * order``. A component is named
-  only when its evidence rose against the asset's calibrated envelope level, in 4 of the last 6
-  windows. With calibrated harmonic levels: ``env_<d>_harm_amp >= 2 ×`` and ``env_<d>_harm_snr >=
-  1.3 ×`` their calibrated p95, and d has the strongest SNR rise of those (one component per window;
+  (rolling element), FTF (cage rate: rolling element or cage); the frequency shown is
+  ``rpm / 60 * order``. A component is named only when its evidence rose against the asset's
+  calibrated envelope level, in 4 of the last 6 windows. With calibrated harmonic levels:
+  ``env_<d>_harm_amp >= 2 ×`` and ``env_<d>_harm_snr >= 1.3 ×`` their calibrated p95, and d has the
+  strongest SNR rise of those (one component per window;
   ``Envelope harmonics of BPFI (162 Hz) 16.4× their calibrated level (0.0051 g → 0.084 g), harmonic
   SNR 2.3 (2.0× its calibrated level) in 5 of the last 6 windows: inner-race defect likely``). With
   the fundamental's level only: ``env_<d>_amp >= 2 ×`` its calibrated p95 and ``env_<d>_snr >=

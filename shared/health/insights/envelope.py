@@ -1,7 +1,7 @@
 """Bearing-defect insights from the envelope spectrum, judged against the asset's own calibrated envelope
 level (pure).
 
-Per defect d (BPFO outer race, BPFI inner race, BSF rolling element, FTF cage) a vibration window
+Per defect d (BPFO outer race, BPFI inner race, BSF rolling element, FTF cage rate) a vibration window
 carries ``a = env_{d}_amp`` (g, envelope-spectrum amplitude at ``f_d = rpm / 60 * order_d``) and
 ``s = env_{d}_snr`` (1, that amplitude over the nearby envelope-spectrum median;
 :mod:`shared.features.envelope`). A healthy bearing's envelope often shows a peak near some defect
@@ -37,7 +37,9 @@ The window's evidence at d **rose** (:func:`window_flag`) when, by what the base
   Measured (scripts/diagnosis_check.py; docs/EVALUATION.md, "Bearing-defect diagnosis"): FEMTO
   first halves name nothing (1,507 snapshots); CWRU held-out healthy windows name nothing; CWRU
   (0 HP, 12 kHz) inner race 3 of 4 records BPFI (IR028 nothing), outer race 4 of 5 BPFO (OR014@6
-  nothing), ball 0 of 4 BSF (B014 and B028 FTF, B021 BPFI, B007 nothing). ``SNR_RISE`` = 1.3 was
+  nothing), ball 0 of 4 BSF (B014 and B028 FTF, B021 BPFI, B007 nothing; FTF reads "rolling-element
+  or cage defect likely": a damaged ball's impacts recur at cage speed; why BSF is not reached on
+  these 0.17 s windows: EVALUATION.md, "Ball faults"). ``SNR_RISE`` = 1.3 was
   chosen on those same records (1.0–1.2 call OR014@6 inner race, 1.5 loses windows of IR014/OR021):
   there are no other labelled fault records to check it on.
 * **calibrated envelope level** of the fundamental only (``p95`` and ``median`` of ``env_{d}_amp``;
