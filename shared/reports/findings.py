@@ -29,7 +29,7 @@ BEARING_ACTIONS: dict[str, str] = {
     "env_bpfo": "Inspect the bearing outer race; replace the bearing if confirmed",
     "env_bpfi": "Inspect the bearing inner race; replace the bearing if confirmed",
     "env_bsf": "Inspect the bearing rolling elements; replace the bearing if confirmed",
-    "env_ftf": "Inspect the bearing cage and its lubrication",
+    "env_ftf": "Inspect the rolling elements and the cage (impacts recur at cage speed) and the lubrication",
 }
 ORDER_ACTIONS: dict[str, str] = {
     "order1_amp_g": "Check rotor balance; balance the rotor if confirmed",
