@@ -9,6 +9,7 @@ import pytest
 
 from shared.health.indicators import (
     MAD_TO_SIGMA,
+    axes_log_ratio,
     ewma,
     log_ratio,
     robust_baseline,
@@ -85,3 +86,15 @@ def test_window_inputs_and_indicators() -> None:
         window_inputs(names, values, {})
     with pytest.raises(ValueError, match="calibration"):
         window_indicators(inp, np.array([True, True, False, False, False]))
+
+
+def test_axes_log_ratio_is_the_mean_of_each_axis_against_its_own_calibration() -> None:
+    # x at 4x its calibration (ln 4 = 1.386 Np), y unchanged (0 Np): mean 0.693 Np = ln 2
+    out = axes_log_ratio({"x": [0.4, 0.1], "y": [2.0, 2.0]}, {"x": 0.1, "y": 2.0})
+    np.testing.assert_allclose(out, [math.log(2.0), 0.0])
+    # one axis: log_ratio itself; axes without a reference are ignored
+    np.testing.assert_allclose(axes_log_ratio({"x": [0.2], "z": [9.0]}, {"x": 0.1}), [math.log(2.0)])
+    with pytest.raises(ValueError):
+        axes_log_ratio({"z": [1.0]}, {"x": 0.1})
+    with pytest.raises(ValueError):
+        axes_log_ratio({"x": [1.0, 2.0], "y": [1.0]}, {"x": 0.1, "y": 0.1})

@@ -10,6 +10,10 @@ limit for a particular machine:
 ``rms_log`` (neper, dimensionless)
     ``ln(rms / median(rms_cal))``, ``rms = max over axes of {axis}_rms`` (g). 0 on a machine like
     its calibration, ``ln 2 = 0.69`` at twice the calibrated RMS (+6 dB).
+    :func:`axes_log_ratio` is the per-axis form the early warning and remaining-life estimate use
+    (the mean over axes of ``ln(RMS_a / RMS_cal,a)``, each axis against its own calibration): on the
+    FEMTO run-to-failure bearings it kept every bearing's first-half quiet in the leave-one-out
+    evaluation where the largest-axis form did not (docs/EVALUATION.md, "Run to failure").
 ``hf_energy_log`` (neper)
     ``ln(E_hf / median(E_hf_cal))``, ``E_hf = sum of band_{i}_energy for i >= n_bands / 2`` (g²): the
     power in the upper half of the spectrum (fs/4 .. fs/2), where the resonances excited by
@@ -112,6 +116,36 @@ def log_ratio(x: Any, reference: float) -> NDArray[np.float64]:
     if not (np.isfinite(reference) and reference > 0):
         raise ValueError(f"reference: must be finite and > 0, got {reference}")
     return np.log(np.maximum(a, TINY) / reference)
+
+
+def axes_log_ratio(rms: Mapping[str, Any], reference: Mapping[str, float]) -> NDArray[np.float64]:
+    """``rms_log`` of a multi-axis sensor: the mean over axes of ``ln(RMS_a / RMS_cal,a)`` [Np].
+
+    Each axis is measured against its own calibrated RMS (``reference``, same unit as ``rms``, e.g. g),
+    so a quiet axis's relative change counts as much as a loud one's; the mean of the logs is the log
+    of the geometric mean of the axes' ratios (0.69 Np: both axes at twice calibration, or one at 4x
+    and one unchanged). For one axis it is :func:`log_ratio`. Axes in ``rms`` without a reference
+    are ignored.
+
+    Parameters
+    ----------
+    rms : mapping axis -> array_like ``[n]`` (or scalar)
+        Each axis's RMS per window (>= 0).
+    reference : mapping axis -> float > 0
+        Each axis's calibrated RMS (e.g. the calibration median).
+
+    Raises
+    ------
+    ValueError
+        No axis with a reference, differing shapes, or the checks of :func:`log_ratio`.
+    """
+    axes = [a for a in rms if a in reference]
+    if not axes:
+        raise ValueError(f"no axis of {sorted(rms)} has a reference (references: {sorted(reference)})")
+    logs = [log_ratio(rms[a], float(reference[a])) for a in axes]
+    if len({v.shape for v in logs}) != 1:
+        raise ValueError(f"axes differ in shape: {[v.shape for v in logs]}")
+    return np.mean(logs, axis=0)
 
 
 def robust_z(x: Any, base: Baseline) -> NDArray[np.float64]:
