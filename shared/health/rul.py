@@ -213,40 +213,53 @@ def estimate_rul(
     t, v = _series(t_s, y)
     if not (window_s > 0 and math.isfinite(t_now) and n_boot >= 10):
         raise ValueError(f"need window_s > 0, finite t_now, n_boot >= 10; got {window_s}, {t_now}, {n_boot}")
-    if model not in MODELS:
-        raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
-    fits = (
-        [(window_s * f, m) for f in POOLED_SPANS for m in PATH_MODELS]
-        if model == "pooled"
-        else [(window_s, model)]
-    )
     d_raw = np.random.default_rng(seed + 1).normal(prior.median, prior.spread, size=n_boot)
     pool: list[NDArray[np.float64]] = []
-    first: tuple[Trend, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], str] | None = None
+    first: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None = None
     why: NoTrend | None = None
-    for w, m in fits:
-        sel = (t > t_now - w) & (t <= t_now)
-        tw, vw = t[sel], v[sel]
-        if tw.size < MIN_POINTS or np.ptp(tw) <= 0:
-            why = why or NoTrend(f"only {tw.size} window(s) in the last {w:g} s (need {MIN_POINTS})")
+    for w, m in _fits(window_s, model):
+        fit = _trending_window(t, v, t_now, w, alpha)
+        if isinstance(fit, NoTrend):
+            why = why or fit
             continue
-        trend = trend_test(tw, vw, alpha)
-        if not trend.rising:
-            why = why or NoTrend(
-                f"no degradation trend: Mann-Kendall p = {trend.p:.3g} (need < {alpha:g}), "
-                f"slope {trend.slope:.3g} per s over the last {w:g} s"
-            )
-            continue
+        tw, vw = fit
         uw = path(vw, m)
         pool.append(_bootstrap_draws(tw, uw, path(d_raw, m), t_now, np.random.default_rng(seed)))
-        first = first or (trend, tw, vw, uw, m)
+        first = first or (tw, vw, uw)
     if first is None:
         assert why is not None
         return why
-    _, tw, vw, uw, _ = first
+    tw, vw, uw = first
     _, b = _ols(tw, uw)
     q10, q50, q90 = _quantiles(np.concatenate(pool))
     return RulEstimate(q50, q10, q90, float(b), float(vw[-1]), prior.median, int(tw.size))
+
+
+def _fits(window_s: float, model: str) -> list[tuple[float, str]]:
+    """``(window_s, path model)`` pairs of ``model`` (``pooled``: both paths over 4 nested windows)."""
+    if model not in MODELS:
+        raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
+    if model == "pooled":
+        return [(window_s * f, m) for f in POOLED_SPANS for m in PATH_MODELS]
+    return [(window_s, model)]
+
+
+def _trending_window(
+    t: NDArray[np.float64], v: NDArray[np.float64], t_now: float, window_s: float, alpha: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | NoTrend:
+    """The windows with ``t_now - window_s < t <= t_now`` when they hold a rising trend
+    (:func:`trend_test` at ``alpha``), else :class:`NoTrend` saying why."""
+    sel = (t > t_now - window_s) & (t <= t_now)
+    tw, vw = t[sel], v[sel]
+    if tw.size < MIN_POINTS or np.ptp(tw) <= 0:
+        return NoTrend(f"only {tw.size} window(s) in the last {window_s:g} s (need {MIN_POINTS})")
+    trend = trend_test(tw, vw, alpha)
+    if not trend.rising:
+        return NoTrend(
+            f"no degradation trend: Mann-Kendall p = {trend.p:.3g} (need < {alpha:g}), "
+            f"slope {trend.slope:.3g} per s over the last {window_s:g} s"
+        )
+    return tw, vw
 
 
 def _bootstrap_draws(
