@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
-from shared.health.machine import Change, attribute
+from services.health.service import build
+from shared import topics
+from shared.bus import MemoryBus
+from shared.health.machine import Change, attribute, hold_transmitted
+from shared.health.policy import Condition, one_alarm_per_fault
+from shared.messages import AlarmEvent, AssetConfig, HealthUpdate
+from shared.service import deliver
+from shared.settings import Settings
+from tests.support.signing import VERIFY_KEY
+from tests.test_health_service_prognostics import RMS_CAL, announcement, window_parts
 
 T = 1_700_000_000.0
 
@@ -66,3 +78,67 @@ def test_bad_levels_and_times_are_refused() -> None:
         attribute("a", float("inf"), None, [], T)
     with pytest.raises(ValueError, match="now must be"):
         attribute("a", 1.0, None, [], float("nan"))
+
+
+# -- the health service: two bearings of one machine -------------------------------------------------
+
+
+async def _run_machine(tmp_path: Path, grouped: bool) -> MemoryBus:
+    """b1 steps to 3x its calibrated RMS at window 100; b2 (its neighbour) to 2.2x at window 110."""
+    bus = MemoryBus()
+    svc = build(Settings(data_dir=tmp_path, model_verify_key=VERIFY_KEY))
+    for asset in ("b1", "b2"):
+        config = AssetConfig(asset_id=asset, machine="m1" if grouped else None)
+        await deliver(svc, bus, topics.asset_config(asset), config, retain=True)
+        await deliver(svc, bus, topics.model_announce(asset, "autoencoder"), announcement(asset), retain=True)
+    for i in range(200):
+        levels = {"b1": 3.0 if i >= 100 else 1.0, "b2": 2.2 if i >= 110 else 1.0}
+        for asset, level in levels.items():
+            for topic, msg in window_parts(i, RMS_CAL * level, asset):
+                await deliver(svc, bus, topic, msg)
+    return bus
+
+
+def _alarms(bus: MemoryBus, asset: str) -> list[AlarmEvent]:
+    return [AlarmEvent.model_validate_json(m.payload) for m in bus.on(topics.alarm(asset))]
+
+
+def _health(bus: MemoryBus, asset: str) -> HealthUpdate:
+    return HealthUpdate.model_validate_json(bus.retained[topics.health(asset)].payload)
+
+
+async def test_a_neighbours_transmitted_rise_opens_no_second_fault(tmp_path: Path) -> None:
+    bus = await _run_machine(tmp_path, grouped=True)
+    (opened,) = [a for a in _alarms(bus, "b1") if a.state == "ACTIVE"]
+    assert opened.source == "trend"
+    assert _alarms(bus, "b2") == []  # its own CUSUM alarmed (see the ungrouped run) but it carries b1's
+    b1, b2 = _health(bus, "b1").machine, _health(bus, "b2").machine
+    assert b1 is not None and (b1.machine, b1.role, b1.followers) == ("m1", "leading", ["b2"])
+    assert b2 is not None and (b2.role, b2.source) == ("transmitted", "b1")
+    assert b2.lag_s is not None and b2.lag_s > 0
+    first = _health(bus, "b2").insights[0]
+    assert first.signal == "machine" and first.text.startswith("b2's change follows b1: b1 changed")
+    assert "3.00× its normal (RMS 3.00× calibrated) against 2.20× here" in first.text
+
+
+async def test_without_a_machine_the_neighbour_opens_its_own_alarm(tmp_path: Path) -> None:
+    bus = await _run_machine(tmp_path, grouped=False)
+    assert [a.source for a in _alarms(bus, "b2") if a.state == "ACTIVE"] == ["trend"]
+    assert _health(bus, "b2").machine is None
+
+
+def test_one_fault_one_alarm_the_trend_waits_while_an_anomaly_alarm_is_open() -> None:
+    trend, anomaly = Condition("trend", True, "WARNING", "CUSUM"), Condition("anomaly", True, "WARNING", "x")
+    assert one_alarm_per_fault([anomaly, trend], {"anomaly"}) == [anomaly, replace(trend, active=False)]
+    assert one_alarm_per_fault([trend], {"iso20816"})[0].active is False
+    assert one_alarm_per_fault([trend], set()) == [trend]  # nothing open: the early warning opens
+    assert one_alarm_per_fault([trend], {"anomaly", "trend"}) == [trend]  # already open: runs its course
+    assert one_alarm_per_fault([trend], {"sensor"}) == [trend]  # a sensor fault is not a machine fault
+
+
+def test_a_transmitted_change_holds_only_machine_faults_not_yet_open() -> None:
+    follows = attribute("b2", 1.5, None, [Change("b1", T, 3.0)], T + 60)
+    conds = [Condition(s, True, "WARNING", "r") for s in ("anomaly", "trend", "iso20816", "sensor")]
+    held = hold_transmitted(conds, {"iso20816"}, follows)
+    assert [c.active for c in held] == [False, False, True, True]
+    assert hold_transmitted(conds, set(), attribute("b2", 5.0, None, [Change("b1", T, 3.0)], T)) == conds

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from shared import topics
 from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
 from shared.health.assessor import Assessment
+from shared.health.machine import Attribution
 from shared.health.prognostics import RulView
 from shared.learning.signing import ModelVerifier, UntrustedModel
 from shared.messages import (
@@ -25,6 +26,7 @@ from shared.messages import (
     FeatureVector,
     HealthUpdate,
     InsightItem,
+    MachineRoleItem,
     ModelAnnouncement,
     ModelManifest,
     Reading,
@@ -162,6 +164,21 @@ def to_health_message(asset_id: str, a: Assessment) -> HealthUpdate | None:
         active_alarms=len(a.open_alarms),
         rul=to_rul_item(a.rul),
         indicators={k: float(v) for k, v in a.indicators.items()},
+        machine=to_machine_item(a.machine_role),
+    )
+
+
+def to_machine_item(role: Attribution | None) -> MachineRoleItem | None:
+    """The message form of the assessment's machine role (None: not grouped)."""
+    if role is None or role.machine is None:
+        return None
+    return MachineRoleItem(
+        machine=role.machine,
+        role=role.role,
+        reason=role.reason[:1000],
+        source=role.source,
+        lag_s=role.lag_s,
+        followers=list(role.followers),
     )
 
 

@@ -16,15 +16,12 @@ Routes (handlers validate, call :mod:`shared.health`, return what to publish):
   task, publishes one when a window's wait is over, so it is released inside the message pipeline even
   when no further message comes); the first tick of each connection republishes every asset's last
   health, retained (a restarted broker forgot it);
-- ``config/<a>`` → running speed, bearing, zone basis of its ``iso`` block (cleared: forgotten);
+- ``config/<a>`` → speed, bearing, zone basis, machine (:mod:`.machines`; cleared: forgotten);
 - ``models/<a>/<model>`` → the model's calibration baseline (cleared: dropped); only from announcements
   whose signature verifies (``MODEL_VERIFY_KEY``, :mod:`shared.learning.signing`), others are
   dead-lettered with the reason and the previous baseline stays;
-- ``state/<a>`` → a :class:`StateChange` with ``purged`` set (the calibrator's purge deleted the
-  asset's data and models and cleared its retained topics) forgets the asset: its assessor and saved
-  state. A retained one seen on (re)connect forgets too: the service may have been down during the
-  purge. (Evidence gathered between a purge and a restart before the next calibration is then lost:
-  ISO-zone evidence only, as no model exists then.)
+- ``state/<a>`` → a :class:`StateChange` with ``purged`` set (the calibrator's purge) forgets the asset:
+  its assessor and saved state; a retained one seen on (re)connect too (we may have missed the purge).
 - ``sensor/<a>`` → a sensor fault opens the sensor alarm and holds the health (:mod:`.sensor`);
 - ``cmd/alarm_action`` → ack/resolve; a failed reply's ``code`` is ``not_found`` (unknown alarm),
   ``conflict`` (e.g. resolving a resolved alarm) or ``invalid``.
@@ -45,6 +42,7 @@ from typing import Any
 
 import structlog
 
+from services.health.machines import MachineGroups
 from services.health.messages import (
     Baseline,
     PublishThrottle,
@@ -115,6 +113,7 @@ class HealthHandlers:
     baselines: dict[str, dict[str, Baseline]] = field(default_factory=dict)
     throttle: PublishThrottle = field(default_factory=PublishThrottle)
     sensors: SensorHold = field(default_factory=SensorHold)
+    machines: MachineGroups = field(default_factory=MachineGroups)
     #: Seconds (wall clock) an incomplete oldest window waits (:mod:`shared.health.join`).
     join_wait_s: float = JOIN_WAIT_S
     tick_topic: str = TICK_TOPIC
@@ -153,7 +152,8 @@ class HealthHandlers:
         if status is not None:
             return self._held(asset, ts, status, publish)
         a = self.assessor(asset)
-        result = a.update(ts, scores=scores, features=features)
+        follows = self.machines.attribution(asset, ts, self.states.assessors)
+        result = a.update(ts, scores=scores, features=features, follows=follows)
         events = result.alarm_events + sensor_alarm_events(a, ts, None)
         out = alarm_publishes(asset, events)
         self.throttle.restore(asset, self.states.last_health.get(asset))
@@ -229,15 +229,15 @@ class HealthHandlers:
     # -- evidence ---------------------------------------------------------------------------------
     async def on_score(self, d: Delivery[Score]) -> Outbox:
         s = d.message
-        return self._add(s.asset_id, score_part(s.event_id, _ts(s), ModelScore.from_message(s)))
+        return self._add(s.asset_id, score_part(s.event_id, s.ts.timestamp(), ModelScore.from_message(s)))
 
     async def on_features(self, d: Delivery[FeatureVector]) -> Outbox:
-        fv = d.message
-        return self._add(fv.asset_id, features_part(fv.event_id, _ts(fv), fv.kind, feature_values(fv)))
+        f = d.message
+        return self._add(f.asset_id, features_part(f.event_id, f.ts.timestamp(), f.kind, feature_values(f)))
 
     async def on_reading(self, d: Delivery[Reading]) -> Outbox:
         r = d.message
-        return self._add(r.asset_id, reading_part(r.event_id, _ts(r), reading_signals(r)))
+        return self._add(r.asset_id, reading_part(r.event_id, r.ts.timestamp(), reading_signals(r)))
 
     async def on_tick(self, d: Delivery[Tick]) -> Outbox:
         """Release the windows whose wait is over; the first tick of a connection also republishes
@@ -287,9 +287,11 @@ class HealthHandlers:
         if d.message is None:
             if d.asset_id:
                 self.configs.pop(d.asset_id, None)
+                self.machines.configure(d.asset_id, None)
             return None
         cfg = d.message
         self.configs[cfg.asset_id] = cfg
+        self.machines.configure(cfg.asset_id, cfg.machine)
         if cfg.asset_id in self.states.assessors:
             self.states.assessors[cfg.asset_id].set_config(cfg)
         return None
@@ -338,6 +340,7 @@ class HealthHandlers:
         self.baselines.pop(asset, None)
         self.throttle.forget(asset)
         self.sensors.recent.pop(asset, None)
+        self.machines.transmitted.pop(asset, None)
         self.states.forget(asset)
 
     # -- operator commands ------------------------------------------------------------------------
@@ -375,10 +378,6 @@ class HealthHandlers:
             Route(topics.command("alarm_action"), AlarmActionRequest, self.on_alarm_action),
             Route(topics.sync_filter(SERVICE), Tick, self.on_tick, retained=False),
         ]
-
-
-def _ts(m: Score | FeatureVector | Reading) -> float:
-    return m.ts.timestamp()
 
 
 def _reply(req: AlarmActionRequest, **fields: object) -> Publish:

@@ -33,16 +33,17 @@ survives the repair has to persist again (k windows; the CUSUM from 0) and then 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from shared.health.alarms import MAINTENANCE_ACTIONS, Alarm, AlarmBook, AlarmNotFound, AlarmTransition
+from shared.health.baselines import Baseline, check_baseline
 from shared.health.degradation import NO_WINDOW, DegradationTracker, maintenance_window
 from shared.health.evidence import SIGNAL_TRACK, Evidence, EvidenceState, ModelScore, Snapshot, finite_ts
 from shared.health.insights import Insight, MachineInfo, ModelStatus, build_insights
 from shared.health.iso20816 import ZoneBasis, ZoneResult, basis_of
+from shared.health.machine import MACHINE_FAULT_SOURCES, Attribution, Change, change_level, hold_transmitted
 from shared.health.params import AssessorParams
 from shared.health.policy import (
     SOURCE_MODELS,
@@ -53,6 +54,7 @@ from shared.health.policy import (
     health_of,
     iso_condition,
     iso_on,
+    one_alarm_per_fault,
     persistent_models,
     trend_condition,
 )
@@ -61,11 +63,10 @@ from shared.health.scoring import grade, ratio_to_health, risk_level
 from shared.messages import ACTION_CODES, AssetConfig, Score
 from shared.topics import valid_asset_id
 
-__all__ = ["SOURCE_TREND", "Assessment", "AssessorParams", "HealthAssessor", "ModelScore"]
+__all__ = ["SOURCE_TREND", "Assessment", "AssessorParams", "HealthAssessor", "ModelScore", "check_baseline"]
 
 #: Version of :meth:`HealthAssessor.to_dict`'s layout (2: with prognostics; 1 still loads without).
 STATE_VERSION = 2
-Baseline = Mapping[str, Mapping[str, float]]
 NO_HEALTH = "health unknown: no model scores and no vibration velocity yet"
 #: Alarm source of the sensor's own faults (stuck, clipped, dropped out, ...): not the machine's.
 SOURCE_SENSOR = "sensor"
@@ -93,6 +94,8 @@ class Assessment:
     rul: RulView | None = None
     #: Trend indicators of the latest vibration window (rms_log, kurtosis_z [Np, σ], cusum [Np·s]).
     indicators: dict[str, float] = field(default_factory=dict)
+    #: The change's role among the sensors of its machine (config ``machine``; None: not grouped).
+    machine_role: Attribution | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -101,28 +104,8 @@ class Assessment:
         d["alarm_events"] = [e.to_dict() for e in self.alarm_events]
         d["open_alarms"] = [a.to_dict() for a in self.open_alarms]
         d["rul"] = None if self.rul is None else asdict(self.rul)
+        d["machine_role"] = None if self.machine_role is None else asdict(self.machine_role)
         return d
-
-
-def check_baseline(baseline: Baseline | None) -> dict[str, dict[str, float]] | None:
-    """Baseline statistics per feature name, ``{"mean", "std", "min"?, "max"?}``, as floats (std >= 0)."""
-    if baseline is None:
-        return None
-    if not isinstance(baseline, Mapping):
-        raise ValueError(f"baseline must be a mapping name -> stats, got {type(baseline).__name__}")
-    out: dict[str, dict[str, float]] = {}
-    for name, stats in baseline.items():
-        if not isinstance(stats, Mapping) or "mean" not in stats or "std" not in stats:
-            raise ValueError(f"baseline of {name!r} must have 'mean' and 'std'")
-        entry: dict[str, float] = {}
-        for k, v in stats.items():
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)):
-                raise ValueError(f"baseline {k} of {name!r} must be a finite number, got {v!r}")
-            entry[str(k)] = float(v)
-        if entry["std"] < 0:
-            raise ValueError(f"baseline std of {name!r} must be >= 0, got {entry['std']}")
-        out[str(name)] = entry
-    return out
 
 
 class HealthAssessor:
@@ -176,9 +159,12 @@ class HealthAssessor:
         ts: float,
         scores: Iterable[ModelScore | Score] = (),
         features: Mapping[str, float] | None = None,
+        follows: Attribution | None = None,
     ) -> Assessment:
         """Ingest the scores and/or feature values observed at data time ``ts`` (s) and return
-        the assessment. All inputs are validated before any state changes (ValueError)."""
+        the assessment. All inputs are validated before any state changes (ValueError). ``follows``:
+        the change's role in its machine (:mod:`shared.health.machine`); a ``transmitted`` change opens
+        no machine-fault alarm and says so first among the insights."""
         ev = self._evidence.collect(ts, scores, features, self.baseline, self.params)
         self._evidence.apply(ev, self.params, self.zone_basis)
         snap = self._evidence.snapshot(self.params, self.zone_basis)
@@ -188,9 +174,30 @@ class HealthAssessor:
         self._degradation.update(ev.ts, health, condition_on, degradation_excess(snap, persistent))
         prog = self._prognostics.update(ev.ts, features)  # None: no vibration window in this update
         insights = self._insights(snap)
+        if follows is not None and follows.role == "transmitted":
+            insights = [Insight(follows.reason, "WARNING", "machine", follows.lag_s or 0.0, 1e9), *insights]
+        opened = {a.source for a in self._alarms.open_alarms(self.asset_id)}
         conditions = self._conditions(ev, snap, persistent, insights, prog)
+        conditions = hold_transmitted(one_alarm_per_fault(conditions, opened), opened, follows)
         transitions = [t for c in conditions for t in self._observe(ev.ts, c)]
-        return self._assessment(ev.ts, health, snap, insights, transitions)
+        result = self._assessment(ev.ts, health, snap, insights, transitions)
+        result.machine_role = follows
+        return result
+
+    def change(self) -> Change | None:
+        """The asset's open machine-fault change (its earliest open anomaly, trend or ISO alarm) with
+        its size now (:func:`~shared.health.machine.change_level`); None when none is open."""
+        opened = [
+            a.opened_at for a in self._alarms.open_alarms(self.asset_id) if a.source in MACHINE_FAULT_SOURCES
+        ]
+        level = self.change_level()
+        return None if not opened or level is None else Change(self.asset_id, min(opened), *level)
+
+    def change_level(self) -> tuple[float, str] | None:
+        """The size of the asset's change now, times its own normal, and its basis."""
+        view = self._prognostics.last_view
+        ratios = {m: t.smoothed for m, t in self._evidence.models.items()}
+        return change_level({} if view is None else view.indicators, ratios)
 
     def _insights(self, snap: Snapshot) -> list[Insight]:
         statuses = [

@@ -24,13 +24,17 @@ Monitoring*, Wiley 2011, §1.2 on transmission paths) and on time order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from shared.health.policy import SOURCE_ISO, SOURCE_MODELS, SOURCE_TREND, Condition
 from shared.topics import valid_asset_id
 
-__all__ = ["Attribution", "Change", "attribute"]
+__all__ = ["MACHINE_FAULT_SOURCES", "Attribution", "Change", "attribute", "change_level", "hold_transmitted"]
+
+#: Alarm sources that stand for a fault of the machine (not of its sensor).
+MACHINE_FAULT_SOURCES = (SOURCE_MODELS, SOURCE_TREND, SOURCE_ISO)
 
 Role = Literal["alone", "leading", "transmitted"]
 
@@ -65,6 +69,8 @@ class Attribution:
     source: str | None = None
     lag_s: float | None = None
     followers: tuple[str, ...] = field(default_factory=tuple)
+    #: The machine (asset config ``machine``), when the caller knows it.
+    machine: str | None = None
 
 
 def attribute(
@@ -117,3 +123,34 @@ def attribute(
         f"{asset_id} changed first; {', '.join(followers)} followed (transmitted through the machine)",
         followers=followers,
     )
+
+
+def change_level(
+    indicators: Mapping[str, float], model_ratios: Mapping[str, float]
+) -> tuple[float, str] | None:
+    """An asset's change now, times its own normal, and its basis: ``exp(rms_log)`` (RMS / calibrated
+    RMS) when the trend indicator is known, else the largest smoothed model ratio (score / threshold);
+    None when neither is."""
+    rms_log = indicators.get("rms_log")
+    if rms_log is not None and math.isfinite(rms_log):
+        level = math.exp(rms_log)
+        return level, f"RMS {level:.2f}× calibrated"
+    ratios = [r for r in model_ratios.values() if math.isfinite(r) and r > 0]
+    if not ratios:
+        return None
+    return max(ratios), f"anomaly score {max(ratios):.2f}× its threshold"
+
+
+def hold_transmitted(
+    conditions: Iterable[Condition], open_sources: Collection[str], attribution: Attribution | None
+) -> list[Condition]:
+    """The alarm conditions of an asset whose change is ``transmitted``: a machine-fault source that is
+    not already open stays off (no second fault opens; one already open runs its course)."""
+    if attribution is None or attribution.role != "transmitted":
+        return list(conditions)
+    return [
+        replace(c, active=False)
+        if c.active and c.source in MACHINE_FAULT_SOURCES and c.source not in open_sources
+        else c
+        for c in conditions
+    ]

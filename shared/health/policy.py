@@ -25,13 +25,14 @@ Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
   ISO applicability was not confirmed and that has no custom limits.
 * **Trend alarm** (:func:`trend_condition`, source :data:`SOURCE_TREND`, WARNING): the early warning of
   :class:`~shared.health.prognostics.PrognosticsTracker`, on from a CUSUM alarm of ``rms_log`` until
-  the CUSUM is back at 0; observed on every update that carries a vibration window.
+  the CUSUM is back at 0; observed on every update that carries a vibration window. It does not open
+  while an anomaly or ISO alarm is open (:func:`one_alarm_per_fault`): one fault, one alarm.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from shared.health.evidence import SMOOTH_RATIO_CAP, Snapshot, Track
 from shared.health.insights import Insight
@@ -101,6 +102,14 @@ def degradation_excess(snap: Snapshot, persistent: Sequence[str]) -> float:
     if iso_on(snap) and snap.iso is not None:
         excess = max(excess, snap.iso.velocity_mm_s / snap.iso.limits[1] - 1.0)
     return excess
+
+
+def one_alarm_per_fault(conditions: Sequence[Condition], open_sources: Collection[str]) -> list[Condition]:
+    """One fault, one alarm: while an anomaly or ISO alarm is open the trend condition does not open a
+    second alarm for the same machine (its evidence is in the RUL); an open trend alarm runs its course."""
+    if SOURCE_TREND in open_sources or not {SOURCE_MODELS, SOURCE_ISO} & set(open_sources):
+        return list(conditions)
+    return [replace(c, active=False) if c.source == SOURCE_TREND else c for c in conditions]
 
 
 def anomaly_condition(

@@ -83,6 +83,20 @@ class RulItem(Message):
     as_of: Timestamp | None = None
 
 
+class MachineRoleItem(Message):
+    """The asset's change among the sensors of its machine (asset config ``machine``,
+    :mod:`shared.health.machine`): ``alone``, ``leading`` (it changed first; ``followers`` carry it) or
+    ``transmitted`` from ``source`` (which changed ``lag_s`` seconds earlier and more: no second fault
+    alarm opens here); ``reason`` says so with the numbers."""
+
+    machine: AssetId
+    role: Literal["alone", "leading", "transmitted"]
+    reason: str = Field(default="", max_length=1000)
+    source: AssetId | None = None
+    lag_s: float | None = None
+    followers: list[AssetId] = Field(default_factory=list, max_length=256)
+
+
 class HealthUpdate(Message):
     """Retained on ``health/<asset>``: the latest fused assessment (times are data times)."""
 
@@ -116,6 +130,8 @@ class HealthUpdate(Message):
     rul: RulItem | None = None
     #: Trend indicators of the latest window by name (see :data:`INDICATOR_NAMES`); absent = unknown.
     indicators: dict[IndicatorName, float] = Field(default_factory=dict, max_length=16)
+    #: The change's role among its machine's sensors; None when the asset is not grouped into a machine.
+    machine: MachineRoleItem | None = None
 
 
 SensorFindingKind = Literal[
