@@ -56,6 +56,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/assets/{asset_id}/readings"): READ,
     ("GET", "/api/v1/assets/{asset_id}/scores"): READ,
     ("GET", "/api/v1/assets/{asset_id}/health"): READ,
+    ("GET", "/api/v1/assets/{asset_id}/health/series"): READ,
     ("GET", "/api/v1/assets/{asset_id}/features"): READ,
     ("GET", "/api/v1/assets/{asset_id}/config"): READ,
     ("PUT", "/api/v1/assets/{asset_id}/config"): ADMIN,
