@@ -28,7 +28,7 @@ def feats(rms: float, kurtosis: float = 0.0) -> dict[str, float]:
 
 #: Hand-checkable settings (the defaults may be retuned on FEMTO): CUSUM on a 30 s persistent level with
 #: h = 10 Np·s, and one exponential path (``exp_offset``, the shape of :func:`rising`) over 1200 s.
-HAND = {"persist_s": 30.0, "cusum_h": 10.0, "rul_model": "exp_offset", "rul_window_s": 1200.0}
+HAND = {"persist_s": 30.0, "cusum_k": 0.7, "cusum_h": 10.0, "rul_model": "exp_offset", "rul_window_s": 1200.0}
 
 
 def tracker(**kw) -> PrognosticsTracker:
@@ -104,8 +104,8 @@ def rising(s: float) -> float:
     return RMS_CAL * (1 + 0.02 * math.exp((s - T0) / 1800))
 
 
-#: Analytic time the rising path reaches the default threshold 1.61 Np: 1800 ln((e^1.61 - 1) / 0.02).
-T_FAIL = T0 + 1800 * math.log(math.expm1(1.61) / 0.02)
+#: Analytic time the rising path reaches the default threshold 1.64 Np: 1800 ln((e^1.64 - 1) / 0.02).
+T_FAIL = T0 + 1800 * math.log(math.expm1(1.64) / 0.02)
 
 
 def test_an_exponential_rise_gives_an_estimate_near_the_analytic_crossing() -> None:
@@ -118,7 +118,7 @@ def test_an_exponential_rise_gives_an_estimate_near_the_analytic_crossing() -> N
     assert all(v.rul.status == "no_degradation_trend" for v in views[: int(t.first_alarm_ts - T0)])
     rul = views[-1].rul
     assert rul.status == "estimate" and rul.model == "exp_offset" and rul.window_s == 1200.0
-    assert rul.interval == 0.8 and rul.threshold == pytest.approx(1.61)
+    assert rul.interval == 0.8 and rul.threshold == pytest.approx(1.64)
     assert rul.low_s <= rul.median_s <= rul.high_s
     actual = T_FAIL - rul.as_of  # ~1,140 s
     assert rul.median_s == pytest.approx(actual, abs=100)  # the 400 threshold draws' median: ±40 s
@@ -211,7 +211,7 @@ def test_not_calibrated_no_vibration_and_old_windows() -> None:
         PrognosticsParams(buffer_s=600.0)
 
 
-def test_calibration_from_baseline_uses_the_largest_axis_median() -> None:
+def test_calibration_from_baseline_keeps_each_axis_level_and_the_largest() -> None:
     base = {
         "x_rms": {"mean": 0.21, "std": 0.01, "median": 0.2, "mad": 0.005},
         "y_rms": {"mean": 0.3, "std": 0.01},  # no median: its mean
@@ -219,13 +219,16 @@ def test_calibration_from_baseline_uses_the_largest_axis_median() -> None:
         "vibration_g_rms": {"mean": 5.0, "std": 1.0},  # the batch signal's RMS is not an axis
     }
     cal = calibration_from_baseline(base)
-    assert cal == Calibration(0.3, 0.0, pytest.approx(0.14826))
+    assert cal == Calibration(0.3, 0.0, pytest.approx(0.14826), {"x": 0.2, "y": 0.3})
     t = PrognosticsTracker()
     t.calibrate(cal)
+    # rms_log: each axis against its own level (indicators.axes_log_ratio), axes absent from the window
+    # ignored: x alone at 0.6 g over 0.2 g is ln 3; x 0.6 and y 0.6 (over 0.3) give (ln 3 + ln 2) / 2
     v = t.update(T0, {"x_rms": 0.6, "x_kurtosis": 1.4826})
-    assert v.indicators["rms_log"] == pytest.approx(math.log(2)) and v.indicators[
-        "kurtosis_z"
-    ] == pytest.approx(10)
+    assert v.indicators["rms_log"] == pytest.approx(math.log(3))
+    assert v.indicators["kurtosis_z"] == pytest.approx(10)
+    v = t.update(T0 + 1, {"x_rms": 0.6, "y_rms": 0.6})
+    assert v.indicators["rms_log"] == pytest.approx((math.log(3) + math.log(2)) / 2)
     assert calibration_from_baseline(None) is None
     assert calibration_from_baseline({"vibration_g_rms": {"mean": 1.0, "std": 0.1}}) is None
 

@@ -10,9 +10,9 @@ Usage::
 ``features``: the vibration vector's values by name (``{axis}_rms`` [g], ``{axis}_kurtosis``); ``update``
 returns None for an update with no ``{axis}_rms`` (e.g. scores only). Per window it:
 
-1. computes (:mod:`shared.health.indicators`) ``rms_log = ln(RMS / RMS_cal)`` [Np], RMS the largest
-   ``{axis}_rms``, RMS_cal the baseline's largest ``{axis}_rms`` median (mean when no median), and
-   ``kurtosis_z = (k - k_cal) / s_cal`` [robust σ] when the baseline has ``{axis}_kurtosis``;
+1. computes ``rms_log`` [Np] = the mean over axes of ``ln(RMS_a / RMS_cal,a)`` (``indicators.axes_log_ratio``;
+   RMS_cal,a the baseline's ``{axis}_rms`` median, mean when none) and ``kurtosis_z = (k - k_cal) /
+   s_cal`` [robust σ] when the baseline has ``{axis}_kurtosis``;
 2. steps the data-time CUSUM (:func:`shared.health.warning.cusum_step`: ``S <- max(0, S + (L - k) *
    min(dt, max_step_s))``, alarm when ``S > h``, then ``S = 0``) [Np·s] on ``L`` = the lowest ``rms_log``
    over the last ``persist_s`` (:func:`~shared.health.warning.persistence_step`; 0: ``rms_log``). The
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.health.indicators import MAD_TO_SIGMA, REL_SCALE_FLOOR, TINY, Baseline, log_ratio, robust_z
+from shared.health.indicators import MAD_TO_SIGMA, REL_SCALE_FLOOR, TINY, Baseline, axes_log_ratio, robust_z
 from shared.health.rul import (
     DEFAULT_ALPHA,
     DEFAULT_N_BOOT,
@@ -53,12 +53,10 @@ from shared.health.rul import (
 )
 from shared.health.warning import CusumParams, cusum_step, persistence_step
 
-#: End-of-life ``rms_log`` [Np] of the six FEMTO/PRONOSTIA learning-set bearings (Bearing1_1, 1_2,
-#: 2_1, 2_2, 3_1, 3_2): the indicator smoothed (EWMA, 60 s) at each run's last snapshot, each bearing
-#: calibrated on its own first 1800 s (scripts/evaluate_rtf.py ``load_run``, ``Run.calibrate(1800)``,
-#: ``Run.eol("rms_log")``; re-measured on 2026-12-01). Median 1.61 Np (RMS 5.0x its calibrated
-#: level), standard deviation 0.36 Np.
-FEMTO_EOL_RMS_LOG: tuple[float, ...] = (2.45, 1.66, 1.54, 1.78, 1.47, 1.56)
+#: End-of-life ``rms_log`` [Np] of the FEMTO learning-set Bearing1_1, 1_2, 2_1, 2_2, 3_1, 3_2: EWMA (60 s)
+#: at each run's last snapshot, calibrated on its first 1800 s (scripts/evaluate_rtf.py ``Run.calibrate``,
+#: ``Run.eol("rms_log")``; 2026-12-01). Median 1.64 Np, standard deviation 0.37 Np.
+FEMTO_EOL_RMS_LOG: tuple[float, ...] = (2.37, 1.63, 1.69, 1.65, 1.23, 1.63)
 FEMTO_BASIS = "median end-of-life level of 6 FEMTO/PRONOSTIA run-to-failure bearings (accelerated life)"
 #: Axis RMS / kurtosis feature names of a vibration vector (``x_rms``; not the batch ``vibration_g_rms``).
 _AXIS_RMS = re.compile(r"^([a-z])_rms$")
@@ -70,25 +68,22 @@ class PrognosticsParams:
     chose, docs/EVALUATION.md "Run to failure"; helper C may retune them there)."""
 
     #: CUSUM allowance k [Np] (0.7 Np = RMS 2x calibration) and decision interval h [Np·s]: chosen in 6
-    #: of 6 FEMTO LOBO folds (helper C, 15-C2-to-A).
+    #: of 6 FEMTO LOBO folds with the largest-axis rms_log; with the per-axis one: 1.0 and 10 (C2 notes).
     cusum_k: float = 0.7
     cusum_h: float = 30.0
-    #: Span of the persistent level fed to the CUSUM [s]; 0: the CUSUM reads rms_log itself. The filter
-    #: is for streams with isolated spikes; on FEMTO it did not help robustly (30 s: 4/6 clean bearings
-    #: vs 5/6 without, docs/EVALUATION.md).
+    #: Span of the persistent level fed to the CUSUM [s] (0: rms_log itself): for streams with isolated
+    #: spikes; on FEMTO no span helped robustly (docs/EVALUATION.md, early-warning sensitivity table).
     persist_s: float = 0.0
     #: Longest data-time step credited to the CUSUM per window [s] (warning.DEFAULT_MAX_GAP_S).
     max_step_s: float = 60.0
     #: Data time between RUL estimates after the first alarm [s] (15-C: "every 60 s of data time").
     rul_every_s: float = 60.0
-    #: Degradation path and fit window [s]: ``pooled`` = equal-weight averaging of both path shapes over
-    #: 9600, 4800, 2400, 1200 s (rul.py); fixed, not chosen per fold. FEMTO LOBO through this tracker:
-    #: PHM score 0.006 vs 0.003 for a per-fold single fit, actual RUL inside the 80 % interval at 4 of 12
-    #: estimates vs 0 of 6 (chosen after comparing both on all six bearings, so not itself LOBO).
+    #: Degradation path and fit window [s]: ``pooled`` = both path shapes over 9600, 4800, 2400, 1200 s
+    #: (rul.py), fixed, not chosen per fold; on FEMTO it beat a per-fold single fit in score and interval
+    #: coverage (docs/EVALUATION.md; chosen after comparing both on all six bearings: not itself LOBO).
     rul_model: str = "pooled"
     rul_window_s: float = 9600.0
-    #: One buffered mean per bucket_s [s] (FEMTO's snapshot interval; bounds memory and the O(n²) trend
-    #: test: <= 960 points) over buffer_s [s], the longest fit window.
+    #: One buffered mean per bucket_s [s] (FEMTO's snapshot interval) over buffer_s [s] (<= 960 points).
     bucket_s: float = 10.0
     buffer_s: float = 9600.0
     #: Failure threshold of rms_log: end-of-life values of training runs [Np] and their basis (text).
@@ -118,11 +113,12 @@ class PrognosticsParams:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The asset's calibrated levels: RMS_cal [g] (largest axis) and, when known, kurtosis median/spread."""
+    """The asset's calibrated levels: RMS_cal [g] (largest axis; per axis: axis_rms_cal), kurtosis."""
 
     rms_cal: float
     kurtosis_median: float | None = None
     kurtosis_scale: float | None = None
+    axis_rms_cal: dict[str, float] = field(default_factory=dict)  # axis -> {axis}_rms level [g]
 
 
 def _centre(stats: Mapping[str, float]) -> float:
@@ -141,12 +137,13 @@ def calibration_from_baseline(baseline: Mapping[str, Mapping[str, float]] | None
     if not levels or max(levels) <= 0:
         return None
     kurt = [baseline[f"{a}_kurtosis"] for a in axes if f"{a}_kurtosis" in baseline]
+    per_axis = dict(zip(axes, levels, strict=True))
     if not kurt:
-        return Calibration(max(levels))
+        return Calibration(max(levels), axis_rms_cal=per_axis)
     k = max(kurt, key=_centre)
     med = _centre(k)
     spread = MAD_TO_SIGMA * k["mad"] if "mad" in k else k["std"]
-    return Calibration(max(levels), med, max(spread, REL_SCALE_FLOOR * abs(med), TINY))
+    return Calibration(max(levels), med, max(spread, REL_SCALE_FLOOR * abs(med), TINY), per_axis)
 
 
 @dataclass(frozen=True)
@@ -272,7 +269,10 @@ class PrognosticsTracker:
         cal = self._st.cal
         assert cal is not None
         axes = [m.group(1) for n in features if (m := _AXIS_RMS.match(n))]
-        out = {"rms_log": float(log_ratio(max(float(features[f"{a}_rms"]) for a in axes), cal.rms_cal))}
+        rms, ref = {a: float(features[f"{a}_rms"]) for a in axes}, cal.axis_rms_cal
+        if not ref.keys() & rms.keys():  # a calibration from before per-axis levels: largest axis
+            rms, ref = {"max": max(rms.values())}, {"max": cal.rms_cal}
+        out = {"rms_log": float(axes_log_ratio(rms, ref))}
         kurt = [float(features[f"{a}_kurtosis"]) for a in axes if f"{a}_kurtosis" in features]
         if kurt and cal.kurtosis_median is not None and cal.kurtosis_scale is not None:
             base = Baseline(cal.kurtosis_median, cal.kurtosis_scale, 0)
