@@ -538,6 +538,7 @@ def render(
     total_s: float,
     sens: list[tuple[float, dict[str, Any]]],
     sweep: list[str],
+    defaults: str = "",
 ) -> str:
     s = summary(folds)
     lines = [
@@ -575,6 +576,7 @@ def render(
         f"{s['base_with_fa']}/{len(folds)} with a first-half alarm, median lead "
         f"{_s(s['base_median_lead'])} s "
         f"({_s(s['base_clean_lead'])} s without a first-half alarm).",
+        *([] if not defaults else ["", defaults]),
         "",
         f"**RUL** (PHM 2012 score at {s['points']} points, 50..95 % of life every 5 %): mean over all "
         "points, "
@@ -682,6 +684,25 @@ def sensitivity_rows(rows: list[tuple[float, dict[str, Any]]]) -> list[str]:
             f"| {s['base_with_fa']}/{n} | {s['base_score']:.3f} |"
         )
     return [*lines, ""]
+
+
+def service_defaults(runs: list[Run]) -> str:
+    """The health service's default :class:`PrognosticsParams` (not tuned per fold) replayed on every
+    run as last calibrated: the early-warning outcome in one sentence."""
+    p = PrognosticsParams()
+    outs = [(r, score_run(r.t_s[replay(r, p).alarms], r.life_s)) for r in runs]
+    clean = [o.lead_s for _, o in outs if o.early_alarms == 0 and o.lead_s is not None]
+    early = ", ".join(
+        f"{r.name} ({o.early_alarms} from {100 * (o.first_any_s or 0) / r.life_s:.0f} % of life)"
+        for r, o in outs
+        if o.early_alarms
+    )
+    return (
+        f"The health service's default parameters (`PrognosticsParams()`: k {p.cusum_k:g} Np, h "
+        f"{p.cusum_h:g} Np·s, persistence {p.persist_s:g} s; fixed, not tuned per fold) on the same replay: "
+        f"{len(clean)}/{len(runs)} clean, median lead {_s(_median(clean))} s"
+        + (f"; first-half alarms on {early}." if early else ".")
+    )
 
 
 def warning_sweep(runs: list[Run], spans: list[float]) -> list[str]:
@@ -799,7 +820,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = shlex.join(["python", "scripts/evaluate_rtf.py", *argv])
     print("[sweep] early-warning sensitivity", flush=True)
     sweep = warning_sweep(runs, persists)
-    section = render(folds, cmd, args.calibrate_s, 0.0, sorted(sens, key=lambda r: r[0]), sweep)
+    defaults = service_defaults(runs)
+    section = render(folds, cmd, args.calibrate_s, 0.0, sorted(sens, key=lambda r: r[0]), sweep, defaults)
     section = section.replace("run time 0.0 s", f"run time {time.perf_counter() - t0:.1f} s")
     print(section, flush=True)
     write_section(args.out, section)
