@@ -35,7 +35,7 @@ def healthy_scores(rng: np.random.Generator) -> list[ModelScore]:
 
 
 def rising(s: float) -> float:
-    """rms_log = ln(1 + 0.02 exp(t / 1800)): crosses 0.7 Np at 7066 s, the 1.61 Np threshold at 9538 s."""
+    """rms_log = ln(1 + 0.02 exp(t / 1800)): crosses k = 1.0 Np at 8016 s, the 1.64 Np threshold at 9606 s."""
     return RMS_CAL * (1 + 0.02 * math.exp((s - T0) / 1800))
 
 
@@ -55,7 +55,7 @@ def test_healthy_asset_has_no_window_and_says_why() -> None:
     assert last.maintenance_window_days is None and a.alarms.alarms() == []
     assert last.maintenance_explanation.startswith("no degradation trend: no persistent rise of RMS")
     assert last.rul is not None and last.rul.status == "no_degradation_trend"
-    assert last.indicators == {"rms_log": 0.0, "kurtosis_z": 0.0, "cusum": 0.0, "cusum_h": 30.0}
+    assert last.indicators == {"rms_log": 0.0, "kurtosis_z": 0.0, "cusum": 0.0, "cusum_h": 10.0}
     json.dumps(last.to_dict())
 
 
@@ -72,9 +72,9 @@ def test_rising_vibration_opens_a_trend_alarm_and_gives_a_fitted_window() -> Non
     opened = [e for r in res for e in r.alarm_events if e.kind == "opened"]
     trend = [e for e in opened if e.alarm["source"] == SOURCE_TREND]
     assert len(trend) == 1 and trend[0].alarm["severity"] == "WARNING"
-    assert abs(trend[0].alarm["opened_at"] - (T0 + 7529)) < 15  # as tests/test_prognostics.py computes
+    assert abs(trend[0].alarm["opened_at"] - (T0 + 8254)) < 15  # as tests/test_prognostics.py computes
     assert trend[0].alarm["reason"] == (
-        "RMS 2.3× its calibrated level (rms_log 0.83 Np); CUSUM > 30 Np·s over 454 s of data"
+        "RMS 3.0× its calibrated level (rms_log 1.09 Np); CUSUM > 10 Np·s over 237 s of data"
     )
     last = res[-1]
     assert last.rul.status == "estimate"
@@ -85,7 +85,7 @@ def test_rising_vibration_opens_a_trend_alarm_and_gives_a_fitted_window() -> Non
 
 def test_maintenance_resets_the_prognostics_and_an_old_state_still_loads() -> None:
     a = HealthAssessor("m1", baseline=BASELINE, id_factory=Ids())
-    run(a, T0, 8000, rising)
+    run(a, T0, 8400, rising)
     state = a.to_dict()
     assert state["version"] == 2 and state["prognostics"]["first_alarm_ts"] is not None
     b = HealthAssessor.from_dict(json.loads(json.dumps(state)), baseline=BASELINE)
@@ -94,8 +94,8 @@ def test_maintenance_resets_the_prognostics_and_an_old_state_still_loads() -> No
     r = HealthAssessor.from_dict(json.loads(json.dumps(state)))
     r.set_baseline(BASELINE)
     assert r.to_dict() == state
-    a.record_maintenance("bearing_replaced", T0 + 8000)
-    last = run(a, T0 + 8001, 5, lambda _: RMS_CAL)[-1]
+    a.record_maintenance("bearing_replaced", T0 + 8400)
+    last = run(a, T0 + 8401, 5, lambda _: RMS_CAL)[-1]
     assert last.rul.status == "no_degradation_trend" and last.maintenance_window_days is None
     # a state saved before prognostics (version 1) loads with a fresh tracker
     old = {k: v for k, v in state.items() if k != "prognostics"} | {"version": 1}
@@ -107,20 +107,20 @@ def test_maintenance_resets_the_prognostics_and_an_old_state_still_loads() -> No
 
 
 def test_trend_alarm_clears_once_the_cusum_is_back_at_zero_for_clear_windows() -> None:
-    # defaults (k 0.7, h 30, no persistence): a 3x step (1.0986 Np) adds 0.3986 Np·s per 1 s window and
-    # alarms at the 76th (+75 s), again at +151; at +199 S = 48 x 0.3986 = 19.13 Np·s
+    # defaults (k 1.0, h 10, no persistence): a 3x step (1.0986 Np) adds 0.0986 Np·s per 1 s window and
+    # alarms at the 102nd (+101 s); at +199 S = 98 x 0.0986 = 9.66 Np·s (below h: no second crossing)
     a = HealthAssessor("m1", baseline=BASELINE, id_factory=Ids())
     run(a, T0, 600, lambda _: RMS_CAL)
     during = run(a, T0 + 600, 200, lambda _: 3 * RMS_CAL)
     opened = [e for r in during for e in r.alarm_events if e.alarm["source"] == SOURCE_TREND]
-    assert [e.kind for e in opened] == ["opened"] and opened[0].alarm["opened_at"] == T0 + 675
+    assert [e.kind for e in opened] == ["opened"] and opened[0].alarm["opened_at"] == T0 + 701
     assert opened[0].alarm["reason"] == (
-        "RMS 3.0× its calibrated level (rms_log 1.10 Np); CUSUM > 30 Np·s over 76 s of data"
+        "RMS 3.0× its calibrated level (rms_log 1.10 Np); CUSUM > 10 Np·s over 102 s of data"
     )
-    # back at the calibrated level S falls 0.7 Np·s per window: 0 from the 28th; 10 windows off resolve it
+    # back at the calibrated level S falls 1.0 Np·s per window: 0 from the 10th; 10 windows off resolve it
     after = run(a, T0 + 800, 50, lambda _: RMS_CAL)
     resolved = [(i, e) for i, r in enumerate(after) for e in r.alarm_events if e.kind == "resolved"]
-    assert len(resolved) == 1 and resolved[0][1].auto_cleared and resolved[0][0] == 27 + 10 - 1
+    assert len(resolved) == 1 and resolved[0][1].auto_cleared and resolved[0][0] == 9 + 10 - 1
 
 
 def test_rul_message_keeps_to_the_contracts_bounds() -> None:

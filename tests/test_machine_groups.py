@@ -84,7 +84,7 @@ def test_bad_levels_and_times_are_refused() -> None:
 
 
 async def _run_machine(tmp_path: Path, grouped: bool) -> MemoryBus:
-    """b1 steps to 3x its calibrated RMS at window 100; b2 (its neighbour) to 2.2x at window 110."""
+    """b1 steps to 4x its calibrated RMS at window 100; b2 (its neighbour) to 3x at window 110."""
     bus = MemoryBus()
     svc = build(Settings(data_dir=tmp_path, model_verify_key=VERIFY_KEY))
     for asset in ("b1", "b2"):
@@ -92,7 +92,7 @@ async def _run_machine(tmp_path: Path, grouped: bool) -> MemoryBus:
         await deliver(svc, bus, topics.asset_config(asset), config, retain=True)
         await deliver(svc, bus, topics.model_announce(asset, "autoencoder"), announcement(asset), retain=True)
     for i in range(200):
-        levels = {"b1": 3.0 if i >= 100 else 1.0, "b2": 2.2 if i >= 110 else 1.0}
+        levels = {"b1": 4.0 if i >= 100 else 1.0, "b2": 3.0 if i >= 110 else 1.0}
         for asset, level in levels.items():
             for topic, msg in window_parts(i, RMS_CAL * level, asset):
                 await deliver(svc, bus, topic, msg)
@@ -118,7 +118,7 @@ async def test_a_neighbours_transmitted_rise_opens_no_second_fault(tmp_path: Pat
     assert b2.lag_s is not None and b2.lag_s > 0
     first = _health(bus, "b2").insights[0]
     assert first.signal == "machine" and first.text.startswith("b2's change follows b1: b1 changed")
-    assert "3.00× its normal (RMS 3.00× calibrated) against 2.20× here" in first.text
+    assert "4.00× its normal (RMS 4.00× calibrated) against 3.00× here" in first.text
 
 
 async def test_without_a_machine_the_neighbour_opens_its_own_alarm(tmp_path: Path) -> None:

@@ -67,10 +67,10 @@ class PrognosticsParams:
     """Tuning of :class:`PrognosticsTracker` (defaults: what the FEMTO leave-one-bearing-out evaluation
     chose, docs/EVALUATION.md "Run to failure"; helper C may retune them there)."""
 
-    #: CUSUM allowance k [Np] (0.7 Np = RMS 2x calibration) and decision interval h [Np·s]: chosen in 6
-    #: of 6 FEMTO LOBO folds with the largest-axis rms_log; with the per-axis one: 1.0 and 10 (C2 notes).
-    cusum_k: float = 0.7
-    cusum_h: float = 30.0
+    #: CUSUM allowance k [Np] (1.0 Np = RMS e = 2.7x calibration) and decision interval h [Np·s]: what
+    #: all 6 FEMTO leave-one-bearing-out folds chose for the per-axis rms_log (docs/EVALUATION.md).
+    cusum_k: float = 1.0
+    cusum_h: float = 10.0
     #: Span of the persistent level fed to the CUSUM [s] (0: rms_log itself): for streams with isolated
     #: spikes; on FEMTO no span helped robustly (docs/EVALUATION.md, early-warning sensitivity table).
     persist_s: float = 0.0
