@@ -65,7 +65,7 @@ _AXIS_RMS = re.compile(r"^([a-z])_rms$")
 @dataclass(frozen=True)
 class PrognosticsParams:
     """Tuning of :class:`PrognosticsTracker` (defaults: what the FEMTO leave-one-bearing-out evaluation
-    chose, docs/EVALUATION.md "Run to failure"; helper C may retune them there)."""
+    chose, docs/EVALUATION.md "Run to failure"; scripts/evaluate_rtf.py re-measures them)."""
 
     #: CUSUM allowance k [Np] (1.0 Np = RMS e = 2.7x calibration) and decision interval h [Np·s]: what
     #: all 6 FEMTO leave-one-bearing-out folds chose for the per-axis rms_log (docs/EVALUATION.md).

@@ -46,7 +46,8 @@ class InsightItem(Message):
 
 RulStatusKind = Literal["estimate", "no_degradation_trend", "not_calibrated", "sensor_fault"]
 #: Names of the trend indicators a :class:`HealthUpdate` may carry (``indicators``), with their units:
-#: ``rms_log`` [Np] ln(RMS / calibrated RMS), RMS of the largest axis; ``hf_energy_log`` [Np];
+#: ``rms_log`` [Np] the mean over axes of ln(RMS_axis / its calibrated RMS); ``hf_energy_log`` [Np]
+#: (reserved: the health service does not compute it yet, its calibration has no band energies);
 #: ``kurtosis_z`` [robust σ]; ``cusum`` [Np·s] the early-warning CUSUM statistic of ``rms_log`` and
 #: ``cusum_h`` [Np·s] the decision level it is compared with (the trend alarm opens when cusum > cusum_h).
 INDICATOR_NAMES: tuple[str, ...] = ("rms_log", "hf_energy_log", "kurtosis_z", "cusum", "cusum_h")
@@ -75,7 +76,7 @@ class RulItem(Message):
     high_s: float | None = Field(default=None, ge=0)
     #: Probability the interval covers (0.8 for an estimate).
     interval: float | None = Field(default=None, gt=0, lt=1)
-    #: Degradation path model (``log_linear`` | ``exp_offset``), the data span fitted (s), its points.
+    #: Path model (``log_linear`` | ``exp_offset`` | ``pooled``: both averaged), span fitted (s), points.
     model: str | None = Field(default=None, max_length=32)
     window_s: float | None = Field(default=None, gt=0)
     n_points: Count | None = None

@@ -108,7 +108,7 @@ class AssetStatus(BaseModel):
     maintenance_reason: str | None = None
     #: Remaining useful life with its interval and the indicator it rests on, or why there is none.
     rul: RulItem | None = None
-    #: Trend indicators of the latest window (rms_log, hf_energy_log [Np], kurtosis_z [σ], cusum [Np·s]).
+    #: Trend indicators of the latest window (rms_log [Np], kurtosis_z [σ], cusum and cusum_h [Np·s]).
     indicators: dict[str, float] = Field(default_factory=dict)
     degradation_index: float | None = None
     iso_zone: Literal["A", "B", "C", "D"] | None = None
