@@ -11,20 +11,10 @@ import pytest
 from shared.health import AssessorParams, HealthAssessor, ModelScore
 from shared.health.alarms import AlarmTransitionError
 from shared.messages import AssetConfig, BearingGeometry, IsoSettings, Score
+from tests.support.ids import Ids
 
 T0 = 1_700_000_000.0
 MODELS = ("legacy", "batch", "autoencoder")
-
-
-class Ids:
-    """Deterministic alarm ids (copyable, so a restored assessor can continue the sequence)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> str:
-        self.n += 1
-        return f"{self.n:032x}"
 
 
 def scores(ratios: np.ndarray) -> list[ModelScore]:

@@ -11,6 +11,7 @@ from services.health.messages import to_rul_item
 from shared.health import HealthAssessor, ModelScore
 from shared.health.assessor import SOURCE_TREND
 from shared.health.prognostics import RulView
+from tests.support.ids import Ids
 
 T0 = 1_700_000_000.0
 RMS_CAL = 0.2  # g
@@ -19,15 +20,6 @@ BASELINE = {
     "x_rms": {"mean": 0.2, "std": 0.004, "min": 0.19, "max": 0.21, "median": 0.2, "mad": 0.003},
     "x_kurtosis": {"mean": 0.0, "std": 0.1, "min": -0.2, "max": 0.2, "median": 0.0, "mad": 0.07},
 }
-
-
-class Ids:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> str:
-        self.n += 1
-        return f"{self.n:032x}"
 
 
 def healthy_scores(rng: np.random.Generator) -> list[ModelScore]:

@@ -22,21 +22,13 @@ from shared.health.assessor import Assessment
 from shared.health.iso20816 import ZoneBasis, basis_of, classify
 from shared.messages import AssetConfig, IsoSettings
 from tests.support.gateway import MemoryGateway, memory_gateway, memory_settings
+from tests.support.ids import Ids
 
 T0 = 1_700_000_000.0
 #: Zone D of group 2 rigid (C/D 4.5 mm/s) and of group 1 rigid (C/D 7.1 mm/s): a small test-rig
 #: bearing's healthy broadband velocity can read like this.
 HIGH_MM_S = 8.0
 CONFIRMED = {"applies": True, "group": 2, "foundation": "rigid", "power_kw": 75, "machine_type": "pump"}
-
-
-class Ids:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> str:
-        self.n += 1
-        return f"{self.n:032x}"
 
 
 def normal_scores() -> list[ModelScore]:
