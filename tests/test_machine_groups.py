@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.health.machines import MachineGroups
 from services.health.service import build
 from shared import topics
 from shared.bus import MemoryBus
@@ -142,3 +143,16 @@ def test_a_transmitted_change_holds_only_machine_faults_not_yet_open() -> None:
     held = hold_transmitted(conds, {"iso20816"}, follows)
     assert [c.active for c in held] == [False, False, True, True]
     assert hold_transmitted(conds, set(), attribute("b2", 5.0, None, [Change("b1", T, 3.0)], T)) == conds
+
+
+def test_machine_membership_follows_the_configs() -> None:
+    g = MachineGroups()
+    g.configure("b1", "m1")
+    g.configure("b2", "m1")
+    g.transmitted["b2"] = Change("b2", T, 1.5)
+    g.configure("b2", "m1")  # the same config again: nothing changes
+    assert g.members == {"m1": {"b1", "b2"}} and "b2" in g.transmitted
+    g.configure("b2", "m2")  # moved: out of m1, its transmitted mark (m1's) forgotten
+    assert g.members == {"m1": {"b1"}, "m2": {"b2"}} and g.transmitted == {}
+    g.configure("b1", None)
+    assert g.members == {"m2": {"b2"}} and g.machine_of == {"b2": "m2"}

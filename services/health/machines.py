@@ -20,16 +20,26 @@ class MachineGroups:
 
     #: asset → its machine.
     machine_of: dict[str, str] = field(default_factory=dict)
+    #: machine → its assets (the index each assessment looks its neighbours up in).
+    members: dict[str, set[str]] = field(default_factory=dict)
     #: asset → its change while judged transmitted (``since``: when that began).
     transmitted: dict[str, Change] = field(default_factory=dict)
 
     def configure(self, asset: str, machine: str | None) -> None:
         """The asset's machine from its config (None: not grouped, or the config was cleared)."""
+        before = self.machine_of.get(asset)
+        if before == machine:
+            return
+        if before is not None:
+            self.members[before].discard(asset)
+            if not self.members[before]:
+                del self.members[before]
+        self.transmitted.pop(asset, None)
         if machine is None:
             self.machine_of.pop(asset, None)
-            self.transmitted.pop(asset, None)
         else:
             self.machine_of[asset] = machine
+            self.members.setdefault(machine, set()).add(asset)
 
     def attribution(
         self, asset: str, ts: float, assessors: Mapping[str, HealthAssessor]
@@ -42,8 +52,8 @@ class MachineGroups:
         if machine is None or own is None or level is None:
             return None
         neighbours = []
-        for other, m in self.machine_of.items():
-            if m != machine or other == asset or other not in assessors:
+        for other in sorted(self.members[machine]):
+            if other == asset or other not in assessors:
                 continue
             change = assessors[other].change() or self.transmitted.get(other)
             if change is not None:
