@@ -177,7 +177,7 @@ class HealthAssessor:
         if follows is not None and follows.role == "transmitted":
             insights = [Insight(follows.reason, "WARNING", "machine", follows.lag_s or 0.0, 1e9), *insights]
         opened = {a.source for a in self._alarms.open_alarms(self.asset_id)}
-        conditions = self._conditions(ev, snap, persistent, insights, prog)
+        conditions = self._conditions(ev, snap, persistent, insights, prog, opened)
         conditions = hold_transmitted(one_alarm_per_fault(conditions, opened), opened, follows)
         transitions = [t for c in conditions for t in self._observe(ev.ts, c)]
         result = self._assessment(ev.ts, health, snap, insights, transitions)
@@ -190,8 +190,8 @@ class HealthAssessor:
         opened = [
             a.opened_at for a in self._alarms.open_alarms(self.asset_id) if a.source in MACHINE_FAULT_SOURCES
         ]
-        level = self.change_level()
-        return None if not opened or level is None else Change(self.asset_id, min(opened), *level)
+        level = self.change_level() if opened else None
+        return None if level is None else Change(self.asset_id, min(opened), *level)
 
     def change_level(self) -> tuple[float, str] | None:
         """The size of the asset's change now, times its own normal, and its basis."""
@@ -225,11 +225,14 @@ class HealthAssessor:
         persistent: list[str],
         insights: list[Insight],
         prog: PrognosticsView | None,
+        opened: set[str],
     ) -> list[Condition]:
-        """The alarm conditions this update observes (see :mod:`shared.health.policy`)."""
+        """The alarm conditions this update observes (see :mod:`shared.health.policy`); ``opened``: the
+        sources of the asset's open alarms."""
         out: list[Condition] = []
         if ev.scored:
-            out.append(anomaly_condition(snap.models, persistent or self._holding(snap), insights))
+            holding = self._holding(snap) if SOURCE_MODELS in opened else []
+            out.append(anomaly_condition(snap.models, persistent or holding, insights))
         velocity = self._evidence.velocity
         if ev.velocity is not None and velocity is not None:
             out.append(iso_condition(velocity, snap.iso, iso_on(snap), self.zone_basis))
@@ -240,11 +243,10 @@ class HealthAssessor:
     def _holding(self, snap: Snapshot) -> list[str]:
         """Deadband of the open anomaly alarm: the models whose smoothed ratio is still at or above
         ``alarm_min_smoothed_ratio`` (the level it opened at) keep it on, so it clears only once the
-        evidence is back below that level; [] while no anomaly alarm is open. Without it an alarm
+        evidence is back below that level. Without it an alarm
         auto-cleared on 10 unflagged windows with the smoothed ratio still at 1.07 and opened again
-        on the next 3 flags (tests/test_e2e_health.py: a second alarm 20 s after the first cleared)."""
-        if not any(a.source == SOURCE_MODELS for a in self._alarms.open_alarms(self.asset_id)):
-            return []
+        on the next 3 flags (tests/test_e2e_health.py: a second alarm 20 s after the first cleared).
+        Called only while an anomaly alarm is open."""
         level = self.params.alarm_min_smoothed_ratio
         return sorted(m for m, t in snap.models.items() if t.smoothed >= level)
 
