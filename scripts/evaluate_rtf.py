@@ -35,6 +35,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -467,11 +468,7 @@ def summary(folds: list[Fold]) -> dict[str, Any]:
         "score": float(np.mean(np.concatenate([f.scores for f in folds]))),
         "base_score": float(np.mean(np.concatenate([f.base_scores for f in folds]))),
         "covered": sum(e is not None for f in folds for e in f.estimates),
-        "inside": sum(
-            e is not None and e.low_s <= a <= e.high_s
-            for f in folds
-            for e, a in zip(f.estimates, actuals(f.run, f.estimates), strict=True)
-        ),
+        "inside": _inside(folds, lambda f: f.estimates),
         "score_est": _mean([s for f in folds for s, e in zip(f.scores, f.estimates, strict=True) if e]),
         "base_covered": sum(np.isfinite(b) for f in folds for b in f.base_estimates),
         "base_score_est": _mean(
@@ -481,12 +478,17 @@ def summary(folds: list[Fold]) -> dict[str, Any]:
         "points": sum(len(f.estimates) for f in folds),
         "alt_score": float(np.mean(np.concatenate([f.alt_scores for f in folds]))),
         "alt_covered": sum(e is not None for f in folds for e in f.alt_estimates),
-        "alt_inside": sum(
-            e is not None and e.low_s <= a <= e.high_s
-            for f in folds
-            for e, a in zip(f.alt_estimates, actuals(f.run, f.alt_estimates), strict=True)
-        ),
+        "alt_inside": _inside(folds, lambda f: f.alt_estimates),
     }
+
+
+def _inside(folds: list[Fold], estimates_of: Callable[[Fold], list[PointEst | None]]) -> int:
+    """Estimates (of each fold, picked by ``estimates_of``) whose 80 % interval holds the actual RUL."""
+    return sum(
+        e is not None and e.low_s <= a <= e.high_s
+        for f in folds
+        for e, a in zip(estimates_of(f), actuals(f.run, estimates_of(f)), strict=True)
+    )
 
 
 def _n_est(estimates: list[PointEst | None]) -> str:
