@@ -19,7 +19,7 @@ from shared.store import Point, open_store
 from tests.support.gateway import MemoryGateway, memory_gateway, memory_settings
 
 T0 = datetime(2012, 3, 1, tzinfo=UTC)
-#: RMS of the largest axis over its calibrated RMS at three updates 10 s apart: rms_log = ln(ratio).
+#: RMS over its calibrated RMS at three updates 10 s apart: rms_log = ln(ratio).
 RATIOS = (1.0, 1.5, 2.0)
 
 

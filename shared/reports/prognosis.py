@@ -7,8 +7,9 @@ not calibrated, a sensor fault, or an update older than prognostics, whose per-r
 not shown). Durations are in human units chosen from the median (:func:`life_unit`): minutes below
 2 h, hours below 2 days, days beyond, the interval in the median's unit.
 
-The indicator is ``rms_log = ln(RMS / RMS_cal)`` in neper (RMS of the largest axis over its calibrated
-RMS); a level ``L`` Np is an RMS ``e^L`` times the calibrated one, which is stated beside it.
+The indicator is ``rms_log`` in neper, the mean over axes of ``ln(RMS_a / RMS_cal,a)`` (each axis's RMS
+over its calibrated RMS, :mod:`shared.health.prognostics`); a level ``L`` Np is an RMS ``e^L`` times the
+calibrated one (geometric mean over axes), which is stated beside it.
 """
 
 from __future__ import annotations
