@@ -366,9 +366,12 @@ def compute_metrics(
     end: datetime,
     machines: Mapping[str, str | None] | None = None,
     params: MetricParams | None = None,
+    machine_floods: Sequence[Flood] | None = None,
 ) -> AlarmMetrics:
     """The metrics of the alarms in ``events`` over ``[start, end)`` (module doc). ``events`` may hold
     transitions before ``start`` (needed for standing alarms) and after ``end`` (ignored).
+    ``machine_floods``: the floods of the whole machines (their other assets' alarms included), of
+    which those holding one of these alarms are counted; by default the floods among these alarms.
     ValueError unless ``start < end``."""
     p = params or MetricParams()
     start, end = to_utc(start), to_utc(end)
@@ -376,7 +379,11 @@ def compute_metrics(
         raise ValueError(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
     records = alarm_records(events, until=end)
     opened = [r for r in records if start <= r.opened_at < end]
-    n_floods = len(floods(opened, machines or {}, p))
+    if machine_floods is None:
+        n_floods = len(floods(opened, machines or {}, p))
+    else:
+        mine = {r.alarm_id for r in opened}
+        n_floods = sum(1 for f in machine_floods if mine.intersection(f.alarm_ids))
     counts = Counter(r.priority.name for r in opened)
     sources = Counter((r.asset_id, r.source) for r in opened)
     top = sorted(sources.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_SOURCES]

@@ -1,9 +1,12 @@
-"""``/alarms``: alarm list from the store (latest transition per alarm) and operator ack/resolve via the
-health service (``cmd/alarm_action``)."""
+"""``/alarms``: alarm list from the store (latest transition per alarm, with its priority and first-out
+mark), alarm-system metrics (``/alarms/metrics``, :mod:`shared.health.alarm_metrics`) and operator
+ack/resolve via the health service (``cmd/alarm_action``)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import structlog
@@ -14,15 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from services.gateway.auth.guard import Operator, Viewer
 from services.gateway.commands import command, raise_failed
 from services.gateway.deps import ContextDep, GatewayContext
+from services.gateway.history import history_range, known_or_404
 from shared import records
+from shared.health import alarm_metrics as am
 from shared.messages import (
     ActionCode,
     AlarmActionReply,
     AlarmActionRequest,
     AlarmEvent,
     AlarmState,
+    from_ns,
+    ts_ns,
+    utcnow,
 )
-from shared.store import Store
+from shared.store import Store, paging
 from shared.topics import ASSET_ID_PATTERN
 
 router = APIRouter(prefix="/alarms", tags=["alarms"])
@@ -48,9 +56,22 @@ class ResolveBody(AckBody):
     action_code: ActionCode | None = None
 
 
+class AlarmItem(AlarmEvent):
+    """An alarm in its latest state, with its priority and its place in a flood (module
+    :mod:`shared.health.alarm_metrics`)."""
+
+    #: 1 high (CRITICAL), 2 medium (WARNING), 3 low (WARNING of the trend early warning or a sensor fault).
+    priority: int
+    priority_name: str
+    #: The first-out alarm of the machine flood this alarm belongs to (``null``: in no flood).
+    first_out_id: str | None = None
+    #: True when this alarm is its flood's first-out (the earliest of the flood).
+    first_out: bool = False
+
+
 class AlarmList(BaseModel):
     count: int
-    alarms: list[AlarmEvent]
+    alarms: list[AlarmItem]
 
 
 _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -64,10 +85,10 @@ _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _stored_alarms(store: Store, asset_ids: list[str]) -> list[AlarmEvent]:
+def _stored_alarms(store: Store, asset_ids: list[str], end_ns: int | None = None) -> list[AlarmEvent]:
     events: list[AlarmEvent] = []
     for a in asset_ids:
-        for p in store.query(records.ALARMS, a):
+        for p in store.query(records.ALARMS, a, end_ns=end_ns):
             try:
                 events.append(records.point_to_alarm(p))
             except ValueError as exc:  # one bad row must not hide every other alarm
@@ -83,14 +104,44 @@ async def list_alarms(
     state: Annotated[AlarmState | None, Query(description="Only alarms now in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many (the newest)")] = 500,
 ) -> AlarmList:
-    """Every stored alarm in its latest state, newest (by ``opened_at``) first; all assets by default."""
-    assets = [asset_id] if asset_id else await asyncio.to_thread(ctx.store.assets)
+    """Every stored alarm in its latest state, newest (by ``opened_at``) first; all assets by default.
+    Each with its priority and, in a flood on its machine (the other assets of the machine included),
+    the flood's first-out alarm."""
+    machines = _machines(ctx)
+    stored = await asyncio.to_thread(ctx.store.assets)
+    assets = _machine_peers(asset_id, machines, stored) if asset_id else stored
     events = await asyncio.to_thread(_stored_alarms, ctx.store, assets)
+    first_out = am.first_out_map(am.floods(am.alarm_records(events), machines))
     latest = records.latest_alarms(events)
+    if asset_id:
+        latest = [a for a in latest if a.asset_id == asset_id]
     if state is not None:
         latest = [a for a in latest if a.state == state]
-    latest = latest[:limit]
-    return AlarmList(count=len(latest), alarms=latest)
+    items = [_item(a, first_out.get(a.alarm_id)) for a in latest[:limit]]
+    return AlarmList(count=len(items), alarms=items)
+
+
+def _machines(ctx: GatewayContext) -> dict[str, str | None]:
+    """Asset id -> machine id of the retained asset configurations."""
+    return {a: cfg.machine for a, cfg in ctx.view.configs.items()}
+
+
+def _machine_peers(asset_id: str, machines: Mapping[str, str | None], stored: list[str]) -> list[str]:
+    """``asset_id`` and the other assets of its machine (configured or with stored data)."""
+    mine = am.machine_of(asset_id, machines)
+    peers = {a for a in {*machines, *stored} if am.machine_of(a, machines) == mine}
+    return sorted(peers | {asset_id})
+
+
+def _item(a: AlarmEvent, first_out_id: str | None) -> AlarmItem:
+    prio = am.priority_of(a.severity, a.source)
+    return AlarmItem(
+        **a.model_dump(),
+        priority=prio.level,
+        priority_name=prio.name,
+        first_out_id=first_out_id,
+        first_out=first_out_id == a.alarm_id,
+    )
 
 
 async def _alarm_action(ctx: GatewayContext, alarm_id: str, action: AlarmAction, body: AckBody) -> AlarmEvent:
@@ -122,3 +173,209 @@ async def acknowledge(alarm_id: AlarmIdPath, body: AckBody, ctx: ContextDep, who
 async def resolve(alarm_id: AlarmIdPath, body: ResolveBody, ctx: ContextDep, who: Operator) -> AlarmEvent:
     """ACTIVE or ACKNOWLEDGED -> RESOLVED by ``who`` with ``action_code``; answers with the event."""
     return await _alarm_action(ctx, alarm_id, "resolve", body)
+
+
+# --- /alarms/metrics ---------------------------------------------------------------------------------
+#: Longest period of one metrics answer (its 10-minute buckets: 52,704).
+MAX_METRIC_DAYS = 366
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class BasisOut(_Out):
+    """What the numbers rest on: the period ``[start, end)``, its length and the alarms opened in it."""
+
+    start: datetime
+    end: datetime
+    duration_s: float
+    alarms: int
+
+
+class RateOut(_Out):
+    #: Openings per 10 minutes: mean = alarms / (duration / 600 s); peak = most in one bucket.
+    mean_per_10min: float
+    peak_per_10min: int
+    peak_bucket_start: datetime | None
+    #: 10-minute buckets from ``start`` (the last may be shorter); those above ``operator_flood_above``.
+    buckets: int
+    flood_buckets: int
+    flood_pct: float
+    #: Machine floods (``flood_min_alarms`` within ``flood_window_s``) holding one of these alarms.
+    machine_floods: int
+
+
+class AckOut(_Out):
+    #: Alarms opened in the period with an operator response (ack, or resolve by a person) before its end.
+    acknowledged: int
+    median_s: float | None
+    p90_s: float | None
+    unacknowledged_open: int
+    cleared_unacknowledged: int
+
+
+class ChatterOut(_Out):
+    asset_id: str
+    source: str
+    max_opens_in_window: int
+    window_start: datetime
+    opens: int
+
+
+class StandingOut(_Out):
+    alarm_id: str
+    asset_id: str
+    source: str
+    opened_at: datetime
+    open_s: float
+    open_at_end: bool
+
+
+class SourceOut(_Out):
+    asset_id: str
+    source: str
+    opens: int
+
+
+class ParamsOut(_Out):
+    flood_min_alarms: int
+    flood_window_s: float
+    operator_flood_above: int
+    standing_s: float
+    chatter_min_opens: int
+    chatter_window_s: float
+
+
+class MetricsOut(_Out):
+    basis: BasisOut
+    by_priority: dict[str, int]
+    rate: RateOut
+    standing: list[StandingOut]
+    chattering: list[ChatterOut]
+    ack: AckOut
+    top_sources: list[SourceOut]
+
+
+class AssetMetrics(BaseModel):
+    asset_id: str
+    machine: str
+    metrics: MetricsOut
+
+
+class FloodOut(_Out):
+    machine: str
+    start: datetime
+    end: datetime
+    first_out: str
+    alarm_ids: list[str]
+
+
+class AlarmMetricsReply(BaseModel):
+    """Alarm-system metrics over ``[start, end)`` of one asset or the fleet (every asset with stored
+    data), thresholds in ``params`` (module :mod:`shared.health.alarm_metrics`)."""
+
+    scope: Literal["asset", "fleet"]
+    asset_id: str | None
+    start: datetime
+    end: datetime
+    params: ParamsOut
+    metrics: MetricsOut
+    #: Fleet scope: each asset's own metrics (assets with an alarm open or opened in the period).
+    per_asset: list[AssetMetrics]
+    #: Floods on the machines concerned that started in the period; each lists its first-out.
+    floods: list[FloodOut]
+
+
+def _bad(name: str, reason: str) -> HTTPException:
+    return HTTPException(422, f"{name}: {reason}")
+
+
+def _default_end(store: Store, asset_ids: list[str]) -> datetime:
+    """Just after the newest stored alarm transition of these assets (data time); now when none."""
+    newest = [ns for a in asset_ids if (ns := paging.newest_ns(store, records.ALARMS, a)) is not None]
+    return from_ns(max(newest)) + timedelta(microseconds=1) if newest else utcnow()
+
+
+def _metrics_reply(
+    events: list[AlarmEvent],
+    start: datetime,
+    end: datetime,
+    machines: dict[str, str | None],
+    asset_id: str | None,
+) -> AlarmMetricsReply:
+    params = am.MetricParams()
+    recs = am.alarm_records(events, until=end)
+    found = am.floods([r for r in recs if start <= r.opened_at < end], machines, params)
+    mine = [e for e in events if asset_id is None or e.asset_id == asset_id]
+    whole = am.compute_metrics(mine, start, end, machines, params, found)
+    per_asset = []
+    if asset_id is None:
+        for a in sorted({r.asset_id for r in recs if r.resolved_at is None or r.resolved_at >= start}):
+            m = am.compute_metrics(
+                [e for e in events if e.asset_id == a], start, end, machines, params, found
+            )
+            per_asset.append(AssetMetrics(asset_id=a, machine=am.machine_of(a, machines), metrics=_out(m)))
+    if asset_id is not None:
+        ids = {r.alarm_id for r in recs if r.asset_id == asset_id}
+        found = [f for f in found if ids.intersection(f.alarm_ids)]
+    return AlarmMetricsReply(
+        scope="fleet" if asset_id is None else "asset",
+        asset_id=asset_id,
+        start=start,
+        end=end,
+        params=ParamsOut.model_validate(params),
+        metrics=_out(whole),
+        per_asset=per_asset,
+        floods=[
+            FloodOut(**{**f.__dict__, "alarm_ids": list(f.alarm_ids)}, first_out=f.first_out) for f in found
+        ],
+    )
+
+
+def _out(m: am.AlarmMetrics) -> MetricsOut:
+    return MetricsOut.model_validate(m)
+
+
+@router.get(
+    "/metrics",
+    response_model=AlarmMetricsReply,
+    responses={404: {"description": "Unknown asset"}, 422: {"description": "Invalid asset id or period"}},
+)
+async def alarm_metrics(
+    ctx: ContextDep,
+    who: Viewer,
+    asset_id: Annotated[str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset")] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", description="Start of the period, data time (ISO-8601 or epoch s)")
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(
+            description="End (exclusive), data time (ISO-8601 or epoch s; default: after the newest alarm)"
+        ),
+    ] = None,
+    hours: Annotated[
+        int, Query(ge=1, le=24 * MAX_METRIC_DAYS, description="Length of the period when `from` is not given")
+    ] = 24,
+) -> AlarmMetricsReply:
+    """ISA-18.2 style alarm metrics of ``asset_id`` (default: the fleet) over ``[from, to)``: alarm rate
+    per 10 minutes, share of 10-minute periods in flood, machine floods with their first-out, standing
+    and chattering alarms, time to acknowledge, top-10 sources. Default period: the ``hours`` before
+    just after the newest stored alarm transition (data time)."""
+    start, end = history_range(from_, to)
+    if asset_id is not None:
+        await known_or_404(ctx, asset_id)
+    machines = _machines(ctx)
+    stored = await asyncio.to_thread(ctx.store.assets)
+    assets = _machine_peers(asset_id, machines, stored) if asset_id else stored
+    if end is None:
+        end = await asyncio.to_thread(_default_end, ctx.store, assets)
+    start = start or end - timedelta(hours=hours)
+    if start >= end:
+        raise _bad("from", f"from ({start.isoformat()}) must be before to ({end.isoformat()})")
+    if end - start > timedelta(days=MAX_METRIC_DAYS):
+        days = (end - start) / timedelta(days=1)
+        raise _bad("from", f"the period is {days:.1f} days; metrics cover at most {MAX_METRIC_DAYS}")
+    events = await asyncio.to_thread(_stored_alarms, ctx.store, assets, ts_ns(end))
+    return await asyncio.to_thread(_metrics_reply, events, start, end, machines, asset_id)
