@@ -6,7 +6,7 @@ the service's own :class:`Tick`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,12 +14,14 @@ from pydantic import BaseModel
 
 from shared import topics
 from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
-from shared.health.assessor import Assessment
+from shared.health.assessor import Assessment, HealthAssessor
 from shared.health.machine import Attribution
 from shared.health.prognostics import RulView
 from shared.learning.signing import ModelVerifier, UntrustedModel
 from shared.messages import (
     SIGNALS,
+    AlarmActionReply,
+    AlarmActionRequest,
     AlarmEvent,
     AlarmState,
     ErrorCode,
@@ -198,6 +200,18 @@ def alarm_publishes(asset_id: str, events: Sequence[AlarmTransition]) -> list[Pu
     return [Publish(topics.alarm(asset_id), to_alarm_message(asset_id, t)) for t in events]
 
 
+def alarm_action(a: HealthAssessor, req: AlarmActionRequest) -> AlarmTransition:
+    """Acknowledge or resolve (action code ``other`` when none is given) one of ``a``'s alarms."""
+    if req.action == "ack":
+        return a.acknowledge(req.alarm_id, req.who, req.note)
+    return a.resolve(req.alarm_id, req.who, req.note, req.action_code or "other")
+
+
+def alarm_reply(req: AlarmActionRequest, **fields: object) -> Publish:
+    """The reply to an alarm action request (``fields``: :class:`AlarmActionReply`'s)."""
+    return Publish(req.reply_to, AlarmActionReply(correlation_id=req.correlation_id, **fields))  # type: ignore[arg-type]
+
+
 def error_code(exc: Exception) -> ErrorCode:
     """``not_found`` (no such alarm), ``conflict`` (the alarm's state forbids it), else ``invalid``."""
     if isinstance(exc, AlarmNotFound):
@@ -246,3 +260,128 @@ class Tick(BaseModel):
     #: is released; every part that reached the service before the tick has been handled by then.
     at: float
     republish: bool = False
+
+
+# -- maintenance log entries -----------------------------------------------------------------------
+#: What an operator log entry (``logs/<asset>``, :class:`OperatorLog`) does to the asset's degradation
+#: index and prognostics (CUSUM, fitted path, RUL): the assessor's maintenance action it records (a
+#: reset, :meth:`HealthAssessor.record_maintenance`) or None (the trend is kept), and why.
+LOG_RESETS: dict[str, tuple[str | None, str]] = {
+    "corrective_bearing_replacement": ("bearing_replaced", "a new bearing: the old one's trend ended"),
+    "corrective_alignment": ("realigned", "realignment changes the vibration level the trend rose from"),
+    "corrective_balancing": ("balanced", "balancing changes the vibration level the trend rose from"),
+    "corrective_electrical": ("electrical_repair", "an electrical repair removes an electrical fault"),
+    "preventive_lubrication": (
+        None,
+        "relubrication may lower the vibration for a while but repairs no damage: the trend is kept",
+    ),
+    "preventive_inspection": (None, "an inspection changes nothing on the machine"),
+    "preventive_cleaning": (None, "cleaning repairs no damage"),
+    "observation": (None, "an observation changes nothing on the machine"),
+    "other": (None, "what was done is not known: log its corrective type or resolve the alarm with it"),
+}
+#: Log ids remembered per asset (duplicates from QoS 1 redelivery arrive within a few messages).
+SEEN_LOGS = 256
+
+
+def log_reset(event_type: str) -> tuple[str | None, str]:
+    """The maintenance action a log entry's ``event_type`` resets with (None: none) and why
+    (:data:`LOG_RESETS`; an unknown type resets nothing)."""
+    return LOG_RESETS.get(event_type, (None, f"unknown event type {event_type!r}"))
+
+
+@dataclass(frozen=True)
+class MaintenanceReset:
+    """A reset from a log entry: its id, ``event_type`` and action, the data time it names (``logged``)
+    and the data time it took effect (``applied``; None while pending), s since the epoch."""
+
+    log_id: str
+    event_type: str
+    action: str
+    logged: float
+    applied: float | None = None
+
+    def note(self) -> str:
+        """One sentence for the health update: when the tracking restarted, why, and if late."""
+        at = self.logged if self.applied is None else self.applied
+        text = f"tracking restarted {_utc(at).isoformat()}: reset by {self.event_type} logged at "
+        text += _utc(self.logged).isoformat()
+        if self.applied is not None and self.applied > self.logged:
+            text += " (entered after the data up to the restart had been assessed with the old trend)"
+        return text
+
+
+@dataclass
+class MaintenanceLedger:
+    """One asset's maintenance log entries (pure; data time). :meth:`take` decides per entry;
+    entries naming a data time not yet assessed wait in ``pending`` until :meth:`due`; ``last`` is the
+    reset applied last. Idempotent: a log id seen before (QoS 1 duplicate, redelivery after a restart)
+    and an entry not newer than the last reset (e.g. the same replacement logged twice, or already
+    reset by resolving its alarm with a maintenance code) change nothing."""
+
+    seen: list[str] = field(default_factory=list)
+    pending: list[MaintenanceReset] = field(default_factory=list)
+    last: MaintenanceReset | None = None
+
+    def take(
+        self, log_id: str, event_type: str, ts: float, assessed: float | None, reset_at: float | None = None
+    ) -> tuple[str, MaintenanceReset | None]:
+        """``(what, reset)`` for an entry at data time ``ts``; ``assessed``: data time of the newest window
+        assessed, ``reset_at``: of the assessor's last reset. ``what``: ``duplicate``, ``no_reset`` (the
+        type resets nothing), ``superseded``, ``pending`` (``ts`` is after ``assessed``: applied by
+        :meth:`due` before the first window at or after ``ts``) or ``apply`` (``reset.applied``: at
+        ``ts`` is already assessed, so at ``assessed``: the windows since stay in the old trend; none
+        is lost from the store)."""
+        if log_id in self.seen:
+            return "duplicate", None
+        self.seen = [*self.seen, log_id][-SEEN_LOGS:]
+        action, _ = log_reset(event_type)
+        if action is None:
+            return "no_reset", None
+        floors = [f for f in (reset_at, self.last.logged if self.last else None) if f is not None]
+        if floors and ts <= max(floors):
+            return "superseded", None
+        reset = MaintenanceReset(log_id, event_type, action, ts)
+        if assessed is None or ts > assessed:
+            self.pending = sorted([*self.pending, reset], key=lambda r: r.logged)
+            return "pending", reset
+        self.last = replace(reset, applied=assessed)
+        self.pending = [r for r in self.pending if r.logged > ts]
+        return "apply", self.last
+
+    def due(self, ts: float) -> MaintenanceReset | None:
+        """The reset to apply before the window at data time ``ts``: the latest pending entry at or before
+        ``ts`` (earlier ones are superseded by it), applied at its own data time; None: none."""
+        now = [r for r in self.pending if r.logged <= ts]
+        if not now:
+            return None
+        self.pending = [r for r in self.pending if r.logged > ts]
+        self.last = replace(now[-1], applied=now[-1].logged)
+        return self.last
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seen": list(self.seen),
+            "pending": [asdict(r) for r in self.pending],
+            "last": None if self.last is None else asdict(self.last),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MaintenanceLedger:
+        last = d.get("last")
+        return cls(
+            seen=[str(i) for i in d.get("seen", [])][-SEEN_LOGS:],
+            pending=[MaintenanceReset(**r) for r in d.get("pending", [])],
+            last=None if last is None else MaintenanceReset(**last),
+        )
+
+
+def with_reset_note(hu: HealthUpdate, reset: MaintenanceReset | None) -> HealthUpdate:
+    """``hu`` whose maintenance reason and RUL reason also say since when the trend is tracked and why."""
+    if reset is None:
+        return hu
+    note = reset.note()
+    hu.maintenance_reason = f"{hu.maintenance_reason}; {note}" if hu.maintenance_reason else note
+    if hu.rul is not None:
+        hu.rul.reason = f"{hu.rul.reason}; {note}"[:1000]
+    return hu

@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from services.health.messages import MaintenanceLedger, MaintenanceReset
 from shared import topics
 from shared.health.assessor import HealthAssessor
 from shared.health.join import AssetJoin, entry_line
@@ -129,6 +130,10 @@ class AssessorStates:
     assessors: dict[str, HealthAssessor] = field(default_factory=dict)
     joins: dict[str, AssetJoin] = field(default_factory=dict)
     last_health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Each asset's maintenance log entries (saved with its state: a redelivered entry resets nothing).
+    maintenance: dict[str, MaintenanceLedger] = field(default_factory=dict)
+    #: Assets just reset by a log entry: their next health is published whatever the throttle.
+    restarted: set[str] = field(default_factory=set)
     #: Monotonic seconds (the joins' waits); injectable for tests.
     clock: Callable[[], float] = time.monotonic
     _dirty: set[str] = field(default_factory=set)
@@ -151,6 +156,11 @@ class AssessorStates:
             self._journal_lines[asset] = len(lines)
             if isinstance(blob.get("last_health"), dict):
                 self.last_health[asset] = blob["last_health"]
+            if isinstance(blob.get("maintenance"), dict):
+                try:
+                    self.maintenance[asset] = MaintenanceLedger.from_dict(blob["maintenance"])
+                except (TypeError, ValueError) as exc:
+                    log.warning("maintenance_ledger_unreadable", asset_id=asset, error=str(exc))
         pending = sum(j.pending for j in self.joins.values())
         log.info("health_state_loaded", assets=sorted(self.assessors), pending_windows=pending)
 
@@ -180,6 +190,8 @@ class AssessorStates:
             "join": None if join is None else join.to_dict(entries=False),
             "last_health": self.last_health.get(asset),
         }
+        if asset in self.maintenance:
+            blob["maintenance"] = self.maintenance[asset].to_dict()
         return json.dumps(blob, allow_nan=False)
 
     def snapshot(self, compact: bool = False) -> dict[str, AssetSave]:
@@ -213,5 +225,47 @@ class AssessorStates:
         self.assessors.pop(asset, None)
         self.joins.pop(asset, None)
         self.last_health.pop(asset, None)
+        self.maintenance.pop(asset, None)
         self._new_lines.pop(asset, None)
         self._dirty.add(asset)
+
+    # -- maintenance log entries (decisions: :class:`~services.health.messages.MaintenanceLedger`) -----
+    def log_entry(self, asset: str, log_id: str, event_type: str, ts: float) -> str:
+        """Take a log entry at data time ``ts`` (s): a resetting one whose time is already assessed resets
+        the assessor now, at the newest assessed window's time (``"apply"``); a later one waits for
+        :meth:`reset_due` (``"pending"``). Returns the ledger's outcome (``"untracked"``: no assessor)."""
+        a = self.assessors.get(asset)
+        if a is None:  # nothing tracked yet, nothing to reset
+            log.info(
+                "maintenance_log", asset_id=asset, log_id=log_id, event_type=event_type, outcome="untracked"
+            )
+            return "untracked"
+        join = self.joins.get(asset)
+        assessed = None if join is None else join.last_released_ts
+        reset_at = a.to_dict()["degradation"].get("reset_at")  # e.g. its alarm resolved as maintenance
+        ledger = self.maintenance.setdefault(asset, MaintenanceLedger())
+        what, r = ledger.take(log_id, event_type, ts, assessed, reset_at)
+        if what == "apply" and r is not None and r.applied is not None:
+            a.record_maintenance(r.action, r.applied)
+            self.restarted.add(asset)
+        self._dirty.add(asset)
+        log.info("maintenance_log", asset_id=asset, log_id=log_id, event_type=event_type, outcome=what)
+        return what
+
+    def reset_due(self, asset: str, ts: float) -> MaintenanceReset | None:
+        """Before the window at data time ``ts``: apply the pending reset it comes after (None: none)."""
+        ledger = self.maintenance.get(asset)
+        r = None if ledger is None or not ledger.pending else ledger.due(ts)
+        if r is not None:
+            self.assessors[asset].record_maintenance(r.action, r.logged)
+            self.restarted.add(asset)
+            self._dirty.add(asset)
+            log.info(
+                "maintenance_reset", asset_id=asset, log_id=r.log_id, event_type=r.event_type, at=r.logged
+            )
+        return r
+
+    def last_reset(self, asset: str) -> MaintenanceReset | None:
+        """The asset's last reset from a log entry (None: none)."""
+        ledger = self.maintenance.get(asset)
+        return None if ledger is None else ledger.last

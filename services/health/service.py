@@ -12,23 +12,19 @@ Routes (handlers validate, call :mod:`shared.health`, return what to publish):
   scores, or was a vibration window of an uncalibrated asset (its ISO 20816 zone is a health before any
   model exists). A part of a window already assessed is dropped (logged); a new window older than the
   last one assessed is dead-lettered;
-- ``sync/health/tick`` → the service's own tick (:meth:`HealthHandlers.ticks`, a service
-  task, publishes one when a window's wait is over, so it is released inside the message pipeline even
-  when no further message comes); the first tick of each connection republishes every asset's last
-  health, retained (a restarted broker forgot it);
+- ``sync/health/tick`` → the service's own tick (:meth:`HealthHandlers.ticks`) releases a window whose
+  wait is over even when no further message comes; a connection's first one republishes every asset's
+  last health, retained (a restarted broker forgot it);
 - ``config/<a>`` → speed, bearing, zone basis, machine (:mod:`.machines`; cleared: forgotten);
 - ``models/<a>/<model>`` → the model's calibration baseline (cleared: dropped); only from announcements
-  whose signature verifies (``MODEL_VERIFY_KEY``, :mod:`shared.learning.signing`), others are
-  dead-lettered with the reason and the previous baseline stays;
-- ``state/<a>`` → a :class:`StateChange` with ``purged`` set (the calibrator's purge) forgets the asset:
-  its assessor and saved state; a retained one seen on (re)connect too (we may have missed the purge).
+  whose signature verifies (``MODEL_VERIFY_KEY``), others are dead-lettered with the reason;
+- ``state/<a>`` → a purge (:class:`StateChange` ``purged``, also retained) forgets the asset's state;
 - ``sensor/<a>`` → a sensor fault opens the sensor alarm and holds the health (:mod:`.sensor`);
-- ``cmd/alarm_action`` → ack/resolve; a failed reply's ``code`` is ``not_found`` (unknown alarm),
-  ``conflict`` (e.g. resolving a resolved alarm) or ``invalid``.
+- ``logs/<a>`` → a maintenance log entry whose type resets (:data:`~.messages.LOG_RESETS`) restarts the
+  degradation and prognostics at its data time, once (:class:`~.messages.MaintenanceLedger`);
+- ``cmd/alarm_action`` → ack/resolve; a failed reply's ``code``: ``not_found``, ``conflict``, ``invalid``.
 
-State port: :class:`~services.health.repository.AssessorStates` (JSON per asset under
-``DATA_DIR/health``: assessor, pending windows, last health), checkpointed: a message is acknowledged
-only once the state it changed is saved.
+State port :class:`~.repository.AssessorStates` (``DATA_DIR/health``): acked once its state is saved.
 """
 
 from __future__ import annotations
@@ -47,7 +43,9 @@ from services.health.messages import (
     Baseline,
     PublishThrottle,
     Tick,
+    alarm_action,
     alarm_publishes,
+    alarm_reply,
     error_code,
     feature_values,
     merged_baseline,
@@ -55,12 +53,13 @@ from services.health.messages import (
     to_alarm_message,
     to_health_message,
     trusted_baseline,
+    with_reset_note,
 )
 from services.health.repository import AssessorRepository, AssessorStates
 from services.health.sensor import SensorHold, sensor_alarm_events
 from shared import topics
 from shared.bus import Bus, Rejected
-from shared.health.alarms import AlarmTransition, AlarmTransitionError
+from shared.health.alarms import AlarmTransitionError
 from shared.health.assessor import HealthAssessor, ModelScore, check_baseline
 from shared.health.join import (
     JOIN_WAIT_S,
@@ -73,12 +72,12 @@ from shared.health.join import (
 )
 from shared.learning.signing import ModelVerifier, load_verifier
 from shared.messages import (
-    AlarmActionReply,
     AlarmActionRequest,
     AssetConfig,
     FeatureVector,
     HealthUpdate,
     ModelAnnouncement,
+    OperatorLog,
     Reading,
     Score,
     SensorStatus,
@@ -96,8 +95,7 @@ STATE_DIR = "health"
 TICK_EVERY_S = 1.0
 
 
-#: The service's own tick topic; the route takes ``sync/health/+`` (the health user's runner grant),
-#: whose other tokens are the runner's connection markers (taken before routing, see shared.session).
+#: The service's own tick topic; its route ``sync/health/+``'s other tokens are the runner's markers.
 TICK_TOPIC = topics.sync(SERVICE, "tick")
 
 
@@ -147,7 +145,8 @@ class HealthHandlers:
         publish: bool = True,
     ) -> list[Publish]:
         """Update the asset's assessment; alarm transitions are always published, the health when
-        ``publish`` and due, or with a transition."""
+        ``publish`` and due, or with a transition (or the first after a maintenance reset)."""
+        self.states.reset_due(asset, ts)
         status = self.sensors.fault(asset)
         if status is not None:
             return self._held(asset, ts, status, publish)
@@ -157,9 +156,11 @@ class HealthHandlers:
         events = result.alarm_events + sensor_alarm_events(a, ts, None)
         out = alarm_publishes(asset, events)
         self.throttle.restore(asset, self.states.last_health.get(asset))
-        due = publish and self.throttle.due(asset, ts, result.risk_level)
+        due = publish and self.throttle.due(asset, ts, result.risk_level) or asset in self.states.restarted
         hu = to_health_message(asset, result) if due or events else None
         if hu is not None:
+            hu = with_reset_note(hu, self.states.last_reset(asset))
+            self.states.restarted.discard(asset)
             hu.active_alarms = len(a.alarms.open_alarms(asset))
             out.append(self._publish_health(asset, ts, hu))
         self.states.touch(asset)
@@ -329,8 +330,7 @@ class HealthHandlers:
         return alarm_publishes(s.asset_id, a.observe_sensor(s.ts.timestamp(), False))  # re-arms it
 
     async def on_state(self, d: Delivery[StateChange]) -> Outbox:
-        sc = d.message
-        if sc.purged:
+        if (sc := d.message).purged:
             await self.forget(sc.asset_id)
             log.info("health_forgotten", asset_id=sc.asset_id, reason=sc.reason)
         return None
@@ -343,28 +343,32 @@ class HealthHandlers:
         self.machines.transmitted.pop(asset, None)
         self.states.forget(asset)
 
+    async def on_log(self, d: Delivery[OperatorLog]) -> Outbox:
+        """A log entry of a resetting type restarts its asset's tracking (``states.log_entry``)."""
+        e = d.message
+        if topics.asset_from_topic(d.topic) != e.asset_id:
+            raise Rejected(f"log entry of asset {e.asset_id!r} on topic {d.topic!r}")
+        self.states.log_entry(e.asset_id, e.log_id, e.event_type, e.ts.timestamp())
+        return None
+
     # -- operator commands ------------------------------------------------------------------------
     async def on_alarm_action(self, d: Delivery[AlarmActionRequest]) -> Outbox:
         req = d.message
         owner = next((k for k, a in self.states.assessors.items() if a.alarms.holds(req.alarm_id)), None)
         if owner is None:
-            return [_reply(req, status="failed", code="not_found", message=f"unknown alarm {req.alarm_id}")]
+            return [
+                alarm_reply(req, status="failed", code="not_found", message=f"unknown alarm {req.alarm_id}")
+            ]
         try:
-            done = self._act(self.states.assessors[owner], req)
+            done = alarm_action(self.states.assessors[owner], req)
         except AlarmTransitionError as exc:
-            return [_reply(req, status="failed", code=error_code(exc), message=str(exc))]
+            return [alarm_reply(req, status="failed", code=error_code(exc), message=str(exc))]
         msg = to_alarm_message(owner, done)
         self.states.touch(owner)
         return [
             Publish(topics.alarm(owner), msg),
-            _reply(req, status="ok", message=f"alarm {msg.state.lower()}", alarm=msg),
+            alarm_reply(req, status="ok", message=f"alarm {msg.state.lower()}", alarm=msg),
         ]
-
-    @staticmethod
-    def _act(a: HealthAssessor, req: AlarmActionRequest) -> AlarmTransition:
-        if req.action == "ack":
-            return a.acknowledge(req.alarm_id, req.who, req.note)
-        return a.resolve(req.alarm_id, req.who, req.note, req.action_code or "other")
 
     def routes(self) -> list[Route]:
         return [
@@ -375,13 +379,10 @@ class HealthHandlers:
             Route(topics.model_announce_filter(), ModelAnnouncement, self.on_model, clears=True),
             Route(topics.STATE_FILTER, StateChange, self.on_state),
             Route(topics.SENSOR_FILTER, SensorStatus, self.on_sensor, clears=True),
+            Route(topics.OPLOG_FILTER, OperatorLog, self.on_log),
             Route(topics.command("alarm_action"), AlarmActionRequest, self.on_alarm_action),
             Route(topics.sync_filter(SERVICE), Tick, self.on_tick, retained=False),
         ]
-
-
-def _reply(req: AlarmActionRequest, **fields: object) -> Publish:
-    return Publish(req.reply_to, AlarmActionReply(correlation_id=req.correlation_id, **fields))  # type: ignore[arg-type]
 
 
 def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
