@@ -38,29 +38,33 @@ The window's evidence at d **rose** (:func:`window_flag`) when, by what the base
   (the BSF line; on CWRU's SKF 6205 the ``bsf`` order 4.7135 is 2× the ball spin, 141 Hz at 1797 rpm)
   and is carried through the load zone once per cage turn, so its impacts are amplitude-modulated at
   FTF; on a short window the FTF harmonics often rise more than the BSF ones (CWRU B014, B028). A
-  cage defect alone gives the FTF harmonics but leaves the BSF harmonics where they were. So when FTF
-  is named and, in the current window, the BSF harmonic evidence has also left its healthy range::
+  cage defect alone raises the FTF harmonics but leaves the BSF harmonics where they were. So a
+  window whose strongest rise is FTF also counts as ball evidence when its BSF harmonic evidence left
+  its healthy range (:func:`ball_under_cage`)::
 
       rise_A(bsf) >= RISE_FACTOR     and     rise_S(bsf) >= BALL_SNR_RISE (1.0: at least its p95)
 
-  the insight names the ball (signal ``env_bsf_harm_amp``, key ``bearing_bsf``) and states both
-  lines (:func:`ball_under_cage`)::
+  The ball is named when its evidence (BSF strongest, or FTF strongest with the BSF harmonics above
+  their healthy range) persisted in 4 of the last 6 windows; it then replaces the FTF insight (the
+  ball explains the cage-rate lines). When only the cage-rate evidence persisted, the FTF insight
+  names the ball too if the current window's BSF harmonics left their healthy range, and otherwise
+  keeps its honest wording ("rolling-element or cage defect likely"); so on a borderline record the
+  wording can alternate between the two from one update to the next. A ball named on cage-rate
+  evidence states both lines (signal ``env_bsf_harm_amp``, key ``bearing_bsf``)::
 
       Envelope harmonics of FTF (11.9 Hz) 6.0× their calibrated level (0.002 g → 0.012 g), harmonic SNR
       2.4 (1.6× its calibrated level) in 5 of the last 6 windows, and of BSF (141 Hz) 88× their
       calibrated level (0.0011 g → 0.094 g), harmonic SNR 1.7 (1.2× its calibrated p95): rolling-element
       (ball) defect likely (ball impacts recurring at cage speed)
 
-  Otherwise FTF keeps its honest wording ("rolling-element or cage defect likely"). The check uses the
-  current window (the persistence counts are per family, :mod:`shared.health.evidence`), so on a
-  borderline record the wording can alternate between the two from one update to the next.
   Measured (scripts/diagnosis_check.py; docs/EVALUATION.md, "Bearing-defect diagnosis"): FEMTO
   first halves name nothing (1,507 snapshots); CWRU held-out healthy windows name nothing; CWRU
   (0 HP, 12 kHz) inner race 3 of 4 records BPFI (IR028 nothing), outer race 4 of 5 BPFO (OR014@6
   nothing), ball 2 of 4 (B014 and B028 as a ball under cage-rate evidence, B021 BPFI, B007 nothing;
   before the ball-under-cage check B014 and B028 read FTF; why BSF alone is not reached on these
   0.17 s windows: EVALUATION.md, "Ball faults"). ``BALL_SNR_RISE`` = 1.0 is the healthy p95 itself
-  (0.8–1.0 give the same records; at 1.1–1.3 B014 stays FTF). ``SNR_RISE`` = 1.3 was
+  (B028 is named a ball at every factor from 0.8 to 1.3, in 25 of its 58 windows at 1.0; B014 at
+  0.8–1.0 only, in 6 of 59 windows against 5 FTF: borderline). ``SNR_RISE`` = 1.3 was
   chosen on those same records (1.0–1.2 call OR014@6 inner race, 1.5 loses windows of IR014/OR021):
   there are no other labelled fault records to check it on.
 * **calibrated envelope level** of the fundamental only (``p95`` and ``median`` of ``env_{d}_amp``;
@@ -245,7 +249,10 @@ def window_flag(
     ``d`` is :func:`strongest`; else the fundamental's rule. None when the window carries nothing this
     baseline can judge (no ``env_{d}_amp`` under a calibrated level, no SNR without one)."""
     if HarmonicRise.of(cur, baseline, d) is not None:
-        return strongest(cur, baseline) == d
+        best = strongest(cur, baseline)
+        if d == "bsf" and best == "ftf":  # cage-rate evidence with the ball's lines above their range
+            return ball_under_cage(cur, baseline) is not None
+        return best == d
     amp, snr = cur.get(f"env_{d}_amp"), cur.get(f"env_{d}_snr")
     level = EnvelopeLevel.of(baseline, d)
     if level is not None:
@@ -267,8 +274,9 @@ def envelope_insights(
     snr_min: float,
     counts: Counts | None = None,
 ) -> list[Candidate]:
-    """One candidate per defect whose evidence rose persistently (module doc)."""
-    out: list[Candidate] = []
+    """One candidate per defect whose evidence rose persistently (module doc); a named ball replaces
+    the FTF insight (it explains the cage-rate lines)."""
+    found: dict[str, Insight] = {}
     for d in DEFECTS:
         flag = window_flag(cur, baseline, d, snr_min, z_min)
         if flag is None:
@@ -279,9 +287,10 @@ def envelope_insights(
         windows = "" if counts is None else f" in {hits} of the last {n} windows"
         ins = _insight(cur, baseline, machine, d, windows, z_min, snr_min)
         if ins is not None:
-            named = "bsf" if ins.signal.startswith("env_bsf_") else d  # a ball under cage-rate evidence
-            out.append((f"bearing_{named}", ins))
-    return out
+            found[d] = ins
+    if "bsf" in found and found["bsf"].signal.startswith("env_bsf_harm"):
+        found.pop("ftf", None)
+    return [(f"bearing_{'bsf' if ins.signal.startswith('env_bsf_') else d}", ins) for d, ins in found.items()]
 
 
 def _insight(
@@ -299,9 +308,12 @@ def _insight(
     hz = None if order is None or f1 is None else fmt_hz(order * f1)
     rise = HarmonicRise.of(cur, baseline, d)
     if rise is not None:
-        ball = ball_under_cage(cur, baseline) if d == "ftf" else None
-        if ball is not None:
-            return _ball_under_cage(rise, ball, machine, hz, windows)
+        ball = ball_under_cage(cur, baseline) if d in ("bsf", "ftf") else None
+        cage = HarmonicRise.of(cur, baseline, "ftf")
+        if ball is not None and cage is not None and (d == "ftf" or strongest(cur, baseline) == "ftf"):
+            ftf = machine.orders.get("ftf")
+            at = None if ftf is None or f1 is None else fmt_hz(ftf * f1)
+            return _ball_under_cage(cage, ball, machine, at, windows)
         return _harmonic(d, rise, hz, windows)
     level = EnvelopeLevel.of(baseline, d)
     if level is not None and amp is not None:
