@@ -44,6 +44,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from deploy.run import service_argvs
 from services.gateway.routers import dashboard
+from services.gateway.routers.alarms import metrics_reply
 from shared import synth, topics
 from shared.messages import AlarmEvent, HealthUpdate, OperatorLog
 from shared.reports.data import ReportData, Series
@@ -391,6 +392,14 @@ class FixtureApi:
         def alarms(asset_id: str = "", state: str = "") -> dict[str, Any]:
             return {"alarms": [fx.alarm] if asset_id in ("", "pump_a") and not fx.purged else []}
 
+        @app.get("/api/v1/alarms/metrics")
+        def alarm_metrics(asset_id: str = "") -> dict[str, Any]:
+            # The gateway's own computation on the fixture's alarm (not a hand-made answer).
+            events = [] if fx.purged else [AlarmEvent.model_validate(fx.alarm)]
+            end = T0 + timedelta(hours=1)
+            reply = metrics_reply(events, end - timedelta(hours=24), end, {}, asset_id or None)
+            return reply.model_dump(mode="json")
+
         @app.post("/api/v1/alarms/{alarm_id}/{action}")
         async def alarm_action(alarm_id: str, action: str, request: Request) -> Any:
             body = await request.json()
@@ -677,6 +686,12 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     live.focus()
     page.keyboard.press("Enter")
     expect(live).to_have_attribute("aria-pressed", "true")
+
+    # --- alarm priority badge and the alarm-metrics summary (GET /alarms/metrics) --------------------
+    expect(page.get_by_test_id("alarm-priority")).to_have_text("P2 medium")  # a WARNING of a machine source
+    expect(page.get_by_test_id("alarm-metrics-basis")).to_contain_text("1 alarm opened")
+    expect(page.get_by_test_id("alarm-metric-alarm")).to_have_text("0.01 per 10 min (peak 1)")  # 1 / 144
+    expect(page.get_by_test_id("alarm-metric-unacknowledged")).to_have_text("1 open, 0 cleared by themselves")
 
     # --- alarm: acknowledge (name required), then resolve with an action code -----------------------
     page.get_by_test_id("ack-button").click()

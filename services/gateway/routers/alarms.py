@@ -297,13 +297,15 @@ def _default_end(store: Store, asset_ids: list[str]) -> datetime:
     return from_ns(max(newest)) + timedelta(microseconds=1) if newest else utcnow()
 
 
-def _metrics_reply(
+def metrics_reply(
     events: list[AlarmEvent],
     start: datetime,
     end: datetime,
     machines: dict[str, str | None],
     asset_id: str | None,
 ) -> AlarmMetricsReply:
+    """The metrics answer on ``events`` (the alarm transitions of the assets concerned up to ``end``; pure):
+    ``asset_id``'s or, with ``None``, the fleet's and each asset's; the floods of the period."""
     params = am.MetricParams()
     recs = am.alarm_records(events, until=end)
     found = am.floods([r for r in recs if start <= r.opened_at < end], machines, params)
@@ -328,7 +330,14 @@ def _metrics_reply(
         metrics=_out(whole),
         per_asset=per_asset,
         floods=[
-            FloodOut(**{**f.__dict__, "alarm_ids": list(f.alarm_ids)}, first_out=f.first_out) for f in found
+            FloodOut(
+                machine=f.machine,
+                start=f.start,
+                end=f.end,
+                first_out=f.first_out,
+                alarm_ids=list(f.alarm_ids),
+            )
+            for f in found
         ],
     )
 
@@ -378,4 +387,4 @@ async def alarm_metrics(
         days = (end - start) / timedelta(days=1)
         raise _bad("from", f"the period is {days:.1f} days; metrics cover at most {MAX_METRIC_DAYS}")
     events = await asyncio.to_thread(_stored_alarms, ctx.store, assets, ts_ns(end))
-    return await asyncio.to_thread(_metrics_reply, events, start, end, machines, asset_id)
+    return await asyncio.to_thread(metrics_reply, events, start, end, machines, asset_id)

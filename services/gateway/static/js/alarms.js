@@ -1,4 +1,5 @@
-/* Alarms panel of the asset view and the acknowledge/resolve dialog. */
+/* Alarms panel of the asset view (priority and first-out badges, the alarm-metrics summary of
+   GET /alarms/metrics) and the acknowledge/resolve dialog. */
 import { api, unwrapList } from './api.js';
 import { $, el, setText, storageGet, storageSet } from './dom.js';
 import { dateTimeText, enc, parseTs } from './format.js';
@@ -6,6 +7,26 @@ import { refreshStatusSoon, schedule } from './state.js';
 
 const STATE_RANK = { ACTIVE: 0, ACKNOWLEDGED: 1, RESOLVED: 2 };
 const MAX_SHOWN = 50;
+/* Priority as the gateway gives it (shared/health/alarm_metrics.py); the same mapping for an alarm
+   that only came over the stream so far: CRITICAL 1 high, WARNING 2 medium, 3 low for trend/sensor. */
+const PRIORITY_NAMES = { 1: 'high', 2: 'medium', 3: 'low' };
+const LOW_SOURCES = new Set(['trend', 'sensor']);
+/* The metrics summary is re-read at most this often (ms) while alarms change. */
+const METRICS_EVERY_MS = 30000;
+
+function priorityOf(a) {
+  if (Number.isInteger(a.priority) && PRIORITY_NAMES[a.priority]) return a.priority;
+  if (a.severity === 'CRITICAL') return 1;
+  return LOW_SOURCES.has(a.source) ? 3 : 2;
+}
+
+function badges(a) {
+  const p = priorityOf(a);
+  const out = [el('span', { class: `badge prio-${p}`, 'data-testid': 'alarm-priority', title: 'Alarm priority (1 = act first)', text: `P${p} ${PRIORITY_NAMES[p]}` })];
+  if (a.first_out) out.push(el('span', { class: 'badge first-out', 'data-testid': 'alarm-first-out', title: 'The earliest alarm of a flood on this machine: look here first', text: 'first-out' }));
+  else if (typeof a.first_out_id === 'string') out.push(el('span', { class: 'badge in-flood', 'data-testid': 'alarm-in-flood', title: `In a flood on this machine; first-out alarm ${a.first_out_id}`, text: `flood · first-out ${a.first_out_id.slice(0, 8)}` }));
+  return out.flatMap((b) => [' ', b]);
+}
 
 let dialogCtx = null;   // {view, alarm, action: 'ack' | 'resolve'} while the dialog is open
 
@@ -29,7 +50,7 @@ function alarmItem(view, a) {
   const code = a.action_code ? ` · action ${a.action_code}` : '';
   return el('li', { class: `sev-${a.severity} alarm-${a.state}`, 'data-testid': 'alarm-item', 'data-alarm-id': a.alarm_id, 'data-state': a.state },
     el('div', {}, el('span', { class: `badge sev-${a.severity}`, text: a.severity || '—' }), ' ',
-      el('span', { class: 'badge', 'data-testid': 'alarm-state', text: a.state || '—' }), ' ', a.reason || ''),
+      el('span', { class: 'badge', 'data-testid': 'alarm-state', text: a.state || '—' }), ...badges(a), ' ', a.reason || ''),
     el('div', { class: 'meta', text: `${a.source || 'source —'} · opened ${dateTimeText(a.opened_at)}${a.auto_cleared ? ' · cleared automatically' : ''}${who}${code}${note}` }),
     actions.children.length ? actions : null);
 }
@@ -49,6 +70,48 @@ export function renderAlarms(view) {
   }
   list.replaceChildren(...shown.map((a) => alarmItem(view, a)));
   if (focusKey) { const n = list.querySelector(`[data-focus-key="${focusKey}"]`); if (n) n.focus(); }
+  loadAlarmMetrics(view);
+}
+
+let metricsFor = { id: null, at: 0 };
+
+const secText = (s) => (s == null ? '—' : s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+
+/** The alarm-metrics summary of `view`'s asset over the last 24 h of its alarm data (every number with
+    the period and the alarm count it rests on). Re-read at most every METRICS_EVERY_MS per asset. */
+async function loadAlarmMetrics(view) {
+  const now = Date.now();
+  if (metricsFor.id === view.id && now - metricsFor.at < METRICS_EVERY_MS) return;
+  metricsFor = { id: view.id, at: now };
+  const node = $('alarm-metrics');
+  try {
+    const r = await api(`/alarms/metrics?asset_id=${enc(view.id)}`);
+    if (metricsFor.id === view.id) renderAlarmMetrics(node, r);
+  } catch (err) {
+    node.replaceChildren(el('p', { class: 'muted', text: `Alarm metrics unavailable: ${err.message}` }));
+  }
+}
+
+function renderAlarmMetrics(node, r) {
+  const m = r && r.metrics;
+  if (!m || !m.basis) { node.replaceChildren(); return; }
+  const b = m.basis;
+  const rate = m.rate, ack = m.ack;
+  const firstOuts = (r.floods || []).map((f) => f.first_out.slice(0, 8)).join(', ');
+  const rows = [
+    ['Alarm rate', `${rate.mean_per_10min.toFixed(2)} per 10 min (peak ${rate.peak_per_10min})`],
+    ['In flood', `${rate.flood_pct.toFixed(1)} % of ${rate.buckets} ten-minute periods (> ${r.params.operator_flood_above} alarms)`],
+    ['Machine floods', rate.machine_floods ? `${rate.machine_floods} (first-out ${firstOuts || '—'})` : '0'],
+    [`Standing (≥ ${(r.params.standing_s / 3600).toFixed(0)} h)`, `${m.standing.length} (${m.standing.filter((s) => s.open_at_end).length} still open)`],
+    ['Chattering sources', m.chattering.length ? m.chattering.map((c) => `${c.source} ×${c.max_opens_in_window}`).join(', ') : '0'],
+    ['Time to acknowledge', ack.acknowledged ? `median ${secText(ack.median_s)}, p90 ${secText(ack.p90_s)} (${ack.acknowledged} alarms)` : 'no acknowledged alarm'],
+    ['Unacknowledged', `${ack.unacknowledged_open} open, ${ack.cleared_unacknowledged} cleared by themselves`],
+  ];
+  node.replaceChildren(
+    el('h3', { text: 'Alarm performance' }),
+    el('dl', { class: 'kv' }, ...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { 'data-testid': `alarm-metric-${k.split(' ')[0].toLowerCase()}`, text: v })])),
+    el('p', { class: 'panel-note', 'data-testid': 'alarm-metrics-basis', text: `${b.alarms} alarm${b.alarms === 1 ? '' : 's'} opened ${dateTimeText(b.start)} – ${dateTimeText(b.end)} (data time); priorities ${Object.entries(m.by_priority).map(([k, v]) => `${k} ${v}`).join(', ')}.` }),
+  );
 }
 
 function openAlarmDialog(view, alarm, action) {
