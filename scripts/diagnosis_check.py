@@ -27,7 +27,9 @@ the named component is the best-ranked one.
    (the component named in most of its windows) and windows. The data set has 0 HP only.
 
 ``--snr-rise`` runs the whole check with another harmonic SNR rise factor of the rule
-(:data:`shared.health.insights.envelope.SNR_RISE`), a sensitivity check.
+(:data:`shared.health.insights.envelope.SNR_RISE`), ``--ball-snr-rise`` with another factor of the
+ball's harmonic SNR over its calibrated p95 under cage-rate evidence
+(:data:`shared.health.insights.envelope.BALL_SNR_RISE`): sensitivity checks.
 
 Prints the tables; exit 0 (whatever the numbers), 2 when a data file is missing.
 """
@@ -291,7 +293,11 @@ def print_cwru(n_train: int, records: list[CwruRecord]) -> None:
         named = ", ".join(f"{d} {c}" for d, c in r.named.most_common())
         old = ", ".join(f"{d} {c}" for d, c in r.old.most_common())
         print(f"| {r.label} | {r.windows} | {named} | {r.verdict} | {old} |")
-    need = f"A >= {envelope.RISE_FACTOR:g} and S >= {envelope.SNR_RISE:g}, then the largest S"
+    need = (
+        f"A >= {envelope.RISE_FACTOR:g} and S >= {envelope.SNR_RISE:g}, then the largest S; a window whose "
+        f"largest is ftf counts for bsf too when bsf has A >= {envelope.RISE_FACTOR:g} and "
+        f"S >= {envelope.BALL_SNR_RISE:g}"
+    )
     print("\nWhy (median over each record's windows): harmonic amplitude rise A/p95(A) and harmonic SNR")
     print(f"rise S/p95(S) per defect; the rule needs {need}\n")
     print("| record | " + " | ".join(f"{d} A, S" for d in DEFECTS) + " |")
@@ -323,8 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         default=envelope.SNR_RISE,
         help="harmonic SNR rise factor of the rule (a sensitivity check; default: the live value)",
     )
+    ap.add_argument(
+        "--ball-snr-rise",
+        type=float,
+        default=envelope.BALL_SNR_RISE,
+        help="ball harmonic SNR over its calibrated p95 under cage-rate evidence (default: the live value)",
+    )
     args = ap.parse_args(argv)
     envelope.SNR_RISE = args.snr_rise
+    envelope.BALL_SNR_RISE = args.ball_snr_rise
     for p, f in ((args.femto, "femto_Bearing1_1.npz"), (args.cwru, "cwru_0hp_1797rpm.npz")):
         if not (p / f).exists():
             print(f"missing {p / f} (see the data set's README)", file=sys.stderr)
