@@ -1,11 +1,10 @@
 """Pure conversion between bus messages (:mod:`shared.messages`) and store :class:`Point` s.
 
 Point layout: the point's ``asset_id`` is the message's asset (a tag in InfluxDB), its time the message's
-``ts`` (ns since the Unix epoch, UTC); for messages that carry an ``event_id`` (readings, windows,
-feature vectors, scores) the time is :func:`~shared.store.identity.event_ts_ns` (the timestamp plus
-0..999 ns from the event id: one point per event, see :mod:`shared.store.base`). Fields are floats,
-bools or strings; those marked ``?`` are written only when known, so a field never changes type
-between points. Units in brackets.
+``ts`` (ns since the Unix epoch, UTC); for messages that carry an ``event_id`` (readings, windows, feature
+vectors, scores) the time is :func:`~shared.store.identity.event_ts_ns` (the timestamp plus 0..999 ns from the
+event id: one point per event, see :mod:`shared.store.base`). Fields are floats, bools or strings; those
+marked ``?`` are written only when known, so a field never changes type between points. Units in brackets.
 
 - ``readings`` (``Reading``): voltage_v [V], current_a [A], power_factor [0..1], vibration_g [g],
   event_id, is_faulty? (bool label).
@@ -23,12 +22,13 @@ between points. Units in brackets.
   one alarm at one data time are both kept): state, source, severity, reason, opened_at (ISO-8601 UTC),
   auto_cleared, previous?, who?, note?, action_code?.
 - ``oplogs`` (``OperatorLog``), tag ``log_id``: event_type, severity, description, author?.
+- ``sensor`` (``SensorStatus``, on each change): status (ok | fault), since (ISO-8601 UTC), findings (JSON).
 
 :data:`FAMILIES` declares one row per stored topic family: topic filter -> message model -> point. The
-historian subscribes to every filter in it, so storing a new family is one appended row. Conversions
-raise ``ValueError`` (pydantic's ``ValidationError`` is one) for messages they refuse: points the store
-would refuse, a message whose asset (feature kind, score model) differs from its topic's. So a bad
-message is dead-lettered instead of poisoning a write batch.
+historian subscribes to every filter in it, so storing a new family is one appended row. Conversions raise
+``ValueError`` (pydantic's ``ValidationError`` is one) for messages they refuse: points the store would
+refuse, a message whose asset (feature kind, score model) differs from its topic's. So a bad message is
+dead-lettered instead of poisoning a write batch.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -53,6 +54,7 @@ from shared.messages import (
     OperatorLog,
     Reading,
     Score,
+    SensorStatus,
     StateChange,
     Window,
     from_ns,
@@ -70,6 +72,7 @@ STATES = "states"
 HEALTH = "health"
 ALARMS = "alarms"
 OPLOGS = "oplogs"
+SENSOR = "sensor"
 FEATURES_PREFIX = "features_"
 EXTRA_PREFIX = "e_"
 #: Field holding a feature vector's names in order (fields themselves are unordered in InfluxDB).
@@ -121,6 +124,7 @@ _RUL_FLAT, IND_PREFIX = ("status", "indicator", "median_s", "low_s", "high_s", "
 _ALARM_OPTIONAL = "auto_cleared previous who note action_code"
 _ALARM = _Layout(ALARMS, AlarmEvent, "state source severity reason opened_at", _ALARM_OPTIONAL, "alarm_id")
 _OPLOG = _Layout(OPLOGS, OperatorLog, "event_type severity", "description author", "log_id")
+_SENSOR = _Layout(SENSOR, SensorStatus, "status since findings")
 _FEATURES = {k: _Layout(f"features_{k}", FeatureVector, "event_id", _FRAMES) for k in topics.FEATURE_KINDS}
 
 
@@ -158,8 +162,12 @@ def _write(layout: _Layout[Any], msg: Any, fields: dict[str, FieldValue] | None 
     return point
 
 
-def reading_to_point(r: Reading) -> Point:
-    return _write(_READING, r)
+#: Readings, scores, state changes and sensor statuses (one point per change: the retained status seen
+#: again is the same point) as points: their layouts say everything.
+reading_to_point: Callable[[Reading], Point] = partial(_write, _READING)
+score_to_point: Callable[[Score], Point] = partial(_write, _SCORE)
+state_to_point: Callable[[StateChange], Point] = partial(_write, _STATE)
+sensor_to_point: Callable[[SensorStatus], Point] = partial(_write, _SENSOR)
 
 
 def window_to_point(w: Window) -> Point:
@@ -187,14 +195,6 @@ def features_to_point(fv: FeatureVector) -> Point:
     # Names match NAME_RE (checked by _write), so they contain no comma and the join is reversible.
     fields[FEATURE_NAMES_FIELD] = ",".join(fv.names)
     return _write(_FEATURES[fv.kind], fv, fields)
-
-
-def score_to_point(s: Score) -> Point:
-    return _write(_SCORE, s)
-
-
-def state_to_point(sc: StateChange) -> Point:
-    return _write(_STATE, sc)
 
 
 def health_to_point(h: HealthUpdate) -> Point:
@@ -264,6 +264,7 @@ FAMILIES: tuple[Family[Any], ...] = (
     Family(topics.HEALTH_FILTER, HealthUpdate, health_to_point, clears=True),
     Family(topics.ALARM_FILTER, AlarmEvent, alarm_to_point),
     Family(topics.OPLOG_FILTER, OperatorLog, oplog_to_point),
+    Family(topics.SENSOR_FILTER, SensorStatus, sensor_to_point, clears=True),
 )
 
 
@@ -300,6 +301,7 @@ def _from_iso(v: Any) -> datetime:
 #: Fields read back through a conversion (the inverse of :func:`_stored`); the model validates the rest
 #: as stored (e.g. ``active_alarms``, stored as a float, must be whole).
 _READ_AS = {"insights": _from_json, "model_ratios": _from_json, "rul": _from_json, "opened_at": _from_iso}
+_READ_AS |= {"findings": _from_json, "since": _from_iso}
 
 
 def _read(point: Point, layout: _Layout[M], **extra: Any) -> M:
@@ -322,14 +324,11 @@ def _read(point: Point, layout: _Layout[M], **extra: Any) -> M:
     return layout.model(**values, **extra)
 
 
-def point_to_reading(point: Point) -> Reading:
-    """The :class:`Reading` a ``readings`` point was made from."""
-    return _read(point, _READING)
-
-
-def point_to_score(point: Point) -> Score:
-    """The :class:`Score` a ``scores`` point was made from (the model is the point's ``model`` tag)."""
-    return _read(point, _SCORE)
+#: The :class:`Reading`, :class:`Score` (its model: the point's ``model`` tag) or :class:`SensorStatus` a
+#: ``readings``, ``scores`` or ``sensor`` point was made from.
+point_to_reading: Callable[[Point], Reading] = partial(_read, layout=_READING)
+point_to_score: Callable[[Point], Score] = partial(_read, layout=_SCORE)
+point_to_sensor: Callable[[Point], SensorStatus] = partial(_read, layout=_SENSOR)
 
 
 def point_to_health(point: Point) -> HealthUpdate:

@@ -1,5 +1,5 @@
-"""``/assets``: known assets, their stored readings, scores, health and feature vectors by data time
-(:mod:`services.gateway.history`), and their configuration (owned by the calibrator: written with
+"""``/assets``: known assets, their stored readings, scores, health, sensor statuses and feature vectors by
+data time (:mod:`services.gateway.history`), and their configuration (owned by the calibrator: written with
 ``cmd/config``, read from the retained ``config/<asset>``)."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from shared.messages import (
     ModelKind,
     Reading,
     Score,
+    SensorStatus,
     from_ns,
 )
 from shared.messages.assets import LEGACY_ISO_KEYS
@@ -89,6 +90,12 @@ class HealthHistory(HistoryRange):
     history: list[HealthUpdate]
 
 
+class SensorHistory(HistoryRange):
+    #: The sensor's status changes (``sensor/<asset>``, published by the features service when the status
+    #: changes): ``ok`` or ``fault`` with the findings, their reasons and the numbers they rest on.
+    statuses: list[SensorStatus]
+
+
 class FeatureList(HistoryRange):
     kind: FeatureKind
     #: Stored feature vectors (names in their original order; extras as stored).
@@ -133,6 +140,18 @@ async def get_health_history(
     got = await history(ctx, q, records.HEALTH, asset_id)
     items = [records.point_to_health(p) for p in got.points]
     return HealthHistory(**got.summary(asset_id), count=len(items), history=items)
+
+
+@router.get("/{asset_id}/sensor", response_model=SensorHistory, responses=_HISTORY_RESPONSES)
+async def get_sensor_history(
+    asset_id: AssetIdPath, ctx: ContextDep, who: Viewer, q: HistoryDep
+) -> SensorHistory:
+    """Stored sensor status changes by data time, oldest first: when the measurement turned implausible
+    (stuck, clipped, dropouts, rate mismatch, jumps) and when it was ``ok`` again. A status holds from
+    its ``ts`` until the next one (the one in force at ``from`` is the last stored before it)."""
+    got = await history(ctx, q, records.SENSOR, asset_id)
+    items = [records.point_to_sensor(p) for p in got.points]
+    return SensorHistory(**got.summary(asset_id), count=len(items), statuses=items)
 
 
 #: Stored health fields served as series by ``/assets/{id}/health/series`` (:mod:`shared.records`), with
