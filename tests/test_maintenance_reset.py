@@ -19,7 +19,14 @@ from services.health.service import build
 from shared import topics
 from shared.bus import MemoryBus
 from shared.health.alarms import MAINTENANCE_ACTIONS
-from shared.messages import LOG_EVENT_TYPES, DeadLetter, HealthUpdate, OperatorLog
+from shared.messages import (
+    LOG_EVENT_TYPES,
+    AlarmActionRequest,
+    AlarmEvent,
+    DeadLetter,
+    HealthUpdate,
+    OperatorLog,
+)
 from shared.service import Service, deliver, run_service
 from shared.settings import Settings
 from tests.support.pipeline import Collector, client
@@ -194,6 +201,36 @@ async def test_a_late_entry_resets_from_the_newest_assessed_window_and_never_twi
     assert degradation(again)["reset_at"] == last_assessed
     assert states(again).assessors["p1"].to_dict()["prognostics"] == prognostics
     assert bus.on(topics.dead_letter("health")) == []
+
+
+async def test_an_entry_after_its_alarm_was_resolved_as_maintenance_resets_nothing_again(
+    tmp_path: Path,
+) -> None:
+    """The trend alarm resolved with ``bearing_replaced`` reset the tracking already; the replacement's log
+    entry (naming an earlier data time) then changes nothing, a later one resets again."""
+    svc, bus = await trending(tmp_path)
+    [trend] = [
+        a
+        for a in (AlarmEvent.model_validate_json(m.payload) for m in bus.on(topics.alarm("p1")))
+        if a.source == "trend"
+    ]
+    req = AlarmActionRequest(
+        correlation_id="c1",
+        reply_to="rotorwatch/v1/reply/test/c1",
+        alarm_id=trend.alarm_id,
+        action="resolve",
+        who="tech",
+        action_code="bearing_replaced",
+    )
+    await deliver(svc, bus, topics.command("alarm_action"), req)
+    reset_at = degradation(svc)["reset_at"]
+    assert reset_at is not None and reset_at >= at(REPLACED - 1).timestamp()
+    await windows(svc, bus, range(REPLACED, REPLACED + 10), lambda i: RMS_CAL)
+    await deliver(svc, bus, topics.oplog("p1"), entry("corrective_bearing_replacement", REPLACED - 5))
+    assert degradation(svc)["reset_at"] == reset_at and states(svc).last_reset("p1") is None
+    await deliver(svc, bus, topics.oplog("p1"), entry("corrective_balancing", REPLACED + 20, "log-2"))
+    await windows(svc, bus, range(REPLACED + 10, REPLACED + 21), lambda i: RMS_CAL)
+    assert degradation(svc)["reset_at"] == at(REPLACED + 20).timestamp()
 
 
 async def test_an_entry_on_another_assets_topic_is_a_dead_letter(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """``/logs``: operator / maintenance log entries (published on ``logs/<asset>``, stored by the
-historian as ``oplogs``)."""
+historian as ``oplogs``; the health service restarts the asset's degradation and remaining-life
+tracking at the entry's ``ts`` for a corrective replacement or repair, see
+``services/health/messages.py`` ``LOG_RESETS``)."""
 
 from __future__ import annotations
 
@@ -69,7 +71,9 @@ class LogList(BaseModel):
     responses={422: {"description": "Invalid entry"}, 503: {"description": "MQTT broker not connected"}},
 )
 async def post_log(body: LogIn, ctx: ContextDep, who: Operator) -> LogAccepted:
-    """Publish a log entry with a new ``log_id``; the historian stores it (visible in ``GET /logs``)."""
+    """Publish a log entry with a new ``log_id``; the historian stores it (visible in ``GET /logs``). A
+    ``corrective_*`` entry restarts the asset's trend and RUL at ``ts`` (its data time: give the time the
+    work was done); preventive, observation and other entries keep them."""
     try:  # the contract's rules (e.g. the timestamp's bounds) are the request's: 422, never 500
         entry = OperatorLog(
             log_id=uuid.uuid4().hex,
