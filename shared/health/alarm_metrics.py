@@ -5,9 +5,8 @@ transitions (``ACTIVE`` when opened or escalated, ``ACKNOWLEDGED``, ``RESOLVED``
 assets, in any order. :func:`alarm_records` folds them into one :class:`AlarmRecord` per alarm id.
 Times are data time (UTC); durations are seconds.
 
-**Priority** (:func:`priority_of`). Following the idea of ISA-18.2 / IEC 62682 and EEMUA 191 that a
-priority ranks how soon and how badly the operator must act (consequence and time to respond), not
-how sure the detector is, and that a plant uses few levels, three levels:
+**Priority** (:func:`priority_of`), after ISA-18.2 / IEC 62682 and EEMUA 191: a priority ranks how
+soon and how badly the operator must act (consequence, time to respond), in few levels; here three:
 
 - ``1 high``: severity ``CRITICAL`` (damage zone, a model far above its threshold: act now);
 - ``2 medium``: severity ``WARNING`` of a machine-condition source (``anomaly``, ``iso20816``);
@@ -30,7 +29,8 @@ alarm join into one flood. Its earliest alarm (``opened_at``, then ``alarm_id``)
 unless said otherwise:
 
 - alarm rate: openings per 10 minutes, mean (``count / (duration / 600 s)``) and peak (most openings
-  in one 10-minute bucket; buckets start at ``start``, the last may be shorter);
+  in one 10-minute bucket; buckets start at ``start``, the last may be shorter, and one shorter
+  than 1 ms joins the bucket before it);
 - % of 10-minute buckets in flood: buckets with more than :attr:`MetricParams.operator_flood_above`
   (10, EEMUA 191's operator flood) openings, and the number of machine floods (above) in the period;
 - standing alarms: open for at least :attr:`MetricParams.standing_s` (24 h) at some instant of the
@@ -90,7 +90,7 @@ class MetricParams:
 
 @dataclass(frozen=True)
 class Priority:
-    level: int
+    level: int  # 1 high, 2 medium, 3 low
     name: str
 
 
@@ -296,7 +296,8 @@ def _rate(
     opened: Sequence[AlarmRecord], start: datetime, end: datetime, n_floods: int, p: MetricParams
 ) -> RateMetrics:
     duration = (end - start).total_seconds()
-    n_buckets = max(1, int(np.ceil(duration / BUCKET_S)))
+    # A last bucket under 1 ms (a closed period taken as [start, end + 1 µs)) joins the one before.
+    n_buckets = max(1, int(np.ceil((duration - 1e-3) / BUCKET_S)))
     counts = np.zeros(n_buckets, dtype=np.int64)
     for r in opened:
         counts[min(int((r.opened_at - start).total_seconds() // BUCKET_S), n_buckets - 1)] += 1

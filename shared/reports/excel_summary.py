@@ -27,7 +27,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from shared.messages import HealthUpdate
-from shared.reports import facts
+from shared.reports import alarm_performance, facts
 from shared.reports.data import ReportData
 from shared.reports.excel_rows import write_cells
 from shared.reports.prognosis import prognosis
@@ -87,6 +87,8 @@ def write_summary(
     )
     if not data.empty:
         sections += [_key_numbers(data), _stats(data), _latest_health(data), _alarms(data)]
+        perf = alarm_performance.performance(data)
+        sections += [("Alarm performance", alarm_performance.rows(perf))] if perf else []
     row = 4
     for title, items in sections:
         write_cells(ws, row, [(title, fm.section)])

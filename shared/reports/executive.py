@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from shared.health.scoring import GRADE_BOUNDS
-from shared.reports import charts, facts
+from shared.reports import alarm_performance, charts, facts
 from shared.reports.data import ReportData
 from shared.reports.prognosis import prognosis
 from shared.reports.render import render_pdf
@@ -73,6 +73,8 @@ def executive_context(data: ReportData) -> dict[str, Any]:
     ctx.update(_health(data))
     ctx.update(_key_numbers(data))
     ctx["trend_svg"] = _trend(data)
+    perf = alarm_performance.performance(data)
+    ctx["alarm_perf"] = alarm_performance.summary_line(perf) if perf else ""
     insights = data.latest_health.insights if data.latest_health else []
     ctx["insights"] = insights[:MAX_INSIGHTS]
     ctx["insights_total"] = len(insights)

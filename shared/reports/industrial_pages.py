@@ -19,7 +19,7 @@ import numpy as np
 
 from shared.health.insights.base import bearing_orders
 from shared.health.iso20816 import ZONE_DESCRIPTIONS, ZoneBasis, basis_of
-from shared.reports import charts, facts
+from shared.reports import alarm_performance, charts, facts
 from shared.reports.data import ReportData, Series
 from shared.reports.findings import recommendations
 from shared.reports.prognosis import prognosis
@@ -272,6 +272,7 @@ def alarms_page(data: ReportData) -> dict[str, Any]:
         "open": counts.still_open,
         "carried": counts.open_at_start,
         "anomaly_rows": rows,
+        "performance": alarm_performance.table(data),
         "logs": logs,
         "logs_total": len(data.logs),
     }
