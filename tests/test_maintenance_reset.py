@@ -231,6 +231,30 @@ async def test_an_entry_after_its_alarm_was_resolved_as_maintenance_resets_nothi
     await deliver(svc, bus, topics.oplog("p1"), entry("corrective_balancing", REPLACED + 20, "log-2"))
     await windows(svc, bus, range(REPLACED + 10, REPLACED + 21), lambda i: RMS_CAL)
     assert degradation(svc)["reset_at"] == at(REPLACED + 20).timestamp()
+    assert "reset by corrective_balancing" in health(bus).maintenance_reason
+
+
+async def test_a_resolve_as_maintenance_after_a_log_reset_ends_its_note(tmp_path: Path) -> None:
+    svc, bus = await trending(tmp_path)
+    [trend] = [
+        a
+        for a in (AlarmEvent.model_validate_json(m.payload) for m in bus.on(topics.alarm("p1")))
+        if a.source == "trend"
+    ]
+    await deliver(svc, bus, topics.oplog("p1"), entry("corrective_balancing", REPLACED - 10))
+    await windows(svc, bus, range(REPLACED, REPLACED + 1), lambda i: RMS_CAL)
+    assert "reset by corrective_balancing" in health(bus).maintenance_reason
+    req = AlarmActionRequest(
+        correlation_id="c1",
+        reply_to="rotorwatch/v1/reply/test/c1",
+        alarm_id=trend.alarm_id,
+        action="resolve",
+        who="tech",
+        action_code="bearing_replaced",
+    )
+    await deliver(svc, bus, topics.command("alarm_action"), req)
+    await windows(svc, bus, range(REPLACED + 1, REPLACED + 3), lambda i: RMS_CAL)
+    assert "reset by" not in health(bus).maintenance_reason
 
 
 async def test_an_entry_on_another_assets_topic_is_a_dead_letter(tmp_path: Path) -> None:

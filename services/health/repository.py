@@ -169,9 +169,13 @@ class AssessorStates:
         self._dirty |= set(self.assessors)
         await self.save(self.snapshot(compact=True))
 
-    def touch(self, asset: str) -> None:
-        """``asset``'s state changed: saved at the next checkpoint."""
+    def touch(self, asset: str, maintenance: bool = False) -> None:
+        """``asset``'s state changed: saved at the next checkpoint. ``maintenance``: its tracking was reset
+        otherwise than by a log entry (an alarm resolved with a maintenance code): the last log entry's
+        reset no longer explains it."""
         self._dirty.add(asset)
+        if maintenance and (ledger := self.maintenance.get(asset)) is not None:
+            ledger.last = None
 
     def journal(self, asset: str, part: Sequence[Any]) -> None:
         """A part the asset's join took (journal form, :func:`shared.health.join.reading_part` etc.)."""
@@ -226,6 +230,7 @@ class AssessorStates:
         self.joins.pop(asset, None)
         self.last_health.pop(asset, None)
         self.maintenance.pop(asset, None)
+        self.restarted.discard(asset)
         self._new_lines.pop(asset, None)
         self._dirty.add(asset)
 

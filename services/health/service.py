@@ -364,7 +364,7 @@ class HealthHandlers:
         except AlarmTransitionError as exc:
             return [alarm_reply(req, status="failed", code=error_code(exc), message=str(exc))]
         msg = to_alarm_message(owner, done)
-        self.states.touch(owner)
+        self.states.touch(owner, maintenance=done.maintenance)
         return [
             Publish(topics.alarm(owner), msg),
             alarm_reply(req, status="ok", message=f"alarm {msg.state.lower()}", alarm=msg),
