@@ -132,7 +132,7 @@ def test_cage_rate_lines_with_the_ball_line_name_the_ball_and_state_both(calibra
     assert [s for s, _ in last] == ["env_bsf_harm_amp"]  # the ball replaces the FTF insight
     text = last[0][1]
     assert text.startswith("Envelope harmonics of FTF (11.9 Hz)")
-    assert "in 6 of the last 6 windows, and of BSF (141 Hz)" in text
+    assert ", with those of BSF (141 Hz)" in text and "in 6 of the last 6 windows: " in text
     assert text.endswith(": rolling-element (ball) defect likely (ball impacts recurring at cage speed)")
 
 
@@ -186,8 +186,8 @@ def test_ball_under_cage_thresholds_by_hand() -> None:
         (
             "env_bsf_harm_amp",
             "Envelope harmonics of FTF (11.9 Hz) 8.0× their calibrated level (0.01 g → 0.08 g), harmonic SNR "
-            "3.0 (3.0× its calibrated level) in 4 of the last 4 windows, and of BSF (141 Hz) 5.0× their "
-            "calibrated level (0.01 g → 0.05 g), harmonic SNR 1.8 (1.1× its calibrated p95): "
+            "3.0 (3.0× its calibrated level), with those of BSF (141 Hz) 5.0× their calibrated level "
+            "(0.01 g → 0.05 g), harmonic SNR 1.8 (1.1× its calibrated p95) in 4 of the last 4 windows: "
             "rolling-element (ball) defect likely (ball impacts recurring at cage speed)",
         )
     ]

@@ -54,10 +54,12 @@ The window's evidence at d **rose** (:func:`window_flag`) when, by what the base
   with the ball's lines above their range, the ball insight states both lines (signal
   ``env_bsf_harm_amp``, key ``bearing_bsf``)::
 
-      Envelope harmonics of FTF (11.9 Hz) 6.0× their calibrated level (0.002 g → 0.012 g), harmonic SNR
-      2.4 (1.6× its calibrated level) in 5 of the last 6 windows, and of BSF (141 Hz) 88× their
-      calibrated level (0.0011 g → 0.094 g), harmonic SNR 1.7 (1.2× its calibrated p95): rolling-element
-      (ball) defect likely (ball impacts recurring at cage speed)
+      Envelope harmonics of FTF (11.9 Hz) 205.9× their calibrated level (0.01 g → 2.10 g), harmonic
+      SNR 2.7 (2.7× its calibrated level), with those of BSF (141 Hz) 142.6× their calibrated level
+      (0.0079 g → 1.13 g), harmonic SNR 2.1 (1.3× its calibrated p95) in 4 of the last 6 windows:
+      rolling-element (ball) defect likely (ball impacts recurring at cage speed)
+
+  (CWRU B028, its 7th window; "in k of the last n windows" counts the ball evidence.)
 
   Measured (scripts/diagnosis_check.py; docs/EVALUATION.md, "Bearing-defect diagnosis"): FEMTO
   first halves name nothing (1,507 snapshots); CWRU held-out healthy windows name nothing; CWRU
@@ -400,8 +402,8 @@ def _ball_under_cage(
     cage_at = "FTF" if hz is None else f"FTF ({hz})"
     text = (
         f"Envelope harmonics of {cage_at} {_levels(cage)}, harmonic SNR {cage.snr:.1f} "
-        f"({_over(cage.snr, cage.snr_level.median):.1f}× its calibrated level){windows}, and of {ball_at} "
-        f"{_levels(ball)}, harmonic SNR {ball.snr:.1f} ({ball.snr_rise:.1f}× its calibrated p95): "
+        f"({_over(cage.snr, cage.snr_level.median):.1f}× its calibrated level), with those of {ball_at} "
+        f"{_levels(ball)}, harmonic SNR {ball.snr:.1f} ({ball.snr_rise:.1f}× its calibrated p95){windows}: "
         f"{BALL_AT_CAGE_MEANING}"
     )
     strength = min(cage.amp_rise / RISE_FACTOR, cage.snr_rise / SNR_RISE)
