@@ -95,6 +95,7 @@ GRANTS: tuple[Grant, ...] = (
             "health/+",
             "alarms/+",
             "logs/+",
+            "sensor/+",
         ),
     ),
     Grant(
@@ -145,6 +146,7 @@ GRANTS: tuple[Grant, ...] = (
             "state/+",
             "cmd/alarm_action",
             "sensor/+",
+            "logs/+",
         ),
         write=("health/+", "alarms/+", "reply/+/+"),
     ),

@@ -20,6 +20,7 @@ from shared.messages import (
     Reading,
     RulItem,
     Score,
+    SensorStatus,
     StateChange,
     Window,
     ts_ns,
@@ -239,6 +240,7 @@ def test_registry_covers_every_family() -> None:
         topics.HEALTH_FILTER,
         topics.ALARM_FILTER,
         topics.OPLOG_FILTER,
+        topics.SENSOR_FILTER,
     ]
 
 
@@ -253,8 +255,14 @@ def test_families_declare_filter_model_and_point() -> None:
         HealthUpdate,
         AlarmEvent,
         OperatorLog,
+        SensorStatus,
     ]
-    assert {f.filter for f in records.FAMILIES if f.clears} == {topics.STATE_FILTER, topics.HEALTH_FILTER}
+    # Retained families: an empty retained message clears them (nothing stored).
+    assert {f.filter for f in records.FAMILIES if f.clears} == {
+        topics.STATE_FILTER,
+        topics.HEALTH_FILTER,
+        topics.SENSOR_FILTER,
+    }
     family = dict(zip(models, records.FAMILIES, strict=True))
     r = reading()
     assert family[Reading].to_point(r) == records.reading_to_point(r)
