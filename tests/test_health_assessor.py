@@ -257,15 +257,16 @@ def test_score_messages_and_staleness() -> None:
 
 
 def test_anomaly_alarm_deadband_no_reopen_on_the_faults_leftover() -> None:
-    """After a fault the scores fall to 0.9x threshold (unflagged) with a few flagged 1.05x windows in
+    """After a fault the scores fall to 0.7x threshold (unflagged) with a few flagged 1.05x windows in
     between, as the legacy forest does while the 1 h voltage mean still holds a burst. The alarm stays
-    open while the smoothed ratio is still at or above 1 (deadband) and clears once it is below: one
-    alarm, not a second one opened on the leftover of the first (10 unflagged windows cleared it while
-    the smoothed ratio was 1.07, and the next 3 flags of 5 opened it again)."""
+    open while the smoothed ratio is still at or above the clearing level 0.8 (hysteresis, below the
+    opening level 1) and clears once it is below: one alarm, not a second one opened on the leftover of
+    the first (10 unflagged windows cleared it while the smoothed ratio was 1.07, and the next 3 flags of
+    5 opened it again)."""
     a = HealthAssessor("p1", id_factory=Ids())
     t, _ = run(a, 0.0, 120, healthy, np.random.default_rng(1))
     t, fault = run(a, t, 60, lambda _: np.full(len(MODELS), 4.0), np.random.default_rng(2))
-    tail = [0.9] * 10 + [1.05, 0.9, 1.05, 0.9, 1.05] + [0.9] * 200
+    tail = [0.7] * 10 + [1.05, 0.7, 1.05, 0.7, 1.05] + [0.7] * 200
     rest = []
     for r in tail:
         rest.append(a.update(t, scores(np.full(len(MODELS), r))))

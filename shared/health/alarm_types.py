@@ -58,6 +58,17 @@ class Alarm:
     resolve_note: str = ""
     action_code: str | None = None
     auto_cleared: bool = False
+    # Chatter bookkeeping (optional, defaults: states saved before it load unchanged).
+    #: Largest magnitude of the condition while open (the source's unit, e.g. the anomaly ratio); None:
+    #: the source gives none.
+    peak: float | None = None
+    #: Alarms of this source opened one after the other, each within the chatter window of the previous
+    #: one's auto-clear, before this one (0: not a re-open).
+    reopens: int = 0
+    #: The alarm of the same source this one re-opens (None: not a re-open).
+    reopen_of: str | None = None
+    #: After this alarm auto-cleared: rising edges of its condition held back by the re-open delay.
+    held_reopens: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -107,6 +118,9 @@ class Observation:
     severity: str
     reason: str
     models: tuple[str, ...]
+    #: How bad the condition is (>= 0, the source's unit; e.g. the largest smoothed anomaly ratio);
+    #: None: the source gives none (then only a higher severity counts as "clearly worse").
+    magnitude: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.asset_id, str) or not valid_asset_id(self.asset_id):
@@ -122,15 +136,30 @@ class Observation:
                 f"severity of an active condition must be WARNING or CRITICAL, got {self.severity!r}"
             )
         object.__setattr__(self, "models", tuple(str(m) for m in self.models))
+        if self.magnitude is not None:
+            m = self.magnitude
+            if isinstance(m, bool) or not isinstance(m, int | float) or not math.isfinite(m) or m < 0:
+                raise ValueError(f"magnitude must be a finite number >= 0 or None, got {m!r}")
+            object.__setattr__(self, "magnitude", float(m))
 
 
 @dataclass
 class KeyState:
-    """Per (asset, source) memory of the alarm book: the last observation, clear streak, open alarm."""
+    """Per (asset, source) memory of the alarm book: the last observation, clear streak, open alarm,
+    and the last auto-cleared alarm (for the re-open delay; all optional so older states load)."""
 
     last_active: bool = False
     clear_count: int = 0
     open_alarm_id: str | None = None
+    #: The last alarm of this source that auto-cleared, and its data time of clearing (s).
+    cleared_alarm_id: str | None = None
+    cleared_at: float | None = None
+    #: That alarm's peak magnitude, highest severity and re-open count (kept here: it may be trimmed).
+    cleared_peak: float | None = None
+    cleared_severity: str | None = None
+    cleared_reopens: int = 0
+    #: The condition is on but held back by the re-open delay (it opens once the delay has passed).
+    held: bool = False
 
 
 def check_ts(ts: Any) -> float:
@@ -148,3 +177,22 @@ def check_text(name: str, v: Any, limit: int, required: bool) -> str:
     if len(v) > limit:
         raise AlarmTransitionError(f"{name} is {len(v)} characters; the limit is {limit}")
     return v
+
+
+def check_number(name: str, v: Any, minimum: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < minimum:
+        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {v!r}")
+    return float(v)
+
+
+def held_by_delay(key: KeyState, obs: Observation, delay_s: float, worse_factor: float) -> bool:
+    """Whether the re-open delay holds back this rising edge of ``key``'s condition: within ``delay_s``
+    data seconds after the source's last auto-clear and not clearly worse than the alarm that cleared
+    (neither a higher severity than its highest nor ``magnitude >= worse_factor * its peak``)."""
+    if key.cleared_at is None or delay_s <= 0 or obs.ts >= key.cleared_at + delay_s:
+        return False
+    prev = key.cleared_severity
+    if prev in SEVERITY_RANK and SEVERITY_RANK[obs.severity] > SEVERITY_RANK[prev]:
+        return False
+    peak = key.cleared_peak
+    return obs.magnitude is None or peak is None or obs.magnitude < worse_factor * peak

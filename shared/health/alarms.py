@@ -16,6 +16,16 @@ policy in :mod:`shared.health.policy`), one per ``(asset, source)``, into alarms
 * *escalated* (severity WARNING -> CRITICAL, state back to ACTIVE so it is acknowledged again)
   when the condition gets worse while open; severity is never lowered;
 * auto-resolved after ``clear_windows`` consecutive observations with the condition off;
+* **re-open delay** (chatter, ISA-18.2 / IEC 62682): after an alarm auto-cleared at data time
+  ``t_c``, a new rising edge of the same source's condition at ``t < t_c + reopen_delay_s`` is *held*
+  (no alarm; counted on the cleared alarm as ``held_reopens``) unless it is clearly worse than that
+  alarm was: a higher severity than its highest, or ``magnitude >= reopen_worse_factor * peak``
+  (its largest magnitude while open); then it opens at once. A condition still on when the delay
+  has passed opens then (a persisting condition is never hidden). An operator's resolve sets no
+  delay (a maintenance action re-arms at once);
+* a new alarm opened within ``chatter_window_s`` of the previous auto-clear of its source records
+  ``reopen_of`` (that alarm) and ``reopens`` (that alarm's count + 1): the chatter count the
+  alarm metrics read;
 * resolved by an operator with an action code; a *maintenance* action (everything except
   ``false_alarm`` and ``other``) re-arms the source (the next persistent observation opens a new
   alarm) and is flagged on the transition (``maintenance=True``) so the degradation tracker can
@@ -51,8 +61,10 @@ from shared.health.alarm_types import (
     KeyState,
     Observation,
     TransitionKind,
+    check_number,
     check_text,
     check_ts,
+    held_by_delay,
 )
 from shared.messages import ACTION_CODES
 
@@ -82,6 +94,10 @@ class AlarmBook:
     ``clear_windows``: consecutive condition-off observations that auto-resolve an open alarm.
     ``history_limit``: resolved alarms kept (oldest dropped first; the historian keeps them all).
     ``id_factory``: alarm id generator (default ``uuid4().hex``).
+    ``reopen_delay_s``: data seconds after an auto-clear during which the same source does not open
+    again unless clearly worse (0: no delay). ``reopen_worse_factor`` (> 1): "clearly worse" means a
+    magnitude of at least this times the cleared alarm's peak. ``chatter_window_s``: an alarm opened
+    within this many data seconds of its source's previous auto-clear counts as a re-open.
     """
 
     def __init__(
@@ -89,6 +105,9 @@ class AlarmBook:
         clear_windows: int = 10,
         history_limit: int = 200,
         id_factory: Callable[[], str] | None = None,
+        reopen_delay_s: float = 0.0,
+        reopen_worse_factor: float = 1.5,
+        chatter_window_s: float = 600.0,
     ) -> None:
         if isinstance(clear_windows, bool) or not isinstance(clear_windows, int) or clear_windows < 1:
             raise ValueError(f"clear_windows must be an integer >= 1, got {clear_windows!r}")
@@ -96,10 +115,41 @@ class AlarmBook:
             raise ValueError(f"history_limit must be an integer >= 0, got {history_limit!r}")
         self.clear_windows = clear_windows
         self.history_limit = history_limit
+        self.reopen_delay_s = 0.0
+        self.reopen_worse_factor = 1.5
+        self.chatter_window_s = 600.0
+        self.configure(
+            reopen_delay_s=reopen_delay_s,
+            reopen_worse_factor=reopen_worse_factor,
+            chatter_window_s=chatter_window_s,
+        )
         self._new_id = id_factory or (lambda: uuid.uuid4().hex)
         self._alarms: dict[str, Alarm] = {}  # insertion order = opening order
         self._keys: dict[str, KeyState] = {}
         self._now: float | None = None  # latest data time observed
+
+    def configure(
+        self,
+        *,
+        clear_windows: int | None = None,
+        reopen_delay_s: float | None = None,
+        reopen_worse_factor: float | None = None,
+        chatter_window_s: float | None = None,
+    ) -> None:
+        """Change the lifecycle settings (None: keep); they apply from the next observation on."""
+        if clear_windows is not None:
+            if isinstance(clear_windows, bool) or not isinstance(clear_windows, int) or clear_windows < 1:
+                raise ValueError(f"clear_windows must be an integer >= 1, got {clear_windows!r}")
+            self.clear_windows = clear_windows
+        if reopen_delay_s is not None:
+            self.reopen_delay_s = check_number("reopen_delay_s", reopen_delay_s, minimum=0.0)
+        if reopen_worse_factor is not None:
+            v = check_number("reopen_worse_factor", reopen_worse_factor, minimum=1.0)
+            if v <= 1.0:
+                raise ValueError(f"reopen_worse_factor must be > 1, got {reopen_worse_factor!r}")
+            self.reopen_worse_factor = v
+        if chatter_window_s is not None:
+            self.chatter_window_s = check_number("chatter_window_s", chatter_window_s, minimum=0.0)
 
     # -- queries ---------------------------------------------------------------------------
     @staticmethod
@@ -133,33 +183,49 @@ class AlarmBook:
         severity: str = "WARNING",
         reason: str = "",
         models: Iterable[str] = (),
+        magnitude: float | None = None,
     ) -> list[AlarmTransition]:
         """Feed one window's *persistent* condition of ``(asset_id, source)`` at data time ``ts``.
 
-        Returns the transitions caused: ``opened`` (rising edge, no open alarm), ``escalated``
-        (WARNING -> CRITICAL while open) or ``resolved`` with ``auto_cleared=True`` (condition
-        off for ``clear_windows`` consecutive observations). ``severity`` (WARNING|CRITICAL) and
-        ``reason`` matter only when ``active``.
+        Returns the transitions caused: ``opened`` (rising edge, no open alarm, not held by the
+        re-open delay), ``escalated`` (WARNING -> CRITICAL while open) or ``resolved`` with
+        ``auto_cleared=True`` (condition off for ``clear_windows`` consecutive observations).
+        ``severity`` (WARNING|CRITICAL), ``reason`` and ``magnitude`` (how bad, >= 0, the source's
+        unit; None: not given) matter only when ``active``.
         """
-        obs = Observation(asset_id, source, ts, active, severity, reason, tuple(models))
+        obs = Observation(asset_id, source, ts, active, severity, reason, tuple(models), magnitude)
         self._now = obs.ts if self._now is None else max(self._now, obs.ts)
         key = self._keys.setdefault(self._key(obs.asset_id, obs.source), KeyState())
         alarm = self._alarms.get(key.open_alarm_id) if key.open_alarm_id else None
         if alarm is not None and not alarm.is_open:  # resolved by an operator meanwhile
             key.open_alarm_id, alarm = None, None
+        done: AlarmTransition | None = None
         if obs.active:
             key.clear_count = 0
-            if alarm is None:
-                done = None if key.last_active else self._open(key, obs)
-            else:
+            if alarm is not None:
                 done = self._refresh(alarm, obs)
+            elif not key.last_active or key.held:  # a rising edge, or one held until now
+                if held_by_delay(key, obs, self.reopen_delay_s, self.reopen_worse_factor):
+                    if not key.held:
+                        self._count_held(key)
+                    key.held = True
+                else:
+                    key.held = False
+                    done = self._open(key, obs)
         else:
+            key.held = False
             key.clear_count += 1
             done = self._auto_clear(key, alarm, obs.ts)
         key.last_active = obs.active
         return [] if done is None else [done]
 
+    def _count_held(self, key: KeyState) -> None:
+        cleared = self._alarms.get(key.cleared_alarm_id) if key.cleared_alarm_id else None
+        if cleared is not None:
+            cleared.held_reopens += 1
+
     def _open(self, key: KeyState, obs: Observation) -> AlarmTransition:
+        chained = key.cleared_at is not None and obs.ts - key.cleared_at <= self.chatter_window_s
         alarm = Alarm(
             alarm_id=self._new_id(),
             asset_id=obs.asset_id,
@@ -169,6 +235,9 @@ class AlarmBook:
             opened_at=obs.ts,
             models=list(obs.models),
             last_seen_at=obs.ts,
+            peak=obs.magnitude,
+            reopens=key.cleared_reopens + 1 if chained else 0,
+            reopen_of=key.cleared_alarm_id if chained else None,
         )
         self._alarms[alarm.alarm_id] = alarm
         key.open_alarm_id = alarm.alarm_id
@@ -176,8 +245,10 @@ class AlarmBook:
 
     @staticmethod
     def _refresh(alarm: Alarm, obs: Observation) -> AlarmTransition | None:
-        """The condition is still on: note it, and escalate when it got worse."""
+        """The condition is still on: note it (and its peak), and escalate when it got worse."""
         alarm.last_seen_at = obs.ts
+        if obs.magnitude is not None:
+            alarm.peak = obs.magnitude if alarm.peak is None else max(alarm.peak, obs.magnitude)
         for m in obs.models:
             if m not in alarm.models:
                 alarm.models.append(m)
@@ -198,6 +269,12 @@ class AlarmBook:
         alarm.resolve_note = f"condition cleared for {key.clear_count} consecutive windows"
         alarm.auto_cleared = True
         key.open_alarm_id = None
+        key.cleared_alarm_id, key.cleared_at = alarm.alarm_id, ts
+        key.cleared_peak, key.cleared_severity, key.cleared_reopens = (
+            alarm.peak,
+            alarm.severity,
+            alarm.reopens,
+        )
         done = AlarmTransition(
             kind="resolved",
             ts=ts,
@@ -268,6 +345,8 @@ class AlarmBook:
         if maintenance:
             key.last_active = False  # re-arm: a condition that persists after the repair re-alarms
             key.clear_count = 0
+            key.cleared_at = None  # and at once: no re-open delay after a repair
+            key.held = False
         done = AlarmTransition(
             kind="resolved",
             ts=t,
@@ -290,6 +369,9 @@ class AlarmBook:
         return {
             "clear_windows": self.clear_windows,
             "history_limit": self.history_limit,
+            "reopen_delay_s": self.reopen_delay_s,
+            "reopen_worse_factor": self.reopen_worse_factor,
+            "chatter_window_s": self.chatter_window_s,
             "now": self._now,
             "alarms": [a.to_dict() for a in self._alarms.values()],
             "keys": {k: asdict(v) for k, v in self._keys.items()},
@@ -297,7 +379,16 @@ class AlarmBook:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], id_factory: Callable[[], str] | None = None) -> AlarmBook:
-        book = cls(clear_windows=d["clear_windows"], history_limit=d["history_limit"], id_factory=id_factory)
+        """Load :meth:`to_dict`'s state; states saved before the re-open delay load with its defaults
+        (no delay) and alarms without chatter fields."""
+        book = cls(
+            clear_windows=d["clear_windows"],
+            history_limit=d["history_limit"],
+            id_factory=id_factory,
+            reopen_delay_s=d.get("reopen_delay_s", 0.0),
+            reopen_worse_factor=d.get("reopen_worse_factor", 1.5),
+            chatter_window_s=d.get("chatter_window_s", 600.0),
+        )
         book._now = d.get("now")
         for a in d.get("alarms", []):
             alarm = Alarm.from_dict(a)

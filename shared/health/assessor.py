@@ -122,21 +122,23 @@ class HealthAssessor:
         if not isinstance(asset_id, str) or not valid_asset_id(asset_id):
             raise ValueError(f"invalid asset id {asset_id!r}")
         self.asset_id = asset_id
-        self.params = params or AssessorParams()
+        #: The params given; :attr:`params` are these with the config's ``alarms`` block applied.
+        self.base_params = params or AssessorParams()
+        self.params = self.base_params
         self.machine = MachineInfo()
         #: Limits the velocity zone is judged against; default: information only (group 2 rigid).
         self.zone_basis: ZoneBasis = basis_of(None)
+        self._alarms = AlarmBook(id_factory=id_factory, **self.params.alarm_lifecycle())
         self.set_config(config)
         self.baseline: dict[str, dict[str, float]] | None = check_baseline(baseline)
         self._evidence = EvidenceState()
         self._degradation = DegradationTracker(self.params.degradation)
         self._prognostics = PrognosticsTracker(self.params.prognostics)
         self._prognostics.calibrate(calibration_from_baseline(self.baseline))
-        self._alarms = AlarmBook(clear_windows=self.params.clear_windows, id_factory=id_factory)
 
     # -- configuration -------------------------------------------------------------------------
     def set_config(self, config: AssetConfig | None) -> None:
-        """Apply an asset configuration (speed, bearing, and the zone basis of its ``iso`` block)."""
+        """Apply an asset configuration (speed, bearing, ``iso`` zone basis, ``alarms`` lifecycle)."""
         if config is None:
             return
         if not isinstance(config, AssetConfig):
@@ -144,8 +146,11 @@ class HealthAssessor:
         if config.asset_id != self.asset_id:
             raise ValueError(f"config is for asset {config.asset_id!r}, not {self.asset_id!r}")
         basis = basis_of(config.iso)  # validates
+        params = self.base_params.with_alarm_settings(config.alarms)  # validates
         self.machine = MachineInfo.from_config(config)
         self.zone_basis = basis
+        self.params = params
+        self._alarms.configure(**params.alarm_lifecycle())  # from the next update on
 
     def set_baseline(self, baseline: Baseline | None) -> None:
         """Baseline statistics per feature name: ``{"mean", "std", "min"?, "max"?, "median"?, ...}`` (None:
@@ -241,17 +246,18 @@ class HealthAssessor:
         return out
 
     def _holding(self, snap: Snapshot) -> list[str]:
-        """Deadband of the open anomaly alarm: the models whose smoothed ratio is still at or above
-        ``alarm_min_smoothed_ratio`` (the level it opened at) keep it on, so it clears only once the
-        evidence is back below that level. Without it an alarm
+        """Hysteresis of the open anomaly alarm: the models whose smoothed ratio is still at or above
+        ``alarm_clear_ratio`` (0.8, below the 1.0 it opened at) keep it on, so it clears only once the
+        evidence is clearly back below the opening level. Without a deadband an alarm
         auto-cleared on 10 unflagged windows with the smoothed ratio still at 1.07 and opened again
         on the next 3 flags (tests/test_e2e_health.py: a second alarm 20 s after the first cleared).
         Called only while an anomaly alarm is open."""
-        level = self.params.alarm_min_smoothed_ratio
+        level = self.params.alarm_clear_ratio
         return sorted(m for m, t in snap.models.items() if t.smoothed >= level)
 
     def _observe(self, ts: float, c: Condition) -> list[AlarmTransition]:
-        return self._alarms.observe(self.asset_id, c.source, ts, c.active, c.severity, c.reason, c.models)
+        a, book = self.asset_id, self._alarms
+        return book.observe(a, c.source, ts, c.active, c.severity, c.reason, c.models, c.magnitude)
 
     def _assessment(
         self,
@@ -384,6 +390,7 @@ class HealthAssessor:
         a._evidence = EvidenceState.from_dict(d)
         a._degradation = DegradationTracker.from_dict(d["degradation"], a.params.degradation)
         a._alarms = AlarmBook.from_dict(d["alarms"], id_factory=id_factory)
+        a._alarms.configure(**a.params.alarm_lifecycle())  # the params given now rule, not the saved ones
         if "prognostics" in d:
             a._prognostics = PrognosticsTracker.from_dict(d["prognostics"], a.params.prognostics)
             # a new level restarts it; no baseline yet (restored before the announcements) pauses it

@@ -4,7 +4,7 @@ Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
 
 * **Persistent model** (:func:`persistent_models`): its k-of-n persistence is on *and* either its
   smoothed ratio is at least ``alarm_min_smoothed_ratio`` (1.0: the EWMA is at its threshold) or
-  its latest ratio at least ``alarm_fast_ratio`` (1.5). A brief marginal excursion of the scorers'
+  its latest ratio at least ``alarm_fast_ratio`` (2.0). A brief marginal excursion of the scorers'
   10-window mean on healthy data therefore does not alarm, while a gross fault alarms after k
   windows.
 * **Health** (:func:`health_of`): :func:`~shared.health.scoring.health_from_scores` of the fresh
@@ -15,7 +15,9 @@ Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
 * **Degradation excess** (:func:`degradation_excess`): ``max(smoothed ratio - 1 over persistent
   models, v_smoothed / (B/C boundary) - 1 when the ISO condition is on)``.
 * **Anomaly alarm** (:func:`anomaly_condition`, source :data:`SOURCE_MODELS`): on while any fresh
-  model is persistent (one alarm per asset however many models agree; the models are listed).
+  model is persistent (once open, also while a model's smoothed ratio is at least
+  ``alarm_clear_ratio``, 0.8: hysteresis, see ``HealthAssessor._holding``; one alarm per asset
+  however many models agree; the models are listed).
   CRITICAL when a persistent model's smoothed ratio is at least
   :data:`shared.messages.CRITICAL_RATIO` or its latest score says CRITICAL; else WARNING. The
   reason is the top :data:`REASON_INSIGHTS` insight texts.
@@ -61,6 +63,9 @@ class Condition:
     severity: str
     reason: str
     models: tuple[str, ...] = ()
+    #: How bad (>= 0, the source's unit; :meth:`AlarmBook.observe`): the anomaly alarm's largest smoothed
+    #: ratio, the ISO alarm's smoothed velocity (mm/s); None: the source has none.
+    magnitude: float | None = None
 
 
 def persistent_models(models: Mapping[str, Track], params: AssessorParams) -> list[str]:
@@ -125,7 +130,9 @@ def anomaly_condition(
         reason = "; ".join(i.text for i in insights[:REASON_INSIGHTS])
     else:
         reason = "Persistent anomaly on " + ", ".join(persistent)
-    return Condition(SOURCE_MODELS, True, "CRITICAL" if critical else "WARNING", reason, tuple(persistent))
+    severity = "CRITICAL" if critical else "WARNING"
+    magnitude = max(models[m].smoothed for m in persistent)
+    return Condition(SOURCE_MODELS, True, severity, reason, tuple(persistent), max(0.0, magnitude))
 
 
 def iso_condition(velocity: Track, smoothed: ZoneResult | None, active: bool, basis: ZoneBasis) -> Condition:
@@ -139,7 +146,8 @@ def iso_condition(velocity: Track, smoothed: ZoneResult | None, active: bool, ba
     )
     active = active and basis.alarming
     severity = "CRITICAL" if smoothed is not None and smoothed.zone == DAMAGE_ZONE else "WARNING"
-    return Condition(SOURCE_ISO, active, severity, reason)
+    magnitude = None if smoothed is None else max(0.0, smoothed.velocity_mm_s)
+    return Condition(SOURCE_ISO, active, severity, reason, (), magnitude)
 
 
 def trend_condition(view: PrognosticsView) -> Condition:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from shared.messages.alarm_settings import AlarmSettings
 from shared.messages.base import AssetId, Message, Timestamp, utcnow
 
 #: Length units of a bearing's diameters, and millimetres per unit.
@@ -348,6 +349,8 @@ class AssetConfig(Message):
     sensor: SensorSettings | None = None
     #: Autoencoder training parameters for this asset's calibrations (a request's own win).
     training: TrainingParams | None = None
+    #: How its alarms open, clear and re-open (hysteresis, re-open delay); None: the plant defaults.
+    alarms: AlarmSettings | None = None
     updated_at: Timestamp = Field(default_factory=utcnow)
 
     @model_validator(mode="before")
