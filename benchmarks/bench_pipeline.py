@@ -16,9 +16,12 @@ on ``health/<asset>``; the time until the alarm opens (``alarms/<asset>`` ACTIVE
 it. Then healthy readings in chunks of 300 data seconds until the alarm was auto-cleared and every
 health update of a whole chunk is ``>= 90`` with no alarm open (the legacy model's
 ``voltage_rolling_mean_1h`` feature keeps a fault for 3600 data seconds, so this takes about an hour
-of data time; the alarms that open again meanwhile are counted). Prints n, p50, p99 (linear
-interpolation between order statistics), min and max in ms. Only health and alarms are subscribed
-to in this phase.
+of data time; the alarms that open again meanwhile are counted). Of those, the alarms that opened
+after the fault's own alarm auto-cleared are its chatter, printed as "re-opens after the fault cleared"
+per repetition (issue 16: 0 in every one); each repetition's line also names, per model, the last data
+second after the fault at which its smoothed ratio was still >= 0.8 (``LAG_RATIO``: what held the health
+down). Prints n, p50, p99 (linear interpolation between order statistics), min and max in ms. Only
+health and alarms are subscribed to in this phase.
 
 **Throughput** (N assets, each calibrated on 400 healthy readings first, so that the legacy and batch
 scorers and the health stage do real work): every asset publishes M readings as fast as its own MQTT
@@ -66,6 +69,8 @@ from tests.support.stack import Stack
 #: Health score below which the asset counts as "detected" (latency), and the recovery level.
 DETECT_BELOW = 75.0
 RECOVER_AT = 90.0
+#: A model whose smoothed ratio is at or above this after the fault still holds the health down.
+LAG_RATIO = 0.8
 #: Readings per wall second while the fault is streamed (a live device), data time 1 s apart.
 FAULT_RATE_HZ = 10.0
 FAULT_READINGS = 30
@@ -230,6 +235,41 @@ def encode(payloads: Sequence[dict[str, Any]]) -> list[bytes]:
     return [json.dumps(p).encode() for p in payloads]
 
 
+def reopens_after_clear(
+    history: Sequence[tuple[str, str, dict[str, Any], float]], alarm_id: str | None
+) -> list[float]:
+    """Data times (s) at which an alarm other than ``alarm_id`` opened after ``alarm_id`` auto-cleared,
+    in ``history`` (the monitor's messages from the fault on): the fault's alarm chattering. An
+    escalation (an ACTIVE event of an alarm already open) is not an opening; none when ``alarm_id``
+    (the fault's alarm) is None or never auto-cleared."""
+    cleared = False
+    seen: set[str] = set()
+    out: list[float] = []
+    for kind, _, p, _ in history:
+        if kind != "alarm":
+            continue
+        if p["alarm_id"] == alarm_id and p["state"] == "RESOLVED" and p["auto_cleared"]:
+            cleared = True
+        elif cleared and p["state"] == "ACTIVE" and p["alarm_id"] not in seen | {alarm_id}:
+            seen.add(p["alarm_id"])
+            out.append(data_ts(p["ts"]))
+    return out
+
+
+def lagging_models(
+    history: Sequence[tuple[str, str, dict[str, Any], float]], start: float
+) -> dict[str, float]:
+    """Per model, the last data second after ``start`` (s) of a health update with its smoothed ratio
+    >= :data:`LAG_RATIO` in ``history`` (models that never were: left out), largest first."""
+    last: dict[str, float] = {}
+    for kind, _, p, _ in history:
+        if kind == "health":
+            for m, r in p.get("model_ratios", {}).items():
+                if r >= LAG_RATIO:
+                    last[m] = data_ts(p["ts"]) - start
+    return dict(sorted(last.items(), key=lambda kv: -kv[1]))
+
+
 # ---------------------------------------------------------------------------------------------
 # the bench
 # ---------------------------------------------------------------------------------------------
@@ -242,6 +282,13 @@ class LatencyResult:
     min_health: list[float] = field(default_factory=list)
     #: Alarms opened again during the healthy recovery data (a flapping condition), per repetition.
     reopened: list[int] = field(default_factory=list)
+    #: Of those, the alarms opened after the fault's own alarm auto-cleared (chatter), per repetition,
+    #: and the data seconds after the fault's end at which each opened.
+    reopened_after_clear: list[int] = field(default_factory=list)
+    reopen_data_s: list[list[float]] = field(default_factory=list)
+    #: Per repetition, per model: the last data second after the fault's end at which its smoothed
+    #: ratio was still >= LAG_RATIO (what kept the health from recovering).
+    lagging: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -504,13 +551,22 @@ class Bench:
                     len({p["alarm_id"] for k, _, p, _ in self.mon.history[n_rec:]
                          if k == "alarm" and p["state"] == "ACTIVE" and p["alarm_id"] != alarm_id})
                 )  # fmt: skip
+                after = reopens_after_clear(self.mon.history[n_hist:], alarm_id)
+                res.reopened_after_clear.append(len(after))
+                res.reopen_data_s.append([t - rec_start for t in after])
+                res.lagging.append(lagging_models(self.mon.history[n_rec:], rec_start))
                 h_ms = f"{res.health_ms[-1]:.0f} ms" if detected is not None else "not detected"
                 a_ms = f"{res.alarm_ms[-1]:.0f} ms" if opened is not None else "no alarm"
+                when = ", +".join(f"{x:.0f}" for x in res.reopen_data_s[-1])
+                when = f", at data +{when} s after the fault" if when else ""
                 log(
                     f"latency rep {rep + 1}/{reps}: health<{DETECT_BELOW:g} after {h_ms}, alarm after "
                     f"{a_ms}, min health {res.min_health[-1]:.1f}; recovered after "
                     f"{res.recovery_data_s[-1]:.0f} data s of healthy readings "
-                    f"({res.reopened[-1]} alarm(s) opened meanwhile)"
+                    f"({res.reopened[-1]} alarm(s) opened meanwhile; re-opens after the fault cleared: "
+                    f"{res.reopened_after_clear[-1]}{when}; smoothed ratio >= {LAG_RATIO:g} until data "
+                    + (", ".join(f"{m} +{x:.0f} s" for m, x in res.lagging[-1].items()) or "-")
+                    + ")"
                 )
         return res
 
@@ -747,6 +803,7 @@ def report(res: PipelineResult) -> str:
             f"min health during faults {min(lat.min_health):.1f}..{max(lat.min_health):.1f}"
         )
         lines.append(f"  other alarms opened during the recovery data, per repetition: {lat.reopened}")
+        lines.append(f"  re-opens after the fault cleared: {lat.reopened_after_clear}")
     lines.append(
         "throughput (readings/s; pipeline = first publish -> every asset's health at its last data time):"
     )
