@@ -251,7 +251,8 @@ def window_flag(
     cur: Mapping[str, float], baseline: Baseline, d: str, snr_min: float, z_min: float
 ) -> bool | None:
     """Whether this window's evidence at defect ``d`` rose (module doc): on a calibrated harmonic level,
-    ``d`` is :func:`strongest`; else the fundamental's rule. None when the window carries nothing this
+    ``d`` is :func:`strongest` (``bsf`` also when FTF is, with :func:`ball_under_cage`: such a window
+    counts for both); else the fundamental's rule. None when the window carries nothing this
     baseline can judge (no ``env_{d}_amp`` under a calibrated level, no SNR without one)."""
     if HarmonicRise.of(cur, baseline, d) is not None:
         best = strongest(cur, baseline)
