@@ -130,8 +130,7 @@ class AlarmRecord:
         return self.opened_at <= t and (self.resolved_at is None or self.resolved_at > t)
 
 
-def _apply(rec: AlarmRecord, e: AlarmEvent) -> None:
-    ts = to_utc(e.ts)
+def _apply(rec: AlarmRecord, e: AlarmEvent, ts: datetime) -> None:
     if _RANK.get(e.severity, 0) > _RANK.get(rec.severity, 0):
         rec.severity = e.severity
     if e.state == "ACKNOWLEDGED" and rec.acknowledged_at is None:
@@ -148,16 +147,16 @@ def alarm_records(events: Iterable[AlarmEvent], until: datetime | None = None) -
     ``opened_at`` then ``alarm_id``. Transitions are applied in data-time order (a later lifecycle step
     wins a tie), so the history may come in any order."""
     end = None if until is None else to_utc(until)
-    chosen = [e for e in events if end is None or to_utc(e.ts) < end]
-    chosen.sort(key=lambda e: (to_utc(e.ts), _STATE_RANK[e.state]))
+    timed = [(to_utc(e.ts), _STATE_RANK[e.state], e) for e in events]
+    chosen = sorted((x for x in timed if end is None or x[0] < end), key=lambda x: (x[0], x[1]))
     out: dict[str, AlarmRecord] = {}
-    for e in chosen:
+    for ts, _, e in chosen:
         rec = out.get(e.alarm_id)
         if rec is None:
             rec = out[e.alarm_id] = AlarmRecord(
                 e.alarm_id, e.asset_id, e.source, e.severity, to_utc(e.opened_at)
             )
-        _apply(rec, e)
+        _apply(rec, e, ts)
     return sorted(out.values(), key=lambda r: (r.opened_at, r.alarm_id))
 
 
