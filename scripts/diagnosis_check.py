@@ -27,9 +27,9 @@ the named component is the best-ranked one.
    (the component named in most of its windows) and windows. The data set has 0 HP only.
 
 ``--snr-rise`` runs the whole check with another harmonic SNR rise factor of the rule
-(:data:`shared.health.insights.envelope.SNR_RISE`), ``--ball-snr-rise`` with another factor of the
+(:data:`shared.health.insights.envelope_levels.SNR_RISE`), ``--ball-snr-rise`` with another factor of the
 ball's harmonic SNR over its calibrated p95 under cage-rate evidence
-(:data:`shared.health.insights.envelope.BALL_SNR_RISE`): sensitivity checks.
+(:data:`shared.health.insights.envelope_levels.BALL_SNR_RISE`): sensitivity checks.
 
 Prints the tables; exit 0 (whatever the numbers), 2 when a data file is missing.
 """
@@ -64,7 +64,7 @@ from shared.evaluation import frame  # noqa: E402
 from shared.features import spectral_features  # noqa: E402
 from shared.features.engine import FeatureEngine, config_bearing_orders  # noqa: E402
 from shared.health.assessor import HealthAssessor  # noqa: E402
-from shared.health.insights import DEFECTS, envelope  # noqa: E402
+from shared.health.insights import DEFECTS, envelope_levels  # noqa: E402
 from shared.learning.baseline import envelope_baseline  # noqa: E402
 from shared.messages import AssetConfig, BearingGeometry, Window  # noqa: E402
 
@@ -222,7 +222,7 @@ class CwruRecord:
     """One CWRU record: its family, windows, the component named per window (counts), the record's
     verdict (the component named in most windows, 'none' when never), the old rule's counts and, per
     defect, the median over its windows of the harmonic rises (``A/p95(A)``, ``S/p95(S)``) the rule
-    compares (:class:`shared.health.insights.envelope.HarmonicRise`)."""
+    compares (:class:`shared.health.insights.envelope_levels.HarmonicRise`)."""
 
     label: str
     family: str
@@ -238,7 +238,7 @@ def median_rises(base: dict, ex: Extras) -> dict[str, tuple[float, float]]:
     out = {}
     for d in DEFECTS:
         rs = [
-            envelope.HarmonicRise.of({k: float(v[i]) for k, v in ex.items()}, base, d)
+            envelope_levels.HarmonicRise.of({k: float(v[i]) for k, v in ex.items()}, base, d)
             for i in range(len(ex[f"env_{d}_amp"]))
         ]
         ok = [r for r in rs if r is not None]
@@ -294,9 +294,10 @@ def print_cwru(n_train: int, records: list[CwruRecord]) -> None:
         old = ", ".join(f"{d} {c}" for d, c in r.old.most_common())
         print(f"| {r.label} | {r.windows} | {named} | {r.verdict} | {old} |")
     need = (
-        f"A >= {envelope.RISE_FACTOR:g} and S >= {envelope.SNR_RISE:g}, then the largest S; a window whose "
-        f"largest is ftf counts for bsf too when bsf has A >= {envelope.RISE_FACTOR:g} and "
-        f"S >= {envelope.BALL_SNR_RISE:g}"
+        f"A >= {envelope_levels.RISE_FACTOR:g} and S >= {envelope_levels.SNR_RISE:g}, then the largest S; "
+        "a window whose "
+        f"largest is ftf counts for bsf too when bsf has A >= {envelope_levels.RISE_FACTOR:g} and "
+        f"S >= {envelope_levels.BALL_SNR_RISE:g}"
     )
     print("\nWhy (median over each record's windows): harmonic amplitude rise A/p95(A) and harmonic SNR")
     print(f"rise S/p95(S) per defect; the rule needs {need}\n")
@@ -326,18 +327,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--snr-rise",
         type=float,
-        default=envelope.SNR_RISE,
+        default=envelope_levels.SNR_RISE,
         help="harmonic SNR rise factor of the rule (a sensitivity check; default: the live value)",
     )
     ap.add_argument(
         "--ball-snr-rise",
         type=float,
-        default=envelope.BALL_SNR_RISE,
+        default=envelope_levels.BALL_SNR_RISE,
         help="ball harmonic SNR over its calibrated p95 under cage-rate evidence (default: the live value)",
     )
     args = ap.parse_args(argv)
-    envelope.SNR_RISE = args.snr_rise
-    envelope.BALL_SNR_RISE = args.ball_snr_rise
+    envelope_levels.SNR_RISE = args.snr_rise
+    envelope_levels.BALL_SNR_RISE = args.ball_snr_rise
     for p, f in ((args.femto, "femto_Bearing1_1.npz"), (args.cwru, "cwru_0hp_1797rpm.npz")):
         if not (p / f).exists():
             print(f"missing {p / f} (see the data set's README)", file=sys.stderr)

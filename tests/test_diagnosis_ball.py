@@ -21,13 +21,8 @@ import pytest
 
 from shared.features import spectral_features
 from shared.health.assessor import HealthAssessor
-from shared.health.insights.envelope import (
-    BALL_SNR_RISE,
-    RISE_FACTOR,
-    ball_under_cage,
-    strongest,
-    window_flag,
-)
+from shared.health.insights.envelope import window_flag
+from shared.health.insights.envelope_levels import BALL_SNR_RISE, RISE_FACTOR, ball_under_cage, strongest
 from shared.learning.baseline import envelope_baseline
 from shared.messages import AssetConfig, BearingGeometry
 

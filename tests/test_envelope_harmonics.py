@@ -18,7 +18,8 @@ import pytest
 from shared.features import spectral_features
 from shared.features.envelope import distinct_harmonics
 from shared.health.assessor import HealthAssessor
-from shared.health.insights.envelope import HarmonicRise, strongest, window_flag
+from shared.health.insights.envelope import window_flag
+from shared.health.insights.envelope_levels import HarmonicRise, strongest
 from shared.learning.baseline import envelope_baseline
 from shared.messages import AssetConfig, BearingGeometry
 

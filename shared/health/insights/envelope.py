@@ -110,8 +110,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from shared.health.insights import envelope_levels as levels
 from shared.health.insights.base import (
     DEFECTS,
     Z_CAP,
@@ -126,18 +126,17 @@ from shared.health.insights.base import (
     severity_over,
     z_score,
 )
+from shared.health.insights.envelope_levels import (
+    EnvelopeLevel,
+    HarmonicRise,
+    ball_under_cage,
+    ratio_over,
+    strongest,
+)
 
 #: defect -> (windows whose evidence rose, windows counted) over the last ``ENVELOPE_N``.
 Counts = Mapping[str, tuple[int, int]]
 
-#: The amplitude must reach this × its calibrated 95th percentile (FEMTO first halves: 0 persistent
-#: flags at 2 and at 3; CWRU faults rise 3-190× the healthy median, so the factor barely matters there).
-RISE_FACTOR = 2.0
-#: The harmonic SNR must reach this × its calibrated 95th percentile (harmonic rule, module doc).
-SNR_RISE = 1.3
-#: Under persistent FTF evidence, the BSF harmonic SNR must reach this × its calibrated 95th percentile
-#: (and its amplitude RISE_FACTOR ×) for the ball to be named (module doc: at least its healthy p95).
-BALL_SNR_RISE = 1.0
 #: What a named ball defect means (the BSF insight and the ball under cage-rate evidence).
 BALL_MEANING = "rolling-element (ball) defect likely"
 #: The FTF insight's meaning when the BSF harmonics rose with it.
@@ -151,100 +150,6 @@ ORDER_WEIGHT = 1.5
 SNR_RANK_SCALE = 3.0
 #: Ranking key of a peak that is not compared with a calibrated level (below every named signal).
 UNBASELINED_RANK = 1.0
-
-
-@dataclass(frozen=True)
-class EnvelopeLevel:
-    """The calibrated level of one envelope indicator (its unit): median and 95th percentile."""
-
-    median: float
-    p95: float
-
-    @classmethod
-    def of(cls, baseline: Baseline, d: str) -> EnvelopeLevel | None:
-        """The level of ``env_{d}_amp`` in ``baseline`` (:meth:`named`)."""
-        return cls.named(baseline, f"env_{d}_amp")
-
-    @classmethod
-    def named(cls, baseline: Baseline, name: str) -> EnvelopeLevel | None:
-        """The level of ``name`` (None without ``p95``/``median``); ValueError unless finite, >= 0."""
-        entry = None if baseline is None else baseline.get(name)
-        if entry is None or "p95" not in entry or "median" not in entry:
-            return None
-        med, p95 = entry["median"], entry["p95"]
-        for label, v in (("median", med), ("p95", p95)):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"baseline {label} of {name!r} must be a finite number >= 0, got {v!r}")
-        return cls(float(med), float(p95))
-
-    @property
-    def threshold(self) -> float:
-        """``RISE_FACTOR * p95`` (g)."""
-        return RISE_FACTOR * self.p95
-
-
-def _over(value: float, level: float) -> float:
-    """``value / level`` (1); inf for a positive value over a zero level, 0 for 0 over 0."""
-    if level > 0:
-        return value / level
-    return math.inf if value > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class HarmonicRise:
-    """One window's harmonic evidence at a defect against its calibrated level (module doc):
-    ``amp`` (g) and ``snr`` (1) are ``env_{d}_harm_amp``/``env_{d}_harm_snr``."""
-
-    amp: float
-    snr: float
-    amp_level: EnvelopeLevel
-    snr_level: EnvelopeLevel
-
-    @classmethod
-    def of(cls, cur: Mapping[str, float], baseline: Baseline, d: str) -> HarmonicRise | None:
-        """None unless the window carries both indicators and the baseline holds both levels."""
-        amp, snr = cur.get(f"env_{d}_harm_amp"), cur.get(f"env_{d}_harm_snr")
-        amp_level = EnvelopeLevel.named(baseline, f"env_{d}_harm_amp")
-        snr_level = EnvelopeLevel.named(baseline, f"env_{d}_harm_snr")
-        if amp is None or snr is None or amp_level is None or snr_level is None:
-            return None
-        return cls(float(amp), float(snr), amp_level, snr_level)
-
-    @property
-    def amp_rise(self) -> float:
-        """``amp / p95(amp)`` (1)."""
-        return _over(self.amp, self.amp_level.p95)
-
-    @property
-    def snr_rise(self) -> float:
-        """``snr / p95(snr)`` (1)."""
-        return _over(self.snr, self.snr_level.p95)
-
-    @property
-    def rose(self) -> bool:
-        """``amp_rise >= RISE_FACTOR`` and ``snr_rise >= SNR_RISE``."""
-        return self.amp_rise >= RISE_FACTOR and self.snr_rise >= SNR_RISE
-
-
-def strongest(cur: Mapping[str, float], baseline: Baseline) -> str | None:
-    """The defect whose harmonic evidence rose (:attr:`HarmonicRise.rose`) with the largest
-    ``snr_rise`` (ties: :data:`DEFECTS` order); None when none rose or none is judged on harmonics."""
-    best, best_rise = None, -math.inf
-    for d in DEFECTS:
-        r = HarmonicRise.of(cur, baseline, d)
-        if r is not None and r.rose and r.snr_rise > best_rise:
-            best, best_rise = d, r.snr_rise
-    return best
-
-
-def ball_under_cage(cur: Mapping[str, float], baseline: Baseline) -> HarmonicRise | None:
-    """The window's BSF harmonic evidence when it left its healthy range (module doc,
-    "Ball impacts recurring at cage speed"): ``amp_rise >= RISE_FACTOR`` and
-    ``snr_rise >= BALL_SNR_RISE``; None otherwise or when BSF is not judged on harmonics."""
-    r = HarmonicRise.of(cur, baseline, "bsf")
-    if r is None or r.amp_rise < RISE_FACTOR or r.snr_rise < BALL_SNR_RISE:
-        return None
-    return r
 
 
 def window_flag(
@@ -383,11 +288,12 @@ def _harmonic(d: str, r: HarmonicRise, hz: str | None, windows: str) -> Insight:
     at = label if hz is None else f"{label} ({hz})"
     text = (
         f"Envelope harmonics of {at} {_levels(r)}, "
-        f"harmonic SNR {r.snr:.1f} ({_over(r.snr, r.snr_level.median):.1f}× its calibrated level){windows}: "
+        f"harmonic SNR {r.snr:.1f} ({ratio_over(r.snr, r.snr_level.median):.1f}× its calibrated level)"
+        f"{windows}: "
         f"{meaning}"
     )
-    strength = min(r.amp_rise / RISE_FACTOR, r.snr_rise / SNR_RISE)
-    rank_on = SNR_RANK_SCALE * min(r.snr_rise / SNR_RISE, 1e9)
+    strength = min(r.amp_rise / levels.RISE_FACTOR, r.snr_rise / levels.SNR_RISE)
+    rank_on = SNR_RANK_SCALE * min(r.snr_rise / levels.SNR_RISE, 1e9)
     return Insight(
         text, severity_over(strength, 1.0), f"env_{d}_harm_amp", r.amp, ORDER_WEIGHT * min(rank_on, Z_CAP)
     )
@@ -403,12 +309,12 @@ def _ball_under_cage(
     cage_at = "FTF" if hz is None else f"FTF ({hz})"
     text = (
         f"Envelope harmonics of {cage_at} {_levels(cage)}, harmonic SNR {cage.snr:.1f} "
-        f"({_over(cage.snr, cage.snr_level.median):.1f}× its calibrated level), with those of {ball_at} "
+        f"({ratio_over(cage.snr, cage.snr_level.median):.1f}× its calibrated level), with those of {ball_at} "
         f"{_levels(ball)}, harmonic SNR {ball.snr:.1f} ({ball.snr_rise:.1f}× its calibrated p95){windows}: "
         f"{BALL_AT_CAGE_MEANING}"
     )
-    strength = min(cage.amp_rise / RISE_FACTOR, cage.snr_rise / SNR_RISE)
-    rank_on = SNR_RANK_SCALE * min(cage.snr_rise / SNR_RISE, 1e9)
+    strength = min(cage.amp_rise / levels.RISE_FACTOR, cage.snr_rise / levels.SNR_RISE)
+    rank_on = SNR_RANK_SCALE * min(cage.snr_rise / levels.SNR_RISE, 1e9)
     return Insight(
         text, severity_over(strength, 1.0), "env_bsf_harm_amp", ball.amp, ORDER_WEIGHT * min(rank_on, Z_CAP)
     )
