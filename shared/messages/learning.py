@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, JsonValue, model_validator
 
 from shared.messages.base import AssetId, EventId, Message, Timestamp, utcnow
+from shared.messages.operating import OperatingState
 
 FeatureKind = Literal["legacy", "batch", "vibration"]
 ModelKind = Literal["legacy", "batch", "autoencoder"]
@@ -56,6 +57,9 @@ class FeatureVector(Message):
     frames: list[list[float]] | None = Field(default=None, min_length=2, max_length=32)
     #: Samples per frame (set with ``frames``).
     frame_samples: int | None = Field(default=None, ge=2)
+    #: The asset's operating state at ``ts`` (:mod:`shared.health.operating_state`); ``None``: unknown
+    #: (vectors from before it existed, or a relative level not learned yet), treated as running.
+    operating_state: OperatingState | None = None
 
     @model_validator(mode="after")
     def _same_length(self) -> FeatureVector:

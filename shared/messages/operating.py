@@ -1,0 +1,48 @@
+"""The ``operating`` block of an asset's configuration (:class:`OperatingSettings`, in
+:class:`shared.messages.assets.AssetConfig`): how its operating state (running, stopped, starting) is
+told (issue 16). The classifier itself is :mod:`shared.health.operating_state`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.messages.base import Message
+
+__all__ = ["OperatingSettings", "OperatingSource", "OperatingState"]
+
+#: An asset's operating state; ``None`` where a message carries it means unknown (treated as running).
+OperatingState = Literal["running", "stopped", "starting"]
+#: Where the state comes from: ``current`` (A of the simple readings), ``vibration`` (g: a reading's
+#: ``vibration_g``, a window's AC RMS), ``given`` (``state`` below, set by the user) or ``auto`` (the
+#: current when the asset sends readings, else the windows' vibration).
+OperatingSource = Literal["auto", "current", "vibration", "given"]
+
+
+class OperatingSettings(Message):
+    """How the asset's operating state is told (unset fields take the defaults of
+    :mod:`shared.health.operating_state`).
+
+    ``stopped_below_a`` (A) / ``stopped_below_g`` (g): stopped below this current / vibration level;
+    unset: 10 % of the asset's own running median (relative, see the classifier's module doc).
+    ``hysteresis`` (fraction, default 0.5): running again only from ``stopped_below × (1 + hysteresis)``;
+    between the two levels the state holds. ``start_settle_s`` (data-time seconds, default 30):
+    ``starting`` for this long after a stopped → running change (inrush, run-up). ``state``: the state
+    the user gives (``source: given`` only).
+    """
+
+    source: OperatingSource = "auto"
+    stopped_below_a: float | None = Field(default=None, gt=0, le=100_000, description="Stopped below, A")
+    stopped_below_g: float | None = Field(default=None, gt=0, le=1000, description="Stopped below, g")
+    hysteresis: float | None = Field(default=None, ge=0, le=10)
+    start_settle_s: float | None = Field(default=None, ge=0, le=86_400)
+    state: Literal["running", "stopped"] | None = None
+
+    @model_validator(mode="after")
+    def _given(self) -> OperatingSettings:
+        if self.source == "given" and self.state is None:
+            raise ValueError("operating.source 'given' needs operating.state ('running' or 'stopped')")
+        if self.source != "given" and self.state is not None:
+            raise ValueError("operating.state is given by the user only with operating.source 'given'")
+        return self
