@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from shared.messages.alarm_settings import AlarmSettings
 from shared.messages.base import AssetId, Message, Timestamp, utcnow
+from shared.messages.operating import OperatingSettings
 
 #: Length units of a bearing's diameters, and millimetres per unit.
 LengthUnit = Literal["mm", "in"]
@@ -351,6 +352,8 @@ class AssetConfig(Message):
     training: TrainingParams | None = None
     #: How its alarms open, clear and re-open (hysteresis, re-open delay); None: the plant defaults.
     alarms: AlarmSettings | None = None
+    #: How its operating state (running/stopped/starting) is told; None: from its own running level.
+    operating: OperatingSettings | None = None
     updated_at: Timestamp = Field(default_factory=utcnow)
 
     @model_validator(mode="before")
