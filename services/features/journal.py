@@ -16,6 +16,10 @@ A compaction keeps the newest ``max_horizon_readings`` (36,000) + :data:`KEEP_EX
 the legacy horizon, the batch window and the recent event ids need. Replaying them restores the state
 exactly except for the rolling mean's running sum, which is summed afresh (differences in the last
 bits of ``voltage_rolling_mean_1h``).
+
+The operating-state trackers (:mod:`shared.health.operating_state`, when given) are functions of the
+readings too: the replay feeds them the same readings (their config, retained, is applied when it
+arrives after the start).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import structlog
 
 from shared.features.engine import RECENT_IDS, FeatureEngine
 from shared.features.legacy import DEFAULT_MAX_HORIZON_READINGS
+from shared.health.operating_state import AssetOperating
 from shared.journal import LineJournal, Op
 from shared.messages import Reading
 
@@ -56,8 +61,11 @@ def entry_reading(asset_id: str, entry: list[Any]) -> Reading:
 class Journal:
     """Checkpointed state port of the features service (see the module docstring)."""
 
-    def __init__(self, directory: Path, engine: FeatureEngine) -> None:
+    def __init__(
+        self, directory: Path, engine: FeatureEngine, operating: dict[str, AssetOperating] | None = None
+    ) -> None:
         self.engine = engine
+        self.operating = operating
         self.lines = LineJournal(
             directory, keep=DEFAULT_MAX_HORIZON_READINGS + KEEP_EXTRA, compact_after=COMPACT_AFTER
         )
@@ -89,4 +97,8 @@ class Journal:
                 except (ValueError, TypeError) as exc:
                     log.warning("journal_entry_skipped", asset_id=asset, error=str(exc))
             taken = self.engine.replay(readings)
+            if self.operating is not None:
+                tracker = self.operating.setdefault(asset, AssetOperating())
+                for r in readings:
+                    tracker.on_reading(r.ts.timestamp(), r.current_a, r.vibration_g)
             log.info("features_state_restored", asset_id=asset, readings=taken)

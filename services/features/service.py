@@ -15,6 +15,13 @@ sample-rate or length changes), and the retained :class:`SensorStatus` on ``sens
 when it changes (an asset never told is ``ok``). The detectors' state is in memory only: after a restart
 the service reads its retained statuses back, so a fault told before is cleared by the first clean update
 (and reported again if the fault is seen again).
+
+Operating state: every vector carries the asset's state at its time (``operating_state``: running,
+stopped, starting; ``None`` while a relative level is not learned yet), from the per-asset tracker of
+:mod:`shared.health.operating_state` fed in data order (readings by their current, windows by their
+vibration level or the readings' state, per the config's ``operating`` block). The trackers are
+functions of the readings taken, so a restart restores them from the journal with the engine; an asset
+known only by its windows learns its level afresh.
 """
 
 from __future__ import annotations
@@ -26,8 +33,18 @@ import structlog
 from services.features.journal import Journal
 from shared import topics
 from shared.features.engine import FeatureEngine
+from shared.health.operating_state import AssetOperating, window_level_g
 from shared.health.sensor_stream import AssetSensors
-from shared.messages import SIGNALS, AssetConfig, Reading, SensorFindingItem, SensorStatus, Window
+from shared.messages import (
+    SIGNALS,
+    AssetConfig,
+    FeatureVector,
+    Reading,
+    SensorFindingItem,
+    SensorStatus,
+    Window,
+)
+from shared.messages.operating import OperatingState
 from shared.service import Delivery, Outbox, Publish, Route, Service, no_arguments
 from shared.settings import Settings
 
@@ -40,9 +57,16 @@ class FeaturesHandlers:
     """The route handlers over one engine (per-asset feature state, in memory, journaled when a
     journal is given)."""
 
-    def __init__(self, engine: FeatureEngine, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        engine: FeatureEngine,
+        journal: Journal | None = None,
+        operating: dict[str, AssetOperating] | None = None,
+    ) -> None:
         self.engine = engine
         self.journal = journal
+        #: Per-asset operating-state trackers (shared with the journal, which restores them).
+        self.operating = operating if operating is not None else {}
         self.duplicates = 0
         self.sensors: dict[str, AssetSensors] = {}
         self._last_window: dict[str, str] = {}
@@ -56,6 +80,10 @@ class FeaturesHandlers:
         vectors = self.engine.on_reading(r)  # ValueError (out of order): dead letter, state unchanged
         if self.journal is not None:
             self.journal.took(r)
+        state = operating_of(self.operating, r.asset_id).on_reading(
+            r.ts.timestamp(), r.current_a, r.vibration_g
+        )
+        vectors = [marked(fv, state) for fv in vectors]
         sensors = self.sensors.setdefault(r.asset_id, AssetSensors())
         changed = sensors.on_reading(r.ts.timestamp(), {k: float(getattr(r, k)) for k in SIGNALS})
         out = self._sensor_status(r.asset_id, r.ts.timestamp()) if changed else []
@@ -64,12 +92,15 @@ class FeaturesHandlers:
     async def on_window(self, d: Delivery[Window]) -> Outbox:
         w = d.message
         fv = self.engine.on_window(w)
+        data = w.axis_data()
+        level = window_level_g(list(data.values()))
+        state = operating_of(self.operating, w.asset_id).on_window(w.ts.timestamp(), level)
+        fv = marked(fv, state)
         out = [Publish(topics.features(fv.asset_id, "vibration"), fv)]
         if self._last_window.get(w.asset_id) == w.event_id:
             return out  # a re-delivery: not a repeated window of the sensor
         self._last_window[w.asset_id] = w.event_id
         sensors = self.sensors.setdefault(w.asset_id, AssetSensors())
-        data = w.axis_data()
         if sensors.on_window(w.ts.timestamp(), w.fs_hz, list(data.values()), list(data)):
             return self._sensor_status(w.asset_id, w.ts.timestamp()) + out
         return out
@@ -97,11 +128,13 @@ class FeaturesHandlers:
                 self.engine.configs.pop(d.asset_id, None)
                 self.engine.forget(d.asset_id)
                 self.sensors.pop(d.asset_id, None)
+                self.operating.pop(d.asset_id, None)
                 self._last_window.pop(d.asset_id, None)
                 if self.journal is not None:
                     self.journal.forgot(d.asset_id)
             return None
         self.engine.configs[d.message.asset_id] = d.message
+        operating_of(self.operating, d.message.asset_id).configure(d.message.operating)
         sensor = d.message.sensor
         full_scale, rate = (None, None) if sensor is None else (sensor.full_scale_g, sensor.sample_rate_hz)
         self.sensors.setdefault(d.message.asset_id, AssetSensors()).configure(full_scale, rate)
@@ -123,14 +156,28 @@ class FeaturesHandlers:
         ]
 
 
+def operating_of(states: dict[str, AssetOperating], asset_id: str) -> AssetOperating:
+    """The asset's operating-state tracker (a new one, relative levels, for an asset not seen yet)."""
+    got = states.get(asset_id)
+    if got is None:
+        got = states[asset_id] = AssetOperating()
+    return got
+
+
+def marked(fv: FeatureVector, state: OperatingState | None) -> FeatureVector:
+    """The vector with the asset's operating state at its time."""
+    return fv if fv.operating_state == state else fv.model_copy(update={"operating_state": state})
+
+
 def build(settings: Settings, argv: Sequence[str] = (), *, engine: FeatureEngine | None = None) -> Service:
     """The features service; its state is journaled under ``DATA_DIR/features``."""
     no_arguments(SERVICE, argv)
     engine = engine or FeatureEngine(settings.batch_window, legacy_warmup=settings.legacy_warmup)
-    journal = Journal(settings.data_dir / "features", engine)
+    operating: dict[str, AssetOperating] = {}
+    journal = Journal(settings.data_dir / "features", engine, operating)
     return Service(
         name=SERVICE,
-        routes=FeaturesHandlers(engine, journal).routes(),
+        routes=FeaturesHandlers(engine, journal, operating).routes(),
         publishes=(
             "features/<a>/legacy",
             "features/<a>/batch",
