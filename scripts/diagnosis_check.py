@@ -72,8 +72,9 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 FEMTO_BEARINGS = ("1_1", "1_2", "2_1", "2_2", "3_1", "3_2")
 #: FEMTO's test bearing (its README): 13 balls of 3.5 mm on a 25.6 mm pitch diameter.
 FEMTO_BEARING = BearingGeometry(n_balls=13, ball_diameter=3.5, pitch_diameter=25.6)
-#: CWRU drive-end SKF 6205, orders of shaft speed (its README).
-CWRU_BEARING = BearingGeometry(bpfo_order=3.5848, bpfi_order=5.4152, bsf_order=4.7135, ftf_order=0.39828)
+#: CWRU drive-end SKF 6205 by its geometry, as the README configures it (9 balls, d 0.3126 in, D 1.537 in:
+#: BPFO 3.5848, BPFI 5.4152, ball defect line 4.7134, FTF 0.3983 x shaft speed, the data set's table).
+CWRU_BEARING = BearingGeometry(n_balls=9, ball_diameter=0.3126, pitch_diameter=1.537, unit="in")
 CWRU_RPM, CWRU_FS, CWRU_WINDOW = 1797.0, 12_000.0, 2048
 FAMILY = {"IR": "bpfi", "OR": "bpfo", "B": "bsf", "normal": "none"}
 NAMES = ("bpfi", "bpfo", "bsf", "ftf", "none")

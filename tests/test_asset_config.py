@@ -105,3 +105,16 @@ def test_legacy_mm_keys_still_load() -> None:
 def test_unit_errors_name_the_unit(bearing: dict[str, Any], reason: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(reason)):
         AssetConfig.model_validate({"asset_id": "p1", "bearing": bearing})
+
+
+def test_geometry_gives_the_ball_defect_line_twice_the_spin() -> None:
+    """A spalled ball strikes both races once per spin revolution: the geometry's BSF is the ball defect
+    line, 2 x D/(2d) (1 - (d/D)^2) = 4.7134 for the SKF 6205 (the CWRU table's 4.7135), and an explicit
+    bsf_order still wins."""
+    b = BearingGeometry(n_balls=9, ball_diameter=0.3126, pitch_diameter=1.537, unit="in")
+    orders = config_bearing_orders(AssetConfig(asset_id="de", rpm=1797, bearing=b))
+    assert orders is not None
+    spin = 1.537 / (2 * 0.3126) * (1 - (0.3126 / 1.537) ** 2)
+    assert orders["bsf"] == pytest.approx(2 * spin) and orders["bsf"] == pytest.approx(4.7135, abs=2e-4)
+    explicit = b.model_copy(update={"bsf_order": 2.3567})
+    assert config_bearing_orders(AssetConfig(asset_id="de", rpm=1797, bearing=explicit))["bsf"] == 2.3567  # type: ignore[index]

@@ -202,11 +202,12 @@ def test_model_status_from_score() -> None:
 
 
 def test_bearing_orders_from_geometry() -> None:
-    # SKF 6205: 9 balls, d = 7.94 mm, D = 39.04 mm, 0° -> BPFO 3.585, BPFI 5.415, BSF 2.357, FTF 0.398
+    # SKF 6205: 9 balls, d = 7.94 mm, D = 39.04 mm, 0° -> BPFO 3.585, BPFI 5.415, ball spin 2.357, so the
+    # ball defect line BSF 4.713 (twice the spin: the CWRU table's BSF), FTF 0.398
     o = bearing_orders(BearingGeometry(n_balls=9, ball_diameter_mm=7.94, pitch_diameter_mm=39.04))
     assert o["bpfo"] == pytest.approx(3.585, abs=1e-3)
     assert o["bpfi"] == pytest.approx(5.415, abs=1e-3)
-    assert o["bsf"] == pytest.approx(2.357, abs=1e-3)
+    assert o["bsf"] == pytest.approx(4.713, abs=1e-3)
     assert o["ftf"] == pytest.approx(0.398, abs=1e-3)
     geom = BearingGeometry(n_balls=9, ball_diameter_mm=7.94, pitch_diameter_mm=39.04, bpfo_order=3.6)
     o = bearing_orders(geom)

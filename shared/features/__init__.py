@@ -19,7 +19,7 @@ from shared.features.batch import (
     batch_features,
     sliding_windows,
 )
-from shared.features.envelope import BEARING_KEYS, bearing_orders, default_env_band
+from shared.features.envelope import BEARING_KEYS, bearing_orders, default_env_band, defect_orders
 from shared.features.legacy import LEGACY_FEATURE_NAMES, LEGACY_UNITS, LegacyFeatureState
 from shared.features.spectral import (
     DEFAULT_N_BANDS,
@@ -55,6 +55,7 @@ __all__ = [
     "LegacyFeatureState",
     "batch_features",
     "bearing_orders",
+    "defect_orders",
     "default_env_band",
     "sliding_windows",
     "spectral_feature_names",

@@ -36,7 +36,7 @@ from shared.features import (
     LegacyFeatureState,
     axes_features,
     batch_features,
-    bearing_orders,
+    defect_orders,
     spectral_features,
 )
 from shared.features.frames import frame_rule, split_frames
@@ -44,7 +44,9 @@ from shared.messages import AssetConfig, FeatureVector, Reading, Window
 
 
 def config_bearing_orders(cfg: AssetConfig | None) -> dict[str, float] | None:
-    """Defect-frequency orders from the asset config: explicit orders win, else geometry, else None."""
+    """Defect-frequency orders from the asset config: explicit orders win, else the geometry's
+    (:func:`~shared.features.envelope.defect_orders`: ``bsf`` is the ball defect line, twice the spin),
+    else None."""
     if cfg is None or cfg.bearing is None:
         return None
     b = cfg.bearing
@@ -52,7 +54,7 @@ def config_bearing_orders(cfg: AssetConfig | None) -> dict[str, float] | None:
     if all(v is not None for v in explicit.values()):
         return {k: float(v) for k, v in explicit.items() if v is not None}
     if b.n_balls and b.ball_diameter_mm and b.pitch_diameter_mm:
-        geo = bearing_orders(b.n_balls, b.ball_diameter_mm, b.pitch_diameter_mm, b.contact_angle_deg)
+        geo = defect_orders(b.n_balls, b.ball_diameter_mm, b.pitch_diameter_mm, b.contact_angle_deg)
         return {k: float(explicit[k] if explicit[k] is not None else geo[k]) for k in geo}
     return None
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from shared.features.envelope import defect_orders
 from shared.messages import CRITICAL_RATIO, AssetConfig, BearingGeometry, Score
 
 InsightSeverity = Literal["WARNING", "CRITICAL"]
@@ -72,7 +73,9 @@ def bearing_orders(bearing: BearingGeometry | None) -> dict[str, float]:
     diameter D, contact angle θ), with ``c = d / D * cos θ``::
 
         BPFO = n / 2 * (1 - c)      BPFI = n / 2 * (1 + c)
-        BSF  = D / (2 d) * (1 - c^2)    FTF  = (1 - c) / 2
+        BSF  = D / d * (1 - c^2)        FTF  = (1 - c) / 2
+
+    BSF is the ball defect line, twice the ball spin (:func:`shared.features.envelope.defect_orders`).
     """
     if bearing is None:
         return {}
@@ -81,13 +84,7 @@ def bearing_orders(bearing: BearingGeometry | None) -> dict[str, float]:
     if n is not None and d is not None and pd is not None:
         if d >= pd:
             raise ValueError(f"ball diameter {d} mm must be smaller than pitch diameter {pd} mm")
-        c = d / pd * math.cos(math.radians(bearing.contact_angle_deg))
-        out = {
-            "bpfo": n / 2.0 * (1.0 - c),
-            "bpfi": n / 2.0 * (1.0 + c),
-            "bsf": pd / (2.0 * d) * (1.0 - c * c),
-            "ftf": (1.0 - c) / 2.0,
-        }
+        out = defect_orders(n, d, pd, bearing.contact_angle_deg)
     for name in DEFECTS:
         explicit = getattr(bearing, f"{name}_order")
         if explicit is not None:
