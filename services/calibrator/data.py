@@ -6,28 +6,80 @@ historian may still be writing a burst the gateway accepted just before (measure
 a calibration right after 1,000 readings found 0). The look-back window then ends at the asset's
 newest stored data point not after ``end``, not at the wall clock, so replayed history and accelerated
 timestamps calibrate the same way as live data.
+
+Calibration learns the running machine only: :func:`collect` classifies the readings and windows with the
+operating-state classifier (:func:`shared.health.operating_state.classify_series`, the rule the features
+service marks vectors with) and leaves the stopped and starting ones out, saying how many and why
+(:class:`OperatingExclusion`, in ``Collected.operating``); the minimums then apply to the running data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from shared.features import BATCH_FEATURE_NAMES, LEGACY_FEATURE_NAMES, LegacyFeatureState, batch_features
 from shared.features.batch import sliding_windows
+from shared.health.operating_state import START_SETTLE_S, Levels, classify_series
 from shared.learning.fault_signature import FaultSignature
 from shared.learning.screening import Screening, screen, screen_windows
 from shared.messages import SIGNALS, from_ns
+from shared.messages.operating import OperatingSettings
 from shared.records import READINGS, WINDOWS, features_measurement, point_to_features, point_to_frames
 from shared.store import Point, Store, paging
 from shared.store.identity import EVENT_SLOTS
 from shared.topics import FEATURE_KINDS
 
 DATASET_FOR_KIND = {"legacy": "legacy", "batch": "batch", "vibration": "autoencoder"}
+
+
+@dataclass(frozen=True)
+class OperatingExclusion:
+    """The ``what`` (readings, vibration windows) of a calibration left out because the asset was not
+    running: ``n`` collected, ``stopped`` and ``starting`` of them excluded; ``basis`` what the state was
+    told from; ``levels`` the stopped/running levels (signal units; ``None``: not from a level)."""
+
+    what: str
+    n: int
+    stopped: int
+    starting: int
+    basis: str
+    levels: Levels | None = None
+    start_settle_s: float | None = None
+
+    @property
+    def excluded(self) -> int:
+        return self.stopped + self.starting
+
+    def message(self) -> str:
+        """``excluded 120 of 1000 readings while not running (100 stopped, 20 starting; ...)``."""
+        return (
+            f"excluded {self.excluded} of {self.n} {self.what} while not running ({self.stopped} stopped, "
+            f"{self.starting} starting; {self.basis})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary for the manifest (levels in the signal's unit, seconds)."""
+        return {
+            "rule": "stopped below stopped_below, running from running_from (hysteresis between), "
+            "starting for start_settle_s after a start; stopped and starting rows are excluded",
+            "what": self.what,
+            "n": self.n,
+            "excluded": self.excluded,
+            "stopped": self.stopped,
+            "starting": self.starting,
+            "basis": self.basis,
+            "stopped_below": None if self.levels is None else self.levels.stopped_below,
+            "running_from": None if self.levels is None else self.levels.running_from,
+            "start_settle_s": self.start_settle_s,
+            "message": self.message(),
+        }
 
 
 @dataclass
@@ -58,6 +110,12 @@ class Collected:
     fault_signature: FaultSignature | None = None
     #: Sample rate (Hz) and length (samples) of the newest vibration window (``None``: no window).
     window_layout: tuple[float, int] | None = None
+    #: The readings / windows left out because the asset was stopped or starting (:func:`collect`).
+    operating: list[OperatingExclusion] = field(default_factory=list)
+
+    @property
+    def operating_excluded_readings(self) -> int:
+        return sum(e.excluded for e in self.operating if e.what == "readings")
 
     @property
     def readings(self) -> int:
@@ -240,16 +298,64 @@ async def wait_for_store(
         seen = progress
 
 
-def collect(store: Store, asset_id: str, lookback_minutes: float, end_ns: int | None = None) -> Collected:
-    """The asset's data in the ``lookback_minutes`` before its newest stored point not after ``end_ns``
-    (to the microsecond: an event at ``end`` is stored up to 999 ns later; ``None``: its newest point)."""
+def collect(
+    store: Store,
+    asset_id: str,
+    lookback_minutes: float,
+    end_ns: int | None = None,
+    operating: OperatingSettings | None = None,
+) -> Collected:
+    """The asset's running data in the ``lookback_minutes`` before its newest stored point not after
+    ``end_ns`` (to the microsecond: an event at ``end`` is stored up to 999 ns later; ``None``: its newest
+    point). Readings, and the legacy/batch vectors of their times, taken while the asset was stopped or
+    starting are left out, and so are such vibration windows (:func:`reading_states`,
+    :func:`running_windows`, per the asset's
+    ``operating`` settings; ``None``: relative levels); ``counts`` count what is kept."""
     end = newest_ns(store, asset_id, None if end_ns is None else end_ns + EVENT_SLOTS)
     out = Collected(asset_id, lookback_minutes, end)
     if end is None:
         return out
     start = end - int(lookback_minutes * 60e9)
+    readings = store.query(READINGS, asset_id, start_ns=start, end_ns=end + 1)
+    if readings:
+        out.reading_span_s = (readings[-1].ts_ns - readings[0].ts_ns) / 1e9
+    complete = [p for p in readings if all(s in p.fields for s in SIGNALS)]
+    signals = np.asarray([[float(p.fields[s]) for s in SIGNALS] for p in complete], dtype=np.float64)
+    reading_ts = np.asarray([p.ts_ns / 1e9 for p in complete], dtype=np.float64)
+    states = reading_states(out, signals, reading_ts, operating)
+    running = states == "running"
+    not_running_us = {p.ts_ns // 1000 for p, ok in zip(complete, running, strict=True) if not ok}
+    out.counts["readings"] = len(readings) - len(not_running_us)
+    _features(
+        out,
+        store,
+        start,
+        end,
+        not_running_us,
+        lambda pts: running_windows(out, pts, reading_ts, states, operating),
+    )
+    if running.any():
+        out.signals, out.reading_ts = signals[running], reading_ts[running]
+        out.signal_baseline = signal_baseline(out.signals)
+    return out
+
+
+def _features(
+    out: Collected,
+    store: Store,
+    start: int,
+    end: int,
+    not_running_us: set[int],
+    running_only: Callable[[list[Point]], list[Point]],
+) -> None:
+    """The feature vectors of the look-back (in ``out``): legacy/batch vectors at the times (µs) of
+    readings taken while not running are left out, vibration vectors pass ``running_only``."""
     for kind in ("legacy", "batch", "vibration"):
-        pts = store.query(features_measurement(kind), asset_id, start_ns=start, end_ns=end + 1)
+        pts = store.query(features_measurement(kind), out.asset_id, start_ns=start, end_ns=end + 1)
+        if kind == "vibration":
+            pts = running_only(pts)
+        elif not_running_us:
+            pts = [p for p in pts if p.ts_ns // 1000 not in not_running_us]
         out.counts[kind] = len(pts)
         mat, frames = _vibration(pts) if kind == "vibration" else (_matrix(pts), None)
         if kind == "vibration" and pts:
@@ -259,17 +365,100 @@ def collect(store: Store, asset_id: str, lookback_minutes: float, end_ns: int | 
         if frames is not None:
             out.frames = frames
     if out.windows:
-        out.window_layout = window_layout(store, asset_id, start, end + 1)
-    readings = store.query(READINGS, asset_id, start_ns=start, end_ns=end + 1)
-    out.counts["readings"] = len(readings)
-    if readings:
-        out.reading_span_s = (readings[-1].ts_ns - readings[0].ts_ns) / 1e9
-    complete = [p for p in readings if all(s in p.fields for s in SIGNALS)]
-    if complete:
-        out.signals = np.asarray([[float(p.fields[s]) for s in SIGNALS] for p in complete], dtype=np.float64)
-        out.reading_ts = np.asarray([p.ts_ns / 1e9 for p in complete], dtype=np.float64)
-        out.signal_baseline = signal_baseline(out.signals)
-    return out
+        out.window_layout = window_layout(store, out.asset_id, start, end + 1)
+
+
+def _basis(settings: OperatingSettings, signal: str, levels: Levels | None, n: int) -> str:
+    """What a state rests on, as the messages say it."""
+    if settings.source == "given":
+        return f"operating state given as {settings.state}"
+    unit = "A" if signal == "current_a" else "g"
+    if levels is None:
+        return f"{signal}: too few values to learn the running level from ({n}); all taken as running"
+    how = (
+        "configured"
+        if (settings.stopped_below_a if signal == "current_a" else settings.stopped_below_g) is not None
+        else "10 % of the running median"
+    )
+    return (
+        f"{signal} stopped below {levels.stopped_below:.4g} {unit} ({how}), running from "
+        f"{levels.running_from:.4g} {unit}"
+    )
+
+
+def _exclusion(
+    what: str, states: NDArray[np.str_], settings: OperatingSettings, signal: str, levels: Levels | None
+) -> OperatingExclusion:
+    settle = settings.start_settle_s
+    return OperatingExclusion(
+        what=what,
+        n=int(states.shape[0]),
+        stopped=int((states == "stopped").sum()),
+        starting=int((states == "starting").sum()),
+        basis=_basis(settings, signal, levels, int(states.shape[0])),
+        levels=levels,
+        start_settle_s=START_SETTLE_S if settle is None else settle,
+    )
+
+
+def reading_states(
+    c: Collected, signals: NDArray[np.float64], ts: NDArray[np.float64], operating: OperatingSettings | None
+) -> NDArray[np.str_]:
+    """The operating state of each reading (rows of ``signals``, times ``ts`` in s): by its current
+    (``vibration_g`` for ``source: vibration``); the exclusion is noted in ``c.operating``."""
+    settings = operating or OperatingSettings()
+    if signals.shape[0] == 0:
+        return np.asarray([], dtype="<U8")
+    signal = "vibration_g" if settings.source == "vibration" else "current_a"
+    values = signals[:, SIGNALS.index(signal)]
+    states, levels = classify_series(ts, values, settings, signal=signal)
+    c.operating.append(_exclusion("readings", states, settings, signal, levels))
+    return states
+
+
+def window_level(point: Point) -> float:
+    """A stored vibration vector's level: its largest ``{axis}_std`` (AC RMS, g; NaN: none)."""
+    names, values, _ = point_to_features(point)
+    stds = [v for n, v in zip(names, values, strict=True) if n.endswith("_std")]
+    return max(stds) if stds else float("nan")
+
+
+def running_windows(
+    c: Collected,
+    points: list[Point],
+    reading_ts: NDArray[np.float64],
+    reading_states: NDArray[np.str_],
+    operating: OperatingSettings | None,
+) -> list[Point]:
+    """The vibration vectors taken while the asset ran. With readings (``auto``, ``current``) a window
+    has the state of the newest reading at or before it (none before: running); else (``vibration``,
+    or ``auto`` without readings) its own level, :func:`window_level` (``current`` without readings:
+    all kept). The exclusion is noted in ``c.operating``."""
+    settings = operating or OperatingSettings()
+    if not points:
+        return points
+    ts = np.asarray([p.ts_ns / 1e9 for p in points], dtype=np.float64)
+    levels: Levels | None = None
+    if settings.source == "given":
+        states = np.full(ts.shape, settings.state or "running", dtype="<U8")
+        basis_signal = "given"
+    elif settings.source == "current" or (settings.source == "auto" and reading_ts.size):
+        if not reading_ts.size:
+            return points
+        at = np.searchsorted(reading_ts, ts, side="right") - 1
+        states = np.where(at >= 0, reading_states[np.maximum(at, 0)], "running")
+        basis_signal = "current_a"
+        prior = next((e for e in c.operating if e.what == "readings"), None)
+        levels = None if prior is None else prior.levels
+    else:
+        values = np.asarray([window_level(p) for p in points], dtype=np.float64)
+        states, levels = classify_series(ts, values, settings, signal="window_std_g")
+        basis_signal = "window_std_g"
+    ex = _exclusion("vibration windows", states, settings, basis_signal, levels)
+    if basis_signal == "current_a":  # told by the readings: say so
+        ex = replace(ex, basis=f"the state of the newest reading at or before each window ({ex.basis})")
+    c.operating.append(ex)
+    return [p for p, s in zip(points, states, strict=True) if s == "running"]
 
 
 def signal_baseline(signals: NDArray[np.float64]) -> dict[str, dict[str, float]]:
@@ -320,7 +509,8 @@ def screen_collected(
     Returns the screenings (check ``ok``: more than ``max_fraction`` flagged means reject). Where some
     rows are flagged but not too many, they are excluded here, in place: flagged readings leave
     ``c.signals`` and ``c.signal_baseline``, and the legacy/batch datasets are recomputed from the
-    remaining readings (a stored vector's rolling statistics still hold the faulty readings); flagged
+    remaining readings (a stored vector's rolling statistics still hold the faulty readings; likewise,
+    first, when :func:`collect` left out readings while the asset was not running); flagged
     vibration windows leave the autoencoder dataset. Windows with frames (``c.frames``) are screened as
     the frame rows the autoencoder trains on (``frames_per_window``: the running median spans the frames
     of 21 windows) and flagged frames leave ``c.frames``: screened as whole windows, 5 of the first 57
@@ -328,6 +518,12 @@ def screen_collected(
     (9-21 % of the windows: rejected), 1.3-1.7 % of their frames (accepted).
     """
     out: list[Screening] = []
+    if c.operating_excluded_readings and c.signals is not None and c.reading_ts is not None:
+        # a stored vector's rolling statistics (1 h mean, batch window) still hold the excluded readings
+        rebuilt = reading_features(c.reading_ts, c.signals, batch_window, legacy_warmup)
+        for kind in ("legacy", "batch"):
+            if kind in datasets and kind in rebuilt:
+                datasets[kind] = c.datasets[kind] = rebuilt[kind]
     if ("legacy" in datasets or "batch" in datasets) and c.signals is not None and c.signals.shape[0] >= 2:
         res = screen(c.signals, list(SIGNALS), what="readings", sigma=sigma, max_fraction=max_fraction)
         out.append(res)

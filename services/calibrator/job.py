@@ -92,6 +92,9 @@ def insufficient_message(c: Collected) -> str:
         f"Insufficient data for calibration: found {c.readings} readings (need {MIN_READINGS}) and "
         f"{vibration} in the last {c.lookback_minutes:g} minutes of data for asset {c.asset_id}"
     )
+    excluded = [e.message() for e in c.operating if e.excluded]
+    if excluded:  # too little running data: say what was left out and why
+        text += f" while it was running ({'; '.join(excluded)})"
     if c.store_wait is not None and c.store_wait.behind:
         text += f"; {c.store_wait.lag_text(c.asset_id)}"
     return text
@@ -316,7 +319,7 @@ async def _train_save_announce(
     checked = await asyncio.to_thread(
         validate_data, c, datasets, cal.config, cal.batch_window, accept_fault_signature=accept
     )
-    notes = [*checked, *notes]
+    notes = [*(e.message() for e in c.operating if e.excluded), *checked, *notes]
     frame_datasets(c, datasets)  # the autoencoder trains on the frame rows the screening kept
     await run.step("training", "Validated baseline; training...")
     cfg = train_config(cal.config, training_config(run.req.training, cal.config.autoencoder))
@@ -326,6 +329,7 @@ async def _train_save_announce(
     await run.step("saving", f"Saving and announcing the {', '.join(sorted(result.models))} models")
     screening = [r.to_dict() for r in c.screenings]
     baseline_info = {**result.baseline_info, "signal_baseline": c.signal_baseline, "screening": screening}
+    baseline_info["operating"] = [e.to_dict() for e in c.operating]  # stopped/starting data left out
     if c.fault_signature is not None:
         baseline_info["fault_signature"] = c.fault_signature.to_dict()
     envelope = envelope_baseline(c.vibration_extras)
