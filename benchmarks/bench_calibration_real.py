@@ -8,7 +8,7 @@ on the kept windows (median excess kurtosis per axis, median envelope SNR at the
 frequencies). Features as the features service computes them: 11 time-domain features per axis
 (:func:`shared.features.vibration.axes_features`) and the envelope SNR extras, the maximum over the
 axes (``shared.features.engine.reduce_axes``), with the bearing orders from geometry
-(:func:`shared.features.envelope.bearing_orders`) and the record's rpm, as an asset config with rpm and
+(:func:`shared.features.envelope.defect_orders`) and the record's rpm, as an asset config with rpm and
 bearing geometry gives them.
 
 * **FEMTO/PRONOSTIA learning set** (healthy; every one must be accepted): the 6 bearings, as one
@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from scipy.signal import resample_poly
 
 from shared.features.engine import reduce_axes
-from shared.features.envelope import bearing_orders
+from shared.features.envelope import defect_orders
 from shared.features.frames import split_frames
 from shared.features.spectral import spectral_features
 from shared.features.vibration import axes_features
@@ -50,14 +50,14 @@ from shared.learning.screening import Screening, screen_windows
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 FEMTO_BEARINGS = ("Bearing1_1", "Bearing1_2", "Bearing2_1", "Bearing2_2", "Bearing3_1", "Bearing3_2")
-FEMTO_ORDERS = bearing_orders(13, 3.5, 25.6)
+FEMTO_ORDERS = defect_orders(13, 3.5, 25.6)
 FEMTO_CHANNELS = {"x": 0, "y": 1}  # horizontal, vertical
 #: Calibration data of a FEMTO bearing: at most this many snapshots, within the first LIFE_FRACTION of life.
 FEMTO_MAX_SNAPSHOTS = 300
 FEMTO_LIFE_FRACTION = 0.10
 CWRU_FILE = "cwru_0hp_1797rpm.npz"
 CWRU_RPM = 1797.0
-CWRU_ORDERS = bearing_orders(9, 0.3126, 1.537)
+CWRU_ORDERS = defect_orders(9, 0.3126, 1.537)
 CWRU_WINDOW = {12_000: 2048, 48_000: 8192}
 
 

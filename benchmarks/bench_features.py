@@ -26,10 +26,10 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.features import bearing_orders, spectral_features, vibration_features
+from shared.features import defect_orders, spectral_features, vibration_features
 
 RPM = 1797.0
-ORDERS = bearing_orders(9, 0.3126, 1.537, 0.0)
+ORDERS = defect_orders(9, 0.3126, 1.537, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

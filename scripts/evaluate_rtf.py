@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.features import axes_features, bearing_orders, spectral_features  # noqa: E402
+from shared.features import axes_features, defect_orders, spectral_features  # noqa: E402
 from shared.features.engine import FeatureEngine  # noqa: E402
 from shared.health.indicators import (  # noqa: E402
     INDICATOR_NAMES,
@@ -88,7 +88,7 @@ RTF_BEGIN, RTF_END = "<!-- BEGIN RTF -->", "<!-- END RTF -->"
 AXES = ("x", "y")
 BEARINGS = ("Bearing1_1", "Bearing1_2", "Bearing2_1", "Bearing2_2", "Bearing3_1", "Bearing3_2")
 #: FEMTO test bearing (dataset README): 13 balls of 3.5 mm on a 25.6 mm pitch diameter, 0 deg contact.
-FEMTO_ORDERS = bearing_orders(13, 3.5, 25.6)
+FEMTO_ORDERS = defect_orders(13, 3.5, 25.6)
 #: Evaluation points, fractions of life (the last 50 %, every 5 %).
 POINTS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 #: Failure level of the baseline (the PHM 2012 challenge stopped runs when vibration passed 20 g).
