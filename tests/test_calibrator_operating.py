@@ -39,28 +39,28 @@ def stopped(n: int, start_index: int) -> list[Reading]:
     ]
 
 
-def shifted(rs: list[Reading], start_index: int) -> list[Reading]:
-    return [
-        r.model_copy(update={"ts": T0 + timedelta(seconds=DT_S * (start_index + i))})
-        for i, r in enumerate(rs)
-    ]
+def shifted(rs: list[Reading], start_index: int, dt_s: float) -> list[Reading]:
+    """The readings from reading ``start_index`` on, ``dt_s`` apart."""
+    t0 = T0 + timedelta(seconds=DT_S * start_index)
+    return [r.model_copy(update={"ts": t0 + timedelta(seconds=dt_s * i)}) for i, r in enumerate(rs)]
 
 
 async def test_a_stop_start_cycle_is_left_out_of_the_calibration(tmp_path: Path) -> None:
-    # 300 running, 150 stopped (30 s), 250 running: the first 150 after the start are starting (30 s settle)
+    # 300 running, 150 stopped (30 s), 250 running 0.21 s apart: the first 143 after the start are
+    # starting (0 .. 29.82 s of the 30 s settle; 0.21 s keeps the boundary off a reading)
     cal, store = make_calibrator(tmp_path)
-    rs = readings(300) + stopped(150, 300) + shifted(readings(250, seed=1), 450)
+    rs = readings(300) + stopped(150, 300) + shifted(readings(250, seed=1), 450, 0.21)
     fill_store(store, rs)
     reply = await calibrate_via_bus(cal, MemoryBus(), minutes=60)
     assert reply["status"] == "completed", reply
-    assert reply["data_points_collected"] == 400  # 300 + 100 running readings
-    assert (
-        "excluded 300 of 700 readings while not running (150 stopped, 150 starting; current_a stopped below"
-        in (reply["message"])
+    assert reply["data_points_collected"] == 407  # 300 + 107 running readings
+    want = (
+        "excluded 293 of 700 readings while not running (150 stopped, 143 starting; current_a stopped below"
     )
+    assert want in reply["message"]
     manifest = registry.load_manifest(tmp_path / "models", "m1", reply["models"]["legacy"])
     [op] = manifest["baseline"]["operating"]
-    assert (op["n"], op["stopped"], op["starting"], op["start_settle_s"]) == (700, 150, 150, 30.0)
+    assert (op["n"], op["stopped"], op["starting"], op["start_settle_s"]) == (700, 150, 143, 30.0)
     assert op["stopped_below"] == pytest.approx(1.5, rel=0.05)  # 10 % of the ~15 A running median
     # the baseline is the running machine's: the stopped current did not pull its mean down
     assert manifest["baseline"]["signal_baseline"]["current_a"]["min"] > 10
@@ -81,13 +81,15 @@ async def test_too_little_running_data_is_refused_with_the_numbers(tmp_path: Pat
 def window(i: int, amp_g: float) -> Window:
     rng = np.random.default_rng(i)
     x = [float(v) for v in 1.0 + amp_g * rng.normal(0, 1, 256)]  # gravity plus broadband vibration
-    ts = T0 + timedelta(seconds=10 * i)
+    ts = T0 + timedelta(
+        seconds=11 * i
+    )  # 11 s apart: no window 30 s after the start (stored times jitter by ns)
     return Window(event_id=new_event_id(), asset_id="m1", ts=ts, fs_hz=2560.0, n=256, axes=["x"], x=x)
 
 
 def test_windows_of_an_asset_without_readings_are_judged_by_their_own_level(tmp_path: Path) -> None:
     store, eng = SqliteStore(tmp_path / "db.sqlite"), FeatureEngine()
-    amps = [0.3] * 20 + [0.002] * 10 + [0.3] * 20  # 10 s apart: stopped 100 s, then 3 windows starting
+    amps = [0.3] * 20 + [0.002] * 10 + [0.3] * 20  # stopped 110 s, then 3 windows starting (0, 11, 22 s)
     store.write([features_to_point(eng.on_window(window(i, a))) for i, a in enumerate(amps)])
     c = collect(store, "m1", 60)
     [ex] = c.operating

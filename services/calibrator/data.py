@@ -15,71 +15,30 @@ service marks vectors with) and leaves the stopped and starting ones out, saying
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from shared.features import BATCH_FEATURE_NAMES, LEGACY_FEATURE_NAMES, LegacyFeatureState, batch_features
 from shared.features.batch import sliding_windows
-from shared.health.operating_state import START_SETTLE_S, Levels, classify_series
 from shared.learning.fault_signature import FaultSignature
 from shared.learning.screening import Screening, screen, screen_windows
-from shared.messages import SIGNALS, from_ns
+from shared.messages import SIGNALS
 from shared.messages.operating import OperatingSettings
-from shared.records import READINGS, WINDOWS, features_measurement, point_to_features, point_to_frames
-from shared.store import Point, Store, paging
+from shared.records import READINGS, features_measurement, point_to_features, point_to_frames
+from shared.store import Point, Store
 from shared.store.identity import EVENT_SLOTS
-from shared.topics import FEATURE_KINDS
+
+from .running import OperatingExclusion, reading_states, running_windows
+from .store_wait import POLL_S as POLL_S
+from .store_wait import WATCHED as WATCHED
+from .store_wait import StoreProgress as StoreProgress
+from .store_wait import StoreWait, newest_ns, window_layout
+from .store_wait import wait_for_store as wait_for_store
 
 DATASET_FOR_KIND = {"legacy": "legacy", "batch": "batch", "vibration": "autoencoder"}
-
-
-@dataclass(frozen=True)
-class OperatingExclusion:
-    """The ``what`` (readings, vibration windows) of a calibration left out because the asset was not
-    running: ``n`` collected, ``stopped`` and ``starting`` of them excluded; ``basis`` what the state was
-    told from; ``levels`` the stopped/running levels (signal units; ``None``: not from a level)."""
-
-    what: str
-    n: int
-    stopped: int
-    starting: int
-    basis: str
-    levels: Levels | None = None
-    start_settle_s: float | None = None
-
-    @property
-    def excluded(self) -> int:
-        return self.stopped + self.starting
-
-    def message(self) -> str:
-        """``excluded 120 of 1000 readings while not running (100 stopped, 20 starting; ...)``."""
-        return (
-            f"excluded {self.excluded} of {self.n} {self.what} while not running ({self.stopped} stopped, "
-            f"{self.starting} starting; {self.basis})"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary for the manifest (levels in the signal's unit, seconds)."""
-        return {
-            "rule": "stopped below stopped_below, running from running_from (hysteresis between), "
-            "starting for start_settle_s after a start; stopped and starting rows are excluded",
-            "what": self.what,
-            "n": self.n,
-            "excluded": self.excluded,
-            "stopped": self.stopped,
-            "starting": self.starting,
-            "basis": self.basis,
-            "stopped_below": None if self.levels is None else self.levels.stopped_below,
-            "running_from": None if self.levels is None else self.levels.running_from,
-            "start_settle_s": self.start_settle_s,
-            "message": self.message(),
-        }
 
 
 @dataclass
@@ -196,108 +155,6 @@ def _vibration(points: list[Point]) -> tuple[tuple[NDArray[np.float64], list[str
     return (windows, names), Frames(np.concatenate(per), owner, samples, len(per[-1]))
 
 
-def window_layout(store: Store, asset_id: str, start_ns: int, end_ns: int) -> tuple[float, int] | None:
-    """Sample rate (Hz) and samples of the asset's newest stored window in ``[start_ns, end_ns)``."""
-    got, _ = paging.newest(store, WINDOWS, asset_id, start_ns=start_ns, end_ns=end_ns, limit=1)
-    if not got or "fs_hz" not in got[-1].fields or "n" not in got[-1].fields:
-        return None
-    return float(got[-1].fields["fs_hz"]), int(got[-1].fields["n"])
-
-
-#: Measurements a calibration reads, and whose progress :func:`wait_for_store` watches: the data
-#: (readings, vibration windows) and the feature vectors derived from it (stored a little later).
-WATCHED = (READINGS, WINDOWS, *(features_measurement(k) for k in FEATURE_KINDS))
-#: Seconds between two looks at the store while waiting.
-POLL_S = 0.1
-
-
-def newest_ns(store: Store, asset_id: str, end_ns: int | None = None) -> int | None:
-    """Stored time (ns) of the asset's newest reading or vibration feature vector before ``end_ns``."""
-    latest = [
-        ns
-        for m in (READINGS, features_measurement("vibration"))
-        if (ns := paging.newest_ns(store, m, asset_id, end_ns=end_ns)) is not None
-    ]
-    return max(latest) if latest else None
-
-
-@dataclass(frozen=True)
-class StoreProgress:
-    """How far the store holds an asset's data: the newest stored time (ns) of each watched measurement
-    (``None``: none stored)."""
-
-    newest: tuple[int | None, ...]
-
-    @classmethod
-    def read(cls, store: Store, asset_id: str) -> StoreProgress:
-        return cls(tuple(paging.newest_ns(store, m, asset_id) for m in WATCHED))
-
-    @property
-    def data_ns(self) -> int | None:
-        """The newest stored reading or window."""
-        return max((ns for ns in self.newest[:2] if ns is not None), default=None)
-
-
-@dataclass(frozen=True)
-class StoreWait:
-    """How :func:`wait_for_store` ended: the store's progress then, the requested end (ns), the seconds
-    waited."""
-
-    progress: StoreProgress
-    end_ns: int
-    waited_s: float
-
-    @property
-    def behind(self) -> bool:
-        """The store holds no data of the asset at or after the requested end."""
-        newest = self.progress.data_ns
-        return newest is None or newest < self.end_ns
-
-    def lag_text(self, asset_id: str) -> str:
-        """``the store holds data of <a> up to T, N s before the requested end E (...)``."""
-        end = from_ns(self.end_ns).isoformat()
-        why = f"waited {self.waited_s:.1f} s for the historian"
-        newest = self.progress.data_ns
-        if newest is None:
-            return f"the store holds no data of {asset_id} (requested end {end}; {why})"
-        behind = (self.end_ns - newest) / 1e9
-        return (
-            f"the store holds data of {asset_id} up to {from_ns(newest).isoformat()}, {behind:.1f} s "
-            f"before the requested end {end} ({why})"
-        )
-
-
-def _settled(seen: StoreProgress, moved: list[float], end_ns: int, quiet_s: float, now: float) -> bool:
-    """Each watched measurement reached ``end_ns``, or has not moved for ``quiet_s`` s, or holds nothing
-    while another reached ``end_ns`` (an asset without vibration windows, say)."""
-    reached = [ns is not None and ns >= end_ns for ns in seen.newest]
-    return all(
-        r or now - t >= quiet_s or (ns is None and any(reached))
-        for r, ns, t in zip(reached, seen.newest, moved, strict=True)
-    )
-
-
-async def wait_for_store(
-    store: Store, asset_id: str, end_ns: int, *, wait_s: float, quiet_s: float, poll_s: float = POLL_S
-) -> StoreWait:
-    """Wait until each watched measurement of the asset (readings, windows, feature vectors) is stored
-    up to ``end_ns`` or has not moved for ``quiet_s`` s (the historian is idle: nothing more is coming
-    for it; an empty one also settles once another reached ``end_ns``), at most ``wait_s`` s. Only the
-    calling task waits (``asyncio.sleep``; store reads in a thread): other commands go on."""
-    t0 = time.monotonic()
-    seen = await asyncio.to_thread(StoreProgress.read, store, asset_id)
-    moved = [t0] * len(WATCHED)
-    while True:
-        now = time.monotonic()
-        if _settled(seen, moved, end_ns, quiet_s, now) or now - t0 >= wait_s:
-            return StoreWait(seen, end_ns, now - t0)
-        await asyncio.sleep(poll_s)
-        progress = await asyncio.to_thread(StoreProgress.read, store, asset_id)
-        now = time.monotonic()
-        moved = [now if a != b else t for a, b, t in zip(progress.newest, seen.newest, moved, strict=True)]
-        seen = progress
-
-
 def collect(
     store: Store,
     asset_id: str,
@@ -322,7 +179,7 @@ def collect(
     complete = [p for p in readings if all(s in p.fields for s in SIGNALS)]
     signals = np.asarray([[float(p.fields[s]) for s in SIGNALS] for p in complete], dtype=np.float64)
     reading_ts = np.asarray([p.ts_ns / 1e9 for p in complete], dtype=np.float64)
-    states = reading_states(out, signals, reading_ts, operating)
+    states = reading_states(out.operating, signals, reading_ts, operating)
     running = states == "running"
     not_running_us = {p.ts_ns // 1000 for p, ok in zip(complete, running, strict=True) if not ok}
     out.counts["readings"] = len(readings) - len(not_running_us)
@@ -332,7 +189,7 @@ def collect(
         start,
         end,
         not_running_us,
-        lambda pts: running_windows(out, pts, reading_ts, states, operating),
+        lambda pts: running_windows(out.operating, pts, reading_ts, states, operating),
     )
     if running.any():
         out.signals, out.reading_ts = signals[running], reading_ts[running]
@@ -366,99 +223,6 @@ def _features(
             out.frames = frames
     if out.windows:
         out.window_layout = window_layout(store, out.asset_id, start, end + 1)
-
-
-def _basis(settings: OperatingSettings, signal: str, levels: Levels | None, n: int) -> str:
-    """What a state rests on, as the messages say it."""
-    if settings.source == "given":
-        return f"operating state given as {settings.state}"
-    unit = "A" if signal == "current_a" else "g"
-    if levels is None:
-        return f"{signal}: too few values to learn the running level from ({n}); all taken as running"
-    how = (
-        "configured"
-        if (settings.stopped_below_a if signal == "current_a" else settings.stopped_below_g) is not None
-        else "10 % of the running median"
-    )
-    return (
-        f"{signal} stopped below {levels.stopped_below:.4g} {unit} ({how}), running from "
-        f"{levels.running_from:.4g} {unit}"
-    )
-
-
-def _exclusion(
-    what: str, states: NDArray[np.str_], settings: OperatingSettings, signal: str, levels: Levels | None
-) -> OperatingExclusion:
-    settle = settings.start_settle_s
-    return OperatingExclusion(
-        what=what,
-        n=int(states.shape[0]),
-        stopped=int((states == "stopped").sum()),
-        starting=int((states == "starting").sum()),
-        basis=_basis(settings, signal, levels, int(states.shape[0])),
-        levels=levels,
-        start_settle_s=START_SETTLE_S if settle is None else settle,
-    )
-
-
-def reading_states(
-    c: Collected, signals: NDArray[np.float64], ts: NDArray[np.float64], operating: OperatingSettings | None
-) -> NDArray[np.str_]:
-    """The operating state of each reading (rows of ``signals``, times ``ts`` in s): by its current
-    (``vibration_g`` for ``source: vibration``); the exclusion is noted in ``c.operating``."""
-    settings = operating or OperatingSettings()
-    if signals.shape[0] == 0:
-        return np.asarray([], dtype="<U8")
-    signal = "vibration_g" if settings.source == "vibration" else "current_a"
-    values = signals[:, SIGNALS.index(signal)]
-    states, levels = classify_series(ts, values, settings, signal=signal)
-    c.operating.append(_exclusion("readings", states, settings, signal, levels))
-    return states
-
-
-def window_level(point: Point) -> float:
-    """A stored vibration vector's level: its largest ``{axis}_std`` (AC RMS, g; NaN: none)."""
-    names, values, _ = point_to_features(point)
-    stds = [v for n, v in zip(names, values, strict=True) if n.endswith("_std")]
-    return max(stds) if stds else float("nan")
-
-
-def running_windows(
-    c: Collected,
-    points: list[Point],
-    reading_ts: NDArray[np.float64],
-    reading_states: NDArray[np.str_],
-    operating: OperatingSettings | None,
-) -> list[Point]:
-    """The vibration vectors taken while the asset ran. With readings (``auto``, ``current``) a window
-    has the state of the newest reading at or before it (none before: running); else (``vibration``,
-    or ``auto`` without readings) its own level, :func:`window_level` (``current`` without readings:
-    all kept). The exclusion is noted in ``c.operating``."""
-    settings = operating or OperatingSettings()
-    if not points:
-        return points
-    ts = np.asarray([p.ts_ns / 1e9 for p in points], dtype=np.float64)
-    levels: Levels | None = None
-    if settings.source == "given":
-        states = np.full(ts.shape, settings.state or "running", dtype="<U8")
-        basis_signal = "given"
-    elif settings.source == "current" or (settings.source == "auto" and reading_ts.size):
-        if not reading_ts.size:
-            return points
-        at = np.searchsorted(reading_ts, ts, side="right") - 1
-        states = np.where(at >= 0, reading_states[np.maximum(at, 0)], "running")
-        basis_signal = "current_a"
-        prior = next((e for e in c.operating if e.what == "readings"), None)
-        levels = None if prior is None else prior.levels
-    else:
-        values = np.asarray([window_level(p) for p in points], dtype=np.float64)
-        states, levels = classify_series(ts, values, settings, signal="window_std_g")
-        basis_signal = "window_std_g"
-    ex = _exclusion("vibration windows", states, settings, basis_signal, levels)
-    if basis_signal == "current_a":  # told by the readings: say so
-        ex = replace(ex, basis=f"the state of the newest reading at or before each window ({ex.basis})")
-    c.operating.append(ex)
-    return [p for p, s in zip(points, states, strict=True) if s == "running"]
 
 
 def signal_baseline(signals: NDArray[np.float64]) -> dict[str, dict[str, float]]:

@@ -43,20 +43,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from shared.messages.operating import OperatingSettings, OperatingState
 
-__all__ = [
-    "HYSTERESIS",
-    "REFERENCE_MIN",
-    "REFERENCE_N",
-    "START_SETTLE_S",
-    "STOPPED_FRACTION",
-    "AssetOperating",
-    "Levels",
-    "OperatingTracker",
-    "classify",
-    "classify_series",
-    "window_level_g",
-]
-
 #: Stopped below this fraction of the running median (relative default).
 STOPPED_FRACTION = 0.10
 #: Running again only from ``stopped_below × (1 + HYSTERESIS)`` (15 % of the running median).
@@ -70,7 +56,6 @@ REFERENCE_MIN = 10
 #: The running median is recomputed every this many running values once it spans this many.
 _RECOMPUTE_EVERY = 10
 
-Phase = Literal[-1, 0, 1]  # stopped, unknown, running/starting
 _SIGN: dict[str | None, int] = {"stopped": -1, "running": 1, "starting": 1, None: 0}
 
 
@@ -159,8 +144,7 @@ def classify(
     start_settle_s : float
         Seconds after a stopped → running change that are ``starting``.
     state, started_at : optional
-        The state before the series and the time (s) of the last observed start; ``state`` unknown:
-        the first value decides (at or above ``stopped_below``: running, a start not observed).
+        The state before the series and its last observed start (s); unknown: the first value decides.
 
     Returns
     -------
@@ -205,8 +189,7 @@ class OperatingTracker:
     last_ts: float | None = None
     reference: float | None = None
     running: deque[float] = field(default_factory=lambda: deque(maxlen=REFERENCE_N))
-    #: How often the running median restarted (a level 1 / STOPPED_FRACTION times it).
-    restarts: int = 0
+    restarts: int = 0  # how often the running median restarted (a level 1 / STOPPED_FRACTION times it)
     _since: int = 0
 
     def configure(
@@ -292,7 +275,6 @@ class OperatingTracker:
             self._since = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready state (levels, phase, last start and value times in s, the running values)."""
         return {
             "stopped_below": self.stopped_below,
             "hysteresis": self.hysteresis,
