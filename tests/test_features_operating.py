@@ -3,18 +3,26 @@ handler tests, the journal restoring the trackers, and one run on a real Mosquit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from services.features.journal import Journal
 from services.features.service import FeaturesHandlers
+from services.features.service import build as build_features
 from shared import topics
 from shared.features.engine import FeatureEngine
 from shared.messages import AssetConfig, FeatureVector, Reading, Window
 from shared.messages.operating import OperatingSettings
-from shared.service import Delivery
+from shared.service import Delivery, run_service
+from shared.settings import Settings
+from tests.support.pipeline import Collector, client
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -127,3 +135,33 @@ async def test_the_journal_restores_the_trackers_after_a_restart(tmp_path: Path)
     h2 = FeaturesHandlers(engine2, None, states2)
     out = vectors(await h2.on_reading(Delivery(topics.reading("m1"), reading(50, 0.1), "m1")))
     assert {fv.operating_state for fv in out} == {"stopped"}
+
+
+@pytest.mark.integration
+async def test_a_stop_start_cycle_on_a_real_broker_is_marked(mosquitto: Any, tmp_path: Path) -> None:
+    """The features service on a real Mosquitto, configured by a retained config: its published vectors
+    of a stop/start cycle carry stopped, then starting, then running."""
+    asset = f"op-{uuid.uuid4().hex[:8]}"
+    settings = Settings(data_dir=tmp_path, mqtt_url=mosquitto.url, batch_window=8, legacy_warmup=5)
+    cfg = AssetConfig(asset_id=asset, operating=OperatingSettings(stopped_below_a=2.0, start_settle_s=30))
+    async with client(mosquitto.url) as c:
+        await c.publish(topics.asset_config(asset), cfg.model_dump_json(), qos=1, retain=True)
+    svc = build_features(settings)
+    async with Collector(mosquitto.url, [topics.features(asset, "batch")]) as col:
+        task = asyncio.create_task(run_service(svc, settings))
+        try:
+            await asyncio.wait_for(svc.serve_state.ready.wait(), 20)
+            async with client(mosquitto.url) as c:
+                for i, cur in enumerate(CURRENTS):
+                    await c.publish(topics.reading(asset), reading(i, cur, asset).model_dump_json(), qos=1)
+            last = f"{len(CURRENTS) - 1:032x}"
+            await col.wait_for(lambda t, p: p["event_id"] == last, timeout=60)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            async with client(mosquitto.url) as c:
+                await c.publish(topics.asset_config(asset), b"", qos=1, retain=True)
+    got = {int(p["event_id"], 16): p["operating_state"] for p in col.on(topics.features(asset, "batch"))}
+    assert got[39] == "running" and {got[i] for i in range(40, 60)} == {"stopped"}
+    assert {got[i] for i in range(60, 90)} == {"starting"} and got[len(CURRENTS) - 1] == "running"
