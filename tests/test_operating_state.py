@@ -170,3 +170,12 @@ def test_settings_validate() -> None:
     cfg = AssetConfig.model_validate_json('{"asset_id": "m1", "operating": {"stopped_below_a": 2.5}}')
     assert cfg.operating is not None and cfg.operating.stopped_below_a == 2.5
     assert AssetConfig(asset_id="m1").operating is None  # configs without the block still read
+
+
+def test_state_codes_round_trip() -> None:
+    from shared.messages.operating import OPERATING_CODE_FEATURE, code_state, state_feature
+
+    for state in ("running", "stopped", "starting"):
+        [(name, code)] = state_feature(state).items()  # type: ignore[arg-type]
+        assert name == OPERATING_CODE_FEATURE and code_state(code) == state
+    assert state_feature(None) == {} and code_state(7.0) is None

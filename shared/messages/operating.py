@@ -10,7 +10,15 @@ from pydantic import Field, model_validator
 
 from shared.messages.base import Message
 
-__all__ = ["OperatingSettings", "OperatingSource", "OperatingState"]
+__all__ = [
+    "OPERATING_CODE_FEATURE",
+    "STATE_CODES",
+    "OperatingSettings",
+    "OperatingSource",
+    "OperatingState",
+    "code_state",
+    "state_feature",
+]
 
 #: An asset's operating state; ``None`` where a message carries it means unknown (treated as running).
 OperatingState = Literal["running", "stopped", "starting"]
@@ -46,3 +54,19 @@ class OperatingSettings(Message):
         if self.source != "given" and self.state is not None:
             raise ValueError("operating.state is given by the user only with operating.source 'given'")
         return self
+
+
+#: Where a window's operating state rides with its feature values inside the health stage (its join
+#: journals numbers only): this name, the state's code below; the assessor takes it out again.
+OPERATING_CODE_FEATURE = "operating_state_code"
+STATE_CODES: dict[str, float] = {"running": 0.0, "stopped": 1.0, "starting": 2.0}
+
+
+def state_feature(state: OperatingState | None) -> dict[str, float]:
+    """``{OPERATING_CODE_FEATURE: code}`` of a known state; empty for ``None`` (unknown)."""
+    return {} if state is None else {OPERATING_CODE_FEATURE: STATE_CODES[state]}
+
+
+def code_state(code: float) -> OperatingState | None:
+    """The state of a code (``None``: not a state's code)."""
+    return next((s for s, c in STATE_CODES.items() if c == code), None)  # type: ignore[return-value]
