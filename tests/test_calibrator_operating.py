@@ -66,6 +66,21 @@ async def test_a_stop_start_cycle_is_left_out_of_the_calibration(tmp_path: Path)
     assert manifest["baseline"]["signal_baseline"]["current_a"]["min"] > 10
 
 
+async def test_the_asset_configs_operating_block_decides_what_is_running(tmp_path: Path) -> None:
+    """The calibrator reads the asset's ``operating`` block: a state given as running keeps the stop
+    (the user says the low current is a running state, e.g. a VFD at low speed)."""
+    from services.calibrator import configs
+    from shared.messages import AssetConfig
+
+    cal, store = make_calibrator(tmp_path)
+    given = OperatingSettings(source="given", state="running")
+    configs.save_config(configs.config_dir(tmp_path), AssetConfig(asset_id="m1", operating=given))
+    fill_store(store, readings(300) + stopped(150, 300))
+    reply = await calibrate_via_bus(cal, MemoryBus(), minutes=60)
+    assert reply["data_points_collected"] == 450, reply
+    assert "while not running" not in reply.get("message", "")
+
+
 async def test_too_little_running_data_is_refused_with_the_numbers(tmp_path: Path) -> None:
     cal, store = make_calibrator(tmp_path)
     fill_store(store, readings(80) + stopped(400, 80))

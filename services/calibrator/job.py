@@ -48,6 +48,7 @@ from shared.messages import (
 )
 from shared.store import Store
 
+from .configs import load_config
 from .data import Collected, collect, frame_datasets, screen_collected, wait_for_store
 from .interchange import training_config
 from .lifecycle import AssetStates, announcements
@@ -223,6 +224,8 @@ class Calibration:
     #: ``CALIBRATION_STORE_WAIT_S`` / ``CALIBRATION_STORE_QUIET_S`` (:func:`.data.wait_for_store`).
     store_wait_s: float = 30.0
     store_quiet_s: float = 2.0
+    #: Where the asset configurations live (their ``operating`` block sets which data is "running").
+    config_dir: Path | None = None
 
     def opened_store(self) -> Store:
         if self.store is None:
@@ -363,7 +366,9 @@ async def _collect(run: _Run) -> Collected:
         lag=waited.lag_text(req.asset_id) if waited.behind else None,
     )
     await run.step("collecting", f"Collecting the last {req.lookback_minutes:g} minutes of data")
-    c = await asyncio.to_thread(collect, store, req.asset_id, req.lookback_minutes, end_ns)
+    cfg = await asyncio.to_thread(load_config, cal.config_dir, req.asset_id) if cal.config_dir else None
+    operating = cfg.operating if cfg is not None else None
+    c = await asyncio.to_thread(collect, store, req.asset_id, req.lookback_minutes, end_ns, operating)
     c.store_wait = waited
     return c
 

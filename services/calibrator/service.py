@@ -373,6 +373,7 @@ def build(
         store=store,
         store_wait_s=settings.calibration_store_wait_s,
         store_quiet_s=settings.calibration_store_quiet_s,
+        config_dir=configs.config_dir(settings.data_dir),
     )
     handlers = CalibratorHandlers(
         cal,
