@@ -191,13 +191,13 @@ def feed(a: HealthAssessor, t: float, ratios: list[float]) -> tuple[float, list[
 
 
 def test_anomaly_alarm_clears_only_below_the_clear_ratio() -> None:
-    """Open at ratio 3; then 0.9 for 10 minutes: below the opening level 1.0 but not below the clearing
-    level 0.8 (default): the alarm stays open (hysteresis). At 0.5 it clears once the smoothed ratio
-    (tau 30 s) falls below 0.8 and 10 more updates pass."""
+    """Open at ratio 3; then 0.95 for 10 minutes: below the opening level 1.0 but not below the clearing
+    level 0.9 (default): the alarm stays open (hysteresis). At 0.5 it clears once the smoothed ratio
+    (tau 30 s) falls below 0.9 and 10 more updates pass."""
     a = HealthAssessor(A, id_factory=Ids())
     t, kinds = feed(a, 0.0, [0.3] * 60 + [3.0] * 30)
     assert kinds == ["opened"]
-    t, kinds = feed(a, t, [0.9] * 600)
+    t, kinds = feed(a, t, [0.95] * 600)
     assert kinds == [] and len(a.alarms.open_alarms()) == 1
     t, kinds = feed(a, t, [0.5] * 120)
     assert kinds == ["resolved"]
@@ -211,9 +211,9 @@ def test_the_alarms_block_of_the_config_sets_the_lifecycle() -> None:
     a = HealthAssessor(A, config=cfg, id_factory=Ids())
     assert (a.params.alarm_clear_ratio, a.params.clear_windows) == (1.0, 5)
     assert (a.alarms.reopen_delay_s, a.alarms.reopen_worse_factor, a.alarms.clear_windows) == (0.0, 2.0, 5)
-    # clear_ratio 1.0 = the opening level: 0.9 no longer holds the alarm
+    # clear_ratio 1.0 = the opening level: 0.95 no longer holds the alarm
     t, kinds = feed(a, 0.0, [0.3] * 60 + [3.0] * 30)
-    t, kinds = feed(a, t, [0.9] * 600)
+    t, kinds = feed(a, t, [0.95] * 600)
     assert kinds == ["resolved"]
     # a config without the block restores the defaults
     a.set_config(AssetConfig(asset_id=A))

@@ -172,7 +172,7 @@ def test_a_voltage_burst_opens_one_alarm_and_the_slow_feature_does_not_hold_it()
     """The legacy forest reads ``voltage_rolling_mean_1h``, which would keep a burst for an hour. Its
     trimmed mean (:mod:`shared.features.legacy`) leaves the burst out, so after the burst the legacy
     ratio is back in its healthy range within minutes, and the one alarm clears about a minute after the
-    fault ends (smoothed ratios below the clearing level 0.8, then 10 windows)."""
+    fault ends (smoothed ratios below the clearing level 0.9, then 10 windows)."""
     a, legacy, fault = burst_hour(1700)
     end = fault + BURST
     [alarm] = a.alarms.alarms()

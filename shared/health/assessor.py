@@ -247,7 +247,7 @@ class HealthAssessor:
 
     def _holding(self, snap: Snapshot) -> list[str]:
         """Hysteresis of the open anomaly alarm: the models whose smoothed ratio is still at or above
-        ``alarm_clear_ratio`` (0.8, below the 1.0 it opened at) keep it on, so it clears only once the
+        ``alarm_clear_ratio`` (0.9, below the 1.0 it opened at) keep it on, so it clears only once the
         evidence is clearly back below the opening level. Without a deadband an alarm
         auto-cleared on 10 unflagged windows with the smoothed ratio still at 1.07 and opened again
         on the next 3 flags (tests/test_e2e_health.py: a second alarm 20 s after the first cleared).

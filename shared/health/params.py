@@ -40,8 +40,10 @@ ALARM_MIN_SMOOTHED_RATIO = 1.0
 ALARM_FAST_RATIO = 2.0
 #: Hysteresis of the anomaly alarm: once open it stays on while a model's smoothed ratio is at least
 #: this (stricter to clear than the 1.0 it opened at), so a ratio hovering near 1 cannot open, clear
-#: and open again.
-ALARM_CLEAR_RATIO = 0.8
+#: and open again. Not lower by default: a model whose healthy level sits just below its threshold would
+#: hold the alarm open for good (0.8 did in tests/test_e2e_time_correct.py: the autoencoder after an
+#: imbalance's recovery); an asset's config can lower it (``alarms.clear_ratio``).
+ALARM_CLEAR_RATIO = 0.9
 #: Re-open delay (data s): after an alarm auto-cleared, its source does not open again within this
 #: long unless clearly worse (a higher severity, or REOPEN_WORSE_FACTOR x the cleared alarm's peak).
 #: 5 min: at most 2 re-opens fit in the 10 minutes over which the alarm metrics count chattering

@@ -16,7 +16,7 @@ Ratios are ``anomaly_score / threshold`` (dimensionless); velocities are mm/s.
   models, v_smoothed / (B/C boundary) - 1 when the ISO condition is on)``.
 * **Anomaly alarm** (:func:`anomaly_condition`, source :data:`SOURCE_MODELS`): on while any fresh
   model is persistent (once open, also while a model's smoothed ratio is at least
-  ``alarm_clear_ratio``, 0.8: hysteresis, see ``HealthAssessor._holding``; one alarm per asset
+  ``alarm_clear_ratio``, 0.9: hysteresis, see ``HealthAssessor._holding``; one alarm per asset
   however many models agree; the models are listed).
   CRITICAL when a persistent model's smoothed ratio is at least
   :data:`shared.messages.CRITICAL_RATIO` or its latest score says CRITICAL; else WARNING. The

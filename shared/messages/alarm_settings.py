@@ -17,7 +17,7 @@ class AlarmSettings(Message):
 
     ``open_ratio``: a persistent model opens the anomaly alarm once its smoothed ratio reaches this
     (default 1.0); ``clear_ratio``: the open alarm holds until every model's smoothed ratio is below this
-    (default 0.8; at most ``open_ratio``: clearing is the stricter level, hysteresis);
+    (default 0.9; at most ``open_ratio``: clearing is the stricter level, hysteresis);
     ``clear_windows``: consecutive condition-off updates that then auto-clear it (default 10);
     ``reopen_delay_s``: after an auto-clear, the same source does not open again within this long
     (default 300 s) unless the condition is clearly worse: a higher severity, or a magnitude of
