@@ -34,6 +34,7 @@ from shared.messages import (
     Reading,
     RulItem,
 )
+from shared.messages.operating import state_feature
 from shared.service import Publish
 
 Baseline = dict[str, dict[str, float]]
@@ -102,8 +103,8 @@ def merged_baseline(parts: dict[str, Baseline] | None) -> Baseline | None:
 
 
 def feature_values(fv: FeatureVector) -> dict[str, float]:
-    """A feature vector's model features and extras by name."""
-    return dict(zip(fv.names, fv.values, strict=True)) | fv.extras
+    """A feature vector's model features and extras by name, and its operating state's code."""
+    return dict(zip(fv.names, fv.values, strict=True)) | fv.extras | state_feature(fv.operating_state)
 
 
 def reading_signals(r: Reading) -> dict[str, float]:

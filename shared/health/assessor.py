@@ -34,15 +34,15 @@ survives the repair has to persist again (k windows; the CUSUM from 0) and then 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from shared.health.alarms import MAINTENANCE_ACTIONS, Alarm, AlarmBook, AlarmNotFound, AlarmTransition
+from shared.health.alarms import MAINTENANCE_ACTIONS, AlarmBook, AlarmNotFound, AlarmTransition
+from shared.health.assessment import Assessment
 from shared.health.baselines import Baseline, check_baseline
 from shared.health.degradation import NO_WINDOW, DegradationTracker, maintenance_window
 from shared.health.evidence import SIGNAL_TRACK, Evidence, EvidenceState, ModelScore, Snapshot, finite_ts
 from shared.health.insights import Insight, MachineInfo, ModelStatus, build_insights
-from shared.health.iso20816 import ZoneBasis, ZoneResult, basis_of
+from shared.health.iso20816 import ZoneBasis, basis_of
 from shared.health.machine import MACHINE_FAULT_SOURCES, Attribution, Change, change_level, hold_transmitted
 from shared.health.params import AssessorParams
 from shared.health.policy import (
@@ -61,6 +61,7 @@ from shared.health.policy import (
 from shared.health.prognostics import PrognosticsTracker, PrognosticsView, RulView, calibration_from_baseline
 from shared.health.scoring import grade, ratio_to_health, risk_level
 from shared.messages import ACTION_CODES, AssetConfig, Score
+from shared.messages.operating import OPERATING_CODE_FEATURE, code_state
 from shared.topics import valid_asset_id
 
 __all__ = ["SOURCE_TREND", "Assessment", "AssessorParams", "HealthAssessor", "ModelScore", "check_baseline"]
@@ -68,44 +69,10 @@ __all__ = ["SOURCE_TREND", "Assessment", "AssessorParams", "HealthAssessor", "Mo
 #: Version of :meth:`HealthAssessor.to_dict`'s layout (2: with prognostics; 1 still loads without).
 STATE_VERSION = 2
 NO_HEALTH = "health unknown: no model scores and no vibration velocity yet"
+#: Operating states in which nothing is assessed (:mod:`shared.health.operating_state`).
+NOT_RUNNING = ("stopped", "starting")
 #: Alarm source of the sensor's own faults (stuck, clipped, dropped out, ...): not the machine's.
 SOURCE_SENSOR = "sensor"
-
-
-@dataclass
-class Assessment:
-    """The full health assessment of one asset at data time ``ts`` (seconds)."""
-
-    asset_id: str
-    ts: float
-    health_score: float | None
-    risk_level: str | None
-    grade: str | None
-    degradation_index: float
-    health_trend_per_day: float | None
-    maintenance_window_days: float | None
-    maintenance_explanation: str
-    iso: ZoneResult | None
-    insights: list[Insight]
-    alarm_events: list[AlarmTransition]
-    open_alarms: list[Alarm]
-    models: dict[str, dict[str, Any]]
-    #: Remaining useful life or why there is none.
-    rul: RulView | None = None
-    #: Trend indicators of the latest vibration window (rms_log, kurtosis_z [Np, σ], cusum [Np·s]).
-    indicators: dict[str, float] = field(default_factory=dict)
-    #: The change's role among the sensors of its machine (config ``machine``; None: not grouped).
-    machine_role: Attribution | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["iso"] = None if self.iso is None else self.iso.to_dict()
-        d["insights"] = [i.to_dict() for i in self.insights]
-        d["alarm_events"] = [e.to_dict() for e in self.alarm_events]
-        d["open_alarms"] = [a.to_dict() for a in self.open_alarms]
-        d["rul"] = None if self.rul is None else asdict(self.rul)
-        d["machine_role"] = None if self.machine_role is None else asdict(self.machine_role)
-        return d
 
 
 class HealthAssessor:
@@ -165,12 +132,20 @@ class HealthAssessor:
         scores: Iterable[ModelScore | Score] = (),
         features: Mapping[str, float] | None = None,
         follows: Attribution | None = None,
+        operating: str | None = None,
     ) -> Assessment:
         """Ingest the scores and/or feature values observed at data time ``ts`` (s) and return
         the assessment. All inputs are validated before any state changes (ValueError). ``follows``:
         the change's role in its machine (:mod:`shared.health.machine`); a ``transmitted`` change opens
-        no machine-fault alarm and says so first among the insights."""
+        no machine-fault alarm and says so first among the insights. ``operating``: the asset's
+        operating state (the vectors' ``operating_state``, or its code among ``features``; None: unknown,
+        assessed as running)."""
+        if features is not None and OPERATING_CODE_FEATURE in features:  # the health join carries it
+            operating = operating or code_state(features[OPERATING_CODE_FEATURE])
+            features = {k: v for k, v in features.items() if k != OPERATING_CODE_FEATURE}
         ev = self._evidence.collect(ts, scores, features, self.baseline, self.params)
+        if operating in NOT_RUNNING:
+            return self._not_running(ev.ts, operating)
         self._evidence.apply(ev, self.params, self.zone_basis)
         snap = self._evidence.snapshot(self.params, self.zone_basis)
         persistent = persistent_models(snap.models, self.params)
@@ -186,7 +161,18 @@ class HealthAssessor:
         conditions = hold_transmitted(one_alarm_per_fault(conditions, opened), opened, follows)
         transitions = [t for c in conditions for t in self._observe(ev.ts, c)]
         result = self._assessment(ev.ts, health, snap, insights, transitions)
-        result.machine_role = follows
+        result.machine_role, result.operating_state = follows, operating
+        return result
+
+    def _not_running(self, ts: float, operating: str) -> Assessment:
+        """A stopped or starting asset is not assessed: its scores and features leave the evidence,
+        degradation and prognostics as they were, no alarm condition is observed (a stop opens no alarm
+        and clears none: an open one waits for the machine to run again), the ISO zone is not judged
+        and the health is unknown, saying why."""
+        snap = self._evidence.snapshot(self.params, self.zone_basis)
+        result = self._assessment(ts, None, snap, [], [])
+        result.iso, result.operating_state = None, operating
+        result.maintenance_explanation = f"{operating}: no anomaly assessment"
         return result
 
     def change(self) -> Change | None:
