@@ -36,11 +36,12 @@ quarantine: system-deps venv
 	$(VENV)/bin/pytest -q -ra -m quarantine
 
 ## Fast feedback: needs only the venv (no Debian packages, no servers). Tests that start Mosquitto,
-## InfluxDB, the launcher or Chromium are marked integration/browser (tests/conftest.py enforces it).
+## InfluxDB, the launcher or Chromium are marked integration/browser (tests/conftest.py enforces it);
+## tests marked slow (minutes of pure computation) run in `make test` only.
 check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --output-format concise .
-	$(VENV)/bin/pytest -q -m "not integration and not browser and not quarantine"
+	$(VENV)/bin/pytest -q -m "not integration and not browser and not quarantine and not slow"
 
 bench: system-deps venv
 	$(PY) -m benchmarks

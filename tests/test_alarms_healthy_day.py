@@ -138,6 +138,7 @@ def replay(
     return ratios
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(ASSETS))
 def test_a_healthy_day_opens_no_alarm(seed: int) -> None:
     rng = np.random.default_rng(1600 + seed)
