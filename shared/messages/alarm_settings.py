@@ -22,7 +22,8 @@ class AlarmSettings(Message):
     ``reopen_delay_s``: after an auto-clear, the same source does not open again within this long
     (default 300 s) unless the condition is clearly worse: a higher severity, or a magnitude of
     ``reopen_worse_factor`` (default 1.5, > 1) times the cleared alarm's peak; a condition still on
-    after the delay opens then.
+    after the delay opens then. ``max_shelve_s``: the longest an operator may shelve one of its alarms
+    (default 86,400 s = 24 h, ISA-18.2's time-limited shelving).
     """
 
     open_ratio: float | None = Field(default=None, gt=0, le=100)
@@ -30,6 +31,7 @@ class AlarmSettings(Message):
     clear_windows: int | None = Field(default=None, ge=1, le=100_000)
     reopen_delay_s: float | None = Field(default=None, ge=0, le=7 * 86_400)
     reopen_worse_factor: float | None = Field(default=None, gt=1, le=100)
+    max_shelve_s: float | None = Field(default=None, gt=0, le=30 * 86_400)
 
     @model_validator(mode="after")
     def _hysteresis(self) -> AlarmSettings:

@@ -96,10 +96,13 @@ class AlarmActionRequest(Message):
     correlation_id: str
     reply_to: str
     alarm_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    action: Literal["ack", "resolve"]
+    action: Literal["ack", "resolve", "shelve", "unshelve"]
     who: str = Field(min_length=1, max_length=100)
+    #: The operator's note; for ``shelve`` the reason (required there).
     note: str = Field(default="", max_length=2000)
     action_code: ActionCode | None = None
+    #: ``shelve`` only: for how many data-time seconds (at most the asset's ``alarms.max_shelve_s``).
+    duration_s: float | None = Field(default=None, gt=0, le=30 * 86_400)
 
 
 class AlarmActionReply(Reply):

@@ -11,6 +11,9 @@ from shared.messages.base import AssetId, Count, Message, Timestamp
 RiskLevel = Literal["LOW", "MODERATE", "HIGH", "CRITICAL"]
 ZoneBasisKind = Literal["iso20816-3", "custom", "information"]
 AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
+#: What happened to an alarm in one :class:`AlarmEvent` (``shelved``/``unshelved``: an operator took it
+#: off the operator's attention for a while, or it came back; its state does not change).
+AlarmTransitionKind = Literal["opened", "escalated", "acknowledged", "resolved", "shelved", "unshelved"]
 ActionCode = Literal[
     "bearing_replaced",
     "realigned",
@@ -180,6 +183,18 @@ class AlarmEvent(Message):
     note: str | None = None
     action_code: ActionCode | None = None
     auto_cleared: bool = False
+    #: The transition this event records (None: stored before the field existed; then ``state`` and
+    #: ``previous`` tell it).
+    transition: AlarmTransitionKind | None = None
+    #: Shelving (ISA-18.2): set on every event of an alarm while it is shelved: the data time at which
+    #: it returns by itself, who shelved it and why. None: not shelved.
+    shelved_until: Timestamp | None = None
+    shelved_by: str | None = Field(default=None, max_length=200)
+    shelve_reason: str | None = Field(default=None, max_length=2000)
+    #: Largest magnitude of the condition while open (the source's unit, e.g. the anomaly ratio).
+    peak: float | None = Field(default=None, ge=0)
+    #: Alarms of this source opened one after another within the chatter window before this one.
+    reopens: int = Field(default=0, ge=0)
 
 
 class OperatorLog(Message):
