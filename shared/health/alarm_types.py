@@ -14,7 +14,7 @@ from shared.topics import valid_asset_id
 
 AlarmState = Literal["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]
 AlarmSeverity = Literal["WARNING", "CRITICAL"]
-TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved"]
+TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved", "shelved", "unshelved"]
 
 #: Action codes (of the message contract, :data:`shared.messages.ACTION_CODES`) that change the
 #: machine's condition: they reset the degradation index and re-arm the alarm source.
@@ -69,10 +69,20 @@ class Alarm:
     reopen_of: str | None = None
     #: After this alarm auto-cleared: rising edges of its condition held back by the re-open delay.
     held_reopens: int = 0
+    # Shelving (ISA-18.2; :mod:`shared.health.shelving`): data time it returns by itself, who shelved it,
+    # why and when (all None: not shelved).
+    shelved_until: float | None = None
+    shelved_by: str | None = None
+    shelve_reason: str | None = None
+    shelved_at: float | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state != "RESOLVED"
+
+    @property
+    def is_shelved(self) -> bool:
+        return self.shelved_until is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
