@@ -68,8 +68,8 @@ def test_resolved_alarm_cannot_be_shelved_and_resolving_ends_a_shelf() -> None:
     book, alarm = open_alarm()
     shelve(alarm, "ana", "known", 600, T0)
     book.resolve(alarm.alarm_id, "ana", "fixed", "bearing_replaced", ts=T0 + 5)
-    end_shelf(alarm)
     assert not alarm.is_shelved
+    end_shelf(alarm)  # idempotent
     assert returns_due(book.alarms(), T0 + 10_000) == []  # a resolved alarm does not "return"
     with pytest.raises(AlarmConflict, match="RESOLVED and cannot be shelved"):
         shelve(alarm, "ana", "x", 60, T0 + 6)
@@ -86,3 +86,32 @@ def test_per_asset_limit_and_state_round_trip() -> None:
     for k in ("shelved_until", "shelved_by", "shelve_reason", "shelved_at"):
         del old[k]
     assert not Alarm.from_dict(old).is_shelved  # states saved before shelving load unshelved
+
+
+def test_the_book_returns_a_shelved_alarm_at_the_first_observation_after_its_shelf() -> None:
+    book, alarm = open_alarm()
+    shelve(alarm, "ana", "known", 60, T0)
+    assert book.observe("pump_1", "anomaly", T0 + 59, True, "WARNING", "ratio 1.4", ("ae",), 1.4) == []
+    assert alarm.is_shelved
+    (back,) = book.observe("pump_1", "anomaly", T0 + 61, True, "WARNING", "ratio 1.4", ("ae",), 1.4)
+    assert (back.kind, back.who, back.ts) == ("unshelved", "system", T0 + 61)
+    assert not alarm.is_shelved and alarm.state == "ACTIVE"
+
+
+def test_escalation_returns_a_shelved_alarm_and_clearing_ends_its_shelf() -> None:
+    book, alarm = open_alarm()
+    shelve(alarm, "ana", "known", 3600, T0)
+    (esc,) = book.observe("pump_1", "anomaly", T0 + 1, True, "CRITICAL", "ratio 3", ("ae",), 3.0)
+    assert esc.kind == "escalated" and esc.alarm["shelved_until"] is None and not alarm.is_shelved
+    shelve(alarm, "ana", "known, critical", 3600, T0 + 2)
+    assert book.observe("pump_1", "anomaly", T0 + 3, False) == []
+    (cleared,) = book.observe("pump_1", "anomaly", T0 + 4, False)  # clear_windows = 2
+    assert cleared.kind == "resolved" and cleared.auto_cleared and cleared.alarm["shelved_until"] is None
+    assert returns_due(book.alarms(), T0 + 10_000) == []
+
+
+def test_an_operator_resolve_ends_the_shelf_in_the_book() -> None:
+    book, alarm = open_alarm()
+    shelve(alarm, "ana", "known", 3600, T0)
+    t = book.resolve(alarm.alarm_id, "ana", "replaced", "bearing_replaced", ts=T0 + 5)
+    assert t.alarm["shelved_until"] is None and not alarm.is_shelved

@@ -29,7 +29,9 @@ policy in :mod:`shared.health.policy`), one per ``(asset, source)``, into alarms
 * resolved by an operator with an action code; a *maintenance* action (everything except
   ``false_alarm`` and ``other``) re-arms the source (the next persistent observation opens a new
   alarm) and is flagged on the transition (``maintenance=True``) so the degradation tracker can
-  reset; ``false_alarm``/``other`` need the condition to clear first before a new alarm can open.
+  reset; ``false_alarm``/``other`` need the condition to clear first before a new alarm can open;
+* shelving (:mod:`shared.health.shelving`): a shelved open alarm returns (``unshelved`` by ``system``)
+  at the first observation at or after its ``shelved_until``, or when it escalates; resolving ends it.
 
 Every transition returns an :class:`AlarmTransition` (published as the message
 :class:`shared.messages.AlarmEvent`). Refused operations raise :class:`AlarmTransitionError`:
@@ -66,6 +68,7 @@ from shared.health.alarm_types import (
     check_ts,
     held_by_delay,
 )
+from shared.health.shelving import end_shelf, returns_due
 from shared.messages import ACTION_CODES
 
 __all__ = [
@@ -109,16 +112,11 @@ class AlarmBook:
         reopen_worse_factor: float = 1.5,
         chatter_window_s: float = 600.0,
     ) -> None:
-        if isinstance(clear_windows, bool) or not isinstance(clear_windows, int) or clear_windows < 1:
-            raise ValueError(f"clear_windows must be an integer >= 1, got {clear_windows!r}")
         if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 0:
             raise ValueError(f"history_limit must be an integer >= 0, got {history_limit!r}")
-        self.clear_windows = clear_windows
         self.history_limit = history_limit
-        self.reopen_delay_s = 0.0
-        self.reopen_worse_factor = 1.5
-        self.chatter_window_s = 600.0
-        self.configure(
+        self.configure(  # sets (and checks) the four lifecycle settings
+            clear_windows=clear_windows,
             reopen_delay_s=reopen_delay_s,
             reopen_worse_factor=reopen_worse_factor,
             chatter_window_s=chatter_window_s,
@@ -200,6 +198,7 @@ class AlarmBook:
         if alarm is not None and not alarm.is_open:  # resolved by an operator meanwhile
             key.open_alarm_id, alarm = None, None
         done: AlarmTransition | None = None
+        back = [] if alarm is None else returns_due([alarm], obs.ts)  # its shelf ran out
         if obs.active:
             key.clear_count = 0
             if alarm is not None:
@@ -217,7 +216,7 @@ class AlarmBook:
             key.clear_count += 1
             done = self._auto_clear(key, alarm, obs.ts)
         key.last_active = obs.active
-        return [] if done is None else [done]
+        return back if done is None else [*back, done]
 
     def _count_held(self, key: KeyState) -> None:
         cleared = self._alarms.get(key.cleared_alarm_id) if key.cleared_alarm_id else None
@@ -256,6 +255,7 @@ class AlarmBook:
             return None
         alarm.severity = obs.severity
         alarm.state = "ACTIVE"
+        end_shelf(alarm)  # a worse condition returns a shelved alarm
         if obs.reason:
             alarm.reason = obs.reason
         return AlarmTransition(kind="escalated", ts=obs.ts, alarm=alarm.to_dict())
@@ -268,6 +268,7 @@ class AlarmBook:
         alarm.resolved_by = SYSTEM
         alarm.resolve_note = f"condition cleared for {key.clear_count} consecutive windows"
         alarm.auto_cleared = True
+        end_shelf(alarm)
         key.open_alarm_id = None
         key.cleared_alarm_id, key.cleared_at = alarm.alarm_id, ts
         key.cleared_peak, key.cleared_severity, key.cleared_reopens = (
@@ -338,6 +339,7 @@ class AlarmBook:
         alarm.resolved_by = who
         alarm.resolve_note = note
         alarm.action_code = action_code
+        end_shelf(alarm)
         maintenance = action_code in MAINTENANCE_ACTIONS
         key = self._keys.setdefault(self._key(alarm.asset_id, alarm.source), KeyState())
         if key.open_alarm_id == alarm_id:
