@@ -7,14 +7,17 @@ that takes raw input (the gateway, scripts).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pydantic_core
+from pydantic import ValidationError
 
 from shared import topics
-from shared.bus import Rejected
+from shared.bus import Rejected, describe_error
 from shared.messages import (
     MAX_WINDOW,
     MIN_WINDOW,
@@ -28,6 +31,9 @@ from shared.messages import (
     to_utc,
 )
 from shared.messages.inputs import AXES, NO_AXIS
+
+#: Most readings one bulk payload may carry (``POST /data/simple/batch``).
+MAX_BULK_ITEMS = 10_000
 
 #: Field of the positional form: 1 to 3 unnamed arrays, taken as x, y, z in this order.
 CHANNELS = "channels"
@@ -142,7 +148,11 @@ def _same_asset(in_topic: str | None, field: str, in_payload: str) -> None:
 
 def parse_simple(payload: bytes, asset_in_topic: str | None = None) -> SimpleReadingIn:
     """Validate a raw simple reading; ``asset_in_topic`` (when given) must equal its ``asset_id``."""
-    obj = parse_json_object(payload)
+    return check_simple(parse_json_object(payload), asset_in_topic)
+
+
+def check_simple(obj: dict[str, Any], asset_in_topic: str | None = None) -> SimpleReadingIn:
+    """Validate a decoded simple reading (the checks of :func:`parse_simple`)."""
     asset = check_asset_field(obj, "asset_id")
     _same_asset(asset_in_topic, "asset_id", asset)
     for name in SIGNALS:
@@ -151,6 +161,64 @@ def parse_simple(payload: bytes, asset_in_topic: str | None = None) -> SimpleRea
     if faulty is not None and not isinstance(faulty, bool):
         raise Rejected(f"is_faulty: must be true, false or null, got {json_type(faulty)}")
     return SimpleReadingIn.model_validate(obj)
+
+
+class TooManyItems(Rejected):
+    """A bulk payload with more items than its endpoint takes (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class ItemRefused:
+    """Item ``index`` (0-based, in the payload's order) of a bulk payload, refused for ``reason``."""
+
+    index: int
+    reason: str
+
+
+def parse_simple_many(
+    payload: bytes, *, ndjson: bool = False, max_items: int = MAX_BULK_ITEMS
+) -> list[SimpleReadingIn | ItemRefused]:
+    """Validate a bulk payload of simple readings item by item: a JSON array of reading objects, or
+    (``ndjson``) one reading object per line (blank lines skipped; item ``i`` is the ``i``-th non-blank
+    line). Each item gets the checks of :func:`parse_simple`; a bad item becomes an
+    :class:`ItemRefused` with its index and reason and does not affect the others.
+
+    Raises :class:`~shared.bus.Rejected` for a payload that is not such a sequence at all (malformed
+    JSON array, not an array, no item) and :class:`TooManyItems` beyond ``max_items`` items."""
+    if ndjson:
+        lines = [line for line in payload.split(b"\n") if line.strip()]
+        _check_count(len(lines), max_items)
+        return [_item(i, lambda line=line: parse_json_object(line)) for i, line in enumerate(lines)]
+    if not payload.strip():
+        raise Rejected("malformed JSON: empty payload")
+    try:
+        items = pydantic_core.from_json(payload, allow_inf_nan=True)
+    except ValueError as exc:
+        raise Rejected(f"malformed JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise Rejected(f"payload must be a JSON array of readings, got {json_type(items)}")
+    _check_count(len(items), max_items)
+    return [_item(i, lambda obj=obj: _object(obj)) for i, obj in enumerate(items)]
+
+
+def _check_count(n: int, max_items: int) -> None:
+    if n == 0:
+        raise Rejected("no readings: the batch is empty")
+    if n > max_items:
+        raise TooManyItems(f"too many readings: {n} > limit {max_items} per request; split the batch")
+
+
+def _object(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise Rejected(f"must be a JSON object, got {json_type(obj)}")
+    return obj
+
+
+def _item(index: int, decode: Callable[[], dict[str, Any]]) -> SimpleReadingIn | ItemRefused:
+    try:
+        return check_simple(decode())
+    except (Rejected, ValidationError) as exc:
+        return ItemRefused(index, describe_error(exc))
 
 
 def parse_vibration(payload: bytes, asset_in_topic: str | None = None) -> VibrationBatchIn:

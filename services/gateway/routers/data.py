@@ -16,16 +16,19 @@ with (the publish may have reached the broker before the connection was lost).
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import aiomqtt
 import structlog
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from services.gateway.auth.guard import Ingest, require_asset
-from services.gateway.deps import ContextDep, GatewayContext
+from services.gateway.auth.roles import Identity
+from services.gateway.deps import PUBLISH_TIMEOUT_S, ContextDep, GatewayContext
 from shared import raw, topics
 from shared.bus import Rejected, describe_error
 from shared.messages import SimpleReadingIn, VibrationBatchIn, new_event_id, utcnow
@@ -127,3 +130,159 @@ async def post_batch(request: Request, ctx: ContextDep, who: Ingest) -> Any:
     eid, ts = body.event_id or new_event_id(), body.ts or utcnow()
     msg = body.model_copy(update={"event_id": eid, "ts": ts})
     return await _hand_over(ctx, topics.raw_vibration(msg.motor_id), msg, eid, ts)
+
+
+# ---------------------------------------------------------------------------------------------
+# POST /data/simple/batch
+# ---------------------------------------------------------------------------------------------
+#: Seconds added to the acknowledgement deadline of a bulk request per reading (10,000: 15 s in all).
+BULK_ACK_S_PER_ITEM = 0.001
+_READING_SCHEMA = SimpleReadingIn.model_json_schema()
+
+#: Content types read as NDJSON (one reading per line); any other body is a JSON array.
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/jsonlines")
+
+
+class ItemResult(BaseModel):
+    """One item of a bulk request: accepted (its ``event_id`` and ``timestamp``, to retry with) or
+    refused (its ``reason``)."""
+
+    index: int
+    status: Literal["accepted", "refused"]
+    event_id: str | None = None
+    timestamp: datetime | None = None
+    reason: str | None = None
+
+
+class BatchAccepted(BaseModel):
+    """Per-item results, in the request's order; ``accepted + refused`` is the number of items."""
+
+    status: Literal["accepted"] = "accepted"
+    accepted: int
+    refused: int
+    items: list[ItemResult]
+
+
+_BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    413: {"description": f"Body larger than MAX_PAYLOAD_BYTES or more than {raw.MAX_BULK_ITEMS} readings"},
+    422: {"description": "Not a JSON array / NDJSON of readings, or no valid reading; `items` has reasons"},
+}
+
+
+def _identify(items: list[SimpleReadingIn | raw.ItemRefused], who: Identity) -> list[Any]:
+    """Each valid item with its event id and timestamp (the client's, else assigned here; stamped items
+    get the arrival time plus 1 µs per item index, so two readings of a batch never share a time);
+    an item for an asset the caller may not send for is refused."""
+    arrival = utcnow()
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        if isinstance(item, raw.ItemRefused):
+            out.append(item)
+        elif not who.may_send_for(item.asset_id):
+            mine = ", ".join(who.assets) or "none"
+            who_ = f"{who.role.value} {who.user}"
+            out.append(
+                raw.ItemRefused(
+                    i, f"{who_} may not send data for asset {item.asset_id!r} (its assets: {mine})"
+                )
+            )
+        else:
+            ts = item.timestamp or arrival + timedelta(microseconds=i)
+            out.append(item.model_copy(update={"event_id": item.event_id or new_event_id(), "timestamp": ts}))
+    return out
+
+
+def _results(items: list[Any]) -> list[ItemResult]:
+    return [
+        ItemResult(index=i.index, status="refused", reason=i.reason)
+        if isinstance(i, raw.ItemRefused)
+        else ItemResult(index=n, status="accepted", event_id=i.event_id, timestamp=i.timestamp)
+        for n, i in enumerate(items)
+    ]
+
+
+async def _hand_over_all(ctx: GatewayContext, msgs: list[SimpleReadingIn]) -> str | None:
+    """Publish every message QoS 1 at once (pipelined: all in flight together, not one PUBACK after
+    another) and wait until the broker acknowledged all of them, for at most :data:`PUBLISH_TIMEOUT_S`
+    plus :data:`BULK_ACK_S_PER_ITEM` per message; the reason of a failure, else None."""
+    try:
+        bus = ctx.bus()
+    except HTTPException as exc:
+        return str(exc.detail)
+    ingest = ctx.view.services.get("ingest")
+    if ingest is None or ingest.state != "online":
+        return "no ingest service online to take the readings; retry later"
+    tasks = [
+        asyncio.ensure_future(
+            bus.publish(topics.raw_simple(m.asset_id), m.model_dump_json(exclude_none=True))
+        )
+        for m in msgs
+    ]
+    timeout = PUBLISH_TIMEOUT_S + BULK_ACK_S_PER_ITEM * len(msgs)
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.wait(pending)
+        return f"MQTT broker did not acknowledge {len(pending)} of {len(msgs)} readings within {timeout:g} s"
+    failed = [e for t in tasks if (e := t.exception()) is not None]
+    if not failed:
+        return None
+    if not isinstance(failed[0], aiomqtt.MqttError):
+        raise failed[0]
+    return f"MQTT publish failed for {len(failed)} of {len(msgs)} readings: {failed[0]}"
+
+
+@router.post(
+    "/simple/batch",
+    response_model=BatchAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_BATCH_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "array", "items": SimpleReadingIn.model_json_schema()}
+                },
+                "application/x-ndjson": {"schema": SimpleReadingIn.model_json_schema()},
+            },
+        }
+    },
+)
+async def post_simple_batch(request: Request, ctx: ContextDep, who: Ingest) -> Any:
+    """Many readings at once, for gateways that buffer: a JSON array of the objects ``/simple`` takes,
+    or NDJSON (``Content-Type: application/x-ndjson``, one object per line), at most
+    ``MAX_BULK_ITEMS`` (10,000) per request (413 beyond).
+
+    **Per item, not all-or-nothing**: every item is validated first; an invalid item (or one for an
+    asset a device may not send for) is refused with its index and reason and does not block the
+    valid ones. Each valid item keeps its ``event_id`` and ``timestamp`` or gets them here (as for
+    ``/simple``), and is published to the same raw topic as a single reading; all are published at
+    once (QoS 1, pipelined) and the answer, 202 with per-item results, comes only once the broker
+    acknowledged every one. 422 (with ``items``) when no item is valid. 503 when the broker or the
+    ingest is unavailable or an acknowledgement failed: some items may have reached the broker, so
+    retry the whole batch with the returned ``event_id`` and ``timestamp`` of each item (idempotent:
+    the stages keep one copy of an event)."""
+    ndjson = request.headers.get("content-type", "").split(";")[0].strip().lower() in NDJSON_TYPES
+    try:
+        parsed = raw.parse_simple_many(await request.body(), ndjson=ndjson)
+    except raw.TooManyItems as exc:
+        raise HTTPException(413, str(exc)) from None
+    except Rejected as exc:
+        log.info("input_refused", path=request.url.path, reason=str(exc))
+        raise HTTPException(422, str(exc)) from None
+    items = _identify(parsed, who)
+    results = _results(items)
+    msgs = [i for i in items if not isinstance(i, raw.ItemRefused)]
+    body = BatchAccepted(accepted=len(msgs), refused=len(items) - len(msgs), items=results)
+    if not msgs:
+        detail = f"no valid reading in the batch: item {results[0].index}: {results[0].reason}"
+        return JSONResponse({"detail": detail, **body.model_dump(mode="json")}, status_code=422)
+    reason = await _hand_over_all(ctx, msgs)
+    if reason is not None:
+        log.warning("input_not_accepted", reason=reason, items=len(msgs))
+        out = {"detail": reason, **body.model_dump(mode="json", exclude_none=True)}
+        return JSONResponse(out, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return body
