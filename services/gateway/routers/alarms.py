@@ -1,6 +1,7 @@
 """``/alarms``: alarm list from the store (latest transition per alarm, with its priority and first-out
-mark), alarm-system metrics (``/alarms/metrics``, :mod:`shared.health.alarm_metrics`) and operator
-ack/resolve via the health service (``cmd/alarm_action``)."""
+mark, and its shelving while shelved), alarm-system metrics (``/alarms/metrics``, the answer in
+:mod:`services.gateway.alarm_metrics`) and operator ack/resolve/shelve/unshelve via the health service
+(``cmd/alarm_action``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.gateway.alarm_metrics import MAX_METRIC_DAYS, AlarmMetricsReply, metrics_reply
 from services.gateway.auth.guard import Operator, Viewer
 from services.gateway.commands import command, raise_failed
 from services.gateway.deps import ContextDep, GatewayContext
@@ -33,6 +35,8 @@ from shared.messages import (
 from shared.store import Store, paging
 from shared.topics import ASSET_ID_PATTERN
 
+__all__ = ["MAX_METRIC_DAYS", "AlarmMetricsReply", "metrics_reply", "router"]
+
 router = APIRouter(prefix="/alarms", tags=["alarms"])
 log = structlog.get_logger()
 
@@ -40,20 +44,42 @@ ALARM_ID_PATTERN = r"^[0-9a-f]{32}$"
 AlarmIdPath = Annotated[str, PathParam(pattern=ALARM_ID_PATTERN, description="Alarm id (32 hex digits)")]
 Who = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 RESPONDER = "health service"
-AlarmAction = Literal["ack", "resolve"]
+Note = Annotated[str, Field(max_length=2000)]
+AlarmAction = Literal["ack", "resolve", "shelve", "unshelve"]
+#: Longest shelf the API accepts (30 days); the health service enforces the asset's
+#: ``alarms.max_shelve_s`` (default 24 h) and answers a longer one with 422.
+MAX_SHELVE_S = 30 * 86_400
 
 
 class AckBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     who: Who = Field(description="Operator name (required)")
-    note: str = Field(default="", max_length=2000)
+    note: Note = ""
 
 
 class ResolveBody(AckBody):
     #: What was done; a maintenance action (not ``false_alarm``/``other``) resets degradation tracking.
     #: Omitted: the health service records ``other``.
     action_code: ActionCode | None = None
+
+
+class ShelveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    who: Who = Field(description="Operator name (required)")
+    #: Why the alarm is taken off the operators' attention (the audit entry; sent as the note).
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    #: For how many data-time seconds; it returns by itself after. At most 30 days here and the asset's
+    #: ``alarms.max_shelve_s`` at the health service.
+    duration_s: float = Field(gt=0, le=MAX_SHELVE_S)
+
+
+class UnshelveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    who: Who = Field(description="Operator name (required)")
+    note: Note = ""
 
 
 class AlarmItem(AlarmEvent):
@@ -76,8 +102,11 @@ class AlarmList(BaseModel):
 
 _ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown alarm id"},
-    409: {"description": "Invalid transition (e.g. resolving a resolved alarm)"},
-    422: {"description": "Invalid alarm id or body"},
+    409: {
+        "description": "Invalid transition (e.g. resolving a resolved alarm, shelving a resolved "
+        "alarm, unshelving an alarm that is not shelved)"
+    },
+    422: {"description": "Invalid alarm id or body (shelve: a duration over the asset's max_shelve_s)"},
     500: {"description": "The health service failed (see its logs)"},
     502: {"description": "Malformed reply from the health service"},
     503: {"description": "MQTT broker not connected"},
@@ -102,11 +131,16 @@ async def list_alarms(
     who: Viewer,
     asset_id: Annotated[str | None, Query(pattern=ASSET_ID_PATTERN, description="Only this asset")] = None,
     state: Annotated[AlarmState | None, Query(description="Only alarms now in this state")] = None,
+    shelved: Annotated[
+        bool | None, Query(description="Only alarms now shelved (true) or not shelved (false)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many (the newest)")] = 500,
 ) -> AlarmList:
     """Every stored alarm in its latest state, newest (by ``opened_at``) first; all assets by default.
     Each with its priority and, in a flood on its machine (the other assets of the machine included),
-    the flood's first-out alarm."""
+    the flood's first-out alarm. A shelved alarm carries ``shelved_until``/``shelved_by``/
+    ``shelve_reason`` as stored with its latest transition (its return is the health service's
+    ``unshelved`` transition, in data time)."""
     machines = _machines(ctx)
     stored = await asyncio.to_thread(ctx.store.assets)
     assets = _machine_peers(asset_id, machines, stored) if asset_id else stored
@@ -117,6 +151,8 @@ async def list_alarms(
         latest = [a for a in latest if a.asset_id == asset_id]
     if state is not None:
         latest = [a for a in latest if a.state == state]
+    if shelved is not None:
+        latest = [a for a in latest if (a.shelved_until is not None) == shelved]
     items = [_item(a, first_out.get(a.alarm_id)) for a in latest[:limit]]
     return AlarmList(count=len(items), alarms=items)
 
@@ -144,7 +180,12 @@ def _item(a: AlarmEvent, first_out_id: str | None) -> AlarmItem:
     )
 
 
-async def _alarm_action(ctx: GatewayContext, alarm_id: str, action: AlarmAction, body: AckBody) -> AlarmEvent:
+async def _alarm_action(
+    ctx: GatewayContext,
+    alarm_id: str,
+    action: AlarmAction,
+    body: AckBody | ShelveBody | UnshelveBody,
+) -> AlarmEvent:
     """``cmd/alarm_action`` to the health service; its failure code gives the HTTP status."""
     cid, reply_to = ctx.view.requests.new_correlation()
     req = AlarmActionRequest(
@@ -153,8 +194,9 @@ async def _alarm_action(ctx: GatewayContext, alarm_id: str, action: AlarmAction,
         alarm_id=alarm_id,
         action=action,
         who=body.who,
-        note=body.note,
+        note=body.reason if isinstance(body, ShelveBody) else body.note,
         action_code=body.action_code if isinstance(body, ResolveBody) else None,
+        duration_s=body.duration_s if isinstance(body, ShelveBody) else None,
     )
     reply = await command(ctx, "alarm_action", req, AlarmActionReply, responder=RESPONDER)
     raise_failed(reply, f"{action} of alarm {alarm_id}")
@@ -175,118 +217,21 @@ async def resolve(alarm_id: AlarmIdPath, body: ResolveBody, ctx: ContextDep, who
     return await _alarm_action(ctx, alarm_id, "resolve", body)
 
 
+@router.post("/{alarm_id}/shelve", response_model=AlarmEvent, responses=_ACTION_RESPONSES)
+async def shelve(alarm_id: AlarmIdPath, body: ShelveBody, ctx: ContextDep, who: Operator) -> AlarmEvent:
+    """Shelve an open alarm for ``duration_s`` data-time seconds with a ``reason`` (the audit entry):
+    its state does not change, it is marked shelved everywhere and returns by itself when the shelf
+    runs out (or earlier on escalation); answers with the ``shelved`` event."""
+    return await _alarm_action(ctx, alarm_id, "shelve", body)
+
+
+@router.post("/{alarm_id}/unshelve", response_model=AlarmEvent, responses=_ACTION_RESPONSES)
+async def unshelve(alarm_id: AlarmIdPath, body: UnshelveBody, ctx: ContextDep, who: Operator) -> AlarmEvent:
+    """Return a shelved alarm before its shelf runs out; answers with the ``unshelved`` event."""
+    return await _alarm_action(ctx, alarm_id, "unshelve", body)
+
+
 # --- /alarms/metrics ---------------------------------------------------------------------------------
-#: Longest period of one metrics answer (its 10-minute buckets: 52,704).
-MAX_METRIC_DAYS = 366
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
-class BasisOut(_Out):
-    """What the numbers rest on: the period ``[start, end)``, its length and the alarms opened in it."""
-
-    start: datetime
-    end: datetime
-    duration_s: float
-    alarms: int
-
-
-class RateOut(_Out):
-    #: Openings per 10 minutes: mean = alarms / (duration / 600 s); peak = most in one bucket.
-    mean_per_10min: float
-    peak_per_10min: int
-    peak_bucket_start: datetime | None
-    #: 10-minute buckets from ``start`` (the last may be shorter); those above ``operator_flood_above``.
-    buckets: int
-    flood_buckets: int
-    flood_pct: float
-    #: Machine floods (``flood_min_alarms`` within ``flood_window_s``) holding one of these alarms.
-    machine_floods: int
-
-
-class AckOut(_Out):
-    #: Alarms opened in the period with an operator response (ack, or resolve by a person) before its end.
-    acknowledged: int
-    median_s: float | None
-    p90_s: float | None
-    unacknowledged_open: int
-    cleared_unacknowledged: int
-
-
-class ChatterOut(_Out):
-    asset_id: str
-    source: str
-    max_opens_in_window: int
-    window_start: datetime
-    opens: int
-
-
-class StandingOut(_Out):
-    alarm_id: str
-    asset_id: str
-    source: str
-    opened_at: datetime
-    open_s: float
-    open_at_end: bool
-
-
-class SourceOut(_Out):
-    asset_id: str
-    source: str
-    opens: int
-
-
-class ParamsOut(_Out):
-    flood_min_alarms: int
-    flood_window_s: float
-    operator_flood_above: int
-    standing_s: float
-    chatter_min_opens: int
-    chatter_window_s: float
-
-
-class MetricsOut(_Out):
-    basis: BasisOut
-    by_priority: dict[str, int]
-    rate: RateOut
-    standing: list[StandingOut]
-    chattering: list[ChatterOut]
-    ack: AckOut
-    top_sources: list[SourceOut]
-
-
-class AssetMetrics(BaseModel):
-    asset_id: str
-    machine: str
-    metrics: MetricsOut
-
-
-class FloodOut(_Out):
-    machine: str
-    start: datetime
-    end: datetime
-    first_out: str
-    alarm_ids: list[str]
-
-
-class AlarmMetricsReply(BaseModel):
-    """Alarm-system metrics over ``[start, end)`` of one asset or the fleet (every asset with stored
-    data), thresholds in ``params`` (module :mod:`shared.health.alarm_metrics`)."""
-
-    scope: Literal["asset", "fleet"]
-    asset_id: str | None
-    start: datetime
-    end: datetime
-    params: ParamsOut
-    metrics: MetricsOut
-    #: Fleet scope: each asset's own metrics (assets with an alarm open or opened in the period).
-    per_asset: list[AssetMetrics]
-    #: Floods on the machines concerned that started in the period; each lists its first-out.
-    floods: list[FloodOut]
-
-
 def _bad(name: str, reason: str) -> HTTPException:
     return HTTPException(422, f"{name}: {reason}")
 
@@ -295,55 +240,6 @@ def _default_end(store: Store, asset_ids: list[str]) -> datetime:
     """Just after the newest stored alarm transition of these assets (data time); now when none."""
     newest = [ns for a in asset_ids if (ns := paging.newest_ns(store, records.ALARMS, a)) is not None]
     return from_ns(max(newest)) + timedelta(microseconds=1) if newest else utcnow()
-
-
-def metrics_reply(
-    events: list[AlarmEvent],
-    start: datetime,
-    end: datetime,
-    machines: dict[str, str | None],
-    asset_id: str | None,
-) -> AlarmMetricsReply:
-    """The metrics answer on ``events`` (the alarm transitions of the assets concerned up to ``end``; pure):
-    ``asset_id``'s or, with ``None``, the fleet's and each asset's; the floods of the period."""
-    params = am.MetricParams()
-    recs = am.alarm_records(events, until=end)
-    found = am.floods([r for r in recs if start <= r.opened_at < end], machines, params)
-    mine = [e for e in events if asset_id is None or e.asset_id == asset_id]
-    whole = am.compute_metrics(mine, start, end, machines, params, found)
-    per_asset = []
-    if asset_id is None:
-        for a in sorted({r.asset_id for r in recs if r.resolved_at is None or r.resolved_at >= start}):
-            m = am.compute_metrics(
-                [e for e in events if e.asset_id == a], start, end, machines, params, found
-            )
-            per_asset.append(AssetMetrics(asset_id=a, machine=am.machine_of(a, machines), metrics=_out(m)))
-    if asset_id is not None:
-        ids = {r.alarm_id for r in recs if r.asset_id == asset_id}
-        found = [f for f in found if ids.intersection(f.alarm_ids)]
-    return AlarmMetricsReply(
-        scope="fleet" if asset_id is None else "asset",
-        asset_id=asset_id,
-        start=start,
-        end=end,
-        params=ParamsOut.model_validate(params),
-        metrics=_out(whole),
-        per_asset=per_asset,
-        floods=[
-            FloodOut(
-                machine=f.machine,
-                start=f.start,
-                end=f.end,
-                first_out=f.first_out,
-                alarm_ids=list(f.alarm_ids),
-            )
-            for f in found
-        ],
-    )
-
-
-def _out(m: am.AlarmMetrics) -> MetricsOut:
-    return MetricsOut.model_validate(m)
 
 
 @router.get(
