@@ -111,3 +111,33 @@ def test_docker_compose_config_accepts_the_file_with_its_secrets(tmp_path: Path)
 def test_docker_compose_refuses_to_run_without_the_grafana_password(tmp_path: Path) -> None:
     out = run_config({name: "x" for name in REQUIRED if name != "GRAFANA_ADMIN_PASSWORD"}, tmp_path)
     assert out.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in out.stderr, out.stderr
+
+
+def grafana_mount() -> tuple[Path, str]:
+    """The host directory compose mounts as Grafana's provisioning directory, and where it goes."""
+    (mount,) = [v for v in compose()["services"]["grafana"]["volumes"] if ":/etc/grafana/provisioning" in v]
+    host, container, *_ = mount.split(":")
+    return (ROOT / host).resolve(), container
+
+
+def test_grafana_provisions_the_repository_dashboards_and_datasource() -> None:
+    host, container = grafana_mount()
+    assert host == ROOT / "deploy" / "grafana" and container == "/etc/grafana/provisioning"
+    (provider,) = yaml.safe_load((host / "dashboards" / "provider.yml").read_text())["providers"]
+    path = provider["options"]["path"]
+    assert provider["type"] == "file" and path.startswith(container + "/"), path
+    local = host / path[len(container) + 1 :]
+    assert local == host / "dashboards"
+    assert {p.name for p in local.glob("*.json")} == {"fleet.json", "asset.json"}
+
+
+def test_grafana_datasource_is_the_compose_influxdb_read_only_user() -> None:
+    host, _ = grafana_mount()
+    (ds,) = yaml.safe_load((host / "datasources" / "influxdb.yml").read_text())["datasources"]
+    s = compose()["services"]
+    influx = s["influxdb"]["environment"]
+    assert ds["type"] == "influxdb" and ds["url"] == "http://influxdb:8086" and "influxdb" in s
+    assert ds["database"] == ds["jsonData"]["dbName"] == influx["INFLUXDB_DB"]
+    assert ds["user"] == influx["INFLUXDB_READ_USER"] and ds["user"] != influx["INFLUXDB_ADMIN_USER"]
+    assert ds["secureJsonData"]["password"] == "$INFLUXDB_GRAFANA_PASSWORD"
+    assert required(s["grafana"]["environment"]["INFLUXDB_GRAFANA_PASSWORD"], "INFLUXDB_GRAFANA_PASSWORD")
