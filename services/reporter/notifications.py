@@ -9,7 +9,8 @@ the reporter is away are queued by the broker)::
             publishes=(*own, *PUBLISHES), persistent=True)
 
 An alarm transition (``alarms/<asset>``) is planned into one delivery per channel that wants it
-(:mod:`shared.notify.outbox`: dedupe by transition id, severity filter, quiet hours), and the plan is
+(:mod:`shared.notify.outbox`: dedupe by transition id, severity filter, quiet hours; none for an event
+of a shelved alarm, :func:`shared.notify.messages.suppressed`), and the plan is
 written to ``DATA_DIR/notifications/outbox.jsonl`` (fsync) before the handler returns — so before the
 broker is acknowledged. Sending happens in :meth:`Notifications.deliver`, never in a handler: one
 delivery in flight per channel (in order), a failure retried after the configured back-off, every
@@ -32,6 +33,7 @@ import structlog
 from shared import topics
 from shared.bus import Bus, Rejected, Task
 from shared.messages import AlarmEvent
+from shared.notify import messages
 from shared.notify.commands import NotifyReply, NotifyRequest
 from shared.notify.config import NOTIFY_COMMAND, NOTIFY_CONFIG_TOPIC, NotificationConfig, merged, redacted
 from shared.notify.outbox import Outbox
@@ -132,7 +134,9 @@ class Notifications:
             raise Rejected(f"alarm of asset {ev.asset_id!r} on topic {d.topic!r}")
         ops = self.outbox.plan(ev, self.config, self.base_url, self.clock())
         await self.persist(ops)
-        if ops:
+        if ops and messages.suppressed(ev):
+            log.info("notify_suppressed_shelved", transition_id=ops[0]["tid"], asset_id=ev.asset_id)
+        elif ops:
             channels = [op["d"]["channel"] for op in ops if op["op"] == "put"]
             log.info("notify_planned", transition_id=ops[0]["tid"], asset_id=ev.asset_id, channels=channels)
             self._wake.set()

@@ -178,8 +178,16 @@ def send_email(channel: Channel, d: Delivery) -> None:
         raise SendFailed(f"SMTP {target.host}:{target.port}: {type(exc).__name__}: {exc}") from None
 
 
-#: apprise's notification type by transition (its icon/colour where the service shows one).
-_APPRISE_TYPE = {"opened": "failure", "escalated": "failure", "acknowledged": "info", "resolved": "success"}
+#: apprise's notification type by transition (its icon/colour where the service shows one); a WARNING
+#: alarm that opens or returns from its shelf is a ``warning``.
+_APPRISE_TYPE = {
+    "opened": "failure",
+    "escalated": "failure",
+    "acknowledged": "info",
+    "resolved": "success",
+    "shelved": "info",
+    "unshelved": "failure",
+}
 
 
 def apprise_message(d: Delivery) -> tuple[str, str, str, Path | None]:
@@ -194,7 +202,7 @@ def apprise_message(d: Delivery) -> tuple[str, str, str, Path | None]:
         return title, body, "info", path
     kind = d.body["type"].removeprefix("alarm.")
     notify_type = _APPRISE_TYPE.get(kind, "info")
-    if kind == "opened" and d.body["severity"] == "WARNING":
+    if kind in ("opened", "unshelved") and d.body["severity"] == "WARNING":
         notify_type = "warning"
     return title, body, notify_type, None
 

@@ -4,10 +4,11 @@ on :data:`NOTIFY_CONFIG_TOPIC` by the reporter.
 A channel is a webhook (JSON POST, signed: :mod:`shared.notify.signing`), an e-mail address list
 (SMTP) or a list of apprise URLs (``tgram://…``, ``slack://…``, ``json://…``: every service the apprise
 library speaks). Each has a minimum severity (``WARNING``: every alarm; ``CRITICAL``: critical only; ``OFF``:
-none) with per-asset overrides, the transition kinds it wants, and optional quiet hours in a named
-time zone. Secrets (webhook ``secret``, SMTP ``password``, every apprise URL: they carry tokens) are never
-echoed back (:func:`redacted`); a PUT that leaves a secret out, or sends it back redacted, keeps the stored
-one of the channel with the same id (:func:`merged`), which also checks each apprise URL with apprise.
+none) with per-asset overrides, the transition kinds it wants (default :data:`DEFAULT_EVENTS`: not an
+operator's shelving of an alarm), and optional quiet hours in a named time zone. Secrets (webhook
+``secret``, SMTP ``password``, every apprise URL: they carry tokens) are never echoed back
+(:func:`redacted`); a PUT that leaves a secret out, or sends it back redacted, keeps the stored one of
+the channel with the same id (:func:`merged`), which also checks each apprise URL with apprise.
 """
 
 from __future__ import annotations
@@ -32,8 +33,28 @@ NOTIFY_COMMAND = "notifications"
 Severity = Literal["WARNING", "CRITICAL"]
 MinSeverity = Literal["WARNING", "CRITICAL", "OFF"]
 ChannelKind = Literal["webhook", "email", "apprise"]
-TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved"]
-TRANSITION_KINDS: tuple[TransitionKind, ...] = ("opened", "escalated", "acknowledged", "resolved")
+TransitionKind = Literal["opened", "escalated", "acknowledged", "resolved", "shelved", "unshelved"]
+#: Every transition kind a channel may list in ``events`` (the same as the alarm contract's).
+TRANSITION_KINDS: tuple[TransitionKind, ...] = (
+    "opened",
+    "escalated",
+    "acknowledged",
+    "resolved",
+    "shelved",
+    "unshelved",
+)
+#: A channel's ``events`` when it names none: all but ``shelved``. Shelving suppresses annunciation
+#: (ISA-18.2), so an operator shelving an alarm notifies nobody unless a channel opts in; the alarm's
+#: return from the shelf (``unshelved``: still open, announced again) is notified. A channel stored with
+#: its own ``events`` list keeps it (one saved before shelving existed lists the first four kinds: add
+#: ``unshelved`` to it to hear of returns).
+DEFAULT_EVENTS: tuple[TransitionKind, ...] = (
+    "opened",
+    "escalated",
+    "acknowledged",
+    "resolved",
+    "unshelved",
+)
 ChannelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 AssetKey = Annotated[str, StringConstraints(pattern=ASSET_ID_PATTERN)]
 _EMAIL = re.compile(r"^[^@\s<>,;]{1,64}@[A-Za-z0-9.-]{1,253}$")
@@ -223,7 +244,9 @@ class Channel(_Strict):
     min_severity: MinSeverity = "WARNING"
     #: Per-asset minimum severity, overriding ``min_severity`` for those assets.
     asset_min_severity: dict[AssetKey, MinSeverity] = Field(default_factory=dict)
-    events: list[TransitionKind] = Field(default_factory=lambda: list(TRANSITION_KINDS), min_length=1)
+    #: The transitions the channel gets (default :data:`DEFAULT_EVENTS`); an event of a shelved alarm
+    #: other than its shelve, return or escalation is never sent (``shared.notify.messages.suppressed``).
+    events: list[TransitionKind] = Field(default_factory=lambda: list(DEFAULT_EVENTS), min_length=1)
     quiet_hours: QuietHours | None = None
 
     @model_validator(mode="after")

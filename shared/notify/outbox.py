@@ -86,14 +86,15 @@ class Outbox:
     def plan(
         self, ev: AlarmEvent, config: NotificationConfig, base_url: str, now: float
     ) -> list[dict[str, Any]]:
-        """Deliveries for one transition (none when its id was seen): the operations to persist."""
+        """Deliveries for one transition (none when its id was seen, none but the ``seen`` one for an
+        event of a shelved alarm, :func:`messages.suppressed`): the operations to persist."""
         tid = messages.transition_id(ev)
         if tid in self.seen:
             return []
         kind = messages.transition_kind(ev)
         body = messages.payload(ev, config.base_url or base_url)
         ops: list[dict[str, Any]] = [{"op": "seen", "tid": tid, "at": now}]
-        for ch in config.channels:
+        for ch in [] if messages.suppressed(ev) else config.channels:
             if not policy.wants(ch, ev.asset_id, ev.severity, kind):
                 continue
             d = Delivery(
