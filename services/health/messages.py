@@ -1,7 +1,6 @@
-"""Pure translations between the contract (:mod:`shared.messages`) and the health core
-(:mod:`shared.health`): trusted model announcements → baselines, assessments → :class:`HealthUpdate`,
-alarm transitions → :class:`AlarmEvent`, refused alarm actions → error codes, the publish throttle and
-the service's own :class:`Tick`."""
+"""Pure translations between the contract (:mod:`shared.messages`) and the health core (:mod:`shared.health`):
+model announcements → baselines, assessments → :class:`HealthUpdate`, alarm transitions → :class:`AlarmEvent`,
+alarm actions and their refusals' error codes, the publish throttle and the service's own :class:`Tick`."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared import topics
-from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition
+from shared.health.alarms import AlarmConflict, AlarmNotFound, AlarmTransition, AlarmTransitionError
 from shared.health.assessor import Assessment, HealthAssessor
 from shared.health.machine import Attribution
 from shared.health.prognostics import RulView
@@ -39,15 +38,14 @@ from shared.service import Publish
 
 Baseline = dict[str, dict[str, float]]
 
-#: Alarm state after each kind of transition.
+#: Alarm state after each kind of transition (shelved, unshelved: unchanged, the alarm's own).
 STATE_AFTER: dict[str, AlarmState] = {
     "opened": "ACTIVE",
     "escalated": "ACTIVE",
     "acknowledged": "ACKNOWLEDGED",
     "resolved": "RESOLVED",
 }
-#: Statistics of a baseline entry the assessor reads (feature or signal units); features also give
-#: their median and MAD (the prognostics' calibrated RMS level is the ``{axis}_rms`` median).
+#: Baseline statistics the assessor reads; features also give median and MAD (the prognostics' level).
 BASELINE_STATS = ("mean", "std", "min", "max")
 FEATURE_STATS = (*BASELINE_STATS, "median", "mad")
 ALARM_SEVERITIES = ("WARNING", "CRITICAL")
@@ -114,21 +112,24 @@ def reading_signals(r: Reading) -> dict[str, float]:
 
 def previous_state(t: AlarmTransition) -> AlarmState | None:
     """The alarm's state before an acknowledge (ACTIVE) or a resolve (ACKNOWLEDGED when it had been
-    acknowledged, else ACTIVE); None for opened and escalated."""
+    acknowledged, else ACTIVE); its state for (un)shelved (unchanged); None for opened and escalated."""
     if t.kind == "acknowledged":
         return "ACTIVE"
     if t.kind == "resolved":
         return "ACKNOWLEDGED" if t.alarm.get("acknowledged_at") is not None else "ACTIVE"
-    return None
+    return t.alarm["state"] if t.kind in ("shelved", "unshelved") else None
 
 
 def to_alarm_message(asset_id: str, t: AlarmTransition) -> AlarmEvent:
+    """The event of a transition: its kind, and the alarm's shelf (while shelved) and chatter fields."""
     a = t.alarm
     severity = a.get("severity", "WARNING")
+    until = a.get("shelved_until")  # None: not shelved (then no shelf field is set)
+    shelf = {k: a.get(k) for k in ("shelved_by", "shelve_reason")} if until is not None else {}
     return AlarmEvent(
         alarm_id=a["alarm_id"],
         asset_id=asset_id,
-        state=STATE_AFTER[t.kind],
+        state=STATE_AFTER.get(t.kind, a["state"]),
         previous=previous_state(t),
         source=a.get("source", ""),
         severity=severity if severity in ALARM_SEVERITIES else "WARNING",
@@ -139,6 +140,11 @@ def to_alarm_message(asset_id: str, t: AlarmTransition) -> AlarmEvent:
         note=t.note or None,
         action_code=t.action_code,  # type: ignore[arg-type]  # checked against ACTION_CODES
         auto_cleared=t.auto_cleared,
+        transition=t.kind,
+        shelved_until=None if until is None else _utc(until),
+        **shelf,
+        peak=a.get("peak"),
+        reopens=a.get("reopens", 0),
     )
 
 
@@ -202,9 +208,16 @@ def alarm_publishes(asset_id: str, events: Sequence[AlarmTransition]) -> list[Pu
 
 
 def alarm_action(a: HealthAssessor, req: AlarmActionRequest) -> AlarmTransition:
-    """Acknowledge or resolve (action code ``other`` when none is given) one of ``a``'s alarms."""
+    """Acknowledge, resolve (action code ``other`` when none is given), shelve (``duration_s`` required;
+    the note is the reason; at most the asset config's ``alarms.max_shelve_s``) or unshelve an alarm."""
     if req.action == "ack":
         return a.acknowledge(req.alarm_id, req.who, req.note)
+    if req.action == "shelve":
+        if req.duration_s is None:
+            raise AlarmTransitionError("shelve needs duration_s: how many seconds of data time to shelve for")
+        return a.shelve(req.alarm_id, req.who, req.note, req.duration_s)
+    if req.action == "unshelve":
+        return a.unshelve(req.alarm_id, req.who, req.note)
     return a.resolve(req.alarm_id, req.who, req.note, req.action_code or "other")
 
 
@@ -264,9 +277,8 @@ class Tick(BaseModel):
 
 
 # -- maintenance log entries -----------------------------------------------------------------------
-#: What an operator log entry (``logs/<asset>``, :class:`OperatorLog`) does to the asset's degradation
-#: index and prognostics (CUSUM, fitted path, RUL): the assessor's maintenance action it records (a
-#: reset, :meth:`HealthAssessor.record_maintenance`) or None (the trend is kept), and why.
+#: What an operator log entry (``logs/<asset>``) does to the asset's degradation index and prognostics
+#: (CUSUM, fitted path, RUL): the maintenance action it resets with (None: trend kept), and why.
 LOG_RESETS: dict[str, tuple[str | None, str]] = {
     "corrective_bearing_replacement": ("bearing_replaced", "a new bearing: the old one's trend ended"),
     "corrective_alignment": ("realigned", "realignment changes the vibration level the trend rose from"),

@@ -1,6 +1,6 @@
 """health service: fuses each asset's scores, features and readings into a retained
 :class:`HealthUpdate`, opens/escalates/clears alarms (:class:`AlarmEvent`), and handles
-acknowledge/resolve commands (:class:`AlarmActionRequest` → :class:`AlarmActionReply`).
+ack/resolve/shelve/unshelve commands (:class:`AlarmActionRequest` → :class:`AlarmActionReply`).
 
 Routes (handlers validate, call :mod:`shared.health`, return what to publish):
 
@@ -22,7 +22,7 @@ Routes (handlers validate, call :mod:`shared.health`, return what to publish):
 - ``sensor/<a>`` → a sensor fault opens the sensor alarm and holds the health (:mod:`.sensor`);
 - ``logs/<a>`` → a maintenance log entry whose type resets (:data:`~.messages.LOG_RESETS`) restarts the
   degradation and prognostics at its data time, once (:class:`~.messages.MaintenanceLedger`);
-- ``cmd/alarm_action`` → ack/resolve; a failed reply's ``code``: ``not_found``, ``conflict``, ``invalid``.
+- ``cmd/alarm_action`` → ack/resolve/shelve/unshelve; failed: ``not_found``, ``conflict``, ``invalid``.
 
 State port :class:`~.repository.AssessorStates` (``DATA_DIR/health``): acked once its state is saved.
 """
@@ -367,7 +367,7 @@ class HealthHandlers:
         self.states.touch(owner, maintenance=done.maintenance)
         return [
             Publish(topics.alarm(owner), msg),
-            alarm_reply(req, status="ok", message=f"alarm {msg.state.lower()}", alarm=msg),
+            alarm_reply(req, status="ok", message=f"alarm {done.kind}", alarm=msg),
         ]
 
     def routes(self) -> list[Route]:

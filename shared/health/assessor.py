@@ -5,26 +5,25 @@
 
 1. **Evidence** (:mod:`shared.health.evidence`): inputs checked whole, then smoothed per model, the
    signals track and the ISO velocity (EWMA, 30 s); stale tracks (900 s) no longer count.
-2. **Alarm policy** (:mod:`shared.health.policy`): persistent models, health (with
-   :func:`~shared.health.scoring.health_from_scores`, risk and grade), the degradation excess, and
-   the two alarm conditions (``anomaly``: observed on every update that moves a model or the
-   signals track; ``iso20816``: on every update that carries a new velocity RMS, never active when
-   the asset's zone basis is information only, see :func:`~shared.health.iso20816.basis_of`).
+2. **Alarm policy** (:mod:`shared.health.policy`): persistent models, health (``health_from_scores``,
+   risk, grade), the degradation excess, and the two alarm conditions (``anomaly``: observed on every
+   update that moves a model or the signals track; ``iso20816``: on every update with a new velocity RMS,
+   never active when the zone basis is information only, :func:`~shared.health.iso20816.basis_of`).
 3. **Degradation** (:class:`~shared.health.degradation.DegradationTracker`) with ``persistent = any
-   persistent model or ISO``; **prognostics** (:class:`~shared.health.prognostics.PrognosticsTracker`,
-   calibrated from the baseline's ``{axis}_rms``) on every vibration window: trend indicators, the
-   ``trend`` alarm (CUSUM of rms_log) and the RUL, from which the **maintenance window** comes
-   (:func:`~shared.health.degradation.maintenance_window`: a fitted estimate, or None and why).
-4. **Presentation** (:func:`~shared.health.insights.build_insights`) of the fresh features (all
-   kinds merged by name) vs the baseline, the models (latest ratio, persistent flag; not the
-   signals track, whose evidence is in the per-signal insights), the ISO zone (only when its basis
-   may alarm: an information-only zone is in the assessment's ``iso`` but makes no insight) and
-   bearing info. The anomaly alarm's reason is the top two insight texts.
+   persistent model or ISO``; **prognostics** (``PrognosticsTracker``, calibrated from the baseline's
+   ``{axis}_rms``) on every vibration window: trend indicators, the ``trend`` alarm (CUSUM of rms_log) and
+   the RUL, whence the **maintenance window** (:func:`~shared.health.degradation.maintenance_window`).
+4. **Presentation** (:func:`~shared.health.insights.build_insights`) of the fresh features (all kinds
+   merged by name) vs the baseline, the models (latest ratio, persistent flag; not the signals track,
+   whose evidence is in the per-signal insights), the ISO zone (only when its basis may alarm: an
+   information-only zone is in ``iso`` but makes no insight) and bearing info. The anomaly alarm's
+   reason is the top two insight texts.
 5. **Alarms** (:class:`~shared.health.alarms.AlarmBook`): the conditions become transitions.
-
 6. **Sensor alarm** (source :data:`SOURCE_SENSOR`, :meth:`HealthAssessor.observe_sensor`): open while
    the asset's sensor reports a fault (:mod:`shared.health.sensor`); the caller then holds the health
    instead of updating it, so a stuck or clipped sensor never reads as a machine fault.
+7. **Shelving** (:mod:`shared.health.shelving`): each update or sensor observation at ``ts`` first returns
+   every shelved open alarm of the asset whose shelf ran out (``unshelved`` by ``system``), stopped or not.
 
 Resolving an alarm with a maintenance action (or :meth:`HealthAssessor.record_maintenance`)
 resets the degradation index and the prognostics and clears every persistence buffer, so a fault that
@@ -36,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from shared.health.alarms import MAINTENANCE_ACTIONS, AlarmBook, AlarmNotFound, AlarmTransition
+from shared.health.alarms import MAINTENANCE_ACTIONS, Alarm, AlarmBook, AlarmNotFound, AlarmTransition
 from shared.health.assessment import Assessment
 from shared.health.baselines import Baseline, check_baseline
 from shared.health.degradation import NO_WINDOW, DegradationTracker, maintenance_window
@@ -60,6 +59,7 @@ from shared.health.policy import (
 )
 from shared.health.prognostics import PrognosticsTracker, PrognosticsView, RulView, calibration_from_baseline
 from shared.health.scoring import grade, ratio_to_health, risk_level
+from shared.health.shelving import MAX_SHELVE_S, returns_due, shelf_limit, shelve, unshelve
 from shared.messages import ACTION_CODES, AssetConfig, Score
 from shared.messages.operating import OPERATING_CODE_FEATURE, code_state
 from shared.topics import valid_asset_id
@@ -95,6 +95,7 @@ class HealthAssessor:
         self.machine = MachineInfo()
         #: Limits the velocity zone is judged against; default: information only (group 2 rigid).
         self.zone_basis: ZoneBasis = basis_of(None)
+        self.max_shelve_s = MAX_SHELVE_S  # the longest shelf: the config's alarms.max_shelve_s
         self._alarms = AlarmBook(id_factory=id_factory, **self.params.alarm_lifecycle())
         self.set_config(config)
         self.baseline: dict[str, dict[str, float]] | None = check_baseline(baseline)
@@ -113,10 +114,10 @@ class HealthAssessor:
         if config.asset_id != self.asset_id:
             raise ValueError(f"config is for asset {config.asset_id!r}, not {self.asset_id!r}")
         basis = basis_of(config.iso)  # validates
-        params = self.base_params.with_alarm_settings(config.alarms)  # validates
+        alarms, shelf = shelf_limit(config.alarms)  # max_shelve_s is not an AssessorParams setting
+        params = self.base_params.with_alarm_settings(alarms)  # validates
         self.machine = MachineInfo.from_config(config)
-        self.zone_basis = basis
-        self.params = params
+        self.zone_basis, self.params, self.max_shelve_s = basis, params, shelf
         self._alarms.configure(**params.alarm_lifecycle())  # from the next update on
 
     def set_baseline(self, baseline: Baseline | None) -> None:
@@ -134,18 +135,18 @@ class HealthAssessor:
         follows: Attribution | None = None,
         operating: str | None = None,
     ) -> Assessment:
-        """Ingest the scores and/or feature values observed at data time ``ts`` (s) and return
-        the assessment. All inputs are validated before any state changes (ValueError). ``follows``:
-        the change's role in its machine (:mod:`shared.health.machine`); a ``transmitted`` change opens
-        no machine-fault alarm and says so first among the insights. ``operating``: the asset's
-        operating state (the vectors' ``operating_state``, or its code among ``features``; None: unknown,
-        assessed as running)."""
+        """Ingest the scores and/or feature values observed at data time ``ts`` (s) and return the
+        assessment. All inputs are validated before any state changes (ValueError). ``follows``: the
+        change's role in its machine (:mod:`shared.health.machine`); a ``transmitted`` change opens no
+        machine-fault alarm and says so first among the insights. ``operating``: the asset's operating
+        state (the vectors' ``operating_state``, or its code in ``features``; None: assessed as running)."""
         if features is not None and OPERATING_CODE_FEATURE in features:  # the health join carries it
             operating = operating or code_state(features[OPERATING_CODE_FEATURE])
             features = {k: v for k, v in features.items() if k != OPERATING_CODE_FEATURE}
         ev = self._evidence.collect(ts, scores, features, self.baseline, self.params)
+        back = returns_due(self._alarms.open_alarms(self.asset_id), ev.ts)  # every shelf that ran out
         if operating in NOT_RUNNING:
-            return self._not_running(ev.ts, operating)
+            return self._not_running(ev.ts, operating, back)
         self._evidence.apply(ev, self.params, self.zone_basis)
         snap = self._evidence.snapshot(self.params, self.zone_basis)
         persistent = persistent_models(snap.models, self.params)
@@ -159,18 +160,17 @@ class HealthAssessor:
         opened = {a.source for a in self._alarms.open_alarms(self.asset_id)}
         conditions = self._conditions(ev, snap, persistent, insights, prog, opened)
         conditions = hold_transmitted(one_alarm_per_fault(conditions, opened), opened, follows)
-        transitions = [t for c in conditions for t in self._observe(ev.ts, c)]
+        transitions = back + [t for c in conditions for t in self._observe(ev.ts, c)]
         result = self._assessment(ev.ts, health, snap, insights, transitions)
         result.machine_role, result.operating_state = follows, operating
         return result
 
-    def _not_running(self, ts: float, operating: str) -> Assessment:
+    def _not_running(self, ts: float, operating: str, back: list[AlarmTransition]) -> Assessment:
         """A stopped or starting asset is not assessed: its scores and features leave the evidence,
-        degradation and prognostics as they were, no alarm condition is observed (a stop opens no alarm
-        and clears none: an open one waits for the machine to run again), the ISO zone is not judged
-        and the health is unknown, saying why."""
+        degradation and prognostics as they were, no alarm condition is observed (a stop opens no alarm and
+        clears none; only shelves run out: ``back``), no ISO zone, the health unknown, saying why."""
         snap = self._evidence.snapshot(self.params, self.zone_basis)
-        result = self._assessment(ts, None, snap, [], [])
+        result = self._assessment(ts, None, snap, [], back)
         result.iso, result.operating_state = None, operating
         result.maintenance_explanation = f"{operating}: no anomaly assessment"
         return result
@@ -218,8 +218,7 @@ class HealthAssessor:
         prog: PrognosticsView | None,
         opened: set[str],
     ) -> list[Condition]:
-        """The alarm conditions this update observes (see :mod:`shared.health.policy`); ``opened``: the
-        sources of the asset's open alarms."""
+        """The alarm conditions observed (:mod:`shared.health.policy`); ``opened``: open alarms' sources."""
         out: list[Condition] = []
         if ev.scored:
             holding = self._holding(snap) if SOURCE_MODELS in opened else []
@@ -232,12 +231,10 @@ class HealthAssessor:
         return out
 
     def _holding(self, snap: Snapshot) -> list[str]:
-        """Hysteresis of the open anomaly alarm: the models whose smoothed ratio is still at or above
-        ``alarm_clear_ratio`` (0.9, below the 1.0 it opened at) keep it on, so it clears only once the
-        evidence is clearly back below the opening level. Without a deadband an alarm
-        auto-cleared on 10 unflagged windows with the smoothed ratio still at 1.07 and opened again
-        on the next 3 flags (tests/test_e2e_health.py: a second alarm 20 s after the first cleared).
-        Called only while an anomaly alarm is open."""
+        """Hysteresis of the open anomaly alarm (called only then): models whose smoothed ratio is still at
+        or above ``alarm_clear_ratio`` (0.9, below the 1.0 it opened at) keep it on. Without a deadband an
+        alarm auto-cleared on 10 unflagged windows with the smoothed ratio still at 1.07 and opened again
+        on the next 3 flags (tests/test_e2e_health.py: a second alarm 20 s after the first cleared)."""
         level = self.params.alarm_clear_ratio
         return sorted(m for m, t in snap.models.items() if t.smoothed >= level)
 
@@ -293,8 +290,9 @@ class HealthAssessor:
 
     def observe_sensor(self, ts: float, fault: bool, reason: str = "") -> list[AlarmTransition]:
         """The sensor alarm's condition at data time ``ts`` (WARNING; opened on the first fault,
-        cleared after ``clear_windows`` observations without one)."""
-        return self._alarms.observe(self.asset_id, SOURCE_SENSOR, ts, fault, "WARNING", reason)
+        cleared after ``clear_windows`` observations without one), after the shelves that ran out."""
+        back = returns_due(self._alarms.open_alarms(self.asset_id), ts)
+        return back + self._alarms.observe(self.asset_id, SOURCE_SENSOR, ts, fault, "WARNING", reason)
 
     def sensor_alarm_open(self) -> bool:
         return any(a.source == SOURCE_SENSOR for a in self._alarms.open_alarms(self.asset_id))
@@ -314,6 +312,23 @@ class HealthAssessor:
         """Acknowledge an open alarm of this asset (AlarmTransitionError when not allowed)."""
         self._own(alarm_id)
         return self._alarms.acknowledge(alarm_id, who, note, ts)
+
+    def shelve(
+        self,
+        alarm_id: str,
+        who: str,
+        reason: str,
+        duration_s: float,
+        ts: float | None = None,
+        max_shelve_s: float | None = None,
+    ) -> AlarmTransition:
+        """Shelve an alarm of this asset (``ts`` default: latest observed; ``max_shelve_s``: the config's)."""
+        limit = self.max_shelve_s if max_shelve_s is None else max_shelve_s
+        return shelve(self._own(alarm_id), who, reason, duration_s, self._alarms._op_ts(ts), limit)
+
+    def unshelve(self, alarm_id: str, who: str, note: str = "", ts: float | None = None) -> AlarmTransition:
+        """Return a shelved alarm of this asset early (data time ``ts``, default: the latest observed)."""
+        return unshelve(self._own(alarm_id), who, note, self._alarms._op_ts(ts))
 
     def resolve(
         self,
@@ -339,10 +354,11 @@ class HealthAssessor:
             )
         self._maintenance(finite_ts(ts), action_code)
 
-    def _own(self, alarm_id: str) -> None:
+    def _own(self, alarm_id: str) -> Alarm:
         alarm = self._alarms.get(alarm_id)
         if alarm.asset_id != self.asset_id:
             raise AlarmNotFound(f"alarm {alarm_id} belongs to asset {alarm.asset_id}")
+        return alarm
 
     def _maintenance(self, ts: float, action_code: str) -> None:
         self._degradation.reset(ts, action_code)

@@ -35,11 +35,20 @@ from shared.health.alarm_types import (
     check_text,
     check_ts,
 )
+from shared.messages.alarm_settings import AlarmSettings
 
-__all__ = ["MAX_SHELVE_S", "end_shelf", "returns_due", "shelve", "unshelve"]
+__all__ = ["MAX_SHELVE_S", "end_shelf", "returns_due", "shelf_limit", "shelve", "unshelve"]
 
 #: Longest shelf by default (s of data time): 24 h, one day of shifts.
 MAX_SHELVE_S = 86_400.0
+
+
+def shelf_limit(alarms: AlarmSettings | None) -> tuple[AlarmSettings | None, float]:
+    """An asset config's ``alarms`` block without ``max_shelve_s`` (the alarm lifecycle's settings only)
+    and its longest shelf (default :data:`MAX_SHELVE_S`)."""
+    if alarms is None or alarms.max_shelve_s is None:
+        return alarms, MAX_SHELVE_S
+    return alarms.model_copy(update={"max_shelve_s": None}), alarms.max_shelve_s
 
 
 def _iso(ts: float) -> str:
