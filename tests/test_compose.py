@@ -141,3 +141,31 @@ def test_grafana_datasource_is_the_compose_influxdb_read_only_user() -> None:
     assert ds["user"] == influx["INFLUXDB_READ_USER"] and ds["user"] != influx["INFLUXDB_ADMIN_USER"]
     assert ds["secureJsonData"]["password"] == "$INFLUXDB_GRAFANA_PASSWORD"
     assert required(s["grafana"]["environment"]["INFLUXDB_GRAFANA_PASSWORD"], "INFLUXDB_GRAFANA_PASSWORD")
+
+
+def test_env_example_names_every_required_variable_and_holds_no_secret() -> None:
+    """``.env.example`` is the checklist a user copies to ``.env``: every variable compose requires, each
+    empty (a committed example value would be a committed secret), nothing else."""
+    lines = [x.strip() for x in (ROOT / ".env.example").read_text().splitlines()]
+    entries = dict(x.split("=", 1) for x in lines if x and not x.startswith("#"))
+    assert set(entries) == set(REQUIRED)
+    assert all(v == "" for v in entries.values()), entries
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_services_wait_for_a_healthy_store_and_restart() -> None:
+    """The store answers before a service or Grafana starts (a healthcheck on InfluxDB's ``/ping``);
+    the broker only needs to have started (services reconnect with back-off); every container restarts
+    unless stopped; the gateway's health is its ``/healthz``."""
+    s = compose()["services"]
+    assert "/ping" in " ".join(s["influxdb"]["healthcheck"]["test"])
+    assert "/api/health" in " ".join(s["grafana"]["healthcheck"]["test"])
+    assert "/healthz" in " ".join(s["gateway"]["healthcheck"]["test"])
+    for name in [n for n, _, _ in SERVICES] + ["grafana"]:
+        deps = s[name]["depends_on"]
+        assert deps["influxdb"] == {"condition": "service_healthy"}, name
+        if name != "grafana":
+            assert deps["mosquitto"] == {"condition": "service_started"}, name
+    assert all(svc.get("restart") == "unless-stopped" for svc in s.values()), [
+        n for n, svc in s.items() if svc.get("restart") != "unless-stopped"
+    ]
