@@ -76,6 +76,9 @@ _HEALTH_COLUMNS = (
 _HEALTH_LABELS = ("risk_level", "grade", "iso_zone", "zone_basis", "rul_status")
 _WINDOW_COLUMNS = ("fs_hz", "n", "rms_x", "rms_y", "rms_z")
 _ALARM_RANK = {"ACTIVE": 0, "ACKNOWLEDGED": 1, "RESOLVED": 2}
+#: An alarm's transitions of one state at one data time in order (an operator may acknowledge, shelve,
+#: unshelve before the next window: all at the latest data time); events without one first.
+_STEPS = (None, "opened", "escalated", "acknowledged", "shelved", "unshelved", "resolved")
 
 
 def end_ns_of(end: datetime) -> int:
@@ -282,10 +285,18 @@ def _messages(store: Store, w: Window, measurement: str, convert: Callable[[Poin
     return out
 
 
+def alarm_order(a: AlarmEvent) -> tuple[datetime, int, int, str]:
+    """Sort key of alarm transitions: data time, then the later lifecycle step (state, then the
+    transition: opened < escalated < acknowledged < shelved < unshelved < resolved), then the alarm."""
+    return a.ts, _ALARM_RANK[a.state], _STEPS.index(a.transition), a.alarm_id
+
+
 def alarms_in(store: Store, w: Window) -> list[AlarmEvent]:
-    """Every stored alarm transition in the period, oldest first (a later lifecycle step wins a tie)."""
+    """Every stored alarm transition in the period, oldest first (:func:`alarm_order`). A shelving or
+    a return from the shelf is a transition of its alarm, never a new alarm: it keeps the alarm's
+    ``opened_at`` and its state (the reports count alarms by id, :mod:`shared.reports.facts`)."""
     events = _messages(store, w, records.ALARMS, records.point_to_alarm)
-    return sorted(events, key=lambda a: (a.ts, _ALARM_RANK[a.state], a.alarm_id))
+    return sorted(events, key=alarm_order)
 
 
 #: How far back before a period the gatherer looks for alarms still open when it began (ns).
@@ -294,7 +305,7 @@ OPEN_LOOKBACK_NS = 366 * 86_400 * 10**9
 
 def alarms_open_before(store: Store, w: Window) -> list[AlarmEvent]:
     """For each alarm still open when the period began (its last transition in the year before the
-    period is not ``RESOLVED``), that transition; oldest first."""
+    period is not ``RESOLVED``), that transition (so its shelf, when it was shelved); oldest first."""
     before = Window(w.asset_id, max(0, w.start_ns - OPEN_LOOKBACK_NS), w.start_ns - 1, w.max_rows)
     last: dict[str, AlarmEvent] = {}
     for a in alarms_in(store, before):
