@@ -406,6 +406,20 @@ class FixtureApi:
             fx.posts.append((f"/alarms/{alarm_id}/{action}", body))
             if alarm_id != ALARM_ID:
                 return JSONResponse({"detail": f"unknown alarm {alarm_id}"}, status_code=404)
+            ts = T0 + timedelta(seconds=5)
+            if action in ("shelve", "unshelve"):  # the state stays; the shelf is set or cleared
+                shelf = action == "shelve"
+                fx.alarm = {
+                    **fx.alarm,
+                    "transition": f"{action}d",
+                    "who": body["who"],
+                    "note": body["reason"] if shelf else body.get("note"),
+                    "shelved_until": iso(ts + timedelta(seconds=body["duration_s"])) if shelf else None,
+                    "shelved_by": body["who"] if shelf else None,
+                    "shelve_reason": body["reason"] if shelf else None,
+                    "ts": iso(ts),
+                }
+                return fx.alarm
             new_state = {"ack": "ACKNOWLEDGED", "resolve": "RESOLVED"}[action]
             fx.alarm = {
                 **fx.alarm,
@@ -413,7 +427,7 @@ class FixtureApi:
                 "who": body["who"],
                 "note": body.get("note"),
                 "action_code": body.get("action_code"),
-                "ts": iso(T0 + timedelta(seconds=5)),
+                "ts": iso(ts),
             }
             return fx.alarm
 
@@ -707,6 +721,31 @@ def test_dashboard_against_fixture_api(fixture_api: tuple[FixtureApi, ThreadedSe
     expect(item).to_contain_text("by Ana")
     expect(page.get_by_test_id("ack-button")).to_have_count(0)
     assert (f"/alarms/{ALARM_ID}/ack", {"who": "Ana", "note": "bearing noise"}) in fx.posts
+
+    # --- shelve (reason required, a duration from the choices), marked and de-emphasised; unshelve ---
+    page.get_by_test_id("shelve-button").click()
+    expect(page.get_by_test_id("alarm-submit")).to_have_text("Shelve")
+    page.get_by_test_id("alarm-note").fill("")
+    page.get_by_test_id("alarm-submit").click()
+    expect(page.get_by_test_id("alarm-error")).to_contain_text("Enter a reason")
+    page.get_by_test_id("alarm-shelve-duration").select_option(label="8 hours")
+    page.get_by_test_id("alarm-note").fill("pump on test run")
+    page.get_by_test_id("alarm-submit").click()
+    expect(item).to_have_attribute("data-shelved", "true")
+    expect(item).to_have_class(re.compile(r"\balarm-shelved\b"))
+    expect(page.get_by_test_id("alarm-shelved")).to_have_text("shelved")
+    expect(page.get_by_test_id("alarm-shelf")).to_contain_text("Shelved until ")
+    expect(page.get_by_test_id("alarm-shelf")).to_contain_text(" by Ana: pump on test run")
+    expect(page.locator("#alarm-count")).to_have_text("1 open (1 shelved)")
+    expect(page.locator("#alarm-status")).to_have_text("Alarm shelved for 8 hours by Ana.")
+    expect(page.get_by_test_id("shelve-button")).to_have_count(0)
+    shelve_body = {"who": "Ana", "reason": "pump on test run", "duration_s": 8 * 3600}
+    assert (f"/alarms/{ALARM_ID}/shelve", shelve_body) in fx.posts
+    page.get_by_test_id("unshelve-button").click()
+    page.get_by_test_id("alarm-submit").click()
+    expect(item).to_have_attribute("data-shelved", "false")
+    expect(page.get_by_test_id("alarm-shelf")).to_have_count(0)
+    assert (f"/alarms/{ALARM_ID}/unshelve", {"who": "Ana", "note": ""}) in fx.posts
     page.get_by_test_id("resolve-button").click()
     page.get_by_test_id("alarm-action-code").select_option("lubricated")
     page.get_by_test_id("alarm-submit").click()
