@@ -18,9 +18,9 @@ marked ``?`` are written only when known, so a field never changes type between 
 - ``health`` (``HealthUpdate``): health_score [0..100], risk_level, grade, degradation_index [0..1],
   active_alarms [count], insights, model_ratios, maintenance_window_days? [days] (always in old records),
   maintenance_reason, iso_zone?, velocity_rms_mm_s? [mm/s], zone_basis(_text)?, rul?: see health_to_point.
-- ``alarms`` (``AlarmEvent``), tags ``alarm_id`` and ``transition`` (the new state: two transitions of
-  one alarm at one data time are both kept): state, source, severity, reason, opened_at (ISO-8601 UTC),
-  auto_cleared, previous?, who?, note?, action_code?.
+- ``alarms`` (``AlarmEvent``), tags ``alarm_id`` and ``transition`` (its kind; the new state before events
+  had one): state, source, severity, reason, opened_at (ISO-8601 UTC), auto_cleared, previous?, who?,
+  note?, action_code?, shelved_until? (ISO-8601 UTC), shelved_by?, shelve_reason?, peak?, reopens?.
 - ``oplogs`` (``OperatorLog``), tag ``log_id``: event_type, severity, description, author?.
 - ``sensor`` (``SensorStatus``, on each change): status (ok | fault), since (ISO-8601 UTC), findings (JSON).
 
@@ -65,16 +65,9 @@ from shared.store.base import FieldValue, Point, StoreError
 from shared.store.checks import normalise_fields
 from shared.store.identity import event_ts_ns
 
-READINGS = "readings"
-WINDOWS = "windows"
-SCORES = "scores"
-STATES = "states"
-HEALTH = "health"
-ALARMS = "alarms"
-OPLOGS = "oplogs"
-SENSOR = "sensor"
-FEATURES_PREFIX = "features_"
-EXTRA_PREFIX = "e_"
+READINGS, WINDOWS, SCORES, STATES = "readings", "windows", "scores", "states"
+HEALTH, ALARMS, OPLOGS, SENSOR = "health", "alarms", "oplogs", "sensor"
+FEATURES_PREFIX, EXTRA_PREFIX = "features_", "e_"
 #: Field holding a feature vector's names in order (fields themselves are unordered in InfluxDB).
 FEATURE_NAMES_FIELD = "feature_names"
 _FRAMES = "frames frame_samples"
@@ -121,8 +114,8 @@ _HEALTH_FIELDS = "health_score risk_level grade degradation_index active_alarms 
 _HEALTH_OPT = "maintenance_reason iso_zone velocity_rms_mm_s zone_basis zone_basis_text rul"
 _HEALTH = _Layout(HEALTH, HealthUpdate, _HEALTH_FIELDS, "maintenance_window_days " + _HEALTH_OPT)
 _RUL_FLAT, IND_PREFIX = ("status", "indicator", "median_s", "low_s", "high_s", "threshold"), "ind_"
-_ALARM_OPTIONAL = "auto_cleared previous who note action_code"
-_ALARM = _Layout(ALARMS, AlarmEvent, "state source severity reason opened_at", _ALARM_OPTIONAL, "alarm_id")
+_ALARM_OPT = "auto_cleared previous who note action_code shelved_until shelved_by shelve_reason peak reopens"
+_ALARM = _Layout(ALARMS, AlarmEvent, "state source severity reason opened_at", _ALARM_OPT, "alarm_id")
 _OPLOG = _Layout(OPLOGS, OperatorLog, "event_type severity", "description author", "log_id")
 _SENSOR = _Layout(SENSOR, SensorStatus, "status since findings")
 _FEATURES = {k: _Layout(f"features_{k}", FeatureVector, "event_id", _FRAMES) for k in topics.FEATURE_KINDS}
@@ -206,9 +199,9 @@ def health_to_point(h: HealthUpdate) -> Point:
 
 
 def alarm_to_point(a: AlarmEvent) -> Point:
-    """An ``alarms`` point tagged ``alarm_id`` and ``transition`` (the new state), so transitions of
-    different alarms, and two transitions of one alarm, at the same data time are distinct points."""
-    return _write(_ALARM, a, transition=a.state)
+    """An ``alarms`` point tagged ``alarm_id`` and ``transition`` (its kind, else state): one per change."""
+    bare = a if a.reopens else a.model_copy(update={"reopens": None})  # 0, the default, is not written
+    return _write(_ALARM, bare, transition=a.transition or a.state)
 
 
 def oplog_to_point(log: OperatorLog) -> Point:
@@ -301,7 +294,7 @@ def _from_iso(v: Any) -> datetime:
 #: Fields read back through a conversion (the inverse of :func:`_stored`); the model validates the rest
 #: as stored (e.g. ``active_alarms``, stored as a float, must be whole).
 _READ_AS = {"insights": _from_json, "model_ratios": _from_json, "rul": _from_json, "opened_at": _from_iso}
-_READ_AS |= {"findings": _from_json, "since": _from_iso}
+_READ_AS |= {"findings": _from_json, "since": _from_iso, "shelved_until": _from_iso, "reopens": int}
 
 
 def _read(point: Point, layout: _Layout[M], **extra: Any) -> M:
@@ -338,8 +331,9 @@ def point_to_health(point: Point) -> HealthUpdate:
 
 
 def point_to_alarm(point: Point) -> AlarmEvent:
-    """The :class:`AlarmEvent` an ``alarms`` point was made from."""
-    return _read(point, _ALARM)
+    """The :class:`AlarmEvent` of an ``alarms`` point (an old one, tagged with its state: no transition)."""
+    kind = point.tags.get("transition", "")
+    return _read(point, _ALARM, transition=kind if kind.islower() else None)
 
 
 def point_to_oplog(point: Point) -> OperatorLog:
@@ -377,17 +371,24 @@ def point_to_frames(point: Point) -> tuple[int, list[list[float]]] | None:
     return int(_field(point, "frame_samples")), _from_json(point.fields["frames"])
 
 
-#: Order of alarm states within one data time (a later lifecycle step wins a tie).
 _ALARM_STATE_RANK = {"ACTIVE": 0, "ACKNOWLEDGED": 1, "RESOLVED": 2}
+_TIE = {"opened": 0, "unshelved": 1, "escalated": 2}, {"acknowledged": 0, "shelved": 1, "unshelved": 2}
+
+
+def _at_tie(e: AlarmEvent) -> tuple[int, ...]:
+    """Rank of ``e`` among its alarm's transitions at one data time: a resolve ends it; the book's own (at an
+    observation) precede an operator's (at the latest data time observed); old events: by state."""
+    state = _ALARM_STATE_RANK[e.state]
+    op = int(e.who not in (None, "system") if e.transition else state == 1)  # an operator's
+    return state // 2, op, state * op, _TIE[op].get(e.transition or "", 0)
 
 
 def latest_alarms(events: Sequence[AlarmEvent]) -> list[AlarmEvent]:
-    """The latest transition per ``alarm_id`` (greatest ``ts``; at equal ``ts`` the later state: ACTIVE <
-    ACKNOWLEDGED < RESOLVED), by ``opened_at``, then that ``ts``, both descending (then ``alarm_id``)."""
+    """The latest transition per alarm (ties: :func:`_at_tie`); newest ``opened_at``, ``ts``, id first."""
     latest: dict[str, AlarmEvent] = {}
     for e in events:
         cur = latest.get(e.alarm_id)
-        if cur is None or (e.ts, _ALARM_STATE_RANK[e.state]) > (cur.ts, _ALARM_STATE_RANK[cur.state]):
+        if cur is None or (e.ts, _at_tie(e)) > (cur.ts, _at_tie(cur)):
             latest[e.alarm_id] = e
     return sorted(latest.values(), key=lambda a: (to_utc(a.opened_at), a.ts, a.alarm_id), reverse=True)
 
