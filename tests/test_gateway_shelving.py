@@ -255,18 +255,6 @@ def event(aid: str, state: str, ts: datetime, transition: str, **shelf: Any) -> 
     )
 
 
-def _stores_shelving() -> bool:
-    """Whether the historian layout keeps an event's shelving (shared/records.py; issue 16 pending)."""
-    shelf = {"shelved_until": NOW, "shelved_by": "ana", "shelve_reason": "r"}
-    ev = event(hexid(), "ACTIVE", NOW, "shelved", **shelf)
-    return records.point_to_alarm(records.alarm_to_point(ev)).shelved_until is not None
-
-
-@pytest.mark.xfail(
-    not _stores_shelving(),
-    reason="the stored alarm layout (shared/records.py) does not keep transition/shelving yet",
-    strict=True,
-)
 async def test_alarm_list_shows_and_filters_shelving(gw: MemoryGateway) -> None:
     shelved, returned, plain = hexid(), hexid(), hexid()
     until = NOW + timedelta(hours=8)
