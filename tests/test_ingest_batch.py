@@ -15,6 +15,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from services.gateway.routers import data
 from services.ingest.service import parse_simple
 from shared import raw, topics
 from shared.messages import ServiceStatus
@@ -215,30 +216,38 @@ async def test_no_ingest_online_is_503_with_identities_and_a_retry_with_them_pub
 async def test_publishes_are_pipelined_and_the_answer_waits_for_every_acknowledgement(
     gw: MemoryGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every publish is in flight before the first is acknowledged (a handler awaiting each PUBACK in
-    turn would never get there: the test then fails on its timeout), and no answer before the last."""
-    n = 200
-    in_flight = 0
-    all_started, release = asyncio.Event(), asyncio.Event()
+    """A window of BULK_IN_FLIGHT publishes is in flight before the first is acknowledged (a handler
+    awaiting each PUBACK in turn would never get there: the test then fails on its timeout), never more,
+    in item order, and the answer comes only after the last acknowledgement."""
+    n, window = 200, data.BULK_IN_FLIGHT
+    in_flight = peak = 0
+    window_full, release = asyncio.Event(), asyncio.Event()
+    order: list[float] = []
     publish = gw.bus.publish
 
     async def held(topic: str, payload: Any, **kw: Any) -> None:
-        nonlocal in_flight
+        nonlocal in_flight, peak
         if not topic.startswith("rotorwatch/v1/raw/"):
             return await publish(topic, payload, **kw)
+        order.append(json.loads(payload)["vibration_g"])  # handed to the client in this order
         in_flight += 1
-        if in_flight == n:
-            all_started.set()
+        peak = max(peak, in_flight)
+        if in_flight == window:
+            window_full.set()
         await release.wait()  # the "PUBACK"
+        in_flight -= 1
         await publish(topic, payload, **kw)
 
     monkeypatch.setattr(gw.bus, "publish", held)
-    post = asyncio.create_task(gw.api.post("/data/simple/batch", json=[GOOD] * n))
-    await asyncio.wait_for(all_started.wait(), timeout=10)
-    assert not post.done()  # nothing acknowledged yet: no answer
+    batch = [{**GOOD, "vibration_g": i / 1000} for i in range(n)]
+    post = asyncio.create_task(gw.api.post("/data/simple/batch", json=batch))
+    await asyncio.wait_for(window_full.wait(), timeout=10)
+    assert not post.done() and published(gw) == []  # nothing acknowledged yet: no answer
     release.set()
     r = await asyncio.wait_for(post, timeout=10)
     assert r.status_code == 202 and r.json()["accepted"] == n
+    assert peak == window and 1 < window < n
+    assert order == [i / 1000 for i in range(n)]
     assert len(published(gw)) == n
 
 
@@ -259,7 +268,8 @@ async def test_a_failed_acknowledgement_is_503_for_the_batch(
     r = await gw.api.post("/data/simple/batch", json=[GOOD] * 3)
     assert r.status_code == 503, r.text
     body = r.json()
-    assert body["detail"] == (
-        "MQTT publish failed for 1 of 3 readings: broker connection lost before it acknowledged the message"
+    assert body["detail"].startswith("MQTT publish failed after ")
+    assert body["detail"].endswith(
+        " of 3 readings: broker connection lost before it acknowledged the message"
     )
     assert len(body["items"]) == 3 and all(len(i["event_id"]) == 32 for i in body["items"])
