@@ -2,7 +2,8 @@
 transitions of their alarm, not new alarms: the reports' counts (alarms raised, still open, open when
 the period began) and the alarm-performance basis count the alarm once; an alarm shelved before the
 period is carried into it with its shelving as its last transition; an operator's acknowledge, shelve
-and unshelve at one data time come out in that order."""
+and unshelve at one data time come out in that order, a return from the shelf before the escalation of
+the same observation."""
 
 from __future__ import annotations
 
@@ -100,6 +101,10 @@ def test_one_data_times_acknowledge_shelve_unshelve_keep_their_order() -> None:
             "unshelved",
             "resolved",
         ]
+    # At an observation the book returns an expired shelf, then escalates: the escalation is last.
+    back = ev("unshelved", 20, "ACKNOWLEDGED", previous="ACKNOWLEDGED", who="system")
+    worse = ev("escalated", 20, previous="ACKNOWLEDGED", severity="CRITICAL")
+    assert sorted([worse, back], key=gather.alarm_order) == [back, worse]
     # Events stored before transitions were recorded keep the state order.
     old = [e.model_copy(update={"transition": None}) for e in (same[4], same[1], same[0])]
     assert [e.state for e in sorted(old, key=gather.alarm_order)] == ["ACTIVE", "ACKNOWLEDGED", "RESOLVED"]

@@ -75,10 +75,6 @@ _HEALTH_COLUMNS = (
 )
 _HEALTH_LABELS = ("risk_level", "grade", "iso_zone", "zone_basis", "rul_status")
 _WINDOW_COLUMNS = ("fs_hz", "n", "rms_x", "rms_y", "rms_z")
-_ALARM_RANK = {"ACTIVE": 0, "ACKNOWLEDGED": 1, "RESOLVED": 2}
-#: An alarm's transitions of one state at one data time in order (an operator may acknowledge, shelve,
-#: unshelve before the next window: all at the latest data time); events without one first.
-_STEPS = (None, "opened", "escalated", "acknowledged", "shelved", "unshelved", "resolved")
 
 
 def end_ns_of(end: datetime) -> int:
@@ -285,10 +281,11 @@ def _messages(store: Store, w: Window, measurement: str, convert: Callable[[Poin
     return out
 
 
-def alarm_order(a: AlarmEvent) -> tuple[datetime, int, int, str]:
-    """Sort key of alarm transitions: data time, then the later lifecycle step (state, then the
-    transition: opened < escalated < acknowledged < shelved < unshelved < resolved), then the alarm."""
-    return a.ts, _ALARM_RANK[a.state], _STEPS.index(a.transition), a.alarm_id
+def alarm_order(a: AlarmEvent) -> tuple[datetime, tuple[int, ...], str]:
+    """Sort key of alarm transitions: data time, then the lifecycle at one data time as the store's
+    latest-alarm rule orders it (``shared.records``: the book's own transitions before an operator's,
+    who may acknowledge, shelve and unshelve at the latest data time; a resolve last), then the alarm."""
+    return a.ts, records._at_tie(a), a.alarm_id
 
 
 def alarms_in(store: Store, w: Window) -> list[AlarmEvent]:
