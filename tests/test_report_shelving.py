@@ -69,6 +69,15 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 def test_a_shelved_alarm_counts_once_in_the_reports(store: SqliteStore) -> None:
     data = gather.gather(store, A, at(0), at(3700), generated_at=at(5000))
     assert [e.ts for e in data.alarms] == [at(0), at(60), at(3661), at(3700)]
+    # The gathered shelving says by whom, until when and why (what the reports mark).
+    shelved = data.alarms[1]
+    assert (shelved.transition, shelved.shelved_until, shelved.shelved_by, shelved.shelve_reason) == (
+        "shelved",
+        UNTIL,
+        "ana",
+        SHELF["shelve_reason"],
+    )
+    assert [e.transition for e in data.alarms] == ["opened", "shelved", "unshelved", "acknowledged"]
     counts = facts.alarm_counts(data.alarms, data.start, data.open_before)
     assert (counts.raised, counts.still_open, counts.transitions, counts.open_at_start) == (1, 1, 4, 0)
     perf = alarm_performance.performance(data)
