@@ -164,7 +164,7 @@ GRANTS: tuple[Grant, ...] = (
             "health/+",
             "models/+/+",
             "rejections/+/+",
-            "status/+",
+            "status/#",
             "config/+",
             "reply/+/+",
             "events/+/reading",
@@ -216,7 +216,8 @@ def service_users() -> list[str]:
 def runner_topics(process: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(read, write)`` every process needs from the runner: status, dead letters, sync markers."""
     sync = f"sync/{process}/+"
-    return (sync,), (f"status/{process}", f"deadletter/{process}", sync)
+    # status/<process>/+: the retained status of each replica of a partitioned stage (shared.partition)
+    return (sync,), (f"status/{process}", f"status/{process}/+", f"deadletter/{process}", sync)
 
 
 def acl_rules(

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from shared import topics
 from shared.messages import DeadLetter
 from shared.mqtt_client import make_client
+from shared.partition import owns, status_name
 from shared.readiness import Readiness, StatusReporter, announce_offline
 from shared.session import Checkpointed, Pipeline, Received, SessionClient
 from shared.settings import Settings
@@ -205,20 +206,26 @@ async def serve(
     disconnects cleanly.
     """
     st = state or ServeState()
-    client = make_client(settings, client_id, persistent=persistent, will_service=service)
+    index, count = settings.partition_index, settings.partition_count
+    if count > 1 and not (persistent and client_id):
+        raise ValueError(f"{service} cannot be partitioned: it has no persistent session (PARTITION_COUNT)")
+    status = status_name(service, index, count)
+    client = make_client(settings, client_id, persistent=persistent, will_service=status)
     client.marker_topic = topics.sync(service, f"s{uuid.uuid4().hex[:16]}")
     bus = MqttBus(client, durable=client.manual_acks)
     limit = settings.max_payload_bytes
 
     async def handle(r: Received) -> None:
         m = r.message
+        if count > 1 and not owns(m.topic.value, index, count):
+            return  # another replica's asset: acknowledged, not handled (shared.partition)
         incoming = Incoming(m.topic.value, bytes(m.payload or b""), bool(m.retain))
         await dispatch(service, bus, handler, incoming, max_payload_bytes=limit)
 
     pipeline = st.pipeline = Pipeline(client, handle, checkpoint, on_synced=st.readiness.sync)
     worker = asyncio.create_task(pipeline.run(), name=f"{service}-pipeline")
     link = asyncio.create_task(
-        _connect_forever(service, settings, client, bus, subscriptions, tasks, st), name=f"{service}-link"
+        _connect_forever(status, settings, client, bus, subscriptions, tasks, st), name=f"{service}-link"
     )
     try:
         await asyncio.wait([worker, link], return_when=asyncio.FIRST_COMPLETED)
@@ -231,7 +238,7 @@ async def serve(
         await pipeline.stop(worker)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
-                await announce_offline(bus, service, st.readiness) if client.is_connected else None
+                await announce_offline(bus, status, st.readiness) if client.is_connected else None
         with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
 

@@ -10,6 +10,7 @@ import aiomqtt
 
 from shared import topics
 from shared.messages import ServiceStatus
+from shared.partition import replica_label
 from shared.session import SessionClient
 from shared.settings import Settings
 
@@ -18,9 +19,12 @@ __all__ = ["client_id_for", "make_client"]
 
 def client_id_for(service: str, settings: Settings) -> str:
     """The stable MQTT client id of a service: ``rotorwatch-<service>``, plus ``-<ROTORWATCH_INSTANCE>``
-    when set (replicas of one service, or test runs sharing a broker, need distinct sessions)."""
+    when set (test runs sharing a broker need distinct sessions); a replica of a partitioned stage adds
+    its ``p<index>of<count>`` before that (:mod:`shared.partition`): one persistent session per partition."""
     suffix = settings.rotorwatch_instance.strip()
-    return f"rotorwatch-{service}" + (f"-{suffix}" if suffix else "")
+    replica = replica_label(settings.partition_index, settings.partition_count)
+    name = f"rotorwatch-{service}" + (f"-{replica}" if replica else "")
+    return name + (f"-{suffix}" if suffix else "")
 
 
 def make_client(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # MQTT session: client ids are rotorwatch-<service>[-<ROTORWATCH_INSTANCE>] (one instance suffix per
     # replica); keepalive in s (a silent broker is noticed after at most twice this, a closed one at once).
     rotorwatch_instance: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,40}$")
+    # Scale-out (shared.partition): this process is replica PARTITION_INDEX of PARTITION_COUNT of its stage
+    # and handles only its assets' messages (CRC-32 of the asset id mod the count); 1: unpartitioned.
+    partition_count: int = Field(default=1, ge=1, le=1024)
+    partition_index: int = Field(default=0, ge=0, lt=1024)
     mqtt_keepalive_s: int = Field(default=10, ge=2, le=600)
     # After a lost broker connection, messages published (and acknowledged) within this many seconds
     # before the loss are published again: a broker killed before persisting them (Mosquitto saves every
@@ -109,6 +113,21 @@ class Settings(BaseSettings):
     # Gateway live stream (SSE): per-client queue (oldest dropped when full), heartbeat period in s.
     sse_queue_size: int = Field(default=2048, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _partition_in_range(self) -> Settings:
+        if self.partition_index >= self.partition_count:
+            raise ValueError(
+                f"PARTITION_INDEX {self.partition_index} must be below PARTITION_COUNT {self.partition_count}"
+            )
+        return self
+
+    def stage_dir(self, *parts: str) -> Path:
+        """A stage's own state directory under ``DATA_DIR``: ``DATA_DIR/<parts>``, plus ``p<i>of<n>`` for
+        a replica of a partitioned stage (replicas share the volume, never a state file)."""
+        label = None if self.partition_count == 1 else f"p{self.partition_index}of{self.partition_count}"
+        base = self.data_dir.joinpath(*parts)
+        return base if label is None else base / label
 
     @property
     def models_path(self) -> Path:

@@ -179,10 +179,13 @@ def sync_filter(service: str) -> str:
 
 
 def service_status(service: str) -> str:
+    """``status/<service>``; a replica of a partitioned stage publishes ``status/<service>/p<i>of<n>``
+    (``service`` is then ``<service>/p<i>of<n>``, :func:`shared.partition.status_name`)."""
     return f"{ROOT}/status/{service}"
 
 
-SERVICE_STATUS_FILTER = f"{ROOT}/status/+"
+#: Every process's retained status, replicas' included.
+SERVICE_STATUS_FILTER = f"{ROOT}/status/#"
 
 
 def asset_from_topic(topic: str) -> str | None:

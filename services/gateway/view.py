@@ -14,6 +14,7 @@ kept per asset and model until a trusted announcement for that model arrives, an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,6 +41,8 @@ from shared.service import Delivery, Handler, Outbox, Route, Service
 from shared.topics import MODEL_KINDS
 
 SERVICE = "gateway"
+#: A replica's status name after its stage's: ``p<index>of<count>`` (shared.partition.status_name).
+_REPLICA_RE = re.compile(r"p\d+of(\d+)")
 
 #: Topic templates the gateway publishes (on HTTP requests).
 PUBLISHES = (
@@ -214,7 +217,7 @@ class BusView:
         return None
 
     async def _on_status(self, d: Delivery[ServiceStatus | None]) -> Outbox:
-        name = d.topic.rsplit("/", 1)[-1]
+        name = d.topic.split("/status/", 1)[-1]  # ``features`` or a replica's ``features/p0of2``
         if d.message is None:
             self.services.pop(name, None)
         else:
@@ -269,10 +272,27 @@ def service_names(text: str) -> list[str]:
     return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
+def stage_statuses(services: Mapping[str, ServiceStatus], name: str) -> dict[str, ServiceStatus | None]:
+    """The statuses that make up stage ``name``: its own, or, when it runs partitioned
+    (:mod:`shared.partition`), every replica ``<name>/p<i>of<n>`` of the count its replicas announce
+    (None: a replica with no status yet). A stage that never reported: ``{name: None}``."""
+    prefix = name + "/"
+    replicas = {k: v for k, v in services.items() if k.startswith(prefix)}
+    counts = {m.group(1) for k in replicas if (m := _REPLICA_RE.fullmatch(k[len(prefix) :]))}
+    if not counts:
+        return {name: services.get(name)}
+    n = max(int(c) for c in counts)
+    return {f"{prefix}p{i}of{n}": services.get(f"{prefix}p{i}of{n}") for i in range(n)}
+
+
+def stage_online(services: Mapping[str, ServiceStatus], name: str) -> bool:
+    """Whether every process of stage ``name`` (each replica when partitioned) is online."""
+    return all(st is not None and st.state == "online" for st in stage_statuses(services, name).values())
+
+
 def _missing_services(services: Mapping[str, ServiceStatus], expected: Sequence[str]) -> list[Missing]:
     out = []
-    for name in expected:
-        st = services.get(name)
+    for name, st in [x for stage in expected for x in stage_statuses(services, stage).items()]:
         if st is None:
             reason = "no status yet (not started or not connected)"
         elif st.state != "online":
@@ -297,8 +317,9 @@ def _missing_models(view: BusView, expected: Sequence[str]) -> list[Missing]:
         assets = sorted(a for a, m in view.models.items() if kind in m)
         if scorer not in expected or not assets:
             continue
-        st = view.services.get(scorer)
-        loaded = (st.detail.models_loaded or 0) if st is not None and st.ready and st.detail else 0
+        parts = stage_statuses(view.services, scorer).values()  # replicas load their own assets' models
+        st = None if any(p is None or not p.ready for p in parts) else next(iter(parts))
+        loaded = sum((p.detail.models_loaded or 0) if p and p.detail else 0 for p in parts)
         for a in assets:
             rejected = view.rejections.get(a, {}).get(kind)
             if rejected is not None:

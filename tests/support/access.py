@@ -3,7 +3,8 @@
 The expectations of the ACL tests come from here, never from ``deploy/mqtt_auth.py``: each service's
 route filters (what it must be able to receive) and its declared publish templates (what it must be
 able to publish), in the architecture document's vocabulary (``scripts/architecture.py``), plus what
-the runner publishes for every process (``status/<p>``, ``deadletter/<p>``, ``sync/<p>/<token>``).
+the runner publishes for every process (``status/<p>``, a replica's ``status/<p>/<replica>``,
+``deadletter/<p>``, ``sync/<p>/<token>``).
 Templates are made concrete with one sample value per placeholder, so "exactly what it needs" can be
 checked on a finite set of sample topics: every topic some process publishes.
 """
@@ -19,7 +20,7 @@ from scripts import architecture
 from shared import topics
 
 #: One value per placeholder of the document's topic templates (sample topics, route filters).
-SAMPLES = {"<a>": "motor_01", "<requester>": "gateway-1", "<id>": "c1", "<token>": "t1"}
+SAMPLES = {"<a>": "motor_01", "<requester>": "gateway-1", "<id>": "c1", "<token>": "t1", "<replica>": "p0of2"}
 #: Any value: what a declared publish template allows (``state/<a>`` → ``state/+``).
 ANY = dict.fromkeys(SAMPLES, "+")
 #: A device user of the tests and its asset (not the sample asset, so it must be refused there).
@@ -54,7 +55,8 @@ class Needs:
         return any(topic_matches(p, topic) for p in self.publishes)
 
 
-RUNNER = ("status/{p}", "deadletter/{p}", "sync/{p}/<token>")
+#: ``status/{p}/<replica>``: a replica of a partitioned stage (shared.partition.status_name).
+RUNNER = ("status/{p}", "status/{p}/<replica>", "deadletter/{p}", "sync/{p}/<token>")
 
 
 def runner_templates(process: str) -> list[str]:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from services.gateway.auth.guard import Admin, Public
 from services.gateway.commands import COMMAND_RESPONSES, CommandResult, PurgeData, asset_command
 from services.gateway.deps import ContextDep
-from services.gateway.view import Missing, missing_for_ready, service_names
+from services.gateway.view import Missing, missing_for_ready, service_names, stage_statuses
 from shared.messages import PurgeReply, ServiceStatus
 from shared.records import HEALTH
 from shared.store import Store, StoreError
@@ -91,7 +91,7 @@ async def readyz(ctx: ContextDep, _: Public) -> Readiness | JSONResponse:
     missing = store_missing + missing_for_ready(
         view, expected, stored, connected=st.connected, synced=st.readiness.synced
     )
-    services = {n: view.services[n] for n in expected if n in view.services}
+    services = {n: s for e in expected for n, s in stage_statuses(view.services, e).items() if s is not None}
     body = Readiness(status="not_ready" if missing else "ready", missing=missing, services=services)
     if missing:
         return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=503)
