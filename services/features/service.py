@@ -174,7 +174,7 @@ def build(settings: Settings, argv: Sequence[str] = (), *, engine: FeatureEngine
     no_arguments(SERVICE, argv)
     engine = engine or FeatureEngine(settings.batch_window, legacy_warmup=settings.legacy_warmup)
     operating: dict[str, AssetOperating] = {}
-    journal = Journal(settings.data_dir / "features", engine, operating)
+    journal = Journal(settings.stage_dir("features"), engine, operating)
     return Service(
         name=SERVICE,
         routes=FeaturesHandlers(engine, journal, operating).routes(),

@@ -256,7 +256,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def build(settings: Settings, argv: Sequence[str] = ("--model", "legacy")) -> Service:
     args = parse_args(argv)
-    ledger = Ledger(settings.data_dir / "scorer" / args.model, window=args.window)
+    ledger = Ledger(settings.stage_dir("scorer", args.model), window=args.window)
     handlers = ScorerHandlers(args.model, load_verifier(settings), window=args.window, ledger=ledger)
     return Service(
         name=f"scorer-{args.model}",
