@@ -273,3 +273,27 @@ async def test_a_failed_acknowledgement_is_503_for_the_batch(
         " of 3 readings: broker connection lost before it acknowledged the message"
     )
     assert len(body["items"]) == 3 and all(len(i["event_id"]) == 32 for i in body["items"])
+
+
+async def test_data_posts_resolve_their_dependencies_without_a_thread_hop(
+    gw: MemoryGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI runs a plain ``def`` dependency in its thread pool: on the ingest path every request paid
+    a thread hop for the context look-up. (The API-key lookup's own ``asyncio.to_thread`` is apart.)"""
+    import fastapi.dependencies.utils as fastapi_deps
+
+    hops: list[Any] = []
+    real = fastapi_deps.run_in_threadpool
+
+    async def counting(func: Any, *args: Any, **kw: Any) -> Any:
+        hops.append(func)
+        return await real(func, *args, **kw)
+
+    monkeypatch.setattr(fastapi_deps, "run_in_threadpool", counting)
+    assert (await gw.api.get("/monitoring/status")).status_code == 200  # the counter sees sync deps
+    assert hops, "the probe does not see FastAPI's thread-pool calls"
+    hops.clear()
+    for path, body in (("/data/simple", GOOD), ("/data/simple/batch", [GOOD])):
+        r = await gw.api.post(path, json=body)
+        assert r.status_code == 202, r.text
+    assert hops == []
