@@ -337,6 +337,8 @@ def test_alarms_and_logs_value_by_value(book: openpyxl.Workbook) -> None:
             a.note,
             a.action_code,
             a.auto_cleared,
+            a.transition,
+            None,  # not shelved
         )
         for a in data.alarms
     ]
@@ -401,7 +403,7 @@ def test_layout_frozen_header_autofilter_widths(book: openpyxl.Workbook) -> None
     for name, last_col, n in (
         ("Raw Data", "R", 10),
         ("Health", "S", 3),  # time, 13 numbers, 5 labels
-        ("Alarms", "L", 4),
+        ("Alarms", "N", 4),
         ("Operator Logs", "F", 2),
     ):
         ws = book[name]

@@ -24,6 +24,7 @@ import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from shared.reports import facts
 from shared.reports.data import ReportData
 from shared.reports.excel_rows import (
     EXCEL_MAX_ROWS,
@@ -256,6 +257,8 @@ def _write_alarms(ws: Worksheet, data: ReportData, fm: Formats) -> None:
         list_col("Note", 30, [x.note or "" for x in a]),
         list_col("Action code", 18, [x.action_code or "" for x in a]),
         list_col("Auto-cleared", 12, [x.auto_cleared for x in a], "bool"),
+        list_col("Transition", 13, [x.transition or "" for x in a]),
+        list_col("Shelved", 40, [facts.shelf_mark(x) for x in a]),
     ]
     _top(ws, f"Stored alarm transitions of {_period(data)}, oldest first: {len(a):,} rows.", cols, len(a), fm)
     stream_rows(ws, DATA_TOP, len(a), cols, fm.time)

@@ -284,5 +284,6 @@ def _alarms(data: ReportData) -> Section:
         ("Alarms raised in the period", counts.raised, "alarms"),
         ("Alarms open when the period began", counts.open_at_start, "alarms"),
         ("Alarms open at the end (last transition not RESOLVED)", counts.still_open, "alarms"),
+        ("Of those, shelved (operator-suppressed for a while)", counts.shelved, "alarms"),
     ]
     return "Alarms", items

@@ -15,7 +15,9 @@ Every value here is read from the data or is direct arithmetic of it; nothing is
 * **alarms raised**: distinct alarm ids with an ``ACTIVE`` transition opened in the period;
   **still open**: distinct alarm ids whose last transition up to the period's end is not ``RESOLVED``
   (alarms open when the period began count until a ``RESOLVED`` in the period); **open at start**: the
-  alarms already open when the period began.
+  alarms already open when the period began; **shelved**: of the still open, those whose last
+  transition says they are shelved (a shelving or a return from the shelf is a transition of its
+  alarm, never a new alarm).
 * **sample rates**: readings ``1 / median(Δt)`` Hz; vibration windows their stored ``fs_hz`` and
   ``n``, one window every ``median(Δt)`` s.
 """
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from shared.health.alarm_types import SYSTEM
 from shared.messages import AlarmEvent, OperatorLog
 from shared.reports.data import Array, ModelInfo, ReportData, Series
 
@@ -143,6 +146,7 @@ class AlarmCounts:
     still_open: int
     transitions: int
     open_at_start: int = 0
+    shelved: int = 0
 
 
 def zone_rows(zone_s: dict[str, float]) -> list[dict[str, str]]:
@@ -166,12 +170,13 @@ def alarm_counts(
     raised = {
         a.alarm_id for a in alarms if a.state == "ACTIVE" and a.previous is None and a.opened_at >= start
     }
-    last: dict[str, str] = {a.alarm_id: a.state for a in open_before}
+    last: dict[str, AlarmEvent] = {a.alarm_id: a for a in open_before}
     for a in alarms:
-        last[a.alarm_id] = a.state
-    still_open = sum(1 for s in last.values() if s != "RESOLVED")
+        last[a.alarm_id] = a
+    still_open = [a for a in last.values() if a.state != "RESOLVED"]
     carried = {a.alarm_id for a in open_before if a.state != "RESOLVED"}
-    return AlarmCounts(len(raised), still_open, len(alarms), len(carried))
+    shelved = sum(1 for a in still_open if shelf_mark(a))
+    return AlarmCounts(len(raised), len(still_open), len(alarms), len(carried), shelved)
 
 
 @dataclass
@@ -184,16 +189,35 @@ class Action:
     detail: str
 
 
+def shelf_mark(a: AlarmEvent) -> str:
+    """``shelved until <UTC time>, by <who>: <reason>`` while ``a`` says its alarm is shelved (its
+    ``shelved_until`` after its ``ts``), else ``""``."""
+    if a.shelved_until is None or a.shelved_until <= a.ts:
+        return ""
+    return f"shelved until {fmt_time(a.shelved_until)}, by {a.shelved_by or '?'}: {a.shelve_reason or '—'}"
+
+
+#: What an operator did, by transition (an event stored without one: by its state).
+_ACTION_VERB = {
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+    "shelved": "shelved",
+    "unshelved": "returned from shelf",
+}
+
+
 def operator_actions(alarms: list[AlarmEvent], logs: list[OperatorLog]) -> list[Action]:
-    """Operator log entries and alarm acknowledgements/resolutions by people, newest first."""
+    """Operator log entries and alarm acknowledgements, resolutions, shelvings and early returns from
+    the shelf by people (not the system's: an expired shelf, an automatic clear), newest first."""
     out = [Action(g.ts, g.author or "—", g.event_type.replace("_", " "), g.description) for g in logs]
     for a in alarms:
-        if a.state == "ACTIVE" or a.auto_cleared:
+        kind = a.transition or {"ACKNOWLEDGED": "acknowledged", "RESOLVED": "resolved"}.get(a.state)
+        if kind not in _ACTION_VERB or a.auto_cleared or a.who == SYSTEM:
             continue
-        verb = "acknowledged" if a.state == "ACKNOWLEDGED" else "resolved"
         code = f" ({a.action_code.replace('_', ' ')})" if a.action_code else ""
-        detail = f"{a.reason}" + (f" — {a.note}" if a.note else "")
-        out.append(Action(a.ts, a.who or "—", f"alarm {verb}{code}", detail))
+        said = shelf_mark(a) if kind == "shelved" else a.note
+        detail = f"{a.reason}" + (f" — {said}" if said else "")
+        out.append(Action(a.ts, a.who or "—", f"alarm {_ACTION_VERB[kind]}{code}", detail))
     return sorted(out, key=lambda x: x.ts, reverse=True)
 
 

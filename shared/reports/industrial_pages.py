@@ -209,11 +209,16 @@ def _spans(data: ReportData) -> tuple[list[charts.Span], int]:
 
 
 def _transition(a: Any) -> dict[str, str]:
-    extra = [
-        x for x in (a.who and f"by {a.who}", a.action_code and a.action_code.replace("_", " "), a.note) if x
-    ]
+    # A shelving's note is its reason: shown once, in its shelf mark.
+    note = None if a.transition == "shelved" and a.note == a.shelve_reason else a.note
+    code = a.action_code and a.action_code.replace("_", " ")
+    extra = [x for x in (a.who and f"by {a.who}", code, note) if x]
     if a.auto_cleared:
         extra.insert(0, "cleared by itself")
+    if a.transition == "unshelved":
+        extra.insert(0, "returned from shelf")
+    if mark := facts.shelf_mark(a):
+        extra.insert(0, mark)
     return {
         "ts": facts.fmt_cell(a.ts),
         "alarm": a.alarm_id[:8],
@@ -271,6 +276,7 @@ def alarms_page(data: ReportData) -> dict[str, Any]:
         "raised": counts.raised,
         "open": counts.still_open,
         "carried": counts.open_at_start,
+        "shelved": counts.shelved,
         "anomaly_rows": rows,
         "performance": alarm_performance.table(data),
         "logs": logs,
