@@ -262,10 +262,8 @@ async def _hand_over_all(ctx: GatewayContext, msgs: list[SimpleReadingIn]) -> st
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"type": "array", "items": SimpleReadingIn.model_json_schema()}
-                },
-                "application/x-ndjson": {"schema": SimpleReadingIn.model_json_schema()},
+                "application/json": {"schema": {"type": "array", "items": _READING_SCHEMA}},
+                "application/x-ndjson": {"schema": _READING_SCHEMA},
             },
         }
     },
@@ -278,12 +276,13 @@ async def post_simple_batch(request: Request, ctx: ContextDep, who: Ingest) -> A
     **Per item, not all-or-nothing**: every item is validated first; an invalid item (or one for an
     asset a device may not send for) is refused with its index and reason and does not block the
     valid ones. Each valid item keeps its ``event_id`` and ``timestamp`` or gets them here (as for
-    ``/simple``), and is published to the same raw topic as a single reading; all are published at
-    once (QoS 1, pipelined) and the answer, 202 with per-item results, comes only once the broker
-    acknowledged every one. 422 (with ``items``) when no item is valid. 503 when the broker or the
-    ingest is unavailable or an acknowledgement failed: some items may have reached the broker, so
-    retry the whole batch with the returned ``event_id`` and ``timestamp`` of each item (idempotent:
-    the stages keep one copy of an event)."""
+    ``/simple``; stamped items 1 µs apart in item order), and is published to the same raw topic as a
+    single reading, in item order, QoS 1 and pipelined (:data:`BULK_IN_FLIGHT` awaiting their PUBACK
+    at once); the answer, 202 with per-item results, comes only once the broker acknowledged every one.
+    422 (with ``items``) when no item is valid. 503 when the broker or the ingest is unavailable or an
+    acknowledgement failed: some items may have reached the broker, so retry the whole batch with the
+    returned ``event_id`` and ``timestamp`` of each item (idempotent: the stages keep one copy of an
+    event)."""
     ndjson = request.headers.get("content-type", "").split(";")[0].strip().lower() in NDJSON_TYPES
     try:
         parsed = raw.parse_simple_many(await request.body(), ndjson=ndjson)
