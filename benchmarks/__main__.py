@@ -22,6 +22,9 @@
 * ``replay``: :mod:`benchmarks.bench_replay` (in this process; Mosquitto and every service again):
   ``scripts/replay.py --speed max`` windows/s processed end to end (256- and 4096-sample windows) and
   the broker's accept rate, vs the raw broker rate of the same windows.
+* ``ingest_http``: :mod:`benchmarks.bench_ingest_http` (subprocess; Mosquitto, every service and a bare
+  FastAPI reference): ``POST /data/simple`` at 1 and 16 clients vs the reference, bulk
+  ``/data/simple/batch`` readings/s, CPU per reading by service, and a cProfile of the gateway's stages.
 
 Each section's own output is streamed as it runs; a summary table follows. The exit status is 1
 only when a benchmark crashed (non-zero exit or exception), never because of a number: benchmarks
@@ -43,7 +46,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("features", "calibration", "concurrency", "validation", "real", "reports", "pipeline", "replay")
+NAMES = (
+    "features",
+    "calibration",
+    "concurrency",
+    "validation",
+    "real",
+    "reports",
+    "pipeline",
+    "replay",
+    "ingest_http",
+)
 
 
 @dataclass
@@ -263,6 +276,18 @@ def run_replay(quick: bool) -> Section:
     return sec
 
 
+def run_ingest_http(quick: bool) -> Section:
+    """:mod:`benchmarks.bench_ingest_http` (subprocess; it starts Mosquitto, every service and a bare
+    FastAPI reference); its ``ROW|`` lines become the summary rows."""
+    sec = Section("ingest_http")
+    argv = [sys.executable, "-m", "benchmarks.bench_ingest_http", *(["--quick"] if quick else [])]
+    rc, lines = stream(argv)
+    sec.ok, sec.rows = rc == 0, [Row(*ln.split("|")[1:5]) for ln in lines if ln.startswith("ROW|")]
+    if rc:
+        sec.error = f"exit status {rc}"
+    return sec
+
+
 RUNNERS: dict[str, Callable[[bool], Section]] = {
     "features": run_features,
     "calibration": run_calibration,
@@ -272,6 +297,7 @@ RUNNERS: dict[str, Callable[[bool], Section]] = {
     "reports": run_reports,
     "pipeline": run_pipeline,
     "replay": run_replay,
+    "ingest_http": run_ingest_http,
 }
 
 
