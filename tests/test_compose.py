@@ -16,6 +16,7 @@ import yaml
 
 from deploy import mqtt_auth
 from deploy.run import SERVICES
+from shared import topics
 from tests.conftest import ROOT
 from tests.support.servers import require_binary
 
@@ -42,7 +43,7 @@ def required(value: str, name: str) -> bool:
 
 
 def test_every_variable_in_compose_is_required_never_defaulted() -> None:
-    text = COMPOSE.read_text()
+    text = COMPOSE.read_text() + (ROOT / "docker-compose.scale.yml").read_text()
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
     assert used == set(REQUIRED)
     assert not re.search(r"\$\{[A-Z0-9_]+:?-", text), "a variable with a default"
@@ -85,14 +86,15 @@ def test_influxdb_requires_auth_and_grafana_a_password() -> None:
     assert "INFLUX_PASSWORD" in s["historian"]["environment"]
 
 
-def run_config(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_config(env: dict[str, str], tmp_path: Path, *overlays: Path) -> subprocess.CompletedProcess[str]:
     binary = require_binary("docker-compose")
     empty = tmp_path / "empty.env"
     empty.write_text("")
     base = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    files = [a for f in (COMPOSE, *overlays) for a in ("-f", str(f))]
     return subprocess.run(
         # --env-file: a developer's .env must not decide the result.
-        [binary, "-f", str(COMPOSE), "--env-file", str(empty), "config", "--quiet"],
+        [binary, *files, "--env-file", str(empty), "config", "--quiet"],
         cwd=ROOT,
         env={**base, **env},
         capture_output=True,
@@ -169,3 +171,41 @@ def test_services_wait_for_a_healthy_store_and_restart() -> None:
     assert all(svc.get("restart") == "unless-stopped" for svc in s.values()), [
         n for n, svc in s.items() if svc.get("restart") != "unless-stopped"
     ]
+
+
+SCALE = ROOT / "docker-compose.scale.yml"
+
+
+def test_scale_overlay_runs_each_stage_as_a_full_set_of_partitions() -> None:
+    """``docker-compose.scale.yml``: every scaled stage's base service is partition 0 and each
+    ``<stage>-p<i>`` runs the same command as the same broker user with the same environment otherwise;
+    the indices of a stage are exactly 0..count-1 (shared.partition: a missing index is a set of assets
+    nobody serves)."""
+    base, over = compose(), yaml.safe_load(SCALE.read_text())
+    assert over["x-env"] == {**base["x-env"], "PARTITION_COUNT": "2"}, "the overlay's environment drifted"
+    assert over["x-replica"]["depends_on"] == base["x-service"]["depends_on"]
+    stages = [n for n in over["services"] if n in base["services"]]
+    assert set(stages) == {"ingest", "features", "historian", "health"} | {
+        f"scorer-{k}" for k in topics.MODEL_KINDS
+    }
+    for stage in stages:
+        svc = base["services"][stage]
+        parts = {0: over["services"][stage]["environment"]} | {
+            int(n.rsplit("-p", 1)[1]): s["environment"]
+            for n, s in over["services"].items()
+            if n.startswith(stage + "-p") and n.rsplit("-p", 1)[1].isdigit()
+        }
+        counts = {int(e["PARTITION_COUNT"]) for e in parts.values()}
+        assert counts == {len(parts)} and sorted(int(e["PARTITION_INDEX"]) for e in parts.values()) == list(
+            range(len(parts))
+        ), stage
+        for i in range(1, len(parts)):
+            rep = over["services"][f"{stage}-p{i}"]
+            assert rep["command"] == svc["command"] and rep["secrets"] == svc["secrets"], stage
+            assert rep["environment"]["MQTT_USERNAME"] == svc["environment"]["MQTT_USERNAME"], stage
+
+
+@pytest.mark.integration
+def test_docker_compose_config_accepts_the_scale_overlay(tmp_path: Path) -> None:
+    out = run_config({name: f"test-{name.lower()}" for name in REQUIRED}, tmp_path, SCALE)
+    assert out.returncode == 0, out.stderr
