@@ -297,3 +297,22 @@ async def test_data_posts_resolve_their_dependencies_without_a_thread_hop(
         r = await gw.api.post(path, json=body)
         assert r.status_code == 202, r.text
     assert hops == []
+
+
+async def test_a_partitioned_ingest_takes_readings_only_with_every_replica_online(gw: MemoryGateway) -> None:
+    """Ingest run as replicas (``status/ingest/p<i>of<n>``, shared.partition): data posts are accepted
+    while every replica is online, as the gateway's readiness counts a partitioned stage."""
+    await gw.retain(topics.service_status("ingest"), b"")
+    for i in range(2):
+        status = ServiceStatus(service="ingest", state="online")
+        await gw.retain(topics.service_status("ingest") + f"/p{i}of2", status)
+    await poll(lambda: "ingest" not in gw.view.services and len(gw.view.services) >= 2)
+    assert (await gw.api.post("/data/simple/batch", json=[GOOD])).status_code == 202
+    assert (await gw.api.post("/data/simple", json=GOOD)).status_code == 202
+    offline = ServiceStatus(service="ingest", state="offline")
+    await gw.retain(topics.service_status("ingest") + "/p1of2", offline)
+    await poll(lambda: gw.view.services["ingest/p1of2"].state == "offline")
+    for path, body in (("/data/simple/batch", [GOOD]), ("/data/simple", GOOD)):
+        r = await gw.api.post(path, json=body)
+        assert r.status_code == 503 and "no ingest service online" in r.json()["detail"]
+    assert len(published(gw)) == 2

@@ -9,9 +9,10 @@ however often it is re-delivered (the store keeps it once; a client that retries
 ``event_id`` and ``timestamp`` is idempotent too).
 
 202 means the reading is safe: the broker acknowledged it (PUBACK, QoS 1) and an ingest service is
-online (its retained ``status/ingest``; ingest's persistent session holds what it has not taken yet).
-Otherwise 503 with ``Retry-After`` and the reason, plus the ``event_id`` and ``timestamp`` to retry
-with (the publish may have reached the broker before the connection was lost).
+online (its retained ``status/ingest``, or every replica's when partitioned; ingest's persistent
+session holds what it has not taken yet). Otherwise 503 with ``Retry-After`` and the reason, plus the
+``event_id`` and ``timestamp`` to retry with (the publish may have reached the broker before the
+connection was lost).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from services.gateway.auth.guard import Ingest, require_asset
 from services.gateway.auth.roles import Identity
 from services.gateway.deps import PUBLISH_TIMEOUT_S, GatewayContext, get_context
+from services.gateway.view import stage_online
 from shared import raw, topics
 from shared.bus import Rejected, describe_error
 from shared.messages import SimpleReadingIn, VibrationBatchIn, new_event_id, utcnow
@@ -98,8 +100,7 @@ async def _hand_over(ctx: GatewayContext, topic: str, msg: BaseModel, event_id: 
     """202 once the broker acknowledged ``msg`` and an ingest is online; else 503 (see the module)."""
     try:
         ctx.bus()  # 503 when the broker is not connected
-        ingest = ctx.view.services.get("ingest")
-        if ingest is None or ingest.state != "online":
+        if not stage_online(ctx.view.services, "ingest"):
             raise HTTPException(503, "no ingest service online to take the reading; retry later")
         await ctx.publish(topic, msg.model_dump_json(exclude_none=True).encode())
     except HTTPException as exc:
@@ -226,8 +227,7 @@ async def _hand_over_all(ctx: GatewayContext, msgs: list[SimpleReadingIn]) -> st
         bus = ctx.bus()
     except HTTPException as exc:
         return str(exc.detail)
-    ingest = ctx.view.services.get("ingest")
-    if ingest is None or ingest.state != "online":
+    if not stage_online(ctx.view.services, "ingest"):
         return "no ingest service online to take the readings; retry later"
     todo = iter(msgs)
     acked = 0
