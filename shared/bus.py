@@ -192,6 +192,7 @@ async def serve(
     tasks: Sequence[Task] = (),
     state: ServeState | None = None,
     checkpoint: Checkpointed | None = None,
+    partition_key: Callable[[str], str] | None = None,
 ) -> None:
     """Connect, subscribe (QoS 1), announce ``online`` (retained), feed every message to ``handler``,
     announce ``ready`` once the retained state is handled and ``state.readiness``'s steps are done.
@@ -213,14 +214,13 @@ async def serve(
     client = make_client(settings, client_id, persistent=persistent, will_service=status)
     client.marker_topic = topics.sync(service, f"s{uuid.uuid4().hex[:16]}")
     bus = MqttBus(client, durable=client.manual_acks)
-    limit = settings.max_payload_bytes
 
     async def handle(r: Received) -> None:
         m = r.message
-        if count > 1 and not owns(m.topic.value, index, count):
+        if count > 1 and not owns(m.topic.value, index, count, partition_key):
             return  # another replica's asset: acknowledged, not handled (shared.partition)
         incoming = Incoming(m.topic.value, bytes(m.payload or b""), bool(m.retain))
-        await dispatch(service, bus, handler, incoming, max_payload_bytes=limit)
+        await dispatch(service, bus, handler, incoming, max_payload_bytes=settings.max_payload_bytes)
 
     pipeline = st.pipeline = Pipeline(client, handle, checkpoint, on_synced=st.readiness.sync)
     worker = asyncio.create_task(pipeline.run(), name=f"{service}-pipeline")

@@ -20,7 +20,8 @@ partition count is fixed by configuration (``PARTITION_COUNT``) and each replica
 * **Nothing doubled**: a message is handled by one replica; a redelivery after a crash is the one the
   stage's own idempotency handles (event ids), as with one replica.
 
-Topics without an asset (``cmd``, ``reply``, ``sync``, ``status``, ``deadletter``) go to every replica;
+Topics without an asset (``cmd``, ``reply``, ``sync``, ``status``, ``deadletter``) and the retained asset
+configurations (``config/<asset>``: small, and a stage may partition by what they say) go to every replica;
 topics outside the Rotorwatch tree (a device's own topic filter, ``VIBRATION_TOPIC_FILTER``) to
 partition 0 only, so one replica handles them, in order.
 """
@@ -28,6 +29,7 @@ partition 0 only, so one replica handles them, in order.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 from shared import topics
 
@@ -45,7 +47,6 @@ ASSET_FAMILIES = frozenset(
         "sensor",
         "models",
         "rejections",
-        "config",
         "alarms",
         "logs",
     }
@@ -69,8 +70,13 @@ def partition_of(asset_id: str, count: int) -> int:
     return zlib.crc32(asset_id.encode()) % count
 
 
-def owns(topic: str, index: int, count: int) -> bool:
-    """Whether partition ``index`` of ``count`` handles a message on ``topic`` (see the module)."""
+def owns(topic: str, index: int, count: int, key: Callable[[str], str] | None = None) -> bool:
+    """Whether partition ``index`` of ``count`` handles a message on ``topic`` (see the module).
+
+    ``key`` maps an asset id to the id it is partitioned by (default: itself). The health stage passes
+    the asset's machine (``AssetConfig.machine``), so the assets of one machine, which it assesses
+    together, share a replica; asset configurations (``config/<asset>``) therefore reach every replica.
+    """
     _check(index, count)
     if count == 1:
         return True
@@ -78,8 +84,8 @@ def owns(topic: str, index: int, count: int) -> bool:
     if "/".join(parts[:2]) != topics.ROOT:
         return index == 0  # a device's own topic: one replica, in order
     if len(parts) >= 4 and parts[2] in ASSET_FAMILIES and topics.valid_asset_id(parts[3]):
-        return partition_of(parts[3], count) == index
-    return True  # commands, replies, markers, statuses: every replica
+        return partition_of(parts[3] if key is None else key(parts[3]), count) == index
+    return True  # commands, replies, markers, statuses, configurations: every replica
 
 
 def replica_label(index: int, count: int) -> str | None:

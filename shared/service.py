@@ -147,6 +147,8 @@ class Service:
     #: (at-least-once).
     client_id: str | None = None
     persistent: bool = False
+    #: Replicas (``PARTITION_COUNT`` > 1): asset id -> the id it is partitioned by (shared.partition.owns).
+    partition_key: Callable[[str], str] | None = None
     serve_state: ServeState = field(default_factory=ServeState)
     #: How the process serves: by default :func:`serve_routes` on the broker; the gateway serves HTTP
     #: (its bus side runs inside the web server's lifespan).
@@ -209,6 +211,7 @@ async def serve_routes(service: Service, settings: Settings) -> None:
             tasks=service.tasks,
             state=service.serve_state,
             checkpoint=checkpoint,
+            partition_key=service.partition_key,
         )
     finally:
         if service.state is not None:

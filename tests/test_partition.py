@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -50,7 +51,6 @@ def test_every_asset_has_exactly_one_owner_and_the_split_is_fair() -> None:
         topics.health("m1"),
         topics.alarm("m1"),
         topics.oplog("m1"),
-        topics.asset_config("m1"),
         topics.model_announce("m1", "legacy"),
     ],
 )
@@ -132,3 +132,41 @@ def test_readiness_names_the_missing_replica() -> None:
     assert [(m.service, m.reason) for m in missing] == [
         ("features/p0of2", "no status yet (not started or not connected)")
     ]
+
+
+def test_a_key_partitions_by_another_id_and_configurations_reach_every_replica() -> None:
+    # The health stage partitions by machine: two assets of machine "m1" go where "m1" goes.
+    machine = {"pump_de": "m1", "pump_nde": "m1"}.get
+    for a in ("pump_de", "pump_nde"):
+        assert [owns(topics.score(a, "legacy"), i, 3, lambda x: machine(x) or x) for i in range(3)] == [
+            i == partition_of("m1", 3) for i in range(3)
+        ]
+    for i in range(3):
+        assert owns(topics.asset_config("pump_de"), i, 3)
+
+
+def test_health_partitions_by_machine_and_a_replica_is_silent_on_an_alarm_it_does_not_hold(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from services.health.machines import machine_key
+    from services.health.service import build
+    from shared.messages import AlarmActionRequest, AssetConfig
+    from shared.service import Delivery
+
+    cfg = AssetConfig.model_validate({"asset_id": "pump_de", "machine": "m1"})
+    assert machine_key({"pump_de": cfg}, "pump_de") == "m1" and machine_key({}, "fan_1") == "fan_1"
+    req = AlarmActionRequest(correlation_id="c", reply_to="r", alarm_id="a" * 32, action="ack", who="op")
+    for count, silent in ((1, False), (2, True)):
+        settings = Settings(
+            partition_count=count,
+            partition_index=0,
+            data_dir=tmp_path / str(count),
+            rotorwatch_env="development",
+        )
+        service = build(settings)
+        handler = next(r.handler for r in service.routes if r.filter == topics.command("alarm_action"))
+        out = asyncio.run(handler(Delivery(topics.command("alarm_action"), req, None)))
+        assert (out is None) is silent, count
+        assert service.partition_key is not None and service.partition_key("fan_1") == "fan_1"

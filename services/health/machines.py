@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from shared.health.assessor import HealthAssessor
 from shared.health.machine import Attribution, Change, attribute
+from shared.messages import AssetConfig
 
 
 @dataclass
@@ -65,3 +66,10 @@ class MachineGroups:
         else:
             self.transmitted.pop(asset, None)
         return result
+
+
+def machine_key(configs: Mapping[str, AssetConfig], asset: str) -> str:
+    """What the health stage's replicas partition ``asset`` by (shared.partition.owns): its configured
+    machine, so the assets of one machine are assessed together on one replica; else the asset itself."""
+    cfg = configs.get(asset)
+    return (cfg.machine if cfg is not None else None) or asset

@@ -34,6 +34,8 @@ from services.health.messages import MaintenanceLedger, MaintenanceReset
 from shared import topics
 from shared.health.assessor import HealthAssessor
 from shared.health.join import AssetJoin, entry_line
+from shared.messages import HealthUpdate
+from shared.service import Publish
 
 log = structlog.get_logger()
 
@@ -274,3 +276,14 @@ class AssessorStates:
         """The asset's last reset from a log entry (None: none)."""
         ledger = self.maintenance.get(asset)
         return None if ledger is None else ledger.last
+
+    def republish(self) -> list[Publish]:
+        """Each asset's last published health again, retained (a restarted broker forgot it)."""
+        out = []
+        for asset, blob in sorted(self.last_health.items()):
+            try:
+                out.append(Publish(topics.health(asset), HealthUpdate.model_validate(blob), retain=True))
+            except ValueError as exc:
+                log.warning("last_health_unreadable", asset_id=asset, error=str(exc))
+        log.info("health_republished", assets=len(out))
+        return out

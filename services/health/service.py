@@ -12,9 +12,8 @@ Routes (handlers validate, call :mod:`shared.health`, return what to publish):
   scores, or was a vibration window of an uncalibrated asset (its ISO 20816 zone is a health before any
   model exists). A part of a window already assessed is dropped (logged); a new window older than the
   last one assessed is dead-lettered;
-- ``sync/health/tick`` → the service's own tick (:meth:`HealthHandlers.ticks`) releases a window whose
-  wait is over even when no further message comes; a connection's first one republishes every asset's
-  last health, retained (a restarted broker forgot it);
+- ``sync/health/tick`` → its own tick (:meth:`HealthHandlers.ticks`): releases windows whose wait is
+  over; a connection's first republishes every asset's last health (a restarted broker forgot it);
 - ``config/<a>`` → speed, bearing, zone basis, machine (:mod:`.machines`; cleared: forgotten);
 - ``models/<a>/<model>`` → the model's calibration baseline (cleared: dropped); only from announcements
   whose signature verifies (``MODEL_VERIFY_KEY``), others are dead-lettered with the reason;
@@ -25,7 +24,7 @@ Routes (handlers validate, call :mod:`shared.health`, return what to publish):
 - ``cmd/alarm_action`` → ack/resolve/shelve/unshelve; failed: ``not_found``, ``conflict``, ``invalid``.
 
 State port :class:`~.repository.AssessorStates` (``DATA_DIR/health``): acked once its state is saved.
-"""
+Replicas (``PARTITION_COUNT``): partitioned by machine (:func:`.machines.machine_key`)."""
 
 from __future__ import annotations
 
@@ -34,11 +33,12 @@ import itertools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
 
-from services.health.machines import MachineGroups
+from services.health.machines import MachineGroups, machine_key
 from services.health.messages import (
     Baseline,
     PublishThrottle,
@@ -117,6 +117,7 @@ class HealthHandlers:
     tick_topic: str = TICK_TOPIC
     #: Parts dropped because their window had already been assessed.
     late_parts: int = 0
+    partitioned: bool = False  # one of PARTITION_COUNT replicas: silent on another replica's alarm
     _ticks: itertools.count[int] = field(default_factory=itertools.count)
     _process: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
@@ -245,20 +246,9 @@ class HealthHandlers:
         the last health of every asset (retained)."""
         if d.message.process != self._process:
             return None  # another process's (a previous run's, or another instance's on this broker)
-        out = self.republish() if d.message.republish else []
+        out = self.states.republish() if d.message.republish else []
         for asset in [a for a, j in self.states.joins.items() if j.pending]:
             out += self.release(asset, d.message.at)
-        return out
-
-    def republish(self) -> list[Publish]:
-        """Each asset's last published health again, retained."""
-        out = []
-        for asset, blob in sorted(self.states.last_health.items()):
-            try:
-                out.append(Publish(topics.health(asset), HealthUpdate.model_validate(blob), retain=True))
-            except ValueError as exc:
-                log.warning("last_health_unreadable", asset_id=asset, error=str(exc))
-        log.info("health_republished", assets=len(out))
         return out
 
     def next_due(self) -> float | None:
@@ -355,9 +345,11 @@ class HealthHandlers:
     async def on_alarm_action(self, d: Delivery[AlarmActionRequest]) -> Outbox:
         req = d.message
         owner = next((k for k, a in self.states.assessors.items() if a.alarms.holds(req.alarm_id)), None)
+        if owner is None and self.partitioned:
+            return None  # one of several replicas (shared.partition): the one holding it answers
         if owner is None:
             return [
-                alarm_reply(req, status="failed", code="not_found", message=f"unknown alarm {req.alarm_id}")
+                alarm_reply(req, status="failed", code="not_found", message="unknown alarm " + req.alarm_id)
             ]
         try:
             done = alarm_action(self.states.assessors[owner], req)
@@ -388,8 +380,9 @@ class HealthHandlers:
 def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
     """The health service; assessor states are saved under ``DATA_DIR/health``."""
     no_arguments(SERVICE, argv)
-    states = AssessorStates(AssessorRepository(settings.data_dir / STATE_DIR))
+    states = AssessorStates(AssessorRepository(settings.stage_dir(STATE_DIR)))
     handlers = HealthHandlers(states, load_verifier(settings), join_wait_s=settings.health_join_wait_s)
+    handlers.partitioned = settings.partition_count > 1
     return Service(
         name=SERVICE,
         routes=handlers.routes(),
@@ -397,4 +390,5 @@ def build(settings: Settings, argv: Sequence[str] = ()) -> Service:
         tasks=(handlers.ticks,),
         state=states,
         persistent=True,  # rotorwatch-health: scores wait at the broker while health is away
+        partition_key=partial(machine_key, handlers.configs),  # a machine's assets on one replica
     )
