@@ -290,7 +290,16 @@ async def test_data_posts_resolve_their_dependencies_without_a_thread_hop(
         return await real(func, *args, **kw)
 
     monkeypatch.setattr(fastapi_deps, "run_in_threadpool", counting)
-    assert (await gw.api.get("/monitoring/status")).status_code == 200  # the counter sees sync deps
+    from fastapi import Depends
+
+    def plain() -> None:  # a plain ``def`` dependency (no gateway route has one since issue 14's h6)
+        return None
+
+    async def probe() -> dict[str, str]:
+        return {}
+
+    gw.app.router.add_api_route("/api/v1/probe-sync", probe, dependencies=[Depends(plain)])
+    assert (await gw.api.get("/probe-sync")).status_code == 200  # the counter sees sync deps
     assert hops, "the probe does not see FastAPI's thread-pool calls"
     hops.clear()
     for path, body in (("/data/simple", GOOD), ("/data/simple/batch", [GOOD])):

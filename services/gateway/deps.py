@@ -79,13 +79,21 @@ class GatewayContext:
 
 
 def get_context(request: Request) -> GatewayContext:
+    """The gateway's context; HTTP 503 while the gateway is starting."""
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is None:
         raise HTTPException(503, "gateway is starting up")
     return ctx  # type: ignore[no-any-return]
 
 
-ContextDep = Annotated[GatewayContext, Depends(get_context)]
+async def context_dependency(request: Request) -> GatewayContext:
+    """:func:`get_context` as a coroutine, the dependency behind :data:`ContextDep`: FastAPI runs a
+    plain ``def`` dependency in its thread pool, one thread hop per request for a dictionary look-up
+    (issue 14)."""
+    return get_context(request)
+
+
+ContextDep = Annotated[GatewayContext, Depends(context_dependency)]
 
 
 # ---------------------------------------------------------------------------------------------
