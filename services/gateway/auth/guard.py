@@ -45,8 +45,10 @@ CookieDep = Annotated[str | None, Depends(_cookie)]
 
 
 def route_of(request: Request) -> str:
-    """``METHOD /path`` of the request (the path as called, e.g. ``POST /api/v1/system/purge``)."""
-    return f"{request.method} {request.url.path}"
+    """``METHOD /path`` of the request (the path as called, e.g. ``POST /api/v1/system/purge``), from
+    the ASGI scope (no URL parsing)."""
+    scope = request.scope
+    return f"{scope['method']} {scope['path']}"
 
 
 def deny(
@@ -80,7 +82,9 @@ def _fingerprint(secret: str) -> str:
 
 
 async def authenticate(request: Request, bearer: str | None, cookie: str | None) -> Identity:
-    """The identity of the request's API key, else of its session cookie; 401 (logged) otherwise."""
+    """The identity of the request's API key, else of its session cookie; 401 (logged) otherwise. A
+    credential seen before is answered from the store's memory (:meth:`AuthStore.cached`), others
+    from SQLite in a worker thread."""
     route = route_of(request)
     client = request.client.host if request.client else None
     if bearer is None and request.headers.get("authorization"):
@@ -90,11 +94,13 @@ async def authenticate(request: Request, bearer: str | None, cookie: str | None)
         reason = "authentication required: send 'Authorization: Bearer <API key>' or log in"
         deny(401, reason, route=route, identity="anonymous", client=client)
     store = auth_store(request)
-    lookup = store.identify_key if bearer is not None else store.identify_session
-    try:
-        identity = await asyncio.to_thread(lookup, secret)
-    except AuthError as exc:
-        deny(401, str(exc), route=route, identity=f"{kind} {_fingerprint(secret)}", client=client)
+    identity = store.cached(secret, session=bearer is None)
+    if identity is None:
+        lookup = store.identify_key if bearer is not None else store.identify_session
+        try:
+            identity = await asyncio.to_thread(lookup, secret)
+        except AuthError as exc:
+            deny(401, str(exc), route=route, identity=f"{kind} {_fingerprint(secret)}", client=client)
     return dataclasses.replace(identity, route=route)
 
 

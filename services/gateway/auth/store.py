@@ -4,7 +4,9 @@ one SQLite file (``DATA_DIR/auth.db``, WAL, so the admin CLI can change it while
 Secrets are never stored: an API key (``rw_`` + 32 random bytes, base64url) and a session token (32
 random bytes) are kept as their SHA-256, which is safe for high-entropy secrets and cheap to check on
 every request; passwords are hashed with argon2id (pwdlib's recommended parameters, ~0.1 s a hash).
-Every method blocks (SQLite, argon2): the gateway calls them through ``asyncio.to_thread``.
+Every method blocks (SQLite, argon2): the gateway calls them through ``asyncio.to_thread``, except
+:meth:`AuthStore.cached`, which answers a known key or session from memory without blocking
+(:mod:`services.gateway.auth.cache`; every write clears it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from pwdlib import PasswordHash
 
+from services.gateway.auth.cache import IdentityCache
 from services.gateway.auth.roles import Identity, Role
 from shared.topics import ASSET_ID_PATTERN
 
@@ -121,6 +124,7 @@ class AuthStore:
         self._hasher = hasher or PasswordHash.recommended()
         self._dummy_hash: str | None = None
         self._lock = threading.Lock()
+        self._cache = IdentityCache()
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=10.0, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -139,7 +143,30 @@ class AuthStore:
 
     def _write(self, sql: str, args: tuple[object, ...] = ()) -> int:
         with self._lock:
-            return self._db.execute(sql, args).rowcount
+            try:
+                return self._db.execute(sql, args).rowcount
+            finally:
+                self._cache.clear()
+
+    def _lookup(self, sql: str, args: tuple[object, ...]) -> tuple[list[tuple[object, ...]], int]:
+        """Rows of an identity query and the cache generation they may be cached under."""
+        with self._lock:
+            self._cache.observe(self._db.execute("PRAGMA data_version").fetchone()[0])
+            return self._db.execute(sql, args).fetchall(), self._cache.generation
+
+    def cached(self, secret: str, *, session: bool = False) -> Identity | None:
+        """The identity of an API key (``session``: a session token) as last looked up, if nothing in
+        the store changed since (in this process or another); None when unknown, or when the store is
+        busy (never blocks): then ask :meth:`identify_key` / :meth:`identify_session`."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            self._cache.observe(self._db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+        finally:
+            self._lock.release()
+        return self._cache.get(("s:" if session else "k:") + digest(secret), time.time())
 
     # -- users ------------------------------------------------------------------------------------
     def has_users(self) -> bool:
@@ -253,10 +280,11 @@ class AuthStore:
 
     def identify_key(self, secret: str) -> Identity:
         """The identity of an API key; AuthError when it is unknown, disabled or its user is."""
-        rows = self._rows(
+        key = digest(secret)
+        rows, generation = self._lookup(
             "SELECT k.id, k.disabled, u.name, u.role, u.assets, u.disabled FROM api_keys k "
             "JOIN users u ON u.name = k.user WHERE k.hash = ?",
-            (digest(secret),),
+            (key,),
         )
         if not rows:
             raise AuthError("unknown API key")
@@ -265,7 +293,9 @@ class AuthStore:
             raise AuthError(f"API key {key_id} is disabled")
         if user_off:
             raise AuthError(f"user {name} is disabled")
-        return Identity(str(name), Role(str(role)), tuple(json.loads(str(assets))), via=f"key:{key_id}")
+        identity = Identity(str(name), Role(str(role)), tuple(json.loads(str(assets))), via=f"key:{key_id}")
+        self._cache.put("k:" + key, identity, generation)
+        return identity
 
     # -- sessions ---------------------------------------------------------------------------------
     def login(self, name: str, password: str, ttl_s: float = SESSION_TTL_S) -> tuple[str, Identity, float]:
@@ -303,10 +333,11 @@ class AuthStore:
         return False
 
     def identify_session(self, token: str) -> Identity:
-        rows = self._rows(
+        key = digest(token)
+        rows, generation = self._lookup(
             "SELECT s.expires_at, u.name, u.role, u.assets, u.disabled FROM sessions s "
             "JOIN users u ON u.name = s.user WHERE s.hash = ?",
-            (digest(token),),
+            (key,),
         )
         if not rows:
             raise AuthError("session unknown or ended: log in again")
@@ -316,7 +347,9 @@ class AuthStore:
             raise AuthError("session expired: log in again")
         if disabled:
             raise AuthError(f"user {name} is disabled")
-        return Identity(str(name), Role(str(role)), tuple(json.loads(str(assets))), via="session")
+        identity = Identity(str(name), Role(str(role)), tuple(json.loads(str(assets))), via="session")
+        self._cache.put("s:" + key, identity, generation, float(expires_at))  # type: ignore[arg-type]
+        return identity
 
     def logout(self, token: str) -> bool:
         return bool(self._write("DELETE FROM sessions WHERE hash = ?", (digest(token),)))
