@@ -243,3 +243,22 @@ async def test_the_seeded_keys_still_work(gw: MemoryGateway) -> None:
     for user in KEYS:
         r = await gw.clients[user].get("/auth/me")
         assert r.status_code == 200 and r.json()["username"] == user
+
+
+def test_uvicorn_parses_http_with_httptools() -> None:
+    """The gateway's uvicorn (``http="auto"``, service.py sets no protocol) takes httptools' C parser
+    when it is installed (requirements.txt), instead of the pure-Python h11 (issue 14's profile: 30%
+    of the event loop in request parsing and response writing)."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from tests.conftest import ROOT
+
+    assert "httptools==" in (ROOT / "requirements.txt").read_text()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    config = Config(app, log_config=None)  # as services/gateway/service.py builds it: no http=
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
