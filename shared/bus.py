@@ -379,6 +379,10 @@ class MemoryBus:
         self._subs.append((filter_, q))
         return q
 
+    def drained(self) -> bool:
+        """Whether every subscriber has taken every message published to it."""
+        return all(q.empty() for _, q in self._subs)
+
     def on(self, filter_: str) -> list[Incoming]:
         """Every message published so far whose topic matches ``filter_``."""
         return [m for m in self.published if topic_matches(filter_, m.topic)]

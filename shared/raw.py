@@ -56,15 +56,20 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def parse_json_object(payload: bytes) -> dict[str, Any]:
-    """Decode a JSON object. ``NaN``/``Infinity`` tokens are decoded (as floats) so that the field
-    checks can name the field that holds them; anything that is not a JSON object is rejected."""
+def _decode_json(payload: bytes) -> Any:
+    """Any JSON value, ``NaN``/``Infinity`` decoded as floats (so that the field checks can name the
+    field that holds them); :class:`Rejected` for an empty or malformed payload."""
     if not payload.strip():
         raise Rejected("malformed JSON: empty payload")
     try:
-        obj = pydantic_core.from_json(payload, allow_inf_nan=True)
+        return pydantic_core.from_json(payload, allow_inf_nan=True)
     except ValueError as exc:
         raise Rejected(f"malformed JSON: {exc}") from None
+
+
+def parse_json_object(payload: bytes) -> dict[str, Any]:
+    """Decode a JSON object (:func:`_decode_json`); anything that is not a JSON object is rejected."""
+    obj = _decode_json(payload)
     if not isinstance(obj, dict):
         raise Rejected(f"payload must be a JSON object, got {json_type(obj)}")
     return obj
@@ -189,12 +194,7 @@ def parse_simple_many(
         lines = [line for line in payload.split(b"\n") if line.strip()]
         _check_count(len(lines), max_items)
         return [_item(i, lambda line=line: parse_json_object(line)) for i, line in enumerate(lines)]
-    if not payload.strip():
-        raise Rejected("malformed JSON: empty payload")
-    try:
-        items = pydantic_core.from_json(payload, allow_inf_nan=True)
-    except ValueError as exc:
-        raise Rejected(f"malformed JSON: {exc}") from None
+    items = _decode_json(payload)
     if not isinstance(items, list):
         raise Rejected(f"payload must be a JSON array of readings, got {json_type(items)}")
     _check_count(len(items), max_items)

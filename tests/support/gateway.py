@@ -55,8 +55,16 @@ class MemoryGateway:
         return self.app.state.ctx.view  # type: ignore[no-any-return]
 
     async def retain(self, topic: str, message: BaseModel | bytes) -> None:
-        """Publish retained (``b""`` clears) as a service would."""
+        """Publish retained (``b""`` clears) as a service would, and return once the gateway's view has
+        taken it (its subscription queues drained): a request made next sees it. (The data posts used
+        to hop to a thread pool, which gave the view its turn by chance; they no longer do.)"""
         await self.bus.publish(topic, message, qos=1, retain=True)
+        for _ in range(10_000):
+            await asyncio.sleep(0)
+            if self.bus.drained():
+                break
+        for _ in range(5):  # the message taken last is handled within a few turns (no awaits inside)
+            await asyncio.sleep(0)
 
 
 def memory_settings(data_dir: Path, **over: Any) -> Settings:
